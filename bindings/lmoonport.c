@@ -1,0 +1,95 @@
+/* lmoonport.c: opens moonport into a lua_State: the per-state scheduler
+ * record, the core table, and the Lua-side modules compiled in. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmoonport.h"
+
+struct lmp_embedded { const char *name, *src; size_t len; };
+extern const struct lmp_embedded lmp_embedded[];
+
+int lmp_fail(lua_State *L, int err, const char *what) {
+  lua_pushnil(L);
+  if (what) lua_pushfstring(L, "%s: %s", what, mp_strerror(err));
+  else lua_pushstring(L, mp_strerror(err));
+  lua_pushstring(L, err == MP_ECANCELED ? "cancelled" : mp_errname(err));
+  return 3;
+}
+
+/* The state is finalized last (it was created first): task finalizers
+ * have orphaned their ops, so draining the loop only releases records. */
+static int state_gc(lua_State *L) {
+  struct lmp_state *S = luaL_checkudata(L, 1, LMP_STATE);
+  if (!S->loop || S->closing) return 0;
+  S->closing = 1;
+  mp_loop_drain(S->loop);
+  if (S->own_loop) mp_loop_close(S->loop);
+  S->loop = NULL;
+  return 0;
+}
+
+struct mp_loop *moonport_loop(lua_State *L) {
+  struct lmp_state *S = lmp_getstate(L);
+  return S ? S->loop : NULL;
+}
+
+/* Loads each embedded module: "moonport" is run with the core table and
+ * returns the module; the others go to package.preload. */
+static void load_modules(lua_State *L, int core) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (const struct lmp_embedded *m = lmp_embedded; m->name; m++) {
+    if (strcmp(m->name, "moonport") == 0) continue;
+    if (luaL_loadbufferx(L, m->src, m->len, m->name, "t") != LUA_OK)
+      lua_error(L);
+    lua_setfield(L, -2, m->name);
+  }
+  lua_pop(L, 1);
+  for (const struct lmp_embedded *m = lmp_embedded; m->name; m++) {
+    if (strcmp(m->name, "moonport") != 0) continue;
+    if (luaL_loadbufferx(L, m->src, m->len, "=moonport", "t") != LUA_OK)
+      lua_error(L);
+    lua_pushvalue(L, core);
+    lua_call(L, 1, 1);
+    return;
+  }
+  luaL_error(L, "moonport: init module missing from the build");
+}
+
+int moonport_open(lua_State *L, struct mp_loop *loop) {
+  /* One scheduler per state: a second open returns the same module. */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "moonport.module") == LUA_TTABLE)
+    return 1;
+  lua_pop(L, 1);
+  struct lmp_state *S = lua_newuserdatauv(L, sizeof *S, 0);
+  memset(S, 0, sizeof *S);
+  luaL_newmetatable(L, LMP_STATE);
+  lua_pushcfunction(L, state_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  if (!loop) {
+    int r = mp_loop_new(&loop, NULL);
+    if (r < 0)
+      return luaL_error(L, "moonport: cannot start the loop: %s (%s)",
+                        mp_strerror(r), mp_errname(r));
+    S->own_loop = 1;
+  }
+  S->loop = loop;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  S->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, LMP_STATE);
+  lua_newtable(L);
+  S->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  S->waiters = luaL_ref(L, LUA_REGISTRYINDEX);
+
+  lua_newtable(L); /* the core table */
+  int core = lua_gettop(L);
+  lmp_open_task(L, S);
+  lmp_open_work(L, S);
+  load_modules(L, core);
+  lua_remove(L, core);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "moonport.module");
+  return 1;
+}

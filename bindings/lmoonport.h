@@ -1,0 +1,99 @@
+/* lmoonport.h: helpers shared by the binding files (lmp_*). */
+#ifndef LMOONPORT_H
+#define LMOONPORT_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "moonport.h"
+
+/* Task states. */
+enum {
+  LMP_NEW,     /* spawned, waiting for its first turn */
+  LMP_READY,   /* in the ready queue */
+  LMP_RUNNING, /* being resumed (or the main context, always) */
+  LMP_WAITING, /* suspended on task->op */
+  LMP_PARKED,  /* suspended until lmp_wake (join, channel, sleep(0)) */
+  LMP_DONE
+};
+
+struct lmp_state;
+
+struct lmp_task {
+  struct lmp_state *S;
+  lua_State *co;         /* the coroutine (the userdata's user value) */
+  struct mp_op *op;      /* the op it waits on, until its continuation */
+  struct lmp_task *next; /* ready queue */
+  struct mp_op **deadlines; /* mp.timeout timers, innermost last */
+  int ndeadlines, capdeadlines;
+  int nexpired;          /* deadlines on the stack that have fired */
+  int anchor;            /* ref in S's anchor table while not DONE */
+  int nres;              /* DONE: results (or the error) on co's stack */
+  unsigned char status;
+  unsigned char cancel;  /* cancel() requested, not yet raised */
+  unsigned char woken;   /* lmp_wake arrived while not parked */
+  unsigned char failed, joined, reported, watched, is_main;
+};
+
+struct lmp_state {
+  struct mp_loop *loop;
+  lua_State *L;             /* the main state */
+  int own_loop;
+  int closing;
+  struct lmp_task *current; /* the task being resumed, NULL in main */
+  struct lmp_task *main;    /* pseudo-task for the main context */
+  struct lmp_task *ready_head, *ready_tail;
+  int ntasks;               /* spawned and not DONE */
+  int unhandled;
+  int anchors;              /* registry ref: task anchor table */
+  int waiters;              /* registry ref: target task -> joiners */
+};
+
+#define LMP_TASK "moonport.task"
+#define LMP_STATE "moonport.state"
+
+/* The state, from the first upvalue of every core function. */
+#define lmp_state(L) ((struct lmp_state *)lua_touserdata(L, lua_upvalueindex(1)))
+struct lmp_state *lmp_getstate(lua_State *L); /* from the registry */
+
+/* The task running now: a real task, or S->main outside any task. */
+struct lmp_task *lmp_self(struct lmp_state *S);
+
+/* Suspends the caller until op (prepared, cb unset, owned by the caller)
+ * completes, then returns k(L, status, op). Works inside tasks (yields),
+ * inside a user coroutine in a task (the yield is forwarded), and outside
+ * any task (runs the loop until op completes). k must start with
+ * lmp_op_take, which raises "cancelled"/timeout as needed. fname names
+ * the Lua function for error messages. */
+/* (lmp_await, lmp_op_take and lmp_park must be called from a core
+ * function, whose upvalue 1 is the state.) */
+int lmp_await(lua_State *L, struct mp_op *op, lua_KFunction k,
+              const char *fname);
+struct mp_op *lmp_op_take(lua_State *L, lua_KContext ctx);
+/* The callback lmp_await installs when op->cb is NULL: readies the task,
+ * or releases an orphaned op (data NULL). Op types that own more than
+ * op->owned install their own callback that frees it and chains here. */
+void lmp_task_op_cb(struct mp_op *op);
+
+/* Suspends the caller until lmp_wake(task) (or returns at once if a wake
+ * already arrived). Raises "cancelled" or the timeout error. */
+int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
+             const char *fname);
+void lmp_wake(struct lmp_task *t);
+
+/* Pushes "nil, message, code" for an MP_E* error; returns 3. */
+int lmp_fail(lua_State *L, int err, const char *what);
+
+/* Registration of each object type's functions into the core table at
+ * the top of the stack (each closure gets S as upvalue 1). */
+void lmp_open_task(lua_State *L, struct lmp_state *S);
+void lmp_open_work(lua_State *L, struct lmp_state *S);
+
+/* The scheduler (ltask.c). */
+void lmp_task_spawn(lua_State *L, struct lmp_state *S, int nargs);
+void lmp_run_ready(struct lmp_state *S);
+int lmp_step(struct lmp_state *S, int may_wait); /* 0: nothing can run */
+void lmp_push_task(lua_State *L, struct lmp_task *t);
+void lmp_task_release_ops(struct lmp_task *t);
+
+#endif

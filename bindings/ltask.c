@@ -1,0 +1,701 @@
+/* ltask.c: tasks (coroutines run by the loop), the scheduler, sleep,
+ * deadlines for mp.timeout, and the park/wake primitive under join and
+ * channels.
+ *
+ * A task suspends by yielding a private sentinel; anything waiting on a
+ * completion records the op in task->op and the continuation given to
+ * lua_yieldk reads the result from it (lmp_op_take). Op callbacks never run
+ * Lua: they only move the task to the ready queue, and the scheduler
+ * resumes ready tasks between loop turns, so a Lua error can never unwind
+ * through the core. Outside any task (a stock lua5.4, the REPL) the same
+ * calls run the loop until their own completion arrives. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmoonport.h"
+
+static const char sentinel_key = 0; /* yielded by every suspension */
+static const char timeout_key = 0;  /* registry: the timeout error object */
+#define SENTINEL ((void *)&sentinel_key)
+
+struct lmp_task *lmp_self(struct lmp_state *S) {
+  return S->current ? S->current : S->main;
+}
+
+struct lmp_state *lmp_getstate(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, LMP_STATE);
+  struct lmp_state *S = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return S;
+}
+
+static void ready_push(struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  if (t->status != LMP_NEW) t->status = LMP_READY;
+  t->next = NULL;
+  if (S->ready_tail) S->ready_tail->next = t; else S->ready_head = t;
+  S->ready_tail = t;
+  mp_loop_stop(S->loop); /* a waiting turn returns to run it */
+}
+
+void lmp_push_task(lua_State *L, struct lmp_task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
+  lua_rawgeti(L, -1, t->anchor);
+  lua_remove(L, -2);
+}
+
+/* Raises the pending interruption: a cancel (once) or an expired deadline
+ * (for as long as that mp.timeout is on the stack). */
+static int raise_interrupt(lua_State *L, struct lmp_task *t) {
+  if (t->cancel) {
+    t->cancel = 0;
+    lua_pushliteral(L, "cancelled");
+  } else {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &timeout_key);
+  }
+  return lua_error(L);
+}
+
+static int interrupted(struct lmp_task *t) { return t->cancel || t->nexpired; }
+
+void lmp_task_op_cb(struct mp_op *op) {
+  struct lmp_task *t = op->data;
+  if (!t) {
+    mp_op_release(op); /* orphaned: its task or coroutine is gone */
+    return;
+  }
+  if (t->is_main) mp_loop_stop(t->S->loop);
+  else if (t->status == LMP_WAITING && t->op == op) ready_push(t);
+}
+
+static int cannot_suspend(lua_State *L, const char *fname) {
+  return luaL_error(L, "%s: cannot suspend here (inside a C call such as "
+                       "table.sort, string.gsub, tostring or require)", fname);
+}
+
+int lmp_await(lua_State *L, struct mp_op *op, lua_KFunction k,
+              const char *fname) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (interrupted(t) || (!t->is_main && !lua_isyieldable(L))) {
+    op->data = NULL; /* discard it: its callback frees what it owns */
+    if (op->cb) op->cb(op); else mp_op_release(op);
+    if (interrupted(t)) return raise_interrupt(L, t);
+    return cannot_suspend(L, fname);
+  }
+  if (!op->cb) op->cb = lmp_task_op_cb;
+  op->data = t;
+  t->op = op;
+  int r = mp_op_submit(op);
+  if (r < 0) {
+    op->result = r;
+    return k(L, LUA_OK, (lua_KContext)op);
+  }
+  if (t->is_main) {
+    while (mp_op_inflight(op)) lmp_step(S, 1);
+    return k(L, LUA_OK, (lua_KContext)op);
+  }
+  t->status = LMP_WAITING;
+  lua_pushlightuserdata(L, SENTINEL);
+  return lua_yieldk(L, 1, (lua_KContext)op, k);
+}
+
+struct mp_op *lmp_op_take(lua_State *L, lua_KContext ctx) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  struct mp_op *op = (struct mp_op *)ctx;
+  if (t->op != op)
+    luaL_error(L, "operation abandoned (a coroutine doing IO was resumed "
+                  "outside the task that started it)");
+  t->op = NULL;
+  if (op->result == MP_ECANCELED && interrupted(t)) {
+    mp_op_release(op);
+    raise_interrupt(L, t);
+  }
+  return op;
+}
+
+int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
+             const char *fname) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (interrupted(t)) return raise_interrupt(L, t);
+  if (t->woken) {
+    t->woken = 0;
+    return k(L, LUA_OK, ctx);
+  }
+  if (t->is_main) {
+    while (!t->woken && !interrupted(t)) {
+      if (!lmp_step(S, 1))
+        return luaL_error(L, "%s: deadlock: nothing left that could wake "
+                             "the main program", fname);
+    }
+    if (interrupted(t)) return raise_interrupt(L, t);
+    t->woken = 0;
+    return k(L, LUA_OK, ctx);
+  }
+  if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  t->status = LMP_PARKED;
+  lua_pushlightuserdata(L, SENTINEL);
+  return lua_yieldk(L, 1, ctx, k);
+}
+
+/* First call in a park continuation: raises a pending interruption. */
+static void park_take(lua_State *L) {
+  struct lmp_task *t = lmp_self(lmp_state(L));
+  if (interrupted(t)) raise_interrupt(L, t);
+  t->woken = 0;
+}
+
+void lmp_wake(struct lmp_task *t) {
+  if (t->status == LMP_PARKED) {
+    ready_push(t);
+  } else if (t->status != LMP_DONE) {
+    t->woken = 1;
+    if (t->is_main) mp_loop_stop(t->S->loop);
+  }
+}
+
+/* Gives back every op a task still holds: an in-flight op is orphaned
+ * (cancelled, released by its callback), a completed one released now. */
+static void drop_op(struct mp_op *op) {
+  if (mp_op_inflight(op)) {
+    op->data = NULL;
+    mp_op_cancel(op);
+  } else {
+    mp_op_release(op);
+  }
+}
+
+void lmp_task_release_ops(struct lmp_task *t) {
+  if (t->op) drop_op(t->op);
+  t->op = NULL;
+  for (int i = 0; i < t->ndeadlines; i++) drop_op(t->deadlines[i]);
+  t->ndeadlines = t->nexpired = 0;
+}
+
+/* Wakes every task joining t; the waiters table maps t -> { joiners }. */
+static void wake_joiners(lua_State *L, struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiters);
+  lmp_push_task(L, t);
+  if (lua_rawget(L, -2) == LUA_TTABLE) {
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      lmp_wake(luaL_checkudata(L, -1, LMP_TASK));
+      lua_pop(L, 1);
+    }
+    lmp_push_task(L, t);
+    lua_pushnil(L);
+    lua_rawset(L, -4);
+  }
+  lua_pop(L, 2);
+}
+
+static int has_joiners(lua_State *L, struct lmp_task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->waiters);
+  lmp_push_task(L, t);
+  int r = lua_rawget(L, -2) == LUA_TTABLE;
+  lua_pop(L, 2);
+  return r;
+}
+
+static void finish(struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  lua_State *L = S->L;
+  lmp_task_release_ops(t);
+  t->status = LMP_DONE;
+  S->ntasks--;
+  wake_joiners(L, t);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  luaL_unref(L, -1, t->anchor);
+  lua_pop(L, 1);
+  t->anchor = LUA_NOREF;
+}
+
+/* Prints a failure nobody is waiting for, at once, with its traceback. */
+static void report(struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  lua_State *L = S->L, *co = t->co;
+  const char *msg = lua_tostring(co, -1);
+  if (msg && strcmp(msg, "cancelled") == 0) return; /* asked for */
+  if (!msg) {
+    if (luaL_callmeta(co, -1, "__tostring") && lua_type(co, -1) == LUA_TSTRING)
+      msg = lua_tostring(co, -1);
+    else
+      msg = lua_pushfstring(co, "(error object is a %s value)",
+                            luaL_typename(co, -1));
+  }
+  luaL_traceback(L, co, msg, 0);
+  fprintf(stderr, "moonport: error in task: %s\n", lua_tostring(L, -1));
+  fflush(stderr);
+  lua_pop(L, 1);
+  if (lua_gettop(co) > 0 && lua_tostring(co, -1) == msg) lua_pop(co, 1);
+  t->reported = 1;
+  S->unhandled++;
+}
+
+static void fail(struct lmp_task *t) {
+  lua_State *L = t->S->L, *co = t->co;
+  int st;
+  t->failed = 1;
+  if (!t->watched && !has_joiners(L, t)) report(t);
+  /* Lua does not unwind a failed coroutine: closing it runs its pending
+   * to-be-closed variables. It leaves the error (or a newer one raised by
+   * a __close handler) at index 1; a yield-shaped failure leaves nothing,
+   * so keep a copy. */
+  lua_pushvalue(co, -1);
+  lua_xmove(co, L, 1);
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  st = lua_closethread(co, L);
+#else
+  st = lua_resetthread(co);
+#endif
+  if (st == LUA_OK) {
+    lua_settop(co, 0);
+    lua_xmove(L, co, 1);
+  } else {
+    lua_settop(co, 1);
+    lua_pop(L, 1);
+  }
+  t->nres = 1;
+  finish(t);
+}
+
+static void resume_task(struct lmp_state *S, struct lmp_task *t) {
+  lua_State *co = t->co;
+  int nargs = 0, nres = 0, st;
+  if (t->status == LMP_NEW) {
+    if (t->cancel) { /* cancelled before its first turn: never runs */
+      lua_settop(co, 0);
+      lua_pushliteral(co, "cancelled");
+      t->failed = 1;
+      t->nres = 1;
+      finish(t);
+      return;
+    }
+    nargs = lua_gettop(co) - 1;
+  }
+  struct lmp_task *prev = S->current;
+  t->status = LMP_RUNNING;
+  S->current = t;
+  st = lua_resume(co, S->L, nargs, &nres);
+  S->current = prev;
+  if (st == LUA_YIELD) {
+    if (nres == 1 && lua_touserdata(co, -1) == SENTINEL) {
+      lua_pop(co, 1);
+      return; /* waiting on an op or parked */
+    }
+    /* A bare coroutine.yield at the task's top level: like the main chunk
+     * of lua, a task is not a coroutine the script may yield from. */
+    lua_pop(co, nres);
+    lua_pushliteral(co, "attempt to yield from outside a coroutine");
+    st = LUA_ERRRUN;
+  }
+  if (st == LUA_OK) {
+    t->nres = nres;
+    finish(t);
+  } else {
+    fail(t);
+  }
+}
+
+void lmp_run_ready(struct lmp_state *S) {
+  struct lmp_task *t = S->ready_head;
+  S->ready_head = S->ready_tail = NULL; /* tasks readied now run next turn */
+  while (t) {
+    struct lmp_task *next = t->next;
+    resume_task(S, t);
+    t = next;
+  }
+}
+
+int lmp_step(struct lmp_state *S, int may_wait) {
+  if (S->ready_head) {
+    lmp_run_ready(S);
+    mp_loop_run(S->loop, MP_RUN_NOWAIT);
+    return 1;
+  }
+  if (mp_loop_inflight(S->loop) == 0) return 0;
+  mp_loop_run(S->loop, may_wait ? MP_RUN_ONCE : MP_RUN_NOWAIT);
+  return 1;
+}
+
+static struct lmp_task *new_task(lua_State *L, struct lmp_state *S) {
+  struct lmp_task *t = lua_newuserdatauv(L, sizeof *t, 1);
+  memset(t, 0, sizeof *t);
+  t->S = S;
+  t->anchor = LUA_NOREF;
+  luaL_setmetatable(L, LMP_TASK);
+  return t;
+}
+
+static void anchor(lua_State *L, struct lmp_task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
+  lua_pushvalue(L, -2);
+  t->anchor = luaL_ref(L, -2);
+  lua_pop(L, 1);
+}
+
+/* Spawns the function at index fidx with the nargs values after it (all
+ * left in place) and pushes the task. */
+static struct lmp_task *spawn(lua_State *L, struct lmp_state *S, int fidx,
+                              int nargs) {
+  struct lmp_task *t = new_task(L, S);
+  lua_State *co = lua_newthread(L);
+  t->co = co;
+  lua_setiuservalue(L, -2, 1);
+  luaL_checkstack(co, nargs + 1, "too many arguments to spawn");
+  for (int i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
+  lua_xmove(L, co, nargs + 1);
+  t->status = LMP_NEW;
+  anchor(L, t);
+  S->ntasks++;
+  ready_push(t);
+  return t;
+}
+
+void lmp_task_spawn(lua_State *L, struct lmp_state *S, int nargs) {
+  int fidx = lua_gettop(L) - nargs;
+  spawn(L, S, fidx, nargs);
+}
+
+void moonport_spawn(lua_State *L, int nargs) {
+  struct lmp_state *S = lmp_getstate(L);
+  int fidx = lua_gettop(L) - nargs;
+  lua_insert(L, fidx); /* moonport_spawn takes fn on top: put it first */
+  spawn(L, S, fidx, nargs);
+  lua_replace(L, fidx);
+  lua_settop(L, fidx);
+}
+
+/* Runs until every task has ended; 0, or -1 on deadlock. */
+static int run_all(struct lmp_state *S) {
+  while (S->ntasks > 0)
+    if (!lmp_step(S, 1)) return -1;
+  return 0;
+}
+
+static int push_deadlock(lua_State *L, struct lmp_state *S) {
+  lua_pushfstring(L, "deadlock: %d task(s) wait for each other (a join or "
+                     "channel) and no operation is in flight", S->ntasks);
+  return -1;
+}
+
+int moonport_run(lua_State *L, enum mp_run_mode mode) {
+  struct lmp_state *S = lmp_getstate(L);
+  if (mode == MP_RUN_DEFAULT) {
+    if (run_all(S) < 0) return push_deadlock(L, S);
+  } else if (!lmp_step(S, mode == MP_RUN_ONCE) && S->ntasks > 0) {
+    return push_deadlock(L, S);
+  }
+  return S->ntasks;
+}
+
+int moonport_unhandled(lua_State *L) { return lmp_getstate(L)->unhandled; }
+
+/* ---- Lua functions ---- */
+
+static struct lmp_task *check_task(lua_State *L, int i) {
+  return luaL_checkudata(L, i, LMP_TASK);
+}
+
+static int l_spawn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  spawn(L, lmp_state(L), 1, lua_gettop(L) - 1);
+  return 1;
+}
+
+/* Copies a finished task's outcome: true, results... or false, err. */
+static int push_outcome(lua_State *L, struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  lua_State *co = t->co;
+  if (!t->joined) {
+    t->joined = 1;
+    if (t->reported) S->unhandled--; /* handled after all */
+  }
+  luaL_checkstack(L, t->nres + 1, "too many results");
+  luaL_checkstack(co, t->nres, "too many results");
+  lua_pushboolean(L, !t->failed);
+  for (int i = 1; i <= t->nres; i++) lua_pushvalue(co, i);
+  lua_xmove(co, L, t->nres);
+  return t->nres + 1;
+}
+
+static int join_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = check_task(L, 1);
+  (void)ctx;
+  if (status == LUA_YIELD) park_take(L);
+  if (t->status == LMP_DONE) return push_outcome(L, t);
+  /* waiters[t] = { ..., self } */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiters);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lmp_push_task(L, lmp_self(S));
+  lua_rawseti(L, -2, luaL_len(L, -2) + 1);
+  lua_settop(L, 1);
+  return lmp_park(L, join_k, 0, "join");
+}
+
+static int task_join(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = check_task(L, 1);
+  lua_settop(L, 1);
+  if (t == lmp_self(S)) return luaL_error(L, "join: a task cannot join itself");
+  return join_k(L, LUA_OK, 0);
+}
+
+static int task_cancel(lua_State *L) {
+  struct lmp_task *t = check_task(L, 1);
+  if (t->status == LMP_DONE || t->is_main) return 0;
+  t->cancel = 1;
+  if (t->status == LMP_WAITING && t->op) mp_op_cancel(t->op);
+  else if (t->status == LMP_PARKED) ready_push(t);
+  return 0;
+}
+
+static int task_done(lua_State *L) {
+  lua_pushboolean(L, check_task(L, 1)->status == LMP_DONE);
+  return 1;
+}
+
+static int task_tostring(lua_State *L) {
+  struct lmp_task *t = check_task(L, 1);
+  static const char *const names[] = {"new", "ready", "running", "waiting",
+                                      "waiting", "done"};
+  lua_pushfstring(L, "task (%s): %p", t->failed ? "failed" : names[t->status],
+                  (void *)t);
+  return 1;
+}
+
+static int task_gc(lua_State *L) {
+  struct lmp_task *t = check_task(L, 1);
+  lmp_task_release_ops(t);
+  free(t->deadlines);
+  t->deadlines = NULL;
+  return 0;
+}
+
+static int l_current(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  if (S->current) lmp_push_task(L, S->current);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  if (ctx) mp_op_release(lmp_op_take(L, ctx));
+  else park_take(L);
+  return 0;
+}
+
+static int l_sleep(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  lua_Number s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
+  if (s == 0) { /* yield to the other ready tasks */
+    struct lmp_task *t = lmp_self(S);
+    if (interrupted(t)) return raise_interrupt(L, t);
+    if (t->is_main) {
+      lmp_step(S, 0);
+      return 0;
+    }
+    if (!lua_isyieldable(L)) return cannot_suspend(L, "sleep");
+    ready_push(t);
+    lua_pushlightuserdata(L, SENTINEL);
+    return lua_yieldk(L, 1, 0, sleep_k);
+  }
+  /* Up to ~146 years; math.huge sleeps until cancelled. */
+  int64_t ns = s >= 4.6e9 ? INT64_C(1) << 62 : (int64_t)(s * 1e9);
+  struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
+  if (!op) return luaL_error(L, "not enough memory");
+  mp_loop_update_time(S->loop); /* the sleep starts now, not at turn start */
+  mp_op_prep_timer(op, ns);
+  return lmp_await(L, op, sleep_k, "sleep");
+}
+
+static int l_now(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  mp_loop_update_time(S->loop);
+  lua_pushnumber(L, (lua_Number)mp_loop_now(S->loop) / 1e9);
+  return 1;
+}
+
+static int l_run(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = NULL;
+  int base = lua_gettop(L);
+  if (S->current) return luaL_error(L, "run: cannot be called inside a task");
+  if (base > 0) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    t = spawn(L, S, 1, base - 1);
+    t->watched = 1; /* run reports its failure by raising it */
+  }
+  if (run_all(S) < 0) {
+    push_deadlock(L, S);
+    return lua_error(L);
+  }
+  if (!t) return 0;
+  int n = push_outcome(L, t);
+  if (t->failed) return lua_error(L);
+  return n - 1;
+}
+
+static int l_backend(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  lua_pushstring(L, mp_loop_backend(S->loop));
+  const char *why = mp_loop_fallback_reason(S->loop);
+  if (why) {
+    lua_pushstring(L, why);
+    return 2;
+  }
+  return 1;
+}
+
+/* ---- deadlines (mp.timeout) ---- */
+
+static void deadline_cb(struct mp_op *op) {
+  struct lmp_task *t = op->data;
+  if (!t) {
+    mp_op_release(op);
+    return;
+  }
+  op->fd = 1; /* fired: kept on the task's stack until popped */
+  t->nexpired++;
+  if (t->op && mp_op_inflight(t->op)) mp_op_cancel(t->op);
+  else if (t->status == LMP_PARKED) ready_push(t);
+  else if (t->is_main) mp_loop_stop(t->S->loop);
+}
+
+static int l_deadline_push(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  lua_Number s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
+  if (t->ndeadlines == t->capdeadlines) {
+    int cap = t->capdeadlines ? t->capdeadlines * 2 : 4;
+    struct mp_op **d = realloc(t->deadlines, (size_t)cap * sizeof *d);
+    if (!d) return luaL_error(L, "not enough memory");
+    t->deadlines = d;
+    t->capdeadlines = cap;
+  }
+  struct mp_op *op = mp_op_new(S->loop, deadline_cb, t);
+  if (!op) return luaL_error(L, "not enough memory");
+  mp_loop_update_time(S->loop);
+  mp_op_prep_timer(op, s >= 4.6e9 ? INT64_C(1) << 62 : (int64_t)(s * 1e9));
+  op->fd = 0;
+  if (mp_op_submit(op) < 0) {
+    mp_op_release(op);
+    return luaL_error(L, "not enough memory");
+  }
+  t->deadlines[t->ndeadlines++] = op;
+  lua_pushinteger(L, t->ndeadlines);
+  return 1;
+}
+
+/* Pops the innermost deadline; returns true if it had fired. */
+static int l_deadline_pop(lua_State *L) {
+  struct lmp_task *t = lmp_self(lmp_state(L));
+  lua_Integer depth = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, depth == t->ndeadlines && depth > 0, 1, "not the innermost");
+  struct mp_op *op = t->deadlines[--t->ndeadlines];
+  int fired = !mp_op_inflight(op) && op->fd == 1;
+  if (fired) {
+    t->nexpired--;
+    mp_op_release(op);
+  } else {
+    drop_op(op);
+  }
+  lua_pushboolean(L, fired);
+  return 1;
+}
+
+/* ---- park / wake, for channels written in Lua ---- */
+
+static int park_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  if (status == LUA_YIELD) park_take(L);
+  return 0;
+}
+
+static int l_park(lua_State *L) { return lmp_park(L, park_k, 0, "park"); }
+
+static int l_wake(lua_State *L) {
+  lmp_wake(check_task(L, 1));
+  return 0;
+}
+
+static int l_self(lua_State *L) {
+  lmp_push_task(L, lmp_self(lmp_state(L)));
+  return 1;
+}
+
+/* The coroutine wrappers call this when a user coroutine suspended on IO
+ * but the task cannot yield to the loop (a C call is in between): the op
+ * is orphaned so nothing waits on it. */
+static int l_abandon(lua_State *L) {
+  struct lmp_task *t = lmp_self(lmp_state(L));
+  if (t->op) drop_op(t->op);
+  t->op = NULL;
+  if (!t->is_main) t->status = LMP_RUNNING;
+  return 0;
+}
+
+static int timeout_tostring(lua_State *L) {
+  lua_pushliteral(L, "timeout");
+  return 1;
+}
+
+void lmp_open_task(lua_State *L, struct lmp_state *S) {
+  static const luaL_Reg methods[] = {
+    {"join", task_join}, {"cancel", task_cancel}, {"done", task_done},
+    {NULL, NULL}};
+  static const luaL_Reg metamethods[] = {
+    {"__tostring", task_tostring}, {"__gc", task_gc}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+    {"spawn", l_spawn}, {"current", l_current}, {"sleep", l_sleep},
+    {"now", l_now}, {"run", l_run}, {"backend", l_backend},
+    {"deadline_push", l_deadline_push}, {"deadline_pop", l_deadline_pop},
+    {"park", l_park}, {"wake", l_wake}, {"self", l_self},
+    {"abandon", l_abandon}, {NULL, NULL}};
+  luaL_newmetatable(L, LMP_TASK);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, metamethods, 1);
+  lua_newtable(L);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, funcs, 1);
+  lua_pushlightuserdata(L, SENTINEL);
+  lua_setfield(L, -2, "SENTINEL");
+  /* The timeout error: prints as "timeout", unique by identity. */
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_pushcfunction(L, timeout_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &timeout_key);
+  lua_setfield(L, -2, "TIMEOUT");
+
+  /* The main context as a task object, so it can park and be woken. */
+  struct lmp_task *m = new_task(L, S);
+  m->is_main = 1;
+  m->status = LMP_RUNNING;
+  anchor(L, m);
+  lua_pop(L, 1);
+  S->main = m;
+}

@@ -1,0 +1,36 @@
+/* backend.h: the seam every backend implements.
+ *
+ * Completion-shaped so that io_uring and IOCP fit directly and epoll can
+ * emulate it: a backend starts ops, cancels them, and in wait() reports
+ * each finished op exactly once through mp__op_complete. Timers, NOPs and
+ * threadpool work never reach a backend; the loop handles them.
+ */
+#ifndef MP_BACKEND_H
+#define MP_BACKEND_H
+
+#include <stdint.h>
+
+struct mp_loop;
+struct mp_op;
+
+struct mp_backend {
+  const char *name;
+  /* Sets loop->bdata. Returns 0 or an MP_E* code (nothing left allocated). */
+  int (*init)(struct mp_loop *loop);
+  /* Called only when no op is in flight. */
+  void (*close)(struct mp_loop *loop);
+  /* Starts op (kind READ..CLOSE). 0, or an MP_E* code with op not started. */
+  int (*submit)(struct mp_loop *loop, struct mp_op *op);
+  /* Requests cancellation; the op still completes through wait(). */
+  void (*cancel)(struct mp_loop *loop, struct mp_op *op);
+  /* Waits up to timeout_ns (-1: forever, 0: poll) for completions and for
+   * a wake; reports completions with mp__op_complete. */
+  void (*wait)(struct mp_loop *loop, int64_t timeout_ns);
+};
+
+extern const struct mp_backend mp__backend_epoll;
+#ifdef MP_WITH_URING
+extern const struct mp_backend mp__backend_uring;
+#endif
+
+#endif

@@ -1,0 +1,251 @@
+/* backend_epoll.c: Linux epoll, readiness turned into completions.
+ *
+ * Socket ops (RECV, SEND, ACCEPT, CONNECT) are tried at once and, on
+ * EAGAIN, queued on their descriptor until epoll reports it ready; READ and
+ * WRITE at the current position on a pollable descriptor (pipe, tty,
+ * socket) wait for readiness first so a blocking descriptor never blocks
+ * the loop; everything else (regular files, positional IO, close) runs on
+ * the threadpool. Level-triggered; a descriptor is registered only while
+ * ops wait on it, so a hung-up peer nobody reads cannot spin the loop. */
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mp_internal.h"
+
+struct fdstate {
+  struct mp__queue rq, wq; /* ops waiting for readable / writable */
+  uint32_t events;         /* interest registered with epoll, 0: none */
+};
+
+struct epoll_state {
+  int epfd;
+  struct fdstate *fds;
+  size_t nfds;
+};
+
+static int ep_init(struct mp_loop *loop) {
+  struct epoll_state *s = calloc(1, sizeof *s);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = loop->wakefd};
+  if (!s) return MP_ENOMEM;
+  s->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (s->epfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev)) {
+    int r = -errno;
+    mp__close_fd(s->epfd);
+    free(s);
+    return r;
+  }
+  loop->bdata = s;
+  loop->backend_fd = s->epfd;
+  return 0;
+}
+
+static void ep_close(struct mp_loop *loop) {
+  struct epoll_state *s = loop->bdata;
+  mp__close_fd(s->epfd);
+  free(s->fds);
+  free(s);
+}
+
+static struct fdstate *fd_get(struct epoll_state *s, int fd) {
+  if ((size_t)fd >= s->nfds) {
+    size_t n = s->nfds ? s->nfds : 64;
+    while (n <= (size_t)fd) n *= 2;
+    struct fdstate *f = realloc(s->fds, n * sizeof *f);
+    if (!f) return NULL;
+    memset(f + s->nfds, 0, (n - s->nfds) * sizeof *f);
+    s->fds = f;
+    s->nfds = n;
+  }
+  return &s->fds[fd];
+}
+
+/* Makes the epoll interest match the queues. */
+static int fd_update(struct epoll_state *s, int fd, struct fdstate *f) {
+  uint32_t want = (f->rq.head ? EPOLLIN : 0) | (f->wq.head ? EPOLLOUT : 0);
+  struct epoll_event ev = {.events = want, .data.fd = fd};
+  int r = 0;
+  if (want == f->events) return 0;
+  if (!want) r = epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, &ev);
+  else if (!f->events) r = epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+  else r = epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
+  if (r < 0 && errno == EEXIST)
+    r = epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev); /* stale after close */
+  else if (r < 0 && errno == ENOENT && want)
+    r = epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+  else if (r < 0 && errno == ENOENT)
+    r = 0;
+  if (r < 0) return -errno;
+  f->events = want;
+  return 0;
+}
+
+/* One non-blocking attempt. Returns the result, or MP_EAGAIN to keep
+ * waiting. */
+static int64_t attempt(struct mp_op *op) {
+  ssize_t r;
+  int fd = op->fd;
+  switch (op->kind) {
+    case MP_OP_READ:
+      r = read(fd, op->u.rw.buf, op->u.rw.len);
+      break;
+    case MP_OP_WRITE:
+      r = write(fd, op->u.rw.buf, op->u.rw.len);
+      break;
+    case MP_OP_RECV:
+      r = recv(fd, op->u.rw.buf, op->u.rw.len, MSG_DONTWAIT | op->msgflags);
+      break;
+    case MP_OP_SEND:
+      r = send(fd, op->u.rw.buf, op->u.rw.len,
+               MSG_DONTWAIT | MSG_NOSIGNAL | op->msgflags);
+      break;
+    case MP_OP_ACCEPT:
+      r = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      break;
+    case MP_OP_CONNECT: {
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+      return err ? -err : 0;
+    }
+    default:
+      return MP_EINVAL;
+  }
+  if (r >= 0) return r;
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    return MP_EAGAIN;
+  return -errno;
+}
+
+/* Completes the ops at the head of q that can make progress now. */
+static void run_queue(struct mp_loop *loop, struct mp__queue *q) {
+  struct mp_op *op;
+  while ((op = q->head)) {
+    int64_t r = attempt(op);
+    if (r == MP_EAGAIN) break;
+    mp__queue_pop(q);
+    mp__op_complete(loop, op, r);
+  }
+}
+
+static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
+  struct epoll_state *s = loop->bdata;
+  struct fdstate *f;
+  struct mp__queue *q;
+  int64_t r;
+  if (op->fd < 0) return MP_EBADF;
+  switch (op->kind) {
+    case MP_OP_CLOSE:
+      if ((size_t)op->fd < s->nfds) {
+        f = &s->fds[op->fd];
+        if (f->rq.head || f->wq.head) return MP_EBUSY; /* cancel them first */
+        if (f->events) epoll_ctl(s->epfd, EPOLL_CTL_DEL, op->fd, NULL);
+        f->events = 0;
+      }
+      mp__op_complete(loop, op, close(op->fd) < 0 ? -errno : 0);
+      return 0;
+    case MP_OP_READ:
+    case MP_OP_WRITE:
+      if (op->u.rw.off >= 0) return mp__pool_submit(loop, op);
+      break;
+    default:
+      break;
+  }
+  if (!(f = fd_get(s, op->fd))) return MP_ENOMEM;
+  q = (op->kind == MP_OP_RECV || op->kind == MP_OP_ACCEPT ||
+       op->kind == MP_OP_READ) ? &f->rq : &f->wq;
+  /* Sockets: try at once unless others are queued ahead (FIFO). */
+  if (!q->head && op->kind != MP_OP_READ && op->kind != MP_OP_WRITE) {
+    if (op->kind == MP_OP_CONNECT) {
+      r = connect(op->fd, op->u.sa.addr, op->u.sa.addrlen) < 0 ? -errno : 0;
+      if (r == MP_EINTR) r = MP_EINPROGRESS;
+      if (r == MP_EINPROGRESS) r = MP_EAGAIN;
+    } else {
+      r = attempt(op);
+    }
+    if (r != MP_EAGAIN) {
+      mp__op_complete(loop, op, r);
+      return 0;
+    }
+  }
+  mp__queue_push(q, op);
+  int e = fd_update(s, op->fd, f);
+  if (e == MP_EPERM && (op->kind == MP_OP_READ || op->kind == MP_OP_WRITE)) {
+    /* Not pollable: a regular file. Read or write it on the pool. */
+    mp__queue_remove(q, op);
+    return mp__pool_submit(loop, op);
+  }
+  if (e < 0) {
+    mp__queue_remove(q, op);
+    return e;
+  }
+  return 0;
+}
+
+static void ep_cancel(struct mp_loop *loop, struct mp_op *op) {
+  struct epoll_state *s = loop->bdata;
+  if (op->fd >= 0 && (size_t)op->fd < s->nfds) {
+    struct fdstate *f = &s->fds[op->fd];
+    if (mp__queue_remove(&f->rq, op) || mp__queue_remove(&f->wq, op)) {
+      fd_update(s, op->fd, f);
+      mp__op_complete(loop, op, MP_ECANCELED);
+      return;
+    }
+  }
+  mp__pool_cancel(loop, op); /* else running: it completes normally */
+}
+
+static void ep_wait(struct mp_loop *loop, int64_t timeout_ns) {
+  struct epoll_state *s = loop->bdata;
+  struct epoll_event evs[256];
+  int ms = timeout_ns < 0 ? -1
+         : (int)((timeout_ns + 999999) / 1000000 > 0x7fffffff
+                     ? 0x7fffffff : (timeout_ns + 999999) / 1000000);
+  int n = epoll_wait(s->epfd, evs, 256, ms);
+  for (int i = 0; i < n; i++) {
+    int fd = evs[i].data.fd;
+    if (fd == loop->wakefd) {
+      mp__wakefd_drain(fd);
+      mp__drain_posted(loop);
+      continue;
+    }
+    if ((size_t)fd >= s->nfds) continue;
+    struct fdstate *f = &s->fds[fd];
+    uint32_t e = evs[i].events;
+    if (e & (EPOLLIN | EPOLLERR | EPOLLHUP)) run_queue(loop, &f->rq);
+    if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) run_queue(loop, &f->wq);
+    fd_update(s, fd, f);
+  }
+}
+
+/* The blocking body of a READ/WRITE/CLOSE sent to the threadpool. */
+void mp__work_blocking_io(struct mp_op *op) {
+  ssize_t r;
+  do {
+    switch (op->kind) {
+      case MP_OP_READ:
+        r = op->u.rw.off >= 0
+                ? pread(op->fd, op->u.rw.buf, op->u.rw.len, op->u.rw.off)
+                : read(op->fd, op->u.rw.buf, op->u.rw.len);
+        break;
+      case MP_OP_WRITE:
+        r = op->u.rw.off >= 0
+                ? pwrite(op->fd, op->u.rw.buf, op->u.rw.len, op->u.rw.off)
+                : write(op->fd, op->u.rw.buf, op->u.rw.len);
+        break;
+      case MP_OP_CLOSE:
+        r = close(op->fd);
+        if (r < 0 && errno == EINTR) r = 0; /* the fd is gone on Linux */
+        break;
+      default:
+        r = -1;
+        errno = EINVAL;
+    }
+  } while (r < 0 && errno == EINTR);
+  op->result = r < 0 ? -errno : r;
+}
+
+const struct mp_backend mp__backend_epoll = {
+  "epoll", ep_init, ep_close, ep_submit, ep_cancel, ep_wait,
+};

@@ -1,0 +1,211 @@
+/* backend_uring.c: Linux io_uring (liburing).
+ *
+ * The op pointer is the SQE's user_data, so a CQE leads straight back to
+ * its record (the IOCP container_of pattern). SQEs are batched and
+ * submitted when the loop waits. Cancel is an ASYNC_CANCEL SQE whose own CQE
+ * (user_data 0) is ignored: the op is completed only by its own CQE, which
+ * arrives after the cancel's, so nothing is released under the kernel.
+ * No SQPOLL: an SQPOLL ring keeps the creator's credentials after setuid
+ * (the CVE-2024-22017 class), and it burns a CPU. */
+#include <liburing.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "mp_internal.h"
+
+#define TAG_IGNORE 0u  /* cancel CQEs */
+#define TAG_WAKE 1u    /* the poll on the loop's wake eventfd */
+
+struct uring_state {
+  struct io_uring ring;
+  unsigned overflows; /* times the CQ overflowed (debug counter) */
+};
+
+/* Opcodes every op kind needs; without them, use epoll instead. */
+static const int needed_ops[] = {
+  IORING_OP_NOP, IORING_OP_READ, IORING_OP_WRITE, IORING_OP_SEND,
+  IORING_OP_RECV, IORING_OP_ACCEPT, IORING_OP_CONNECT, IORING_OP_CLOSE,
+  IORING_OP_ASYNC_CANCEL, IORING_OP_POLL_ADD,
+};
+
+static void reap(struct mp_loop *loop);
+
+static struct io_uring_sqe *get_sqe(struct mp_loop *loop) {
+  struct uring_state *s = loop->bdata;
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+  while (!sqe) {
+    /* SQ full: hand the batch to the kernel; if the kernel pushes back
+     * (EBUSY with a CQ backlog), reap completions first. */
+    int r = io_uring_submit(&s->ring);
+    if (r < 0 && r != -EINTR) reap(loop);
+    sqe = io_uring_get_sqe(&s->ring);
+  }
+  return sqe;
+}
+
+static void arm_wake(struct mp_loop *loop) {
+  struct io_uring_sqe *sqe = get_sqe(loop);
+  io_uring_prep_poll_add(sqe, loop->wakefd, POLLIN);
+  io_uring_sqe_set_data64(sqe, TAG_WAKE);
+}
+
+static int probe(struct io_uring *ring) {
+  struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+  int ok = 1;
+  if (!p) return MP_ENOSYS;
+  for (size_t i = 0; i < sizeof needed_ops / sizeof needed_ops[0]; i++)
+    if (!io_uring_opcode_supported(p, needed_ops[i])) ok = 0;
+  io_uring_free_probe(p);
+  return ok ? 0 : MP_ENOSYS;
+}
+
+/* A ring can be created yet unusable (seccomp allowing io_uring_setup but
+ * refusing io_uring_enter): prove it works with one NOP round trip. */
+static int round_trip(struct io_uring *ring) {
+  struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+  struct io_uring_cqe *cqe;
+  io_uring_prep_nop(sqe);
+  io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+  int r = io_uring_submit_and_wait(ring, 1);
+  if (r < 0) return r;
+  r = io_uring_peek_cqe(ring, &cqe);
+  if (r < 0) return r;
+  io_uring_cqe_seen(ring, cqe);
+  return 0;
+}
+
+static int ur_init(struct mp_loop *loop) {
+  struct uring_state *s = calloc(1, sizeof *s);
+  struct io_uring_params p;
+  int r;
+  if (!s) return MP_ENOMEM;
+  memset(&p, 0, sizeof p);
+  p.flags = IORING_SETUP_CLAMP | IORING_SETUP_CQSIZE |
+            IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+  p.cq_entries = 4096;
+  r = io_uring_queue_init_params(256, &s->ring, &p);
+  if (r == -EINVAL) { /* older kernel: fewer setup flags */
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CLAMP | IORING_SETUP_CQSIZE;
+    p.cq_entries = 4096;
+    r = io_uring_queue_init_params(256, &s->ring, &p);
+  }
+  if (r < 0) {
+    free(s);
+    return r;
+  }
+  if ((r = probe(&s->ring)) < 0 || (r = round_trip(&s->ring)) < 0) {
+    io_uring_queue_exit(&s->ring);
+    free(s);
+    return r;
+  }
+  loop->bdata = s;
+  loop->backend_fd = s->ring.ring_fd;
+  arm_wake(loop);
+  return 0;
+}
+
+static void ur_close(struct mp_loop *loop) {
+  struct uring_state *s = loop->bdata;
+  /* Only the wake poll can be pending; it touches no user memory. */
+  io_uring_queue_exit(&s->ring);
+  free(s);
+}
+
+static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
+  struct io_uring_sqe *sqe;
+  /* The SQE length field is 32 bits; a short count is normal for IO. */
+  unsigned len = op->u.rw.len > 0x7ffff000 ? 0x7ffff000 : (unsigned)op->u.rw.len;
+  if (op->fd < 0) return MP_EBADF;
+  sqe = get_sqe(loop);
+  switch (op->kind) {
+    case MP_OP_READ:
+      io_uring_prep_read(sqe, op->fd, op->u.rw.buf, len, (uint64_t)op->u.rw.off);
+      break;
+    case MP_OP_WRITE:
+      io_uring_prep_write(sqe, op->fd, op->u.rw.buf, len, (uint64_t)op->u.rw.off);
+      break;
+    case MP_OP_RECV:
+      io_uring_prep_recv(sqe, op->fd, op->u.rw.buf, len, op->msgflags);
+      break;
+    case MP_OP_SEND:
+      /* SEND, never WRITE, on sockets: WRITE raises SIGPIPE on a reset. */
+      io_uring_prep_send(sqe, op->fd, op->u.rw.buf, len,
+                         MSG_NOSIGNAL | op->msgflags);
+      break;
+    case MP_OP_ACCEPT:
+      io_uring_prep_accept(sqe, op->fd, NULL, NULL,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+      break;
+    case MP_OP_CONNECT:
+      io_uring_prep_connect(sqe, op->fd, op->u.sa.addr, op->u.sa.addrlen);
+      break;
+    case MP_OP_CLOSE:
+      io_uring_prep_close(sqe, op->fd);
+      break;
+    default:
+      io_uring_prep_nop(sqe); /* keep the SQ consistent */
+      io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+      return MP_EINVAL;
+  }
+  io_uring_sqe_set_data(sqe, op);
+  return 0;
+}
+
+static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
+  struct io_uring_sqe *sqe = get_sqe(loop);
+  io_uring_prep_cancel(sqe, op, 0);
+  io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+}
+
+static void reap(struct mp_loop *loop) {
+  struct uring_state *s = loop->bdata;
+  struct io_uring_cqe *cqe;
+  unsigned head, n;
+  int rearm = 0;
+  for (;;) {
+    n = 0;
+    io_uring_for_each_cqe(&s->ring, head, cqe) {
+      uint64_t ud = cqe->user_data;
+      n++;
+      if (ud == TAG_IGNORE || ud == LIBURING_UDATA_TIMEOUT) continue;
+      if (ud == TAG_WAKE) {
+        rearm = 1;
+        continue;
+      }
+      mp__op_complete(loop, (struct mp_op *)(uintptr_t)ud, cqe->res);
+    }
+    io_uring_cq_advance(&s->ring, n);
+    /* With NODROP, overflowed CQEs wait in the kernel until asked for. */
+    if (!io_uring_cq_has_overflow(&s->ring)) break;
+    s->overflows++;
+    io_uring_get_events(&s->ring);
+  }
+  if (rearm) {
+    mp__wakefd_drain(loop->wakefd);
+    mp__drain_posted(loop);
+    arm_wake(loop);
+  }
+}
+
+static void ur_wait(struct mp_loop *loop, int64_t timeout_ns) {
+  struct uring_state *s = loop->bdata;
+  struct io_uring_cqe *cqe;
+  if (timeout_ns == 0) {
+    io_uring_submit(&s->ring);
+  } else {
+    struct __kernel_timespec ts, *tsp = NULL;
+    if (timeout_ns > 0) {
+      ts.tv_sec = timeout_ns / 1000000000;
+      ts.tv_nsec = timeout_ns % 1000000000;
+      tsp = &ts;
+    }
+    io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
+  }
+  reap(loop);
+}
+
+const struct mp_backend mp__backend_uring = {
+  "io_uring", ur_init, ur_close, ur_submit, ur_cancel, ur_wait,
+};

@@ -1,0 +1,187 @@
+/* loop.c: loop setup and teardown, backend choice, run, dispatch, posts. */
+#include <stdio.h>
+#include <string.h>
+
+#include "mp_internal.h"
+
+static const struct mp_backend *find_backend(const char *name) {
+#ifdef MP_WITH_URING
+  if (strcmp(name, "io_uring") == 0) return &mp__backend_uring;
+#endif
+  if (strcmp(name, "epoll") == 0) return &mp__backend_epoll;
+  return NULL;
+}
+
+static int debug_enabled(void) {
+  const char *d = getenv("MOONPORT_DEBUG");
+  return d && *d && strcmp(d, "0") != 0;
+}
+
+/* Picks the backend. A name (argument or MOONPORT_BACKEND) forces it and
+ * fails if it cannot start; otherwise io_uring is tried first and refusal
+ * (ENOSYS, EPERM from seccomp, ENOMEM from memlock) falls back to epoll,
+ * which is a normal path, reported only with MOONPORT_DEBUG=1. */
+static int choose_backend(struct mp_loop *loop, const char *name) {
+  if (!name || !*name) name = getenv("MOONPORT_BACKEND");
+  if (name && *name) {
+    loop->backend = find_backend(name);
+    if (!loop->backend) return MP_EINVAL;
+    return loop->backend->init(loop);
+  }
+#ifdef MP_WITH_URING
+  int r = mp__backend_uring.init(loop);
+  if (r == 0) {
+    loop->backend = &mp__backend_uring;
+    return 0;
+  }
+  loop->fallback_reason = mp_errname(r);
+  if (debug_enabled())
+    fprintf(stderr, "moonport: io_uring unavailable (%s), using epoll\n",
+            mp_errname(r));
+#else
+  loop->fallback_reason = "built without liburing";
+#endif
+  loop->backend = &mp__backend_epoll;
+  return loop->backend->init(loop);
+}
+
+int mp_loop_new(struct mp_loop **loopp, const char *backend) {
+  struct mp_loop *loop = calloc(1, sizeof *loop);
+  int r;
+  *loopp = NULL;
+  if (!loop) return MP_ENOMEM;
+  loop->wakefd = mp__wakefd_open();
+  if (loop->wakefd < 0) {
+    r = loop->wakefd;
+    free(loop);
+    return r;
+  }
+  r = mp__mutex_init(&loop->post_lock);
+  if (r == 0) {
+    loop->now = mp__hrtime();
+    r = choose_backend(loop, backend);
+    if (r < 0) mp__mutex_destroy(&loop->post_lock);
+  }
+  if (r < 0) {
+    mp__close_fd(loop->wakefd);
+    free(loop);
+    return r;
+  }
+  *loopp = loop;
+  return 0;
+}
+
+int mp_loop_close(struct mp_loop *loop) {
+  if (loop->ninflight > 0) return MP_EBUSY;
+  mp__pool_close(loop);
+  loop->backend->close(loop);
+  mp__close_fd(loop->wakefd);
+  mp__mutex_destroy(&loop->post_lock);
+  free(loop->heap);
+  while (loop->blocks) {
+    struct mp_op *block = loop->blocks;
+    loop->blocks = block[0].next;
+    free(block);
+  }
+  free(loop);
+  return 0;
+}
+
+void mp_loop_drain(struct mp_loop *loop) {
+  for (struct mp_op *op = loop->inflight, *next; op; op = next) {
+    next = op->next; /* a cancel may complete (and unlink) op at once */
+    mp_op_cancel(op);
+  }
+  while (loop->ninflight > 0) mp_loop_run(loop, MP_RUN_ONCE);
+}
+
+void mp__drain_posted(struct mp_loop *loop) {
+  struct mp__queue q;
+  atomic_store(&loop->wake_pending, 0);
+  mp__mutex_lock(&loop->post_lock);
+  q = loop->posted;
+  loop->posted.head = loop->posted.tail = NULL;
+  mp__mutex_unlock(&loop->post_lock);
+  struct mp_op *op;
+  while ((op = mp__queue_pop(&q))) {
+    if (op->kind == MP_OP_POST) {
+      op->state = MP__DONE; /* not counted before: posters own these */
+      loop->ninflight++;
+      mp__queue_push(&loop->done, op);
+    } else {
+      mp__op_complete(loop, op, op->result); /* threadpool result */
+    }
+  }
+}
+
+int mp_loop_post(struct mp_loop *loop, struct mp_op *op) {
+  if (op->state != MP__IDLE) return MP_EINVAL;
+  op->kind = MP_OP_POST;
+  op->flags |= MP__F_EXTERNAL;
+  op->loop = loop;
+  mp__mutex_lock(&loop->post_lock);
+  mp__queue_push(&loop->posted, op);
+  mp__mutex_unlock(&loop->post_lock);
+  mp_loop_wake(loop);
+  return 0;
+}
+
+void mp_loop_wake(struct mp_loop *loop) {
+  if (!atomic_exchange(&loop->wake_pending, 1)) mp__wakefd_signal(loop->wakefd);
+}
+
+/* Runs the callbacks of the completions queued so far (not those their
+ * callbacks queue, so a callback that resubmits a NOP cannot starve IO). */
+static void dispatch(struct mp_loop *loop) {
+  struct mp__queue q = loop->done;
+  loop->done.head = loop->done.tail = NULL;
+  struct mp_op *op;
+  while ((op = mp__queue_pop(&q))) {
+    op->state = MP__IDLE;
+    loop->ninflight--;
+    op->cb(op);
+  }
+}
+
+int mp_loop_run(struct mp_loop *loop, enum mp_run_mode mode) {
+  loop->stop = 0;
+  for (;;) {
+    if (atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
+      mp__drain_posted(loop);
+    mp_loop_update_time(loop);
+    mp__timer_run(loop);
+    dispatch(loop);
+    if (loop->stop || (loop->ninflight == 0 && mode != MP_RUN_ONCE)) break;
+    int64_t timeout = -1;
+    if (mode == MP_RUN_NOWAIT || loop->done.head || loop->ninflight == 0)
+      timeout = 0;
+    else
+      timeout = mp__timer_next(loop);
+    loop->backend->wait(loop, timeout);
+    mp_loop_update_time(loop);
+    mp__timer_run(loop);
+    dispatch(loop);
+    if (mode != MP_RUN_DEFAULT || loop->stop) break;
+  }
+  return (int)loop->ninflight;
+}
+
+void mp_loop_stop(struct mp_loop *loop) { loop->stop = 1; }
+int64_t mp_loop_now(struct mp_loop *loop) { return loop->now; }
+void mp_loop_update_time(struct mp_loop *loop) { loop->now = mp__hrtime(); }
+size_t mp_loop_inflight(struct mp_loop *loop) { return loop->ninflight; }
+const char *mp_loop_backend(struct mp_loop *loop) { return loop->backend->name; }
+const char *mp_loop_fallback_reason(struct mp_loop *loop) {
+  return loop->fallback_reason;
+}
+int mp_loop_fd(struct mp_loop *loop) { return loop->backend_fd; }
+
+int mp_loop_buffer_inflight(struct mp_loop *loop, const void *p, size_t len) {
+  const char *a = p, *b = a + len;
+  for (struct mp_op *op = loop->inflight; op; op = op->next) {
+    if (op->kind < MP_OP_READ || op->kind > MP_OP_SEND) continue;
+    const char *x = op->u.rw.buf, *y = x + op->u.rw.len;
+    if (a < y && x < b) return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,173 @@
+/* mp.h: the moonport core, a completion-port loop with a threadpool.
+ *
+ * No Lua here. The model is Windows' IOCP: every in-flight operation is an
+ * mp_op record (the OVERLAPPED analog) that the loop owns from mp_op_submit
+ * until its completion is dequeued and its callback runs. The callback then
+ * owns the op and gives it back with mp_op_release (or submits it again).
+ * Cancel is a request: the op still completes, with MP_ECANCELED or with its
+ * real result if it had already finished, and only then may it be released.
+ *
+ * Everything hangs off a struct mp_loop; there is no global mutable state,
+ * so any number of loops may live in one process (one thread each). Only
+ * mp_loop_post and mp_loop_wake may be called from another thread.
+ */
+#ifndef MP_H
+#define MP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct mp_loop;
+struct mp_op;
+struct sockaddr;
+
+/* Error codes: negative numbers, the same names on every platform. On Unix
+ * they are negated errno values; mp_errname gives the portable name. */
+#define MP_ERRNO_MAP(X)                                                      \
+  X(EPERM) X(ENOENT) X(EINTR) X(EIO) X(ENXIO) X(E2BIG) X(EBADF) X(EAGAIN)    \
+  X(ENOMEM) X(EACCES) X(EFAULT) X(EBUSY) X(EEXIST) X(EXDEV) X(ENOTDIR)       \
+  X(EISDIR) X(EINVAL) X(ENFILE) X(EMFILE) X(ETXTBSY) X(EFBIG) X(ENOSPC)      \
+  X(ESPIPE) X(EROFS) X(EMLINK) X(EPIPE) X(ERANGE) X(ENAMETOOLONG) X(ENOSYS)  \
+  X(ENOTEMPTY) X(ELOOP) X(ENOTSOCK) X(EDESTADDRREQ) X(EMSGSIZE)              \
+  X(EPROTOTYPE) X(ENOPROTOOPT) X(EPROTONOSUPPORT) X(EOPNOTSUPP)              \
+  X(EAFNOSUPPORT) X(EADDRINUSE) X(EADDRNOTAVAIL) X(ENETDOWN) X(ENETUNREACH)  \
+  X(ECONNABORTED) X(ECONNRESET) X(ENOBUFS) X(EISCONN) X(ENOTCONN)            \
+  X(ETIMEDOUT) X(ECONNREFUSED) X(EHOSTUNREACH) X(EALREADY) X(EINPROGRESS)    \
+  X(ECANCELED) X(EDQUOT) X(ESRCH) X(ECHILD) X(EOVERFLOW)
+
+#include <errno.h>
+#define MP_EOK 0
+#define MP__DEFINE_NEG(name) enum { MP_##name = -(name) };
+MP_ERRNO_MAP(MP__DEFINE_NEG)
+#undef MP__DEFINE_NEG
+/* Codes with no errno equivalent. */
+enum {
+  MP_EOF = -4095,    /* end of file / stream */
+  MP_ECLOSED = -4094 /* the object was closed while the op was pending */
+};
+
+const char *mp_errname(int err);  /* "ENOENT"; "UNKNOWN" for others */
+const char *mp_strerror(int err); /* human readable */
+
+/* Operation kinds. The core routes each kind to the backend, the timer heap
+ * or the threadpool. */
+enum mp_op_kind {
+  MP_OP_NOP,      /* completes on the next turn, result 0 */
+  MP_OP_TIMER,    /* completes at a deadline, result 0 */
+  MP_OP_WORK,     /* runs fn on a threadpool thread */
+  MP_OP_POST,     /* posted by mp_loop_post from any thread */
+  MP_OP_READ,     /* read(2)/pread(2): fd, buf, len, off (-1: current) */
+  MP_OP_WRITE,    /* write(2)/pwrite(2) */
+  MP_OP_RECV,     /* recv(2) on a socket */
+  MP_OP_SEND,     /* send(2) on a socket, never raises SIGPIPE */
+  MP_OP_ACCEPT,   /* accept4(2), result is the new fd (non-blocking) */
+  MP_OP_CONNECT,  /* connect(2) on a non-blocking socket */
+  MP_OP_CLOSE,    /* close(2) */
+  MP_OP_KIND_MAX
+};
+
+typedef void (*mp_op_cb)(struct mp_op *op);
+typedef void (*mp_work_fn)(struct mp_op *op); /* runs on a pool thread */
+
+/* The operation record. Fields marked "in" are set by mp_op_prep_* before
+ * submit; "out" fields are valid in the callback. The rest is private. */
+struct mp_op {
+  mp_op_cb cb;       /* in: called on the loop thread when dequeued */
+  void *data;        /* in: the completion key, the submitter's pointer */
+  int64_t result;    /* out: >= 0 success (bytes, fd); < 0 an MP_E* code */
+  uint8_t kind;      /* in: enum mp_op_kind */
+  uint8_t state;     /* private: enum in mp_internal.h */
+  uint8_t flags;     /* private */
+  uint8_t msgflags;  /* in: extra flags for RECV/SEND (MSG_PEEK, ...) */
+  int fd;            /* in: the descriptor the op works on */
+  union {
+    struct { void *buf; size_t len; int64_t off; } rw; /* READ..SEND */
+    struct { int64_t due; uint64_t seq; size_t slot; } timer;
+    struct { mp_work_fn fn; void *arg; } work;
+    struct { void *addr; uint32_t addrlen; } sa;    /* CONNECT */
+  } u;
+  void *owned;             /* freed by mp_op_release: buffers the op owns */
+  struct mp_loop *loop;    /* private */
+  struct mp_op *next, *prev; /* private: the loop's in-flight list */
+  struct mp_op *link;        /* private: the one queue the op waits in */
+};
+
+/* Loop. */
+enum mp_run_mode {
+  MP_RUN_DEFAULT, /* until no op is in flight */
+  MP_RUN_ONCE,    /* one turn; waits if nothing is ready */
+  MP_RUN_NOWAIT   /* one turn; never waits */
+};
+
+/* Creates a loop. backend is "io_uring", "epoll" or NULL for the default
+ * (io_uring when it can be set up, else epoll; the MOONPORT_BACKEND
+ * environment variable overrides NULL). Returns 0 or an MP_E* code. */
+int mp_loop_new(struct mp_loop **loopp, const char *backend);
+/* MP_EBUSY while any op is in flight (cancel them and run the loop first).
+ * mp_loop_drain cancels every op and runs until none remains; callbacks
+ * still run and must release their ops. */
+int mp_loop_close(struct mp_loop *loop);
+void mp_loop_drain(struct mp_loop *loop);
+/* Returns the number of ops still in flight (0: nothing left to do). */
+int mp_loop_run(struct mp_loop *loop, enum mp_run_mode mode);
+void mp_loop_stop(struct mp_loop *loop);   /* run returns after this turn */
+int64_t mp_loop_now(struct mp_loop *loop); /* monotonic ns, cached per turn */
+void mp_loop_update_time(struct mp_loop *loop);
+size_t mp_loop_inflight(struct mp_loop *loop);
+const char *mp_loop_backend(struct mp_loop *loop);
+/* Why io_uring was not used, or NULL if it is in use / was not tried. */
+const char *mp_loop_fallback_reason(struct mp_loop *loop);
+/* A descriptor that becomes readable when the loop has work to do, for
+ * hosts that embed moonport in their own event loop. */
+int mp_loop_fd(struct mp_loop *loop);
+/* Thread-safe. Queues op (memory owned by the caller, prepared with
+ * mp_op_init) as a completion and wakes the loop; its cb runs on the loop
+ * thread, in posting order per thread. Wakes coalesce. */
+int mp_loop_post(struct mp_loop *loop, struct mp_op *op);
+void mp_loop_wake(struct mp_loop *loop); /* thread-safe */
+/* Threadpool size for this loop (created on first use). */
+int mp_loop_pool_size(struct mp_loop *loop);
+
+/* Ops. mp_op_new takes a record from the loop's pool (NULL when out of
+ * memory); mp_op_init prepares caller-owned memory (for mp_loop_post). */
+struct mp_op *mp_op_new(struct mp_loop *loop, mp_op_cb cb, void *data);
+void mp_op_init(struct mp_op *op, mp_op_cb cb, void *data);
+/* Gives the op back. Aborts if the op is still in flight: releasing an op
+ * under the kernel is the bug this API exists to prevent. */
+void mp_op_release(struct mp_op *op);
+/* Starts the op. On failure returns an MP_E* code and the op is not in
+ * flight (the caller still owns it). Success means the callback will run
+ * exactly once, never from inside mp_op_submit. */
+int mp_op_submit(struct mp_op *op);
+/* Requests cancellation of an in-flight op; a no-op otherwise. */
+void mp_op_cancel(struct mp_op *op);
+int mp_op_inflight(const struct mp_op *op);
+
+void mp_op_prep_nop(struct mp_op *op);
+void mp_op_prep_timer(struct mp_op *op, int64_t timeout_ns);
+void mp_op_prep_work(struct mp_op *op, mp_work_fn fn, void *arg);
+void mp_op_prep_read(struct mp_op *op, int fd, void *buf, size_t len,
+                     int64_t off);
+void mp_op_prep_write(struct mp_op *op, int fd, const void *buf, size_t len,
+                      int64_t off);
+void mp_op_prep_recv(struct mp_op *op, int fd, void *buf, size_t len);
+void mp_op_prep_send(struct mp_op *op, int fd, const void *buf, size_t len);
+void mp_op_prep_accept(struct mp_op *op, int fd);
+/* addr is copied into memory the op owns. */
+int mp_op_prep_connect(struct mp_op *op, int fd, const struct sockaddr *addr,
+                       uint32_t addrlen);
+void mp_op_prep_close(struct mp_op *op, int fd);
+
+/* Debug registry of buffers the kernel may write: returns nonzero when
+ * [p, p+len) overlaps the buffer of any in-flight op of this loop. Used by
+ * tests and debug builds to assert that nothing is freed under the kernel. */
+int mp_loop_buffer_inflight(struct mp_loop *loop, const void *p, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

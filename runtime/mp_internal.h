@@ -1,0 +1,100 @@
+/* mp_internal.h: declarations shared by the runtime's files (mp__*). */
+#ifndef MP_INTERNAL_H
+#define MP_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "backend.h"
+#include "mp.h"
+#include "os.h"
+
+/* Op states. An op is FREE in the loop's pool, IDLE while its owner holds
+ * it, INFLIGHT from submit until the backend reports it, DONE while it
+ * waits in the completion queue, then IDLE again when its callback runs. */
+enum { MP__FREE, MP__IDLE, MP__INFLIGHT, MP__DONE };
+
+/* Op flags. */
+enum {
+  MP__F_CANCEL = 1,   /* cancellation requested */
+  MP__F_EXTERNAL = 2, /* caller-owned memory (mp_op_init), not pooled */
+  MP__F_BACKEND = 4   /* handed to the backend (vs heap/pool/nop) */
+};
+
+struct mp_pool; /* threadpool.c */
+
+/* A FIFO of ops linked through link. */
+struct mp__queue {
+  struct mp_op *head, *tail;
+};
+
+static inline void mp__queue_push(struct mp__queue *q, struct mp_op *op) {
+  op->link = NULL;
+  if (q->tail) q->tail->link = op; else q->head = op;
+  q->tail = op;
+}
+
+static inline struct mp_op *mp__queue_pop(struct mp__queue *q) {
+  struct mp_op *op = q->head;
+  if (op) {
+    q->head = op->link;
+    if (!q->head) q->tail = NULL;
+  }
+  return op;
+}
+
+/* Removes op from q (O(n)); returns 1 if it was there. */
+int mp__queue_remove(struct mp__queue *q, struct mp_op *op);
+
+struct mp_loop {
+  const struct mp_backend *backend;
+  void *bdata;                 /* backend state */
+  const char *fallback_reason; /* why io_uring was not used */
+  int64_t now;                 /* cached monotonic time, ns */
+  int stop;
+
+  /* Every op between submit and dispatch, doubly linked through next/prev
+   * (a DONE op moves to done and out of this list). */
+  struct mp_op *inflight;
+  size_t ninflight;   /* INFLIGHT + DONE: what keeps the loop alive */
+  struct mp__queue done;
+
+  /* Timer min-heap ordered by (due, seq). */
+  struct mp_op **heap;
+  size_t nheap, capheap;
+  uint64_t timer_seq;
+
+  /* Cross-thread completions: mp_loop_post and threadpool results. */
+  mp__mutex post_lock;
+  struct mp__queue posted;
+  atomic_int wake_pending;
+  int wakefd;
+  int backend_fd; /* pollable when completions are ready (mp_loop_fd) */
+
+  struct mp_pool *pool; /* created on first MP_OP_WORK */
+
+  /* Free op records, allocated in blocks that live as long as the loop. */
+  struct mp_op *free_ops;
+  void *blocks;
+};
+
+/* loop.c */
+void mp__op_complete(struct mp_loop *loop, struct mp_op *op, int64_t res);
+void mp__drain_posted(struct mp_loop *loop);
+
+/* timer.c */
+int mp__timer_start(struct mp_loop *loop, struct mp_op *op);
+int mp__timer_stop(struct mp_loop *loop, struct mp_op *op);
+void mp__timer_run(struct mp_loop *loop);
+int64_t mp__timer_next(struct mp_loop *loop); /* ns until due, -1 if none */
+
+/* threadpool.c */
+int mp__pool_submit(struct mp_loop *loop, struct mp_op *op);
+int mp__pool_cancel(struct mp_loop *loop, struct mp_op *op);
+void mp__pool_close(struct mp_loop *loop);
+int mp__pool_default_size(void);
+
+/* Blocking bodies of ops, shared by the epoll backend's threadpool path. */
+void mp__work_blocking_io(struct mp_op *op);
+
+#endif

@@ -1,0 +1,123 @@
+/* threadpool.c: workers for blocking work; results posted to the loop.
+ *
+ * Each loop owns its pool (no process-wide state), created on the first
+ * MP_OP_WORK. A worker runs op->u.work.fn(op), which stores op->result, and
+ * hands the op back through the loop's post queue, so pool jobs complete
+ * through the same path as every other op. Lock order: pool lock, then the
+ * loop's post lock (taken inside mp_loop_wake's caller, never both held). */
+#include <stdio.h>
+#include <string.h>
+
+#include "mp_internal.h"
+
+struct mp_pool {
+  mp__mutex lock;
+  mp__cond cond;
+  struct mp__queue queue; /* waiting jobs */
+  int stop;
+  int nthreads;
+  mp__thread *threads;
+  struct mp_loop *loop;
+};
+
+int mp__pool_default_size(void) {
+  const char *s = getenv("MOONPORT_THREADPOOL_SIZE");
+  int n = s ? atoi(s) : 0;
+  if (n <= 0) n = mp__cpu_count();
+  if (n > 256) n = 256;
+  return n;
+}
+
+static void *worker(void *arg) {
+  struct mp_pool *pool = arg;
+  struct mp_loop *loop = pool->loop;
+  for (;;) {
+    mp__mutex_lock(&pool->lock);
+    while (!pool->queue.head && !pool->stop)
+      mp__cond_wait(&pool->cond, &pool->lock);
+    struct mp_op *op = mp__queue_pop(&pool->queue);
+    mp__mutex_unlock(&pool->lock);
+    if (!op) return NULL; /* stopping and nothing left */
+    if (op->kind == MP_OP_WORK) op->u.work.fn(op);
+    else mp__work_blocking_io(op); /* a file op the backend sent here */
+    mp__mutex_lock(&loop->post_lock);
+    mp__queue_push(&loop->posted, op);
+    mp__mutex_unlock(&loop->post_lock);
+    mp_loop_wake(loop);
+  }
+}
+
+static int pool_start(struct mp_loop *loop) {
+  struct mp_pool *pool = calloc(1, sizeof *pool);
+  int n = mp__pool_default_size(), r;
+  if (!pool) return MP_ENOMEM;
+  pool->loop = loop;
+  pool->threads = calloc((size_t)n, sizeof *pool->threads);
+  if (!pool->threads) goto nomem;
+  if ((r = mp__mutex_init(&pool->lock)) < 0) goto fail_free;
+  if ((r = mp__cond_init(&pool->cond)) < 0) goto fail_mutex;
+  for (int i = 0; i < n; i++) {
+    if ((r = mp__thread_create(&pool->threads[i], worker, pool)) < 0) {
+      if (i == 0) goto fail_cond;
+      break; /* run with fewer workers rather than fail */
+    }
+    pool->nthreads++;
+  }
+  loop->pool = pool;
+  return 0;
+fail_cond:
+  mp__cond_destroy(&pool->cond);
+fail_mutex:
+  mp__mutex_destroy(&pool->lock);
+fail_free:
+  free(pool->threads);
+  free(pool);
+  return r;
+nomem:
+  free(pool);
+  return MP_ENOMEM;
+}
+
+int mp__pool_submit(struct mp_loop *loop, struct mp_op *op) {
+  if (!loop->pool) {
+    int r = pool_start(loop);
+    if (r < 0) return r;
+  }
+  struct mp_pool *pool = loop->pool;
+  mp__mutex_lock(&pool->lock);
+  mp__queue_push(&pool->queue, op);
+  mp__cond_signal(&pool->cond);
+  mp__mutex_unlock(&pool->lock);
+  return 0;
+}
+
+/* Cancels a job that has not started; a running job finishes normally. */
+int mp__pool_cancel(struct mp_loop *loop, struct mp_op *op) {
+  struct mp_pool *pool = loop->pool;
+  int removed;
+  if (!pool) return 0;
+  mp__mutex_lock(&pool->lock);
+  removed = mp__queue_remove(&pool->queue, op);
+  mp__mutex_unlock(&pool->lock);
+  if (removed) mp__op_complete(loop, op, MP_ECANCELED);
+  return removed;
+}
+
+void mp__pool_close(struct mp_loop *loop) {
+  struct mp_pool *pool = loop->pool;
+  if (!pool) return;
+  mp__mutex_lock(&pool->lock);
+  pool->stop = 1;
+  mp__cond_broadcast(&pool->cond);
+  mp__mutex_unlock(&pool->lock);
+  for (int i = 0; i < pool->nthreads; i++) mp__thread_join(pool->threads[i]);
+  mp__cond_destroy(&pool->cond);
+  mp__mutex_destroy(&pool->lock);
+  free(pool->threads);
+  free(pool);
+  loop->pool = NULL;
+}
+
+int mp_loop_pool_size(struct mp_loop *loop) {
+  return loop->pool ? loop->pool->nthreads : mp__pool_default_size();
+}
