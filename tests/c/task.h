@@ -1,0 +1,43 @@
+/* task.h: the C test harness (after libuv's test/task.h). Each test is a
+ * function registered with TEST_IMPL; the runner starts each in its own
+ * process with a timeout. Exit 77 means skipped. */
+#ifndef MP_TEST_TASK_H
+#define MP_TEST_TASK_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mp.h"
+
+#define TEST_IMPL(name) int test_##name(void)
+#define TEST_SKIP 77
+
+#define ASSERT_BASE(a, op, b, type, fmt)                                    \
+  do {                                                                      \
+    type a_ = (type)(a), b_ = (type)(b);                                    \
+    if (!(a_ op b_)) {                                                      \
+      fprintf(stderr, "%s:%d: assertion failed: %s %s %s (" fmt " vs " fmt \
+              ")\n", __FILE__, __LINE__, #a, #op, #b, a_, b_);              \
+      abort();                                                              \
+    }                                                                       \
+  } while (0)
+
+#define ASSERT(x) ASSERT_BASE(!!(x), ==, 1, int, "%d")
+#define ASSERT_EQ(a, b) ASSERT_BASE(a, ==, b, int64_t, "%lld")
+#define ASSERT_NE(a, b) ASSERT_BASE(a, !=, b, int64_t, "%lld")
+#define ASSERT_GE(a, b) ASSERT_BASE(a, >=, b, int64_t, "%lld")
+#define ASSERT_LE(a, b) ASSERT_BASE(a, <=, b, int64_t, "%lld")
+#define ASSERT_GT(a, b) ASSERT_BASE(a, >, b, int64_t, "%lld")
+#define ASSERT_LT(a, b) ASSERT_BASE(a, <, b, int64_t, "%lld")
+#define ASSERT_PTR_EQ(a, b) ASSERT_BASE(a, ==, b, void *, "%p")
+
+/* Every test ends with this: the loop must close with nothing in flight,
+ * so a leaked op fails the test (libuv's MAKE_VALGRIND_HAPPY). */
+#define CLOSE_LOOP(loop) ASSERT_EQ(mp_loop_close(loop), 0)
+
+/* A loop on the backend the runner was asked for. */
+struct mp_loop *test_loop(void);
+
+#endif

@@ -1,0 +1,11 @@
+/* test-list.h: every C test. */
+#define TEST_LIST(X)                                                        \
+  X(loop_empty_run) X(loop_backend_choice) X(loop_close_busy)               \
+  X(nop_completes_next_turn) X(op_release_in_flight_aborts)                 \
+  X(timer_order) X(timer_cancel) X(timer_zero_and_huge) X(timer_many)       \
+  X(timer_wait_uses_deadline)                                               \
+  X(post_cross_thread) X(post_wakes_waiting_loop)                           \
+  X(pool_work) X(pool_cancel_queued) X(pool_size_env)                       \
+  X(pipe_read_write) X(pipe_read_cancel) X(pipe_cancel_after_data)          \
+  X(drain_cancels_everything) X(file_pread_pwrite) X(socket_ops)            \
+  X(bad_fd) X(buffer_registry) X(two_loops)

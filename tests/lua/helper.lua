@@ -1,0 +1,48 @@
+-- helper.lua: shared by the busted specs. Loads moonport from the build
+-- tree (ctest sets LUA_CPATH) and gives run(fn): fn runs as a task and the
+-- loop is driven until every task has ended; an error or failed assertion
+-- inside the task fails the spec.
+local mp = require "moonport"
+
+local H = { mp = mp }
+
+function H.run(fn, ...)
+  return mp.run(fn, ...)
+end
+
+-- The backend the suite was asked to run on (ctest sets it).
+function H.expected_backend()
+  local b = os.getenv("MP_EXPECT_BACKEND")
+  if b == "seccomp" then return "epoll" end
+  return b
+end
+
+-- A fresh temporary directory, removed by the caller with H.rmtree.
+function H.tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(os.execute("mkdir -p " .. p))
+  return p
+end
+
+function H.rmtree(p)
+  os.execute("rm -rf '" .. p .. "'")
+end
+
+-- Counts this process's open descriptors (for leak checks).
+function H.fd_count()
+  local n = 0
+  local pipe = io.popen("ls /proc/" .. H.pid() .. "/fd")
+  for _ in pipe:lines() do n = n + 1 end
+  pipe:close()
+  return n
+end
+
+function H.pid()
+  local f = io.open("/proc/self/stat")
+  local pid = f:read("n")
+  f:close()
+  return pid
+end
+
+return H
