@@ -45,6 +45,7 @@ struct lmp_state {
   struct lmp_task *ready_head, *ready_tail;
   int ntasks;               /* spawned and not DONE */
   int unhandled;
+  int deadlocked;            /* tasks cancelled by the last deadlock */
   int anchors;              /* registry ref: task anchor table */
   int waiters;              /* registry ref: target task -> joiners */
 };
