@@ -75,7 +75,8 @@ out=$("$MP" -e 'os.exit(3)'); st=$?
 check "os.exit sets the status" '[ $st -eq 3 ]'
 
 # io_uring refused at setup (seccomp, gVisor, memlock): silent fallback.
-if command -v strace >/dev/null && [ -z "${MOONPORT_BACKEND:-}" ]; then
+if command -v strace >/dev/null && [ -z "${MOONPORT_BACKEND:-}" ] &&
+   [ "${MP_EXPECT_BACKEND:-}" != seccomp ]; then
   for e in ENOSYS EPERM ENOMEM; do
     out=$(strace -f -o /dev/null -e trace=io_uring_setup -e inject=io_uring_setup:error=$e \
       "$MP" -e 'local mp = require "moonport"; mp.sleep(0.001); print(mp.backend())' 2>"$tmp/err")
