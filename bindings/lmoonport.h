@@ -51,7 +51,8 @@ struct lmp_state {
 };
 
 #define LMP_TASK "moonport.task"
-#define LMP_STATE "moonport.state"
+#define LMP_STATE "moonport.state"    /* the state userdata's metatable */
+#define LMP_STATE_KEY "moonport.S"   /* registry: the state userdata */
 
 /* The state, from the first upvalue of every core function. */
 #define lmp_state(L) ((struct lmp_state *)lua_touserdata(L, lua_upvalueindex(1)))

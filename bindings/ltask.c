@@ -24,7 +24,7 @@ struct lmp_task *lmp_self(struct lmp_state *S) {
 }
 
 struct lmp_state *lmp_getstate(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, LMP_STATE);
+  lua_getfield(L, LUA_REGISTRYINDEX, LMP_STATE_KEY);
   struct lmp_state *S = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return S;
