@@ -33,14 +33,28 @@ struct mp_loop *moonport_loop(lua_State *L) {
   return S ? S->loop : NULL;
 }
 
+/* package.preload loader of an embedded module: runs its chunk (upvalue
+ * 1) with the core table (upvalue 2). */
+static int embedded_loader(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_call(L, 1, 1);
+  return 1;
+}
+
 /* Loads each embedded module: "moonport" is run with the core table and
- * returns the module; the others go to package.preload. */
+ * returns the module; the others go to package.preload, and get the core
+ * table as their argument too. */
 static void load_modules(lua_State *L, int core) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (const struct lmp_embedded *m = lmp_embedded; m->name; m++) {
     if (strcmp(m->name, "moonport") == 0) continue;
-    if (luaL_loadbufferx(L, m->src, m->len, m->name, "t") != LUA_OK)
+    lua_pushfstring(L, "=%s", m->name);
+    if (luaL_loadbufferx(L, m->src, m->len, lua_tostring(L, -1), "t"))
       lua_error(L);
+    lua_remove(L, -2);
+    lua_pushvalue(L, core);
+    lua_pushcclosure(L, embedded_loader, 2);
     lua_setfield(L, -2, m->name);
   }
   lua_pop(L, 1);
@@ -87,6 +101,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   int core = lua_gettop(L);
   lmp_open_task(L, S);
   lmp_open_work(L, S);
+  lmp_open_repl(L, S);
   load_modules(L, core);
   lua_remove(L, core);
   lua_pushvalue(L, -1);

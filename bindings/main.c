@@ -19,11 +19,80 @@
 
 static const char *progname = "moonport";
 
+static int report(lua_State *L, int status);
+
+/* The REPL's Ctrl-C: like lua.c, the signal handler sets a hook on the
+ * Lua thread that is running (here, the coroutine of the running entry)
+ * so even `while true do end` stops; the host loop also cancels the entry
+ * if it is suspended. These statics belong to the host program, not to
+ * the library. */
+static lua_State *volatile repl_co;
+static struct mp_loop *volatile repl_loop;
+static volatile sig_atomic_t repl_interrupted;
+
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+static void on_sigint(int sig) {
+  (void)sig;
+  repl_interrupted = 1;
+  lua_State *co = repl_co;
+  if (co) lua_sethook(co, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  if (repl_loop) mp_loop_wake(repl_loop);
+}
+
+/* Runs moonport.repl as a task until the user ends it (Ctrl-D). */
+static int dorepl(lua_State *L, struct mp_loop *loop) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "moonport.repl");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) return report(L, LUA_ERRRUN);
+  int repl = lua_gettop(L);
+  lua_getfield(L, repl, "run");
+  moonport_spawn(L, 0);
+  int task = lua_gettop(L);
+  repl_loop = loop;
+  signal(SIGINT, on_sigint);
+  printf("moonport 0.1 (%s, backend %s); Ctrl-D exits, Ctrl-C stops an "
+         "entry\n", LUA_RELEASE, mp_loop_backend(loop));
+  fflush(stdout);
+  for (;;) {
+    lua_getfield(L, task, "done");
+    lua_pushvalue(L, task);
+    lua_call(L, 1, 1);
+    int done = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (done) break;
+    /* The running entry, for the signal handler and the cancel below. */
+    lua_getfield(L, repl, "entry");
+    struct lmp_task *entry = luaL_testudata(L, -1, LMP_TASK);
+    repl_co = entry ? entry->co : NULL;
+    if (repl_interrupted) {
+      repl_interrupted = 0;
+      if (entry) {
+        lua_getfield(L, -1, "cancel");
+        lua_pushvalue(L, -2);
+        lua_call(L, 1, 0);
+      }
+    }
+    lua_pop(L, 1);
+    if (moonport_run(L, MP_RUN_ONCE) < 0) lua_pop(L, 1);
+  }
+  signal(SIGINT, SIG_DFL);
+  repl_co = NULL;
+  repl_loop = NULL;
+  lua_settop(L, repl - 1);
+  return LUA_OK;
+}
+
 static void usage(void) {
   fprintf(stderr,
           "usage: %s [options] [script [args]]\n"
           "  -e stat         execute string 'stat'\n"
           "  -l mod          require library 'mod' into global 'mod'\n"
+          "  -i              enter interactive mode after the script\n"
           "  -v              show version information\n"
           "  --backend NAME  use backend NAME (io_uring, epoll)\n"
           "  --              stop handling options\n"
@@ -133,13 +202,14 @@ static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = lua_touserdata(L, 2);
   struct mp_loop *loop = lua_touserdata(L, 3);
-  int script = 0, has_e = 0, version = 0;
+  int script = 0, has_e = 0, version = 0, interactive = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (a[0] != '-' || strcmp(a, "-") == 0) { script = i; break; }
     if (strcmp(a, "--") == 0) { script = i + 1 < argc ? i + 1 : 0; break; }
     if (strcmp(a, "--backend") == 0) { i++; continue; }
     if (strcmp(a, "-v") == 0) { version = 1; continue; }
+    if (strcmp(a, "-i") == 0) { interactive = 1; continue; }
     if ((strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) && i + 1 < argc) {
       has_e |= a[1] == 'e';
       i++;
@@ -166,17 +236,21 @@ static int pmain(lua_State *L) {
     if (strcmp(argv[i], "--backend") == 0) i++;
   }
   if (script && doscript(L, argv, argc, script) != LUA_OK) goto fail;
-  if (!script && !has_e && !version) {
+  if (interactive) {
+    dorepl(L, loop);
+  } else if (!script && !has_e && !version) {
     if (isatty(0)) {
-      usage();
+      interactive = 1;
+      dorepl(L, loop);
     } else {
       static char dash[] = "-";
       if (doscript(L, (char *[]){argv[0], dash, NULL}, 2, 1) != LUA_OK)
         goto fail;
     }
   }
-  /* The script has ended; the other tasks run to their end. */
-  if (moonport_run(L, MP_RUN_DEFAULT) < 0) {
+  /* The script has ended; the other tasks run to their end. Leaving the
+   * REPL ends the session instead: background tasks are dropped. */
+  if (!interactive && moonport_run(L, MP_RUN_DEFAULT) < 0) {
     report(L, LUA_ERRRUN);
     goto fail;
   }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# repl.sh: the REPL (moonport -i, stdin from a pipe): values print,
+# incomplete chunks continue, errors do not end it, background tasks keep
+# running between entries, Ctrl-C stops a runaway or sleeping entry but not
+# the process, Ctrl-D (end of input) exits 0.
+set -u
+MP=${MOONPORT:?}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null' EXIT
+pass=0 fail=0
+check() { if eval "$2"; then pass=$((pass + 1)); echo "ok - $1"; else fail=$((fail + 1)); echo "not ok - $1"; cat "$tmp/out" "$tmp/err"; fi; }
+
+mkfifo "$tmp/in"
+"$MP" -i <"$tmp/in" >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+exec 3>"$tmp/in"
+send() { printf '%s\n' "$1" >&3; sleep "${2:-0.1}"; }
+send 'mp = require "moonport"'
+send '6 * 7'
+send 'function twice(a)'
+send '  return a * 2'
+send 'end'
+send 'twice(21) + 1'
+send 'ticks = 0; mp.spawn(function() while true do mp.sleep(0.01) ticks = ticks + 1 end end)'
+send 'error("oops")' 0.3
+send 'ticks > 5'
+send 'while true do end' 0.3
+kill -INT "$pid"; sleep 0.2
+send 'mp.sleep(100)' 0.2
+kill -INT "$pid"; sleep 0.2
+send 'print("still alive")'
+exec 3>&-
+wait "$pid"; st=$?
+pid=
+check "Ctrl-D exits 0" '[ $st -eq 0 ]'
+check "expressions print their values" 'grep -qx 42 "$tmp/out"'
+check "incomplete chunks continue on the next line" 'grep -qx 43 "$tmp/out"'
+check "errors print and the REPL goes on" 'grep -q "oops" "$tmp/err" && grep -q "still alive" "$tmp/out"'
+check "background tasks run between entries" 'grep -qx true "$tmp/out"'
+check "Ctrl-C stops a runaway entry" 'grep -q "interrupted!" "$tmp/err"'
+check "Ctrl-C cancels a sleeping entry" 'grep -q "cancelled" "$tmp/err"'
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
