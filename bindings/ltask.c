@@ -590,13 +590,15 @@ static int l_backend(lua_State *L) {
 
 /* ---- deadlines (mp.timeout) ---- */
 
+/* A deadline is a timer op on its task's list until mp.timeout removes
+ * it; it has fired when it is no longer in flight (a cancelled one is
+ * orphaned, never left on the list). */
 static void deadline_cb(struct mp_op *op) {
   struct lmp_task *t = op->data;
   if (!t) {
     mp_op_release(op);
     return;
   }
-  op->fd = 1; /* fired: kept on the task's stack until popped */
   t->nexpired++;
   if (t->op && mp_op_inflight(t->op)) mp_op_cancel(t->op);
   else if (t->status == LMP_PARKED) ready_push(t);
@@ -619,23 +621,28 @@ static int l_deadline_push(lua_State *L) {
   if (!op) return luaL_error(L, "not enough memory");
   mp_loop_update_time(S->loop);
   mp_op_prep_timer(op, s >= 4.6e9 ? INT64_C(1) << 62 : (int64_t)(s * 1e9));
-  op->fd = 0;
   if (mp_op_submit(op) < 0) {
     mp_op_release(op);
     return luaL_error(L, "not enough memory");
   }
   t->deadlines[t->ndeadlines++] = op;
-  lua_pushinteger(L, t->ndeadlines);
+  lua_pushlightuserdata(L, op);
   return 1;
 }
 
-/* Pops the innermost deadline; returns true if it had fired. */
+/* Removes a deadline (usually the innermost, but a coroutine abandoned
+ * inside its own mp.timeout can leave one above it); returns true if it
+ * had fired. */
 static int l_deadline_pop(lua_State *L) {
   struct lmp_task *t = lmp_self(lmp_state(L));
-  lua_Integer depth = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, depth == t->ndeadlines && depth > 0, 1, "not the innermost");
-  struct mp_op *op = t->deadlines[--t->ndeadlines];
-  int fired = !mp_op_inflight(op) && op->fd == 1;
+  struct mp_op *op = lua_touserdata(L, 1);
+  int i = t->ndeadlines - 1;
+  while (i >= 0 && t->deadlines[i] != op) i--;
+  luaL_argcheck(L, op && i >= 0, 1, "not a deadline of this task");
+  memmove(&t->deadlines[i], &t->deadlines[i + 1],
+          (size_t)(t->ndeadlines - i - 1) * sizeof *t->deadlines);
+  t->ndeadlines--;
+  int fired = !mp_op_inflight(op);
   if (fired) {
     t->nexpired--;
     mp_op_release(op);

@@ -30,9 +30,9 @@ function M.timeout(seconds, fn, ...)
     error("bad argument #2 to 'timeout' (function expected, got "
           .. type(fn) .. ")", 2)
   end
-  local depth = core.deadline_push(seconds)
+  local deadline = core.deadline_push(seconds)
   local r = pack(pcall(fn, ...))
-  local fired = core.deadline_pop(depth)
+  local fired = core.deadline_pop(deadline)
   if r[1] then return true, unpack(r, 2, r.n) end
   if fired and r[2] == TIMEOUT then return false, "timeout" end
   error(r[2], 0)
