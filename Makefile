@@ -34,7 +34,9 @@ test-asan: build-asan
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j$(JOBS)
 
+# Peers for the benchmarks (Node.js is used when present, not installed).
 bench: build
+	@MP_DEPS_EXTRA="lua-luv lua-cqueues wrk time" sh scripts/deps.sh
 	@for b in bench/*.sh; do echo "== $$b"; bash $$b; done
 
 clean:
