@@ -33,6 +33,7 @@ struct lmp_task {
   unsigned char cancel;  /* cancel() requested, not yet raised */
   unsigned char woken;   /* lmp_wake arrived while not parked */
   unsigned char failed, joined, reported, watched, is_main;
+  unsigned char has_joiners; /* S->waiters holds an entry for it */
 };
 
 struct lmp_state {

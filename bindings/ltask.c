@@ -178,6 +178,8 @@ void lmp_task_release_ops(struct lmp_task *t) {
 /* Wakes every task joining t; the waiters table maps t -> { joiners }. */
 static void wake_joiners(lua_State *L, struct lmp_task *t) {
   struct lmp_state *S = t->S;
+  if (!t->has_joiners) return;
+  t->has_joiners = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiters);
   lmp_push_task(L, t);
   if (lua_rawget(L, -2) == LUA_TTABLE) {
@@ -192,14 +194,6 @@ static void wake_joiners(lua_State *L, struct lmp_task *t) {
     lua_rawset(L, -4);
   }
   lua_pop(L, 2);
-}
-
-static int has_joiners(lua_State *L, struct lmp_task *t) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->waiters);
-  lmp_push_task(L, t);
-  int r = lua_rawget(L, -2) == LUA_TTABLE;
-  lua_pop(L, 2);
-  return r;
 }
 
 static void finish(struct lmp_task *t) {
@@ -241,7 +235,7 @@ static void fail(struct lmp_task *t) {
   lua_State *L = t->S->L, *co = t->co;
   int st;
   t->failed = 1;
-  if (!t->watched && !has_joiners(L, t)) report(t);
+  if (!t->watched && !t->has_joiners) report(t);
   /* Lua does not unwind a failed coroutine: closing it runs its pending
    * to-be-closed variables. It leaves the error (or a newer one raised by
    * a __close handler) at index 1; a yield-shaped failure leaves nothing,
@@ -473,6 +467,7 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
   lmp_push_task(L, lmp_self(S));
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
   lua_settop(L, 1);
+  t->has_joiners = 1;
   return lmp_park(L, join_k, 0, "join");
 }
 
@@ -708,6 +703,8 @@ void lmp_open_task(lua_State *L, struct lmp_state *S) {
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, methods, 1);
   lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, LMP_TASK); /* scripts cannot reach __gc */
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
 
   lua_pushlightuserdata(L, S);
