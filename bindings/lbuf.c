@@ -250,6 +250,10 @@ static int parse_one(lua_State *L, struct lmp_rbuf *rb, int kind,
       const char *nl = memchr(p + rb->scanned, '\n', avail - rb->scanned);
       if (nl) {
         size_t n = (size_t)(nl - p);
+        if (n > rb->maxline) {
+          *err = LMP_ELINETOOLONG;
+          return P_ERR;
+        }
         lua_pushlstring(L, p, kind == F_LINEKEEP ? n + 1 : n);
         rb->tpos += n + 1;
         rb->scanned = 0;
@@ -305,7 +309,7 @@ static int finish_err(lua_State *L, const struct lmp_rbuf_vt *vt,
                       struct lmp_rbuf *rb, int err) {
   if (rb) rb->scanned = 0;
   int flags = FLAGS(L);
-  lua_settop(L, 0);
+  lua_settop(L, 1); /* the object: fail names it */
   vt->fail(L, err);
   if (flags & LMP_RBUF_RAISE)
     return luaL_error(L, "%s", lua_tostring(L, -2));
@@ -405,7 +409,8 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
       int idx = 4 + (lua_gettop(L) - base);
       lua_Integer count = 0;
       luaL_checkstack(L, 4, "too many results");
-      pr = parse_one(L, rb, fmt_kind(L, idx, &count), count, &want, &err);
+      int kind = fmt_kind(L, idx, &count);
+      pr = parse_one(L, rb, kind, count, &want, &err);
       if (pr != P_OK) break;
     }
     if (pr == P_OK) return finish_ok(L, rb, base);

@@ -39,6 +39,7 @@ struct lfd {
 struct lfile {
   struct lfd *d;        /* NULL once closed */
   int mode;
+  int stream;           /* a pipe, FIFO or character device: no offsets */
   int64_t end;          /* file offset of the end of the buffered bytes */
   struct lmp_rbuf rb;
   char path[];
@@ -163,7 +164,7 @@ static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
     mp_op_release(op);
     return NULL;
   }
-  mp_op_prep_read(op, f->d->fd, buf, want, f->end);
+  mp_op_prep_read(op, f->d->fd, buf, want, f->stream ? -1 : f->end);
   return op;
 }
 
@@ -174,7 +175,7 @@ static int64_t rb_done(lua_State *L, struct mp_op *op) {
   if (op->result < 0) return op->result;
   /* A seek or write while the read was in flight moved the buffer: these
    * bytes belong elsewhere. */
-  if (op->u.rw.off != f->end) return LMP_RBUF_RETRY;
+  if (!f->stream && op->u.rw.off != f->end) return LMP_RBUF_RETRY;
   f->end += op->result;
   return op->result;
 }
@@ -264,7 +265,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
     return write_more(L, op, off);
   }
   mp_op_release(op);
-  if (positional == 1) {
+  if (positional == 1 && !f->stream) {
     /* file:write: the position moves past the bytes (or to the new end
      * of file when appending); the read buffer was dropped at the start */
     if (off < 0) {
@@ -340,10 +341,13 @@ static int start_write(lua_State *L, struct lfile *f, int first,
 static int file_write(lua_State *L) {
   struct lfile *f = checkfile(L);
   int64_t off = -1;
-  if (!(f->mode & F_APPEND)) off = file_pos(f);
-  /* the buffered bytes are stale once we write; resume at the position */
-  f->end = off < 0 ? file_pos(f) : off;
-  lmp_rbuf_reset(&f->rb);
+  if (!(f->mode & F_APPEND) && !f->stream) off = file_pos(f);
+  /* the buffered bytes are stale once we write; resume at the position
+   * (a pipe's reads and writes are separate directions: keep them) */
+  if (!f->stream) {
+    f->end = off < 0 ? file_pos(f) : off;
+    lmp_rbuf_reset(&f->rb);
+  }
   return start_write(L, f, 2, off, 1);
 }
 
@@ -428,6 +432,7 @@ static int file_seek(lua_State *L) {
   int op = luaL_checkoption(L, 2, "cur", names);
   lua_Integer off = luaL_optinteger(L, 3, 0);
   int64_t base = 0;
+  if (f->stream) return file_fail(L, f, MP_ESPIPE);
   if (op == 1) {
     base = file_pos(f);
     if (off == 0) { /* a query: keep the buffer */
@@ -675,6 +680,11 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
   f->d = d;
   f->mode = (int)lua_tointeger(L, 4);
   f->end = 0;
+  /* pipes and devices have no offsets: read and write at the kernel's
+   * position (fstat of an open descriptor does no disk IO) */
+  struct stat st;
+  f->stream = fstat((int)r, &st) == 0 && !S_ISREG(st.st_mode) &&
+              !S_ISBLK(st.st_mode) && !S_ISDIR(st.st_mode);
   lmp_rbuf_init(&f->rb);
   memcpy(f->path, path, len + 1);
   luaL_setmetatable(L, LMP_FILE);
