@@ -21,6 +21,7 @@
 struct opbuf {
   struct lmp_rbuf *rb; /* the owner, NULL once detached */
   mp_op_cb next_cb;    /* the type's callback, or lmp_task_op_cb */
+  size_t cap;          /* data bytes */
   int64_t tag;         /* for the object type */
   /* data follows, aligned */
 };
@@ -34,6 +35,8 @@ void lmp_rbuf_init(struct lmp_rbuf *rb) {
 void lmp_rbuf_free(struct lmp_rbuf *rb) {
   lmp_rbuf_detach(rb);
   free(rb->p);
+  free(rb->spare);
+  rb->spare = NULL;
   rb->p = NULL;
   rb->off = rb->tpos = rb->len = rb->cap = rb->scanned = 0;
 }
@@ -51,9 +54,14 @@ void lmp_rbuf_detach(struct lmp_rbuf *rb) {
   mp_op_cancel(op); /* the op completes later; its callback releases it */
 }
 
-void *lmp_rbuf_opbuf(struct mp_op *op, size_t n) {
-  struct opbuf *h = malloc(OPBUF_HDR + n);
-  if (!h) return NULL;
+void *lmp_rbuf_opbuf(struct lmp_rbuf *rb, struct mp_op *op, size_t n) {
+  struct opbuf *h = rb->spare;
+  if (h && h->cap >= n) {
+    rb->spare = NULL; /* the op owns it now; absorb may hand it back */
+  } else {
+    if (!(h = malloc(OPBUF_HDR + n))) return NULL;
+    h->cap = n;
+  }
   h->rb = NULL;
   h->next_cb = lmp_task_op_cb;
   h->tag = 0;
@@ -344,15 +352,17 @@ static size_t direct_size(lua_State *L, struct lmp_rbuf *rb,
 static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
                   struct mp_op *op) {
   int64_t n = vt->done(L, op); /* first: it notices a closed object */
+  struct lmp_rbuf *rb = NULL;
   int r = 0;
   if (n == LMP_RBUF_RETRY) {
     r = 0;
   } else if (n < 0) {
     r = (int)n;
   } else if (n == 0) {
-    vt->check(L)->eof = 1;
+    rb = vt->check(L);
+    rb->eof = 1;
   } else {
-    struct lmp_rbuf *rb = vt->check(L);
+    rb = vt->check(L);
     size_t direct = direct_size(L, rb, op);
     if (direct && (size_t)n == direct) {
       lua_pushlstring(L, lmp_rbuf_opdata(op), (size_t)n);
@@ -360,6 +370,17 @@ static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
     } else if ((r = reserve(rb, (size_t)n)) == 0) {
       memcpy(rb->p + rb->len, lmp_rbuf_opdata(op), (size_t)n);
       rb->len += (size_t)n;
+    }
+  }
+  /* Keep the scratch memory for the next fill: one malloc per object,
+   * not per op (a 64 KiB malloc/free pair per read showed up as page
+   * faults from heap trimming). The op no longer needs it. */
+  if (rb && r >= 0) {
+    struct opbuf *h = op->owned;
+    if (!rb->spare || rb->spare->cap < h->cap) {
+      free(rb->spare);
+      rb->spare = h;
+      op->owned = NULL;
     }
   }
   mp_op_release(op);

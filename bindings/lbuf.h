@@ -31,7 +31,7 @@
  *      lmp_rbuf_free it at close/__gc (after lmp_rbuf_detach, see below);
  *   2. fill a static const struct lmp_rbuf_vt: check (object at index 1
  *      -> its rbuf, raising if closed), start (prepare one op that reads
- *      into lmp_rbuf_opbuf(op, want)), done (turn the completed op into
+ *      into lmp_rbuf_opbuf(rb, op, want)), done (turn the completed op into
  *      bytes / EOF / error / retry), fail (push nil, msg, code with the
  *      object's path or address, via lmp_rbuf_fail);
  *   3. its read method checks the object and calls
@@ -60,6 +60,8 @@
 /* Returned by vt->done: discard this op's bytes and read again. */
 #define LMP_RBUF_RETRY (-5001)
 
+struct opbuf;
+
 struct lmp_rbuf {
   char *p;
   size_t off;     /* consumed up to here (committed) */
@@ -70,6 +72,7 @@ struct lmp_rbuf {
   size_t maxline;
   int eof;        /* the last fill of this call hit EOF */
   struct mp_op *pending; /* the read op in flight, or NULL */
+  struct opbuf *spare;   /* scratch memory kept between fills */
 };
 
 /* Flags for lmp_rbuf_read. */
@@ -86,7 +89,7 @@ struct lmp_rbuf_vt {
    * been closed while the task was suspended. */
   struct lmp_rbuf *(*check)(lua_State *L);
   /* Prepares ONE op reading exactly want bytes (or fewer) into
-   * lmp_rbuf_opbuf(op, n). Returns it, not submitted, or NULL with *err
+   * lmp_rbuf_opbuf(rb, op, n). Returns it, not submitted, or NULL with *err
    * set to an MP_E* code. The op's cb may be NULL, or the type's own
    * callback, which must chain to lmp_task_op_cb (the engine installs its
    * callback and calls the type's after it). */
@@ -111,9 +114,9 @@ static inline size_t lmp_rbuf_avail(const struct lmp_rbuf *rb) {
 /* Unlinks and cancels the read in flight (close, __gc). */
 void lmp_rbuf_detach(struct lmp_rbuf *rb);
 
-/* Scratch memory owned by op (freed with it), n bytes; NULL when out of
- * memory. Also records the rbuf the op belongs to. */
-void *lmp_rbuf_opbuf(struct mp_op *op, size_t n);
+/* Scratch memory owned by op (freed with it, unless the engine takes it
+ * back into rb for the next fill), n bytes; NULL when out of memory. */
+void *lmp_rbuf_opbuf(struct lmp_rbuf *rb, struct mp_op *op, size_t n);
 void *lmp_rbuf_opdata(struct mp_op *op);
 /* A spare field in the op's scratch header for the object type (files keep
  * the buffer epoch there). */

@@ -157,7 +157,7 @@ static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
   struct lfile *f = checkfile(L);
   struct mp_op *op = file_op(lmp_state(L), f, err);
   if (!op) return NULL;
-  void *buf = lmp_rbuf_opbuf(op, want);
+  void *buf = lmp_rbuf_opbuf(&f->rb, op, want);
   if (!buf) {
     *err = MP_ENOMEM;
     lfd_untrack(op);
@@ -569,6 +569,14 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
+/* The close op's callback: if the op was discarded before it started (the
+ * task was already cancelled), close the descriptor here, never leak it.
+ * result is 1 only before submit (submit zeroes it). */
+static void close_op_cb(struct mp_op *op) {
+  if (!op->data && op->result == 1) close(op->fd);
+  lmp_task_op_cb(op);
+}
+
 static int file_close(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct lfile *f = checkfile(L);
@@ -577,13 +585,14 @@ static int file_close(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
+  struct mp_op *op = mp_op_new(S->loop, close_op_cb, NULL);
   if (!op) {
     close(fd);
     lua_pushboolean(L, 1);
     return 1;
   }
   mp_op_prep_close(op, fd);
+  op->result = 1;
   /* close must not be lost to a cancellation: the op still closes the
    * fd if the task is interrupted; lmp_await releases it then. */
   return lmp_await(L, op, close_k, "close");
