@@ -27,7 +27,8 @@ else
         local i = next_i
         if i > n then return end
         local f = assert(fs.open(dir .. "/f" .. i, "rb"))
-        total = total + #assert(f:read(65536))
+        local d = assert(f:read(65536)) -- (read before adding: it yields)
+        total = total + #d
         f:close()
       end
     end)

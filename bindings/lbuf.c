@@ -109,7 +109,7 @@ static int reserve(struct lmp_rbuf *rb, size_t n) {
     rb->off = 0;
     if (rb->len + n <= rb->cap) return 0;
   }
-  size_t cap = rb->cap ? rb->cap : LMP_RBUF_CHUNK;
+  size_t cap = rb->cap ? rb->cap : 4096;
   while (cap < rb->len + n) {
     if (cap > SIZE_MAX / 2) return MP_ENOMEM;
     cap *= 2;

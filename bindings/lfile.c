@@ -40,6 +40,7 @@ struct lfile {
   struct lfd *d;        /* NULL once closed */
   int mode;
   int stream;           /* a pipe, FIFO or character device: no offsets */
+  int64_t size;         /* size seen at open, -1 once stale: caps reads */
   int64_t end;          /* file offset of the end of the buffered bytes */
   struct lmp_rbuf rb;
   char path[];
@@ -155,6 +156,11 @@ static struct lmp_rbuf *rb_check(lua_State *L) { return &checkfile(L)->rb; }
 
 static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
   struct lfile *f = checkfile(L);
+  /* A small file read with a big count: ask for what the file holds, plus
+   * one byte so a short read proves the end (no extra op to see EOF). */
+  if (f->size >= 0 && f->end <= f->size &&
+      (uint64_t)(f->size - f->end) < want)
+    want = (size_t)(f->size - f->end) + 1;
   struct mp_op *op = file_op(lmp_state(L), f, err);
   if (!op) return NULL;
   void *buf = lmp_rbuf_opbuf(&f->rb, op, want);
@@ -177,6 +183,10 @@ static int64_t rb_done(lua_State *L, struct mp_op *op) {
    * bytes belong elsewhere. */
   if (!f->stream && op->u.rw.off != f->end) return LMP_RBUF_RETRY;
   f->end += op->result;
+  /* A regular file reads short only at its end: take it as EOF for this
+   * call (the next call tries again, so a growing file is still seen). */
+  if (!f->stream && (size_t)op->result < op->u.rw.len) f->rb.eof = 1;
+  else if (f->size >= 0 && f->end > f->size) f->size = -1; /* it grew */
   return op->result;
 }
 
@@ -340,6 +350,7 @@ static int start_write(lua_State *L, struct lfile *f, int first,
 
 static int file_write(lua_State *L) {
   struct lfile *f = checkfile(L);
+  f->size = -1;
   int64_t off = -1;
   if (!(f->mode & F_APPEND) && !f->stream) off = file_pos(f);
   /* the buffered bytes are stale once we write; resume at the position
@@ -353,6 +364,7 @@ static int file_write(lua_State *L) {
 
 static int file_pwrite(lua_State *L) {
   struct lfile *f = checkfile(L);
+  f->size = -1;
   luaL_checkstring(L, 2);
   lua_Integer off = luaL_checkinteger(L, 3);
   luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
@@ -692,8 +704,10 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
   /* pipes and devices have no offsets: read and write at the kernel's
    * position (fstat of an open descriptor does no disk IO) */
   struct stat st;
-  f->stream = fstat((int)r, &st) == 0 && !S_ISREG(st.st_mode) &&
-              !S_ISBLK(st.st_mode) && !S_ISDIR(st.st_mode);
+  int ok = fstat((int)r, &st) == 0;
+  f->stream = ok && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) &&
+              !S_ISDIR(st.st_mode);
+  f->size = ok && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
   lmp_rbuf_init(&f->rb);
   memcpy(f->path, path, len + 1);
   luaL_setmetatable(L, LMP_FILE);
