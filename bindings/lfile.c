@@ -615,8 +615,9 @@ static int file_gc(lua_State *L) {
   struct lfile *f = tofile(L);
   int fd = detach(f);
   if (fd >= 0) {
-    struct lfd tmp = {fd, 1, lmp_getstate(L)->loop, NULL, 0, 0};
-    struct lfd *d = malloc(sizeof *d);
+    struct lmp_state *S = lmp_getstate(L);
+    struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0};
+    struct lfd *d = tmp.loop ? malloc(sizeof *d) : NULL;
     if (d) {
       *d = tmp;
       lfd_unref(d); /* closes through the loop */

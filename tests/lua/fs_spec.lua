@@ -632,6 +632,27 @@ describe("mp.fs close, cancel and collection with ops in flight", function()
     end)
   end)
 
+  it("close from a task whose deadline expired still closes", function()
+    put(path("late"), "late")
+    H.run(function()
+      collectgarbage()
+      collectgarbage()
+      mp.sleep(0.01)
+      local before = H.fd_count()
+      local f = assert(fs.open(path("late")))
+      local ok, closed = mp.timeout(0.01, function()
+        pcall(mp.sleep, 1)        -- the deadline fires here
+        -- every suspension now raises the timeout: close must not leak
+        return pcall(f.close, f)
+      end)
+      assert.is_true(ok)
+      assert.is_false(closed)     -- close raised the timeout...
+      assert.are.equal("file (closed)", tostring(f)) -- ...but closed
+      mp.sleep(0.01)
+      assert.are.equal(before, H.fd_count())
+    end)
+  end)
+
   it("__close closes at the end of the block", function()
     put(path("tbc"), "t")
     H.run(function()
