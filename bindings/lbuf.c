@@ -34,9 +34,9 @@ void lmp_rbuf_init(struct lmp_rbuf *rb) {
 
 void lmp_rbuf_free(struct lmp_rbuf *rb) {
   lmp_rbuf_detach(rb);
-  free(rb->p);
+  free(rb->blk);
   free(rb->spare);
-  rb->spare = NULL;
+  rb->spare = rb->blk = NULL;
   rb->p = NULL;
   rb->off = rb->tpos = rb->len = rb->cap = rb->scanned = 0;
 }
@@ -111,12 +111,16 @@ static int reserve(struct lmp_rbuf *rb, size_t n) {
   }
   size_t cap = rb->cap ? rb->cap : 4096;
   while (cap < rb->len + n) {
-    if (cap > SIZE_MAX / 2) return MP_ENOMEM;
+    if (cap > SIZE_MAX / 4) return MP_ENOMEM;
     cap *= 2;
   }
-  char *p = realloc(rb->p, cap);
-  if (!p) return MP_ENOMEM;
-  rb->p = p;
+  /* The storage is an opbuf block too, so it can trade places with an
+   * op's scratch memory (see absorb). */
+  struct opbuf *b = realloc(rb->blk, OPBUF_HDR + cap);
+  if (!b) return MP_ENOMEM;
+  b->cap = cap;
+  rb->blk = b;
+  rb->p = (char *)b + OPBUF_HDR;
   rb->cap = cap;
   return 0;
 }
@@ -335,15 +339,27 @@ static int finish_ok(lua_State *L, struct lmp_rbuf *rb, int base) {
 
 static int engine(lua_State *L, const struct lmp_rbuf_vt *vt);
 
-/* The size of a fill that may bypass the buffer: the op read exactly the
- * count that is the last format, into an empty buffer. 0 otherwise. */
-static size_t direct_size(lua_State *L, struct lmp_rbuf *rb,
-                          struct mp_op *op) {
+/* The count that may bypass the buffer: the last format is a count and
+ * the buffer is empty. 0 otherwise. */
+static size_t direct_size(lua_State *L, struct lmp_rbuf *rb) {
   int nfmt = NFMT(L), nres = lua_gettop(L) - 3 - nfmt;
   lua_Integer count;
   if (nres != nfmt - 1 || rb->tpos != rb->len) return 0;
   if (fmt_kind(L, 4 + nres, &count) != F_COUNT || count <= 0) return 0;
-  return op->u.rw.len == (size_t)count ? (size_t)count : 0;
+  return (size_t)count;
+}
+
+/* Keeps block h (no op owns it) as the spare scratch memory, or frees it:
+ * one or two blocks per object, not a malloc per op (a 64 KiB malloc/free
+ * pair per read showed up as page faults from heap trimming). */
+static void keep_spare(struct lmp_rbuf *rb, struct opbuf *h) {
+  if (!h) return;
+  if (!rb->spare || rb->spare->cap < h->cap) {
+    free(rb->spare);
+    rb->spare = h;
+  } else {
+    free(h);
+  }
 }
 
 /* Absorbs a completed fill op. Returns 0 (bytes buffered, or EOF noted),
@@ -362,26 +378,42 @@ static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
     rb = vt->check(L);
     rb->eof = 1;
   } else {
+    struct opbuf *h = op->owned;
+    char *data = lmp_rbuf_opdata(op);
+    size_t direct, skip = 0;
     rb = vt->check(L);
-    size_t direct = direct_size(L, rb, op);
-    if (direct && (size_t)n == direct) {
-      lua_pushlstring(L, lmp_rbuf_opdata(op), (size_t)n);
+    direct = direct_size(L, rb);
+    if (direct && (size_t)n >= direct) { /* straight into the string */
+      lua_pushlstring(L, data, direct);
+      skip = direct;
       r = 1;
-    } else if ((r = reserve(rb, (size_t)n)) == 0) {
-      memcpy(rb->p + rb->len, lmp_rbuf_opdata(op), (size_t)n);
-      rb->len += (size_t)n;
+    }
+    if ((size_t)n > skip && rb->off == rb->len) {
+      /* Nothing buffered: the op's memory becomes the buffer (no copy);
+       * the old storage becomes the spare. */
+      struct opbuf *old = rb->blk;
+      op->owned = NULL;
+      rb->blk = h;
+      rb->p = data;
+      rb->cap = h->cap;
+      rb->off = 0;
+      rb->tpos = skip; /* committed by finish_ok when r == 1 */
+      rb->len = (size_t)n;
+      rb->scanned = 0;
+      keep_spare(rb, old);
+    } else if ((size_t)n > skip) {
+      int e = reserve(rb, (size_t)n - skip);
+      if (e == 0) {
+        memcpy(rb->p + rb->len, data + skip, (size_t)n - skip);
+        rb->len += (size_t)n - skip;
+      } else {
+        r = e;
+      }
     }
   }
-  /* Keep the scratch memory for the next fill: one malloc per object,
-   * not per op (a 64 KiB malloc/free pair per read showed up as page
-   * faults from heap trimming). The op no longer needs it. */
-  if (rb && r >= 0) {
-    struct opbuf *h = op->owned;
-    if (!rb->spare || rb->spare->cap < h->cap) {
-      free(rb->spare);
-      rb->spare = h;
-      op->owned = NULL;
-    }
+  if (rb && r >= 0 && op->owned) { /* the op no longer needs it */
+    keep_spare(rb, op->owned);
+    op->owned = NULL;
   }
   mp_op_release(op);
   return r;
@@ -456,12 +488,15 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
     {
       int nres = lua_gettop(L) - base, idx = 4 + nres;
       lua_Integer count;
-      /* a count that is the last format, into an empty buffer: read
-       * exactly it, so the bytes can go straight into the Lua string */
+      /* a count that is the last format, into an empty buffer: read it
+       * and some more (LMP_RBUF_AHEAD): the first bytes go straight into
+       * the Lua string, the rest stays for the next reads, in the same
+       * memory (absorb adopts it): one op per AHEAD bytes, one copy */
       if (nres == nfmt - 1 && rb->tpos == rb->len &&
           fmt_kind(L, idx, &count) == F_COUNT && count > 0 &&
-          (size_t)count <= LMP_RBUF_MAXREAD)
-        sz = (size_t)count;
+          (size_t)count >= LMP_RBUF_CHUNK)
+        sz = (size_t)count > LMP_RBUF_AHEAD ? (size_t)count : LMP_RBUF_AHEAD;
+      if (sz > LMP_RBUF_MAXREAD) sz = LMP_RBUF_MAXREAD;
     }
     struct mp_op *op = vt->start(L, sz, &err);
     if (!op) return finish_err(L, vt, rb, err);

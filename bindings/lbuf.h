@@ -13,8 +13,11 @@
  * into the rbuf. So the kernel never writes into the rbuf, which may be
  * freed (object closed or collected) while the op is in flight; the copy
  * (64 KiB at a time) costs little next to the syscall. When the buffer is
- * empty and a count is the last format, the bytes go from the scratch
- * memory straight into the Lua string (one copy, like liolib).
+ * empty, there is no copy at all: the scratch memory becomes the buffer
+ * and the old buffer the next scratch. A count (>= 64 KiB) that is the last
+ * format reads LMP_RBUF_AHEAD bytes at once into an empty buffer and goes
+ * straight into the Lua string (one copy, like liolib); the rest stays
+ * buffered for the next reads.
  *
  * Cancellation: a call consumes the buffer only when it returns. Results
  * are parsed against a tentative offset (tpos) committed at the end, so a
@@ -54,6 +57,7 @@
 #define LMP_RBUF_CHUNK (64 * 1024)         /* default read size */
 #define LMP_RBUF_MAXLINE (1024 * 1024)     /* default line limit */
 #define LMP_RBUF_MAXREAD (4 * 1024 * 1024) /* largest single read op */
+#define LMP_RBUF_AHEAD (256 * 1024)        /* read size for big counts */
 
 /* Not an MP_E* code: "ELINETOOLONG" (see lmp_rbuf_fail). */
 #define LMP_ELINETOOLONG (-5000)
@@ -63,7 +67,8 @@
 struct opbuf;
 
 struct lmp_rbuf {
-  char *p;
+  char *p;        /* the data: inside blk, after its header */
+  struct opbuf *blk;
   size_t off;     /* consumed up to here (committed) */
   size_t tpos;    /* tentative consumption during a call */
   size_t len;     /* bytes in p */
