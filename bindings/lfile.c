@@ -369,6 +369,7 @@ static int file_pwrite(lua_State *L) {
   lua_Integer off = luaL_checkinteger(L, 3);
   luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
   lua_settop(L, 2);
+  if (f->stream) return file_fail(L, f, MP_ESPIPE);
   return start_write(L, f, 2, off, 2);
 }
 
@@ -418,15 +419,27 @@ static int pread_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int file_pread(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
-  checkfile(L);
+  struct lfile *f = checkfile(L);
   lua_Integer n = luaL_checkinteger(L, 2);
   lua_Integer off = luaL_checkinteger(L, 3);
   luaL_argcheck(L, n >= 0, 2, "non-negative count expected");
   luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
   lua_settop(L, 3);
+  if (f->stream) return file_fail(L, f, MP_ESPIPE);
   if (n == 0) {
     lua_pushliteral(L, "");
     return 1;
+  }
+  /* pread(huge, off) must not allocate huge: a regular file holds at most
+   * size - off bytes there (fstat: the in-memory inode, no disk IO). */
+  struct stat st;
+  if (n > LMP_RBUF_MAXREAD && fstat(f->d->fd, &st) == 0 &&
+      S_ISREG(st.st_mode)) {
+    int64_t left = (int64_t)st.st_size - off;
+    if (left < 0) left = 0;
+    if (n > left + 1) n = left + 1;
+    lua_pushinteger(L, n);
+    lua_replace(L, 2);
   }
   struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
   if (!op || !(op->owned = malloc((size_t)n))) {

@@ -263,6 +263,7 @@ describe("mp.fs positional IO", function()
       assert.are.equal("89", f:pread(10, 8))
       assert.is_nil(f:pread(4, 10))
       assert.are.equal("", f:pread(0, 100))
+      assert.are.equal("3456789", f:pread(1 << 50, 3)) -- no huge buffer
       f:close()
       assert.are.equal("AB23456789", get(path("pos")))
     end)
@@ -602,6 +603,10 @@ describe("mp.fs close, cancel and collection with ops in flight", function()
       t:cancel()
       assert.are.same({false, "cancelled"}, {t:join()})
       f:write("def\nrest\n")
+      local r, _, code = f:pread(1 << 50, 0)   -- a pipe has no offsets
+      assert.are.same({nil, "ESPIPE"}, {r, code})
+      r, _, code = f:seek("set", 0)
+      assert.are.same({nil, "ESPIPE"}, {r, code})
       assert.are.equal("abcdef", f:read("l"))
       -- a timeout in the middle of a multi-format read keeps the first
       local ok = mp.timeout(0.02, function() return f:read("l", "l") end)
