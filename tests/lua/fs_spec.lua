@@ -80,6 +80,18 @@ describe("mp.fs read formats match io", function()
     end)
   end)
 
+  it("reads inside the script's own coroutines", function()
+    put(path("gen"), "a\nb\nc\n")
+    H.run(function()
+      local f = assert(fs.open(path("gen")))
+      local gen = coroutine.wrap(function()
+        for l in f:lines() do coroutine.yield(l) end
+      end)
+      assert.are.same({"a", "b", "c"}, {gen(), gen(), gen()})
+      f:close()
+    end)
+  end)
+
   it("works outside any task, also for a large 'a'", function()
     local big = string.rep("0123456789abcdef", 4 * 1024 * 1024) -- 64 MiB
     put(path("big"), big)
