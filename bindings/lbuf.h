@@ -24,19 +24,28 @@
  * task cancelled (or timed out) mid-call loses nothing and duplicates
  * nothing: every byte received stays buffered for the next read.
  *
- * Line limit: "l", "L" (and "n") never buffer more than rb->maxline bytes
- * looking for the end of a line (LMP_RBUF_MAXLINE, 1 MiB, by default);
- * beyond that the format fails with nil, "<what>: line longer than N
+ * Line limit: "l" and "L" never buffer more than rb->maxline bytes looking
+ * for the end of a line (LMP_RBUF_MAXLINE, 1 MiB, by default); a longer
+ * line (found or not) fails the call with nil, "<what>: line longer than N
  * bytes", "ELINETOOLONG" and the data stays buffered (read it with counts).
+ *
+ * EOF: with flags 0 (files) a format that finds no data at all returns nil,
+ * as liolib ("a" returns "", a partial last line or count is returned).
+ * With LMP_RBUF_STREAM the same failure returns the results so far then
+ * nil, msg, "EOF" (vt->fail(L, MP_EOF)). LMP_RBUF_RAISE turns every failure
+ * with a message into a raised error (lines iterators). An IO error drops
+ * the results of the call: nil, msg, code, nothing consumed.
  *
  * How a new object type plugs in:
  *   1. embed a struct lmp_rbuf in the object; lmp_rbuf_init it at creation,
- *      lmp_rbuf_free it at close/__gc (after lmp_rbuf_detach, see below);
+ *      lmp_rbuf_free it at close/__gc (it detaches a read in flight);
  *   2. fill a static const struct lmp_rbuf_vt: check (object at index 1
  *      -> its rbuf, raising if closed), start (prepare one op that reads
- *      into lmp_rbuf_opbuf(rb, op, want)), done (turn the completed op into
- *      bytes / EOF / error / retry), fail (push nil, msg, code with the
- *      object's path or address, via lmp_rbuf_fail);
+ *      into lmp_rbuf_opbuf(rb, op, want): any kind, READ or RECV; the
+ *      engine does not look at op->u), done (turn the completed op into
+ *      bytes / EOF / error / retry; it runs before anything else in the
+ *      continuation, so it is where "closed" is noticed), fail (push nil,
+ *      msg, code with the object's path or address, via lmp_rbuf_fail);
  *   3. its read method checks the object and calls
  *      `return lmp_rbuf_read(L, &vt, flags);` with the object at index 1
  *      and the formats at 2..top (the function must have the lmp_state as
