@@ -227,7 +227,7 @@ enum { P_OK, P_FAIL, P_NEED, P_ERR };
  * nothing (the caller pushes the failure); P_NEED wants *want more bytes;
  * P_ERR sets *err. */
 static int parse_one(lua_State *L, struct lmp_rbuf *rb, int kind,
-                     lua_Integer count, size_t *want, int *err) {
+                     lua_Integer count, int flags, size_t *want, int *err) {
   size_t avail = rb->len - rb->tpos;
   const char *p = rb->p + rb->tpos;
   switch (kind) {
@@ -239,7 +239,10 @@ static int parse_one(lua_State *L, struct lmp_rbuf *rb, int kind,
         else return (*want = 1), P_NEED;
         return P_OK;
       }
-      if (avail >= n || (rb->eof && avail > 0)) {
+      /* at EOF a file returns what there is; a stream wants it all (the
+       * partial bytes stay buffered for "a") */
+      if (avail >= n ||
+          (rb->eof && avail > 0 && !(flags & LMP_RBUF_STREAM))) {
         if (avail < n) n = avail;
         lua_pushlstring(L, p, n);
         rb->tpos += n;
@@ -464,7 +467,7 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
       lua_Integer count = 0;
       luaL_checkstack(L, 4, "too many results");
       int kind = fmt_kind(L, idx, &count);
-      pr = parse_one(L, rb, kind, count, &want, &err);
+      pr = parse_one(L, rb, kind, count, flags, &want, &err);
       if (pr != P_OK) break;
     }
     if (pr == P_OK) return finish_ok(L, rb, base);

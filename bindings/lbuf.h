@@ -32,7 +32,9 @@
  * EOF: with flags 0 (files) a format that finds no data at all returns nil,
  * as liolib ("a" returns "", a partial last line or count is returned).
  * With LMP_RBUF_STREAM the same failure returns the results so far then
- * nil, msg, "EOF" (vt->fail(L, MP_EOF)). LMP_RBUF_RAISE turns every failure
+ * nil, msg, "EOF" (vt->fail(L, MP_EOF)), and a count is a failure unless
+ * all its bytes arrived (the partial bytes stay buffered: "a" returns
+ * them); a partial last line is still returned, as io does. LMP_RBUF_RAISE turns every failure
  * with a message into a raised error (lines iterators). An IO error drops
  * the results of the call: nil, msg, code, nothing consumed.
  *
