@@ -362,10 +362,6 @@ describe("mp.fs errors", function()
       pending("setpriv not available")
       return
     end
-    if (os.getenv("LD_PRELOAD") or ""):find("asan") then
-      pending("the sanitizer runtime does not survive the uid change")
-      return
-    end
     local p = path("secret")
     put(p, "s")
     os.execute("chmod 600 '" .. p .. "'; chmod 755 '" .. dir .. "'")
