@@ -92,6 +92,7 @@ int lmp_fail(lua_State *L, int err, const char *what);
 void lmp_open_task(lua_State *L, struct lmp_state *S);
 void lmp_open_work(lua_State *L, struct lmp_state *S);
 void lmp_open_repl(lua_State *L, struct lmp_state *S);
+void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs */
 
 /* The scheduler (ltask.c). */
 void lmp_task_spawn(lua_State *L, struct lmp_state *S, int nargs);

@@ -1,0 +1,151 @@
+/* lbuf.h: a read buffer and the io.read format engine shared by every
+ * readable object (files, streams).
+ *
+ * struct lmp_rbuf is a growable byte buffer: bytes p[off, len) are data
+ * not yet handed to Lua. lmp_rbuf_read implements the formats of Lua's
+ * io.read over it ("a", "l", "L", "n", byte counts, several per call, as
+ * liolib's g_read: the first format that fails yields nil and stops). When
+ * it needs more bytes it starts ONE op through the object's vtable,
+ * suspends with lmp_await, and resumes parsing in the continuation.
+ *
+ * Memory the kernel writes: the op reads into scratch memory it owns
+ * (op->owned, from lmp_rbuf_opbuf), and the continuation copies the bytes
+ * into the rbuf. So the kernel never writes into the rbuf, which may be
+ * freed (object closed or collected) while the op is in flight; the copy
+ * (64 KiB at a time) costs little next to the syscall. When the buffer is
+ * empty, there is no copy at all: the scratch memory becomes the buffer
+ * and the old buffer the next scratch. A count (>= 64 KiB) that is the last
+ * format reads LMP_RBUF_AHEAD bytes at once into an empty buffer and goes
+ * straight into the Lua string (one copy, like liolib); the rest stays
+ * buffered for the next reads.
+ *
+ * Cancellation: a call consumes the buffer only when it returns. Results
+ * are parsed against a tentative offset (tpos) committed at the end, so a
+ * task cancelled (or timed out) mid-call loses nothing and duplicates
+ * nothing: every byte received stays buffered for the next read.
+ *
+ * Line limit: "l" and "L" never buffer more than rb->maxline bytes looking
+ * for the end of a line (LMP_RBUF_MAXLINE, 1 MiB, by default); a longer
+ * line (found or not) fails the call with nil, "<what>: line longer than N
+ * bytes", "ELINETOOLONG" and the data stays buffered (read it with counts).
+ *
+ * EOF: with flags 0 (files) a format that finds no data at all returns nil,
+ * as liolib ("a" returns "", a partial last line or count is returned).
+ * With LMP_RBUF_STREAM the same failure returns the results so far then
+ * nil, msg, "EOF" (vt->fail(L, MP_EOF)), and a count is a failure unless
+ * all its bytes arrived (the partial bytes stay buffered: "a" returns
+ * them); a partial last line is still returned, as io does. LMP_RBUF_RAISE turns every failure
+ * with a message into a raised error (lines iterators). An IO error drops
+ * the results of the call: nil, msg, code, nothing consumed.
+ *
+ * How a new object type plugs in:
+ *   1. embed a struct lmp_rbuf in the object; lmp_rbuf_init it at creation,
+ *      lmp_rbuf_free it at close/__gc (it detaches a read in flight);
+ *   2. fill a static const struct lmp_rbuf_vt: check (object at index 1
+ *      -> its rbuf, raising if closed), start (prepare one op that reads
+ *      into lmp_rbuf_opbuf(rb, op, want): any kind, READ or RECV; the
+ *      engine does not look at op->u), done (turn the completed op into
+ *      bytes / EOF / error / retry; it runs before anything else in the
+ *      continuation, so it is where "closed" is noticed), fail (push nil,
+ *      msg, code with the object's path or address, via lmp_rbuf_fail);
+ *   3. its read method checks the object and calls
+ *      `return lmp_rbuf_read(L, &vt, flags);` with the object at index 1
+ *      and the formats at 2..top (the function must have the lmp_state as
+ *      upvalue 1, as lmp_await requires);
+ *   4. on close or __gc with a read in flight, call lmp_rbuf_detach: it
+ *      cuts the op's link to the rbuf and cancels the op (its callback then
+ *      releases it, orphaned or not).
+ * Only one read may run on an rbuf at a time; a second concurrent read
+ * raises "<fname>: another task is already reading". */
+#ifndef LBUF_H
+#define LBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lmoonport.h"
+
+#define LMP_RBUF_CHUNK (64 * 1024)         /* default read size */
+#define LMP_RBUF_MAXLINE (1024 * 1024)     /* default line limit */
+#define LMP_RBUF_MAXREAD (4 * 1024 * 1024) /* largest single read op */
+#define LMP_RBUF_AHEAD (256 * 1024)        /* read size for big counts */
+
+/* Not an MP_E* code: "ELINETOOLONG" (see lmp_rbuf_fail). */
+#define LMP_ELINETOOLONG (-5000)
+/* Returned by vt->done: discard this op's bytes and read again. */
+#define LMP_RBUF_RETRY (-5001)
+
+struct opbuf;
+
+struct lmp_rbuf {
+  char *p;        /* the data: inside blk, after its header */
+  struct opbuf *blk;
+  size_t off;     /* consumed up to here (committed) */
+  size_t tpos;    /* tentative consumption during a call */
+  size_t len;     /* bytes in p */
+  size_t cap;
+  size_t scanned; /* bytes after tpos known to hold no '\n' */
+  size_t maxline;
+  int eof;        /* the last fill of this call hit EOF */
+  struct mp_op *pending; /* the read op in flight, or NULL */
+  struct opbuf *spare;   /* scratch memory kept between fills */
+};
+
+/* Flags for lmp_rbuf_read. */
+enum {
+  LMP_RBUF_STREAM = 1, /* EOF before any byte of a format: nil, msg, "EOF"
+                          (files: plain nil, as liolib) */
+  LMP_RBUF_RAISE = 2   /* errors raise (for lines iterators) */
+};
+
+struct lmp_rbuf_vt {
+  const char *fname; /* "read": error messages name it */
+  /* The rbuf of the object at stack index 1; raises if it is closed or not
+   * the right type. Called at each (re)entry, since the object may have
+   * been closed while the task was suspended. */
+  struct lmp_rbuf *(*check)(lua_State *L);
+  /* Prepares ONE op reading exactly want bytes (or fewer) into
+   * lmp_rbuf_opbuf(rb, op, n). Returns it, not submitted, or NULL with *err
+   * set to an MP_E* code. The op's cb may be NULL, or the type's own
+   * callback, which must chain to lmp_task_op_cb (the engine installs its
+   * callback and calls the type's after it). */
+  struct mp_op *(*start)(lua_State *L, size_t want, int *err);
+  /* Turns the completed op into: n > 0 bytes at lmp_rbuf_opdata(op), 0 at
+   * EOF, LMP_RBUF_RETRY, or an MP_E* code (MP_ECLOSED when closed). The
+   * object may still have been closed meanwhile: check that here. */
+  int64_t (*done)(lua_State *L, struct mp_op *op);
+  /* Pushes nil, message, code for err (MP_E*, MP_EOF or LMP_ELINETOOLONG)
+   * naming the object; returns 3. */
+  int (*fail)(lua_State *L, int err);
+};
+
+void lmp_rbuf_init(struct lmp_rbuf *rb);
+void lmp_rbuf_free(struct lmp_rbuf *rb);
+/* Drops the buffered bytes (after a seek or a write). */
+void lmp_rbuf_reset(struct lmp_rbuf *rb);
+/* Buffered bytes not yet consumed. */
+static inline size_t lmp_rbuf_avail(const struct lmp_rbuf *rb) {
+  return rb->len - rb->off;
+}
+/* Unlinks and cancels the read in flight (close, __gc). */
+void lmp_rbuf_detach(struct lmp_rbuf *rb);
+
+/* Scratch memory owned by op (freed with it, unless the engine takes it
+ * back into rb for the next fill), n bytes; NULL when out of memory. */
+void *lmp_rbuf_opbuf(struct lmp_rbuf *rb, struct mp_op *op, size_t n);
+void *lmp_rbuf_opdata(struct mp_op *op);
+/* A spare field in the op's scratch header for the object type (files keep
+ * the buffer epoch there). */
+int64_t *lmp_rbuf_optag(struct mp_op *op);
+
+/* Raises (luaL_argerror) for a bad format at [first, top]. */
+void lmp_rbuf_check_formats(lua_State *L, int first);
+
+/* The engine. Object at 1, formats at 2..top ("l" when none). Returns the
+ * number of results, through lmp_await continuations. */
+int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags);
+
+/* Pushes nil, "what: message", code; knows LMP_ELINETOOLONG. */
+int lmp_rbuf_fail(lua_State *L, int err, const char *what, size_t maxline);
+
+#endif
