@@ -92,7 +92,13 @@ int lmp_fail(lua_State *L, int err, const char *what);
 void lmp_open_task(lua_State *L, struct lmp_state *S);
 void lmp_open_work(lua_State *L, struct lmp_state *S);
 void lmp_open_repl(lua_State *L, struct lmp_state *S);
-void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs */
+void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs.open */
+void lmp_open_fs(lua_State *L, struct lmp_state *S);   /* core.fs paths */
+
+/* lfs.c: shared with lfile.c. */
+struct statx;
+void lmp_push_stat(lua_State *L, const struct statx *st);
+const char *lmp_checkpath(lua_State *L, int i); /* a string without NULs */
 
 /* The scheduler (ltask.c). */
 void lmp_task_spawn(lua_State *L, struct lmp_state *S, int nargs);

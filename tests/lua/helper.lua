@@ -38,6 +38,17 @@ function H.fd_count()
   return n
 end
 
+-- Waits (up to 2 s, inside a task) until at most n descriptors are open:
+-- closes complete asynchronously. A descriptor of an earlier spec may
+-- close meanwhile, hence "at most".
+function H.fds_back_to(n)
+  for _ = 1, 200 do
+    if H.fd_count() <= n then return true end
+    mp.sleep(0.01)
+  end
+  return false
+end
+
 function H.pid()
   local f = io.open("/proc/self/stat")
   local pid = f:read("n")
