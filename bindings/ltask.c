@@ -418,6 +418,11 @@ int moonport_run(lua_State *L, enum mp_run_mode mode) {
   return S->ntasks;
 }
 
+int moonport_task_done(lua_State *L, int idx) {
+  struct lmp_task *t = luaL_checkudata(L, idx, LMP_TASK);
+  return t->status == LMP_DONE;
+}
+
 int moonport_unhandled(lua_State *L) { return lmp_getstate(L)->unhandled; }
 
 /* ---- Lua functions ---- */

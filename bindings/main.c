@@ -67,12 +67,7 @@ static int dorepl(lua_State *L, struct mp_loop *loop) {
          "entry\n", LUA_RELEASE, mp_loop_backend(loop));
   fflush(stdout);
   for (;;) {
-    lua_getfield(L, task, "done");
-    lua_pushvalue(L, task);
-    lua_call(L, 1, 1);
-    int done = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (done) break;
+    if (moonport_task_done(L, task)) break;
     /* The running entry, for the signal handler and the cancel below. */
     lua_getfield(L, repl, "entry");
     struct lmp_task *entry = luaL_testudata(L, -1, LMP_TASK);
@@ -147,12 +142,7 @@ static int run_as_task(lua_State *L, int nargs) {
   moonport_spawn(L, nargs);
   int task = lua_gettop(L);
   for (;;) {
-    lua_getfield(L, task, "done");
-    lua_pushvalue(L, task);
-    lua_call(L, 1, 1);
-    int done = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (done) break;
+    if (moonport_task_done(L, task)) break;
     if (moonport_run(L, MP_RUN_ONCE) < 0) return LUA_ERRRUN;
   }
   lua_getfield(L, task, "join");

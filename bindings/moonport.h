@@ -25,6 +25,9 @@ struct mp_loop *moonport_loop(lua_State *L);
  * values below it (popped too) and pushes the task object. */
 void moonport_spawn(lua_State *L, int nargs);
 
+/* Whether the task object at idx has ended (task:done()). */
+int moonport_task_done(lua_State *L, int idx);
+
 /* Runs ready tasks and the loop. MP_RUN_DEFAULT runs until every task has
  * ended; MP_RUN_ONCE does one turn, waiting for a completion if no task is
  * ready; MP_RUN_NOWAIT does one turn without waiting. Returns the number of
