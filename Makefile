@@ -2,9 +2,11 @@
 # Both install missing Debian packages first (scripts/deps.sh).
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build build-asan run test test-release test-asan bench clean
+.PHONY: all deps build build-asan run test test-release test-asan test-tsan \
+	bench clean
 
 all: build
 
@@ -23,8 +25,9 @@ build-asan: deps
 run: build
 	./$(BUILD)/moonport examples/demo.lua
 
-# Every test on every backend, then again under ASan+UBSan.
-test: test-release test-asan
+# Every test on every backend, then again under ASan+UBSan; the core's
+# threads (posts, threadpool) under TSan.
+test: test-release test-asan test-tsan
 
 test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
@@ -35,9 +38,16 @@ test-asan: build-asan
 	  ctest --output-on-failure -j$(JOBS)
 
 # Peers for the benchmarks (Node.js is used when present, not installed).
+test-tsan: deps
+	@cmake -S . -B $(TSAN_BUILD) -DMP_WERROR=ON -DMP_TSAN=ON >/dev/null
+	@cmake --build $(TSAN_BUILD) -j$(JOBS) --target mp_tests
+	cd $(TSAN_BUILD) && for b in $$(ctest -N | sed -n 's/.*Test *#[0-9]*: c-//p'); do \
+	  [ $$b = seccomp ] && continue; \
+	  TSAN_OPTIONS=halt_on_error=1 MOONPORT_BACKEND=$$b ./tests/mp_tests || exit 1; done
+
 bench: build
 	@MP_DEPS_EXTRA="lua-luv lua-cqueues wrk time" sh scripts/deps.sh
 	@for b in bench/*.sh; do echo "== $$b"; bash $$b; done
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
