@@ -87,6 +87,9 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   int core = lua_gettop(L);
   lmp_open_task(L, S);
   lmp_open_work(L, S);
+  lmp_open_socket(L, S);
+  lmp_open_udp(L, S);
+  lmp_open_dns(L, S);
   load_modules(L, core);
   lua_remove(L, core);
   lua_pushvalue(L, -1);

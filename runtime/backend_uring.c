@@ -26,7 +26,8 @@ struct uring_state {
 static const int needed_ops[] = {
   IORING_OP_NOP, IORING_OP_READ, IORING_OP_WRITE, IORING_OP_SEND,
   IORING_OP_RECV, IORING_OP_ACCEPT, IORING_OP_CONNECT, IORING_OP_CLOSE,
-  IORING_OP_ASYNC_CANCEL, IORING_OP_POLL_ADD,
+  IORING_OP_ASYNC_CANCEL, IORING_OP_POLL_ADD, IORING_OP_SENDMSG,
+  IORING_OP_RECVMSG,
 };
 
 static void reap(struct mp_loop *loop);
@@ -143,6 +144,13 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
       break;
     case MP_OP_CLOSE:
       io_uring_prep_close(sqe, op->fd);
+      break;
+    case MP_OP_SENDMSG:
+      io_uring_prep_sendmsg(sqe, op->fd, op->u.rw.buf,
+                            MSG_NOSIGNAL | op->msgflags);
+      break;
+    case MP_OP_RECVMSG:
+      io_uring_prep_recvmsg(sqe, op->fd, op->u.rw.buf, op->msgflags);
       break;
     default:
       io_uring_prep_nop(sqe); /* keep the SQ consistent */
