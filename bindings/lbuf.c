@@ -70,7 +70,7 @@ int64_t *lmp_rbuf_optag(struct mp_op *op) {
 
 /* The read op's callback: an orphaned op (its task is gone) unlinks from
  * its rbuf so later reads are not refused as busy; then the usual path. */
-void lmp_rbuf_op_cb(struct mp_op *op) {
+static void rbuf_op_cb(struct mp_op *op) {
   struct opbuf *h = op->owned;
   if (!op->data && h && h->rb) {
     h->rb->pending = NULL;
@@ -303,9 +303,8 @@ static int finish_err(lua_State *L, const struct lmp_rbuf_vt *vt,
                       struct lmp_rbuf *rb, int err) {
   if (rb) rb->scanned = 0;
   int flags = FLAGS(L);
-  vt->fail(L, err); /* the object is still at index 1 for its message */
-  lua_rotate(L, 1, 3);
-  lua_settop(L, 3);
+  lua_settop(L, 0);
+  vt->fail(L, err);
   if (flags & LMP_RBUF_RAISE)
     return luaL_error(L, "%s", lua_tostring(L, -2));
   return 3;
@@ -437,7 +436,7 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
     }
     struct mp_op *op = vt->start(L, sz, &err);
     if (!op) return finish_err(L, vt, rb, err);
-    if (!op->cb) op->cb = lmp_rbuf_op_cb; /* else it chains to it */
+    op->cb = rbuf_op_cb;
     ((struct opbuf *)op->owned)->rb = rb;
     rb->pending = op;
     if (!lmp_self(S)->is_main) return lmp_await(L, op, rbuf_k, vt->fname);

@@ -86,9 +86,8 @@ struct lmp_rbuf_vt {
    * been closed while the task was suspended. */
   struct lmp_rbuf *(*check)(lua_State *L);
   /* Prepares ONE op reading at most want bytes into lmp_rbuf_opbuf(op,
-   * n). Returns it (not submitted; cb unset: the engine sets it, or a cb
-   * that ends by calling lmp_rbuf_op_cb) or NULL with *err set to an MP_E*
-   * code. */
+   * n). Returns it (not submitted, cb unset: the engine sets it) or NULL
+   * with *err set to an MP_E* code. */
   struct mp_op *(*start)(lua_State *L, size_t want, int *err);
   /* Turns the completed op into: n > 0 bytes at lmp_rbuf_opdata(op), 0 at
    * EOF, LMP_RBUF_RETRY, or an MP_E* code (MP_ECLOSED when closed). The
@@ -117,10 +116,6 @@ void *lmp_rbuf_opdata(struct mp_op *op);
 /* A spare field in the op's scratch header for the object type (files keep
  * the buffer epoch there). */
 int64_t *lmp_rbuf_optag(struct mp_op *op);
-
-/* The read op's callback (vt->start may install its own that chains to
- * this one, to track the op in the object). */
-void lmp_rbuf_op_cb(struct mp_op *op);
 
 /* The engine. Object at 1, formats at 2..top ("l" when none). Returns the
  * number of results, through lmp_await continuations. */
