@@ -20,6 +20,7 @@
 
 struct opbuf {
   struct lmp_rbuf *rb; /* the owner, NULL once detached */
+  mp_op_cb next_cb;    /* the type's callback, or lmp_task_op_cb */
   int64_t tag;         /* for the object type */
   /* data follows, aligned */
 };
@@ -54,6 +55,7 @@ void *lmp_rbuf_opbuf(struct mp_op *op, size_t n) {
   struct opbuf *h = malloc(OPBUF_HDR + n);
   if (!h) return NULL;
   h->rb = NULL;
+  h->next_cb = lmp_task_op_cb;
   h->tag = 0;
   free(op->owned);
   op->owned = h;
@@ -69,14 +71,15 @@ int64_t *lmp_rbuf_optag(struct mp_op *op) {
 }
 
 /* The read op's callback: an orphaned op (its task is gone) unlinks from
- * its rbuf so later reads are not refused as busy; then the usual path. */
+ * its rbuf so later reads are not refused as busy; then the type's
+ * callback (which chains to lmp_task_op_cb). */
 static void rbuf_op_cb(struct mp_op *op) {
   struct opbuf *h = op->owned;
-  if (!op->data && h && h->rb) {
+  if (!op->data && h->rb) {
     h->rb->pending = NULL;
     h->rb = NULL;
   }
-  lmp_task_op_cb(op);
+  h->next_cb(op);
 }
 
 int lmp_rbuf_fail(lua_State *L, int err, const char *what, size_t maxline) {
@@ -128,8 +131,7 @@ static int fmt_kind(lua_State *L, int idx, lua_Integer *count) {
   }
 }
 
-/* Checks formats at [first, top] before any IO (misuse raises). */
-static void check_formats(lua_State *L, int first) {
+void lmp_rbuf_check_formats(lua_State *L, int first) {
   int top = lua_gettop(L);
   for (int i = first; i <= top; i++) {
     if (lua_type(L, i) == LUA_TNUMBER) {
@@ -303,8 +305,9 @@ static int finish_err(lua_State *L, const struct lmp_rbuf_vt *vt,
                       struct lmp_rbuf *rb, int err) {
   if (rb) rb->scanned = 0;
   int flags = FLAGS(L);
-  lua_settop(L, 0);
-  vt->fail(L, err);
+  vt->fail(L, err); /* the object is still at index 1, for its address */
+  lua_rotate(L, 1, 3);
+  lua_settop(L, 3);
   if (flags & LMP_RBUF_RAISE)
     return luaL_error(L, "%s", lua_tostring(L, -2));
   return 3;
@@ -403,7 +406,8 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
       int idx = 4 + (lua_gettop(L) - base);
       lua_Integer count = 0;
       luaL_checkstack(L, 4, "too many results");
-      pr = parse_one(L, rb, fmt_kind(L, idx, &count), count, &want, &err);
+      int kind = fmt_kind(L, idx, &count); /* before count is read */
+      pr = parse_one(L, rb, kind, count, &want, &err);
       if (pr != P_OK) break;
     }
     if (pr == P_OK) return finish_ok(L, rb, base);
@@ -436,8 +440,10 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
     }
     struct mp_op *op = vt->start(L, sz, &err);
     if (!op) return finish_err(L, vt, rb, err);
+    struct opbuf *h = op->owned;
+    if (op->cb) h->next_cb = op->cb;
     op->cb = rbuf_op_cb;
-    ((struct opbuf *)op->owned)->rb = rb;
+    h->rb = rb;
     rb->pending = op;
     if (!lmp_self(S)->is_main) return lmp_await(L, op, rbuf_k, vt->fname);
     int r = lmp_await(L, op, main_k, vt->fname);
@@ -450,7 +456,7 @@ int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags) {
   struct lmp_rbuf *rb = vt->check(L);
   int nfmt;
   if (lua_gettop(L) < 2) lua_pushliteral(L, "l");
-  check_formats(L, 2);
+  lmp_rbuf_check_formats(L, 2);
   nfmt = lua_gettop(L) - 1;
   if (rb->pending)
     return luaL_error(L, "%s: another task is already reading", vt->fname);

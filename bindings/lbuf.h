@@ -85,9 +85,11 @@ struct lmp_rbuf_vt {
    * the right type. Called at each (re)entry, since the object may have
    * been closed while the task was suspended. */
   struct lmp_rbuf *(*check)(lua_State *L);
-  /* Prepares ONE op reading at most want bytes into lmp_rbuf_opbuf(op,
-   * n). Returns it (not submitted, cb unset: the engine sets it) or NULL
-   * with *err set to an MP_E* code. */
+  /* Prepares ONE op reading exactly want bytes (or fewer) into
+   * lmp_rbuf_opbuf(op, n). Returns it, not submitted, or NULL with *err
+   * set to an MP_E* code. The op's cb may be NULL, or the type's own
+   * callback, which must chain to lmp_task_op_cb (the engine installs its
+   * callback and calls the type's after it). */
   struct mp_op *(*start)(lua_State *L, size_t want, int *err);
   /* Turns the completed op into: n > 0 bytes at lmp_rbuf_opdata(op), 0 at
    * EOF, LMP_RBUF_RETRY, or an MP_E* code (MP_ECLOSED when closed). The
@@ -116,6 +118,9 @@ void *lmp_rbuf_opdata(struct mp_op *op);
 /* A spare field in the op's scratch header for the object type (files keep
  * the buffer epoch there). */
 int64_t *lmp_rbuf_optag(struct mp_op *op);
+
+/* Raises (luaL_argerror) for a bad format at [first, top]. */
+void lmp_rbuf_check_formats(lua_State *L, int first);
 
 /* The engine. Object at 1, formats at 2..top ("l" when none). Returns the
  * number of results, through lmp_await continuations. */

@@ -87,6 +87,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   int core = lua_gettop(L);
   lmp_open_task(L, S);
   lmp_open_work(L, S);
+  lmp_open_file(L, S);
   lmp_open_socket(L, S);
   lmp_open_udp(L, S);
   lmp_open_dns(L, S);

@@ -88,6 +88,7 @@ int lmp_fail(lua_State *L, int err, const char *what);
  * the top of the stack (each closure gets S as upvalue 1). */
 void lmp_open_task(lua_State *L, struct lmp_state *S);
 void lmp_open_work(lua_State *L, struct lmp_state *S);
+void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs */
 void lmp_open_socket(lua_State *L, struct lmp_state *S); /* lsocket.c */
 void lmp_open_udp(lua_State *L, struct lmp_state *S);    /* ludp.c */
 void lmp_open_dns(lua_State *L, struct lmp_state *S);    /* ldns.c */

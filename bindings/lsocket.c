@@ -458,9 +458,10 @@ static struct lsock_req *rd_req(struct mp_op *op) {
   return (struct lsock_req *)(intptr_t)*lmp_rbuf_optag(op);
 }
 
+/* Runs after lbuf's own callback (which chains here). */
 static void rd_op_cb(struct mp_op *op) {
   req_finish(rd_req(op));
-  lmp_rbuf_op_cb(op);
+  lmp_task_op_cb(op);
 }
 
 /* One receive into memory the op owns; the request record sits after the

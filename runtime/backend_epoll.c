@@ -7,8 +7,11 @@
  * the loop; everything else (regular files, positional IO, close) runs on
  * the threadpool. Level-triggered; a descriptor is registered only while
  * ops wait on it, so a hung-up peer nobody reads cannot spin the loop. */
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -140,7 +143,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
   struct fdstate *f;
   struct mp__queue *q;
   int64_t r;
-  if (op->fd < 0) return MP_EBADF;
+  if (op->fd < 0 && op->kind <= MP_OP_CLOSE) return MP_EBADF;
   switch (op->kind) {
     case MP_OP_CLOSE:
       if ((size_t)op->fd < s->nfds) {
@@ -155,8 +158,11 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
     case MP_OP_WRITE:
       if (op->u.rw.off >= 0) return mp__pool_submit(loop, op);
       break;
-    default:
+    case MP_OP_RECV: case MP_OP_SEND: case MP_OP_ACCEPT: case MP_OP_CONNECT:
+    case MP_OP_SENDMSG: case MP_OP_RECVMSG:
       break;
+    default: /* path and file ops: blocking syscalls */
+      return mp__pool_submit(loop, op);
   }
   if (!(f = fd_get(s, op->fd))) return MP_ENOMEM;
   q = (op->kind == MP_OP_RECV || op->kind == MP_OP_ACCEPT ||
@@ -225,7 +231,8 @@ static void ep_wait(struct mp_loop *loop, int64_t timeout_ns) {
   }
 }
 
-/* The blocking body of a READ/WRITE/CLOSE sent to the threadpool. */
+/* The blocking body of a file or path op sent to the threadpool (by the
+ * epoll backend, or by io_uring for opcodes the kernel lacks). */
 void mp__work_blocking_io(struct mp_op *op) {
   ssize_t r;
   do {
@@ -243,6 +250,25 @@ void mp__work_blocking_io(struct mp_op *op) {
       case MP_OP_CLOSE:
         r = close(op->fd);
         if (r < 0 && errno == EINTR) r = 0; /* the fd is gone on Linux */
+        break;
+      case MP_OP_OPENAT:
+        r = openat(op->fd, op->u.fs.path, op->u.fs.flags, op->u.fs.mode);
+        break;
+      case MP_OP_STATX:
+        r = statx(op->fd, op->u.fs.path, op->u.fs.flags, op->u.fs.mode,
+                  op->u.fs.buf);
+        break;
+      case MP_OP_FSYNC:
+        r = op->u.fs.flags ? fdatasync(op->fd) : fsync(op->fd);
+        break;
+      case MP_OP_RENAMEAT:
+        r = renameat(op->fd, op->u.fs.path, op->u.fs.fd2, op->u.fs.path2);
+        break;
+      case MP_OP_UNLINKAT:
+        r = unlinkat(op->fd, op->u.fs.path, op->u.fs.flags);
+        break;
+      case MP_OP_MKDIRAT:
+        r = mkdirat(op->fd, op->u.fs.path, op->u.fs.mode);
         break;
       default:
         r = -1;

@@ -7,7 +7,9 @@
  * arrives after the cancel's, so nothing is released under the kernel.
  * No SQPOLL: an SQPOLL ring keeps the creator's credentials after setuid
  * (the CVE-2024-22017 class), and it burns a CPU. */
+#include <fcntl.h>
 #include <liburing.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,6 +22,16 @@
 struct uring_state {
   struct io_uring ring;
   unsigned overflows; /* times the CQ overflowed (debug counter) */
+  /* Optional opcodes (file and path ops) the kernel supports; the others
+   * run on the threadpool. */
+  unsigned char native[MP_OP_KIND_MAX];
+};
+
+/* Optional op kinds and the opcode each needs. */
+static const struct { int kind, opcode; } optional_ops[] = {
+  {MP_OP_OPENAT, IORING_OP_OPENAT},     {MP_OP_STATX, IORING_OP_STATX},
+  {MP_OP_FSYNC, IORING_OP_FSYNC},       {MP_OP_RENAMEAT, IORING_OP_RENAMEAT},
+  {MP_OP_UNLINKAT, IORING_OP_UNLINKAT}, {MP_OP_MKDIRAT, IORING_OP_MKDIRAT},
 };
 
 /* Opcodes every op kind needs; without them, use epoll instead. */
@@ -51,12 +63,19 @@ static void arm_wake(struct mp_loop *loop) {
   io_uring_sqe_set_data64(sqe, TAG_WAKE);
 }
 
-static int probe(struct io_uring *ring) {
-  struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+static int probe(struct uring_state *s) {
+  struct io_uring_probe *p = io_uring_get_probe_ring(&s->ring);
   int ok = 1;
   if (!p) return MP_ENOSYS;
   for (size_t i = 0; i < sizeof needed_ops / sizeof needed_ops[0]; i++)
     if (!io_uring_opcode_supported(p, needed_ops[i])) ok = 0;
+  /* MOONPORT_URING_NOFS=1 routes file/path ops to the pool (for tests
+   * of the fallback on kernels that have everything). */
+  const char *nofs = getenv("MOONPORT_URING_NOFS");
+  for (size_t i = 0; i < sizeof optional_ops / sizeof optional_ops[0]; i++)
+    s->native[optional_ops[i].kind] =
+        !(nofs && *nofs == '1') &&
+        io_uring_opcode_supported(p, optional_ops[i].opcode);
   io_uring_free_probe(p);
   return ok ? 0 : MP_ENOSYS;
 }
@@ -96,7 +115,7 @@ static int ur_init(struct mp_loop *loop) {
     free(s);
     return r;
   }
-  if ((r = probe(&s->ring)) < 0 || (r = round_trip(&s->ring)) < 0) {
+  if ((r = probe(s)) < 0 || (r = round_trip(&s->ring)) < 0) {
     io_uring_queue_exit(&s->ring);
     free(s);
     return r;
@@ -118,7 +137,12 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
   struct io_uring_sqe *sqe;
   /* The SQE length field is 32 bits; a short count is normal for IO. */
   unsigned len = op->u.rw.len > 0x7ffff000 ? 0x7ffff000 : (unsigned)op->u.rw.len;
-  if (op->fd < 0) return MP_EBADF;
+  struct uring_state *s = loop->bdata;
+  if (op->kind >= MP_OP_OPENAT && op->kind <= MP_OP_MKDIRAT &&
+      !s->native[op->kind])
+    return mp__pool_submit(loop, op); /* the kernel lacks the opcode */
+  if (op->fd < 0 && (op->kind <= MP_OP_CLOSE || op->kind > MP_OP_MKDIRAT))
+    return MP_EBADF;
   sqe = get_sqe(loop);
   switch (op->kind) {
     case MP_OP_READ:
@@ -145,6 +169,28 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
     case MP_OP_CLOSE:
       io_uring_prep_close(sqe, op->fd);
       break;
+    case MP_OP_OPENAT:
+      io_uring_prep_openat(sqe, op->fd, op->u.fs.path, op->u.fs.flags,
+                           op->u.fs.mode);
+      break;
+    case MP_OP_STATX:
+      io_uring_prep_statx(sqe, op->fd, op->u.fs.path, op->u.fs.flags,
+                          op->u.fs.mode, op->u.fs.buf);
+      break;
+    case MP_OP_FSYNC:
+      io_uring_prep_fsync(sqe, op->fd,
+                          op->u.fs.flags ? IORING_FSYNC_DATASYNC : 0);
+      break;
+    case MP_OP_RENAMEAT:
+      io_uring_prep_renameat(sqe, op->fd, op->u.fs.path, op->u.fs.fd2,
+                             op->u.fs.path2, 0);
+      break;
+    case MP_OP_UNLINKAT:
+      io_uring_prep_unlinkat(sqe, op->fd, op->u.fs.path, op->u.fs.flags);
+      break;
+    case MP_OP_MKDIRAT:
+      io_uring_prep_mkdirat(sqe, op->fd, op->u.fs.path, op->u.fs.mode);
+      break;
     case MP_OP_SENDMSG:
       io_uring_prep_sendmsg(sqe, op->fd, op->u.rw.buf,
                             MSG_NOSIGNAL | op->msgflags);
@@ -162,6 +208,12 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
 }
 
 static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
+  struct uring_state *s = loop->bdata;
+  if (op->kind >= MP_OP_OPENAT && op->kind <= MP_OP_MKDIRAT &&
+      !s->native[op->kind]) {
+    mp__pool_cancel(loop, op); /* on the pool: a running job finishes */
+    return;
+  }
   struct io_uring_sqe *sqe = get_sqe(loop);
   io_uring_prep_cancel(sqe, op, 0);
   io_uring_sqe_set_data64(sqe, TAG_IGNORE);

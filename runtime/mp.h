@@ -67,6 +67,14 @@ enum mp_op_kind {
   MP_OP_ACCEPT,   /* accept4(2), result is the new fd (non-blocking) */
   MP_OP_CONNECT,  /* connect(2) on a non-blocking socket */
   MP_OP_CLOSE,    /* close(2) */
+  /* Files and paths: native on io_uring when the kernel has the opcode,
+   * on the threadpool otherwise. Paths are copied into op-owned memory. */
+  MP_OP_OPENAT,   /* openat(2), result is the new fd (O_CLOEXEC added) */
+  MP_OP_STATX,    /* statx(2) into op-owned memory (mp_op_statx_buf) */
+  MP_OP_FSYNC,    /* fsync(2) / fdatasync(2) */
+  MP_OP_RENAMEAT, /* renameat(2) */
+  MP_OP_UNLINKAT, /* unlinkat(2) (AT_REMOVEDIR: rmdir) */
+  MP_OP_MKDIRAT,  /* mkdirat(2) */
   MP_OP_SENDMSG,  /* sendmsg(2), u.rw.buf is a struct msghdr; no SIGPIPE */
   MP_OP_RECVMSG,  /* recvmsg(2), u.rw.buf is a struct msghdr */
   MP_OP_KIND_MAX
@@ -91,8 +99,16 @@ struct mp_op {
     struct { int64_t due; uint64_t seq; size_t slot; } timer;
     struct { mp_work_fn fn; void *arg; } work;
     struct { void *addr; uint32_t addrlen; } sa;    /* CONNECT */
+    struct {                                        /* OPENAT..MKDIRAT */
+      const char *path, *path2; /* in op->owned */
+      void *buf;                /* STATX: struct statx, in op->owned */
+      int flags, fd2;           /* fd2: RENAMEAT's new dirfd */
+      uint32_t mode;
+    } fs;
   } u;
   void *owned;             /* freed by mp_op_release: buffers the op owns */
+  void *ref;               /* in: the submitter's second pointer (say, the
+                              object the op belongs to); never touched */
   struct mp_loop *loop;    /* private */
   struct mp_op *next, *prev; /* private: the loop's in-flight list */
   struct mp_op *link;        /* private: the one queue the op waits in */
@@ -168,6 +184,21 @@ void mp_op_prep_recvmsg(struct mp_op *op, int fd, void *msg);
 int mp_op_prep_connect(struct mp_op *op, int fd, const struct sockaddr *addr,
                        uint32_t addrlen);
 void mp_op_prep_close(struct mp_op *op, int fd);
+/* Path ops: dirfd may be AT_FDCWD; paths are copied (MP_ENOMEM). */
+int mp_op_prep_openat(struct mp_op *op, int dirfd, const char *path,
+                      int flags, uint32_t mode);
+/* path NULL: stat dirfd itself (AT_EMPTY_PATH). The result lands in
+ * mp_op_statx_buf(op), a struct statx. */
+int mp_op_prep_statx(struct mp_op *op, int dirfd, const char *path,
+                     int flags);
+void *mp_op_statx_buf(struct mp_op *op);
+void mp_op_prep_fsync(struct mp_op *op, int fd, int datasync);
+int mp_op_prep_renameat(struct mp_op *op, int olddirfd, const char *from,
+                        int newdirfd, const char *to);
+int mp_op_prep_unlinkat(struct mp_op *op, int dirfd, const char *path,
+                        int flags);
+int mp_op_prep_mkdirat(struct mp_op *op, int dirfd, const char *path,
+                       uint32_t mode);
 
 /* Debug registry of buffers the kernel may write: returns nonzero when
  * [p, p+len) overlaps the buffer of any in-flight op of this loop. Used by

@@ -1,6 +1,8 @@
 /* op.c: struct mp_op: allocate, prepare, submit, cancel, release. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "mp_internal.h"
 
@@ -217,4 +219,71 @@ int mp_op_prep_connect(struct mp_op *op, int fd, const struct sockaddr *addr,
 void mp_op_prep_close(struct mp_op *op, int fd) {
   op->kind = MP_OP_CLOSE;
   op->fd = fd;
+}
+
+/* Path ops keep [head bytes][path\0][path2\0] in op->owned, so the
+ * strings outlive the caller's (a Lua string may be collected while the
+ * kernel still reads it). */
+static int prep_path(struct mp_op *op, int kind, int dirfd, size_t head,
+                     const char *path, const char *path2) {
+  size_t n1 = path ? strlen(path) + 1 : 0, n2 = path2 ? strlen(path2) + 1 : 0;
+  head = (head + 15) & ~(size_t)15;
+  char *m = malloc(head + n1 + n2 + 1);
+  if (!m) return MP_ENOMEM;
+  free(op->owned);
+  op->owned = m;
+  memset(&op->u, 0, sizeof op->u);
+  op->kind = (uint8_t)kind;
+  op->fd = dirfd;
+  op->u.fs.buf = head ? m : NULL;
+  if (path) op->u.fs.path = memcpy(m + head, path, n1);
+  if (path2) op->u.fs.path2 = memcpy(m + head + n1, path2, n2);
+  return 0;
+}
+
+int mp_op_prep_openat(struct mp_op *op, int dirfd, const char *path,
+                      int flags, uint32_t mode) {
+  int r = prep_path(op, MP_OP_OPENAT, dirfd, 0, path, NULL);
+  op->u.fs.flags = flags | O_CLOEXEC;
+  op->u.fs.mode = mode;
+  return r;
+}
+
+int mp_op_prep_statx(struct mp_op *op, int dirfd, const char *path,
+                     int flags) {
+  int r = prep_path(op, MP_OP_STATX, dirfd, sizeof(struct statx),
+                    path ? path : "", NULL);
+  op->u.fs.flags = flags | (path ? 0 : AT_EMPTY_PATH);
+  op->u.fs.mode = STATX_BASIC_STATS;
+  return r;
+}
+
+void *mp_op_statx_buf(struct mp_op *op) { return op->u.fs.buf; }
+
+void mp_op_prep_fsync(struct mp_op *op, int fd, int datasync) {
+  memset(&op->u, 0, sizeof op->u);
+  op->kind = MP_OP_FSYNC;
+  op->fd = fd;
+  op->u.fs.flags = datasync;
+}
+
+int mp_op_prep_renameat(struct mp_op *op, int olddirfd, const char *from,
+                        int newdirfd, const char *to) {
+  int r = prep_path(op, MP_OP_RENAMEAT, olddirfd, 0, from, to);
+  op->u.fs.fd2 = newdirfd;
+  return r;
+}
+
+int mp_op_prep_unlinkat(struct mp_op *op, int dirfd, const char *path,
+                        int flags) {
+  int r = prep_path(op, MP_OP_UNLINKAT, dirfd, 0, path, NULL);
+  op->u.fs.flags = flags;
+  return r;
+}
+
+int mp_op_prep_mkdirat(struct mp_op *op, int dirfd, const char *path,
+                       uint32_t mode) {
+  int r = prep_path(op, MP_OP_MKDIRAT, dirfd, 0, path, NULL);
+  op->u.fs.mode = mode;
+  return r;
 }

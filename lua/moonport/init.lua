@@ -252,4 +252,58 @@ if not rawget(coroutine, "moonport") then
   rawset(coroutine, "moonport", true)
 end
 
+--------------------------------------------------------------------------
+-- mp.fs: files (bindings/lfile.c) plus two conveniences written in Lua.
+local fs = core.fs
+M.fs = fs
+
+-- Whole contents, or nil, msg, code. The file is closed even if the task
+-- is cancelled mid-read (to-be-closed variable).
+function fs.readfile(path)
+  local f <close>, err, code = fs.open(path, "rb")
+  if not f then return nil, err, code end
+  local data, rerr, rcode = f:read("a")
+  if data == nil then return nil, rerr, rcode end
+  return data
+end
+
+-- Replaces path atomically: the data goes to a temporary file in the same
+-- directory, renamed over path once written. A reader sees the old or the
+-- new contents, never a mix. (No fsync: durability across a crash needs
+-- f:sync(); the new file gets default permissions.)
+local tmpseq = 0
+local function unmask(msg, tmp, path)
+  local i, j = msg:find(tmp, 1, true)
+  if not i then return msg end
+  return msg:sub(1, i - 1) .. path .. msg:sub(j + 1)
+end
+
+function fs.writefile(path, data)
+  if type(path) ~= "string" then
+    error("bad argument #1 to 'writefile' (string expected, got "
+          .. type(path) .. ")", 2)
+  end
+  if type(data) ~= "string" and type(data) ~= "number" then
+    error("bad argument #2 to 'writefile' (string expected, got "
+          .. type(data) .. ")", 2)
+  end
+  tmpseq = tmpseq + 1
+  local tmp = string.format("%s.mp-tmp-%x-%d", path,
+                            math.random(0, 0x7fffffff), tmpseq)
+  local f, err, code = fs.open(tmp, "wbx")
+  if not f then
+    -- report the caller's path, not the temporary name
+    return nil, unmask(err, tmp, path), code
+  end
+  local ok, werr, wcode = f:write(data)
+  local cok, cerr, ccode = f:close()
+  if ok and not cok then ok, werr, wcode = nil, cerr, ccode end
+  if ok then ok, werr, wcode = fs.rename(tmp, path) end
+  if not ok then
+    fs.remove(tmp)
+    return nil, unmask(werr, tmp, path), wcode
+  end
+  return true
+end
+
 return M

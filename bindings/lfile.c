@@ -1,0 +1,933 @@
+/* lfile.c: mp.fs, files with Lua io semantics, and path operations.
+ *
+ * A file object keeps its own logical position and does all IO with
+ * explicit offsets (pread/pwrite style): the OVERLAPPED model, identical on
+ * io_uring and on the epoll backend's threadpool, and it lets buffered
+ * reads, seeks and positional IO coexist. Reads go through the shared
+ * buffer (lbuf.c): one op per 64 KiB, not per line. Writes are not
+ * buffered: each write() is one op with all its arguments gathered. Files
+ * opened for append ("a", "a+") write at offset -1 (the kernel's position)
+ * so O_APPEND appends even with other writers.
+ *
+ * The descriptor lives in a struct lfd shared by the object and every op
+ * in flight on it: closing the object cancels the ops, and the descriptor
+ * itself is closed only when the last op has completed, so neither the
+ * kernel (a batched SQE names the fd) nor a pool thread ever sees a
+ * descriptor number that was closed and reused under it. */
+#include <fcntl.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lbuf.h"
+
+#define LMP_FILE "moonport.file"
+
+enum { F_READ = 1, F_WRITE = 2, F_APPEND = 4 };
+
+struct lfd {
+  int fd;
+  int refs;             /* the object (until closed) + ops in flight */
+  struct mp_loop *loop;
+  struct mp_op **ops;   /* ops in flight, to cancel at close */
+  int nops, capops;
+};
+
+struct lfile {
+  struct lfd *d;        /* NULL once closed */
+  int mode;
+  int64_t end;          /* file offset of the end of the buffered bytes */
+  struct lmp_rbuf rb;
+  char path[];
+};
+
+/* The logical position: what the user has consumed. */
+static int64_t file_pos(struct lfile *f) {
+  return f->end - (int64_t)lmp_rbuf_avail(&f->rb);
+}
+
+static void close_cb(struct mp_op *op) { mp_op_release(op); }
+
+static void lfd_unref(struct lfd *d) {
+  if (--d->refs > 0) return;
+  /* Nothing in flight names the descriptor any more: close it through
+   * the loop (close may block on some filesystems), else here. */
+  struct mp_op *op = mp_op_new(d->loop, close_cb, NULL);
+  if (op) {
+    mp_op_prep_close(op, d->fd);
+    if (mp_op_submit(op) < 0) {
+      mp_op_release(op);
+      close(d->fd);
+    }
+  } else {
+    close(d->fd);
+  }
+  free(d->ops);
+  free(d);
+}
+
+static int lfd_track(struct lfd *d, struct mp_op *op) {
+  if (d->nops == d->capops) {
+    int cap = d->capops ? d->capops * 2 : 4;
+    struct mp_op **ops = realloc(d->ops, (size_t)cap * sizeof *ops);
+    if (!ops) return MP_ENOMEM;
+    d->ops = ops;
+    d->capops = cap;
+  }
+  d->ops[d->nops++] = op;
+  d->refs++;
+  op->ref = d;
+  return 0;
+}
+
+/* The op no longer uses the descriptor (completed, or never started). */
+static void lfd_untrack(struct mp_op *op) {
+  struct lfd *d = op->ref;
+  if (!d) return;
+  op->ref = NULL;
+  for (int i = 0; i < d->nops; i++) {
+    if (d->ops[i] != op) continue;
+    d->ops[i] = d->ops[--d->nops];
+    break;
+  }
+  lfd_unref(d);
+}
+
+/* Callback of every op on a file: frees the descriptor's claim, then the
+ * usual wake-up (or release when orphaned). */
+static void file_op_cb(struct mp_op *op) {
+  lfd_untrack(op);
+  lmp_task_op_cb(op);
+}
+
+static struct lfile *tofile(lua_State *L) {
+  return luaL_checkudata(L, 1, LMP_FILE);
+}
+
+static struct lfile *checkfile(lua_State *L) {
+  struct lfile *f = tofile(L);
+  if (!f->d) luaL_error(L, "attempt to use a closed file");
+  return f;
+}
+
+/* A new op on f's descriptor, tracked. NULL: *err set. */
+static struct mp_op *file_op(struct lmp_state *S, struct lfile *f,
+                             int *err) {
+  struct mp_op *op = mp_op_new(S->loop, file_op_cb, NULL);
+  if (!op) {
+    *err = MP_ENOMEM;
+    return NULL;
+  }
+  if ((*err = lfd_track(f->d, op)) < 0) {
+    mp_op_release(op);
+    return NULL;
+  }
+  return op;
+}
+
+static int file_fail(lua_State *L, struct lfile *f, int err) {
+  return lmp_rbuf_fail(L, err, f->path, f->rb.maxline);
+}
+
+/* Takes the op in a continuation: untracks it (if its callback did not
+ * run: a failed submit) and raises on cancellation. */
+static struct mp_op *take(lua_State *L, lua_KContext ctx) {
+  struct mp_op *op = (struct mp_op *)ctx;
+  lfd_untrack(op);
+  return lmp_op_take(L, ctx);
+}
+
+/* Result of an op on the file at index 1: MP_ECLOSED if the file was
+ * closed while the op was in flight. */
+static int64_t file_result(lua_State *L, struct mp_op *op) {
+  struct lfile *f = tofile(L);
+  if (!f->d) return MP_ECLOSED;
+  return op->result;
+}
+
+/* --- reading: the lbuf vtable ------------------------------------------ */
+
+static struct lmp_rbuf *rb_check(lua_State *L) { return &checkfile(L)->rb; }
+
+static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
+  struct lfile *f = checkfile(L);
+  struct mp_op *op = file_op(lmp_state(L), f, err);
+  if (!op) return NULL;
+  void *buf = lmp_rbuf_opbuf(op, want);
+  if (!buf) {
+    *err = MP_ENOMEM;
+    lfd_untrack(op);
+    mp_op_release(op);
+    return NULL;
+  }
+  mp_op_prep_read(op, f->d->fd, buf, want, f->end);
+  return op;
+}
+
+static int64_t rb_done(lua_State *L, struct mp_op *op) {
+  struct lfile *f = tofile(L);
+  lfd_untrack(op);
+  if (!f->d) return MP_ECLOSED;
+  if (op->result < 0) return op->result;
+  /* A seek or write while the read was in flight moved the buffer: these
+   * bytes belong elsewhere. */
+  if (op->u.rw.off != f->end) return LMP_RBUF_RETRY;
+  f->end += op->result;
+  return op->result;
+}
+
+static int rb_fail(lua_State *L, int err) {
+  return file_fail(L, tofile(L), err);
+}
+
+static const struct lmp_rbuf_vt file_vt = {
+  "read", rb_check, rb_start, rb_done, rb_fail,
+};
+
+static int file_read(lua_State *L) {
+  checkfile(L);
+  return lmp_rbuf_read(L, &file_vt, 0);
+}
+
+/* The iterator of file:lines(...): upvalues S, file, formats. */
+static int lines_iter(lua_State *L) {
+  int n = (int)lua_tointeger(L, lua_upvalueindex(3));
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  for (int i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(3 + i));
+  struct lfile *f = tofile(L);
+  if (!f->d) return luaL_error(L, "file is already closed");
+  return lmp_rbuf_read(L, &file_vt, LMP_RBUF_RAISE);
+}
+
+static int file_lines(lua_State *L) {
+  int n = lua_gettop(L) - 1;
+  checkfile(L);
+  luaL_argcheck(L, n <= 250, 252, "too many arguments");
+  lmp_rbuf_check_formats(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_pushinteger(L, n);
+  lua_insert(L, 3);
+  lua_pushcclosure(L, lines_iter, 3 + n);
+  return 1;
+}
+
+/* --- writing -------------------------------------------------------------- */
+
+static int write_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Submits the rest of a write: owned bytes [done, total) at off. */
+static int write_more(lua_State *L, struct mp_op *op, int64_t off) {
+  struct lfile *f = tofile(L);
+  int err;
+  size_t total = (size_t)lua_tointeger(L, -2), done =
+      (size_t)lua_tointeger(L, -1);
+  if (!f->d) {
+    mp_op_release(op);
+    return file_fail(L, f, MP_ECLOSED);
+  }
+  if ((err = lfd_track(f->d, op)) < 0) {
+    mp_op_release(op);
+    return file_fail(L, f, err);
+  }
+  op->cb = file_op_cb;
+  mp_op_prep_write(op, f->d->fd, (char *)op->owned + done, total - done,
+                   off < 0 ? -1 : off + (int64_t)done);
+  return lmp_await(L, op, write_k, "write");
+}
+
+/* Stack: file, ..., offset (-1: append, else where the write starts),
+ * ret (1: the file, 2: true), total, done. */
+static int write_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = take(L, ctx);
+  int64_t r = file_result(L, op), off = lua_tointeger(L, -4);
+  struct lfile *f = tofile(L);
+  (void)status;
+  if (r < 0) {
+    mp_op_release(op);
+    return file_fail(L, f, (int)r);
+  }
+  size_t total = (size_t)lua_tointeger(L, -2);
+  size_t done = (size_t)lua_tointeger(L, -1) + (size_t)r;
+  int positional = lua_toboolean(L, -3) == 0 ? 0 : (int)lua_tointeger(L, -3);
+  if (r == 0 && done < total) {
+    mp_op_release(op);
+    return file_fail(L, f, MP_EIO); /* no progress: give up */
+  }
+  if (done < total) {
+    lua_pop(L, 1);
+    lua_pushinteger(L, (lua_Integer)done);
+    return write_more(L, op, off);
+  }
+  mp_op_release(op);
+  if (positional == 1) {
+    /* file:write: the position moves past the bytes (or to the new end
+     * of file when appending); the read buffer was dropped at the start */
+    if (off < 0) {
+      off_t p = lseek(f->d->fd, 0, SEEK_CUR);
+      f->end = p < 0 ? 0 : (int64_t)p;
+    } else {
+      f->end = off + (int64_t)total;
+    }
+    lmp_rbuf_reset(&f->rb);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* Gathers arguments [first, top] as io.write does (strings and numbers). */
+static char *gather(lua_State *L, int first, size_t *total) {
+  int top = lua_gettop(L);
+  size_t n = 0;
+  for (int i = first; i <= top; i++) {
+    if (lua_type(L, i) == LUA_TNUMBER) {
+      char b[64];
+      int len = lua_isinteger(L, i)
+          ? snprintf(b, sizeof b, LUA_INTEGER_FMT, lua_tointeger(L, i))
+          : snprintf(b, sizeof b, LUA_NUMBER_FMT, lua_tonumber(L, i));
+      lua_pushlstring(L, b, (size_t)len);
+      lua_replace(L, i);
+    }
+    size_t l;
+    luaL_checklstring(L, i, &l);
+    n += l;
+  }
+  char *buf = malloc(n ? n : 1);
+  if (!buf) return NULL;
+  n = 0;
+  for (int i = first; i <= top; i++) {
+    size_t l;
+    const char *s = lua_tolstring(L, i, &l);
+    memcpy(buf + n, s, l);
+    n += l;
+  }
+  *total = n;
+  return buf;
+}
+
+static int start_write(lua_State *L, struct lfile *f, int first,
+                       int64_t off, int positional) {
+  struct lmp_state *S = lmp_state(L);
+  size_t total;
+  int err;
+  char *buf = gather(L, first, &total);
+  if (!buf) return luaL_error(L, "not enough memory");
+  lua_settop(L, 1);
+  lua_pushinteger(L, off);
+  lua_pushinteger(L, positional);
+  lua_pushinteger(L, (lua_Integer)total);
+  lua_pushinteger(L, 0);
+  struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
+  if (!op) {
+    free(buf);
+    return luaL_error(L, "not enough memory");
+  }
+  op->owned = buf;
+  if (total == 0) { /* nothing to do, but still a valid call */
+    mp_op_release(op);
+    if (positional == 1 && off >= 0) lmp_rbuf_reset(&f->rb);
+    lua_settop(L, 1);
+    return 1;
+  }
+  (void)err;
+  return write_more(L, op, off);
+}
+
+static int file_write(lua_State *L) {
+  struct lfile *f = checkfile(L);
+  int64_t off = -1;
+  if (!(f->mode & F_APPEND)) off = file_pos(f);
+  /* the buffered bytes are stale once we write; resume at the position */
+  f->end = off < 0 ? file_pos(f) : off;
+  lmp_rbuf_reset(&f->rb);
+  return start_write(L, f, 2, off, 1);
+}
+
+static int file_pwrite(lua_State *L) {
+  struct lfile *f = checkfile(L);
+  luaL_checkstring(L, 2);
+  lua_Integer off = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
+  lua_settop(L, 2);
+  return start_write(L, f, 2, off, 2);
+}
+
+/* --- positional read ------------------------------------------------------ */
+
+static int pread_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Stack: file, n, offset, luaL_Buffer-free accumulation in owned memory:
+ * we read into op->owned (n bytes) at [got, n). */
+static int pread_more(lua_State *L, struct mp_op *op, size_t got) {
+  struct lfile *f = tofile(L);
+  int err;
+  size_t n = (size_t)lua_tointeger(L, 2);
+  int64_t off = lua_tointeger(L, 3);
+  if (!f->d) {
+    mp_op_release(op);
+    return file_fail(L, f, MP_ECLOSED);
+  }
+  if ((err = lfd_track(f->d, op)) < 0) {
+    mp_op_release(op);
+    return file_fail(L, f, err);
+  }
+  op->cb = file_op_cb;
+  lua_settop(L, 3);
+  lua_pushinteger(L, (lua_Integer)got);
+  mp_op_prep_read(op, f->d->fd, (char *)op->owned + got, n - got,
+                  off + (int64_t)got);
+  return lmp_await(L, op, pread_k, "pread");
+}
+
+static int pread_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = take(L, ctx);
+  int64_t r = file_result(L, op);
+  size_t got = (size_t)lua_tointeger(L, 4), n = (size_t)lua_tointeger(L, 2);
+  (void)status;
+  if (r < 0) {
+    mp_op_release(op);
+    return file_fail(L, tofile(L), (int)r);
+  }
+  got += (size_t)r;
+  if (r > 0 && got < n) return pread_more(L, op, got);
+  if (got == 0 && n > 0) lua_pushnil(L); /* end of file, as read */
+  else lua_pushlstring(L, op->owned, got);
+  mp_op_release(op);
+  return 1;
+}
+
+static int file_pread(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  checkfile(L);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  lua_Integer off = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, n >= 0, 2, "non-negative count expected");
+  luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
+  lua_settop(L, 3);
+  if (n == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
+  if (!op || !(op->owned = malloc((size_t)n))) {
+    if (op) mp_op_release(op);
+    return luaL_error(L, "not enough memory");
+  }
+  return pread_more(L, op, 0);
+}
+
+/* --- seek, sync, stat, close ---------------------------------------------- */
+
+static int file_seek(lua_State *L) {
+  static const char *const names[] = {"set", "cur", "end", NULL};
+  struct lfile *f = checkfile(L);
+  int op = luaL_checkoption(L, 2, "cur", names);
+  lua_Integer off = luaL_optinteger(L, 3, 0);
+  int64_t base = 0;
+  if (op == 1) {
+    base = file_pos(f);
+    if (off == 0) { /* a query: keep the buffer */
+      lua_pushinteger(L, base);
+      return 1;
+    }
+  } else if (op == 2) {
+    /* fstat of an open descriptor reads the in-memory inode: no disk IO */
+    struct stat st;
+    if (fstat(f->d->fd, &st) < 0) return file_fail(L, f, -errno);
+    base = (int64_t)st.st_size;
+  }
+  if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
+    return file_fail(L, f, MP_EINVAL);
+  lmp_rbuf_reset(&f->rb);
+  f->end = base + off;
+  lua_pushinteger(L, f->end);
+  return 1;
+}
+
+static int simple_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = take(L, ctx);
+  int64_t r = file_result(L, op);
+  (void)status;
+  mp_op_release(op);
+  if (r < 0) return file_fail(L, tofile(L), (int)r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int file_sync(lua_State *L) {
+  struct lfile *f = checkfile(L);
+  int err;
+  struct mp_op *op = file_op(lmp_state(L), f, &err);
+  if (!op) return file_fail(L, f, err);
+  mp_op_prep_fsync(op, f->d->fd, 0);
+  return lmp_await(L, op, simple_k, "sync");
+}
+
+static const char *type_name(unsigned mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "file";
+    case S_IFDIR: return "directory";
+    case S_IFLNK: return "link";
+    case S_IFIFO: return "fifo";
+    case S_IFSOCK: return "socket";
+    case S_IFCHR: return "char";
+    case S_IFBLK: return "block";
+    default: return "unknown";
+  }
+}
+
+static void push_stat(lua_State *L, const struct statx *st) {
+  lua_createtable(L, 0, 12);
+  lua_pushstring(L, type_name(st->stx_mode));
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, (lua_Integer)st->stx_size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, st->stx_mode & 07777);
+  lua_setfield(L, -2, "mode");
+#define TS(field, name)                                                   \
+  lua_pushnumber(L, (lua_Number)st->field.tv_sec +                        \
+                        (lua_Number)st->field.tv_nsec / 1e9);             \
+  lua_setfield(L, -2, name);
+  TS(stx_mtime, "mtime")
+  TS(stx_atime, "atime")
+  TS(stx_ctime, "ctime")
+#undef TS
+  lua_pushinteger(L, (lua_Integer)st->stx_nlink);
+  lua_setfield(L, -2, "nlink");
+  lua_pushinteger(L, (lua_Integer)st->stx_uid);
+  lua_setfield(L, -2, "uid");
+  lua_pushinteger(L, (lua_Integer)st->stx_gid);
+  lua_setfield(L, -2, "gid");
+  lua_pushinteger(L, (lua_Integer)st->stx_ino);
+  lua_setfield(L, -2, "ino");
+  lua_pushinteger(L, (lua_Integer)st->stx_blocks);
+  lua_setfield(L, -2, "blocks");
+}
+
+static int fstat_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = take(L, ctx);
+  int64_t r = file_result(L, op);
+  (void)status;
+  if (r < 0) {
+    mp_op_release(op);
+    return file_fail(L, tofile(L), (int)r);
+  }
+  push_stat(L, mp_op_statx_buf(op));
+  mp_op_release(op);
+  return 1;
+}
+
+static int file_stat(lua_State *L) {
+  struct lfile *f = checkfile(L);
+  int err;
+  struct mp_op *op = file_op(lmp_state(L), f, &err);
+  if (!op) return file_fail(L, f, err);
+  if ((err = mp_op_prep_statx(op, f->d->fd, NULL, 0)) < 0) {
+    lfd_untrack(op);
+    mp_op_release(op);
+    return file_fail(L, f, err);
+  }
+  return lmp_await(L, op, fstat_k, "stat");
+}
+
+/* Detaches the descriptor from the object and cancels its ops. Returns
+ * the fd when nothing else holds it (the caller closes it), else -1 (the
+ * last op to complete closes it). */
+static int detach(struct lfile *f) {
+  struct lfd *d = f->d;
+  int fd = -1;
+  if (!d) return -1;
+  f->d = NULL;
+  lmp_rbuf_free(&f->rb);
+  for (int i = 0; i < d->nops; i++) mp_op_cancel(d->ops[i]);
+  if (d->refs == 1) {
+    fd = d->fd;
+    free(d->ops);
+    free(d);
+  } else {
+    lfd_unref(d);
+  }
+  return fd;
+}
+
+static int close_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = lmp_op_take(L, ctx);
+  int64_t r = op->result;
+  (void)status;
+  mp_op_release(op);
+  if (r < 0) return file_fail(L, tofile(L), (int)r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int file_close(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  struct lfile *f = checkfile(L);
+  int fd = detach(f);
+  if (fd < 0) { /* closed by the last op in flight */
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
+  if (!op) {
+    close(fd);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  mp_op_prep_close(op, fd);
+  /* close must not be lost to a cancellation: the op still closes the
+   * fd if the task is interrupted; lmp_await releases it then. */
+  return lmp_await(L, op, close_k, "close");
+}
+
+/* __gc and __close: close without waiting (no yield here). */
+static int file_gc(lua_State *L) {
+  struct lfile *f = tofile(L);
+  int fd = detach(f);
+  if (fd >= 0) {
+    struct lfd tmp = {fd, 1, lmp_getstate(L)->loop, NULL, 0, 0};
+    struct lfd *d = malloc(sizeof *d);
+    if (d) {
+      *d = tmp;
+      lfd_unref(d); /* closes through the loop */
+    } else {
+      close(fd);
+    }
+  }
+  return 0;
+}
+
+static int file_tostring(lua_State *L) {
+  struct lfile *f = tofile(L);
+  if (!f->d) lua_pushliteral(L, "file (closed)");
+  else lua_pushfstring(L, "file (%p)", (void *)f);
+  return 1;
+}
+
+/* --- mp.fs functions --------------------------------------------------- */
+
+/* Mode string as io.open, plus "x" (exclusive create). */
+static int parse_mode(const char *m, int *flags, int *fmode) {
+  int plus = 0, excl = 0;
+  char c = *m++;
+  if (c == 'x') { /* "x" alone: exclusive create for writing */
+    c = 'w';
+    excl = 1;
+  }
+  if (c != 'r' && c != 'w' && c != 'a') return 0;
+  if (*m == '+') {
+    plus = 1;
+    m++;
+  }
+  for (; *m; m++) {
+    if (*m == 'x' && c == 'w') excl = 1;
+    else if (*m != 'b') return 0;
+  }
+  switch (c) {
+    case 'r':
+      *flags = plus ? O_RDWR : O_RDONLY;
+      *fmode = F_READ | (plus ? F_WRITE : 0);
+      break;
+    case 'w':
+      *flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC;
+      *fmode = F_WRITE | (plus ? F_READ : 0);
+      break;
+    default:
+      *flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND;
+      *fmode = F_WRITE | F_APPEND | (plus ? F_READ : 0);
+      break;
+  }
+  if (excl) *flags |= O_EXCL;
+  return 1;
+}
+
+/* An opened descriptor whose task is gone must not leak. result is set
+ * negative before submit, so an op discarded before it started is not
+ * mistaken for fd 0. */
+static void open_cb(struct mp_op *op) {
+  if (!op->data && op->result >= 0) close((int)op->result);
+  lmp_task_op_cb(op);
+}
+
+/* Stack: path, mode, perm, fmode. */
+static int open_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_state *S = lmp_state(L);
+  struct mp_op *op = lmp_op_take(L, ctx);
+  int64_t r = op->result;
+  size_t len;
+  const char *path = lua_tolstring(L, 1, &len);
+  (void)status;
+  mp_op_release(op);
+  if (r < 0) return lmp_fail(L, (int)r, path);
+  struct lfd *d = calloc(1, sizeof *d);
+  struct lfile *f = d ? lua_newuserdatauv(L, sizeof *f + len + 1, 0) : NULL;
+  if (!d) {
+    close((int)r);
+    return luaL_error(L, "not enough memory");
+  }
+  d->fd = (int)r;
+  d->refs = 1;
+  d->loop = S->loop;
+  f->d = d;
+  f->mode = (int)lua_tointeger(L, 4);
+  f->end = 0;
+  lmp_rbuf_init(&f->rb);
+  memcpy(f->path, path, len + 1);
+  luaL_setmetatable(L, LMP_FILE);
+  return 1;
+}
+
+static int fs_open(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  const char *path = luaL_checkstring(L, 1);
+  const char *mode = luaL_optstring(L, 2, "r");
+  lua_Integer perm = luaL_optinteger(L, 3, 0666);
+  int flags = 0, fmode = 0, err;
+  luaL_argcheck(L, parse_mode(mode, &flags, &fmode), 2, "invalid mode");
+  luaL_argcheck(L, perm >= 0 && perm <= 07777, 3, "invalid permissions");
+  luaL_argcheck(L, strlen(path) == lua_rawlen(L, 1), 1,
+                "path contains a NUL byte");
+  lua_settop(L, 3);
+  lua_pushinteger(L, fmode);
+  struct mp_op *op = mp_op_new(S->loop, open_cb, NULL);
+  if (!op) return luaL_error(L, "not enough memory");
+  if ((err = mp_op_prep_openat(op, AT_FDCWD, path, flags,
+                               (uint32_t)perm)) < 0) {
+    mp_op_release(op);
+    return lmp_fail(L, err, path);
+  }
+  op->result = MP_EINVAL;
+  return lmp_await(L, op, open_k, "open");
+}
+
+static const char *checkpath(lua_State *L, int i) {
+  const char *p = luaL_checkstring(L, i);
+  luaL_argcheck(L, strlen(p) == lua_rawlen(L, i), i,
+                "path contains a NUL byte");
+  return p;
+}
+
+/* Path ops: stack 1 is the path named in messages; ctx the op. */
+static int path_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = lmp_op_take(L, ctx);
+  int64_t r = op->result;
+  (void)status;
+  if (r < 0 && op->kind == MP_OP_UNLINKAT && r == MP_EISDIR &&
+      !(op->u.fs.flags & AT_REMOVEDIR) && lua_toboolean(L, 2)) {
+    /* remove(): like os.remove, an empty directory goes too */
+    int err = mp_op_prep_unlinkat(op, AT_FDCWD, lua_tostring(L, 1),
+                                  AT_REMOVEDIR);
+    if (err == 0) return lmp_await(L, op, path_k, "remove");
+    r = err;
+  }
+  if (r >= 0 && op->kind == MP_OP_STATX) {
+    push_stat(L, mp_op_statx_buf(op));
+    mp_op_release(op);
+    return 1;
+  }
+  mp_op_release(op);
+  if (r < 0) {
+    if (lua_type(L, 3) == LUA_TSTRING) /* rename: both names */
+      lua_pushfstring(L, "%s -> %s", lua_tostring(L, 1), lua_tostring(L, 3));
+    else
+      lua_pushvalue(L, 1);
+    return lmp_fail(L, (int)r, lua_tostring(L, -1));
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int path_await(lua_State *L, struct mp_op *op, int err,
+                      const char *fname) {
+  if (err < 0) {
+    mp_op_release(op);
+    return lmp_fail(L, err, lua_tostring(L, 1));
+  }
+  return lmp_await(L, op, path_k, fname);
+}
+
+static struct mp_op *new_op(lua_State *L) {
+  struct mp_op *op = mp_op_new(lmp_state(L)->loop, NULL, NULL);
+  if (!op) luaL_error(L, "not enough memory");
+  return op;
+}
+
+static int stat_common(lua_State *L, int flags, const char *fname) {
+  const char *path = checkpath(L, 1);
+  lua_settop(L, 1);
+  lua_pushboolean(L, 0);
+  struct mp_op *op = new_op(L);
+  return path_await(L, op, mp_op_prep_statx(op, AT_FDCWD, path, flags),
+                    fname);
+}
+
+static int fs_stat(lua_State *L) { return stat_common(L, 0, "stat"); }
+static int fs_lstat(lua_State *L) {
+  return stat_common(L, AT_SYMLINK_NOFOLLOW, "lstat");
+}
+
+static int fs_remove(lua_State *L) {
+  const char *path = checkpath(L, 1);
+  lua_settop(L, 1);
+  lua_pushboolean(L, 1); /* retry as rmdir on EISDIR */
+  struct mp_op *op = new_op(L);
+  return path_await(L, op, mp_op_prep_unlinkat(op, AT_FDCWD, path, 0),
+                    "remove");
+}
+
+static int fs_rmdir(lua_State *L) {
+  const char *path = checkpath(L, 1);
+  lua_settop(L, 1);
+  lua_pushboolean(L, 0);
+  struct mp_op *op = new_op(L);
+  return path_await(L, op,
+                    mp_op_prep_unlinkat(op, AT_FDCWD, path, AT_REMOVEDIR),
+                    "rmdir");
+}
+
+static int fs_mkdir(lua_State *L) {
+  const char *path = checkpath(L, 1);
+  lua_Integer perm = luaL_optinteger(L, 2, 0777);
+  luaL_argcheck(L, perm >= 0 && perm <= 07777, 2, "invalid permissions");
+  lua_settop(L, 1);
+  lua_pushboolean(L, 0);
+  struct mp_op *op = new_op(L);
+  return path_await(L, op,
+                    mp_op_prep_mkdirat(op, AT_FDCWD, path, (uint32_t)perm),
+                    "mkdir");
+}
+
+static int fs_rename(lua_State *L) {
+  const char *from = checkpath(L, 1), *to = checkpath(L, 2);
+  lua_settop(L, 2);
+  lua_pushboolean(L, 0);
+  lua_insert(L, 2); /* 1 from, 2 false, 3 to */
+  struct mp_op *op = new_op(L);
+  return path_await(L, op,
+                    mp_op_prep_renameat(op, AT_FDCWD, from, AT_FDCWD, to),
+                    "rename");
+}
+
+/* mp.fs.dir: opendir/readdir on the pool. The names come back as one
+ * buffer of NUL-terminated strings, owned by the job. */
+struct dirjob {
+  char *names;
+  size_t len, cap;
+  char path[];
+};
+
+static void dir_work(struct mp_op *op) {
+  struct dirjob *j = op->u.work.arg;
+  DIR *dir = opendir(j->path);
+  struct dirent *e;
+  if (!dir) {
+    op->result = -errno;
+    return;
+  }
+  op->result = 0;
+  while ((errno = 0, e = readdir(dir))) {
+    size_t n = strlen(e->d_name) + 1;
+    if (e->d_name[0] == '.' &&
+        (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
+      continue;
+    if (j->len + n > j->cap) {
+      size_t cap = j->cap ? j->cap * 2 : 4096;
+      while (cap < j->len + n) cap *= 2;
+      char *p = realloc(j->names, cap);
+      if (!p) {
+        op->result = MP_ENOMEM;
+        break;
+      }
+      j->names = p;
+      j->cap = cap;
+    }
+    memcpy(j->names + j->len, e->d_name, n);
+    j->len += n;
+  }
+  if (!e && errno && op->result == 0) op->result = -errno;
+  closedir(dir);
+}
+
+static void dir_cb(struct mp_op *op) {
+  if (!op->data) free(((struct dirjob *)op->owned)->names); /* orphaned */
+  lmp_task_op_cb(op);
+}
+
+static int dir_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = (struct mp_op *)ctx;
+  struct dirjob *j = op->owned;
+  (void)status;
+  if (op->result < 0 || !op->data) { /* free before take may raise */
+    free(j->names);
+    j->names = NULL;
+  }
+  lmp_op_take(L, ctx);
+  int64_t r = op->result;
+  if (r < 0) {
+    mp_op_release(op);
+    return lmp_fail(L, (int)r, lua_tostring(L, 1));
+  }
+  lua_newtable(L);
+  lua_Integer i = 0;
+  for (size_t k = 0; k < j->len; k += strlen(j->names + k) + 1) {
+    lua_pushstring(L, j->names + k);
+    lua_rawseti(L, -2, ++i);
+  }
+  free(j->names);
+  mp_op_release(op);
+  return 1;
+}
+
+static int fs_dir(lua_State *L) {
+  const char *path = checkpath(L, 1);
+  size_t len = strlen(path);
+  lua_settop(L, 1);
+  struct mp_op *op = mp_op_new(lmp_state(L)->loop, dir_cb, NULL);
+  if (!op) return luaL_error(L, "not enough memory");
+  struct dirjob *j = calloc(1, sizeof *j + len + 1);
+  if (!j) {
+    mp_op_release(op);
+    return luaL_error(L, "not enough memory");
+  }
+  memcpy(j->path, path, len + 1);
+  op->owned = j;
+  mp_op_prep_work(op, dir_work, j);
+  return lmp_await(L, op, dir_k, "dir");
+}
+
+static const luaL_Reg file_methods[] = {
+  {"read", file_read},     {"lines", file_lines}, {"write", file_write},
+  {"pread", file_pread},   {"pwrite", file_pwrite}, {"seek", file_seek},
+  {"sync", file_sync},     {"stat", file_stat},   {"close", file_close},
+  {NULL, NULL},
+};
+
+static const luaL_Reg file_meta[] = {
+  {"__gc", file_gc}, {"__close", file_gc}, {"__tostring", file_tostring},
+  {NULL, NULL},
+};
+
+static const luaL_Reg fs_funcs[] = {
+  {"open", fs_open},     {"stat", fs_stat},   {"lstat", fs_lstat},
+  {"remove", fs_remove}, {"rename", fs_rename}, {"mkdir", fs_mkdir},
+  {"rmdir", fs_rmdir},   {"dir", fs_dir},     {NULL, NULL},
+};
+
+void lmp_open_file(lua_State *L, struct lmp_state *S) {
+  luaL_newmetatable(L, LMP_FILE);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, file_meta, 1);
+  lua_newtable(L);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, file_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, fs_funcs, 1);
+  lua_setfield(L, -2, "fs");
+}
