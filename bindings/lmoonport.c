@@ -77,7 +77,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   S->L = lua_tothread(L, -1);
   lua_pop(L, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, LMP_STATE);
+  lua_setfield(L, LUA_REGISTRYINDEX, LMP_STATE_KEY);
   lua_newtable(L);
   S->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);

@@ -45,12 +45,14 @@ struct lmp_state {
   struct lmp_task *ready_head, *ready_tail;
   int ntasks;               /* spawned and not DONE */
   int unhandled;
+  int deadlocked;            /* tasks cancelled by the last deadlock */
   int anchors;              /* registry ref: task anchor table */
   int waiters;              /* registry ref: target task -> joiners */
 };
 
 #define LMP_TASK "moonport.task"
-#define LMP_STATE "moonport.state"
+#define LMP_STATE "moonport.state"    /* the state userdata's metatable */
+#define LMP_STATE_KEY "moonport.S"   /* registry: the state userdata */
 
 /* The state, from the first upvalue of every core function. */
 #define lmp_state(L) ((struct lmp_state *)lua_touserdata(L, lua_upvalueindex(1)))

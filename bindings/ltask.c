@@ -24,7 +24,7 @@ struct lmp_task *lmp_self(struct lmp_state *S) {
 }
 
 struct lmp_state *lmp_getstate(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, LMP_STATE);
+  lua_getfield(L, LUA_REGISTRYINDEX, LMP_STATE_KEY);
   struct lmp_state *S = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return S;
@@ -371,16 +371,46 @@ void moonport_spawn(lua_State *L, int nargs) {
   lua_settop(L, fidx);
 }
 
-/* Runs until every task has ended; 0, or -1 on deadlock. */
+static void cancel_task(struct lmp_task *t) {
+  if (t->status == LMP_DONE || t->is_main) return;
+  t->cancel = 1;
+  if (t->status == LMP_WAITING && t->op) mp_op_cancel(t->op);
+  else if (t->status == LMP_PARKED) ready_push(t);
+}
+
+/* Cancels every live task (after a deadlock, so the state stays usable). */
+static void cancel_all(struct lmp_state *S) {
+  lua_State *L = S->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
+    if (t) cancel_task(t);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* Runs until every task has ended; 0, or -1 on deadlock, after which the
+ * deadlocked tasks have been cancelled and run to their end. */
 static int run_all(struct lmp_state *S) {
-  while (S->ntasks > 0)
-    if (!lmp_step(S, 1)) return -1;
+  while (S->ntasks > 0) {
+    if (lmp_step(S, 1)) continue;
+    int n = S->ntasks;
+    for (int tries = 0; S->ntasks > 0 && tries < 3; tries++) {
+      cancel_all(S);
+      while (lmp_step(S, 1)) {}
+    }
+    S->deadlocked = n;
+    return -1;
+  }
   return 0;
 }
 
 static int push_deadlock(lua_State *L, struct lmp_state *S) {
-  lua_pushfstring(L, "deadlock: %d task(s) wait for each other (a join or "
-                     "channel) and no operation is in flight", S->ntasks);
+  lua_pushfstring(L, "deadlock: %d task(s) waited for each other (a join or "
+                     "channel) with no operation in flight; they were "
+                     "cancelled", S->deadlocked ? S->deadlocked : S->ntasks);
   return -1;
 }
 
@@ -455,11 +485,7 @@ static int task_join(lua_State *L) {
 }
 
 static int task_cancel(lua_State *L) {
-  struct lmp_task *t = check_task(L, 1);
-  if (t->status == LMP_DONE || t->is_main) return 0;
-  t->cancel = 1;
-  if (t->status == LMP_WAITING && t->op) mp_op_cancel(t->op);
-  else if (t->status == LMP_PARKED) ready_push(t);
+  cancel_task(check_task(L, 1));
   return 0;
 }
 

@@ -67,7 +67,6 @@ static int run_as_task(lua_State *L, int nargs) {
     return LUA_ERRRUN;
   lua_insert(L, -2);
   lua_call(L, 1, 1);
-  lua_insert(L, -(nargs + 1));
   moonport_spawn(L, nargs);
   int task = lua_gettop(L);
   for (;;) {

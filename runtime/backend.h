@@ -26,6 +26,9 @@ struct mp_backend {
   /* Waits up to timeout_ns (-1: forever, 0: poll) for completions and for
    * a wake; reports completions with mp__op_complete. */
   void (*wait)(struct mp_loop *loop, int64_t timeout_ns);
+  /* Hands queued work to the kernel before the loop returns to its host,
+   * which may sleep in poll(mp_loop_fd) rather than in wait(). May be NULL. */
+  void (*flush)(struct mp_loop *loop);
 };
 
 extern const struct mp_backend mp__backend_epoll;

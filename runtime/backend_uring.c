@@ -101,8 +101,9 @@ static int ur_init(struct mp_loop *loop) {
   int r;
   if (!s) return MP_ENOMEM;
   memset(&p, 0, sizeof p);
-  p.flags = IORING_SETUP_CLAMP | IORING_SETUP_CQSIZE |
-            IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+  /* Not COOP_TASKRUN: it defers posting CQEs until we enter the kernel,
+   * so the ring fd would not turn readable for a host polling mp_loop_fd. */
+  p.flags = IORING_SETUP_CLAMP | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
   p.cq_entries = 4096;
   r = io_uring_queue_init_params(256, &s->ring, &p);
   if (r == -EINVAL) { /* older kernel: fewer setup flags */
@@ -266,6 +267,11 @@ static void ur_wait(struct mp_loop *loop, int64_t timeout_ns) {
   reap(loop);
 }
 
+static void ur_flush(struct mp_loop *loop) {
+  struct uring_state *s = loop->bdata;
+  if (io_uring_sq_ready(&s->ring)) io_uring_submit(&s->ring);
+}
+
 const struct mp_backend mp__backend_uring = {
-  "io_uring", ur_init, ur_close, ur_submit, ur_cancel, ur_wait,
+  "io_uring", ur_init, ur_close, ur_submit, ur_cancel, ur_wait, ur_flush,
 };

@@ -163,6 +163,7 @@ int mp_loop_run(struct mp_loop *loop, enum mp_run_mode mode) {
     dispatch(loop);
     if (mode != MP_RUN_DEFAULT || loop->stop) break;
   }
+  if (loop->backend->flush) loop->backend->flush(loop);
   return (int)loop->ninflight;
 }
 

@@ -22,6 +22,7 @@ enum {
 };
 
 struct mp_pool; /* threadpool.c */
+struct mp__timer_slot; /* timer.c */
 
 /* A FIFO of ops linked through link. */
 struct mp__queue {
@@ -60,7 +61,7 @@ struct mp_loop {
   struct mp__queue done;
 
   /* Timer min-heap ordered by (due, seq). */
-  struct mp_op **heap;
+  struct mp__timer_slot *heap;
   size_t nheap, capheap;
   uint64_t timer_seq;
 

@@ -4,6 +4,7 @@
 #ifndef MP_TEST_TASK_H
 #define MP_TEST_TASK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,9 @@
 
 #include "mp.h"
 
-#define TEST_IMPL(name) int test_##name(void)
+#define TEST_IMPL(name) \
+  int test_##name(void);  \
+  int test_##name(void)
 #define TEST_SKIP 77
 
 #define ASSERT_BASE(a, op, b, type, fmt)                                    \
@@ -25,12 +28,12 @@
   } while (0)
 
 #define ASSERT(x) ASSERT_BASE(!!(x), ==, 1, int, "%d")
-#define ASSERT_EQ(a, b) ASSERT_BASE(a, ==, b, int64_t, "%lld")
-#define ASSERT_NE(a, b) ASSERT_BASE(a, !=, b, int64_t, "%lld")
-#define ASSERT_GE(a, b) ASSERT_BASE(a, >=, b, int64_t, "%lld")
-#define ASSERT_LE(a, b) ASSERT_BASE(a, <=, b, int64_t, "%lld")
-#define ASSERT_GT(a, b) ASSERT_BASE(a, >, b, int64_t, "%lld")
-#define ASSERT_LT(a, b) ASSERT_BASE(a, <, b, int64_t, "%lld")
+#define ASSERT_EQ(a, b) ASSERT_BASE(a, ==, b, long long, "%lld")
+#define ASSERT_NE(a, b) ASSERT_BASE(a, !=, b, long long, "%lld")
+#define ASSERT_GE(a, b) ASSERT_BASE(a, >=, b, long long, "%lld")
+#define ASSERT_LE(a, b) ASSERT_BASE(a, <=, b, long long, "%lld")
+#define ASSERT_GT(a, b) ASSERT_BASE(a, >, b, long long, "%lld")
+#define ASSERT_LT(a, b) ASSERT_BASE(a, <, b, long long, "%lld")
 #define ASSERT_PTR_EQ(a, b) ASSERT_BASE(a, ==, b, void *, "%p")
 
 /* Every test ends with this: the loop must close with nothing in flight,

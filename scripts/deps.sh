@@ -1,0 +1,18 @@
+#!/bin/sh
+# deps.sh: installs the Debian packages moonport needs to build and test,
+# only those missing. Idempotent and quiet when everything is there.
+# MP_DEPS_EXTRA adds packages (the benchmarks use it for their peers).
+set -e
+pkgs="cmake make gcc pkg-config liblua5.4-dev lua5.4 liburing-dev lua-busted strace $MP_DEPS_EXTRA"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,239 @@
+/* test-io.c: read/write/socket ops on both backends, cancellation order,
+ * and the in-flight buffer registry. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "task.h"
+
+static int64_t res[8];
+static int nres;
+
+static void res_cb(struct mp_op *op) {
+  res[nres++] = op->result;
+  mp_op_release(op);
+}
+
+static struct mp_op *read_op(struct mp_loop *loop, int fd, size_t len,
+                             int64_t off) {
+  struct mp_op *op = mp_op_new(loop, res_cb, NULL);
+  char *buf = calloc(1, len + 1);
+  op->owned = buf; /* the op owns the buffer the kernel writes */
+  mp_op_prep_read(op, fd, buf, len, off);
+  return op;
+}
+
+TEST_IMPL(pipe_read_write) {
+  struct mp_loop *loop = test_loop();
+  int fds[2];
+  char got[16] = {0};
+  ASSERT_EQ(pipe(fds), 0);
+  nres = 0;
+  struct mp_op *rd = mp_op_new(loop, res_cb, NULL);
+  mp_op_prep_read(rd, fds[0], got, sizeof got - 1, -1);
+  ASSERT_EQ(mp_op_submit(rd), 0);
+  struct mp_op *wr = mp_op_new(loop, res_cb, NULL);
+  mp_op_prep_write(wr, fds[1], "hello", 5, -1);
+  ASSERT_EQ(mp_op_submit(wr), 0);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(nres, 2);
+  ASSERT(res[0] == 5 && res[1] == 5);
+  ASSERT_EQ(strcmp(got, "hello"), 0);
+  /* EOF: read returns 0 once the writer is closed. */
+  close(fds[1]);
+  mp_op_submit(read_op(loop, fds[0], 8, -1));
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(res[2], 0);
+  close(fds[0]);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+/* A read on an empty pipe, cancelled: one completion, ECANCELED, and the
+ * op (with its buffer) is released only then. */
+TEST_IMPL(pipe_read_cancel) {
+  struct mp_loop *loop = test_loop();
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  nres = 0;
+  struct mp_op *op = read_op(loop, fds[0], 64, -1);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  mp_loop_run(loop, MP_RUN_NOWAIT);
+  ASSERT_EQ(nres, 0);
+  mp_op_cancel(op);
+  ASSERT(mp_op_inflight(op)); /* cancel is a request */
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(nres, 1);
+  ASSERT_EQ(res[0], MP_ECANCELED);
+  /* The pipe is still usable afterwards. */
+  ASSERT_EQ(write(fds[1], "x", 1), 1);
+  mp_op_submit(read_op(loop, fds[0], 64, -1));
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(res[1], 1);
+  close(fds[0]);
+  close(fds[1]);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+/* Data arrives before the cancel is processed: exactly one outcome, the
+ * data, never both or neither. */
+TEST_IMPL(pipe_cancel_after_data) {
+  struct mp_loop *loop = test_loop();
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  for (int round = 0; round < 200; round++) {
+    nres = 0;
+    struct mp_op *op = read_op(loop, fds[0], 64, -1);
+    ASSERT_EQ(mp_op_submit(op), 0);
+    mp_loop_run(loop, MP_RUN_NOWAIT);
+    ASSERT_EQ(write(fds[1], "ab", 2), 2);
+    if (round % 2) mp_loop_run(loop, MP_RUN_NOWAIT);
+    mp_op_cancel(op);
+    mp_loop_run(loop, MP_RUN_DEFAULT);
+    ASSERT_EQ(nres, 1);
+    if (res[0] == MP_ECANCELED) { /* the bytes are still in the pipe */
+      char b[2];
+      ASSERT_EQ(read(fds[0], b, 2), 2);
+    } else {
+      ASSERT_EQ(res[0], 2);
+    }
+  }
+  close(fds[0]);
+  close(fds[1]);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+TEST_IMPL(file_pread_pwrite) {
+  struct mp_loop *loop = test_loop();
+  char path[] = "/tmp/mp-test-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  unlink(path);
+  nres = 0;
+  struct mp_op *w = mp_op_new(loop, res_cb, NULL);
+  mp_op_prep_write(w, fd, "0123456789", 10, 5000000000LL); /* > 4 GiB */
+  ASSERT_EQ(mp_op_submit(w), 0);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(res[0], 10);
+  struct mp_op *r = read_op(loop, fd, 4, 5000000003LL);
+  char *buf = r->owned;
+  r->owned = NULL;
+  ASSERT_EQ(mp_op_submit(r), 0);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(res[1], 4);
+  ASSERT_EQ(memcmp(buf, "3456", 4), 0);
+  free(buf);
+  /* Reading past the end returns 0. */
+  mp_op_submit(read_op(loop, fd, 4, 6000000000LL));
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(res[2], 0);
+  close(fd);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+TEST_IMPL(socket_ops) {
+  struct mp_loop *loop = test_loop();
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  socklen_t len = sizeof sa;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+  ASSERT_EQ(listen(lfd, 8), 0);
+  ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+  nres = 0;
+  struct mp_op *acc = mp_op_new(loop, res_cb, NULL);
+  mp_op_prep_accept(acc, lfd);
+  ASSERT_EQ(mp_op_submit(acc), 0);
+  int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  struct mp_op *con = mp_op_new(loop, res_cb, NULL);
+  ASSERT_EQ(mp_op_prep_connect(con, cfd, (struct sockaddr *)&sa, len), 0);
+  ASSERT_EQ(mp_op_submit(con), 0);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(nres, 2);
+  int afd = (int)(res[0] >= 0 ? res[0] : res[1]);
+  ASSERT_GE(afd, 0);
+  ASSERT_EQ(res[0] >= 0 ? res[1] : res[0], 0);
+  /* send then recv; then a reset peer: send fails with EPIPE/ECONNRESET and
+   * never raises SIGPIPE (the default action would kill this test). */
+  struct mp_op *s = mp_op_new(loop, res_cb, NULL);
+  mp_op_prep_send(s, cfd, "ping", 4);
+  mp_op_submit(s);
+  struct mp_op *r = mp_op_new(loop, res_cb, NULL);
+  char *buf = calloc(1, 16);
+  r->owned = buf;
+  mp_op_prep_recv(r, afd, buf, 16);
+  mp_op_submit(r);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT(res[2] == 4 && res[3] == 4);
+  struct linger lg = {1, 0};
+  setsockopt(afd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close(afd);
+  for (int i = 0; i < 3; i++) {
+    s = mp_op_new(loop, res_cb, NULL);
+    mp_op_prep_send(s, cfd, "pong", 4);
+    mp_op_submit(s);
+    mp_loop_run(loop, MP_RUN_DEFAULT);
+    nres = 4;
+  }
+  ASSERT(res[4] == MP_EPIPE || res[4] == MP_ECONNRESET);
+  nres = 0;
+  /* Connection refused: nobody listens on the old port any more. */
+  close(lfd);
+  close(cfd);
+  cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  con = mp_op_new(loop, res_cb, NULL);
+  mp_op_prep_connect(con, cfd, (struct sockaddr *)&sa, len);
+  mp_op_submit(con);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(res[0], MP_ECONNREFUSED);
+  close(cfd);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+TEST_IMPL(bad_fd) {
+  struct mp_loop *loop = test_loop();
+  nres = 0;
+  struct mp_op *op = read_op(loop, -1, 8, -1);
+  ASSERT_EQ(mp_op_submit(op), MP_EBADF); /* not started: still ours */
+  mp_op_release(op);
+  int fd = open("/dev/null", O_RDONLY);
+  close(fd); /* a closed descriptor: the op completes with EBADF */
+  op = read_op(loop, fd, 8, -1);
+  int r = mp_op_submit(op);
+  if (r == 0) {
+    mp_loop_run(loop, MP_RUN_DEFAULT);
+    ASSERT_EQ(res[0], MP_EBADF);
+  } else {
+    ASSERT_EQ(r, MP_EBADF);
+    mp_op_release(op);
+  }
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+TEST_IMPL(buffer_registry) {
+  struct mp_loop *loop = test_loop();
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  nres = 0;
+  struct mp_op *op = read_op(loop, fds[0], 32, -1);
+  char *buf = op->owned;
+  ASSERT_EQ(mp_op_submit(op), 0);
+  ASSERT(mp_loop_buffer_inflight(loop, buf + 10, 1));
+  ASSERT(mp_loop_buffer_inflight(loop, buf - 4, 5));
+  ASSERT(!mp_loop_buffer_inflight(loop, buf + 32, 8));
+  ASSERT(!mp_loop_buffer_inflight(loop, buf - 8, 8));
+  ASSERT_EQ(write(fds[1], "z", 1), 1);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(res[0], 1);
+  close(fds[0]);
+  close(fds[1]);
+  CLOSE_LOOP(loop);
+  return 0;
+}
