@@ -248,6 +248,12 @@ static int parse_one(lua_State *L, struct lmp_rbuf *rb, int kind,
     case F_LINE:
     case F_LINEKEEP: {
       const char *nl = memchr(p + rb->scanned, '\n', avail - rb->scanned);
+      if (nl && (size_t)(nl - p) > rb->maxline) {
+        /* The whole line arrived at once, but it is still over the cap. */
+        rb->scanned = 0;
+        *err = LMP_ELINETOOLONG;
+        return P_ERR;
+      }
       if (nl) {
         size_t n = (size_t)(nl - p);
         lua_pushlstring(L, p, kind == F_LINEKEEP ? n + 1 : n);
