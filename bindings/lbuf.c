@@ -247,7 +247,8 @@ static int parse_one(lua_State *L, struct lmp_rbuf *rb, int kind,
       return P_OK;
     case F_LINE:
     case F_LINEKEEP: {
-      const char *nl = memchr(p + rb->scanned, '\n', avail - rb->scanned);
+      const char *nl = avail > rb->scanned  /* p may be NULL when empty */
+          ? memchr(p + rb->scanned, '\n', avail - rb->scanned) : NULL;
       if (nl && (size_t)(nl - p) > rb->maxline) {
         /* The whole line arrived at once, but it is still over the cap. */
         rb->scanned = 0;
