@@ -9,6 +9,9 @@
 # number that matters is the server's CPU time per request, utime+stime
 # from /proc/<pid>/stat over the measured run divided by the requests
 # wrk completed. Also printed: requests/s, p99 latency, peak RSS (VmHWM).
+# c_uring is the C loop with SINGLE_ISSUER|DEFER_TASKRUN (the fastest
+# setup); c_plain the same loop with default ring flags, like moonport's
+# ring (which keeps the ring fd pollable for embedding hosts).
 #
 #   bench/http.sh            DURATION=10 WARMUP=2 CONNS=64 by default
 #   MOONPORT_BACKEND=epoll bench/http.sh   (moonport on epoll)
@@ -27,20 +30,21 @@ command -v wrk >/dev/null || { echo "wrk not installed (apt-get install wrk)"; e
 cc -O2 -o "$OUT/http_uring" bench/http_uring.c -luring 2>/dev/null ||
   echo "note: cannot build bench/http_uring.c (liburing-dev missing?)"
 
-names=(moonport luv cqueues node c_uring)
+names=(moonport luv cqueues node c_uring c_plain)
 declare -A cmd=(
   [moonport]="$MP examples/http_hello.lua --serve"
   [luv]="lua5.4 bench/http/luv.lua"
   [cqueues]="lua5.4 bench/http/cqueues.lua"
   [node]="node bench/http/node.js"
   [c_uring]="$OUT/http_uring"
+  [c_plain]="env URING_PLAIN=1 $OUT/http_uring"
 )
 available() {
   case $1 in
     luv) lua5.4 -e 'require "luv"' 2>/dev/null ;;
     cqueues) lua5.4 -e 'require "cqueues"' 2>/dev/null ;;
     node) command -v node >/dev/null ;;
-    c_uring) [ -x "$OUT/http_uring" ] ;;
+    c_uring|c_plain) [ -x "$OUT/http_uring" ] ;;
     *) true ;;
   esac
 }

@@ -90,8 +90,11 @@ int main(int argc, char **argv) {
   for (int i = 0; i < MAXREP; i++)
     memcpy(reply + i * (sizeof RESPONSE - 1), RESPONSE, sizeof RESPONSE - 1);
   /* Task work runs when we wait, on this thread only: the cheapest setup
-   * for a single-threaded loop (falls back on older kernels). */
-  if (io_uring_queue_init(1024, &ring, IORING_SETUP_SINGLE_ISSUER |
+   * for a single-threaded loop (falls back on older kernels).
+   * URING_PLAIN=1 uses default flags, as moonport's ring does. */
+  const char *plain = getenv("URING_PLAIN");
+  if ((plain && *plain == '1') ||
+      io_uring_queue_init(1024, &ring, IORING_SETUP_SINGLE_ISSUER |
                                            IORING_SETUP_DEFER_TASKRUN) < 0)
     io_uring_queue_init(1024, &ring, 0);
   submit_accept(lfd);

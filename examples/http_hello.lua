@@ -26,11 +26,14 @@ local function serve(c)
       local h = c:read("l")
       if not h then c:close() return end
       if h == "\r" or h == "" then break end
-      local name, value = h:match("^([%w-]+):%s*(.-)\r?$")
-      if name and name:lower() == "connection" then
-        value = value:lower()
-        if value == "close" then keep = false
-        elseif value == "keep-alive" then keep = true end
+      local b = h:byte(1)
+      if b == 67 or b == 99 then -- only "Connection:" matters here
+        local name, value = h:match("^([%w-]+):%s*(.-)\r?$")
+        if name and name:lower() == "connection" then
+          value = value:lower()
+          if value == "close" then keep = false
+          elseif value == "keep-alive" then keep = true end
+        end
       end
     end
     if not c:write(keep and RESPONSE or RESPONSE_CLOSE) or not keep then
