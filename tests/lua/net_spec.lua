@@ -530,6 +530,8 @@ describe("mp.net close and cancel", function()
   it("collects dropped sockets, closing their descriptors", function()
     H.run(function()
       collectgarbage()
+      collectgarbage()
+      mp.sleep(0.01) -- earlier specs' garbage finishes closing
       local before = H.fd_count()
       do
         local c, s, srv = pair()
@@ -539,7 +541,7 @@ describe("mp.net close and cancel", function()
       collectgarbage()
       collectgarbage()
       mp.sleep(0.01)
-      assert.are.equal(before, H.fd_count())
+      assert.is_true(H.fd_count() <= before) -- no descriptor leaked
       -- a to-be-closed stream closes at scope exit
       do
         local c, s, srv = pair()
@@ -548,7 +550,7 @@ describe("mp.net close and cancel", function()
         local srv1 <close> = srv
         assert.is_truthy(c1 and s1 and srv1)
       end
-      assert.are.equal(before, H.fd_count())
+      assert.is_true(H.fd_count() <= before)
     end)
   end)
 
