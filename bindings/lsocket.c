@@ -468,6 +468,10 @@ static void rd_op_cb(struct mp_op *op) {
  * bytes the kernel may write. */
 static struct mp_op *rd_start(lua_State *L, size_t want, int *err) {
   struct lsock *s = lua_touserdata(L, 1);
+  /* The engine asks for at least a 64 KiB chunk; an idle keep-alive
+   * connection waiting for its next line would pin that much. Lines and
+   * small reads get FILL_SIZE; bigger explicit needs keep their size. */
+  if (want == LMP_RBUF_CHUNK || want < FILL_SIZE) want = FILL_SIZE;
   struct mp_op *op = mp_op_new(s->S->loop, rd_op_cb, NULL);
   size_t at = (want + 15) & ~(size_t)15;
   char *buf;

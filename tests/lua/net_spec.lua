@@ -283,6 +283,60 @@ describe("mp.net writes", function()
   end)
 end)
 
+describe("mp.net more stream cases", function()
+  it("carries all 256 byte values and keeps 10,000 writes in order",
+     function()
+    H.run(function()
+      local c, s, srv = pair()
+      local bytes = {}
+      for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
+      bytes = table.concat(bytes)
+      c:write(bytes)
+      assert.is_true(s:read(256) == bytes)
+      local reader = mp.spawn(function()
+        for i = 1, 10000 do
+          if s:read("l") ~= tostring(i) then return i end
+        end
+        return true
+      end)
+      for i = 1, 10000 do c:write(i, "\n") end
+      local _, ok = reader:join()
+      assert.is_true(ok)
+      -- read(0), as io.read(0): "" once data is there (it waits for a
+      -- byte, consuming none), nil at EOF
+      c:write("z")
+      assert.are.equal("", s:read(0))
+      assert.are.equal("z", s:read(1))
+      c:close()
+      assert.is_nil((s:read(0)))
+      s:close() srv:close()
+    end)
+  end)
+
+  it("close wakes a blocked recvfrom; linger > 0 does not block close",
+     function()
+    H.run(function()
+      local u = assert(net.udp(LOCAL, 0))
+      local r = mp.spawn(function() return u:recvfrom() end)
+      mp.sleep(0.01)
+      u:close()
+      local _, v, _, code = r:join()
+      assert.are.same({ nil, "closed" }, { v, code })
+      local c, s, srv = pair()
+      assert.is_true(c:setoption("linger", 5))
+      s:setoption("rcvbuf", 4096)
+      local w = mp.spawn(function() return c:write(("l"):rep(4 * 1024 * 1024)) end)
+      mp.sleep(0.01)
+      local t0 = mp.now()
+      c:close() -- unsent data and linger 5: closed on the pool
+      assert.is_true(mp.now() - t0 < 0.5)
+      local _, wv, _, wcode = w:join()
+      assert.are.same({ nil, "closed" }, { wv, wcode })
+      s:close() srv:close()
+    end)
+  end)
+end)
+
 describe("mp.net errors", function()
   it("reports a refused connection", function()
     H.run(function()
