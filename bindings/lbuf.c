@@ -21,6 +21,7 @@
 struct opbuf {
   struct lmp_rbuf *rb; /* the owner, NULL once detached */
   mp_op_cb next_cb;    /* the type's callback, or lmp_task_op_cb */
+  size_t cap;          /* data bytes */
   int64_t tag;         /* for the object type */
   /* data follows, aligned */
 };
@@ -33,7 +34,9 @@ void lmp_rbuf_init(struct lmp_rbuf *rb) {
 
 void lmp_rbuf_free(struct lmp_rbuf *rb) {
   lmp_rbuf_detach(rb);
-  free(rb->p);
+  free(rb->blk);
+  free(rb->spare);
+  rb->spare = rb->blk = NULL;
   rb->p = NULL;
   rb->off = rb->tpos = rb->len = rb->cap = rb->scanned = 0;
 }
@@ -51,9 +54,14 @@ void lmp_rbuf_detach(struct lmp_rbuf *rb) {
   mp_op_cancel(op); /* the op completes later; its callback releases it */
 }
 
-void *lmp_rbuf_opbuf(struct mp_op *op, size_t n) {
-  struct opbuf *h = malloc(OPBUF_HDR + n);
-  if (!h) return NULL;
+void *lmp_rbuf_opbuf(struct lmp_rbuf *rb, struct mp_op *op, size_t n) {
+  struct opbuf *h = rb->spare;
+  if (h && h->cap >= n) {
+    rb->spare = NULL; /* the op owns it now; absorb may hand it back */
+  } else {
+    if (!(h = malloc(OPBUF_HDR + n))) return NULL;
+    h->cap = n;
+  }
   h->rb = NULL;
   h->next_cb = lmp_task_op_cb;
   h->tag = 0;
@@ -101,14 +109,18 @@ static int reserve(struct lmp_rbuf *rb, size_t n) {
     rb->off = 0;
     if (rb->len + n <= rb->cap) return 0;
   }
-  size_t cap = rb->cap ? rb->cap : LMP_RBUF_CHUNK;
+  size_t cap = rb->cap ? rb->cap : 4096;
   while (cap < rb->len + n) {
-    if (cap > SIZE_MAX / 2) return MP_ENOMEM;
+    if (cap > SIZE_MAX / 4) return MP_ENOMEM;
     cap *= 2;
   }
-  char *p = realloc(rb->p, cap);
-  if (!p) return MP_ENOMEM;
-  rb->p = p;
+  /* The storage is an opbuf block too, so it can trade places with an
+   * op's scratch memory (see absorb). */
+  struct opbuf *b = realloc(rb->blk, OPBUF_HDR + cap);
+  if (!b) return MP_ENOMEM;
+  b->cap = cap;
+  rb->blk = b;
+  rb->p = (char *)b + OPBUF_HDR;
   rb->cap = cap;
   return 0;
 }
@@ -215,7 +227,7 @@ enum { P_OK, P_FAIL, P_NEED, P_ERR };
  * nothing (the caller pushes the failure); P_NEED wants *want more bytes;
  * P_ERR sets *err. */
 static int parse_one(lua_State *L, struct lmp_rbuf *rb, int kind,
-                     lua_Integer count, size_t *want, int *err) {
+                     lua_Integer count, int flags, size_t *want, int *err) {
   size_t avail = rb->len - rb->tpos;
   const char *p = rb->p + rb->tpos;
   switch (kind) {
@@ -227,7 +239,10 @@ static int parse_one(lua_State *L, struct lmp_rbuf *rb, int kind,
         else return (*want = 1), P_NEED;
         return P_OK;
       }
-      if (avail >= n || (rb->eof && avail > 0)) {
+      /* at EOF a file returns what there is; a stream wants it all (the
+       * partial bytes stay buffered for "a") */
+      if (avail >= n ||
+          (rb->eof && avail > 0 && !(flags & LMP_RBUF_STREAM))) {
         if (avail < n) n = avail;
         lua_pushlstring(L, p, n);
         rb->tpos += n;
@@ -247,16 +262,14 @@ static int parse_one(lua_State *L, struct lmp_rbuf *rb, int kind,
       return P_OK;
     case F_LINE:
     case F_LINEKEEP: {
-      const char *nl = avail > rb->scanned  /* p may be NULL when empty */
+      const char *nl = avail > rb->scanned
           ? memchr(p + rb->scanned, '\n', avail - rb->scanned) : NULL;
-      if (nl && (size_t)(nl - p) > rb->maxline) {
-        /* The whole line arrived at once, but it is still over the cap. */
-        rb->scanned = 0;
-        *err = LMP_ELINETOOLONG;
-        return P_ERR;
-      }
       if (nl) {
         size_t n = (size_t)(nl - p);
+        if (n > rb->maxline) {
+          *err = LMP_ELINETOOLONG;
+          return P_ERR;
+        }
         lua_pushlstring(L, p, kind == F_LINEKEEP ? n + 1 : n);
         rb->tpos += n + 1;
         rb->scanned = 0;
@@ -312,9 +325,8 @@ static int finish_err(lua_State *L, const struct lmp_rbuf_vt *vt,
                       struct lmp_rbuf *rb, int err) {
   if (rb) rb->scanned = 0;
   int flags = FLAGS(L);
-  vt->fail(L, err); /* the object is still at index 1, for its address */
-  lua_rotate(L, 1, 3);
-  lua_settop(L, 3);
+  lua_settop(L, 1); /* the object: fail names it */
+  vt->fail(L, err);
   if (flags & LMP_RBUF_RAISE)
     return luaL_error(L, "%s", lua_tostring(L, -2));
   return 3;
@@ -330,15 +342,27 @@ static int finish_ok(lua_State *L, struct lmp_rbuf *rb, int base) {
 
 static int engine(lua_State *L, const struct lmp_rbuf_vt *vt);
 
-/* The size of a fill that may bypass the buffer: the op read exactly the
- * count that is the last format, into an empty buffer. 0 otherwise. */
-static size_t direct_size(lua_State *L, struct lmp_rbuf *rb,
-                          struct mp_op *op) {
+/* The count that may bypass the buffer: the last format is a count and
+ * the buffer is empty. 0 otherwise. */
+static size_t direct_size(lua_State *L, struct lmp_rbuf *rb) {
   int nfmt = NFMT(L), nres = lua_gettop(L) - 3 - nfmt;
   lua_Integer count;
   if (nres != nfmt - 1 || rb->tpos != rb->len) return 0;
   if (fmt_kind(L, 4 + nres, &count) != F_COUNT || count <= 0) return 0;
-  return op->u.rw.len == (size_t)count ? (size_t)count : 0;
+  return (size_t)count;
+}
+
+/* Keeps block h (no op owns it) as the spare scratch memory, or frees it:
+ * one or two blocks per object, not a malloc per op (a 64 KiB malloc/free
+ * pair per read showed up as page faults from heap trimming). */
+static void keep_spare(struct lmp_rbuf *rb, struct opbuf *h) {
+  if (!h) return;
+  if (!rb->spare || rb->spare->cap < h->cap) {
+    free(rb->spare);
+    rb->spare = h;
+  } else {
+    free(h);
+  }
 }
 
 /* Absorbs a completed fill op. Returns 0 (bytes buffered, or EOF noted),
@@ -347,23 +371,52 @@ static size_t direct_size(lua_State *L, struct lmp_rbuf *rb,
 static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
                   struct mp_op *op) {
   int64_t n = vt->done(L, op); /* first: it notices a closed object */
+  struct lmp_rbuf *rb = NULL;
   int r = 0;
   if (n == LMP_RBUF_RETRY) {
     r = 0;
   } else if (n < 0) {
     r = (int)n;
   } else if (n == 0) {
-    vt->check(L)->eof = 1;
+    rb = vt->check(L);
+    rb->eof = 1;
   } else {
-    struct lmp_rbuf *rb = vt->check(L);
-    size_t direct = direct_size(L, rb, op);
-    if (direct && (size_t)n == direct) {
-      lua_pushlstring(L, lmp_rbuf_opdata(op), (size_t)n);
+    struct opbuf *h = op->owned;
+    char *data = lmp_rbuf_opdata(op);
+    size_t direct, skip = 0;
+    rb = vt->check(L);
+    direct = direct_size(L, rb);
+    if (direct && (size_t)n >= direct) { /* straight into the string */
+      lua_pushlstring(L, data, direct);
+      skip = direct;
       r = 1;
-    } else if ((r = reserve(rb, (size_t)n)) == 0) {
-      memcpy(rb->p + rb->len, lmp_rbuf_opdata(op), (size_t)n);
-      rb->len += (size_t)n;
     }
+    if ((size_t)n > skip && rb->off == rb->len) {
+      /* Nothing buffered: the op's memory becomes the buffer (no copy);
+       * the old storage becomes the spare. */
+      struct opbuf *old = rb->blk;
+      op->owned = NULL;
+      rb->blk = h;
+      rb->p = data;
+      rb->cap = h->cap;
+      rb->off = 0;
+      rb->tpos = skip; /* committed by finish_ok when r == 1 */
+      rb->len = (size_t)n;
+      rb->scanned = 0;
+      keep_spare(rb, old);
+    } else if ((size_t)n > skip) {
+      int e = reserve(rb, (size_t)n - skip);
+      if (e == 0) {
+        memcpy(rb->p + rb->len, data + skip, (size_t)n - skip);
+        rb->len += (size_t)n - skip;
+      } else {
+        r = e;
+      }
+    }
+  }
+  if (rb && r >= 0 && op->owned) { /* the op no longer needs it */
+    keep_spare(rb, op->owned);
+    op->owned = NULL;
   }
   mp_op_release(op);
   return r;
@@ -413,8 +466,8 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
       int idx = 4 + (lua_gettop(L) - base);
       lua_Integer count = 0;
       luaL_checkstack(L, 4, "too many results");
-      int kind = fmt_kind(L, idx, &count); /* before count is read */
-      pr = parse_one(L, rb, kind, count, &want, &err);
+      int kind = fmt_kind(L, idx, &count);
+      pr = parse_one(L, rb, kind, count, flags, &want, &err);
       if (pr != P_OK) break;
     }
     if (pr == P_OK) return finish_ok(L, rb, base);
@@ -438,12 +491,15 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
     {
       int nres = lua_gettop(L) - base, idx = 4 + nres;
       lua_Integer count;
-      /* a count that is the last format, into an empty buffer: read
-       * exactly it, so the bytes can go straight into the Lua string */
+      /* a count that is the last format, into an empty buffer: read it
+       * and some more (LMP_RBUF_AHEAD): the first bytes go straight into
+       * the Lua string, the rest stays for the next reads, in the same
+       * memory (absorb adopts it): one op per AHEAD bytes, one copy */
       if (nres == nfmt - 1 && rb->tpos == rb->len &&
           fmt_kind(L, idx, &count) == F_COUNT && count > 0 &&
-          (size_t)count <= LMP_RBUF_MAXREAD)
-        sz = (size_t)count;
+          (size_t)count >= LMP_RBUF_CHUNK)
+        sz = (size_t)count > LMP_RBUF_AHEAD ? (size_t)count : LMP_RBUF_AHEAD;
+      if (sz > LMP_RBUF_MAXREAD) sz = LMP_RBUF_MAXREAD;
     }
     struct mp_op *op = vt->start(L, sz, &err);
     if (!op) return finish_err(L, vt, rb, err);

@@ -13,27 +13,41 @@
  * into the rbuf. So the kernel never writes into the rbuf, which may be
  * freed (object closed or collected) while the op is in flight; the copy
  * (64 KiB at a time) costs little next to the syscall. When the buffer is
- * empty and a count is the last format, the bytes go from the scratch
- * memory straight into the Lua string (one copy, like liolib).
+ * empty, there is no copy at all: the scratch memory becomes the buffer
+ * and the old buffer the next scratch. A count (>= 64 KiB) that is the last
+ * format reads LMP_RBUF_AHEAD bytes at once into an empty buffer and goes
+ * straight into the Lua string (one copy, like liolib); the rest stays
+ * buffered for the next reads.
  *
  * Cancellation: a call consumes the buffer only when it returns. Results
  * are parsed against a tentative offset (tpos) committed at the end, so a
  * task cancelled (or timed out) mid-call loses nothing and duplicates
  * nothing: every byte received stays buffered for the next read.
  *
- * Line limit: "l", "L" (and "n") never buffer more than rb->maxline bytes
- * looking for the end of a line (LMP_RBUF_MAXLINE, 1 MiB, by default);
- * beyond that the format fails with nil, "<what>: line longer than N
+ * Line limit: "l" and "L" never buffer more than rb->maxline bytes looking
+ * for the end of a line (LMP_RBUF_MAXLINE, 1 MiB, by default); a longer
+ * line (found or not) fails the call with nil, "<what>: line longer than N
  * bytes", "ELINETOOLONG" and the data stays buffered (read it with counts).
+ *
+ * EOF: with flags 0 (files) a format that finds no data at all returns nil,
+ * as liolib ("a" returns "", a partial last line or count is returned).
+ * With LMP_RBUF_STREAM the same failure returns the results so far then
+ * nil, msg, "EOF" (vt->fail(L, MP_EOF)), and a count is a failure unless
+ * all its bytes arrived (the partial bytes stay buffered: "a" returns
+ * them); a partial last line is still returned, as io does. LMP_RBUF_RAISE turns every failure
+ * with a message into a raised error (lines iterators). An IO error drops
+ * the results of the call: nil, msg, code, nothing consumed.
  *
  * How a new object type plugs in:
  *   1. embed a struct lmp_rbuf in the object; lmp_rbuf_init it at creation,
- *      lmp_rbuf_free it at close/__gc (after lmp_rbuf_detach, see below);
+ *      lmp_rbuf_free it at close/__gc (it detaches a read in flight);
  *   2. fill a static const struct lmp_rbuf_vt: check (object at index 1
  *      -> its rbuf, raising if closed), start (prepare one op that reads
- *      into lmp_rbuf_opbuf(op, want)), done (turn the completed op into
- *      bytes / EOF / error / retry), fail (push nil, msg, code with the
- *      object's path or address, via lmp_rbuf_fail);
+ *      into lmp_rbuf_opbuf(rb, op, want): any kind, READ or RECV; the
+ *      engine does not look at op->u), done (turn the completed op into
+ *      bytes / EOF / error / retry; it runs before anything else in the
+ *      continuation, so it is where "closed" is noticed), fail (push nil,
+ *      msg, code with the object's path or address, via lmp_rbuf_fail);
  *   3. its read method checks the object and calls
  *      `return lmp_rbuf_read(L, &vt, flags);` with the object at index 1
  *      and the formats at 2..top (the function must have the lmp_state as
@@ -54,14 +68,18 @@
 #define LMP_RBUF_CHUNK (64 * 1024)         /* default read size */
 #define LMP_RBUF_MAXLINE (1024 * 1024)     /* default line limit */
 #define LMP_RBUF_MAXREAD (4 * 1024 * 1024) /* largest single read op */
+#define LMP_RBUF_AHEAD (256 * 1024)        /* read size for big counts */
 
 /* Not an MP_E* code: "ELINETOOLONG" (see lmp_rbuf_fail). */
 #define LMP_ELINETOOLONG (-5000)
 /* Returned by vt->done: discard this op's bytes and read again. */
 #define LMP_RBUF_RETRY (-5001)
 
+struct opbuf;
+
 struct lmp_rbuf {
-  char *p;
+  char *p;        /* the data: inside blk, after its header */
+  struct opbuf *blk;
   size_t off;     /* consumed up to here (committed) */
   size_t tpos;    /* tentative consumption during a call */
   size_t len;     /* bytes in p */
@@ -70,6 +88,7 @@ struct lmp_rbuf {
   size_t maxline;
   int eof;        /* the last fill of this call hit EOF */
   struct mp_op *pending; /* the read op in flight, or NULL */
+  struct opbuf *spare;   /* scratch memory kept between fills */
 };
 
 /* Flags for lmp_rbuf_read. */
@@ -86,7 +105,7 @@ struct lmp_rbuf_vt {
    * been closed while the task was suspended. */
   struct lmp_rbuf *(*check)(lua_State *L);
   /* Prepares ONE op reading exactly want bytes (or fewer) into
-   * lmp_rbuf_opbuf(op, n). Returns it, not submitted, or NULL with *err
+   * lmp_rbuf_opbuf(rb, op, n). Returns it, not submitted, or NULL with *err
    * set to an MP_E* code. The op's cb may be NULL, or the type's own
    * callback, which must chain to lmp_task_op_cb (the engine installs its
    * callback and calls the type's after it). */
@@ -111,9 +130,9 @@ static inline size_t lmp_rbuf_avail(const struct lmp_rbuf *rb) {
 /* Unlinks and cancels the read in flight (close, __gc). */
 void lmp_rbuf_detach(struct lmp_rbuf *rb);
 
-/* Scratch memory owned by op (freed with it), n bytes; NULL when out of
- * memory. Also records the rbuf the op belongs to. */
-void *lmp_rbuf_opbuf(struct mp_op *op, size_t n);
+/* Scratch memory owned by op (freed with it, unless the engine takes it
+ * back into rb for the next fill), n bytes; NULL when out of memory. */
+void *lmp_rbuf_opbuf(struct lmp_rbuf *rb, struct mp_op *op, size_t n);
 void *lmp_rbuf_opdata(struct mp_op *op);
 /* A spare field in the op's scratch header for the object type (files keep
  * the buffer epoch there). */

@@ -39,6 +39,8 @@ struct lfd {
 struct lfile {
   struct lfd *d;        /* NULL once closed */
   int mode;
+  int stream;           /* a pipe, FIFO or character device: no offsets */
+  int64_t size;         /* size seen at open, -1 once stale: caps reads */
   int64_t end;          /* file offset of the end of the buffered bytes */
   struct lmp_rbuf rb;
   char path[];
@@ -154,16 +156,21 @@ static struct lmp_rbuf *rb_check(lua_State *L) { return &checkfile(L)->rb; }
 
 static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
   struct lfile *f = checkfile(L);
+  /* A small file read with a big count: ask for what the file holds, plus
+   * one byte so a short read proves the end (no extra op to see EOF). */
+  if (f->size >= 0 && f->end <= f->size &&
+      (uint64_t)(f->size - f->end) < want)
+    want = (size_t)(f->size - f->end) + 1;
   struct mp_op *op = file_op(lmp_state(L), f, err);
   if (!op) return NULL;
-  void *buf = lmp_rbuf_opbuf(op, want);
+  void *buf = lmp_rbuf_opbuf(&f->rb, op, want);
   if (!buf) {
     *err = MP_ENOMEM;
     lfd_untrack(op);
     mp_op_release(op);
     return NULL;
   }
-  mp_op_prep_read(op, f->d->fd, buf, want, f->end);
+  mp_op_prep_read(op, f->d->fd, buf, want, f->stream ? -1 : f->end);
   return op;
 }
 
@@ -174,8 +181,12 @@ static int64_t rb_done(lua_State *L, struct mp_op *op) {
   if (op->result < 0) return op->result;
   /* A seek or write while the read was in flight moved the buffer: these
    * bytes belong elsewhere. */
-  if (op->u.rw.off != f->end) return LMP_RBUF_RETRY;
+  if (!f->stream && op->u.rw.off != f->end) return LMP_RBUF_RETRY;
   f->end += op->result;
+  /* A regular file reads short only at its end: take it as EOF for this
+   * call (the next call tries again, so a growing file is still seen). */
+  if (!f->stream && (size_t)op->result < op->u.rw.len) f->rb.eof = 1;
+  else if (f->size >= 0 && f->end > f->size) f->size = -1; /* it grew */
   return op->result;
 }
 
@@ -264,7 +275,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
     return write_more(L, op, off);
   }
   mp_op_release(op);
-  if (positional == 1) {
+  if (positional == 1 && !f->stream) {
     /* file:write: the position moves past the bytes (or to the new end
      * of file when appending); the read buffer was dropped at the start */
     if (off < 0) {
@@ -339,20 +350,26 @@ static int start_write(lua_State *L, struct lfile *f, int first,
 
 static int file_write(lua_State *L) {
   struct lfile *f = checkfile(L);
+  f->size = -1;
   int64_t off = -1;
-  if (!(f->mode & F_APPEND)) off = file_pos(f);
-  /* the buffered bytes are stale once we write; resume at the position */
-  f->end = off < 0 ? file_pos(f) : off;
-  lmp_rbuf_reset(&f->rb);
+  if (!(f->mode & F_APPEND) && !f->stream) off = file_pos(f);
+  /* the buffered bytes are stale once we write; resume at the position
+   * (a pipe's reads and writes are separate directions: keep them) */
+  if (!f->stream) {
+    f->end = off < 0 ? file_pos(f) : off;
+    lmp_rbuf_reset(&f->rb);
+  }
   return start_write(L, f, 2, off, 1);
 }
 
 static int file_pwrite(lua_State *L) {
   struct lfile *f = checkfile(L);
+  f->size = -1;
   luaL_checkstring(L, 2);
   lua_Integer off = luaL_checkinteger(L, 3);
   luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
   lua_settop(L, 2);
+  if (f->stream) return file_fail(L, f, MP_ESPIPE);
   return start_write(L, f, 2, off, 2);
 }
 
@@ -402,15 +419,27 @@ static int pread_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int file_pread(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
-  checkfile(L);
+  struct lfile *f = checkfile(L);
   lua_Integer n = luaL_checkinteger(L, 2);
   lua_Integer off = luaL_checkinteger(L, 3);
   luaL_argcheck(L, n >= 0, 2, "non-negative count expected");
   luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
   lua_settop(L, 3);
+  if (f->stream) return file_fail(L, f, MP_ESPIPE);
   if (n == 0) {
     lua_pushliteral(L, "");
     return 1;
+  }
+  /* pread(huge, off) must not allocate huge: a regular file holds at most
+   * size - off bytes there (fstat: the in-memory inode, no disk IO). */
+  struct stat st;
+  if (n > LMP_RBUF_MAXREAD && fstat(f->d->fd, &st) == 0 &&
+      S_ISREG(st.st_mode)) {
+    int64_t left = (int64_t)st.st_size - off;
+    if (left < 0) left = 0;
+    if (n > left + 1) n = left + 1;
+    lua_pushinteger(L, n);
+    lua_replace(L, 2);
   }
   struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
   if (!op || !(op->owned = malloc((size_t)n))) {
@@ -428,6 +457,7 @@ static int file_seek(lua_State *L) {
   int op = luaL_checkoption(L, 2, "cur", names);
   lua_Integer off = luaL_optinteger(L, 3, 0);
   int64_t base = 0;
+  if (f->stream) return file_fail(L, f, MP_ESPIPE);
   if (op == 1) {
     base = file_pos(f);
     if (off == 0) { /* a query: keep the buffer */
@@ -564,6 +594,14 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
+/* The close op's callback: if the op was discarded before it started (the
+ * task was already cancelled), close the descriptor here, never leak it.
+ * result is 1 only before submit (submit zeroes it). */
+static void close_op_cb(struct mp_op *op) {
+  if (!op->data && op->result == 1) close(op->fd);
+  lmp_task_op_cb(op);
+}
+
 static int file_close(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct lfile *f = checkfile(L);
@@ -572,13 +610,14 @@ static int file_close(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
+  struct mp_op *op = mp_op_new(S->loop, close_op_cb, NULL);
   if (!op) {
     close(fd);
     lua_pushboolean(L, 1);
     return 1;
   }
   mp_op_prep_close(op, fd);
+  op->result = 1;
   /* close must not be lost to a cancellation: the op still closes the
    * fd if the task is interrupted; lmp_await releases it then. */
   return lmp_await(L, op, close_k, "close");
@@ -589,8 +628,9 @@ static int file_gc(lua_State *L) {
   struct lfile *f = tofile(L);
   int fd = detach(f);
   if (fd >= 0) {
-    struct lfd tmp = {fd, 1, lmp_getstate(L)->loop, NULL, 0, 0};
-    struct lfd *d = malloc(sizeof *d);
+    struct lmp_state *S = lmp_getstate(L);
+    struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0};
+    struct lfd *d = tmp.loop ? malloc(sizeof *d) : NULL;
     if (d) {
       *d = tmp;
       lfd_unref(d); /* closes through the loop */
@@ -675,6 +715,13 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
   f->d = d;
   f->mode = (int)lua_tointeger(L, 4);
   f->end = 0;
+  /* pipes and devices have no offsets: read and write at the kernel's
+   * position (fstat of an open descriptor does no disk IO) */
+  struct stat st;
+  int ok = fstat((int)r, &st) == 0;
+  f->stream = ok && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) &&
+              !S_ISDIR(st.st_mode);
+  f->size = ok && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
   lmp_rbuf_init(&f->rb);
   memcpy(f->path, path, len + 1);
   luaL_setmetatable(L, LMP_FILE);

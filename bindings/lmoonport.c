@@ -19,7 +19,12 @@ int lmp_fail(lua_State *L, int err, const char *what) {
 /* The state is finalized last (it was created first): task finalizers
  * have orphaned their ops, so draining the loop only releases records. */
 static int state_gc(lua_State *L) {
-  struct lmp_state *S = luaL_checkudata(L, 1, LMP_STATE);
+  /* Not luaL_checkudata: registry[LMP_STATE] holds the state itself, not
+   * its metatable, so the check always failed, the error was swallowed (a
+   * __gc warning) and the loop was never drained nor its threadpool
+   * joined: a stock lua5.4 then crashed at exit when dlclose unmapped the
+   * code the pool threads were running. */
+  struct lmp_state *S = lua_touserdata(L, 1);
   if (!S->loop || S->closing) return 0;
   S->closing = 1;
   mp_loop_drain(S->loop);

@@ -475,7 +475,8 @@ static struct mp_op *rd_start(lua_State *L, size_t want, int *err) {
   struct mp_op *op = mp_op_new(s->S->loop, rd_op_cb, NULL);
   size_t at = (want + 15) & ~(size_t)15;
   char *buf;
-  if (!op || !(buf = lmp_rbuf_opbuf(op, at + sizeof(struct lsock_req)))) {
+  if (!op || !(buf = lmp_rbuf_opbuf(&s->rb, op,
+                                      at + sizeof(struct lsock_req)))) {
     if (op) mp_op_release(op);
     *err = MP_ENOMEM;
     return NULL;

@@ -1,0 +1,698 @@
+-- fs_spec.lua: mp.fs against Lua's own io library, edge cases, errors,
+-- concurrency and cancellation. Runs on every backend (ctest).
+local H = require "helper"
+local mp = H.mp
+local fs = mp.fs
+
+local dir
+setup(function() dir = H.tmpdir() end)
+teardown(function() H.rmtree(dir) end)
+
+local function path(name) return dir .. "/" .. name end
+
+-- Writes with io (the reference), so mp.fs reads are checked against data
+-- written by a different implementation.
+local function put(p, data)
+  local f = assert(io.open(p, "wb"))
+  f:write(data)
+  f:close()
+end
+
+local function get(p)
+  local f = assert(io.open(p, "rb"))
+  local d = f:read("a")
+  f:close()
+  return d
+end
+
+-- Every read result as a comparable string.
+local function show(...)
+  local t = table.pack(...)
+  for i = 1, t.n do
+    local v = t[i]
+    t[i] = type(v) == "string" and string.format("%q", v) or tostring(v)
+  end
+  return table.concat(t, ",", 1, t.n) .. "#" .. t.n
+end
+
+describe("mp.fs read formats match io", function()
+  local contents = {
+    "", "x", "\n", "\n\n", "a\nb", "a\nb\n", "one\r\ntwo\r\n",
+    "no newline at end", "12 34.5 -7 0x1F 1e3 .5 abc 9",
+    "  \n\t 42\n", "0x", "1e", "--1", "nan inf", "\0\1\0\n\0",
+    string.rep("a", 70000) .. "\n" .. string.rep("b", 140000),
+    string.rep("line\n", 30000),
+    string.rep("7 ", 40000),
+  }
+  local plans = {
+    {"l"}, {"L"}, {"a"}, {"n"}, {1}, {0}, {5}, {65536}, {100000},
+    {"l", "l"}, {"L", 3, "l"}, {"n", "l"}, {"n", "n", "n"}, {0, "a"},
+    {"a", "a"}, {"*l"}, {"*a"}, {3, 0, 3}, {"l", "n", "L", 10, "a"},
+  }
+  for ci, data in ipairs(contents) do
+    for pi, plan in ipairs(plans) do
+      it(("content %d plan %d"):format(ci, pi), function()
+        local p = path("fmt" .. ci)
+        put(p, data)
+        H.run(function()
+          local ref = assert(io.open(p, "rb"))
+          local f = assert(fs.open(p, "rb"))
+          for round = 1, 6 do
+            local want = show(ref:read(table.unpack(plan)))
+            local got = show(f:read(table.unpack(plan)))
+            assert.are.equal(want, got, "round " .. round)
+          end
+          ref:close()
+          assert.is_true(f:close())
+        end)
+      end)
+    end
+  end
+
+  it("reads with no format as a line", function()
+    put(path("nofmt"), "first\nsecond")
+    H.run(function()
+      local f = assert(fs.open(path("nofmt")))
+      assert.are.equal("first", f:read())
+      assert.are.equal("second", f:read())
+      assert.is_nil(f:read())
+      f:close()
+    end)
+  end)
+
+  it("reads inside the script's own coroutines", function()
+    put(path("gen"), "a\nb\nc\n")
+    H.run(function()
+      local f = assert(fs.open(path("gen")))
+      local gen = coroutine.wrap(function()
+        for l in f:lines() do coroutine.yield(l) end
+      end)
+      assert.are.same({"a", "b", "c"}, {gen(), gen(), gen()})
+      f:close()
+    end)
+  end)
+
+  it("works outside any task, also for a large 'a'", function()
+    local big = string.rep("0123456789abcdef", 4 * 1024 * 1024) -- 64 MiB
+    put(path("big"), big)
+    local f = assert(fs.open(path("big")))
+    local d = f:read("a")
+    assert.are.equal(#big, #d)
+    assert.is_true(d == big)
+    assert.are.equal("", f:read("a"))
+    f:close()
+  end)
+end)
+
+describe("mp.fs EOF edge cases", function()
+  it("last line without newline, 'a' at EOF, counts at EOF", function()
+    put(path("eof"), "a\nlast")
+    H.run(function()
+      local f = assert(fs.open(path("eof")))
+      assert.are.equal("a", f:read("l"))
+      assert.are.equal("last", f:read("l"))
+      assert.is_nil(f:read("l"))
+      assert.is_nil(f:read("L"))
+      assert.are.equal("", f:read("a"))
+      assert.is_nil(f:read(1))
+      assert.is_nil(f:read(0))
+      assert.is_nil(f:read("n"))
+      f:close()
+    end)
+  end)
+
+  it("read(0) is '' before EOF and nil at EOF", function()
+    put(path("zero"), "z")
+    H.run(function()
+      local f = assert(fs.open(path("zero")))
+      assert.are.equal("", f:read(0))
+      assert.are.equal("z", f:read(5))
+      assert.is_nil(f:read(0))
+      f:close()
+    end)
+  end)
+
+  it("reads data appended after EOF was seen", function()
+    H.run(function()
+      local f = assert(fs.open(path("grow"), "w+"))
+      assert.is_nil(f:read("l"))
+      local g = assert(io.open(path("grow"), "ab"))
+      g:write("more\n")
+      g:close()
+      assert.are.equal("more", f:read("l"))
+      f:close()
+    end)
+  end)
+end)
+
+describe("mp.fs modes", function()
+  it("w truncates, a appends, r+ keeps, w+ and a+ read back", function()
+    H.run(function()
+      local p = path("modes")
+      put(p, "0123456789")
+      local f = assert(fs.open(p, "w"))
+      assert.are.equal(f, f:write("ab", 12, 3.5))
+      f:close()
+      assert.are.equal("ab123.5", get(p))
+
+      f = assert(fs.open(p, "a"))
+      f:write("X")
+      f:seek("set", 0)
+      f:write("Y") -- append ignores the position, as io
+      f:close()
+      assert.are.equal("ab123.5XY", get(p))
+
+      f = assert(fs.open(p, "r+"))
+      assert.are.equal("ab", f:read(2))
+      f:write("--")
+      assert.are.equal("3.", f:read(2))
+      f:close()
+      assert.are.equal("ab--3.5XY", get(p))
+
+      f = assert(fs.open(p, "w+"))
+      f:write("hello\nworld\n")
+      assert.are.equal(12, f:seek())
+      assert.are.equal(0, f:seek("set"))
+      assert.are.equal("hello", f:read("l"))
+      assert.are.equal(6, f:seek("cur"))
+      f:close()
+
+      f = assert(fs.open(p, "a+"))
+      assert.are.equal("hello", f:read("l"))
+      f:write("tail\n")
+      assert.is_nil(f:read("l")) -- positioned at the new end
+      f:seek("set", 12)
+      assert.are.equal("tail", f:read("l"))
+      f:close()
+      assert.are.equal("hello\nworld\ntail\n", get(p))
+
+      f = assert(fs.open(p, "rb"))
+      f:close()
+    end)
+  end)
+
+  it("x creates exclusively", function()
+    H.run(function()
+      local p = path("excl")
+      local f = assert(fs.open(p, "wx"))
+      f:write("1")
+      f:close()
+      local g, msg, code = fs.open(p, "wx")
+      assert.is_nil(g)
+      assert.are.equal("EEXIST", code)
+      assert.truthy(msg:find(p, 1, true))
+      g, msg, code = fs.open(p, "x")
+      assert.are.equal("EEXIST", code)
+      assert.are.equal("1", get(p))
+    end)
+  end)
+
+  it("permissions are applied to new files", function()
+    H.run(function()
+      local f = assert(fs.open(path("perm"), "w", 384)) -- 0600
+      f:close()
+      assert.are.equal(384, fs.stat(path("perm")).mode)
+    end)
+  end)
+
+  it("seek whence and errors", function()
+    put(path("seek"), "abcdef")
+    H.run(function()
+      local f = assert(fs.open(path("seek")))
+      assert.are.equal(6, f:seek("end"))
+      assert.are.equal(4, f:seek("end", -2))
+      assert.are.equal("ef", f:read("a"))
+      assert.are.equal(1, f:seek("set", 1))
+      assert.are.equal(3, f:seek("cur", 2))
+      assert.are.equal("d", f:read(1))
+      local r, msg, code = f:seek("set", -1)
+      assert.is_nil(r)
+      assert.are.equal("EINVAL", code)
+      assert.truthy(msg:find("seek", 1, true))
+      assert.are.equal(4, f:seek()) -- unchanged after a failed seek
+      assert.has_error(function() f:seek("sideways") end)
+      f:close()
+    end)
+  end)
+end)
+
+describe("mp.fs binary data", function()
+  it("round-trips every byte value, NULs included", function()
+    local t = {}
+    for i = 0, 255 do t[#t + 1] = string.char(i) end
+    local bin = string.rep(table.concat(t), 1000) .. "\0\0end\0"
+    H.run(function()
+      local p = path("bin")
+      local f = assert(fs.open(p, "wb"))
+      f:write(bin)
+      f:close()
+      assert.are.equal(bin, get(p))
+      assert.are.equal(bin, fs.readfile(p))
+      f = assert(fs.open(p, "rb"))
+      local parts = {}
+      for chunk in f:lines(777) do parts[#parts + 1] = chunk end
+      f:close()
+      assert.are.equal(bin, table.concat(parts))
+      f = assert(fs.open(p, "rb"))
+      parts = {}
+      for l in f:lines("L") do parts[#parts + 1] = l end
+      f:close()
+      assert.are.equal(bin, table.concat(parts))
+    end)
+  end)
+end)
+
+describe("mp.fs positional IO", function()
+  it("pread/pwrite do not move the position", function()
+    put(path("pos"), "0123456789")
+    H.run(function()
+      local f = assert(fs.open(path("pos"), "r+"))
+      assert.are.equal("01", f:read(2))
+      assert.are.equal("567", f:pread(3, 5))
+      assert.are.equal(f, f:pwrite("AB", 0))
+      assert.are.equal(2, f:seek())
+      assert.are.equal("23", f:read(2))
+      assert.are.equal("89", f:pread(10, 8))
+      assert.is_nil(f:pread(4, 10))
+      assert.are.equal("", f:pread(0, 100))
+      assert.are.equal("3456789", f:pread(1 << 50, 3)) -- no huge buffer
+      f:close()
+      assert.are.equal("AB23456789", get(path("pos")))
+    end)
+  end)
+
+  it("handles offsets beyond 4 GiB (sparse)", function()
+    H.run(function()
+      local p = path("sparse")
+      local off = 5 * 1024 * 1024 * 1024 + 7
+      local f = assert(fs.open(p, "w+"))
+      assert(f:pwrite("far away", off))
+      assert.are.equal("far away", f:pread(8, off))
+      assert.are.equal(off + 8, f:stat().size)
+      assert.are.equal(off + 8, f:seek("end"))
+      assert.are.equal(off, f:seek("set", off))
+      assert.are.equal("far", f:read(3))
+      assert.are.equal(off + 3, f:seek())
+      assert.are.equal(string.rep("\0", 16), f:pread(16, 4 * 1024 ^ 3 // 1))
+      f:seek("set", off + 8)
+      f:write("!")
+      f:close()
+      assert.are.equal(off + 9, fs.stat(p).size)
+      fs.remove(p)
+    end)
+  end)
+end)
+
+describe("mp.fs errors", function()
+  it("ENOSPC from /dev/full", function()
+    H.run(function()
+      local f = assert(fs.open("/dev/full", "w"))
+      local r, msg, code = f:write("data")
+      assert.is_nil(r)
+      assert.are.equal("ENOSPC", code)
+      assert.truthy(msg:find("/dev/full", 1, true))
+      f:close()
+    end)
+  end)
+
+  it("ENOENT, ENOTDIR, EISDIR, EEXIST, ENOTEMPTY with the path", function()
+    H.run(function()
+      local function check(code, r, msg, c, p)
+        assert.is_nil(r)
+        assert.are.equal(code, c)
+        assert.truthy(msg:find(p, 1, true), msg)
+      end
+      local missing = path("missing/x")
+      check("ENOENT", nil, select(2, fs.open(missing)),
+            select(3, fs.open(missing)), missing)
+      put(path("plain"), "p")
+      local nd = path("plain/x")
+      local r, m, c = fs.open(nd)
+      check("ENOTDIR", r, m, c, nd)
+      r, m, c = fs.open(dir, "w")
+      check("EISDIR", r, m, c, dir)
+      local f = assert(fs.open(dir, "r")) -- as io.open: reading fails
+      r, m, c = f:read("l")
+      check("EISDIR", r, m, c, dir)
+      f:close()
+      r, m, c = fs.mkdir(dir)
+      check("EEXIST", r, m, c, dir)
+      assert(fs.mkdir(path("full")))
+      put(path("full/f"), "")
+      r, m, c = fs.rmdir(path("full"))
+      check("ENOTEMPTY", r, m, c, path("full"))
+      r, m, c = fs.stat(path("nope"))
+      check("ENOENT", r, m, c, path("nope"))
+      r, m, c = fs.remove(path("nope"))
+      check("ENOENT", r, m, c, path("nope"))
+      r, m, c = fs.rename(path("nope"), path("nope2"))
+      check("ENOENT", r, m, c, path("nope"))
+      assert.truthy(m:find(path("nope2"), 1, true))
+      r, m, c = fs.dir(path("nope"))
+      check("ENOENT", r, m, c, path("nope"))
+      r, m, c = fs.readfile(path("nope"))
+      check("ENOENT", r, m, c, path("nope"))
+      r, m, c = fs.writefile(path("nope/x"), "d")
+      check("ENOENT", r, m, c, path("nope/x"))
+    end)
+  end)
+
+  it("EACCES for an unprivileged user", function()
+    if os.execute("command -v setpriv >/dev/null") ~= true then
+      pending("setpriv not available")
+      return
+    end
+    local p = path("secret")
+    put(p, "s")
+    os.execute("chmod 600 '" .. p .. "'; chmod 755 '" .. dir .. "'")
+    local script = path("eacces.lua")
+    put(script, ([[
+      local mp = require "moonport"
+      local f, msg, code = mp.fs.open(%q)
+      io.write(tostring(f), "|", tostring(code), "|", tostring(msg))
+    ]]):format(p))
+    local cmd = ("setpriv --reuid=65534 --regid=65534 --clear-groups " ..
+                 "env LUA_CPATH=%q lua5.4 %q 2>&1"):format(
+                   package.cpath, script)
+    local h = io.popen(cmd)
+    local out = h:read("a")
+    h:close()
+    assert.are.equal("nil|EACCES|" .. p .. ": Permission denied", out)
+  end)
+
+  it("a line longer than the limit fails clearly and loses nothing", function()
+    local long = string.rep("x", 1024 * 1024 + 10) .. "\nnext\n"
+    put(path("long"), long)
+    H.run(function()
+      local f = assert(fs.open(path("long")))
+      local r, msg, code = f:read("l")
+      assert.is_nil(r)
+      assert.are.equal("ELINETOOLONG", code)
+      assert.truthy(msg:find("line longer than 1048576 bytes", 1, true))
+      assert.are.equal(string.rep("x", 10), f:read(10))
+      assert.are.equal(1024 * 1024, #f:read(1024 * 1024))
+      assert.are.equal("", f:read("l"))
+      assert.are.equal("next", f:read("l"))
+      f:close()
+      -- lines raises it
+      f = assert(fs.open(path("long")))
+      assert.has_error(function() for _ in f:lines() do end end)
+      f:close()
+    end)
+  end)
+end)
+
+describe("mp.fs misuse raises", function()
+  it("names the function and argument", function()
+    put(path("mis"), "m")
+    H.run(function()
+      local f = assert(fs.open(path("mis")))
+      assert.has_error(function() f:read("x") end,
+                       "bad argument #1 to 'read' (invalid format)")
+      assert.has_error(function() f:read(-1) end,
+        "bad argument #1 to 'read' (non-negative count expected)")
+      assert.has_error(function() f:read({}) end)
+      assert.has_error(function() f:write({}) end)
+      assert.has_error(function() f:pread(1, -1) end)
+      assert.has_error(function() f:pwrite("x") end)
+      assert.has_error(function() f:lines("q") end)
+      assert.has_error(function() fs.open(path("mis"), "rw") end,
+                       "bad argument #2 to 'open' (invalid mode)")
+      assert.has_error(function() fs.open(path("mis"), "r", -1) end)
+      assert.has_error(function() fs.open() end)
+      assert.has_error(function() fs.open("a\0b") end)
+      assert.has_error(function() fs.writefile(path("w"), {}) end)
+      f:close()
+      assert.has_error(function() f:read() end, "attempt to use a closed file")
+      assert.has_error(function() f:write("x") end)
+      assert.has_error(function() f:close() end)
+      assert.are.equal("file (closed)", tostring(f))
+    end)
+  end)
+
+  it("a second concurrent read on one file raises", function()
+    H.run(function()
+      os.execute("mkfifo '" .. path("fifo1") .. "'")
+      local f = assert(fs.open(path("fifo1"), "r+"))
+      local t = mp.spawn(function() return f:read("l") end)
+      mp.sleep(0.01)
+      assert.has_error(function() f:read("l") end)
+      f:write("x\n")
+      assert.are.same({true, "x"}, {t:join()})
+      f:close()
+    end)
+  end)
+end)
+
+describe("mp.fs path functions", function()
+  it("stat, lstat, dir, mkdir, rename, remove, rmdir", function()
+    H.run(function()
+      local d = path("tree")
+      assert.is_true(fs.mkdir(d, 448)) -- 0700
+      local st = assert(fs.stat(d))
+      assert.are.equal("directory", st.type)
+      assert.are.equal(448, st.mode)
+      assert.is_true(fs.writefile(d .. "/a", "hello"))
+      assert.is_true(fs.writefile(d .. "/b", ""))
+      st = assert(fs.stat(d .. "/a"))
+      assert.are.equal("file", st.type)
+      assert.are.equal(5, st.size)
+      assert.is_number(st.mtime)
+      assert.is_number(st.atime)
+      assert.is_number(st.ctime)
+      assert.truthy(math.abs(st.mtime - os.time()) < 100)
+      os.execute("ln -s a '" .. d .. "/link'")
+      assert.are.equal("link", fs.lstat(d .. "/link").type)
+      assert.are.equal("file", fs.stat(d .. "/link").type)
+      local names = assert(fs.dir(d))
+      table.sort(names)
+      assert.are.same({"a", "b", "link"}, names)
+      assert.is_true(fs.rename(d .. "/a", d .. "/c"))
+      assert.are.equal("hello", fs.readfile(d .. "/c"))
+      assert.is_true(fs.remove(d .. "/c"))
+      assert.is_true(fs.remove(d .. "/b"))
+      assert.is_true(fs.remove(d .. "/link"))
+      assert.are.same({}, fs.dir(d))
+      assert.is_true(fs.mkdir(d .. "/sub"))
+      assert.is_true(fs.remove(d .. "/sub")) -- empty directory, as os.remove
+      assert.is_true(fs.rmdir(d))
+      assert.is_nil(fs.stat(d))
+    end)
+  end)
+
+  it("writefile replaces atomically and leaves no temporary", function()
+    H.run(function()
+      local d = path("wf")
+      fs.mkdir(d)
+      assert.is_true(fs.writefile(d .. "/x", "old"))
+      assert.is_true(fs.writefile(d .. "/x", "new contents"))
+      assert.are.equal("new contents", fs.readfile(d .. "/x"))
+      assert.are.same({"x"}, fs.dir(d))
+      assert.is_true(fs.writefile(d .. "/e", ""))
+      assert.are.equal("", fs.readfile(d .. "/e"))
+    end)
+  end)
+
+  it("file:stat and file:sync", function()
+    H.run(function()
+      local f = assert(fs.open(path("st"), "w"))
+      f:write("12345")
+      assert.is_true(f:sync())
+      local st = f:stat()
+      assert.are.equal("file", st.type)
+      assert.are.equal(5, st.size)
+      f:close()
+    end)
+  end)
+end)
+
+describe("mp.fs concurrency", function()
+  it("hundreds of tasks doing file IO at once", function()
+    H.run(function()
+      local n, tasks = 300, {}
+      for i = 1, n do
+        tasks[i] = mp.spawn(function()
+          local p = path("many" .. i)
+          local body = ("task %d\n"):format(i):rep(i)
+          local f = assert(fs.open(p, "w"))
+          assert(f:write(body))
+          assert(f:close())
+          f = assert(fs.open(p))
+          local lines = 0
+          for l in f:lines() do
+            assert(l == ("task %d"):format(i))
+            lines = lines + 1
+          end
+          f:close()
+          assert(fs.readfile(p) == body)
+          assert(fs.remove(p))
+          return lines
+        end)
+      end
+      for i = 1, n do
+        assert.are.same({true, i}, {tasks[i]:join()})
+      end
+    end)
+  end)
+
+  it("a large-file reader does not stall other tasks", function()
+    local p = path("large")
+    local h = io.open(p, "wb")
+    local chunk = string.rep("z", 1024 * 1024)
+    for _ = 1, 128 do h:write(chunk) end -- 128 MiB
+    h:close()
+    H.run(function()
+      local reading, ticks, maxgap = true, 0, 0
+      local ticker = mp.spawn(function()
+        local last = mp.now()
+        while reading do
+          mp.sleep(0.001)
+          local now = mp.now()
+          if now - last > maxgap then maxgap = now - last end
+          last = now
+          ticks = ticks + 1
+        end
+      end)
+      local t0 = mp.now()
+      local f = assert(fs.open(p))
+      local total = 0
+      while true do
+        local d = f:read(65536)
+        if not d then break end
+        total = total + #d
+      end
+      f:close()
+      local elapsed = mp.now() - t0
+      reading = false
+      ticker:join()
+      assert.are.equal(128 * 1024 * 1024, total)
+      -- the ticker ran throughout: roughly once per ms of reading
+      assert.truthy(ticks >= elapsed / 0.02, ("ticks %d in %.3fs"):format(
+                    ticks, elapsed))
+      assert.truthy(maxgap < 0.1, ("max gap %.3fs"):format(maxgap))
+    end)
+    os.remove(p)
+  end)
+end)
+
+describe("mp.fs close, cancel and collection with ops in flight", function()
+  local function fifo(name)
+    local p = path(name)
+    assert(os.execute("mkfifo '" .. p .. "'"))
+    return p
+  end
+
+  it("close completes a pending read with 'closed'", function()
+    H.run(function()
+      collectgarbage()
+      collectgarbage()
+      mp.sleep(0.01)
+      local before = H.fd_count()
+      local f = assert(fs.open(fifo("fifo2"), "r+"))
+      local t = mp.spawn(function() return f:read("l") end)
+      mp.sleep(0.01)
+      assert.is_true(f:close())
+      local ok, r, msg, code = t:join()
+      assert.is_true(ok)
+      assert.is_nil(r)
+      assert.are.equal("closed", code)
+      assert.truthy(msg:find("fifo2", 1, true))
+      mp.sleep(0.01)
+      assert.are.equal(before, H.fd_count())
+    end)
+  end)
+
+  it("a cancelled read loses no data", function()
+    H.run(function()
+      local f = assert(fs.open(fifo("fifo3"), "r+"))
+      local t = mp.spawn(function() return f:read("l") end)
+      f:write("abc")          -- no newline: the reader keeps waiting
+      mp.sleep(0.02)
+      t:cancel()
+      assert.are.same({false, "cancelled"}, {t:join()})
+      f:write("def\nrest\n")
+      local r, _, code = f:pread(1 << 50, 0)   -- a pipe has no offsets
+      assert.are.same({nil, "ESPIPE"}, {r, code})
+      r, _, code = f:seek("set", 0)
+      assert.are.same({nil, "ESPIPE"}, {r, code})
+      assert.are.equal("abcdef", f:read("l"))
+      -- a timeout in the middle of a multi-format read keeps the first
+      local ok = mp.timeout(0.02, function() return f:read("l", "l") end)
+      assert.is_false(ok)
+      f:write("two\n")
+      assert.are.same({"rest", "two"}, {f:read("l", "l")})
+      f:close()
+    end)
+  end)
+
+  it("collecting a file with a read in flight is safe", function()
+    H.run(function()
+      collectgarbage()
+      collectgarbage()
+      mp.sleep(0.01)
+      local before = H.fd_count()
+      do
+        local f = assert(fs.open(fifo("fifo4"), "r+"))
+        local t = mp.spawn(function() return f:read("a") end)
+        mp.sleep(0.01)
+        t:cancel()
+        t:join()
+        f = nil
+      end
+      collectgarbage()
+      collectgarbage()
+      mp.sleep(0.02)
+      assert.are.equal(before, H.fd_count())
+    end)
+  end)
+
+  it("close from a task whose deadline expired still closes", function()
+    put(path("late"), "late")
+    H.run(function()
+      collectgarbage()
+      collectgarbage()
+      mp.sleep(0.01)
+      local before = H.fd_count()
+      local f = assert(fs.open(path("late")))
+      local ok, closed = mp.timeout(0.01, function()
+        pcall(mp.sleep, 1)        -- the deadline fires here
+        -- every suspension now raises the timeout: close must not leak
+        return pcall(f.close, f)
+      end)
+      assert.is_true(ok)
+      assert.is_false(closed)     -- close raised the timeout...
+      assert.are.equal("file (closed)", tostring(f)) -- ...but closed
+      mp.sleep(0.01)
+      assert.are.equal(before, H.fd_count())
+    end)
+  end)
+
+  it("__close closes at the end of the block", function()
+    put(path("tbc"), "t")
+    H.run(function()
+      local keep
+      do
+        local f <close> = assert(fs.open(path("tbc")))
+        keep = f
+        assert.are.equal("t", f:read("a"))
+      end
+      assert.are.equal("file (closed)", tostring(keep))
+    end)
+  end)
+
+  it("closing with a write and a positional read in flight", function()
+    H.run(function()
+      local p = path("inflight")
+      local f = assert(fs.open(p, "w+"))
+      local data = string.rep("w", 8 * 1024 * 1024)
+      local t1 = mp.spawn(function() return f:write(data) end)
+      local t2 = mp.spawn(function() return f:pread(10, 0) end)
+      mp.sleep(0)
+      f:close()
+      local ok1, r1, _, c1 = t1:join()
+      local ok2 = t2:join()
+      assert.is_true(ok1 and ok2)
+      assert.truthy(r1 == f or c1 == "closed")
+    end)
+  end)
+end)
