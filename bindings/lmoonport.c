@@ -104,6 +104,9 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_repl(L, S);
   lmp_open_file(L, S);
   lmp_open_fs(L, S);
+  lmp_open_socket(L, S);
+  lmp_open_udp(L, S);
+  lmp_open_dns(L, S);
   load_modules(L, core);
   lua_remove(L, core);
   lua_pushvalue(L, -1);

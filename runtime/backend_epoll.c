@@ -106,6 +106,12 @@ static int64_t attempt(struct mp_op *op) {
     case MP_OP_ACCEPT:
       r = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
       break;
+    case MP_OP_SENDMSG:
+      r = sendmsg(fd, op->u.rw.buf, MSG_DONTWAIT | MSG_NOSIGNAL | op->msgflags);
+      break;
+    case MP_OP_RECVMSG:
+      r = recvmsg(fd, op->u.rw.buf, MSG_DONTWAIT | op->msgflags);
+      break;
     case MP_OP_CONNECT: {
       int err = 0;
       socklen_t len = sizeof err;
@@ -153,13 +159,14 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
       if (op->u.rw.off >= 0) return mp__pool_submit(loop, op);
       break;
     case MP_OP_RECV: case MP_OP_SEND: case MP_OP_ACCEPT: case MP_OP_CONNECT:
+    case MP_OP_SENDMSG: case MP_OP_RECVMSG:
       break;
     default: /* path and file ops: blocking syscalls */
       return mp__pool_submit(loop, op);
   }
   if (!(f = fd_get(s, op->fd))) return MP_ENOMEM;
   q = (op->kind == MP_OP_RECV || op->kind == MP_OP_ACCEPT ||
-       op->kind == MP_OP_READ) ? &f->rq : &f->wq;
+       op->kind == MP_OP_READ || op->kind == MP_OP_RECVMSG) ? &f->rq : &f->wq;
   /* Sockets: try at once unless others are queued ahead (FIFO). */
   if (!q->head && op->kind != MP_OP_READ && op->kind != MP_OP_WRITE) {
     if (op->kind == MP_OP_CONNECT) {

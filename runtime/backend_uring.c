@@ -38,7 +38,8 @@ static const struct { int kind, opcode; } optional_ops[] = {
 static const int needed_ops[] = {
   IORING_OP_NOP, IORING_OP_READ, IORING_OP_WRITE, IORING_OP_SEND,
   IORING_OP_RECV, IORING_OP_ACCEPT, IORING_OP_CONNECT, IORING_OP_CLOSE,
-  IORING_OP_ASYNC_CANCEL, IORING_OP_POLL_ADD,
+  IORING_OP_ASYNC_CANCEL, IORING_OP_POLL_ADD, IORING_OP_SENDMSG,
+  IORING_OP_RECVMSG,
 };
 
 static void reap(struct mp_loop *loop);
@@ -138,10 +139,11 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
   /* The SQE length field is 32 bits; a short count is normal for IO. */
   unsigned len = op->u.rw.len > 0x7ffff000 ? 0x7ffff000 : (unsigned)op->u.rw.len;
   struct uring_state *s = loop->bdata;
-  if (op->kind > MP_OP_CLOSE && op->kind < MP_OP_KIND_MAX &&
+  if (op->kind >= MP_OP_OPENAT && op->kind <= MP_OP_MKDIRAT &&
       !s->native[op->kind])
     return mp__pool_submit(loop, op); /* the kernel lacks the opcode */
-  if (op->fd < 0 && op->kind <= MP_OP_CLOSE) return MP_EBADF;
+  if (op->fd < 0 && (op->kind <= MP_OP_CLOSE || op->kind > MP_OP_MKDIRAT))
+    return MP_EBADF;
   sqe = get_sqe(loop);
   switch (op->kind) {
     case MP_OP_READ:
@@ -190,6 +192,13 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
     case MP_OP_MKDIRAT:
       io_uring_prep_mkdirat(sqe, op->fd, op->u.fs.path, op->u.fs.mode);
       break;
+    case MP_OP_SENDMSG:
+      io_uring_prep_sendmsg(sqe, op->fd, op->u.rw.buf,
+                            MSG_NOSIGNAL | op->msgflags);
+      break;
+    case MP_OP_RECVMSG:
+      io_uring_prep_recvmsg(sqe, op->fd, op->u.rw.buf, op->msgflags);
+      break;
     default:
       io_uring_prep_nop(sqe); /* keep the SQ consistent */
       io_uring_sqe_set_data64(sqe, TAG_IGNORE);
@@ -201,7 +210,7 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
 
 static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct uring_state *s = loop->bdata;
-  if (op->kind > MP_OP_CLOSE && op->kind < MP_OP_KIND_MAX &&
+  if (op->kind >= MP_OP_OPENAT && op->kind <= MP_OP_MKDIRAT &&
       !s->native[op->kind]) {
     mp__pool_cancel(loop, op); /* on the pool: a running job finishes */
     return;

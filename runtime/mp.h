@@ -75,6 +75,8 @@ enum mp_op_kind {
   MP_OP_RENAMEAT, /* renameat(2) */
   MP_OP_UNLINKAT, /* unlinkat(2) (AT_REMOVEDIR: rmdir) */
   MP_OP_MKDIRAT,  /* mkdirat(2) */
+  MP_OP_SENDMSG,  /* sendmsg(2), u.rw.buf is a struct msghdr; no SIGPIPE */
+  MP_OP_RECVMSG,  /* recvmsg(2), u.rw.buf is a struct msghdr */
   MP_OP_KIND_MAX
 };
 
@@ -173,6 +175,11 @@ void mp_op_prep_write(struct mp_op *op, int fd, const void *buf, size_t len,
 void mp_op_prep_recv(struct mp_op *op, int fd, void *buf, size_t len);
 void mp_op_prep_send(struct mp_op *op, int fd, const void *buf, size_t len);
 void mp_op_prep_accept(struct mp_op *op, int fd);
+/* msg (a struct msghdr) and everything it points to must stay valid until
+ * completion: keep them in op->owned. For datagrams (UDP sendto and
+ * recvfrom). */
+void mp_op_prep_sendmsg(struct mp_op *op, int fd, void *msg);
+void mp_op_prep_recvmsg(struct mp_op *op, int fd, void *msg);
 /* addr is copied into memory the op owns. */
 int mp_op_prep_connect(struct mp_op *op, int fd, const struct sockaddr *addr,
                        uint32_t addrlen);

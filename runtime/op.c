@@ -194,6 +194,14 @@ void mp_op_prep_accept(struct mp_op *op, int fd) {
   op->fd = fd;
 }
 
+void mp_op_prep_sendmsg(struct mp_op *op, int fd, void *msg) {
+  prep_rw(op, MP_OP_SENDMSG, fd, msg, 0, -1);
+}
+
+void mp_op_prep_recvmsg(struct mp_op *op, int fd, void *msg) {
+  prep_rw(op, MP_OP_RECVMSG, fd, msg, 0, -1);
+}
+
 int mp_op_prep_connect(struct mp_op *op, int fd, const struct sockaddr *addr,
                        uint32_t addrlen) {
   void *copy = malloc(addrlen);

@@ -10,6 +10,9 @@ for _, name in ipairs { "spawn", "current", "sleep", "now", "run", "backend",
   M[name] = core[name]
 end
 
+-- mp.net: sockets and names (lua/moonport/net.lua over bindings/l*.c).
+M.net = require("moonport.net")(core, M)
+
 local pack, unpack = table.pack, table.unpack
 local TIMEOUT = core.TIMEOUT
 

@@ -1,0 +1,102 @@
+/* lsock.h: shared by the socket bindings: lsocket.c (streams, servers and
+ * the op bookkeeping every socket uses), ludp.c (datagrams) and ldns.c
+ * (names and addresses). Not a public header. */
+#ifndef LSOCK_H
+#define LSOCK_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "lbuf.h"
+#include "lmoonport.h"
+
+#define LSOCK_STREAM_MT "moonport.stream"
+#define LSOCK_SERVER_MT "moonport.server"
+#define LSOCK_UDP_MT "moonport.udp"
+
+enum { LSOCK_STREAM, LSOCK_SERVER, LSOCK_UDP };
+enum { LSOCK_RD = 1, LSOCK_WR = 2 };
+
+struct lsock_zombie;
+struct lsock_req;
+
+/* The userdata of every socket object. The descriptor is closed only once
+ * no op on it is in flight (an SQE still queued in the ring names the fd by
+ * number, so closing early could aim it at a reused descriptor). */
+struct lsock {
+  struct lmp_state *S;
+  int fd;                  /* -1 once closed */
+  int family;              /* AF_INET, AF_INET6, AF_UNIX */
+  unsigned char type;      /* LSOCK_* */
+  unsigned char closed;    /* close() was called: methods raise */
+  unsigned char reading;   /* a read/recv is in progress (one at a time) */
+  unsigned char writing;   /* a write is in progress (one at a time) */
+  unsigned char linger;    /* SO_LINGER > 0 set: close on the pool */
+  unsigned char eof;       /* the peer closed its side */
+  int64_t timeout;         /* settimeout, ns; -1: none */
+  int64_t backoff;         /* accept: current EMFILE back-off, ns */
+  int64_t rddl;            /* read(): the deadline of the call running */
+  int nreqs;               /* ops in flight on this socket */
+  struct lsock_req *reqs;  /* ... linked here */
+  struct lmp_rbuf rb;      /* stream: bytes received, not yet read */
+};
+
+/* One op on a socket; lives in op->owned, so it is freed with the op.
+ * Its payload (receive buffer, bytes to send, address, msghdr) follows. */
+struct lsock_req {
+  struct lsock *s;          /* NULL once the socket was collected */
+  struct lsock_zombie *z;   /* then: closes the fd after the last op */
+  struct mp_op *op;
+  struct mp_op *timer;      /* the settimeout deadline racing op */
+  struct lsock_req *next, *prev;
+  int64_t deadline;         /* absolute loop time (ns), 0: none */
+  size_t off, len;          /* write progress / payload size */
+  size_t base;              /* write: bytes sent before the op */
+  unsigned char dir;        /* LSOCK_RD / LSOCK_WR: sets reading/writing */
+  unsigned char linked, timed_out, closed;
+  _Alignas(16) char data[]; /* the payload */
+};
+
+/* Checks arg idx is a socket of the given type that is not closed. */
+struct lsock *lsock_check(lua_State *L, int idx, int type, const char *fname);
+/* Pushes a new socket object owning fd. */
+struct lsock *lsock_push(lua_State *L, struct lmp_state *S, int type, int fd,
+                         int family);
+/* A new op whose owned memory is a request with `extra` payload bytes. */
+struct mp_op *lsock_op(lua_State *L, struct lsock *s, size_t extra,
+                       int64_t deadline);
+/* The deadline for an operation starting now under settimeout (0: none). */
+int64_t lsock_deadline(struct lsock *s);
+/* Links the op's request to s, starts its deadline timer and suspends
+ * until it completes (see lmp_await). */
+int lsock_await(lua_State *L, struct lsock *s, struct mp_op *op,
+                lua_KFunction k, const char *fname);
+/* The first call of every continuation: takes the op back (raising on
+ * cancel / mp.timeout) and settles the bookkeeping. */
+struct mp_op *lsock_take(lua_State *L, lua_KContext ctx);
+static inline struct lsock_req *lsock_req(struct mp_op *op) {
+  return op->owned;
+}
+/* Pushes nil, "what ADDR: message", code for a failed op, turning a
+ * cancel caused by close() into "closed" and one caused by the socket
+ * timeout into "timeout". Releases op. Returns 3. */
+int lsock_fail_op(lua_State *L, struct lsock *s, struct mp_op *op,
+                  const char *what);
+int lsock_fail(lua_State *L, struct lsock *s, int err, const char *what);
+/* settimeout / close / sockname shared by every type. */
+int lsock_settimeout(lua_State *L, int type, const char *fname);
+int lsock_close(lua_State *L, int type);
+int lsock_gc(lua_State *L);
+int lsock_tostring(lua_State *L);
+int lsock_push_name(lua_State *L, struct lsock *s, int peer);
+int lsock_setoption(lua_State *L, int type);
+
+/* ldns.c: addresses. Pushes host, port (or path for AF_UNIX). */
+int lsock_push_addr(lua_State *L, const struct sockaddr *sa, socklen_t len);
+/* Formats "host:port" / "[v6]:port" / path into buf. */
+void lsock_format_addr(const struct sockaddr *sa, socklen_t len, char *buf,
+                       size_t size);
+/* Checks a packed address (a string made by ldns.c) at idx. */
+const struct sockaddr *lsock_check_sa(lua_State *L, int idx, socklen_t *len);
+
+#endif

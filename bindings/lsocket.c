@@ -1,0 +1,813 @@
+/* lsocket.c: TCP and Unix-domain streams and servers (mp.net), and the
+ * op bookkeeping every socket object shares (lsock.h).
+ *
+ * Each op on a socket carries a request record in op->owned: it links the
+ * op to its socket (so close() can cancel everything in flight and close
+ * the descriptor only after the last completion), holds the payload the
+ * kernel reads or writes, and races the op against a timer when the
+ * socket has a timeout. The timer only requests a cancel; the op's own
+ * completion decides the outcome, so a result that won the race is never
+ * lost (an accepted fd, bytes received). */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "lsock.h"
+
+enum {
+  FILL_SIZE = 16384,      /* bytes asked for per receive by read() */
+  RECV_MAX = 65536,       /* largest single recv(max) op */
+  WRITE_IOV = 64,         /* args sent with one sendmsg on the fast path */
+  BACKOFF_MIN = 10000000, /* accept EMFILE back-off: 10 ms ... */
+  BACKOFF_MAX = 1000000000 /* ... doubling up to 1 s */
+};
+
+/* The descriptor of a collected socket whose ops are still in flight. */
+struct lsock_zombie {
+  int fd, refs;
+  unsigned char linger;
+};
+
+static const char *const type_names[] = {"stream", "server", "udp"};
+static const char *const type_mts[] = {LSOCK_STREAM_MT, LSOCK_SERVER_MT,
+                                       LSOCK_UDP_MT};
+
+/* ---- closing descriptors ---- */
+
+static void close_work(struct mp_op *op) {
+  int fd = (int)(intptr_t)op->u.work.arg;
+  op->result = close(fd) < 0 ? -errno : 0;
+}
+
+static void release_cb(struct mp_op *op) { mp_op_release(op); }
+
+/* With SO_LINGER > 0, close(2) blocks up to the linger time even on a
+ * non-blocking socket: do it on the pool then. */
+static void close_fd(struct mp_loop *loop, int fd, int linger) {
+  if (linger) {
+    struct mp_op *op = mp_op_new(loop, release_cb, NULL);
+    if (op) {
+      mp_op_prep_work(op, close_work, (void *)(intptr_t)fd);
+      if (mp_op_submit(op) == 0) return;
+      mp_op_release(op);
+    }
+  }
+  close(fd);
+}
+
+static void sock_closefd(struct lsock *s) {
+  if (s->fd >= 0) close_fd(s->S->loop, s->fd, s->linger);
+  s->fd = -1;
+}
+
+/* ---- requests ---- */
+
+static void req_finish(struct lsock_req *r) {
+  if (r->timer) {
+    r->timer->data = NULL; /* its callback only releases it now */
+    mp_op_cancel(r->timer);
+    r->timer = NULL;
+  }
+  if (!r->linked) return;
+  r->linked = 0;
+  struct lsock *s = r->s;
+  if (s) {
+    if (r->prev) r->prev->next = r->next; else s->reqs = r->next;
+    if (r->next) r->next->prev = r->prev;
+    r->next = r->prev = NULL;
+    if (r->dir == LSOCK_RD) s->reading = 0;
+    if (r->dir == LSOCK_WR) s->writing = 0;
+    if (--s->nreqs == 0 && s->closed) sock_closefd(s);
+  } else if (r->z) {
+    struct lsock_zombie *z = r->z;
+    r->z = NULL;
+    if (--z->refs == 0) {
+      close_fd(r->op->loop, z->fd, z->linger);
+      free(z);
+    }
+  }
+}
+
+static void req_op_cb(struct mp_op *op) {
+  struct lsock_req *r = op->owned;
+  req_finish(r);
+  /* Orphaned (its task is gone): an accepted descriptor has no owner. */
+  if (!op->data && op->kind == MP_OP_ACCEPT && op->result >= 0)
+    close((int)op->result);
+  lmp_task_op_cb(op);
+}
+
+static void req_timer_cb(struct mp_op *timer) {
+  struct lsock_req *r = timer->data;
+  if (r && timer->result == 0) {
+    r->timer = NULL;
+    r->timed_out = 1;
+    mp_op_cancel(r->op);
+  } else if (r) {
+    r->timer = NULL;
+  }
+  mp_op_release(timer);
+}
+
+struct mp_op *lsock_op(lua_State *L, struct lsock *s, size_t extra,
+                       int64_t deadline) {
+  struct lsock_req *r = malloc(sizeof *r + extra);
+  if (!r) luaL_error(L, "not enough memory");
+  struct mp_op *op = mp_op_new(s->S->loop, req_op_cb, NULL);
+  if (!op) {
+    free(r);
+    luaL_error(L, "not enough memory");
+  }
+  memset(r, 0, sizeof *r);
+  r->s = s;
+  r->op = op;
+  r->deadline = deadline;
+  r->len = extra;
+  op->owned = r;
+  return op;
+}
+
+int64_t lsock_deadline(struct lsock *s) {
+  if (s->timeout < 0) return 0;
+  struct mp_loop *loop = s->S->loop;
+  mp_loop_update_time(loop);
+  int64_t d = mp_loop_now(loop) + s->timeout;
+  return d ? d : 1;
+}
+
+/* Links r to s and starts its deadline timer. */
+static void req_link(struct lsock *s, struct lsock_req *r) {
+  struct mp_loop *loop = s->S->loop;
+  r->s = s;
+  r->timed_out = r->closed = 0;
+  r->prev = NULL;
+  r->next = s->reqs;
+  if (s->reqs) s->reqs->prev = r;
+  s->reqs = r;
+  s->nreqs++;
+  r->linked = 1;
+  if (r->dir == LSOCK_RD) s->reading = 1;
+  if (r->dir == LSOCK_WR) s->writing = 1;
+  if (r->deadline) {
+    int64_t left = r->deadline - mp_loop_now(loop);
+    struct mp_op *t = mp_op_new(loop, req_timer_cb, r);
+    if (t) {
+      mp_op_prep_timer(t, left < 0 ? 0 : left);
+      if (mp_op_submit(t) == 0) r->timer = t;
+      else mp_op_release(t);
+    }
+  }
+}
+
+int lsock_await(lua_State *L, struct lsock *s, struct mp_op *op,
+                lua_KFunction k, const char *fname) {
+  req_link(s, op->owned);
+  return lmp_await(L, op, k, fname);
+}
+
+struct mp_op *lsock_take(lua_State *L, lua_KContext ctx) {
+  struct mp_op *op = lmp_op_take(L, ctx);
+  req_finish(op->owned); /* done by the callback unless submit failed */
+  return op;
+}
+
+/* ---- errors ---- */
+
+static int push_fail(lua_State *L, struct lsock *s, const char *what,
+                     const char *msg, const char *code) {
+  char addr[160] = "";
+  if (s && s->fd >= 0) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int r = s->type == LSOCK_STREAM
+                ? getpeername(s->fd, (struct sockaddr *)&ss, &len)
+                : getsockname(s->fd, (struct sockaddr *)&ss, &len);
+    if (r == 0) lsock_format_addr((struct sockaddr *)&ss, len, addr,
+                                  sizeof addr);
+  }
+  lua_pushnil(L);
+  if (addr[0]) lua_pushfstring(L, "%s %s: %s", what, addr, msg);
+  else lua_pushfstring(L, "%s: %s", what, msg);
+  lua_pushstring(L, code);
+  return 3;
+}
+
+int lsock_fail(lua_State *L, struct lsock *s, int err, const char *what) {
+  if (err == MP_ECLOSED) return push_fail(L, s, what, "closed", "closed");
+  return push_fail(L, s, what, mp_strerror(err),
+                   err == MP_ECANCELED ? "cancelled" : mp_errname(err));
+}
+
+int lsock_fail_op(lua_State *L, struct lsock *s, struct mp_op *op,
+                  const char *what) {
+  struct lsock_req *r = op->owned;
+  int err = (int)op->result;
+  int closed = r->closed || (s && s->closed);
+  int timed_out = err == MP_ECANCELED && r->timed_out;
+  mp_op_release(op);
+  if (closed) return push_fail(L, NULL, what, "closed", "closed");
+  if (timed_out) return push_fail(L, s, what, "timed out", "timeout");
+  return lsock_fail(L, s, err, what);
+}
+
+/* ---- objects ---- */
+
+struct lsock *lsock_push(lua_State *L, struct lmp_state *S, int type, int fd,
+                         int family) {
+  struct lsock *s = lua_newuserdatauv(L, sizeof *s, 0);
+  memset(s, 0, sizeof *s);
+  s->S = S;
+  s->fd = fd;
+  s->family = family;
+  s->type = (unsigned char)type;
+  s->timeout = -1;
+  lmp_rbuf_init(&s->rb);
+  luaL_setmetatable(L, type_mts[type]);
+  return s;
+}
+
+struct lsock *lsock_check(lua_State *L, int idx, int type, const char *fname) {
+  struct lsock *s = luaL_testudata(L, idx, type_mts[type]);
+  if (!s) {
+    const char *got = luaL_typename(L, idx);
+    if (luaL_getmetafield(L, idx, "__name") == LUA_TSTRING)
+      got = lua_tostring(L, -1);
+    luaL_error(L, "bad argument #%d to '%s' (%s expected, got %s)", idx,
+               fname, type_names[type], got);
+  }
+  if (s->closed)
+    luaL_error(L, "%s: attempt to use a closed %s", fname, type_names[type]);
+  return s;
+}
+
+/* Any socket type, closed or not (close, __gc, __tostring). */
+static struct lsock *any_sock(lua_State *L, int idx) {
+  for (int t = 0; t < 3; t++) {
+    struct lsock *s = luaL_testudata(L, idx, type_mts[t]);
+    if (s) return s;
+  }
+  luaL_argerror(L, idx, "socket expected");
+  return NULL;
+}
+
+/* Cancels every op in flight; they complete with "closed" and the last
+ * one closes the descriptor. */
+static void sock_close(struct lsock *s) {
+  s->closed = 1;
+  for (struct lsock_req *r = s->reqs; r; r = r->next) {
+    r->closed = 1;
+    mp_op_cancel(r->op);
+  }
+  if (s->nreqs == 0) sock_closefd(s);
+  lmp_rbuf_free(&s->rb);
+}
+
+int lsock_close(lua_State *L, int type) {
+  struct lsock *s = lsock_check(L, 1, type, "close");
+  sock_close(s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int sock_close_meta(lua_State *L) { /* __close: closed is fine */
+  struct lsock *s = any_sock(L, 1);
+  if (!s->closed) sock_close(s);
+  return 0;
+}
+
+int lsock_gc(lua_State *L) {
+  struct lsock *s = any_sock(L, 1);
+  if (!s->closed) sock_close(s);
+  if (s->nreqs > 0) {
+    /* Ops outlive the userdata: they finish the close. If the record
+     * cannot be allocated, leaking the fd beats closing it under them. */
+    struct lsock_zombie *z = malloc(sizeof *z);
+    if (z) {
+      z->fd = s->fd;
+      z->refs = s->nreqs;
+      z->linger = s->linger;
+    }
+    for (struct lsock_req *r = s->reqs, *next; r; r = next) {
+      next = r->next;
+      r->s = NULL;
+      r->z = z;
+      r->next = r->prev = NULL;
+      if (!z) r->linked = 0;
+    }
+    s->reqs = NULL;
+    s->nreqs = 0;
+    s->fd = -1;
+  }
+  return 0;
+}
+
+int lsock_tostring(lua_State *L) {
+  struct lsock *s = any_sock(L, 1);
+  if (s->fd < 0 || s->closed)
+    lua_pushfstring(L, "%s (closed): %p", type_names[s->type], (void *)s);
+  else
+    lua_pushfstring(L, "%s (fd %d): %p", type_names[s->type], s->fd,
+                    (void *)s);
+  return 1;
+}
+
+int lsock_settimeout(lua_State *L, int type, const char *fname) {
+  struct lsock *s = lsock_check(L, 1, type, fname);
+  if (lua_isnoneornil(L, 2)) {
+    s->timeout = -1;
+  } else {
+    lua_Number t = luaL_checknumber(L, 2);
+    luaL_argcheck(L, t >= 0, 2, "non-negative number expected");
+    s->timeout = t >= 4.6e9 ? -1 : (int64_t)(t * 1e9);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+int lsock_push_name(lua_State *L, struct lsock *s, int peer) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int r = peer ? getpeername(s->fd, (struct sockaddr *)&ss, &len)
+               : getsockname(s->fd, (struct sockaddr *)&ss, &len);
+  if (r < 0) return lsock_fail(L, s, -errno, peer ? "peername" : "sockname");
+  return lsock_push_addr(L, (struct sockaddr *)&ss, len);
+}
+
+static int sock_sockname(lua_State *L) {
+  struct lsock *s = any_sock(L, 1);
+  lsock_check(L, 1, s->type, "sockname");
+  return lsock_push_name(L, s, 0);
+}
+
+int lsock_setoption(lua_State *L, int type) {
+  static const char *const names[] = {
+    "nodelay", "keepalive", "linger", "reuseaddr", "reuseport", "sndbuf",
+    "rcvbuf", "broadcast", NULL};
+  struct lsock *s = lsock_check(L, 1, type, "setoption");
+  int opt = luaL_checkoption(L, 2, NULL, names);
+  int level = SOL_SOCKET, name, v = 0, r;
+  struct linger lg = {0, 0};
+  void *val = &v;
+  socklen_t vlen = sizeof v;
+  if (opt == 2) { /* linger: false/nil = off, seconds >= 0 = on */
+    if (lua_toboolean(L, 3)) {
+      lua_Integer secs = luaL_checkinteger(L, 3);
+      luaL_argcheck(L, secs >= 0 && secs <= 65535, 3,
+                    "seconds (0..65535) or false expected");
+      lg.l_onoff = 1;
+      lg.l_linger = (int)secs;
+    }
+    name = SO_LINGER;
+    val = &lg;
+    vlen = sizeof lg;
+  } else if (opt == 5 || opt == 6) {
+    lua_Integer n = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, n > 0 && n <= 0x7fffffff, 3, "positive size expected");
+    v = (int)n;
+    name = opt == 5 ? SO_SNDBUF : SO_RCVBUF;
+  } else {
+    luaL_checktype(L, 3, LUA_TBOOLEAN);
+    v = lua_toboolean(L, 3);
+    switch (opt) {
+      case 0: level = IPPROTO_TCP; name = TCP_NODELAY; break;
+      case 1: name = SO_KEEPALIVE; break;
+      case 3: name = SO_REUSEADDR; break;
+      case 4: name = SO_REUSEPORT; break;
+      default: name = SO_BROADCAST; break;
+    }
+  }
+  r = setsockopt(s->fd, level, name, val, vlen);
+  if (r < 0) return lsock_fail(L, s, -errno, "setoption");
+  if (opt == 2) s->linger = lg.l_onoff && lg.l_linger > 0;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- streams ---- */
+
+static struct lsock *check_stream(lua_State *L, const char *fname) {
+  return lsock_check(L, 1, LSOCK_STREAM, fname);
+}
+
+static void no_reader(lua_State *L, struct lsock *s, const char *fname) {
+  if (s->reading || s->rb.pending)
+    luaL_error(L, "%s: another task is reading from this stream", fname);
+}
+
+/* Pushes up to max buffered bytes (recv after read left some). */
+static int rb_push(lua_State *L, struct lmp_rbuf *b, size_t max) {
+  size_t n = lmp_rbuf_avail(b);
+  if (n > max) n = max;
+  lua_pushlstring(L, b->p + b->off, n);
+  b->off += n;
+  if (b->off == b->len) b->off = b->len = 0;
+  b->tpos = b->off;
+  return 1;
+}
+
+static int eof_fail(lua_State *L, struct lsock *s, const char *what) {
+  return push_fail(L, s, what, "end of stream", "EOF");
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = lsock_take(L, ctx);
+  struct lsock *s = lua_touserdata(L, 1);
+  struct lsock_req *r = op->owned;
+  (void)status;
+  if (op->result < 0 || r->closed) return lsock_fail_op(L, s, op, "recv");
+  if (op->result == 0) {
+    mp_op_release(op);
+    s->eof = 1;
+    return eof_fail(L, s, "recv");
+  }
+  lua_pushlstring(L, r->data, (size_t)op->result);
+  mp_op_release(op);
+  return 1;
+}
+
+static int stream_recv(lua_State *L) {
+  struct lsock *s = check_stream(L, "recv");
+  lua_Integer max = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, max > 0, 2, "positive size expected");
+  no_reader(L, s, "recv");
+  lua_settop(L, 2);
+  if (lmp_rbuf_avail(&s->rb)) return rb_push(L, &s->rb, (size_t)max);
+  if (s->eof) return eof_fail(L, s, "recv");
+  size_t n = max > RECV_MAX ? RECV_MAX : (size_t)max;
+  struct mp_op *op = lsock_op(L, s, n, lsock_deadline(s));
+  lsock_req(op)->dir = LSOCK_RD;
+  mp_op_prep_recv(op, s->fd, lsock_req(op)->data, n);
+  return lsock_await(L, s, op, recv_k, "recv");
+}
+
+/* ---- read(formats): the lbuf engine, fed by recv ops ---- */
+
+enum { ETIMEOUT_ = -5100 }; /* private: the settimeout deadline expired */
+
+static struct lmp_rbuf *rd_check(lua_State *L) {
+  return &check_stream(L, "read")->rb;
+}
+
+static struct lsock_req *rd_req(struct mp_op *op) {
+  return (struct lsock_req *)(intptr_t)*lmp_rbuf_optag(op);
+}
+
+/* Runs after lbuf's own callback (which chains here). */
+static void rd_op_cb(struct mp_op *op) {
+  req_finish(rd_req(op));
+  lmp_task_op_cb(op);
+}
+
+/* One receive into memory the op owns; the request record sits after the
+ * bytes the kernel may write. */
+static struct mp_op *rd_start(lua_State *L, size_t want, int *err) {
+  struct lsock *s = lua_touserdata(L, 1);
+  /* The engine asks for at least a 64 KiB chunk; an idle keep-alive
+   * connection waiting for its next line would pin that much. Lines and
+   * small reads get FILL_SIZE; bigger explicit needs keep their size. */
+  if (want == LMP_RBUF_CHUNK || want < FILL_SIZE) want = FILL_SIZE;
+  struct mp_op *op = mp_op_new(s->S->loop, rd_op_cb, NULL);
+  size_t at = (want + 15) & ~(size_t)15;
+  char *buf;
+  if (!op || !(buf = lmp_rbuf_opbuf(&s->rb, op,
+                                      at + sizeof(struct lsock_req)))) {
+    if (op) mp_op_release(op);
+    *err = MP_ENOMEM;
+    return NULL;
+  }
+  struct lsock_req *r = (struct lsock_req *)(buf + at);
+  memset(r, 0, sizeof *r);
+  r->op = op;
+  r->deadline = s->rddl;
+  r->dir = LSOCK_RD;
+  *lmp_rbuf_optag(op) = (int64_t)(intptr_t)r;
+  mp_op_prep_recv(op, s->fd, buf, want);
+  req_link(s, r);
+  return op;
+}
+
+static int64_t rd_done(lua_State *L, struct mp_op *op) {
+  struct lsock *s = lua_touserdata(L, 1);
+  struct lsock_req *r = rd_req(op);
+  req_finish(r);
+  if (r->closed || s->closed) return MP_ECLOSED;
+  if (op->result == MP_ECANCELED && r->timed_out) return ETIMEOUT_;
+  return op->result;
+}
+
+static int rd_fail(lua_State *L, int err) {
+  struct lsock *s = luaL_testudata(L, 1, LSOCK_STREAM_MT);
+  if (s && s->closed) s = NULL;
+  if (err == ETIMEOUT_) return push_fail(L, s, "read", "timed out", "timeout");
+  if (err == MP_EOF) return push_fail(L, s, "read", "end of stream", "EOF");
+  if (err == LMP_ELINETOOLONG) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "line longer than %zu bytes",
+             s ? s->rb.maxline : (size_t)LMP_RBUF_MAXLINE);
+    return push_fail(L, s, "read", msg, "ELINETOOLONG");
+  }
+  return lsock_fail(L, s, err, "read");
+}
+
+static const struct lmp_rbuf_vt stream_vt = {
+  "read", rd_check, rd_start, rd_done, rd_fail,
+};
+
+static int stream_read(lua_State *L) {
+  struct lsock *s = check_stream(L, "read");
+  if (s->reading || s->rb.pending)
+    return luaL_error(L, "read: another task is reading from this stream");
+  s->rddl = lsock_deadline(s);
+  return lmp_rbuf_read(L, &stream_vt, LMP_RBUF_STREAM);
+}
+
+/* ---- write ---- */
+
+static int write_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = lsock_take(L, ctx);
+  struct lsock *s = lua_touserdata(L, 1);
+  struct lsock_req *r = op->owned;
+  (void)status;
+  if (op->result < 0 || r->closed) {
+    lua_Integer sent = (lua_Integer)(r->base + r->off);
+    lsock_fail_op(L, s, op, "write");
+    lua_pushinteger(L, sent);
+    return 4;
+  }
+  r->off += (size_t)op->result;
+  if (r->off < r->len) {
+    mp_op_prep_send(op, s->fd, r->data + r->off, r->len - r->off);
+    return lsock_await(L, s, op, write_k, "write");
+  }
+  mp_op_release(op);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int stream_write(lua_State *L) {
+  struct lsock *s = check_stream(L, "write");
+  int n = lua_gettop(L) - 1;
+  struct iovec iov[WRITE_IOV];
+  size_t total = 0, sent = 0;
+  if (s->writing)
+    return luaL_error(L, "write: another task is writing to this stream");
+  for (int i = 0; i < n; i++) {
+    size_t len;
+    const char *p = luaL_checklstring(L, 2 + i, &len);
+    if (i < WRITE_IOV) {
+      iov[i].iov_base = (void *)p;
+      iov[i].iov_len = len;
+    }
+    total += len;
+  }
+  if (total == 0) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  /* Fast path: hand as much as the kernel takes right now. */
+  if (n <= WRITE_IOV) {
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = iov;
+    mh.msg_iovlen = (size_t)n;
+    ssize_t r;
+    do r = sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      int err = -errno;
+      lsock_fail(L, s, err, "write");
+      lua_pushinteger(L, 0);
+      return 4;
+    }
+    if (r > 0) sent = (size_t)r;
+    if (sent == total) {
+      lua_settop(L, 1);
+      return 1;
+    }
+  }
+  /* The rest goes to an op; the bytes are copied (a Lua string may be
+   * collected while the kernel still reads it). */
+  struct mp_op *op = lsock_op(L, s, total - sent, lsock_deadline(s));
+  struct lsock_req *r = op->owned;
+  size_t skip = sent, at = 0;
+  for (int i = 0; i < n; i++) {
+    size_t len;
+    const char *p = lua_tolstring(L, 2 + i, &len);
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    memcpy(r->data + at, p + skip, len - skip);
+    at += len - skip;
+    skip = 0;
+  }
+  r->base = sent;
+  r->dir = LSOCK_WR;
+  lua_settop(L, 1);
+  mp_op_prep_send(op, s->fd, r->data, r->len);
+  return lsock_await(L, s, op, write_k, "write");
+}
+
+static int stream_shutdown(lua_State *L) {
+  struct lsock *s = check_stream(L, "shutdown");
+  if (shutdown(s->fd, SHUT_WR) < 0) return lsock_fail(L, s, -errno, "shutdown");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int stream_settimeout(lua_State *L) {
+  return lsock_settimeout(L, LSOCK_STREAM, "settimeout");
+}
+
+static int stream_setoption(lua_State *L) {
+  return lsock_setoption(L, LSOCK_STREAM);
+}
+
+static int stream_peername(lua_State *L) {
+  return lsock_push_name(L, check_stream(L, "peername"), 1);
+}
+
+static int stream_close(lua_State *L) { return lsock_close(L, LSOCK_STREAM); }
+
+/* ---- connect: core.net_connect(packed address, timeout) ---- */
+
+static int connect_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = lsock_take(L, ctx);
+  struct lsock *s = lua_touserdata(L, 3);
+  struct lsock_req *r = op->owned;
+  (void)status;
+  if (op->result < 0 || r->closed) {
+    char addr[160], what[200];
+    lsock_format_addr((struct sockaddr *)r->data, (socklen_t)r->len, addr,
+                      sizeof addr);
+    snprintf(what, sizeof what, "connect %s", addr);
+    int timed_out = op->result == MP_ECANCELED && r->timed_out;
+    int err = (int)op->result;
+    mp_op_release(op);
+    if (!s->closed) sock_close(s);
+    lua_pushnil(L);
+    if (timed_out) {
+      lua_pushfstring(L, "%s: timed out", what);
+      lua_pushliteral(L, "timeout");
+    } else {
+      lua_pushfstring(L, "%s: %s", what, mp_strerror(err));
+      lua_pushstring(L, mp_errname(err));
+    }
+    return 3;
+  }
+  mp_op_release(op);
+  lua_settop(L, 3);
+  return 1;
+}
+
+static int l_connect(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  socklen_t len;
+  const struct sockaddr *sa = lsock_check_sa(L, 1, &len);
+  lua_Number t = luaL_optnumber(L, 2, -1);
+  lua_settop(L, 2);
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  0);
+  if (fd < 0) return lsock_fail(L, NULL, -errno, "connect");
+  struct lsock *s = lsock_push(L, S, LSOCK_STREAM, fd, sa->sa_family);
+  int64_t deadline = 0;
+  if (t >= 0 && t < 4.6e9) {
+    s->timeout = (int64_t)(t * 1e9);
+    deadline = lsock_deadline(s);
+    s->timeout = -1;
+  }
+  struct mp_op *op = lsock_op(L, s, len, deadline);
+  struct lsock_req *r = op->owned;
+  memcpy(r->data, sa, len);
+  op->kind = MP_OP_CONNECT;
+  op->fd = fd;
+  op->u.sa.addr = r->data;
+  op->u.sa.addrlen = len;
+  return lsock_await(L, s, op, connect_k, "connect");
+}
+
+/* ---- servers: core.net_listen(packed, backlog, reuseport, reuseaddr) ---- */
+
+static int l_listen(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  socklen_t len;
+  const struct sockaddr *sa = lsock_check_sa(L, 1, &len);
+  lua_Integer backlog = luaL_optinteger(L, 2, 511);
+  int reuseport = lua_toboolean(L, 3), reuseaddr = lua_toboolean(L, 4);
+  char addr[160], what[200];
+  int one = 1, fd;
+  lsock_format_addr(sa, len, addr, sizeof addr);
+  snprintf(what, sizeof what, "listen %s", addr);
+  luaL_argcheck(L, backlog > 0 && backlog <= 65535, 2,
+                "backlog out of range (1..65535)");
+  fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return lsock_fail(L, NULL, -errno, what);
+  if ((sa->sa_family != AF_UNIX &&
+       ((reuseaddr &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
+        (reuseport &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0))) ||
+      bind(fd, sa, len) < 0 || listen(fd, (int)backlog) < 0) {
+    int err = -errno;
+    close(fd);
+    return lsock_fail(L, NULL, err, what);
+  }
+  lsock_push(L, S, LSOCK_SERVER, fd, sa->sa_family);
+  return 1;
+}
+
+static int accept_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = lsock_take(L, ctx);
+  struct lsock *s = lua_touserdata(L, 1);
+  struct lsock_req *r = op->owned;
+  int64_t res = op->result;
+  (void)status;
+  if (r->closed) {
+    if (op->kind == MP_OP_ACCEPT && res >= 0) close((int)res);
+    return lsock_fail_op(L, s, op, "accept");
+  }
+  if (op->kind == MP_OP_TIMER && res == 0) { /* back-off over: retry */
+    mp_op_prep_accept(op, s->fd);
+    return lsock_await(L, s, op, accept_k, "accept");
+  }
+  if (res >= 0 && op->kind == MP_OP_ACCEPT) {
+    mp_op_release(op);
+    s->backoff = 0;
+    lsock_push(L, s->S, LSOCK_STREAM, (int)res, s->family);
+    return 1;
+  }
+  switch (res) {
+    case MP_EMFILE: case MP_ENFILE: case MP_ENOBUFS: case MP_ENOMEM:
+      /* Out of descriptors or memory: the pending connection stays in the
+       * backlog. Wait (without spinning) for existing connections to
+       * close, then try again. */
+      s->backoff = s->backoff ? s->backoff * 2 : BACKOFF_MIN;
+      if (s->backoff > BACKOFF_MAX) s->backoff = BACKOFF_MAX;
+      mp_op_prep_timer(op, s->backoff);
+      return lsock_await(L, s, op, accept_k, "accept");
+    case MP_ECONNABORTED: case MP_EINTR: case MP_EAGAIN: case -EPROTO:
+    case MP_EPERM:
+      /* The peer gave up before we got to it: the next one, then. */
+      mp_op_prep_accept(op, s->fd);
+      return lsock_await(L, s, op, accept_k, "accept");
+    default:
+      return lsock_fail_op(L, s, op, "accept");
+  }
+}
+
+static int server_accept(lua_State *L) {
+  struct lsock *s = lsock_check(L, 1, LSOCK_SERVER, "accept");
+  lua_settop(L, 1);
+  struct mp_op *op = lsock_op(L, s, 0, lsock_deadline(s));
+  mp_op_prep_accept(op, s->fd);
+  return lsock_await(L, s, op, accept_k, "accept");
+}
+
+static int server_settimeout(lua_State *L) {
+  return lsock_settimeout(L, LSOCK_SERVER, "settimeout");
+}
+
+static int server_close(lua_State *L) { return lsock_close(L, LSOCK_SERVER); }
+
+static int server_setoption(lua_State *L) {
+  return lsock_setoption(L, LSOCK_SERVER);
+}
+
+static void new_type(lua_State *L, struct lmp_state *S, const char *mt,
+                     const luaL_Reg *methods) {
+  static const luaL_Reg meta[] = {
+    {"__gc", lsock_gc}, {"__close", sock_close_meta},
+    {"__tostring", lsock_tostring}, {NULL, NULL}};
+  luaL_newmetatable(L, mt);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, meta, 1);
+  lua_newtable(L);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+void lmp_open_socket(lua_State *L, struct lmp_state *S) {
+  static const luaL_Reg stream[] = {
+    {"read", stream_read}, {"recv", stream_recv}, {"write", stream_write},
+    {"shutdown", stream_shutdown}, {"settimeout", stream_settimeout},
+    {"setoption", stream_setoption}, {"peername", stream_peername},
+    {"sockname", sock_sockname}, {"close", stream_close}, {NULL, NULL}};
+  static const luaL_Reg server[] = {
+    {"accept", server_accept}, {"settimeout", server_settimeout},
+    {"setoption", server_setoption}, {"sockname", sock_sockname},
+    {"close", server_close}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+    {"net_connect", l_connect}, {"net_listen", l_listen}, {NULL, NULL}};
+  new_type(L, S, LSOCK_STREAM_MT, stream);
+  new_type(L, S, LSOCK_SERVER_MT, server);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, funcs, 1);
+}
