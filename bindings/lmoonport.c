@@ -105,6 +105,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_file(L, S);
   lmp_open_fs(L, S);
   lmp_open_socket(L, S);
+  lmp_open_server(L, S);
   lmp_open_udp(L, S);
   lmp_open_dns(L, S);
   load_modules(L, core);

@@ -57,6 +57,11 @@ struct lsock_req {
   _Alignas(16) char data[]; /* the payload */
 };
 
+/* Registers a socket metatable (__gc, __close, __tostring) with methods. */
+void lsock_new_type(lua_State *L, struct lmp_state *S, const char *mt,
+                    const luaL_Reg *methods);
+/* sock:sockname(): host, port (or the path of a Unix socket). */
+int lsock_sockname(lua_State *L);
 /* Checks arg idx is a socket of the given type that is not closed. */
 struct lsock *lsock_check(lua_State *L, int idx, int type, const char *fname);
 /* Pushes a new socket object owning fd. */

@@ -1,4 +1,4 @@
-/* lsocket.c: TCP and Unix-domain streams and servers (mp.net), and the
+/* lsocket.c: TCP and Unix-domain streams (mp.net), and the
  * op bookkeeping every socket object shares (lsock.h).
  *
  * Each op on a socket carries a request record in op->owned: it links the
@@ -23,9 +23,7 @@
 enum {
   FILL_SIZE = 16384,      /* bytes asked for per receive by read() */
   RECV_MAX = 65536,       /* largest single recv(max) op */
-  WRITE_IOV = 64,         /* args sent with one sendmsg on the fast path */
-  BACKOFF_MIN = 10000000, /* accept EMFILE back-off: 10 ms ... */
-  BACKOFF_MAX = 1000000000 /* ... doubling up to 1 s */
+  WRITE_IOV = 64          /* args sent with one sendmsg on the fast path */
 };
 
 /* The descriptor of a collected socket whose ops are still in flight. */
@@ -339,7 +337,7 @@ int lsock_push_name(lua_State *L, struct lsock *s, int peer) {
   return lsock_push_addr(L, (struct sockaddr *)&ss, len);
 }
 
-static int sock_sockname(lua_State *L) {
+int lsock_sockname(lua_State *L) {
   struct lsock *s = any_sock(L, 1);
   lsock_check(L, 1, s->type, "sockname");
   return lsock_push_name(L, s, 0);
@@ -692,95 +690,8 @@ static int l_connect(lua_State *L) {
   return lsock_await(L, s, op, connect_k, "connect");
 }
 
-/* ---- servers: core.net_listen(packed, backlog, reuseport, reuseaddr) ---- */
-
-static int l_listen(lua_State *L) {
-  struct lmp_state *S = lmp_state(L);
-  socklen_t len;
-  const struct sockaddr *sa = lsock_check_sa(L, 1, &len);
-  lua_Integer backlog = luaL_optinteger(L, 2, 511);
-  int reuseport = lua_toboolean(L, 3), reuseaddr = lua_toboolean(L, 4);
-  char addr[160], what[200];
-  int one = 1, fd;
-  lsock_format_addr(sa, len, addr, sizeof addr);
-  snprintf(what, sizeof what, "listen %s", addr);
-  luaL_argcheck(L, backlog > 0 && backlog <= 65535, 2,
-                "backlog out of range (1..65535)");
-  fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return lsock_fail(L, NULL, -errno, what);
-  if ((sa->sa_family != AF_UNIX &&
-       ((reuseaddr &&
-         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
-        (reuseport &&
-         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0))) ||
-      bind(fd, sa, len) < 0 || listen(fd, (int)backlog) < 0) {
-    int err = -errno;
-    close(fd);
-    return lsock_fail(L, NULL, err, what);
-  }
-  lsock_push(L, S, LSOCK_SERVER, fd, sa->sa_family);
-  return 1;
-}
-
-static int accept_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lsock_take(L, ctx);
-  struct lsock *s = lua_touserdata(L, 1);
-  struct lsock_req *r = op->owned;
-  int64_t res = op->result;
-  (void)status;
-  if (r->closed) {
-    if (op->kind == MP_OP_ACCEPT && res >= 0) close((int)res);
-    return lsock_fail_op(L, s, op, "accept");
-  }
-  if (op->kind == MP_OP_TIMER && res == 0) { /* back-off over: retry */
-    mp_op_prep_accept(op, s->fd);
-    return lsock_await(L, s, op, accept_k, "accept");
-  }
-  if (res >= 0 && op->kind == MP_OP_ACCEPT) {
-    mp_op_release(op);
-    s->backoff = 0;
-    lsock_push(L, s->S, LSOCK_STREAM, (int)res, s->family);
-    return 1;
-  }
-  switch (res) {
-    case MP_EMFILE: case MP_ENFILE: case MP_ENOBUFS: case MP_ENOMEM:
-      /* Out of descriptors or memory: the pending connection stays in the
-       * backlog. Wait (without spinning) for existing connections to
-       * close, then try again. */
-      s->backoff = s->backoff ? s->backoff * 2 : BACKOFF_MIN;
-      if (s->backoff > BACKOFF_MAX) s->backoff = BACKOFF_MAX;
-      mp_op_prep_timer(op, s->backoff);
-      return lsock_await(L, s, op, accept_k, "accept");
-    case MP_ECONNABORTED: case MP_EINTR: case MP_EAGAIN: case -EPROTO:
-    case MP_EPERM:
-      /* The peer gave up before we got to it: the next one, then. */
-      mp_op_prep_accept(op, s->fd);
-      return lsock_await(L, s, op, accept_k, "accept");
-    default:
-      return lsock_fail_op(L, s, op, "accept");
-  }
-}
-
-static int server_accept(lua_State *L) {
-  struct lsock *s = lsock_check(L, 1, LSOCK_SERVER, "accept");
-  lua_settop(L, 1);
-  struct mp_op *op = lsock_op(L, s, 0, lsock_deadline(s));
-  mp_op_prep_accept(op, s->fd);
-  return lsock_await(L, s, op, accept_k, "accept");
-}
-
-static int server_settimeout(lua_State *L) {
-  return lsock_settimeout(L, LSOCK_SERVER, "settimeout");
-}
-
-static int server_close(lua_State *L) { return lsock_close(L, LSOCK_SERVER); }
-
-static int server_setoption(lua_State *L) {
-  return lsock_setoption(L, LSOCK_SERVER);
-}
-
-static void new_type(lua_State *L, struct lmp_state *S, const char *mt,
-                     const luaL_Reg *methods) {
+void lsock_new_type(lua_State *L, struct lmp_state *S, const char *mt,
+                    const luaL_Reg *methods) {
   static const luaL_Reg meta[] = {
     {"__gc", lsock_gc}, {"__close", sock_close_meta},
     {"__tostring", lsock_tostring}, {NULL, NULL}};
@@ -799,15 +710,10 @@ void lmp_open_socket(lua_State *L, struct lmp_state *S) {
     {"read", stream_read}, {"recv", stream_recv}, {"write", stream_write},
     {"shutdown", stream_shutdown}, {"settimeout", stream_settimeout},
     {"setoption", stream_setoption}, {"peername", stream_peername},
-    {"sockname", sock_sockname}, {"close", stream_close}, {NULL, NULL}};
-  static const luaL_Reg server[] = {
-    {"accept", server_accept}, {"settimeout", server_settimeout},
-    {"setoption", server_setoption}, {"sockname", sock_sockname},
-    {"close", server_close}, {NULL, NULL}};
+    {"sockname", lsock_sockname}, {"close", stream_close}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
-    {"net_connect", l_connect}, {"net_listen", l_listen}, {NULL, NULL}};
-  new_type(L, S, LSOCK_STREAM_MT, stream);
-  new_type(L, S, LSOCK_SERVER_MT, server);
+    {"net_connect", l_connect}, {NULL, NULL}};
+  lsock_new_type(L, S, LSOCK_STREAM_MT, stream);
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, funcs, 1);
 }

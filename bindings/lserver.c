@@ -1,0 +1,112 @@
+/* lserver.c: listening TCP and Unix-domain sockets (mp.net.listen,
+ * server:accept). Accepting never spins: when the process is out of
+ * descriptors (or memory) the pending connection stays in the backlog and
+ * the same accept call waits, backing off, until it can take it. */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lsock.h"
+
+enum {
+  BACKOFF_MIN = 10000000,  /* accept EMFILE back-off: 10 ms ... */
+  BACKOFF_MAX = 1000000000 /* ... doubling up to 1 s */
+};
+
+/* core.net_listen(packed, backlog, reuseport, reuseaddr) */
+static int l_listen(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  socklen_t len;
+  const struct sockaddr *sa = lsock_check_sa(L, 1, &len);
+  lua_Integer backlog = luaL_optinteger(L, 2, 511);
+  int reuseport = lua_toboolean(L, 3), reuseaddr = lua_toboolean(L, 4);
+  char addr[160], what[200];
+  int one = 1, fd;
+  lsock_format_addr(sa, len, addr, sizeof addr);
+  snprintf(what, sizeof what, "listen %s", addr);
+  luaL_argcheck(L, backlog > 0 && backlog <= 65535, 2,
+                "backlog out of range (1..65535)");
+  fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return lsock_fail(L, NULL, -errno, what);
+  if ((sa->sa_family != AF_UNIX &&
+       ((reuseaddr &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
+        (reuseport &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0))) ||
+      bind(fd, sa, len) < 0 || listen(fd, (int)backlog) < 0) {
+    int err = -errno;
+    close(fd);
+    return lsock_fail(L, NULL, err, what);
+  }
+  lsock_push(L, S, LSOCK_SERVER, fd, sa->sa_family);
+  return 1;
+}
+
+static int accept_k(lua_State *L, int status, lua_KContext ctx) {
+  struct mp_op *op = lsock_take(L, ctx);
+  struct lsock *s = lua_touserdata(L, 1);
+  struct lsock_req *r = op->owned;
+  int64_t res = op->result;
+  (void)status;
+  if (r->closed) {
+    if (op->kind == MP_OP_ACCEPT && res >= 0) close((int)res);
+    return lsock_fail_op(L, s, op, "accept");
+  }
+  if (op->kind == MP_OP_TIMER && res == 0) { /* back-off over: retry */
+    mp_op_prep_accept(op, s->fd);
+    return lsock_await(L, s, op, accept_k, "accept");
+  }
+  if (res >= 0 && op->kind == MP_OP_ACCEPT) {
+    mp_op_release(op);
+    s->backoff = 0;
+    lsock_push(L, s->S, LSOCK_STREAM, (int)res, s->family);
+    return 1;
+  }
+  switch (res) {
+    case MP_EMFILE: case MP_ENFILE: case MP_ENOBUFS: case MP_ENOMEM:
+      /* Out of descriptors or memory: the pending connection stays in the
+       * backlog. Wait (without spinning) for existing connections to
+       * close, then try again. */
+      s->backoff = s->backoff ? s->backoff * 2 : BACKOFF_MIN;
+      if (s->backoff > BACKOFF_MAX) s->backoff = BACKOFF_MAX;
+      mp_op_prep_timer(op, s->backoff);
+      return lsock_await(L, s, op, accept_k, "accept");
+    case MP_ECONNABORTED: case MP_EINTR: case MP_EAGAIN: case -EPROTO:
+    case MP_EPERM:
+      /* The peer gave up before we got to it: the next one, then. */
+      mp_op_prep_accept(op, s->fd);
+      return lsock_await(L, s, op, accept_k, "accept");
+    default:
+      return lsock_fail_op(L, s, op, "accept");
+  }
+}
+
+static int server_accept(lua_State *L) {
+  struct lsock *s = lsock_check(L, 1, LSOCK_SERVER, "accept");
+  lua_settop(L, 1);
+  struct mp_op *op = lsock_op(L, s, 0, lsock_deadline(s));
+  mp_op_prep_accept(op, s->fd);
+  return lsock_await(L, s, op, accept_k, "accept");
+}
+
+static int server_settimeout(lua_State *L) {
+  return lsock_settimeout(L, LSOCK_SERVER, "settimeout");
+}
+
+static int server_close(lua_State *L) { return lsock_close(L, LSOCK_SERVER); }
+
+static int server_setoption(lua_State *L) {
+  return lsock_setoption(L, LSOCK_SERVER);
+}
+
+void lmp_open_server(lua_State *L, struct lmp_state *S) {
+  static const luaL_Reg server[] = {
+    {"accept", server_accept}, {"settimeout", server_settimeout},
+    {"setoption", server_setoption}, {"sockname", lsock_sockname},
+    {"close", server_close}, {NULL, NULL}};
+  lsock_new_type(L, S, LSOCK_SERVER_MT, server);
+  lua_pushlightuserdata(L, S);
+  lua_pushcclosure(L, l_listen, 1);
+  lua_setfield(L, -2, "net_listen");
+}
