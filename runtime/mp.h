@@ -8,7 +8,8 @@
  * real result if it had already finished, and only then may it be released.
  *
  * Everything hangs off a struct mp_loop; there is no global mutable state,
- * so any number of loops may live in one process (one thread each). Only
+ * so any number of loops may live in one process. A loop is run by the
+ * thread that created it (its io_uring ring accepts no other submitter). Only
  * mp_loop_post and mp_loop_wake may be called from another thread.
  */
 #ifndef MP_H

@@ -147,7 +147,8 @@ TEST_IMPL(drain_cancels_everything) {
   return 0;
 }
 
-/* Two loops in one process, on two threads, share nothing. */
+/* Two loops in one process, each created and run by its own thread,
+ * share nothing. */
 struct two_ctx {
   struct mp_loop *loop;
   int fired;
@@ -161,24 +162,34 @@ static void two_cb(struct mp_op *op) {
 
 static void *two_thread(void *arg) {
   struct two_ctx *c = arg;
+  int fds[2];
+  char buf[4];
+  c->loop = test_loop();
+  if (pipe(fds)) abort();
   for (int i = 0; i < 50; i++) {
     struct mp_op *op = mp_op_new(c->loop, two_cb, c);
     mp_op_prep_timer(op, 1000000);
     mp_op_submit(op);
+    op = mp_op_new(c->loop, two_cb, c); /* and IO through the ring */
+    mp_op_prep_read(op, fds[0], buf, 1, -1);
+    mp_op_submit(op);
+    if (write(fds[1], "x", 1) != 1) abort();
     mp_loop_run(c->loop, MP_RUN_DEFAULT);
   }
+  close(fds[0]);
+  close(fds[1]);
   return NULL;
 }
 
 TEST_IMPL(two_loops) {
-  struct two_ctx a = {test_loop(), 0}, b = {test_loop(), 0};
+  struct two_ctx a = {NULL, 0}, b = {NULL, 0};
   pthread_t ta, tb;
   pthread_create(&ta, NULL, two_thread, &a);
   pthread_create(&tb, NULL, two_thread, &b);
   pthread_join(ta, NULL);
   pthread_join(tb, NULL);
-  ASSERT_EQ(a.fired, 50);
-  ASSERT_EQ(b.fired, 50);
+  ASSERT_EQ(a.fired, 100);
+  ASSERT_EQ(b.fired, 100);
   CLOSE_LOOP(a.loop);
   CLOSE_LOOP(b.loop);
   return 0;
