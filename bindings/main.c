@@ -279,7 +279,7 @@ int main(int argc, char **argv) {
             backend ? backend : "default", mp_strerror(r));
     return 1;
   }
-  lua_State *L = luaL_newstate();
+  lua_State *L = moonport_newstate();
   if (!L) {
     fprintf(stderr, "%s: not enough memory\n", progname);
     return 1;
@@ -291,7 +291,7 @@ int main(int argc, char **argv) {
   int st = lua_pcall(L, 3, 1, 0);
   int ok = st == LUA_OK && lua_toboolean(L, -1);
   if (st != LUA_OK) report(L, st);
-  lua_close(L);
+  moonport_closestate(L);
   mp_loop_drain(loop);
   mp_loop_close(loop);
   return ok ? 0 : 1;

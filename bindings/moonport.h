@@ -12,6 +12,12 @@
 
 #include "mp.h"
 
+/* A lua_State with moonport's allocator (size classes without per-block
+ * headers, huge-page regions: parked tasks cost less memory and time);
+ * close it with moonport_closestate. Any other state works too. */
+lua_State *moonport_newstate(void);
+void moonport_closestate(lua_State *L);
+
 /* Opens moonport into L and pushes the module table. loop may be NULL
  * (moonport creates one, honouring MOONPORT_BACKEND, and closes it with
  * the state) or a loop the host owns and closes after lua_close. Raises a

@@ -80,8 +80,9 @@ int main(void) {
   CHECK("moonport_open(L, NULL) opens a loop of its own",
         moonport_loop(L) != NULL && moonport_loop(L) != loop);
   lua_close(L);
-  /* Now the host's loop: open explicitly before anything requires it. */
-  L = luaL_newstate();
+  /* Now the host's loop (and moonport's allocator): open explicitly
+   * before anything requires it. */
+  L = moonport_newstate();
   luaL_openlibs(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   moonport_open(L, loop);
@@ -130,7 +131,7 @@ int main(void) {
          "mp.spawn(function() mp.channel():recv() end)");
   CHECK("deadlock reported", moonport_run(L, MP_RUN_DEFAULT) == -1 &&
                               strstr(lua_tostring(L, -1), "deadlock") != NULL);
-  lua_close(L);
+  moonport_closestate(L);
   CHECK("the host's loop closes clean", mp_loop_close(loop) == 0);
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
