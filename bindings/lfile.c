@@ -560,11 +560,29 @@ static void close_op_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
+/* Closes a detached descriptor through the loop without waiting. */
+static void close_async(struct lmp_state *S, int fd) {
+  struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0};
+  struct lfd *d = tmp.loop ? malloc(sizeof *d) : NULL;
+  if (d) {
+    *d = tmp;
+    lfd_unref(d); /* closes through the loop */
+  } else {
+    close(fd);
+  }
+}
+
 static int file_close(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct lfile *f = checkfile(L);
   int fd = detach(f);
   if (fd < 0) { /* closed by the last op in flight */
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (!(f->mode & F_WRITE) && !f->stream) {
+    /* Closing a file only read from has nothing to report: no waiting. */
+    close_async(S, fd);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -585,17 +603,7 @@ static int file_close(lua_State *L) {
 static int file_gc(lua_State *L) {
   struct lfile *f = tofile(L);
   int fd = detach(f);
-  if (fd >= 0) {
-    struct lmp_state *S = lmp_getstate(L);
-    struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0};
-    struct lfd *d = tmp.loop ? malloc(sizeof *d) : NULL;
-    if (d) {
-      *d = tmp;
-      lfd_unref(d); /* closes through the loop */
-    } else {
-      close(fd);
-    }
-  }
+  if (fd >= 0) close_async(lmp_getstate(L), fd);
   return 0;
 }
 

@@ -655,7 +655,7 @@ describe("mp.fs close, cancel and collection with ops in flight", function()
       collectgarbage()
       mp.sleep(0.01)
       local before = H.fd_count()
-      local f = assert(fs.open(path("late")))
+      local f = assert(fs.open(path("late"), "r+")) -- written: close waits
       local ok, closed = mp.timeout(0.01, function()
         pcall(mp.sleep, 1)        -- the deadline fires here
         -- every suspension now raises the timeout: close must not leak
@@ -666,6 +666,21 @@ describe("mp.fs close, cancel and collection with ops in flight", function()
       assert.are.equal("file (closed)", tostring(f)) -- ...but closed
       mp.sleep(0.01)
       -- no leak (closes are asynchronous: give them a moment under load)
+      assert.is_true(H.fds_back_to(before))
+    end)
+  end)
+
+  it("closing a read-only file does not wait (nothing to report)", function()
+    put(path("ro"), "ro")
+    H.run(function()
+      local before = H.fd_count()
+      local f = assert(fs.open(path("ro")))
+      local ok, closed = mp.timeout(0.01, function()
+        pcall(mp.sleep, 1)        -- expired: any suspension would raise
+        return f:close()
+      end)
+      assert.are.same({ true, true }, { ok, closed })
+      assert.are.equal("file (closed)", tostring(f))
       assert.is_true(H.fds_back_to(before))
     end)
   end)
