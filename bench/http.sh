@@ -10,8 +10,8 @@
 # from /proc/<pid>/stat over the measured run divided by the requests
 # wrk completed. Also printed: requests/s, p99 latency, peak RSS (VmHWM).
 # c_uring is the C loop with SINGLE_ISSUER|DEFER_TASKRUN (the fastest
-# setup); c_plain the same loop with default ring flags, like moonport's
-# ring (which keeps the ring fd pollable for embedding hosts).
+# setup, which moonport's ring uses too); c_plain the same loop with
+# default ring flags, for scale.
 #
 #   bench/http.sh            DURATION=10 WARMUP=2 CONNS=64 by default
 #   MOONPORT_BACKEND=epoll bench/http.sh   (moonport on epoll)
