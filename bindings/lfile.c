@@ -230,21 +230,26 @@ static int file_lines(lua_State *L) {
 
 static int write_k(lua_State *L, int status, lua_KContext ctx);
 
-/* Submits the rest of a write: owned bytes [done, total) at off. */
-static int write_more(lua_State *L, struct mp_op *op, int64_t off) {
-  struct lfile *f = tofile(L);
-  int err;
-  size_t total = (size_t)lua_tointeger(L, -2), done =
-      (size_t)lua_tointeger(L, -1);
-  if (!f->d) {
-    mp_op_release(op);
-    return file_fail(L, f, MP_ECLOSED);
-  }
-  if ((err = lfd_track(f->d, op)) < 0) {
+/* Links an op about to be submitted again (the rest of a short write or
+ * read) to the file; if the file was closed meanwhile, releases it and
+ * pushes the failure, returning the count of values pushed. */
+static int track_again(lua_State *L, struct lfile *f, struct mp_op *op) {
+  int err = f->d ? lfd_track(f->d, op) : MP_ECLOSED;
+  if (err < 0) {
     mp_op_release(op);
     return file_fail(L, f, err);
   }
   op->cb = file_op_cb;
+  return 0;
+}
+
+/* Submits the rest of a write: owned bytes [done, total) at off. */
+static int write_more(lua_State *L, struct mp_op *op, int64_t off) {
+  struct lfile *f = tofile(L);
+  size_t total = (size_t)lua_tointeger(L, -2), done =
+      (size_t)lua_tointeger(L, -1);
+  int nret = track_again(L, f, op);
+  if (nret) return nret;
   mp_op_prep_write(op, f->d->fd, (char *)op->owned + done, total - done,
                    off < 0 ? -1 : off + (int64_t)done);
   return lmp_await(L, op, write_k, "write");
@@ -380,18 +385,10 @@ static int pread_k(lua_State *L, int status, lua_KContext ctx);
  * we read into op->owned (n bytes) at [got, n). */
 static int pread_more(lua_State *L, struct mp_op *op, size_t got) {
   struct lfile *f = tofile(L);
-  int err;
   size_t n = (size_t)lua_tointeger(L, 2);
   int64_t off = lua_tointeger(L, 3);
-  if (!f->d) {
-    mp_op_release(op);
-    return file_fail(L, f, MP_ECLOSED);
-  }
-  if ((err = lfd_track(f->d, op)) < 0) {
-    mp_op_release(op);
-    return file_fail(L, f, err);
-  }
-  op->cb = file_op_cb;
+  int nret = track_again(L, f, op);
+  if (nret) return nret;
   lua_settop(L, 3);
   lua_pushinteger(L, (lua_Integer)got);
   mp_op_prep_read(op, f->d->fd, (char *)op->owned + got, n - got,
