@@ -22,6 +22,12 @@ send '  return a * 2'
 send 'end'
 send 'twice(21) + 1'
 send 'ticks = 0; mp.spawn(function() while true do mp.sleep(0.01) ticks = ticks + 1 end end)'
+send 'srv = assert(mp.net.listen("127.0.0.1", 0)); print("PORT", select(2, srv:sockname()))'
+send 'mp.spawn(function() while true do local c = srv:accept(); c:write("hi from the repl\n"); c:close() end end)'
+# The REPL now waits for input; its server must keep answering meanwhile.
+port=$(sed -n 's/^PORT\t//p' "$tmp/out")
+served=$(timeout 10 "$MP" -e "local mp = require 'moonport'
+  local c = assert(mp.net.connect('127.0.0.1', $port)); print(c:read('l'))")
 send 'error("oops")' 0.3
 send 'ticks > 5'
 send 'while true do end' 0.3
@@ -37,6 +43,7 @@ check "expressions print their values" 'grep -qx 42 "$tmp/out"'
 check "incomplete chunks continue on the next line" 'grep -qx 43 "$tmp/out"'
 check "errors print and the REPL goes on" 'grep -q "oops" "$tmp/err" && grep -q "still alive" "$tmp/out"'
 check "background tasks run between entries" 'grep -qx true "$tmp/out"'
+check "a server started at the prompt answers while the REPL waits" '[ "$served" = "hi from the repl" ]'
 check "Ctrl-C stops a runaway entry" 'grep -q "interrupted!" "$tmp/err"'
 check "Ctrl-C stops a sleeping entry too" '[ "$(grep -cE "^(interrupted!|cancelled)" "$tmp/err")" -ge 2 ]'
 echo "$pass passed, $fail failed"
