@@ -42,7 +42,8 @@ static int new_region(struct arena *a) {
   char *p = mmap(NULL, 2 * REGION, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return -1;
-  char *start = (char *)(((uintptr_t)p + REGION - 1) & ~(uintptr_t)(REGION - 1));
+  uintptr_t mask = (uintptr_t)REGION - 1;
+  char *start = (char *)(((uintptr_t)p + mask) & ~mask);
   if (start > p) munmap(p, (size_t)(start - p));
   if (start + REGION < p + 2 * REGION)
     munmap(start + REGION, (size_t)(p + 2 * REGION - (start + REGION)));

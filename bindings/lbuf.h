@@ -34,8 +34,9 @@
  * With LMP_RBUF_STREAM the same failure returns the results so far then
  * nil, msg, "EOF" (vt->fail(L, MP_EOF)), and a count is a failure unless
  * all its bytes arrived (the partial bytes stay buffered: "a" returns
- * them); a partial last line is still returned, as io does. LMP_RBUF_RAISE turns every failure
- * with a message into a raised error (lines iterators). An IO error drops
+ * them); a partial last line is still returned, as io does.
+ * LMP_RBUF_RAISE turns every failure with a message into a raised error
+ * (lines iterators). An IO error drops
  * the results of the call: nil, msg, code, nothing consumed.
  *
  * How a new object type plugs in:

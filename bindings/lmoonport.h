@@ -56,7 +56,8 @@ struct lmp_state {
 #define LMP_STATE_KEY "moonport.S"   /* registry: the state userdata */
 
 /* The state, from the first upvalue of every core function. */
-#define lmp_state(L) ((struct lmp_state *)lua_touserdata(L, lua_upvalueindex(1)))
+#define lmp_state(L) \
+  ((struct lmp_state *)lua_touserdata(L, lua_upvalueindex(1)))
 struct lmp_state *lmp_getstate(lua_State *L); /* from the registry */
 
 /* The task running now: a real task, or S->main outside any task. */

@@ -48,7 +48,8 @@ static void on_sigint(int sig) {
   (void)sig;
   repl_interrupted = 1;
   lua_State *co = repl_co;
-  if (co) lua_sethook(co, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  if (co)
+    lua_sethook(co, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   if (repl_loop) mp_loop_wake(repl_loop);
 }
 
@@ -99,7 +100,7 @@ static void usage(void) {
           "  -v              show version information\n"
           "  --backend NAME  use backend NAME (io_uring, epoll)\n"
           "  --              stop handling options\n"
-          "  -               run stdin as the script and stop handling options\n",
+          "  -               run stdin as the script, stop handling options\n",
           progname);
 }
 

@@ -45,6 +45,15 @@ static const int needed_ops[] = {
 
 static void reap(struct mp_loop *loop);
 
+/* A SINGLE_ISSUER ring answers EEXIST to any other thread: a loop belongs
+ * to the thread that created it. Carrying on would spin or lose IO. */
+static void check_thread(int r) {
+  if (r != -EEXIST) return;
+  fprintf(stderr, "moonport: an io_uring loop must be run by the thread "
+                  "that created it\n");
+  abort();
+}
+
 static struct io_uring_sqe *get_sqe(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
   struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
@@ -52,6 +61,7 @@ static struct io_uring_sqe *get_sqe(struct mp_loop *loop) {
     /* SQ full: hand the batch to the kernel; if the kernel pushes back
      * (EBUSY with a CQ backlog), reap completions first. */
     int r = io_uring_submit(&s->ring);
+    check_thread(r);
     if (r < 0 && r != -EINTR) reap(loop);
     sqe = io_uring_get_sqe(&s->ring);
   }
@@ -144,7 +154,8 @@ static void ur_close(struct mp_loop *loop) {
 static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
   struct io_uring_sqe *sqe;
   /* The SQE length field is 32 bits; a short count is normal for IO. */
-  unsigned len = op->u.rw.len > 0x7ffff000 ? 0x7ffff000 : (unsigned)op->u.rw.len;
+  unsigned len = op->u.rw.len > 0x7ffff000 ? 0x7ffff000
+                                            : (unsigned)op->u.rw.len;
   struct uring_state *s = loop->bdata;
   if (op->kind >= MP_OP_OPENAT && op->kind <= MP_OP_MKDIRAT &&
       !s->native[op->kind])
@@ -154,10 +165,12 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
   sqe = get_sqe(loop);
   switch (op->kind) {
     case MP_OP_READ:
-      io_uring_prep_read(sqe, op->fd, op->u.rw.buf, len, (uint64_t)op->u.rw.off);
+      io_uring_prep_read(sqe, op->fd, op->u.rw.buf, len,
+                         (uint64_t)op->u.rw.off);
       break;
     case MP_OP_WRITE:
-      io_uring_prep_write(sqe, op->fd, op->u.rw.buf, len, (uint64_t)op->u.rw.off);
+      io_uring_prep_write(sqe, op->fd, op->u.rw.buf, len,
+                          (uint64_t)op->u.rw.off);
       break;
     case MP_OP_RECV:
       io_uring_prep_recv(sqe, op->fd, op->u.rw.buf, len, op->msgflags);
@@ -257,15 +270,6 @@ static void reap(struct mp_loop *loop) {
   }
 }
 
-/* A SINGLE_ISSUER ring answers EEXIST to any other thread: a loop belongs
- * to the thread that created it. Carrying on would spin or lose IO. */
-static void check_thread(int r) {
-  if (r != -EEXIST) return;
-  fprintf(stderr, "moonport: an io_uring loop must be run by the thread "
-                  "that created it\n");
-  abort();
-}
-
 static void ur_wait(struct mp_loop *loop, int64_t timeout_ns) {
   struct uring_state *s = loop->bdata;
   struct io_uring_cqe *cqe;
@@ -279,7 +283,8 @@ static void ur_wait(struct mp_loop *loop, int64_t timeout_ns) {
       ts.tv_nsec = timeout_ns % 1000000000;
       tsp = &ts;
     }
-    check_thread(io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL));
+    check_thread(
+        io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL));
   }
   reap(loop);
 }
