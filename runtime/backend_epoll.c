@@ -169,14 +169,17 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
        op->kind == MP_OP_READ || op->kind == MP_OP_RECVMSG) ? &f->rq : &f->wq;
   /* Sockets: try at once unless others are queued ahead (FIFO). */
   if (!q->head && op->kind != MP_OP_READ && op->kind != MP_OP_WRITE) {
+    int wait = MP_EAGAIN; /* the result that means "wait for readiness" */
     if (op->kind == MP_OP_CONNECT) {
+      /* EAGAIN from connect is a result (a Unix server's backlog is
+       * full), as io_uring reports it; only EINPROGRESS waits. */
       r = connect(op->fd, op->u.sa.addr, op->u.sa.addrlen) < 0 ? -errno : 0;
       if (r == MP_EINTR) r = MP_EINPROGRESS;
-      if (r == MP_EINPROGRESS) r = MP_EAGAIN;
+      wait = MP_EINPROGRESS;
     } else {
       r = attempt(op);
     }
-    if (r != MP_EAGAIN) {
+    if (r != wait) {
       mp__op_complete(loop, op, r);
       return 0;
     }

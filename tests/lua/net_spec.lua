@@ -352,6 +352,29 @@ describe("mp.net errors", function()
     end)
   end)
 
+  it("a Unix server with a full backlog: EAGAIN on every backend", function()
+    -- (the epoll backend once reported these connections as made)
+    local dir = H.tmpdir()
+    H.run(function()
+      local path = dir .. "/full.sock"
+      local srv = assert(net.listen_unix(path, { backlog = 1 }))
+      local made, refused = {}, 0
+      for _ = 1, 5 do
+        local c, _, code = net.connect_unix(path)
+        if c then made[#made + 1] = c
+        else
+          assert.are.equal("EAGAIN", code)
+          refused = refused + 1
+        end
+      end
+      assert.is_true(refused >= 1)
+      assert.is_true(#made <= 2) -- the backlog (1) plus at most one more
+      for _, c in ipairs(made) do c:close() end
+      srv:close()
+    end)
+    H.rmtree(dir)
+  end)
+
   it("survives a peer reset (linger 0): ECONNRESET, no SIGPIPE", function()
     H.run(function()
       local c, s, srv = pair()
