@@ -4,10 +4,11 @@
  * explicit offsets (pread/pwrite style): the OVERLAPPED model, identical on
  * io_uring and on the epoll backend's threadpool, and it lets buffered
  * reads, seeks and positional IO coexist. Reads go through the shared
- * buffer (lbuf.c): one op per 64 KiB, not per line. Writes are not
- * buffered: each write() is one op with all its arguments gathered. Files
- * opened for append ("a", "a+") write at offset -1 (the kernel's position)
- * so O_APPEND appends even with other writers.
+ * buffer (lbuf.c): one op per 64 KiB, not per line. Writes to regular
+ * files are buffered too (wbuf, up to 64 KiB; every other method flushes
+ * first), pipes and devices are written at once. Files opened for append
+ * ("a", "a+") write at offset -1 (the kernel's position) so O_APPEND
+ * appends even with other writers.
  *
  * The descriptor lives in a struct lfd shared by the object and every op
  * in flight on it: closing the object cancels the ops, and the descriptor
@@ -33,6 +34,7 @@ struct lfd {
   struct mp_loop *loop;
   struct mp_op **ops;   /* ops in flight, to cancel at close */
   int nops, capops;
+  struct mp_op *keep;   /* not cancelled at close: __gc's flush */
 };
 
 struct lfile {
@@ -42,11 +44,21 @@ struct lfile {
   int64_t size;         /* size seen at open, -1 once stale: caps reads */
   int64_t end;          /* file offset of the end of the buffered bytes */
   struct lmp_rbuf rb;
+  /* Writes to a regular file are buffered like stdio's (an op per write
+   * costs as much as the write itself, and io_uring punts most buffered
+   * file writes to a worker): wbuf holds wlen bytes due at woff (-1: at
+   * the end, for append modes). Every other operation flushes first. */
+  char *wbuf;
+  size_t wlen;
+  int64_t woff;
   char path[];
 };
 
-/* The logical position: what the user has consumed. */
+enum { WBUF_MAX = 64 * 1024 };
+
+/* The logical position: what the user has consumed or written. */
 static int64_t file_pos(struct lfile *f) {
+  if (f->wlen && f->woff >= 0) return f->woff + (int64_t)f->wlen;
   return f->end - (int64_t)lmp_rbuf_avail(&f->rb);
 }
 
@@ -197,13 +209,18 @@ static const struct lmp_rbuf_vt file_vt = {
   "read", rb_check, rb_start, rb_done, rb_fail,
 };
 
+static int after_flush(lua_State *L, struct lfile *f, lua_CFunction fn);
+
 static int file_read(lua_State *L) {
-  checkfile(L);
+  struct lfile *f = checkfile(L);
+  if (f->wlen) return after_flush(L, f, file_read);
   return lmp_rbuf_read(L, &file_vt, 0);
 }
 
 /* The iterator of file:lines(...): upvalues S, file, formats. */
 static int lines_iter(lua_State *L) {
+  struct lfile *wf = luaL_checkudata(L, lua_upvalueindex(2), LMP_FILE);
+  if (wf->d && wf->wlen) return after_flush(L, wf, lines_iter);
   int n = (int)lua_tointeger(L, lua_upvalueindex(3));
   lua_settop(L, 0);
   lua_pushvalue(L, lua_upvalueindex(2));
@@ -257,6 +274,8 @@ static int write_more(lua_State *L, struct mp_op *op, int64_t off) {
 
 /* Stack: file, ..., offset (-1: append, else where the write starts),
  * ret (1: the file, 2: true), total, done. */
+static int file_close(lua_State *L);
+
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
   struct mp_op *op = take(L, ctx);
   int64_t r = file_result(L, op), off = lua_tointeger(L, -4);
@@ -264,6 +283,13 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   if (r < 0) {
     mp_op_release(op);
+    if (lua_tointeger(L, -3) == 3 && f->d &&
+        lua_tocfunction(L, -5) == file_close) {
+      /* close reports the failed flush, and closes all the same */
+      lua_settop(L, 1);
+      file_close(L);
+      lua_settop(L, 1);
+    }
     return file_fail(L, f, (int)r);
   }
   size_t total = (size_t)lua_tointeger(L, -2);
@@ -279,7 +305,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
     return write_more(L, op, off);
   }
   mp_op_release(op);
-  if (positional == 1 && !f->stream) {
+  if (positional != 2 && !f->stream) {
     /* file:write: the position moves past the bytes (or to the new end
      * of file when appending); the read buffer was dropped at the start */
     if (off < 0) {
@@ -290,12 +316,19 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
     }
     lmp_rbuf_reset(&f->rb);
   }
+  if (positional == 3) { /* a flush: now run the method that asked for it */
+    lua_pop(L, 4);
+    lua_CFunction fn = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+    return fn(L);
+  }
   lua_settop(L, 1);
   return 1;
 }
 
-/* Gathers arguments [first, top] as io.write does (strings and numbers). */
-static char *gather(lua_State *L, int first, size_t *total) {
+/* Measures arguments [first, top] as io.write takes them (strings and
+ * numbers; numbers become strings in place). */
+static size_t measure(lua_State *L, int first) {
   int top = lua_gettop(L);
   size_t n = 0;
   for (int i = first; i <= top; i++) {
@@ -311,16 +344,31 @@ static char *gather(lua_State *L, int first, size_t *total) {
     luaL_checklstring(L, i, &l);
     n += l;
   }
-  char *buf = malloc(n ? n : 1);
-  if (!buf) return NULL;
-  n = 0;
+  return n;
+}
+
+/* Copies the measured arguments [first, top] to dst. */
+static void copy_args(lua_State *L, int first, char *dst) {
+  int top = lua_gettop(L);
+  size_t n = 0;
   for (int i = first; i <= top; i++) {
     size_t l;
     const char *s = lua_tolstring(L, i, &l);
-    memcpy(buf + n, s, l);
+    memcpy(dst + n, s, l);
     n += l;
   }
-  *total = n;
+}
+
+/* The buffered bytes followed by arguments [first, top], in one block the
+ * write op will own; the buffer is emptied. */
+static char *gather(lua_State *L, struct lfile *f, int first, size_t *total) {
+  size_t n = measure(L, first);
+  char *buf = malloc(f->wlen + n ? f->wlen + n : 1);
+  if (!buf) return NULL;
+  if (f->wlen) memcpy(buf, f->wbuf, f->wlen);
+  copy_args(L, first, buf + f->wlen);
+  *total = f->wlen + n;
+  f->wlen = 0;
   return buf;
 }
 
@@ -329,7 +377,7 @@ static int start_write(lua_State *L, struct lfile *f, int first,
   struct lmp_state *S = lmp_state(L);
   size_t total;
   int err;
-  char *buf = gather(L, first, &total);
+  char *buf = gather(L, f, first, &total);
   if (!buf) return luaL_error(L, "not enough memory");
   lua_settop(L, 1);
   lua_pushinteger(L, off);
@@ -355,19 +403,71 @@ static int start_write(lua_State *L, struct lfile *f, int first,
 static int file_write(lua_State *L) {
   struct lfile *f = checkfile(L);
   f->size = -1;
+  if (!f->stream) {
+    size_t n = measure(L, 2);
+    if (f->wlen + n <= WBUF_MAX) { /* buffer it: no op, no suspension */
+      if (!f->wbuf && !(f->wbuf = malloc(WBUF_MAX)))
+        return luaL_error(L, "not enough memory");
+      if (f->wlen == 0) {
+        f->woff = (f->mode & F_APPEND) ? -1 : file_pos(f);
+        f->end = f->woff < 0 ? 0 : f->woff; /* read buffer is stale */
+        lmp_rbuf_reset(&f->rb);
+      }
+      copy_args(L, 2, f->wbuf + f->wlen);
+      f->wlen += n;
+      lua_settop(L, 1);
+      return 1;
+    }
+  }
   int64_t off = -1;
-  if (!(f->mode & F_APPEND) && !f->stream) off = file_pos(f);
+  if (f->wlen) off = f->woff; /* buffered bytes go first, then these */
+  else if (!(f->mode & F_APPEND) && !f->stream) off = file_pos(f);
   /* the buffered bytes are stale once we write; resume at the position
    * (a pipe's reads and writes are separate directions: keep them) */
-  if (!f->stream) {
+  if (!f->stream && !f->wlen) {
     f->end = off < 0 ? file_pos(f) : off;
     lmp_rbuf_reset(&f->rb);
   }
   return start_write(L, f, 2, off, 1);
 }
 
+/* Runs fn(L), the method called, once the buffered writes are written;
+ * fn sees the stack the method saw. A failed flush is the method's
+ * failure (nil, msg, code), as a late write error is in io. */
+static int after_flush(lua_State *L, struct lfile *f, lua_CFunction fn) {
+  if (!f->d || f->wlen == 0) return fn(L);
+  struct mp_op *op = mp_op_new(lmp_state(L)->loop, NULL, NULL);
+  if (!op) return luaL_error(L, "not enough memory");
+  size_t total = f->wlen;
+  char *buf = malloc(total);
+  if (!buf) {
+    mp_op_release(op);
+    return luaL_error(L, "not enough memory");
+  }
+  memcpy(buf, f->wbuf, total);
+  op->owned = buf;
+  int64_t off = f->woff;
+  f->wlen = 0;
+  luaL_checkstack(L, 6, "flush");
+  lua_pushcfunction(L, fn);
+  lua_pushinteger(L, off);
+  lua_pushinteger(L, 3);
+  lua_pushinteger(L, (lua_Integer)total);
+  lua_pushinteger(L, 0);
+  return write_more(L, op, off);
+}
+
+/* file:flush(): writes what write() buffered. */
+static int file_flush(lua_State *L) {
+  struct lfile *f = checkfile(L);
+  if (f->wlen) return after_flush(L, f, file_flush);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int file_pwrite(lua_State *L) {
   struct lfile *f = checkfile(L);
+  if (f->wlen) return after_flush(L, f, file_pwrite);
   f->size = -1;
   luaL_checkstring(L, 2);
   lua_Integer off = luaL_checkinteger(L, 3);
@@ -416,6 +516,7 @@ static int pread_k(lua_State *L, int status, lua_KContext ctx) {
 static int file_pread(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct lfile *f = checkfile(L);
+  if (f->wlen) return after_flush(L, f, file_pread);
   lua_Integer n = luaL_checkinteger(L, 2);
   lua_Integer off = luaL_checkinteger(L, 3);
   luaL_argcheck(L, n >= 0, 2, "non-negative count expected");
@@ -450,6 +551,7 @@ static int file_pread(lua_State *L) {
 static int file_seek(lua_State *L) {
   static const char *const names[] = {"set", "cur", "end", NULL};
   struct lfile *f = checkfile(L);
+  if (f->wlen) return after_flush(L, f, file_seek);
   int op = luaL_checkoption(L, 2, "cur", names);
   lua_Integer off = luaL_optinteger(L, 3, 0);
   int64_t base = 0;
@@ -486,6 +588,7 @@ static int simple_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int file_sync(lua_State *L) {
   struct lfile *f = checkfile(L);
+  if (f->wlen) return after_flush(L, f, file_sync);
   int err;
   struct mp_op *op = file_op(lmp_state(L), f, &err);
   if (!op) return file_fail(L, f, err);
@@ -508,6 +611,7 @@ static int fstat_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int file_stat(lua_State *L) {
   struct lfile *f = checkfile(L);
+  if (f->wlen) return after_flush(L, f, file_stat);
   int err;
   struct mp_op *op = file_op(lmp_state(L), f, &err);
   if (!op) return file_fail(L, f, err);
@@ -528,7 +632,11 @@ static int detach(struct lfile *f) {
   if (!d) return -1;
   f->d = NULL;
   lmp_rbuf_free(&f->rb);
-  for (int i = 0; i < d->nops; i++) mp_op_cancel(d->ops[i]);
+  free(f->wbuf);
+  f->wbuf = NULL;
+  f->wlen = 0;
+  for (int i = 0; i < d->nops; i++)
+    if (d->ops[i] != d->keep) mp_op_cancel(d->ops[i]);
   if (d->refs == 1) {
     fd = d->fd;
     free(d->ops);
@@ -559,7 +667,7 @@ static void close_op_cb(struct mp_op *op) {
 
 /* Closes a detached descriptor through the loop without waiting. */
 static void close_async(struct lmp_state *S, int fd) {
-  struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0};
+  struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0, NULL};
   struct lfd *d = tmp.loop ? malloc(sizeof *d) : NULL;
   if (d) {
     *d = tmp;
@@ -572,6 +680,7 @@ static void close_async(struct lmp_state *S, int fd) {
 static int file_close(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct lfile *f = checkfile(L);
+  if (f->wlen) return after_flush(L, f, file_close);
   int fd = detach(f);
   if (fd < 0) { /* closed by the last op in flight */
     lua_pushboolean(L, 1);
@@ -599,6 +708,24 @@ static int file_close(lua_State *L) {
 /* __gc and __close: close without waiting (no yield here). */
 static int file_gc(lua_State *L) {
   struct lfile *f = tofile(L);
+  if (f->d && f->wlen) { /* what write() buffered still reaches the file */
+    int err;
+    struct mp_op *op = file_op(lmp_state(L), f, &err);
+    char *buf = op ? malloc(f->wlen) : NULL;
+    if (buf) {
+      memcpy(buf, f->wbuf, f->wlen);
+      op->owned = buf;
+      f->d->keep = op;
+      mp_op_prep_write(op, f->d->fd, buf, f->wlen, f->woff);
+      if (mp_op_submit(op) < 0) {
+        lfd_untrack(op);
+        mp_op_release(op);
+      }
+    } else if (op) {
+      lfd_untrack(op);
+      mp_op_release(op);
+    }
+  }
   int fd = detach(f);
   if (fd >= 0) close_async(lmp_getstate(L), fd);
   return 0;
@@ -672,6 +799,7 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
     close((int)r);
     return luaL_error(L, "not enough memory");
   }
+  memset(f, 0, sizeof *f);
   d->fd = (int)r;
   d->refs = 1;
   d->loop = S->loop;
@@ -718,6 +846,7 @@ static const luaL_Reg file_methods[] = {
   {"read", file_read},     {"lines", file_lines}, {"write", file_write},
   {"pread", file_pread},   {"pwrite", file_pwrite}, {"seek", file_seek},
   {"sync", file_sync},     {"stat", file_stat},   {"close", file_close},
+  {"flush", file_flush},
   {NULL, NULL},
 };
 
