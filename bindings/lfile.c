@@ -71,6 +71,7 @@ static void lfd_unref(struct lfd *d) {
   struct mp_op *op = mp_op_new(d->loop, close_cb, NULL);
   if (op) {
     mp_op_prep_close(op, d->fd);
+    mp_op_protect(op); /* a drained loop still closes it */
     if (mp_op_submit(op) < 0) {
       mp_op_release(op);
       close(d->fd);
@@ -716,6 +717,7 @@ static int file_gc(lua_State *L) {
       memcpy(buf, f->wbuf, f->wlen);
       op->owned = buf;
       f->d->keep = op;
+      mp_op_protect(op);
       mp_op_prep_write(op, f->d->fd, buf, f->wlen, f->woff);
       if (mp_op_submit(op) < 0) {
         lfd_untrack(op);

@@ -52,6 +52,7 @@ static void close_fd(struct mp_loop *loop, int fd, int linger) {
     struct mp_op *op = mp_op_new(loop, release_cb, NULL);
     if (op) {
       mp_op_prep_work(op, close_work, (void *)(intptr_t)fd);
+      mp_op_protect(op); /* a drained loop still closes it */
       if (mp_op_submit(op) == 0) return;
       mp_op_release(op);
     }

@@ -53,6 +53,20 @@ static void on_sigint(int sig) {
   if (repl_loop) mp_loop_wake(repl_loop);
 }
 
+/* os.exit in the command closes the state unless told not to, so what
+ * file writes buffered, __close handlers and __gc still run (C's exit
+ * flushes stdio for io the same way). */
+static int os_exit_closing(lua_State *L) {
+  if (lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
 /* Runs moonport.repl as a task until the user ends it (Ctrl-D). */
 static int dorepl(lua_State *L, struct mp_loop *loop) {
   lua_getglobal(L, "require");
@@ -222,6 +236,11 @@ static int pmain(lua_State *L) {
   const char *torture = getenv("MOONPORT_GC_TORTURE");
   if (torture && *torture && strcmp(torture, "0") != 0)
     lua_sethook(L, gc_hook, LUA_MASKLINE, 0);
+  lua_getglobal(L, "os");
+  lua_getfield(L, -1, "exit");
+  lua_pushcclosure(L, os_exit_closing, 1);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
   /* moonport is built in: require "moonport" needs no search path. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   moonport_open(L, loop);

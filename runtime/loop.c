@@ -90,7 +90,7 @@ int mp_loop_close(struct mp_loop *loop) {
 void mp_loop_drain(struct mp_loop *loop) {
   for (struct mp_op *op = loop->inflight, *next; op; op = next) {
     next = op->next; /* a cancel may complete (and unlink) op at once */
-    mp_op_cancel(op);
+    if (!(op->flags & MP__F_PROTECT)) mp_op_cancel(op);
   }
   while (loop->ninflight > 0) mp_loop_run(loop, MP_RUN_ONCE);
 }

@@ -127,8 +127,9 @@ enum mp_run_mode {
  * environment variable overrides NULL). Returns 0 or an MP_E* code. */
 int mp_loop_new(struct mp_loop **loopp, const char *backend);
 /* MP_EBUSY while any op is in flight (cancel them and run the loop first).
- * mp_loop_drain cancels every op and runs until none remains; callbacks
- * still run and must release their ops. */
+ * mp_loop_drain cancels every op (but protected ones, which it waits for)
+ * and runs until none remains; callbacks still run and must release
+ * their ops. */
 int mp_loop_close(struct mp_loop *loop);
 void mp_loop_drain(struct mp_loop *loop);
 /* Returns the number of ops still in flight (0: nothing left to do). */
@@ -162,6 +163,10 @@ void mp_op_release(struct mp_op *op);
  * flight (the caller still owns it). Success means the callback will run
  * exactly once, never from inside mp_op_submit. */
 int mp_op_submit(struct mp_op *op);
+/* Marks an op that must finish even when the loop is drained (a last
+ * write of buffered data, a close): mp_loop_drain waits for it rather
+ * than cancelling it. mp_op_cancel still cancels it. */
+void mp_op_protect(struct mp_op *op);
 /* Requests cancellation of an in-flight op; a no-op otherwise. */
 void mp_op_cancel(struct mp_op *op);
 int mp_op_inflight(const struct mp_op *op);

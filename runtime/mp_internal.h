@@ -18,7 +18,8 @@ enum { MP__FREE, MP__IDLE, MP__INFLIGHT, MP__DONE };
 enum {
   MP__F_CANCEL = 1,   /* cancellation requested */
   MP__F_EXTERNAL = 2, /* caller-owned memory (mp_op_init), not pooled */
-  MP__F_BACKEND = 4   /* handed to the backend (vs heap/pool/nop) */
+  MP__F_BACKEND = 4,  /* handed to the backend (vs heap/pool/nop) */
+  MP__F_PROTECT = 8   /* mp_loop_drain waits for it instead of cancelling */
 };
 
 struct mp_pool; /* threadpool.c */

@@ -104,6 +104,8 @@ int mp_op_submit(struct mp_op *op) {
   return r;
 }
 
+void mp_op_protect(struct mp_op *op) { op->flags |= MP__F_PROTECT; }
+
 void mp_op_cancel(struct mp_op *op) {
   struct mp_loop *loop = op->loop;
   if (op->state != MP__INFLIGHT || (op->flags & MP__F_CANCEL)) return;

@@ -111,6 +111,13 @@ static void drain_cb(struct mp_op *op) {
   mp_op_release(op);
 }
 
+static int64_t protected_result = -1;
+
+static void protected_cb(struct mp_op *op) {
+  protected_result = op->result;
+  mp_op_release(op);
+}
+
 static void slow_work(struct mp_op *op) {
   usleep(20000);
   op->result = 7;
@@ -136,11 +143,17 @@ TEST_IMPL(drain_cancels_everything) {
     mp_op_prep_work(op, slow_work, NULL);
     ASSERT_EQ(mp_op_submit(op), 0);
   }
+  /* A protected op (a last write, a close) is waited for, not cancelled. */
+  struct mp_op *keep = mp_op_new(loop, protected_cb, NULL);
+  mp_op_prep_timer(keep, 20000000);
+  mp_op_protect(keep);
+  ASSERT_EQ(mp_op_submit(keep), 0);
   mp_loop_run(loop, MP_RUN_NOWAIT);
   ASSERT_EQ(mp_loop_close(loop), MP_EBUSY);
   mp_loop_drain(loop);
   ASSERT_EQ(c.done, 105);
   ASSERT_GE(c.cancelled, 101); /* work already running finishes normally */
+  ASSERT_EQ(protected_result, 0);
   close(fds[0]);
   close(fds[1]);
   CLOSE_LOOP(loop);

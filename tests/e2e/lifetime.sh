@@ -48,5 +48,15 @@ os.exit(0, true)
 '
 check "os.exit(0, true) with a sleeping task" '[ $? -eq 0 ]'
 
+# Bytes a file buffered are written when the script ends without closing
+# it, and when it calls os.exit (which closes the state in the command).
+tmpf=$(mktemp)
+"$MP" -e "local f = require('moonport').fs.open('$tmpf', 'w'); f:write('at the end')"
+check "buffered writes reach the file at the end of the script" '[ "$(cat "$tmpf")" = "at the end" ]'
+"$MP" -e "local f = require('moonport').fs.open('$tmpf', 'w'); f:write('at exit'); os.exit(3)"
+st=$?
+check "and at os.exit" '[ $st -eq 3 ] && [ "$(cat "$tmpf")" = "at exit" ]'
+rm -f "$tmpf"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
