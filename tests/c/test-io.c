@@ -2,6 +2,8 @@
  * and the in-flight buffer registry. */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -265,5 +267,37 @@ TEST_IMPL(many_ops_cq_overflow) {
   ASSERT_EQ(many_bad, 0);
   close(fd);
   CLOSE_LOOP(loop);
+  return 0;
+}
+
+/* CVE-2024-22017 class: a loop created as root, then the process drops to
+ * an unprivileged user; opening a root-only file must fail with EACCES on
+ * every backend (an SQPOLL ring would open it with root's credentials). */
+TEST_IMPL(credentials_drop) {
+  char path[] = "/tmp/mp-secret-XXXXXX";
+  if (geteuid() != 0) return TEST_SKIP;
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fchmod(fd, 0600), 0);
+  close(fd);
+  pid_t pid = fork();
+  if (pid == 0) { /* the child drops to nobody; the parent cleans up */
+    struct mp_loop *loop = test_loop();
+    if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+      _exit(2);
+    nres = 0;
+    struct mp_op *op = mp_op_new(loop, res_cb, NULL);
+    if (mp_op_prep_openat(op, AT_FDCWD, path, O_RDONLY, 0) < 0 ||
+        mp_op_submit(op) < 0)
+      _exit(3);
+    mp_loop_run(loop, MP_RUN_DEFAULT);
+    _exit(nres == 1 && res[0] == MP_EACCES && mp_loop_close(loop) == 0 ? 0
+                                                                      : 1);
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  unlink(path);
+  ASSERT(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
   return 0;
 }

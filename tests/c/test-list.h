@@ -8,4 +8,5 @@
   X(pool_work) X(pool_cancel_queued) X(pool_size_env)                       \
   X(pipe_read_write) X(pipe_read_cancel) X(pipe_cancel_after_data)          \
   X(drain_cancels_everything) X(file_pread_pwrite) X(socket_ops)            \
-  X(bad_fd) X(buffer_registry) X(two_loops) X(many_ops_cq_overflow)
+  X(bad_fd) X(buffer_registry) X(two_loops) X(many_ops_cq_overflow)          \
+  X(credentials_drop)
