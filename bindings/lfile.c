@@ -5,8 +5,8 @@
  * io_uring and on the epoll backend's threadpool, and it lets buffered
  * reads, seeks and positional IO coexist. Reads go through the shared
  * buffer (lbuf.c): one op per 64 KiB, not per line. Writes to regular
- * files are buffered too (wbuf, up to 64 KiB; every other method flushes
- * first), pipes and devices are written at once. Files opened for append
+ * files are buffered too (lfwrite.c; every method here flushes first),
+ * pipes and devices are written at once. Files opened for append
  * ("a", "a+") write at offset -1 (the kernel's position) so O_APPEND
  * appends even with other writers.
  *
@@ -22,42 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lbuf.h"
+#include "lfile.h"
 
-#define LMP_FILE "moonport.file"
-
-enum { F_READ = 1, F_WRITE = 2, F_APPEND = 4 };
-
-struct lfd {
-  int fd;
-  int refs;             /* the object (until closed) + ops in flight */
-  struct mp_loop *loop;
-  struct mp_op **ops;   /* ops in flight, to cancel at close */
-  int nops, capops;
-  struct mp_op *keep;   /* not cancelled at close: __gc's flush */
-};
-
-struct lfile {
-  struct lfd *d;        /* NULL once closed */
-  int mode;
-  int stream;           /* a pipe, FIFO or character device: no offsets */
-  int64_t size;         /* size seen at open, -1 once stale: caps reads */
-  int64_t end;          /* file offset of the end of the buffered bytes */
-  struct lmp_rbuf rb;
-  /* Writes to a regular file are buffered like stdio's (an op per write
-   * costs as much as the write itself, and io_uring punts most buffered
-   * file writes to a worker): wbuf holds wlen bytes due at woff (-1: at
-   * the end, for append modes). Every other operation flushes first. */
-  char *wbuf;
-  size_t wlen;
-  int64_t woff;
-  char path[];
-};
-
-enum { WBUF_MAX = 64 * 1024 };
-
-/* The logical position: what the user has consumed or written. */
-static int64_t file_pos(struct lfile *f) {
+int64_t lfile_pos(struct lfile *f) {
   if (f->wlen && f->woff >= 0) return f->woff + (int64_t)f->wlen;
   return f->end - (int64_t)lmp_rbuf_avail(&f->rb);
 }
@@ -83,7 +50,7 @@ static void lfd_unref(struct lfd *d) {
   free(d);
 }
 
-static int lfd_track(struct lfd *d, struct mp_op *op) {
+int lfile_track(struct lfd *d, struct mp_op *op) {
   if (d->nops == d->capops) {
     int cap = d->capops ? d->capops * 2 : 4;
     struct mp_op **ops = realloc(d->ops, (size_t)cap * sizeof *ops);
@@ -98,7 +65,7 @@ static int lfd_track(struct lfd *d, struct mp_op *op) {
 }
 
 /* The op no longer uses the descriptor (completed, or never started). */
-static void lfd_untrack(struct mp_op *op) {
+void lfile_untrack(struct mp_op *op) {
   struct lfd *d = op->ref;
   if (!d) return;
   op->ref = NULL;
@@ -112,73 +79,86 @@ static void lfd_untrack(struct mp_op *op) {
 
 /* Callback of every op on a file: frees the descriptor's claim, then the
  * usual wake-up (or release when orphaned). */
-static void file_op_cb(struct mp_op *op) {
-  lfd_untrack(op);
+void lfile_op_cb(struct mp_op *op) {
+  lfile_untrack(op);
   lmp_task_op_cb(op);
 }
 
-static struct lfile *tofile(lua_State *L) {
+struct lfile *lfile_to(lua_State *L) {
   return luaL_checkudata(L, 1, LMP_FILE);
 }
 
-static struct lfile *checkfile(lua_State *L) {
-  struct lfile *f = tofile(L);
+struct lfile *lfile_check(lua_State *L) {
+  struct lfile *f = lfile_to(L);
   if (!f->d) luaL_error(L, "attempt to use a closed file");
   return f;
 }
 
 /* A new op on f's descriptor, tracked. NULL: *err set. */
-static struct mp_op *file_op(struct lmp_state *S, struct lfile *f,
+struct mp_op *lfile_op(struct lmp_state *S, struct lfile *f,
                              int *err) {
-  struct mp_op *op = mp_op_new(S->loop, file_op_cb, NULL);
+  struct mp_op *op = mp_op_new(S->loop, lfile_op_cb, NULL);
   if (!op) {
     *err = MP_ENOMEM;
     return NULL;
   }
-  if ((*err = lfd_track(f->d, op)) < 0) {
+  if ((*err = lfile_track(f->d, op)) < 0) {
     mp_op_release(op);
     return NULL;
   }
   return op;
 }
 
-static int file_fail(lua_State *L, struct lfile *f, int err) {
+int lfile_fail(lua_State *L, struct lfile *f, int err) {
   return lmp_rbuf_fail(L, err, f->path, f->rb.maxline);
 }
 
 /* Takes the op in a continuation: untracks it (if its callback did not
  * run: a failed submit) and raises on cancellation. */
-static struct mp_op *take(lua_State *L, lua_KContext ctx) {
+struct mp_op *lfile_take(lua_State *L, lua_KContext ctx) {
   struct mp_op *op = (struct mp_op *)ctx;
-  lfd_untrack(op);
+  lfile_untrack(op);
   return lmp_op_take(L, ctx);
 }
 
 /* Result of an op on the file at index 1: MP_ECLOSED if the file was
  * closed while the op was in flight. */
-static int64_t file_result(lua_State *L, struct mp_op *op) {
-  struct lfile *f = tofile(L);
+int64_t lfile_result(lua_State *L, struct mp_op *op) {
+  struct lfile *f = lfile_to(L);
   if (!f->d) return MP_ECLOSED;
   return op->result;
 }
 
+/* Links an op about to be submitted again (the rest of a short write or
+ * read) to the file; if the file was closed meanwhile, releases it and
+ * pushes the failure, returning the count of values pushed. */
+int lfile_retrack(lua_State *L, struct lfile *f, struct mp_op *op) {
+  int err = f->d ? lfile_track(f->d, op) : MP_ECLOSED;
+  if (err < 0) {
+    mp_op_release(op);
+    return lfile_fail(L, f, err);
+  }
+  op->cb = lfile_op_cb;
+  return 0;
+}
+
 /* --- reading: the lbuf vtable ------------------------------------------ */
 
-static struct lmp_rbuf *rb_check(lua_State *L) { return &checkfile(L)->rb; }
+static struct lmp_rbuf *rb_check(lua_State *L) { return &lfile_check(L)->rb; }
 
 static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
-  struct lfile *f = checkfile(L);
+  struct lfile *f = lfile_check(L);
   /* A small file read with a big count: ask for what the file holds, plus
    * one byte so a short read proves the end (no extra op to see EOF). */
   if (f->size >= 0 && f->end <= f->size &&
       (uint64_t)(f->size - f->end) < want)
     want = (size_t)(f->size - f->end) + 1;
-  struct mp_op *op = file_op(lmp_state(L), f, err);
+  struct mp_op *op = lfile_op(lmp_state(L), f, err);
   if (!op) return NULL;
   void *buf = lmp_rbuf_opbuf(&f->rb, op, want);
   if (!buf) {
     *err = MP_ENOMEM;
-    lfd_untrack(op);
+    lfile_untrack(op);
     mp_op_release(op);
     return NULL;
   }
@@ -187,15 +167,15 @@ static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
 }
 
 static int64_t rb_done(lua_State *L, struct mp_op *op) {
-  struct lfile *f = tofile(L);
-  lfd_untrack(op);
+  struct lfile *f = lfile_to(L);
+  lfile_untrack(op);
   if (!f->d) return MP_ECLOSED;
   if (op->result < 0) return op->result;
   /* A seek or write while the read was in flight moved the buffer: these
    * bytes belong elsewhere. */
   if (!f->stream && op->u.rw.off != f->end) return LMP_RBUF_RETRY;
   f->end += op->result;
-  /* A regular file reads short only at its end: take it as EOF for this
+  /* A regular file reads short only at its end: lfile_take it as EOF for this
    * call (the next call tries again, so a growing file is still seen). */
   if (!f->stream && (size_t)op->result < op->u.rw.len) f->rb.eof = 1;
   else if (f->size >= 0 && f->end > f->size) f->size = -1; /* it grew */
@@ -203,37 +183,35 @@ static int64_t rb_done(lua_State *L, struct mp_op *op) {
 }
 
 static int rb_fail(lua_State *L, int err) {
-  return file_fail(L, tofile(L), err);
+  return lfile_fail(L, lfile_to(L), err);
 }
 
 static const struct lmp_rbuf_vt file_vt = {
   "read", rb_check, rb_start, rb_done, rb_fail,
 };
 
-static int after_flush(lua_State *L, struct lfile *f, lua_CFunction fn);
-
 static int file_read(lua_State *L) {
-  struct lfile *f = checkfile(L);
-  if (f->wlen) return after_flush(L, f, file_read);
+  struct lfile *f = lfile_check(L);
+  if (f->wlen) return lfile_after_flush(L, f, file_read);
   return lmp_rbuf_read(L, &file_vt, 0);
 }
 
 /* The iterator of file:lines(...): upvalues S, file, formats. */
 static int lines_iter(lua_State *L) {
   struct lfile *wf = luaL_checkudata(L, lua_upvalueindex(2), LMP_FILE);
-  if (wf->d && wf->wlen) return after_flush(L, wf, lines_iter);
+  if (wf->d && wf->wlen) return lfile_after_flush(L, wf, lines_iter);
   int n = (int)lua_tointeger(L, lua_upvalueindex(3));
   lua_settop(L, 0);
   lua_pushvalue(L, lua_upvalueindex(2));
   for (int i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(3 + i));
-  struct lfile *f = tofile(L);
+  struct lfile *f = lfile_to(L);
   if (!f->d) return luaL_error(L, "file is already closed");
   return lmp_rbuf_read(L, &file_vt, LMP_RBUF_RAISE);
 }
 
 static int file_lines(lua_State *L) {
   int n = lua_gettop(L) - 1;
-  checkfile(L);
+  lfile_check(L);
   luaL_argcheck(L, n <= 250, 252, "too many arguments");
   lmp_rbuf_check_formats(L, 2);
   lua_pushvalue(L, lua_upvalueindex(1));
@@ -244,240 +222,6 @@ static int file_lines(lua_State *L) {
   return 1;
 }
 
-/* --- writing -------------------------------------------------------------- */
-
-static int write_k(lua_State *L, int status, lua_KContext ctx);
-
-/* Links an op about to be submitted again (the rest of a short write or
- * read) to the file; if the file was closed meanwhile, releases it and
- * pushes the failure, returning the count of values pushed. */
-static int track_again(lua_State *L, struct lfile *f, struct mp_op *op) {
-  int err = f->d ? lfd_track(f->d, op) : MP_ECLOSED;
-  if (err < 0) {
-    mp_op_release(op);
-    return file_fail(L, f, err);
-  }
-  op->cb = file_op_cb;
-  return 0;
-}
-
-/* Submits the rest of a write: owned bytes [done, total) at off. */
-static int write_more(lua_State *L, struct mp_op *op, int64_t off) {
-  struct lfile *f = tofile(L);
-  size_t total = (size_t)lua_tointeger(L, -2), done =
-      (size_t)lua_tointeger(L, -1);
-  int nret = track_again(L, f, op);
-  if (nret) return nret;
-  mp_op_prep_write(op, f->d->fd, (char *)op->owned + done, total - done,
-                   off < 0 ? -1 : off + (int64_t)done);
-  return lmp_await(L, op, write_k, "write");
-}
-
-/* Stack: file, ..., offset (-1: append, else where the write starts),
- * ret (1: the file, 2: true), total, done. */
-static int file_close(lua_State *L);
-
-static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = take(L, ctx);
-  int64_t r = file_result(L, op), off = lua_tointeger(L, -4);
-  struct lfile *f = tofile(L);
-  (void)status;
-  if (r < 0) {
-    mp_op_release(op);
-    if (lua_tointeger(L, -3) == 3 && f->d &&
-        lua_tocfunction(L, -5) == file_close) {
-      /* close reports the failed flush, and closes all the same */
-      lua_settop(L, 1);
-      file_close(L);
-      lua_settop(L, 1);
-    }
-    return file_fail(L, f, (int)r);
-  }
-  size_t total = (size_t)lua_tointeger(L, -2);
-  size_t done = (size_t)lua_tointeger(L, -1) + (size_t)r;
-  int positional = lua_toboolean(L, -3) == 0 ? 0 : (int)lua_tointeger(L, -3);
-  if (r == 0 && done < total) {
-    mp_op_release(op);
-    return file_fail(L, f, MP_EIO); /* no progress: give up */
-  }
-  if (done < total) {
-    lua_pop(L, 1);
-    lua_pushinteger(L, (lua_Integer)done);
-    return write_more(L, op, off);
-  }
-  mp_op_release(op);
-  if (positional != 2 && !f->stream) {
-    /* file:write: the position moves past the bytes (or to the new end
-     * of file when appending); the read buffer was dropped at the start */
-    if (off < 0) {
-      off_t p = lseek(f->d->fd, 0, SEEK_CUR);
-      f->end = p < 0 ? 0 : (int64_t)p;
-    } else {
-      f->end = off + (int64_t)total;
-    }
-    lmp_rbuf_reset(&f->rb);
-  }
-  if (positional == 3) { /* a flush: now run the method that asked for it */
-    lua_pop(L, 4);
-    lua_CFunction fn = lua_tocfunction(L, -1);
-    lua_pop(L, 1);
-    return fn(L);
-  }
-  lua_settop(L, 1);
-  return 1;
-}
-
-/* Measures arguments [first, top] as io.write takes them (strings and
- * numbers; numbers become strings in place). */
-static size_t measure(lua_State *L, int first) {
-  int top = lua_gettop(L);
-  size_t n = 0;
-  for (int i = first; i <= top; i++) {
-    if (lua_type(L, i) == LUA_TNUMBER) {
-      char b[64];
-      int len = lua_isinteger(L, i)
-          ? snprintf(b, sizeof b, LUA_INTEGER_FMT, lua_tointeger(L, i))
-          : snprintf(b, sizeof b, LUA_NUMBER_FMT, lua_tonumber(L, i));
-      lua_pushlstring(L, b, (size_t)len);
-      lua_replace(L, i);
-    }
-    size_t l;
-    luaL_checklstring(L, i, &l);
-    n += l;
-  }
-  return n;
-}
-
-/* Copies the measured arguments [first, top] to dst. */
-static void copy_args(lua_State *L, int first, char *dst) {
-  int top = lua_gettop(L);
-  size_t n = 0;
-  for (int i = first; i <= top; i++) {
-    size_t l;
-    const char *s = lua_tolstring(L, i, &l);
-    memcpy(dst + n, s, l);
-    n += l;
-  }
-}
-
-/* The buffered bytes followed by arguments [first, top], in one block the
- * write op will own; the buffer is emptied. */
-static char *gather(lua_State *L, struct lfile *f, int first, size_t *total) {
-  size_t n = measure(L, first);
-  char *buf = malloc(f->wlen + n ? f->wlen + n : 1);
-  if (!buf) return NULL;
-  if (f->wlen) memcpy(buf, f->wbuf, f->wlen);
-  copy_args(L, first, buf + f->wlen);
-  *total = f->wlen + n;
-  f->wlen = 0;
-  return buf;
-}
-
-static int start_write(lua_State *L, struct lfile *f, int first,
-                       int64_t off, int positional) {
-  struct lmp_state *S = lmp_state(L);
-  size_t total;
-  int err;
-  char *buf = gather(L, f, first, &total);
-  if (!buf) return luaL_error(L, "not enough memory");
-  lua_settop(L, 1);
-  lua_pushinteger(L, off);
-  lua_pushinteger(L, positional);
-  lua_pushinteger(L, (lua_Integer)total);
-  lua_pushinteger(L, 0);
-  struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
-  if (!op) {
-    free(buf);
-    return luaL_error(L, "not enough memory");
-  }
-  op->owned = buf;
-  if (total == 0) { /* nothing to do, but still a valid call */
-    mp_op_release(op);
-    if (positional == 1 && off >= 0) lmp_rbuf_reset(&f->rb);
-    lua_settop(L, 1);
-    return 1;
-  }
-  (void)err;
-  return write_more(L, op, off);
-}
-
-static int file_write(lua_State *L) {
-  struct lfile *f = checkfile(L);
-  f->size = -1;
-  if (!f->stream) {
-    size_t n = measure(L, 2);
-    if (f->wlen + n <= WBUF_MAX) { /* buffer it: no op, no suspension */
-      if (!f->wbuf && !(f->wbuf = malloc(WBUF_MAX)))
-        return luaL_error(L, "not enough memory");
-      if (f->wlen == 0) {
-        f->woff = (f->mode & F_APPEND) ? -1 : file_pos(f);
-        f->end = f->woff < 0 ? 0 : f->woff; /* read buffer is stale */
-        lmp_rbuf_reset(&f->rb);
-      }
-      copy_args(L, 2, f->wbuf + f->wlen);
-      f->wlen += n;
-      lua_settop(L, 1);
-      return 1;
-    }
-  }
-  int64_t off = -1;
-  if (f->wlen) off = f->woff; /* buffered bytes go first, then these */
-  else if (!(f->mode & F_APPEND) && !f->stream) off = file_pos(f);
-  /* the buffered bytes are stale once we write; resume at the position
-   * (a pipe's reads and writes are separate directions: keep them) */
-  if (!f->stream && !f->wlen) {
-    f->end = off < 0 ? file_pos(f) : off;
-    lmp_rbuf_reset(&f->rb);
-  }
-  return start_write(L, f, 2, off, 1);
-}
-
-/* Runs fn(L), the method called, once the buffered writes are written;
- * fn sees the stack the method saw. A failed flush is the method's
- * failure (nil, msg, code), as a late write error is in io. */
-static int after_flush(lua_State *L, struct lfile *f, lua_CFunction fn) {
-  if (!f->d || f->wlen == 0) return fn(L);
-  struct mp_op *op = mp_op_new(lmp_state(L)->loop, NULL, NULL);
-  if (!op) return luaL_error(L, "not enough memory");
-  size_t total = f->wlen;
-  char *buf = malloc(total);
-  if (!buf) {
-    mp_op_release(op);
-    return luaL_error(L, "not enough memory");
-  }
-  memcpy(buf, f->wbuf, total);
-  op->owned = buf;
-  int64_t off = f->woff;
-  f->wlen = 0;
-  luaL_checkstack(L, 6, "flush");
-  lua_pushcfunction(L, fn);
-  lua_pushinteger(L, off);
-  lua_pushinteger(L, 3);
-  lua_pushinteger(L, (lua_Integer)total);
-  lua_pushinteger(L, 0);
-  return write_more(L, op, off);
-}
-
-/* file:flush(): writes what write() buffered. */
-static int file_flush(lua_State *L) {
-  struct lfile *f = checkfile(L);
-  if (f->wlen) return after_flush(L, f, file_flush);
-  lua_settop(L, 1);
-  return 1;
-}
-
-static int file_pwrite(lua_State *L) {
-  struct lfile *f = checkfile(L);
-  if (f->wlen) return after_flush(L, f, file_pwrite);
-  f->size = -1;
-  luaL_checkstring(L, 2);
-  lua_Integer off = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
-  lua_settop(L, 2);
-  if (f->stream) return file_fail(L, f, MP_ESPIPE);
-  return start_write(L, f, 2, off, 2);
-}
-
 /* --- positional read ------------------------------------------------------ */
 
 static int pread_k(lua_State *L, int status, lua_KContext ctx);
@@ -485,10 +229,10 @@ static int pread_k(lua_State *L, int status, lua_KContext ctx);
 /* Stack: file, n, offset, luaL_Buffer-free accumulation in owned memory:
  * we read into op->owned (n bytes) at [got, n). */
 static int pread_more(lua_State *L, struct mp_op *op, size_t got) {
-  struct lfile *f = tofile(L);
+  struct lfile *f = lfile_to(L);
   size_t n = (size_t)lua_tointeger(L, 2);
   int64_t off = lua_tointeger(L, 3);
-  int nret = track_again(L, f, op);
+  int nret = lfile_retrack(L, f, op);
   if (nret) return nret;
   lua_settop(L, 3);
   lua_pushinteger(L, (lua_Integer)got);
@@ -498,13 +242,13 @@ static int pread_more(lua_State *L, struct mp_op *op, size_t got) {
 }
 
 static int pread_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = take(L, ctx);
-  int64_t r = file_result(L, op);
+  struct mp_op *op = lfile_take(L, ctx);
+  int64_t r = lfile_result(L, op);
   size_t got = (size_t)lua_tointeger(L, 4), n = (size_t)lua_tointeger(L, 2);
   (void)status;
   if (r < 0) {
     mp_op_release(op);
-    return file_fail(L, tofile(L), (int)r);
+    return lfile_fail(L, lfile_to(L), (int)r);
   }
   got += (size_t)r;
   if (r > 0 && got < n) return pread_more(L, op, got);
@@ -516,14 +260,14 @@ static int pread_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int file_pread(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
-  struct lfile *f = checkfile(L);
-  if (f->wlen) return after_flush(L, f, file_pread);
+  struct lfile *f = lfile_check(L);
+  if (f->wlen) return lfile_after_flush(L, f, file_pread);
   lua_Integer n = luaL_checkinteger(L, 2);
   lua_Integer off = luaL_checkinteger(L, 3);
   luaL_argcheck(L, n >= 0, 2, "non-negative count expected");
   luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
   lua_settop(L, 3);
-  if (f->stream) return file_fail(L, f, MP_ESPIPE);
+  if (f->stream) return lfile_fail(L, f, MP_ESPIPE);
   if (n == 0) {
     lua_pushliteral(L, "");
     return 1;
@@ -551,14 +295,14 @@ static int file_pread(lua_State *L) {
 
 static int file_seek(lua_State *L) {
   static const char *const names[] = {"set", "cur", "end", NULL};
-  struct lfile *f = checkfile(L);
-  if (f->wlen) return after_flush(L, f, file_seek);
+  struct lfile *f = lfile_check(L);
+  if (f->wlen) return lfile_after_flush(L, f, file_seek);
   int op = luaL_checkoption(L, 2, "cur", names);
   lua_Integer off = luaL_optinteger(L, 3, 0);
   int64_t base = 0;
-  if (f->stream) return file_fail(L, f, MP_ESPIPE);
+  if (f->stream) return lfile_fail(L, f, MP_ESPIPE);
   if (op == 1) {
-    base = file_pos(f);
+    base = lfile_pos(f);
     if (off == 0) { /* a query: keep the buffer */
       lua_pushinteger(L, base);
       return 1;
@@ -566,11 +310,11 @@ static int file_seek(lua_State *L) {
   } else if (op == 2) {
     /* fstat of an open descriptor reads the in-memory inode: no disk IO */
     struct stat st;
-    if (fstat(f->d->fd, &st) < 0) return file_fail(L, f, -errno);
+    if (fstat(f->d->fd, &st) < 0) return lfile_fail(L, f, -errno);
     base = (int64_t)st.st_size;
   }
   if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
-    return file_fail(L, f, MP_EINVAL);
+    return lfile_fail(L, f, MP_EINVAL);
   lmp_rbuf_reset(&f->rb);
   f->end = base + off;
   lua_pushinteger(L, f->end);
@@ -578,32 +322,32 @@ static int file_seek(lua_State *L) {
 }
 
 static int simple_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = take(L, ctx);
-  int64_t r = file_result(L, op);
+  struct mp_op *op = lfile_take(L, ctx);
+  int64_t r = lfile_result(L, op);
   (void)status;
   mp_op_release(op);
-  if (r < 0) return file_fail(L, tofile(L), (int)r);
+  if (r < 0) return lfile_fail(L, lfile_to(L), (int)r);
   lua_pushboolean(L, 1);
   return 1;
 }
 
 static int file_sync(lua_State *L) {
-  struct lfile *f = checkfile(L);
-  if (f->wlen) return after_flush(L, f, file_sync);
+  struct lfile *f = lfile_check(L);
+  if (f->wlen) return lfile_after_flush(L, f, file_sync);
   int err;
-  struct mp_op *op = file_op(lmp_state(L), f, &err);
-  if (!op) return file_fail(L, f, err);
+  struct mp_op *op = lfile_op(lmp_state(L), f, &err);
+  if (!op) return lfile_fail(L, f, err);
   mp_op_prep_fsync(op, f->d->fd, 0);
   return lmp_await(L, op, simple_k, "sync");
 }
 
 static int fstat_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = take(L, ctx);
-  int64_t r = file_result(L, op);
+  struct mp_op *op = lfile_take(L, ctx);
+  int64_t r = lfile_result(L, op);
   (void)status;
   if (r < 0) {
     mp_op_release(op);
-    return file_fail(L, tofile(L), (int)r);
+    return lfile_fail(L, lfile_to(L), (int)r);
   }
   lmp_push_stat(L, mp_op_statx_buf(op));
   mp_op_release(op);
@@ -611,15 +355,15 @@ static int fstat_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int file_stat(lua_State *L) {
-  struct lfile *f = checkfile(L);
-  if (f->wlen) return after_flush(L, f, file_stat);
+  struct lfile *f = lfile_check(L);
+  if (f->wlen) return lfile_after_flush(L, f, file_stat);
   int err;
-  struct mp_op *op = file_op(lmp_state(L), f, &err);
-  if (!op) return file_fail(L, f, err);
+  struct mp_op *op = lfile_op(lmp_state(L), f, &err);
+  if (!op) return lfile_fail(L, f, err);
   if ((err = mp_op_prep_statx(op, f->d->fd, NULL, 0)) < 0) {
-    lfd_untrack(op);
+    lfile_untrack(op);
     mp_op_release(op);
-    return file_fail(L, f, err);
+    return lfile_fail(L, f, err);
   }
   return lmp_await(L, op, fstat_k, "stat");
 }
@@ -653,7 +397,7 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
   int64_t r = op->result;
   (void)status;
   mp_op_release(op);
-  if (r < 0) return file_fail(L, tofile(L), (int)r);
+  if (r < 0) return lfile_fail(L, lfile_to(L), (int)r);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -678,10 +422,10 @@ static void close_async(struct lmp_state *S, int fd) {
   }
 }
 
-static int file_close(lua_State *L) {
+int lfile_close(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
-  struct lfile *f = checkfile(L);
-  if (f->wlen) return after_flush(L, f, file_close);
+  struct lfile *f = lfile_check(L);
+  if (f->wlen) return lfile_after_flush(L, f, lfile_close);
   int fd = detach(f);
   if (fd < 0) { /* closed by the last op in flight */
     lua_pushboolean(L, 1);
@@ -708,10 +452,10 @@ static int file_close(lua_State *L) {
 
 /* __gc and __close: close without waiting (no yield here). */
 static int file_gc(lua_State *L) {
-  struct lfile *f = tofile(L);
+  struct lfile *f = lfile_to(L);
   if (f->d && f->wlen) { /* what write() buffered still reaches the file */
     int err;
-    struct mp_op *op = file_op(lmp_state(L), f, &err);
+    struct mp_op *op = lfile_op(lmp_state(L), f, &err);
     char *buf = op ? malloc(f->wlen) : NULL;
     if (buf) {
       memcpy(buf, f->wbuf, f->wlen);
@@ -720,11 +464,11 @@ static int file_gc(lua_State *L) {
       mp_op_protect(op);
       mp_op_prep_write(op, f->d->fd, buf, f->wlen, f->woff);
       if (mp_op_submit(op) < 0) {
-        lfd_untrack(op);
+        lfile_untrack(op);
         mp_op_release(op);
       }
     } else if (op) {
-      lfd_untrack(op);
+      lfile_untrack(op);
       mp_op_release(op);
     }
   }
@@ -734,7 +478,7 @@ static int file_gc(lua_State *L) {
 }
 
 static int file_tostring(lua_State *L) {
-  struct lfile *f = tofile(L);
+  struct lfile *f = lfile_to(L);
   if (!f->d) lua_pushliteral(L, "file (closed)");
   else lua_pushfstring(L, "file (%p)", (void *)f);
   return 1;
@@ -845,10 +589,10 @@ static int fs_open(lua_State *L) {
 }
 
 static const luaL_Reg file_methods[] = {
-  {"read", file_read},     {"lines", file_lines}, {"write", file_write},
-  {"pread", file_pread},   {"pwrite", file_pwrite}, {"seek", file_seek},
-  {"sync", file_sync},     {"stat", file_stat},   {"close", file_close},
-  {"flush", file_flush},
+  {"read", file_read},     {"lines", file_lines}, {"write", lfile_write},
+  {"pread", file_pread},   {"pwrite", lfile_pwrite}, {"seek", file_seek},
+  {"sync", file_sync},     {"stat", file_stat},   {"close", lfile_close},
+  {"flush", lfile_flush},
   {NULL, NULL},
 };
 
