@@ -529,23 +529,21 @@ static void open_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
-/* Stack: path, mode, perm, fmode. */
+/* Stack: path, mode, perm, fmode, the file object (created closed). */
 static int open_k(lua_State *L, int status, lua_KContext ctx) {
   struct lmp_state *S = lmp_state(L);
   struct mp_op *op = lmp_op_take(L, ctx);
   int64_t r = op->result;
-  size_t len;
-  const char *path = lua_tolstring(L, 1, &len);
+  const char *path = lua_tostring(L, 1);
+  struct lfile *f = lua_touserdata(L, 5);
   (void)status;
   mp_op_release(op);
   if (r < 0) return lmp_fail(L, (int)r, path);
   struct lfd *d = calloc(1, sizeof *d);
-  struct lfile *f = d ? lua_newuserdatauv(L, sizeof *f + len + 1, 0) : NULL;
   if (!d) {
     close((int)r);
     return luaL_error(L, "not enough memory");
   }
-  memset(f, 0, sizeof *f);
   d->fd = (int)r;
   d->refs = 1;
   d->loop = S->loop;
@@ -559,9 +557,7 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
   f->stream = ok && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) &&
               !S_ISDIR(st.st_mode);
   f->size = ok && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
-  lmp_rbuf_init(&f->rb);
-  memcpy(f->path, path, len + 1);
-  luaL_setmetatable(L, LMP_FILE);
+  lua_settop(L, 5);
   return 1;
 }
 
@@ -571,12 +567,20 @@ static int fs_open(lua_State *L) {
   const char *mode = luaL_optstring(L, 2, "r");
   lua_Integer perm = luaL_optinteger(L, 3, 0666);
   int flags = 0, fmode = 0, err;
+  size_t len = lua_rawlen(L, 1);
   luaL_argcheck(L, parse_mode(mode, &flags, &fmode), 2, "invalid mode");
   luaL_argcheck(L, perm >= 0 && perm <= 07777, 3, "invalid permissions");
-  luaL_argcheck(L, strlen(path) == lua_rawlen(L, 1), 1,
-                "path contains a NUL byte");
+  luaL_argcheck(L, strlen(path) == len, 1, "path contains a NUL byte");
   lua_settop(L, 3);
   lua_pushinteger(L, fmode);
+  /* The object first, closed (as liolib's newprefile): if this raises
+   * (out of memory) nothing is held yet, and once the open completes
+   * nothing can raise before the descriptor has its owner. */
+  struct lfile *f = lua_newuserdatauv(L, sizeof *f + len + 1, 0);
+  memset(f, 0, sizeof *f);
+  lmp_rbuf_init(&f->rb);
+  memcpy(f->path, path, len + 1);
+  luaL_setmetatable(L, LMP_FILE);
   struct mp_op *op = mp_op_new(S->loop, open_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
   if ((err = mp_op_prep_openat(op, AT_FDCWD, path, flags,
