@@ -610,13 +610,7 @@ static const luaL_Reg fs_funcs[] = {
 };
 
 void lmp_open_file(lua_State *L, struct lmp_state *S) {
-  luaL_newmetatable(L, LMP_FILE);
-  lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, file_meta, 1);
-  lua_newtable(L);
-  lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, file_methods, 1);
-  lua_setfield(L, -2, "__index");
+  lmp_new_class(L, S, LMP_FILE, file_meta, file_methods);
   lua_pop(L, 1);
   luaL_getsubtable(L, -1, "fs");
   lua_pushlightuserdata(L, S);

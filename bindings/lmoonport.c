@@ -28,6 +28,17 @@ static int state_gc(lua_State *L) {
   return 0;
 }
 
+void lmp_new_class(lua_State *L, struct lmp_state *S, const char *name,
+                   const luaL_Reg *meta, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, meta, 1);
+  lua_newtable(L);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+}
+
 struct mp_loop *moonport_loop(lua_State *L) {
   struct lmp_state *S = lmp_getstate(L);
   return S ? S->loop : NULL;

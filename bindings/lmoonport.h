@@ -105,6 +105,12 @@ void lmp_open_server(lua_State *L, struct lmp_state *S); /* lserver.c */
 void lmp_open_udp(lua_State *L, struct lmp_state *S);    /* ludp.c */
 void lmp_open_dns(lua_State *L, struct lmp_state *S);    /* ldns.c */
 
+/* Registers an object type: metatable `name` with the metamethods meta and
+ * an __index table of methods, every function with S as upvalue 1. Leaves
+ * the metatable on the stack. */
+void lmp_new_class(lua_State *L, struct lmp_state *S, const char *name,
+                   const luaL_Reg *meta, const luaL_Reg *methods);
+
 /* The scheduler (ltask.c). */
 void lmp_task_spawn(lua_State *L, struct lmp_state *S, int nargs);
 void lmp_run_ready(struct lmp_state *S);

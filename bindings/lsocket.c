@@ -696,13 +696,7 @@ void lsock_new_type(lua_State *L, struct lmp_state *S, const char *mt,
   static const luaL_Reg meta[] = {
     {"__gc", lsock_gc}, {"__close", sock_close_meta},
     {"__tostring", lsock_tostring}, {NULL, NULL}};
-  luaL_newmetatable(L, mt);
-  lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, meta, 1);
-  lua_newtable(L);
-  lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
+  lmp_new_class(L, S, mt, meta, methods);
   lua_pop(L, 1);
 }
 

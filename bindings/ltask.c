@@ -701,13 +701,7 @@ void lmp_open_task(lua_State *L, struct lmp_state *S) {
     {"deadline_push", l_deadline_push}, {"deadline_pop", l_deadline_pop},
     {"park", l_park}, {"wake", l_wake}, {"self", l_self},
     {"abandon", l_abandon}, {NULL, NULL}};
-  luaL_newmetatable(L, LMP_TASK);
-  lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, metamethods, 1);
-  lua_newtable(L);
-  lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
+  lmp_new_class(L, S, LMP_TASK, metamethods, methods);
   lua_pushliteral(L, LMP_TASK); /* scripts cannot reach __gc */
   lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);

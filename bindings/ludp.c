@@ -161,15 +161,9 @@ void lmp_open_udp(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg meta[] = {
     {"__gc", lsock_gc}, {"__close", udp_close_meta},
     {"__tostring", lsock_tostring}, {NULL, NULL}};
-  luaL_newmetatable(L, LSOCK_UDP_MT);
-  lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, meta, 1);
-  lua_newtable(L);
-  lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, methods, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "net_udp_methods"); /* net.lua adds sendto */
-  lua_setfield(L, -2, "__index");
+  lmp_new_class(L, S, LSOCK_UDP_MT, meta, methods);
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, -3, "net_udp_methods"); /* net.lua adds sendto */
   lua_pop(L, 1);
   lua_pushlightuserdata(L, S);
   lua_pushcclosure(L, l_udp, 1);
