@@ -311,24 +311,40 @@ static void finish(struct lmp_task *t) {
   t->anchor = LUA_NOREF;
 }
 
-/* Prints a failure nobody is waiting for, at once, with its traceback. */
+/* What lua.c prints for an error object that is not a string. */
+static int describe(lua_State *L) {
+  if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    return 1;
+  lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  return 1;
+}
+
+/* Prints a failure nobody is waiting for, at once, with its traceback.
+ * The error stays as it is on co's stack, for a later join; a __tostring
+ * that raises is reported, never propagated. */
 static void report(struct lmp_task *t) {
   struct lmp_state *S = t->S;
   lua_State *L = S->L, *co = t->co;
-  const char *msg = lua_tostring(co, -1);
-  if (msg && strcmp(msg, "cancelled") == 0) return; /* asked for */
-  if (!msg) {
-    if (luaL_callmeta(co, -1, "__tostring") && lua_type(co, -1) == LUA_TSTRING)
-      msg = lua_tostring(co, -1);
-    else
-      msg = lua_pushfstring(co, "(error object is a %s value)",
-                            luaL_typename(co, -1));
+  int top = lua_gettop(L), type = lua_type(co, -1);
+  if (type == LUA_TSTRING && strcmp(lua_tostring(co, -1), "cancelled") == 0)
+    return; /* asked for */
+  lua_pushvalue(co, -1);
+  lua_xmove(co, L, 1);
+  if (type == LUA_TSTRING || type == LUA_TNUMBER) {
+    lua_tostring(L, -1); /* the copy: a number becomes its text */
+  } else {
+    lua_pushcfunction(L, describe);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      lua_pop(L, 1);
+      lua_pushfstring(L, "(error object is a %s value; its __tostring "
+                         "raised an error)", lua_typename(L, type));
+    }
   }
-  luaL_traceback(L, co, msg, 0);
+  luaL_traceback(L, co, lua_tostring(L, -1), 0);
   fprintf(stderr, "moonport: error in task: %s\n", lua_tostring(L, -1));
   fflush(stderr);
-  lua_pop(L, 1);
-  if (lua_gettop(co) > 0 && lua_tostring(co, -1) == msg) lua_pop(co, 1);
+  lua_settop(L, top);
   t->reported = 1;
   S->unhandled++;
 }
