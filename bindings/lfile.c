@@ -167,7 +167,7 @@ static int64_t rb_done(lua_State *L, struct mp_op *op) {
    * bytes belong elsewhere. */
   if (!f->stream && op->u.rw.off != f->end) return LMP_RBUF_RETRY;
   f->end += op->result;
-  /* A regular file reads short only at its end: lfile_take it as EOF for this
+  /* A regular file reads short only at its end: take it as EOF for this
    * call (the next call tries again, so a growing file is still seen). */
   if (!f->stream && (size_t)op->result < op->u.rw.len) f->rb.eof = 1;
   else if (f->size >= 0 && f->end > f->size) f->size = -1; /* it grew */
