@@ -126,15 +126,39 @@ static lua_KContext new_wait(lua_State *L, struct lmp_task *t) {
   return t->wait;
 }
 
+/* A coroutine suspended by task `owner` was resumed by another: owner
+ * stops waiting for it (its op orphaned) and goes on, finding the
+ * coroutine dead or suspended elsewhere. A linear search, on an error
+ * path only. */
+static void release_owner(lua_State *L, struct lmp_state *S,
+                          lua_KContext ctx) {
+  struct lmp_task *owner = NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (!owner && lua_next(L, -2)) {
+    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
+    if (t && t->wait == ctx) owner = t;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, owner ? 2 : 1);
+  if (!owner) return;
+  forget_wait(L, owner);
+  if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
+    ready_push(owner);
+}
+
 /* The first thing every continuation does: is this the suspension the
  * running task waits on? If not, the coroutine was abandoned (or taken
  * over by another task): its op belongs to someone else or is gone. */
 static struct lmp_task *check_wait(lua_State *L, lua_KContext ctx) {
-  struct lmp_task *t = lmp_self(lmp_state(L));
-  if (!ctx || t->wait != ctx)
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (!ctx || t->wait != ctx) {
+    if (ctx) release_owner(L, S, ctx);
     luaL_error(L, "operation abandoned (a coroutine suspended in moonport "
                   "was resumed after its task stopped waiting for it, or "
                   "by another task)");
+  }
   t->wait = 0;
   return t;
 }
