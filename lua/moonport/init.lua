@@ -129,8 +129,6 @@ local function wait(q, rec)
   -- hand-over (core.park raised "operation abandoned"); it still owns it.
   if not ok and not rec.done then
     remove(q, rec)
-    -- resumed by another task: the task it suspended must not wait forever
-    if rec.task ~= core.self() then core.wake(rec.task) end
     error(err, 0)
   end
 end
