@@ -91,7 +91,11 @@ int lmp_await(lua_State *L, struct mp_op *op, lmp_done k, const char *fname);
 void lmp_op_discard(struct mp_op *op);
 /* The callback lmp_await installs when op->cb is NULL: readies the task,
  * or releases an orphaned op (data NULL). Op types that own more than
- * op->owned install their own callback that frees it and chains here. */
+ * op->owned install their own callback that frees it and chains here.
+ * A callback runs when the op completes (also on a failed submit, before
+ * k), and again with data NULL if the op is then discarded rather than
+ * handed to k: it frees what it owns only when data is NULL, and its
+ * other bookkeeping must be idempotent. */
 void lmp_task_op_cb(struct mp_op *op);
 
 /* Suspends the caller until lmp_wake(task) (or returns at once if a wake
