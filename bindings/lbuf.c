@@ -423,16 +423,13 @@ static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
 }
 
 /* Continuation after a fill inside a task. */
-static int rbuf_k(lua_State *L, int status, lua_KContext ctx) {
+static int rbuf_k(lua_State *L, struct mp_op *op) {
   const struct lmp_rbuf_vt *vt = lua_touserdata(L, 2);
-  struct mp_op *op = (struct mp_op *)ctx;
   struct opbuf *h = op->owned;
-  (void)status;
-  if (h->rb) { /* not busy any more, whatever happens next */
+  if (h->rb) { /* not busy any more */
     h->rb->pending = NULL;
     h->rb = NULL;
   }
-  lmp_op_take(L, ctx); /* raises on cancel/timeout; nothing consumed */
   int r = absorb(L, vt, op);
   if (r < 0) return finish_err(L, vt, NULL, r);
   if (r == 1) return finish_ok(L, vt->check(L), 3 + NFMT(L));
@@ -442,16 +439,13 @@ static int rbuf_k(lua_State *L, int status, lua_KContext ctx) {
 /* Continuation after a fill in the main context (no task): returns to
  * engine's loop instead of recursing, so a long "a" cannot grow the C
  * stack. */
-static int main_k(lua_State *L, int status, lua_KContext ctx) {
+static int main_k(lua_State *L, struct mp_op *op) {
   const struct lmp_rbuf_vt *vt = lua_touserdata(L, 2);
-  struct mp_op *op = (struct mp_op *)ctx;
   struct opbuf *h = op->owned;
-  (void)status;
   if (h->rb) {
     h->rb->pending = NULL;
     h->rb = NULL;
   }
-  lmp_op_take(L, ctx);
   return absorb(L, vt, op);
 }
 

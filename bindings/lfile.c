@@ -113,14 +113,6 @@ int lfile_fail(lua_State *L, struct lfile *f, int err) {
   return lmp_rbuf_fail(L, err, f->path, f->rb.maxline);
 }
 
-/* Takes the op in a continuation: untracks it (if its callback did not
- * run: a failed submit) and raises on cancellation. */
-struct mp_op *lfile_take(lua_State *L, lua_KContext ctx) {
-  struct mp_op *op = (struct mp_op *)ctx;
-  lfile_untrack(op);
-  return lmp_op_take(L, ctx);
-}
-
 /* Result of an op on the file at index 1: MP_ECLOSED if the file was
  * closed while the op was in flight. */
 int64_t lfile_result(lua_State *L, struct mp_op *op) {
@@ -175,7 +167,7 @@ static int64_t rb_done(lua_State *L, struct mp_op *op) {
    * bytes belong elsewhere. */
   if (!f->stream && op->u.rw.off != f->end) return LMP_RBUF_RETRY;
   f->end += op->result;
-  /* A regular file reads short only at its end: lfile_take it as EOF for this
+  /* A regular file reads short only at its end: take it as EOF for this
    * call (the next call tries again, so a growing file is still seen). */
   if (!f->stream && (size_t)op->result < op->u.rw.len) f->rb.eof = 1;
   else if (f->size >= 0 && f->end > f->size) f->size = -1; /* it grew */
@@ -224,7 +216,7 @@ static int file_lines(lua_State *L) {
 
 /* --- positional read ------------------------------------------------------ */
 
-static int pread_k(lua_State *L, int status, lua_KContext ctx);
+static int pread_k(lua_State *L, struct mp_op *op);
 
 /* Stack: file, n, offset, luaL_Buffer-free accumulation in owned memory:
  * we read into op->owned (n bytes) at [got, n). */
@@ -241,11 +233,9 @@ static int pread_more(lua_State *L, struct mp_op *op, size_t got) {
   return lmp_await(L, op, pread_k, "pread");
 }
 
-static int pread_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lfile_take(L, ctx);
+static int pread_k(lua_State *L, struct mp_op *op) {
   int64_t r = lfile_result(L, op);
   size_t got = (size_t)lua_tointeger(L, 4), n = (size_t)lua_tointeger(L, 2);
-  (void)status;
   if (r < 0) {
     mp_op_release(op);
     return lfile_fail(L, lfile_to(L), (int)r);
@@ -321,10 +311,8 @@ static int file_seek(lua_State *L) {
   return 1;
 }
 
-static int simple_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lfile_take(L, ctx);
+static int simple_k(lua_State *L, struct mp_op *op) {
   int64_t r = lfile_result(L, op);
-  (void)status;
   mp_op_release(op);
   if (r < 0) return lfile_fail(L, lfile_to(L), (int)r);
   lua_pushboolean(L, 1);
@@ -341,10 +329,8 @@ static int file_sync(lua_State *L) {
   return lmp_await(L, op, simple_k, "sync");
 }
 
-static int fstat_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lfile_take(L, ctx);
+static int fstat_k(lua_State *L, struct mp_op *op) {
   int64_t r = lfile_result(L, op);
-  (void)status;
   if (r < 0) {
     mp_op_release(op);
     return lfile_fail(L, lfile_to(L), (int)r);
@@ -392,10 +378,8 @@ static int detach(struct lfile *f) {
   return fd;
 }
 
-static int close_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lmp_op_take(L, ctx);
+static int close_k(lua_State *L, struct mp_op *op) {
   int64_t r = op->result;
-  (void)status;
   mp_op_release(op);
   if (r < 0) return lfile_fail(L, lfile_to(L), (int)r);
   lua_pushboolean(L, 1);
@@ -530,13 +514,11 @@ static void open_cb(struct mp_op *op) {
 }
 
 /* Stack: path, mode, perm, fmode, the file object (created closed). */
-static int open_k(lua_State *L, int status, lua_KContext ctx) {
+static int open_k(lua_State *L, struct mp_op *op) {
   struct lmp_state *S = lmp_state(L);
-  struct mp_op *op = lmp_op_take(L, ctx);
   int64_t r = op->result;
   const char *path = lua_tostring(L, 1);
   struct lfile *f = lua_touserdata(L, 5);
-  (void)status;
   mp_op_release(op);
   if (r < 0) return lmp_fail(L, (int)r, path);
   struct lfd *d = calloc(1, sizeof *d);

@@ -51,8 +51,6 @@ struct lfile *lfile_check(lua_State *L); /* arg 1, raises if closed */
 /* A new op on f's descriptor, tracked; NULL with *err set. */
 struct mp_op *lfile_op(struct lmp_state *S, struct lfile *f, int *err);
 int lfile_fail(lua_State *L, struct lfile *f, int err); /* nil, msg, code */
-/* Takes the op in a continuation (untracks; raises on cancellation). */
-struct mp_op *lfile_take(lua_State *L, lua_KContext ctx);
 /* Relinks an op about to be submitted again (the rest of a short read or
  * write); if the file closed meanwhile, releases it and pushes the
  * failure, returning the number of values pushed (else 0). */

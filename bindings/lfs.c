@@ -58,10 +58,8 @@ const char *lmp_checkpath(lua_State *L, int i) {
 }
 
 /* Path ops: stack 1 is the path named in messages; ctx the op. */
-static int path_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lmp_op_take(L, ctx);
+static int path_k(lua_State *L, struct mp_op *op) {
   int64_t r = op->result;
-  (void)status;
   if (r < 0 && op->kind == MP_OP_UNLINKAT && r == MP_EISDIR &&
       !(op->u.fs.flags & AT_REMOVEDIR) && lua_toboolean(L, 2)) {
     /* remove(): like os.remove, an empty directory goes too */
@@ -203,17 +201,11 @@ static void dir_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
-static int dir_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = (struct mp_op *)ctx;
+static int dir_k(lua_State *L, struct mp_op *op) {
   struct dirjob *j = op->owned;
-  (void)status;
-  if (op->result < 0 || !op->data) { /* free before take may raise */
-    free(j->names);
-    j->names = NULL;
-  }
-  lmp_op_take(L, ctx);
   int64_t r = op->result;
   if (r < 0) {
+    free(j->names);
     mp_op_release(op);
     return lmp_fail(L, (int)r, lua_tostring(L, 1));
   }

@@ -14,7 +14,7 @@
 
 #include "lfile.h"
 
-static int write_k(lua_State *L, int status, lua_KContext ctx);
+static int write_k(lua_State *L, struct mp_op *op);
 
 /* Submits the rest of a write: owned bytes [done, total) at off. */
 static int write_more(lua_State *L, struct mp_op *op, int64_t off) {
@@ -30,11 +30,9 @@ static int write_more(lua_State *L, struct mp_op *op, int64_t off) {
 
 /* Stack: file, ..., offset (-1: append, else where the write starts),
  * ret (1: the file, 2: true), total, done. */
-static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lfile_take(L, ctx);
+static int write_k(lua_State *L, struct mp_op *op) {
   int64_t r = lfile_result(L, op), off = lua_tointeger(L, -4);
   struct lfile *f = lfile_to(L);
-  (void)status;
   if (r < 0) {
     mp_op_release(op);
     if (lua_tointeger(L, -3) == 3 && f->d &&

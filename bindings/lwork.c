@@ -199,18 +199,14 @@ static void work_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
-static int work_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = (struct mp_op *)ctx;
+static int work_k(lua_State *L, struct mp_op *op) {
   struct job *j = op->u.work.arg;
-  (void)status;
   if (op->result < 0) { /* never ran: cancelled, or the pool failed */
-    job_free(j);
-    lmp_op_take(L, ctx); /* raises "cancelled" or the timeout */
     int err = (int)op->result;
+    job_free(j);
     mp_op_release(op);
     return luaL_error(L, "work: %s", mp_strerror(err));
   }
-  lmp_op_take(L, ctx);
   mp_op_release(op);
   /* Copy the bytes into Lua before decoding, so a memory error while
    * decoding cannot leak the C buffer. */

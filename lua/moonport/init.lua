@@ -103,9 +103,12 @@ end
 -- mp.channel([capacity]): ch:send(v), ch:recv(), ch:close().
 --
 -- Waiters are records { task = t, value = v, done = bool } in FIFO queues;
--- a hand-over fills the record and wakes its task. A waiter woken for
--- another reason (cancel, timeout) raises out of core.park, and the
--- record is removed on the way out so no value is lost or duplicated.
+-- a hand-over takes the record out of its queue, fills it and wakes its
+-- task. A woken waiter returns what it was handed even if it is cancelled
+-- or times out before it runs (core.park lets a wake win; the interruption
+-- applies to its next suspension), so a value sent with `true` has exactly
+-- one owner. A waiter that leaves without a hand-over (cancel, timeout,
+-- its coroutine abandoned) takes its record out of the queue first.
 local Channel = {}
 Channel.__index = Channel
 Channel.__name = "moonport.channel"
@@ -118,10 +121,13 @@ end
 
 local function wait(q, rec)
   q[#q + 1] = rec
+  local function leave() remove(q, rec) end -- run if abandoned
   local ok, err = pcall(function()
-    repeat core.park() until rec.done or rec.closed
+    repeat core.park(leave) until rec.done or rec.closed
   end)
-  if not ok then
+  -- Not ok and done: the coroutine was resumed by another task after the
+  -- hand-over (core.park raised "operation abandoned"); it still owns it.
+  if not ok and not rec.done then
     remove(q, rec)
     error(err, 0)
   end
