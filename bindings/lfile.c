@@ -380,8 +380,7 @@ static int detach(struct lfile *f) {
   free(f->wbuf);
   f->wbuf = NULL;
   f->wlen = 0;
-  for (int i = 0; i < d->nops; i++)
-    if (d->ops[i] != d->keep) mp_op_cancel(d->ops[i]);
+  for (int i = 0; i < d->nops; i++) mp_op_cancel(d->ops[i]);
   if (d->refs == 1) {
     fd = d->fd;
     free(d->ops);
@@ -412,7 +411,7 @@ static void close_op_cb(struct mp_op *op) {
 
 /* Closes a detached descriptor through the loop without waiting. */
 static void close_async(struct lmp_state *S, int fd) {
-  struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0, NULL};
+  struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0};
   struct lfd *d = tmp.loop ? malloc(sizeof *d) : NULL;
   if (d) {
     *d = tmp;
@@ -450,28 +449,11 @@ int lfile_close(lua_State *L) {
   return lmp_await(L, op, close_k, "close");
 }
 
-/* __gc and __close: close without waiting (no yield here). */
+/* __gc and __close: write what is buffered (synchronously: neither can
+ * suspend), then close without waiting. */
 static int file_gc(lua_State *L) {
   struct lfile *f = lfile_to(L);
-  if (f->d && f->wlen) { /* what write() buffered still reaches the file */
-    int err;
-    struct mp_op *op = lfile_op(lmp_state(L), f, &err);
-    char *buf = op ? malloc(f->wlen) : NULL;
-    if (buf) {
-      memcpy(buf, f->wbuf, f->wlen);
-      op->owned = buf;
-      f->d->keep = op;
-      mp_op_protect(op);
-      mp_op_prep_write(op, f->d->fd, buf, f->wlen, f->woff);
-      if (mp_op_submit(op) < 0) {
-        lfile_untrack(op);
-        mp_op_release(op);
-      }
-    } else if (op) {
-      lfile_untrack(op);
-      mp_op_release(op);
-    }
-  }
+  if (f->d && f->wlen) lfile_flush_now(f);
   int fd = detach(f);
   if (fd >= 0) close_async(lmp_getstate(L), fd);
   return 0;
