@@ -75,7 +75,7 @@ echo "$rounds kills, $stale stale temporaries removed"
 live="$t.mp-tmp-$$-0123456789abcdef"
 decoy="$t.mp-tmp-notours"
 echo live > "$live"; echo mine > "$decoy"
-flock "$live" sleep 30 & holder=$!
+( exec 9<"$live"; flock 9; exec sleep 30 ) & holder=$! # holds the lock
 sleep 0.2
 out=$(timeout 20 "$MP" "$dir/check.lua" "$t" "$dir" "${live##*/}")
 [ -e "$live" ] || fail "a live temporary was removed ($out)"
