@@ -538,6 +538,13 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
   int ok = fstat((int)r, &st) == 0;
   f->stream = ok && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) &&
               !S_ISDIR(st.st_mode);
+  /* Opened O_NONBLOCK (fs_open). io_uring wants blocking descriptors (it
+   * polls pipes itself, and would fail O_NONBLOCK ones with EAGAIN, or
+   * never read uncached file pages inline); the epoll backend wants
+   * non-blocking streams, or a write bigger than a pipe's free space
+   * would block the loop after its readiness wait. */
+  if (!f->stream || strcmp(mp_loop_backend(S->loop), "epoll") != 0)
+    fcntl((int)r, F_SETFL, (f->mode & F_APPEND) ? O_APPEND : 0);
   f->size = ok && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
   lua_settop(L, 5);
   return 1;
@@ -565,7 +572,11 @@ static int fs_open(lua_State *L) {
   luaL_setmetatable(L, LMP_FILE);
   struct mp_op *op = mp_op_new(S->loop, open_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
-  if ((err = mp_op_prep_openat(op, AT_FDCWD, path, flags,
+  /* O_NONBLOCK: opening a FIFO or a device never waits for the other end
+   * (it would hold a pool thread or an io-wq worker, deaf to cancel): "r"
+   * opens at once and its reads wait for data, "w" with no reader fails
+   * with ENXIO. Regular files ignore it; open_k clears it. */
+  if ((err = mp_op_prep_openat(op, AT_FDCWD, path, flags | O_NONBLOCK,
                                (uint32_t)perm)) < 0) {
     mp_op_release(op);
     return lmp_fail(L, err, path);
