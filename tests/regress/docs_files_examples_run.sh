@@ -23,8 +23,8 @@ for ex in "$dir"/ex*.lua; do
     if [ $how = moonport ]; then
       out=$(cd "$dir" && timeout 20 "$MP" "$ex" 2>&1)
     else
-      out=$(cd "$dir" && LD_PRELOAD=$pre LUA_CPATH="$(dirname "$MP")/lib/?.so;;" \
-            timeout 20 "$LUA" "$ex" 2>&1)
+      out=$(cd "$dir" && LD_PRELOAD=$pre \
+            LUA_CPATH="$(dirname "$MP")/lib/?.so;;" timeout 20 "$LUA" "$ex" 2>&1)
     fi
     rc=$?
     if [ $rc -ne 0 ]; then
