@@ -256,9 +256,9 @@ static void reap(struct mp_loop *loop) {
         continue;
       }
       int res = cqe->res;
-      /* a cancelled io-wq worker may leak the kernel's internal restart
-       * codes (-ERESTARTSYS .. -ERESTART_RESTARTBLOCK) */
-      if (res <= -512 && res >= -516) res = MP_ECANCELED;
+      /* an io-wq worker interrupted by a cancel may leak the kernel's
+       * internal restart codes (-ERESTARTSYS .. -ERESTARTNOHAND) */
+      if (res <= -512 && res >= -514) res = MP_ECANCELED;
       mp__op_complete(loop, (struct mp_op *)(uintptr_t)ud, res);
     }
     io_uring_cq_advance(&s->ring, n);
