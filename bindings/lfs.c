@@ -308,9 +308,10 @@ static char *wf_resolve(const char *path) {
 
 /* Is name BASE.mp-tmp-PID-HEX16, a temporary of target base? */
 static int wf_is_temp(const char *name, const char *base, size_t blen) {
-  if (strncmp(name, base, blen) || strncmp(name + blen, WF_TAG, 8))
+  size_t tlen = sizeof WF_TAG - 1;
+  if (strncmp(name, base, blen) || strncmp(name + blen, WF_TAG, tlen))
     return 0;
-  const char *s = name + blen + 8;
+  const char *s = name + blen + tlen;
   size_t digits = strspn(s, "0123456789");
   if (!digits || s[digits] != '-') return 0;
   s += digits + 1;
