@@ -366,8 +366,7 @@ static int detach(struct lfile *f) {
   free(f->wbuf);
   f->wbuf = NULL;
   f->wlen = 0;
-  for (int i = 0; i < d->nops; i++)
-    if (d->ops[i] != d->keep) mp_op_cancel(d->ops[i]);
+  for (int i = 0; i < d->nops; i++) mp_op_cancel(d->ops[i]);
   if (d->refs == 1) {
     fd = d->fd;
     free(d->ops);
@@ -396,7 +395,7 @@ static void close_op_cb(struct mp_op *op) {
 
 /* Closes a detached descriptor through the loop without waiting. */
 static void close_async(struct lmp_state *S, int fd) {
-  struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0, NULL};
+  struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0};
   struct lfd *d = tmp.loop ? malloc(sizeof *d) : NULL;
   if (d) {
     *d = tmp;
@@ -434,28 +433,11 @@ int lfile_close(lua_State *L) {
   return lmp_await(L, op, close_k, "close");
 }
 
-/* __gc and __close: close without waiting (no yield here). */
+/* __gc and __close: write what is buffered (synchronously: neither can
+ * suspend), then close without waiting. */
 static int file_gc(lua_State *L) {
   struct lfile *f = lfile_to(L);
-  if (f->d && f->wlen) { /* what write() buffered still reaches the file */
-    int err;
-    struct mp_op *op = lfile_op(lmp_state(L), f, &err);
-    char *buf = op ? malloc(f->wlen) : NULL;
-    if (buf) {
-      memcpy(buf, f->wbuf, f->wlen);
-      op->owned = buf;
-      f->d->keep = op;
-      mp_op_protect(op);
-      mp_op_prep_write(op, f->d->fd, buf, f->wlen, f->woff);
-      if (mp_op_submit(op) < 0) {
-        lfile_untrack(op);
-        mp_op_release(op);
-      }
-    } else if (op) {
-      lfile_untrack(op);
-      mp_op_release(op);
-    }
-  }
+  if (f->d && f->wlen) lfile_flush_now(f);
   int fd = detach(f);
   if (fd >= 0) close_async(lmp_getstate(L), fd);
   return 0;
@@ -538,6 +520,13 @@ static int open_k(lua_State *L, struct mp_op *op) {
   int ok = fstat((int)r, &st) == 0;
   f->stream = ok && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) &&
               !S_ISDIR(st.st_mode);
+  /* Opened O_NONBLOCK (fs_open). io_uring wants blocking descriptors (it
+   * polls pipes itself, and would fail O_NONBLOCK ones with EAGAIN, or
+   * never read uncached file pages inline); the epoll backend wants
+   * non-blocking streams, or a write bigger than a pipe's free space
+   * would block the loop after its readiness wait. */
+  if (!f->stream || strcmp(mp_loop_backend(S->loop), "epoll") != 0)
+    fcntl((int)r, F_SETFL, (f->mode & F_APPEND) ? O_APPEND : 0);
   f->size = ok && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
   lua_settop(L, 5);
   return 1;
@@ -565,7 +554,11 @@ static int fs_open(lua_State *L) {
   luaL_setmetatable(L, LMP_FILE);
   struct mp_op *op = mp_op_new(S->loop, open_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
-  if ((err = mp_op_prep_openat(op, AT_FDCWD, path, flags,
+  /* O_NONBLOCK: opening a FIFO or a device never waits for the other end
+   * (it would hold a pool thread or an io-wq worker, deaf to cancel): "r"
+   * opens at once and its reads wait for data, "w" with no reader fails
+   * with ENXIO. Regular files ignore it; open_k clears it. */
+  if ((err = mp_op_prep_openat(op, AT_FDCWD, path, flags | O_NONBLOCK,
                                (uint32_t)perm)) < 0) {
     mp_op_release(op);
     return lmp_fail(L, err, path);

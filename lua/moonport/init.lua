@@ -259,7 +259,7 @@ if not rawget(coroutine, "moonport") then
 end
 
 --------------------------------------------------------------------------
--- mp.fs: files (bindings/lfile.c) plus two conveniences written in Lua.
+-- mp.fs: files (bindings/lfile.c, lfs.c) plus readfile, written in Lua.
 local fs = core.fs
 M.fs = fs
 
@@ -273,43 +273,6 @@ function fs.readfile(path)
   return data
 end
 
--- Replaces path atomically: the data goes to a temporary file in the same
--- directory, renamed over path once written. A reader sees the old or the
--- new contents, never a mix. (No fsync: durability across a crash needs
--- f:sync(); the new file gets default permissions.)
-local tmpseq = 0
-local function unmask(msg, tmp, path)
-  local i, j = msg:find(tmp, 1, true)
-  if not i then return msg end
-  return msg:sub(1, i - 1) .. path .. msg:sub(j + 1)
-end
-
-function fs.writefile(path, data)
-  if type(path) ~= "string" then
-    error("bad argument #1 to 'writefile' (string expected, got "
-          .. type(path) .. ")", 2)
-  end
-  if type(data) ~= "string" and type(data) ~= "number" then
-    error("bad argument #2 to 'writefile' (string expected, got "
-          .. type(data) .. ")", 2)
-  end
-  tmpseq = tmpseq + 1
-  local tmp = string.format("%s.mp-tmp-%x-%d", path,
-                            math.random(0, 0x7fffffff), tmpseq)
-  local f, err, code = fs.open(tmp, "wbx")
-  if not f then
-    -- report the caller's path, not the temporary name
-    return nil, unmask(err, tmp, path), code
-  end
-  local ok, werr, wcode = f:write(data)
-  local cok, cerr, ccode = f:close()
-  if ok and not cok then ok, werr, wcode = nil, cerr, ccode end
-  if ok then ok, werr, wcode = fs.rename(tmp, path) end
-  if not ok then
-    fs.remove(tmp)
-    return nil, unmask(werr, tmp, path), wcode
-  end
-  return true
-end
+-- fs.writefile (an atomic replace) is in C: bindings/lfs.c.
 
 return M
