@@ -433,10 +433,8 @@ static void wf_work(struct mp_op *op) {
   op->result = wf_replace(op->u.work.arg);
 }
 
-static int writefile_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lmp_op_take(L, ctx);
+static int writefile_k(lua_State *L, struct mp_op *op) {
   int64_t r = op->result;
-  (void)status;
   mp_op_release(op);
   if (r < 0) return lmp_fail(L, (int)r, lua_tostring(L, 1));
   lua_pushboolean(L, 1);
