@@ -229,7 +229,8 @@ enum { P_OK, P_FAIL, P_NEED, P_ERR };
 static int parse_one(lua_State *L, struct lmp_rbuf *rb, int kind,
                      lua_Integer count, int flags, size_t *want, int *err) {
   size_t avail = rb->len - rb->tpos;
-  const char *p = rb->p + rb->tpos;
+  /* no storage before the first fill: NULL + 0 is undefined */
+  const char *p = avail ? rb->p + rb->tpos : "";
   switch (kind) {
     case F_COUNT: {
       size_t n = (size_t)count;
