@@ -298,7 +298,8 @@ static int same(lua_State *L, int a, int b) {
     }
     case LUA_TNUMBER:
       if (lua_isinteger(L, a) != lua_isinteger(L, b)) return 0;
-      if (lua_isinteger(L, a)) return lua_tointeger(L, a) == lua_tointeger(L, b);
+      if (lua_isinteger(L, a))
+        return lua_tointeger(L, a) == lua_tointeger(L, b);
       {
         lua_Number x = lua_tonumber(L, a), y = lua_tonumber(L, b);
         return memcmp(&x, &y, sizeof x) == 0;

@@ -20,9 +20,11 @@ set -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
 before=$(ls "$arts" | wc -l)
 "$bin" "$@" "$corpus" "$src/corpus/$name" >"$log" 2>&1
 rc=$?
-runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 runs in \2 s/p' "$log")
+runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) sec.*/\1 runs in \2 s/p' \
+  "$log")
 if [ $rc -eq 0 ]; then
-  echo "fuzz $name: PASS ($runs, $(ls "$corpus" | wc -l) inputs in the work corpus)"
+  n=$(ls "$corpus" | wc -l)
+  echo "fuzz $name: PASS ($runs, $n inputs in the work corpus)"
   exit 0
 fi
 tail -n 60 "$log"
