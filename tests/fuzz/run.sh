@@ -18,7 +18,9 @@ set -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
   -print_final_stats=1 -artifact_prefix="$arts/"
 [ -f "$src/$name.dict" ] && set -- "$@" -dict="$src/$name.dict"
 before=$(ls "$arts" | wc -l)
-"$bin" "$@" "$corpus" "$src/corpus/$name" >"$log" 2>&1
+# libFuzzer stops itself; the outer bound is for a hang it cannot see
+timeout -k 10 $((secs * 2 + 120)) \
+  "$bin" "$@" "$corpus" "$src/corpus/$name" >"$log" 2>&1
 rc=$?
 runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) sec.*/\1 runs in \2 s/p' \
   "$log")
