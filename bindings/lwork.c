@@ -146,6 +146,23 @@ static void decode(lua_State *L, const char **p) {
   }
 }
 
+/* The encoding alone, for tests/fuzz/work.c: pushes the bytes of the
+ * value at idx as a string, or returns why it cannot be copied. (A memory
+ * error in the push would leak the buffer: a test hook, not API.) */
+const char *lmp_work_encode(lua_State *L, int idx) {
+  struct buf b = {NULL, 0, 0};
+  const char *e = encode(L, idx, &b, 0);
+  if (!e) lua_pushlstring(L, b.p ? b.p : "", b.n);
+  free(b.p);
+  return e;
+}
+
+/* Pushes the value encoded at p; returns the end of its encoding. */
+const char *lmp_work_decode(lua_State *L, const char *p) {
+  decode(L, &p);
+  return p;
+}
+
 static int writer(lua_State *L, const void *d, size_t n, void *ud) {
   (void)L;
   return put(ud, d, n);
