@@ -454,7 +454,13 @@ int lmp_step(struct lmp_state *S, int may_wait) {
     mp_loop_run(S->loop, MP_RUN_NOWAIT);
     return 1;
   }
-  if (mp_loop_inflight(S->loop) == 0) return 0;
+  if (mp_loop_inflight(S->loop) == 0) {
+    /* Posts from other threads count only once the loop has taken them:
+     * take them (their callbacks may ready a task or start an op) before
+     * answering that nothing can run, or they would never arrive. */
+    mp_loop_run(S->loop, MP_RUN_NOWAIT);
+    return S->ready_head || mp_loop_inflight(S->loop) > 0;
+  }
   mp_loop_run(S->loop, may_wait ? MP_RUN_ONCE : MP_RUN_NOWAIT);
   return 1;
 }

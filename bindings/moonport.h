@@ -38,7 +38,10 @@ int moonport_task_done(lua_State *L, int idx);
  * ended; MP_RUN_ONCE does one turn, waiting for a completion if no task is
  * ready; MP_RUN_NOWAIT does one turn without waiting. Returns the number of
  * tasks still alive, or -1 on a deadlock (tasks wait for one another and
- * no operation is in flight), with a message pushed on L. */
+ * no operation is in flight), with a message pushed on L. Posts from other
+ * threads are taken even then. In steps, -1 means no task can run now: a
+ * host that feeds tasks itself (from its posts) pops the message and goes
+ * on. */
 int moonport_run(lua_State *L, enum mp_run_mode mode);
 
 /* The number of tasks that failed with nobody joining them (they were
