@@ -93,6 +93,7 @@ int lmp_fail(lua_State *L, int err, const char *what);
 void lmp_open_task(lua_State *L, struct lmp_state *S);
 void lmp_open_work(lua_State *L, struct lmp_state *S);
 void lmp_open_repl(lua_State *L, struct lmp_state *S);
+void lmp_open_coro(lua_State *L, struct lmp_state *S); /* lcoro.c */
 void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs.open */
 void lmp_open_fs(lua_State *L, struct lmp_state *S);   /* core.fs paths */
 
