@@ -25,6 +25,10 @@ function M.run(...)
   return core_run(...)
 end
 
+-- Argument errors name the function ("bad argument #1 to
+-- 'moonport.fs.open'") even when the call site gives no name, as for io.
+if package and package.loaded then package.loaded["moonport.fs"] = core.fs end
+
 -- mp.net: sockets and names (lua/moonport/net.lua over bindings/l*.c).
 M.net = require("moonport.net")(core, M)
 
@@ -282,9 +286,6 @@ end
 -- mp.fs: files (bindings/lfile.c) plus two conveniences written in Lua.
 local fs = core.fs
 M.fs = fs
--- Errors name the function: "bad argument #1 to 'moonport.fs.open'" even
--- when the call site gives no name (pcall(mp.fs.open, ...)).
-if package and package.loaded then package.loaded["moonport.fs"] = fs end
 
 -- Whole contents, or nil, msg, code. The file is closed even if the task
 -- is cancelled mid-read (to-be-closed variable).
