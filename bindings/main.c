@@ -447,22 +447,25 @@ static int pmain(lua_State *L) {
   if (script < argc && handle_script(L, argv + script) != LUA_OK) goto fail;
   if (flags & MP_ARGS_I) {
     dorepl(L);
+    goto done;
   } else if (script == argc && !(flags & (MP_ARGS_E | MP_ARGS_V))) {
     if (isatty(0)) {
       print_version(loop);
-      flags |= MP_ARGS_I;
       dorepl(L);
+      goto done;
     } else if (dofile(L, NULL) != LUA_OK) {
       goto fail;
     }
   }
-  /* The script has ended; the other tasks run to their end. Leaving the
-   * REPL ends the session instead: background tasks are dropped. */
-  if (!(flags & MP_ARGS_I) && moonport_run(L, MP_RUN_DEFAULT) < 0) {
+  /* The script has ended; the other tasks run to their end. */
+  if (moonport_run(L, MP_RUN_DEFAULT) < 0) {
     report(L, LUA_ERRRUN);
     goto fail;
   }
   lua_pushboolean(L, moonport_unhandled(L) == 0);
+  return 1;
+done: /* leaving the REPL ends the session: background tasks are dropped */
+  lua_pushboolean(L, 1);
   return 1;
 fail:
   lua_pushboolean(L, 0);

@@ -3,7 +3,7 @@
 # only those missing. Idempotent and quiet when everything is there.
 # MP_DEPS_EXTRA adds packages (the benchmarks use it for their peers).
 set -e
-pkgs="cmake make gcc pkg-config liblua5.4-dev lua5.4 liburing-dev libreadline-dev lua-busted strace $MP_DEPS_EXTRA"
+pkgs="cmake make gcc pkg-config liblua5.4-dev lua5.4 liburing-dev libreadline-dev lua-busted strace python3 $MP_DEPS_EXTRA"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
