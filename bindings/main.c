@@ -36,6 +36,7 @@ static pthread_t main_thread;
 static volatile sig_atomic_t got_sigint;
 static int sig_cancelled; /* a task was cancelled because of Ctrl-C */
 static int in_repl;       /* the REPL keeps the handler after Ctrl-C */
+static struct lmp_task *repl_task; /* never interrupted: it reads lines */
 
 /* MOONPORT_GC_TORTURE=1: a full collection on every line of every task
  * (the hook is inherited by coroutines created afterwards), to flush out
@@ -69,7 +70,7 @@ static void on_sigint(int sig) {
   got_sigint = 1;
   struct lmp_task *t = host_S->current;
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-  if (t) lua_sethook(t->co, stop_hook, mask, 1);
+  if (t && t != repl_task) lua_sethook(t->co, stop_hook, mask, 1);
   else if (!in_repl) lua_sethook(host_L, stop_hook, mask, 1);
   mp_loop_wake(host_S->loop);
 }
@@ -369,7 +370,8 @@ static int dorepl(lua_State *L) {
   lua_getfield(L, repl, "run");
   moonport_spawn(L, 1);
   int task = lua_gettop(L);
-  ((struct lmp_task *)luaL_checkudata(L, task, LMP_TASK))->watched = 1;
+  repl_task = luaL_checkudata(L, task, LMP_TASK);
+  repl_task->watched = 1;
   in_repl = 1;
   got_sigint = 0;
   set_sigint(on_sigint);
@@ -387,6 +389,7 @@ static int dorepl(lua_State *L) {
   }
   set_sigint(SIG_DFL);
   in_repl = 0;
+  repl_task = NULL;
   sig_cancelled = 0;
   lua_getfield(L, task, "join");
   lua_pushvalue(L, task);
