@@ -261,6 +261,7 @@ static int docall_main(lua_State *L, int narg, int nres) {
   set_sigint(on_sigint);
   int st = lua_pcall(L, narg, nres, base);
   set_sigint(SIG_DFL);
+  if (lua_gethook(L) == stop_hook) lua_sethook(L, NULL, 0, 0);
   lua_remove(L, base);
   return st;
 }
@@ -377,6 +378,8 @@ static int dorepl(lua_State *L) {
   set_sigint(on_sigint);
   for (;;) {
     if (moonport_task_done(L, task)) break;
+    if (lua_getfield(L, repl, "entry") == LUA_TNIL) sig_cancelled = 0;
+    lua_pop(L, 1);
     if (got_sigint) {
       got_sigint = 0;
       lua_getfield(L, repl, "interrupt");
