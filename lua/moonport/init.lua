@@ -290,6 +290,10 @@ M.fs = fs
 -- Whole contents, or nil, msg, code. The file is closed even if the task
 -- is cancelled mid-read (to-be-closed variable).
 function fs.readfile(path)
+  if type(path) ~= "string" and type(path) ~= "number" then
+    error("bad argument #1 to 'readfile' (string expected, got "
+          .. type(path) .. ")", 2)
+  end
   local f <close>, err, code = fs.open(path, "rb")
   if not f then return nil, err, code end
   local data, rerr, rcode = f:read("a")

@@ -11,5 +11,12 @@ for _, name in ipairs { "open", "stat", "lstat", "remove", "mkdir",
     print("FAIL " .. name .. ": " .. tostring(err))
   end
 end
+-- functions written in Lua name themselves and blame their caller's line
+local ok, err = pcall(function() mp.fs.readfile({}) end)
+if ok or not err:find("^[^:]*fs_argument_errors_name_the_function.lua:%d+: "
+                      .. "bad argument #1 to 'readfile'") then
+  failed = failed + 1
+  print("FAIL readfile: " .. tostring(err))
+end
 if failed > 0 then os.exit(1) end
 print("ok")
