@@ -36,6 +36,7 @@ static pthread_t main_thread;
 static volatile sig_atomic_t got_sigint;
 static int sig_cancelled; /* a task was cancelled because of Ctrl-C */
 static int in_repl;       /* the REPL keeps the handler after Ctrl-C */
+static int main_runs_lua; /* the main state runs Lua (-l), not the loop */
 static struct lmp_task *repl_task; /* never interrupted: it reads lines */
 
 /* MOONPORT_GC_TORTURE=1: a full collection on every line of every task
@@ -71,7 +72,7 @@ static void on_sigint(int sig) {
   struct lmp_task *t = host_S->current;
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
   if (t && t != repl_task) lua_sethook(t->co, stop_hook, mask, 1);
-  else if (!in_repl) lua_sethook(host_L, stop_hook, mask, 1);
+  else if (main_runs_lua) lua_sethook(host_L, stop_hook, mask, 1);
   mp_loop_wake(host_S->loop);
 }
 
@@ -258,9 +259,11 @@ static int docall_main(lua_State *L, int narg, int nres) {
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
   got_sigint = 0;
+  main_runs_lua = 1;
   set_sigint(on_sigint);
   int st = lua_pcall(L, narg, nres, base);
   set_sigint(SIG_DFL);
+  main_runs_lua = 0;
   if (lua_gethook(L) == stop_hook) lua_sethook(L, NULL, 0, 0);
   lua_remove(L, base);
   return st;

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Ctrl-C (SIGINT) while the script runs raises "interrupted!" in it, as in
 # lua: in Lua code that spins, and in a script suspended in the loop; the
-# error is reported with exit status 1.
+# error is reported with its traceback (exit status 1) and the script's
+# to-be-closed variables are closed on the way out.
 set -u
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 for body in 'while true do end' 'require("moonport").sleep(60)' \
             'local mp = require "moonport"; mp.spawn(function() while true do end end); mp.sleep(60)'; do
-  "$MOONPORT" -e "print('started') io.stdout:flush() $body" \
+  "$MOONPORT" -e "local x <close> = setmetatable({}, { __close = function() print('closed') end })
+    print('started') io.stdout:flush() $body" \
     >"$tmp/out" 2>"$tmp/err" &
   pid=$!
   for _ in $(seq 100); do grep -q started "$tmp/out" && break; sleep 0.05; done
@@ -17,7 +19,8 @@ for body in 'while true do end' 'require("moonport").sleep(60)' \
     kill -9 $pid; echo "FAIL: still running after SIGINT: $body"; exit 1
   fi
   wait $pid; st=$?
-  if [ $st -ne 1 ] || ! grep -q "interrupted!" "$tmp/err"; then
+  if [ $st -ne 1 ] || ! grep -q "interrupted!" "$tmp/err" ||
+     ! grep -q "stack traceback" "$tmp/err" || ! grep -q closed "$tmp/out"; then
     echo "FAIL: $body: status $st"; cat "$tmp/err"; exit 1
   fi
 done
