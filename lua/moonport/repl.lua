@@ -10,7 +10,8 @@ local core = ...
 local mp = require "moonport"
 
 local M = {}
-local stderr, tostring, pcall, load = io.stderr, tostring, pcall, load
+local stdout, stderr = io.stdout, io.stderr
+local tostring, pcall, load = tostring, pcall, load
 local pack, unpack = table.pack, table.unpack
 local readline, addhistory = core.readline, core.addhistory
 
@@ -100,7 +101,7 @@ function M.run(docall)
     M.words = ok and w or nil
     local line = readline(prompt(true), M.words)
     if line == nil then
-      io.write("\n")
+      stdout:write("\n")
       return
     end
     local chunk, err = line and compile(line)
