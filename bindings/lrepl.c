@@ -171,7 +171,6 @@ static void read_tty(struct line_job *j) {
   }
   term.job = j;
   term.done = 0;
-  rl_reset_screen_size(); /* the window may have changed since */
   rl_callback_handler_install(j->prompt, on_line);
   while (!term.done) {
     struct pollfd p[3] = {{.fd = 0, .events = POLLIN},
