@@ -3,10 +3,12 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
 JOBS ?= $(shell nproc)
 
 .PHONY: all deps build build-asan run test test-release test-asan test-tsan \
-	bench clean
+	build-fuzz test-fuzz fuzz bench clean
 
 all: build
 
@@ -27,7 +29,7 @@ run: build
 
 # Every test on every backend, then again under ASan+UBSan; the core's
 # threads (posts, threadpool) under TSan.
-test: test-release test-asan test-tsan
+test: test-release test-asan test-tsan test-fuzz
 
 test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
@@ -36,6 +38,21 @@ test-asan: build-asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j$(JOBS)
+
+# libFuzzer targets (tests/fuzz, docs/reliability.md) under clang with
+# ASan+UBSan: FUZZ_SECONDS each (30 in `make test`, 600 in `make fuzz`),
+# one at a time; a crash fails the build with its reproducer saved.
+build-fuzz: deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DMP_FUZZ=ON \
+	  -DMP_BUILD_TESTS=OFF -DMP_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
+
+test-fuzz: build-fuzz
+	cd $(FUZZ_BUILD) && FUZZ_SECONDS=$(FUZZ_SECONDS) ctest --output-on-failure
+
+fuzz:
+	@$(MAKE) --no-print-directory test-fuzz FUZZ_SECONDS=$(if $(filter \
+	  command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),600)
 
 # Peers for the benchmarks (Node.js is used when present, not installed).
 test-tsan: deps
@@ -50,4 +67,4 @@ bench: build
 	@for b in bench/*.sh; do echo "== $$b"; bash $$b; done
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

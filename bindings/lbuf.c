@@ -221,15 +221,16 @@ static int scan_number(struct numscan *s) {
 }
 
 /* Results of parse_one. */
-enum { P_OK, P_FAIL, P_NEED, P_ERR };
+enum { P_OK, P_FAIL, P_BAD, P_NEED, P_ERR };
 
-/* Parses one format against rb at tpos. P_OK pushed a value; P_FAIL pushed
- * nothing (the caller pushes the failure); P_NEED wants *want more bytes;
- * P_ERR sets *err. */
+/* Parses one format against rb at tpos. P_OK pushed a value; P_FAIL (no
+ * data left) and P_BAD (not a numeral) pushed nothing (the caller pushes
+ * the failure); P_NEED wants *want more bytes; P_ERR sets *err. */
 static int parse_one(lua_State *L, struct lmp_rbuf *rb, int kind,
                      lua_Integer count, int flags, size_t *want, int *err) {
   size_t avail = rb->len - rb->tpos;
-  const char *p = rb->p + rb->tpos;
+  /* no storage before the first fill: NULL + 0 is undefined */
+  const char *p = avail ? rb->p + rb->tpos : "";
   switch (kind) {
     case F_COUNT: {
       size_t n = (size_t)count;
@@ -312,7 +313,7 @@ static int parse_one(lua_State *L, struct lmp_rbuf *rb, int kind,
       }
       rb->tpos += (size_t)r;
       if (lua_stringtonumber(L, s.buf)) return P_OK;
-      return P_FAIL;
+      return avail == 0 ? P_FAIL : P_BAD; /* bytes there: not the end */
     }
   }
 }
@@ -423,16 +424,13 @@ static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
 }
 
 /* Continuation after a fill inside a task. */
-static int rbuf_k(lua_State *L, int status, lua_KContext ctx) {
+static int rbuf_k(lua_State *L, struct mp_op *op) {
   const struct lmp_rbuf_vt *vt = lua_touserdata(L, 2);
-  struct mp_op *op = (struct mp_op *)ctx;
   struct opbuf *h = op->owned;
-  (void)status;
-  if (h->rb) { /* not busy any more, whatever happens next */
+  if (h->rb) { /* not busy any more */
     h->rb->pending = NULL;
     h->rb = NULL;
   }
-  lmp_op_take(L, ctx); /* raises on cancel/timeout; nothing consumed */
   int r = absorb(L, vt, op);
   if (r < 0) return finish_err(L, vt, NULL, r);
   if (r == 1) return finish_ok(L, vt->check(L), 3 + NFMT(L));
@@ -442,16 +440,13 @@ static int rbuf_k(lua_State *L, int status, lua_KContext ctx) {
 /* Continuation after a fill in the main context (no task): returns to
  * engine's loop instead of recursing, so a long "a" cannot grow the C
  * stack. */
-static int main_k(lua_State *L, int status, lua_KContext ctx) {
+static int main_k(lua_State *L, struct mp_op *op) {
   const struct lmp_rbuf_vt *vt = lua_touserdata(L, 2);
-  struct mp_op *op = (struct mp_op *)ctx;
   struct opbuf *h = op->owned;
-  (void)status;
   if (h->rb) {
     h->rb->pending = NULL;
     h->rb = NULL;
   }
-  lmp_op_take(L, ctx);
   return absorb(L, vt, op);
 }
 
@@ -472,8 +467,8 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
     }
     if (pr == P_OK) return finish_ok(L, rb, base);
     if (pr == P_ERR) return finish_err(L, vt, rb, err);
-    if (pr == P_FAIL) {
-      if (flags & LMP_RBUF_STREAM) {
+    if (pr == P_FAIL || pr == P_BAD) {
+      if (pr == P_FAIL && (flags & LMP_RBUF_STREAM)) {
         int n = lua_gettop(L) - base;
         finish_ok(L, rb, base);
         vt->fail(L, MP_EOF);

@@ -34,7 +34,9 @@
  * With LMP_RBUF_STREAM the same failure returns the results so far then
  * nil, msg, "EOF" (vt->fail(L, MP_EOF)), and a count is a failure unless
  * all its bytes arrived (the partial bytes stay buffered: "a" returns
- * them); a partial last line is still returned, as io does.
+ * them); a partial last line is still returned, as io does. "n" over
+ * bytes that are not a numeral is no EOF: it returns nil in both modes,
+ * as liolib (the bytes it scanned are consumed, the rest stays).
  * LMP_RBUF_RAISE turns every failure with a message into a raised error
  * (lines iterators). An IO error drops
  * the results of the call: nil, msg, code, nothing consumed.

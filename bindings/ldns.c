@@ -199,10 +199,8 @@ static int valid_name(const char *h, size_t n) {
   return 1;
 }
 
-static int dns_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lmp_op_take(L, ctx);
+static int dns_k(lua_State *L, struct mp_op *op) {
   struct dns_job *j = op->owned;
-  (void)status;
   if (op->result < 0) {
     int err = (int)op->result;
     mp_op_release(op);

@@ -113,14 +113,6 @@ int lfile_fail(lua_State *L, struct lfile *f, int err) {
   return lmp_rbuf_fail(L, err, f->path, f->rb.maxline);
 }
 
-/* Takes the op in a continuation: untracks it (if its callback did not
- * run: a failed submit) and raises on cancellation. */
-struct mp_op *lfile_take(lua_State *L, lua_KContext ctx) {
-  struct mp_op *op = (struct mp_op *)ctx;
-  lfile_untrack(op);
-  return lmp_op_take(L, ctx);
-}
-
 /* Result of an op on the file at index 1: MP_ECLOSED if the file was
  * closed while the op was in flight. */
 int64_t lfile_result(lua_State *L, struct mp_op *op) {
@@ -175,7 +167,7 @@ static int64_t rb_done(lua_State *L, struct mp_op *op) {
    * bytes belong elsewhere. */
   if (!f->stream && op->u.rw.off != f->end) return LMP_RBUF_RETRY;
   f->end += op->result;
-  /* A regular file reads short only at its end: lfile_take it as EOF for this
+  /* A regular file reads short only at its end: take it as EOF for this
    * call (the next call tries again, so a growing file is still seen). */
   if (!f->stream && (size_t)op->result < op->u.rw.len) f->rb.eof = 1;
   else if (f->size >= 0 && f->end > f->size) f->size = -1; /* it grew */
@@ -224,7 +216,7 @@ static int file_lines(lua_State *L) {
 
 /* --- positional read ------------------------------------------------------ */
 
-static int pread_k(lua_State *L, int status, lua_KContext ctx);
+static int pread_k(lua_State *L, struct mp_op *op);
 
 /* Stack: file, n, offset, luaL_Buffer-free accumulation in owned memory:
  * we read into op->owned (n bytes) at [got, n). */
@@ -241,11 +233,9 @@ static int pread_more(lua_State *L, struct mp_op *op, size_t got) {
   return lmp_await(L, op, pread_k, "pread");
 }
 
-static int pread_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lfile_take(L, ctx);
+static int pread_k(lua_State *L, struct mp_op *op) {
   int64_t r = lfile_result(L, op);
   size_t got = (size_t)lua_tointeger(L, 4), n = (size_t)lua_tointeger(L, 2);
-  (void)status;
   if (r < 0) {
     mp_op_release(op);
     return lfile_fail(L, lfile_to(L), (int)r);
@@ -321,10 +311,8 @@ static int file_seek(lua_State *L) {
   return 1;
 }
 
-static int simple_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lfile_take(L, ctx);
+static int simple_k(lua_State *L, struct mp_op *op) {
   int64_t r = lfile_result(L, op);
-  (void)status;
   mp_op_release(op);
   if (r < 0) return lfile_fail(L, lfile_to(L), (int)r);
   lua_pushboolean(L, 1);
@@ -341,10 +329,8 @@ static int file_sync(lua_State *L) {
   return lmp_await(L, op, simple_k, "sync");
 }
 
-static int fstat_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lfile_take(L, ctx);
+static int fstat_k(lua_State *L, struct mp_op *op) {
   int64_t r = lfile_result(L, op);
-  (void)status;
   if (r < 0) {
     mp_op_release(op);
     return lfile_fail(L, lfile_to(L), (int)r);
@@ -380,8 +366,7 @@ static int detach(struct lfile *f) {
   free(f->wbuf);
   f->wbuf = NULL;
   f->wlen = 0;
-  for (int i = 0; i < d->nops; i++)
-    if (d->ops[i] != d->keep) mp_op_cancel(d->ops[i]);
+  for (int i = 0; i < d->nops; i++) mp_op_cancel(d->ops[i]);
   if (d->refs == 1) {
     fd = d->fd;
     free(d->ops);
@@ -392,10 +377,8 @@ static int detach(struct lfile *f) {
   return fd;
 }
 
-static int close_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lmp_op_take(L, ctx);
+static int close_k(lua_State *L, struct mp_op *op) {
   int64_t r = op->result;
-  (void)status;
   mp_op_release(op);
   if (r < 0) return lfile_fail(L, lfile_to(L), (int)r);
   lua_pushboolean(L, 1);
@@ -412,7 +395,7 @@ static void close_op_cb(struct mp_op *op) {
 
 /* Closes a detached descriptor through the loop without waiting. */
 static void close_async(struct lmp_state *S, int fd) {
-  struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0, NULL};
+  struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0};
   struct lfd *d = tmp.loop ? malloc(sizeof *d) : NULL;
   if (d) {
     *d = tmp;
@@ -450,28 +433,11 @@ int lfile_close(lua_State *L) {
   return lmp_await(L, op, close_k, "close");
 }
 
-/* __gc and __close: close without waiting (no yield here). */
+/* __gc and __close: write what is buffered (synchronously: neither can
+ * suspend), then close without waiting. */
 static int file_gc(lua_State *L) {
   struct lfile *f = lfile_to(L);
-  if (f->d && f->wlen) { /* what write() buffered still reaches the file */
-    int err;
-    struct mp_op *op = lfile_op(lmp_state(L), f, &err);
-    char *buf = op ? malloc(f->wlen) : NULL;
-    if (buf) {
-      memcpy(buf, f->wbuf, f->wlen);
-      op->owned = buf;
-      f->d->keep = op;
-      mp_op_protect(op);
-      mp_op_prep_write(op, f->d->fd, buf, f->wlen, f->woff);
-      if (mp_op_submit(op) < 0) {
-        lfile_untrack(op);
-        mp_op_release(op);
-      }
-    } else if (op) {
-      lfile_untrack(op);
-      mp_op_release(op);
-    }
-  }
+  if (f->d && f->wlen) lfile_flush_now(f);
   int fd = detach(f);
   if (fd >= 0) close_async(lmp_getstate(L), fd);
   return 0;
@@ -530,13 +496,11 @@ static void open_cb(struct mp_op *op) {
 }
 
 /* Stack: path, mode, perm, fmode, the file object (created closed). */
-static int open_k(lua_State *L, int status, lua_KContext ctx) {
+static int open_k(lua_State *L, struct mp_op *op) {
   struct lmp_state *S = lmp_state(L);
-  struct mp_op *op = lmp_op_take(L, ctx);
   int64_t r = op->result;
   const char *path = lua_tostring(L, 1);
   struct lfile *f = lua_touserdata(L, 5);
-  (void)status;
   mp_op_release(op);
   if (r < 0) return lmp_fail(L, (int)r, path);
   struct lfd *d = calloc(1, sizeof *d);
@@ -556,6 +520,13 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
   int ok = fstat((int)r, &st) == 0;
   f->stream = ok && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) &&
               !S_ISDIR(st.st_mode);
+  /* Opened O_NONBLOCK (fs_open). io_uring wants blocking descriptors (it
+   * polls pipes itself, and would fail O_NONBLOCK ones with EAGAIN, or
+   * never read uncached file pages inline); the epoll backend wants
+   * non-blocking streams, or a write bigger than a pipe's free space
+   * would block the loop after its readiness wait. */
+  if (!f->stream || strcmp(mp_loop_backend(S->loop), "epoll") != 0)
+    fcntl((int)r, F_SETFL, (f->mode & F_APPEND) ? O_APPEND : 0);
   f->size = ok && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
   lua_settop(L, 5);
   return 1;
@@ -583,7 +554,11 @@ static int fs_open(lua_State *L) {
   luaL_setmetatable(L, LMP_FILE);
   struct mp_op *op = mp_op_new(S->loop, open_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
-  if ((err = mp_op_prep_openat(op, AT_FDCWD, path, flags,
+  /* O_NONBLOCK: opening a FIFO or a device never waits for the other end
+   * (it would hold a pool thread or an io-wq worker, deaf to cancel): "r"
+   * opens at once and its reads wait for data, "w" with no reader fails
+   * with ENXIO. Regular files ignore it; open_k clears it. */
+  if ((err = mp_op_prep_openat(op, AT_FDCWD, path, flags | O_NONBLOCK,
                                (uint32_t)perm)) < 0) {
     mp_op_release(op);
     return lmp_fail(L, err, path);

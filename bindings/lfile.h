@@ -17,7 +17,6 @@ struct lfd {
   struct mp_loop *loop;
   struct mp_op **ops;   /* ops in flight, to cancel at close */
   int nops, capops;
-  struct mp_op *keep;   /* not cancelled at close: __gc's flush */
 };
 
 struct lfile {
@@ -51,8 +50,6 @@ struct lfile *lfile_check(lua_State *L); /* arg 1, raises if closed */
 /* A new op on f's descriptor, tracked; NULL with *err set. */
 struct mp_op *lfile_op(struct lmp_state *S, struct lfile *f, int *err);
 int lfile_fail(lua_State *L, struct lfile *f, int err); /* nil, msg, code */
-/* Takes the op in a continuation (untracks; raises on cancellation). */
-struct mp_op *lfile_take(lua_State *L, lua_KContext ctx);
 /* Relinks an op about to be submitted again (the rest of a short read or
  * write); if the file closed meanwhile, releases it and pushes the
  * failure, returning the number of values pushed (else 0). */
@@ -64,6 +61,9 @@ int64_t lfile_result(lua_State *L, struct mp_op *op);
 int lfile_write(lua_State *L);
 int lfile_pwrite(lua_State *L);
 int lfile_flush(lua_State *L);
+/* Writes the buffer now, blocking (for __close and __gc, which cannot
+ * suspend); returns 0 or an MP_E* code. */
+int lfile_flush_now(struct lfile *f);
 /* Runs fn(L), the method called, once the buffered writes are written. */
 int lfile_after_flush(lua_State *L, struct lfile *f, lua_CFunction fn);
 int lfile_close(lua_State *L); /* lfile.c */

@@ -7,6 +7,7 @@
  * first through lfile_after_flush, which writes the buffer and then runs
  * the method itself from the continuation, on the stack it was called
  * with. Pipes and devices are written at once. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 
 #include "lfile.h"
 
-static int write_k(lua_State *L, int status, lua_KContext ctx);
+static int write_k(lua_State *L, struct mp_op *op);
 
 /* Submits the rest of a write: owned bytes [done, total) at off. */
 static int write_more(lua_State *L, struct mp_op *op, int64_t off) {
@@ -30,11 +31,9 @@ static int write_more(lua_State *L, struct mp_op *op, int64_t off) {
 
 /* Stack: file, ..., offset (-1: append, else where the write starts),
  * ret (1: the file, 2: true), total, done. */
-static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lfile_take(L, ctx);
+static int write_k(lua_State *L, struct mp_op *op) {
   int64_t r = lfile_result(L, op), off = lua_tointeger(L, -4);
   struct lfile *f = lfile_to(L);
-  (void)status;
   if (r < 0) {
     mp_op_release(op);
     if (lua_tointeger(L, -3) == 3 && f->d &&
@@ -156,9 +155,12 @@ static int start_write(lua_State *L, struct lfile *f, int first,
 
 int lfile_write(lua_State *L) {
   struct lfile *f = lfile_check(L);
+  size_t n = measure(L, 2);
+  /* not opened for writing: fail here, as io does, not at a later flush
+   * (writing nothing succeeds, as fwrite of 0 bytes) */
+  if (!(f->mode & F_WRITE) && n > 0) return lfile_fail(L, f, MP_EBADF);
   f->size = -1;
   if (!f->stream) {
-    size_t n = measure(L, 2);
     if (f->wlen + n <= WBUF_MAX) { /* buffer it: no op, no suspension */
       if (!f->wbuf && !(f->wbuf = malloc(WBUF_MAX)))
         return luaL_error(L, "not enough memory");
@@ -211,6 +213,31 @@ int lfile_after_flush(lua_State *L, struct lfile *f, lua_CFunction fn) {
   return write_more(L, op, off);
 }
 
+/* __close and __gc cannot suspend (a to-be-closed variable is also
+ * closed while an error unwinds, and a finalizer never can), yet the
+ * bytes must be in the file when they return, as io's fclose in __gc
+ * guarantees: at most 64 KiB go to the page cache with a plain blocking
+ * write, the price stdio pays too. Errors are lost, as in io; close()
+ * reports them. */
+int lfile_flush_now(struct lfile *f) {
+  size_t done = 0;
+  int err = 0;
+  while (done < f->wlen) {
+    ssize_t r = f->woff < 0
+        ? write(f->d->fd, f->wbuf + done, f->wlen - done)
+        : pwrite(f->d->fd, f->wbuf + done, f->wlen - done,
+                 (off_t)(f->woff + (int64_t)done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      err = r < 0 ? -errno : MP_EIO;
+      break;
+    }
+    done += (size_t)r;
+  }
+  f->wlen = 0;
+  return err;
+}
+
 /* file:flush(): writes what write() buffered. */
 int lfile_flush(lua_State *L) {
   struct lfile *f = lfile_check(L);
@@ -228,6 +255,8 @@ int lfile_pwrite(lua_State *L) {
   luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
   lua_settop(L, 2);
   if (f->stream) return lfile_fail(L, f, MP_ESPIPE);
+  if (!(f->mode & F_WRITE) && lua_rawlen(L, 2) > 0)
+    return lfile_fail(L, f, MP_EBADF);
   return start_write(L, f, 2, off, 2);
 }
 

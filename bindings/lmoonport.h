@@ -19,10 +19,19 @@ enum {
 
 struct lmp_state;
 
+/* What runs when an op a task waited on completes: op is the task's again
+ * (released by k or resubmitted); interruptions were raised before. */
+typedef int (*lmp_done)(lua_State *L, struct mp_op *op);
+
 struct lmp_task {
   struct lmp_state *S;
   lua_State *co;         /* the coroutine (the userdata's user value) */
   struct mp_op *op;      /* the op it waits on, until its continuation */
+  lmp_done k;            /* what gets op then */
+  lua_KFunction pk;      /* parked: what runs when it wakes */
+  lua_KContext pctx;
+  lua_KContext wait;     /* id of the pending suspension, 0 if none */
+  int cleanup;           /* parked: ref of the function run if abandoned */
   struct lmp_task *next; /* ready queue */
   struct mp_op **deadlines; /* mp.timeout timers, innermost last */
   int ndeadlines, capdeadlines;
@@ -31,7 +40,7 @@ struct lmp_task {
   int nres;              /* DONE: results (or the error) on co's stack */
   unsigned char status;
   unsigned char cancel;  /* cancel() requested, not yet raised */
-  unsigned char woken;   /* lmp_wake arrived while not parked */
+  unsigned char woken;   /* lmp_wake arrived, not yet consumed by a park */
   unsigned char failed, joined, reported, watched, is_main;
   unsigned char has_joiners; /* S->waiters holds an entry for it */
 };
@@ -48,6 +57,7 @@ struct lmp_state {
   int unhandled;
   int deadlocked;            /* tasks cancelled by the last deadlock */
   int anchors;              /* registry ref: task anchor table */
+  lua_KContext lastwait;    /* suspension ids, unique in this state */
   int waiters;              /* registry ref: target task -> joiners */
 };
 
@@ -63,24 +73,36 @@ struct lmp_state *lmp_getstate(lua_State *L); /* from the registry */
 /* The task running now: a real task, or S->main outside any task. */
 struct lmp_task *lmp_self(struct lmp_state *S);
 
-/* Suspends the caller until op (prepared, cb unset, owned by the caller)
- * completes, then returns k(L, status, op). Works inside tasks (yields),
- * inside a user coroutine in a task (the yield is forwarded), and outside
- * any task (runs the loop until op completes). k must start with
- * lmp_op_take, which raises "cancelled"/timeout as needed. fname names
- * the Lua function for error messages. */
-/* (lmp_await, lmp_op_take and lmp_park must be called from a core
- * function, whose upvalue 1 is the state.) */
-int lmp_await(lua_State *L, struct mp_op *op, lua_KFunction k,
-              const char *fname);
-struct mp_op *lmp_op_take(lua_State *L, lua_KContext ctx);
+/* Suspends the caller until op (prepared, owned by the caller) completes,
+ * then returns k(L, op). Works inside tasks (yields), inside a user
+ * coroutine in a task (the yield is forwarded), and outside any task
+ * (runs the loop until op completes). The continuation is the core's: it
+ * checks that the suspension is the running task's own (a coroutine
+ * abandoned while suspended and resumed later, or resumed by another task,
+ * gets the error "operation abandoned" and its op is never touched), takes
+ * the op back and raises "cancelled" or the timeout error when the task
+ * was interrupted (the op is then discarded through its callback), and
+ * only then calls k. So k never sees an op that is not its own. fname
+ * names the Lua function for error messages. (lmp_await and lmp_park must
+ * be called from a core function, whose upvalue 1 is the state.) */
+int lmp_await(lua_State *L, struct mp_op *op, lmp_done k, const char *fname);
+/* Gives op up without waiting: data is cleared and its callback runs, which
+ * releases it, freeing what it owns (or it is released if it has none). */
+void lmp_op_discard(struct mp_op *op);
 /* The callback lmp_await installs when op->cb is NULL: readies the task,
  * or releases an orphaned op (data NULL). Op types that own more than
- * op->owned install their own callback that frees it and chains here. */
+ * op->owned install their own callback that frees it and chains here.
+ * A callback runs when the op completes (also on a failed submit, before
+ * k), and again with data NULL if the op is then discarded rather than
+ * handed to k: it frees what it owns only when data is NULL, and its
+ * other bookkeeping must be idempotent. */
 void lmp_task_op_cb(struct mp_op *op);
 
 /* Suspends the caller until lmp_wake(task) (or returns at once if a wake
- * already arrived). Raises "cancelled" or the timeout error. */
+ * already arrived), then returns k(L, LUA_YIELD or LUA_OK, ctx). Raises
+ * "cancelled" or the timeout error, unless a wake arrived first: then the
+ * interruption applies to the next suspension, so what a waker handed over
+ * (a channel value) is never lost. */
 int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
              const char *fname);
 void lmp_wake(struct lmp_task *t);
@@ -92,6 +114,9 @@ int lmp_fail(lua_State *L, int err, const char *what);
  * the top of the stack (each closure gets S as upvalue 1). */
 void lmp_open_task(lua_State *L, struct lmp_state *S);
 void lmp_open_work(lua_State *L, struct lmp_state *S);
+/* mp.work's value encoding (lwork.c), exposed for tests/fuzz/work.c. */
+const char *lmp_work_encode(lua_State *L, int idx);
+const char *lmp_work_decode(lua_State *L, const char *p);
 void lmp_open_repl(lua_State *L, struct lmp_state *S);
 void lmp_open_coro(lua_State *L, struct lmp_state *S); /* lcoro.c */
 void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs.open */

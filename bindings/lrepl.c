@@ -222,12 +222,11 @@ static void line_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
-static int readline_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lmp_op_take(L, ctx);
+static int readline_k(lua_State *L, struct mp_op *op) {
   struct line_job *j = op->u.work.arg;
   char *line = j->line;
   int interrupted = j->interrupted;
-  (void)status;
+  if (op->result < 0) free(line), line = NULL; /* never ran */
   mp_op_release(op); /* frees j (op->owned) */
   if (line) lua_pushstring(L, line);
   else if (interrupted) lua_pushboolean(L, 0);

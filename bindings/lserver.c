@@ -43,12 +43,10 @@ static int l_listen(lua_State *L) {
   return 1;
 }
 
-static int accept_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lsock_take(L, ctx);
+static int accept_k(lua_State *L, struct mp_op *op) {
   struct lsock *s = lua_touserdata(L, 1);
   struct lsock_req *r = op->owned;
   int64_t res = op->result;
-  (void)status;
   if (r->closed) {
     if (op->kind == MP_OP_ACCEPT && res >= 0) close((int)res);
     return lsock_fail_op(L, s, op, "accept");

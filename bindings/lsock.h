@@ -75,10 +75,7 @@ int64_t lsock_deadline(struct lsock *s);
 /* Links the op's request to s, starts its deadline timer and suspends
  * until it completes (see lmp_await). */
 int lsock_await(lua_State *L, struct lsock *s, struct mp_op *op,
-                lua_KFunction k, const char *fname);
-/* The first call of every continuation: takes the op back (raising on
- * cancel / mp.timeout) and settles the bookkeeping. */
-struct mp_op *lsock_take(lua_State *L, lua_KContext ctx);
+                lmp_done k, const char *fname);
 static inline struct lsock_req *lsock_req(struct mp_op *op) {
   return op->owned;
 }

@@ -165,15 +165,9 @@ static void req_link(struct lsock *s, struct lsock_req *r) {
 }
 
 int lsock_await(lua_State *L, struct lsock *s, struct mp_op *op,
-                lua_KFunction k, const char *fname) {
+                lmp_done k, const char *fname) {
   req_link(s, op->owned);
   return lmp_await(L, op, k, fname);
-}
-
-struct mp_op *lsock_take(lua_State *L, lua_KContext ctx) {
-  struct mp_op *op = lmp_op_take(L, ctx);
-  req_finish(op->owned); /* done by the callback unless submit failed */
-  return op;
 }
 
 /* ---- errors ---- */
@@ -414,11 +408,9 @@ static int eof_fail(lua_State *L, struct lsock *s, const char *what) {
   return push_fail(L, s, what, "end of stream", "EOF");
 }
 
-static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lsock_take(L, ctx);
+static int recv_k(lua_State *L, struct mp_op *op) {
   struct lsock *s = lua_touserdata(L, 1);
   struct lsock_req *r = op->owned;
-  (void)status;
   if (op->result < 0 || r->closed) return lsock_fail_op(L, s, op, "recv");
   if (op->result == 0) {
     mp_op_release(op);
@@ -528,11 +520,9 @@ static int stream_read(lua_State *L) {
 
 /* ---- write ---- */
 
-static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lsock_take(L, ctx);
+static int write_k(lua_State *L, struct mp_op *op) {
   struct lsock *s = lua_touserdata(L, 1);
   struct lsock_req *r = op->owned;
-  (void)status;
   if (op->result < 0 || r->closed) {
     lua_Integer sent = (lua_Integer)(r->base + r->off);
     lsock_fail_op(L, s, op, "write");
@@ -636,11 +626,9 @@ static int stream_close(lua_State *L) { return lsock_close(L, LSOCK_STREAM); }
 
 /* ---- connect: core.net_connect(packed address, timeout) ---- */
 
-static int connect_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lsock_take(L, ctx);
+static int connect_k(lua_State *L, struct mp_op *op) {
   struct lsock *s = lua_touserdata(L, 3);
   struct lsock_req *r = op->owned;
-  (void)status;
   if (op->result < 0 || r->closed) {
     char addr[160], what[200];
     lsock_format_addr((struct sockaddr *)r->data, (socklen_t)r->len, addr,

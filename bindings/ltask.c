@@ -3,8 +3,9 @@
  * channels.
  *
  * A task suspends by yielding a private sentinel; anything waiting on a
- * completion records the op in task->op and the continuation given to
- * lua_yieldk reads the result from it (lmp_op_take). Op callbacks never run
+ * completion records the op in task->op, and the one continuation given to
+ * lua_yieldk (await_k, park_k) checks that the suspension is still the
+ * task's own before it hands the op to the binding. Op callbacks never run
  * Lua: they only move the task to the ready queue, and the scheduler
  * resumes ready tasks between loop turns, so a Lua error can never unwind
  * through the core. Outside any task (a stock lua5.4, the REPL) the same
@@ -37,6 +38,16 @@ static void ready_push(struct lmp_task *t) {
   if (S->ready_tail) S->ready_tail->next = t; else S->ready_head = t;
   S->ready_tail = t;
   mp_loop_stop(S->loop); /* a waiting turn returns to run it */
+}
+
+static void ready_remove(struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  struct lmp_task **p = &S->ready_head, *prev = NULL;
+  while (*p && *p != t) prev = *p, p = &(*p)->next;
+  if (!*p) return;
+  *p = t->next;
+  if (S->ready_tail == t) S->ready_tail = prev;
+  t->next = NULL;
 }
 
 void lmp_push_task(lua_State *L, struct lmp_task *t) {
@@ -74,50 +85,179 @@ static int cannot_suspend(lua_State *L, const char *fname) {
                        "table.sort, string.gsub, tostring or require)", fname);
 }
 
-int lmp_await(lua_State *L, struct mp_op *op, lua_KFunction k,
+void lmp_op_discard(struct mp_op *op) {
+  op->data = NULL;
+  if (op->cb) op->cb(op); else mp_op_release(op);
+}
+
+/* Gives back an op a task no longer waits for: an in-flight op is
+ * orphaned (cancelled, released by its callback), a completed one is
+ * discarded now (its callback frees what it owns: a descriptor it opened,
+ * a buffer it filled). */
+static void drop_op(struct mp_op *op) {
+  if (mp_op_inflight(op)) {
+    op->data = NULL;
+    mp_op_cancel(op);
+  } else {
+    lmp_op_discard(op);
+  }
+}
+
+/* Ends the task's pending suspension without running its continuation
+ * (its coroutine was abandoned, resumed elsewhere, or the task ended). */
+static void forget_wait(lua_State *L, struct lmp_task *t) {
+  if (t->op) drop_op(t->op);
+  t->op = NULL;
+  t->k = NULL;
+  t->pk = NULL;
+  t->wait = 0;
+  if (t->cleanup != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->cleanup);
+    t->cleanup = LUA_NOREF;
+  }
+}
+
+/* Starts a suspension: a task running Lua code has none pending, unless
+ * a coroutine that suspended it was resumed by someone else; that one is
+ * stale. Returns its id. */
+static lua_KContext new_wait(lua_State *L, struct lmp_task *t) {
+  if (t->wait) forget_wait(L, t);
+  t->wait = ++t->S->lastwait;
+  return t->wait;
+}
+
+/* A coroutine suspended by task `owner` was resumed by another: owner
+ * stops waiting for it (its op orphaned) and goes on, finding the
+ * coroutine dead or suspended elsewhere. A linear search, on an error
+ * path only. */
+static void release_owner(lua_State *L, struct lmp_state *S,
+                          lua_KContext ctx) {
+  struct lmp_task *owner = NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (!owner && lua_next(L, -2)) {
+    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
+    if (t && t->wait == ctx) owner = t;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, owner ? 2 : 1);
+  if (!owner) return;
+  forget_wait(L, owner);
+  if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
+    ready_push(owner);
+}
+
+/* The first thing every continuation does: is this the suspension the
+ * running task waits on? If not, the coroutine was abandoned (or taken
+ * over by another task): its op belongs to someone else or is gone. */
+static struct lmp_task *check_wait(lua_State *L, lua_KContext ctx) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (!ctx || t->wait != ctx) {
+    if (ctx) release_owner(L, S, ctx);
+    luaL_error(L, "operation abandoned (a coroutine suspended in moonport "
+                  "was resumed after its task stopped waiting for it, or "
+                  "by another task)");
+  }
+  t->wait = 0;
+  return t;
+}
+
+/* Hands a completed op to its binding, unless the task was interrupted
+ * and the op cancelled for it. */
+static int op_done(lua_State *L, struct lmp_task *t, struct mp_op *op,
+                   lmp_done k) {
+  if (op->result == MP_ECANCELED && interrupted(t)) {
+    lmp_op_discard(op);
+    return raise_interrupt(L, t);
+  }
+  return k(L, op);
+}
+
+static int await_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_task *t = check_wait(L, ctx);
+  struct mp_op *op = t->op;
+  lmp_done k = t->k;
+  (void)status;
+  t->op = NULL;
+  t->k = NULL;
+  return op_done(L, t, op, k);
+}
+
+int lmp_await(lua_State *L, struct mp_op *op, lmp_done k,
               const char *fname) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
   if (interrupted(t) || (!t->is_main && !lua_isyieldable(L))) {
-    op->data = NULL; /* discard it: its callback frees what it owns */
-    if (op->cb) op->cb(op); else mp_op_release(op);
+    lmp_op_discard(op); /* its callback frees what it owns */
     if (interrupted(t)) return raise_interrupt(L, t);
     return cannot_suspend(L, fname);
   }
   if (!op->cb) op->cb = lmp_task_op_cb;
   op->data = t;
-  t->op = op;
+  if (t->is_main) {
+    /* The main context never yields: it runs the loop right here (a
+     * finalizer may nest a second wait, hence the saved op). */
+    struct mp_op *outer = t->op;
+    t->op = op; /* for deadline_cb */
+    int r = mp_op_submit(op);
+    if (r < 0) {
+      op->result = r;
+      op->cb(op); /* as on completion: bookkeeping, no wake-up */
+    }
+    while (mp_op_inflight(op)) lmp_step(S, 1);
+    t->op = outer;
+    return op_done(L, t, op, k);
+  }
+  lua_KContext id = new_wait(L, t);
   int r = mp_op_submit(op);
   if (r < 0) {
+    t->wait = 0;
     op->result = r;
-    return k(L, LUA_OK, (lua_KContext)op);
+    op->cb(op); /* as on completion: the task is running, no wake-up */
+    return k(L, op);
   }
-  if (t->is_main) {
-    while (mp_op_inflight(op)) lmp_step(S, 1);
-    return k(L, LUA_OK, (lua_KContext)op);
-  }
+  t->op = op;
+  t->k = k;
   t->status = LMP_WAITING;
   lua_pushlightuserdata(L, SENTINEL);
-  return lua_yieldk(L, 1, (lua_KContext)op, k);
+  return lua_yieldk(L, 1, id, await_k);
 }
 
-struct mp_op *lmp_op_take(lua_State *L, lua_KContext ctx) {
-  struct lmp_state *S = lmp_state(L);
-  struct lmp_task *t = lmp_self(S);
-  struct mp_op *op = (struct mp_op *)ctx;
-  if (t->op != op)
-    luaL_error(L, "operation abandoned (a coroutine doing IO was resumed "
-                  "outside the task that started it)");
-  t->op = NULL;
-  if (op->result == MP_ECANCELED && interrupted(t)) {
-    mp_op_release(op);
-    raise_interrupt(L, t);
+/* Park continuation: a wake wins over an interruption, which stays
+ * pending for the next suspension. */
+static int park_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_task *t = check_wait(L, ctx);
+  lua_KFunction k = t->pk;
+  (void)status;
+  t->pk = NULL;
+  if (t->cleanup != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->cleanup);
+    t->cleanup = LUA_NOREF;
   }
-  return op;
+  if (t->woken) t->woken = 0;
+  else if (interrupted(t)) return raise_interrupt(L, t);
+  return k(L, LUA_YIELD, t->pctx);
 }
 
-int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
-             const char *fname) {
+/* Yields with the park continuation; status is what the task is until
+ * something readies it. */
+static int suspend(lua_State *L, struct lmp_task *t, lua_KFunction k,
+                   lua_KContext ctx, int cleanup) {
+  lua_KContext id = new_wait(L, t);
+  t->pk = k;
+  t->pctx = ctx;
+  if (cleanup) {
+    lua_pushvalue(L, cleanup);
+    t->cleanup = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_pushlightuserdata(L, SENTINEL);
+  return lua_yieldk(L, 1, id, park_k);
+}
+
+/* cleanup: stack index of a function l_abandon calls, or 0. */
+static int park(lua_State *L, lua_KFunction k, lua_KContext ctx,
+                const char *fname, int cleanup) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
   if (interrupted(t)) return raise_interrupt(L, t);
@@ -131,46 +271,31 @@ int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
         return luaL_error(L, "%s: deadlock: nothing left that could wake "
                              "the main program", fname);
     }
-    if (interrupted(t)) return raise_interrupt(L, t);
+    if (!t->woken) return raise_interrupt(L, t);
     t->woken = 0;
     return k(L, LUA_OK, ctx);
   }
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
   t->status = LMP_PARKED;
-  lua_pushlightuserdata(L, SENTINEL);
-  return lua_yieldk(L, 1, ctx, k);
+  return suspend(L, t, k, ctx, cleanup);
 }
 
-/* First call in a park continuation: raises a pending interruption. */
-static void park_take(lua_State *L) {
-  struct lmp_task *t = lmp_self(lmp_state(L));
-  if (interrupted(t)) raise_interrupt(L, t);
-  t->woken = 0;
+int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
+             const char *fname) {
+  return park(L, k, ctx, fname, 0);
 }
 
 void lmp_wake(struct lmp_task *t) {
-  if (t->status == LMP_PARKED) {
-    ready_push(t);
-  } else if (t->status != LMP_DONE) {
-    t->woken = 1;
-    if (t->is_main) mp_loop_stop(t->S->loop);
-  }
-}
-
-/* Gives back every op a task still holds: an in-flight op is orphaned
- * (cancelled, released by its callback), a completed one released now. */
-static void drop_op(struct mp_op *op) {
-  if (mp_op_inflight(op)) {
-    op->data = NULL;
-    mp_op_cancel(op);
-  } else {
-    mp_op_release(op);
-  }
+  if (t->status == LMP_DONE) return;
+  t->woken = 1;
+  if (t->status == LMP_PARKED) ready_push(t);
+  else if (t->is_main) mp_loop_stop(t->S->loop);
 }
 
 void lmp_task_release_ops(struct lmp_task *t) {
   if (t->op) drop_op(t->op);
   t->op = NULL;
+  t->wait = 0;
   for (int i = 0; i < t->ndeadlines; i++) drop_op(t->deadlines[i]);
   t->ndeadlines = t->nexpired = 0;
 }
@@ -199,6 +324,7 @@ static void wake_joiners(lua_State *L, struct lmp_task *t) {
 static void finish(struct lmp_task *t) {
   struct lmp_state *S = t->S;
   lua_State *L = S->L;
+  forget_wait(L, t);
   lmp_task_release_ops(t);
   t->status = LMP_DONE;
   S->ntasks--;
@@ -209,24 +335,40 @@ static void finish(struct lmp_task *t) {
   t->anchor = LUA_NOREF;
 }
 
-/* Prints a failure nobody is waiting for, at once, with its traceback. */
+/* What lua.c prints for an error object that is not a string. */
+static int describe(lua_State *L) {
+  if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    return 1;
+  lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  return 1;
+}
+
+/* Prints a failure nobody is waiting for, at once, with its traceback.
+ * The error stays as it is on co's stack, for a later join; a __tostring
+ * that raises is reported, never propagated. */
 static void report(struct lmp_task *t) {
   struct lmp_state *S = t->S;
   lua_State *L = S->L, *co = t->co;
-  const char *msg = lua_tostring(co, -1);
-  if (msg && strcmp(msg, "cancelled") == 0) return; /* asked for */
-  if (!msg) {
-    if (luaL_callmeta(co, -1, "__tostring") && lua_type(co, -1) == LUA_TSTRING)
-      msg = lua_tostring(co, -1);
-    else
-      msg = lua_pushfstring(co, "(error object is a %s value)",
-                            luaL_typename(co, -1));
+  int top = lua_gettop(L), type = lua_type(co, -1);
+  if (type == LUA_TSTRING && strcmp(lua_tostring(co, -1), "cancelled") == 0)
+    return; /* asked for */
+  lua_pushvalue(co, -1);
+  lua_xmove(co, L, 1);
+  if (type == LUA_TSTRING || type == LUA_TNUMBER) {
+    lua_tostring(L, -1); /* the copy: a number becomes its text */
+  } else {
+    lua_pushcfunction(L, describe);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      lua_pop(L, 1);
+      lua_pushfstring(L, "(error object is a %s value; its __tostring "
+                         "raised an error)", lua_typename(L, type));
+    }
   }
-  luaL_traceback(L, co, msg, 0);
+  luaL_traceback(L, co, lua_tostring(L, -1), 0);
   fprintf(stderr, "moonport: error in task: %s\n", lua_tostring(L, -1));
   fflush(stderr);
-  lua_pop(L, 1);
-  if (lua_gettop(co) > 0 && lua_tostring(co, -1) == msg) lua_pop(co, 1);
+  lua_settop(L, top);
   t->reported = 1;
   S->unhandled++;
 }
@@ -322,6 +464,7 @@ static struct lmp_task *new_task(lua_State *L, struct lmp_state *S) {
   memset(t, 0, sizeof *t);
   t->S = S;
   t->anchor = LUA_NOREF;
+  t->cleanup = LUA_NOREF;
   luaL_setmetatable(L, LMP_TASK);
   return t;
 }
@@ -457,7 +600,7 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = check_task(L, 1);
   (void)ctx;
-  if (status == LUA_YIELD) park_take(L);
+  (void)status;
   if (t->status == LMP_DONE) return push_outcome(L, t);
   /* waiters[t] = { ..., self } */
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiters);
@@ -518,10 +661,14 @@ static int l_current(lua_State *L) {
   return 1;
 }
 
-static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  if (ctx) mp_op_release(lmp_op_take(L, ctx));
-  else park_take(L);
+static int sleep_done(lua_State *L, struct mp_op *op) {
+  (void)L;
+  mp_op_release(op);
+  return 0;
+}
+
+static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L, (void)status, (void)ctx;
   return 0;
 }
 
@@ -538,8 +685,7 @@ static int l_sleep(lua_State *L) {
     }
     if (!lua_isyieldable(L)) return cannot_suspend(L, "sleep");
     ready_push(t);
-    lua_pushlightuserdata(L, SENTINEL);
-    return lua_yieldk(L, 1, 0, sleep_k);
+    return suspend(L, t, nothing_k, 0, 0);
   }
   /* Up to ~146 years; math.huge sleeps until cancelled. */
   int64_t ns = s >= 4.6e9 ? INT64_C(1) << 62 : (int64_t)(s * 1e9);
@@ -547,7 +693,7 @@ static int l_sleep(lua_State *L) {
   if (!op) return luaL_error(L, "not enough memory");
   mp_loop_update_time(S->loop); /* the sleep starts now, not at turn start */
   mp_op_prep_timer(op, ns);
-  return lmp_await(L, op, sleep_k, "sleep");
+  return lmp_await(L, op, sleep_done, "sleep");
 }
 
 static int l_now(lua_State *L) {
@@ -655,13 +801,13 @@ static int l_deadline_pop(lua_State *L) {
 
 /* ---- park / wake, for channels written in Lua ---- */
 
-static int park_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  if (status == LUA_YIELD) park_take(L);
-  return 0;
+/* core.park([cleanup]): cleanup runs if the coroutine that parks is
+ * abandoned (see l_abandon), so a channel can take its waiter back. */
+static int l_park(lua_State *L) {
+  lua_settop(L, 1);
+  if (!lua_isnil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+  return park(L, nothing_k, 0, "park", lua_isnil(L, 1) ? 0 : 1);
 }
-
-static int l_park(lua_State *L) { return lmp_park(L, park_k, 0, "park"); }
 
 static int l_wake(lua_State *L) {
   lmp_wake(check_task(L, 1));
@@ -674,13 +820,23 @@ static int l_self(lua_State *L) {
 }
 
 /* The coroutine wrappers call this when a user coroutine suspended on IO
- * but the task cannot yield to the loop (a C call is in between): the op
- * is orphaned so nothing waits on it. */
+ * but the task cannot yield to the loop (a C call is in between): the
+ * suspension ends here (its op orphaned, the task out of the ready queue,
+ * a park's cleanup run), so nothing waits on it; resuming that coroutine
+ * later raises "operation abandoned". */
 static int l_abandon(lua_State *L) {
   struct lmp_task *t = lmp_self(lmp_state(L));
-  if (t->op) drop_op(t->op);
-  t->op = NULL;
-  if (!t->is_main) t->status = LMP_RUNNING;
+  int cleanup = t->cleanup;
+  if (t->is_main || !t->wait) return 0;
+  t->cleanup = LUA_NOREF;
+  if (t->status == LMP_READY) ready_remove(t); /* sleep(0) */
+  forget_wait(L, t);
+  t->status = LMP_RUNNING;
+  if (cleanup != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
+    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
+    lua_call(L, 0, 0);
+  }
   return 0;
 }
 

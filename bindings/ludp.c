@@ -49,10 +49,8 @@ static int l_udp(lua_State *L) {
   return 1;
 }
 
-static int sendto_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lsock_take(L, ctx);
+static int sendto_k(lua_State *L, struct mp_op *op) {
   struct lsock *s = lua_touserdata(L, 1);
-  (void)status;
   if (op->result < 0 || lsock_req(op)->closed)
     return lsock_fail_op(L, s, op, "sendto");
   mp_op_release(op);
@@ -95,11 +93,9 @@ static int udp_sendto(lua_State *L) {
   return lsock_await(L, s, op, sendto_k, "sendto");
 }
 
-static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = lsock_take(L, ctx);
+static int recvfrom_k(lua_State *L, struct mp_op *op) {
   struct lsock *s = lua_touserdata(L, 1);
   struct dgram *d = (struct dgram *)lsock_req(op)->data;
-  (void)status;
   if (op->result < 0 || lsock_req(op)->closed)
     return lsock_fail_op(L, s, op, "recvfrom");
   lua_pushlstring(L, d->buf, (size_t)op->result);

@@ -146,6 +146,23 @@ static void decode(lua_State *L, const char **p) {
   }
 }
 
+/* The encoding alone, for tests/fuzz/work.c: pushes the bytes of the
+ * value at idx as a string, or returns why it cannot be copied. (A memory
+ * error in the push would leak the buffer: a test hook, not API.) */
+const char *lmp_work_encode(lua_State *L, int idx) {
+  struct buf b = {NULL, 0, 0};
+  const char *e = encode(L, idx, &b, 0);
+  if (!e) lua_pushlstring(L, b.p ? b.p : "", b.n);
+  free(b.p);
+  return e;
+}
+
+/* Pushes the value encoded at p; returns the end of its encoding. */
+const char *lmp_work_decode(lua_State *L, const char *p) {
+  decode(L, &p);
+  return p;
+}
+
 static int writer(lua_State *L, const void *d, size_t n, void *ud) {
   (void)L;
   return put(ud, d, n);
@@ -199,18 +216,14 @@ static void work_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
-static int work_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = (struct mp_op *)ctx;
+static int work_k(lua_State *L, struct mp_op *op) {
   struct job *j = op->u.work.arg;
-  (void)status;
   if (op->result < 0) { /* never ran: cancelled, or the pool failed */
-    job_free(j);
-    lmp_op_take(L, ctx); /* raises "cancelled" or the timeout */
     int err = (int)op->result;
+    job_free(j);
     mp_op_release(op);
     return luaL_error(L, "work: %s", mp_strerror(err));
   }
-  lmp_op_take(L, ctx);
   mp_op_release(op);
   /* Copy the bytes into Lua before decoding, so a memory error while
    * decoding cannot leak the C buffer. */

@@ -255,7 +255,11 @@ static void reap(struct mp_loop *loop) {
         rearm = 1;
         continue;
       }
-      mp__op_complete(loop, (struct mp_op *)(uintptr_t)ud, cqe->res);
+      int res = cqe->res;
+      /* an io-wq worker interrupted by a cancel may leak the kernel's
+       * internal restart codes (-ERESTARTSYS .. -ERESTARTNOHAND) */
+      if (res <= -512 && res >= -514) res = MP_ECANCELED;
+      mp__op_complete(loop, (struct mp_op *)(uintptr_t)ud, res);
     }
     io_uring_cq_advance(&s->ring, n);
     /* With NODROP, overflowed CQEs wait in the kernel until asked for. */

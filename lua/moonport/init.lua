@@ -122,9 +122,12 @@ end
 -- mp.channel([capacity]): ch:send(v), ch:recv(), ch:close().
 --
 -- Waiters are records { task = t, value = v, done = bool } in FIFO queues;
--- a hand-over fills the record and wakes its task. A waiter woken for
--- another reason (cancel, timeout) raises out of core.park, and the
--- record is removed on the way out so no value is lost or duplicated.
+-- a hand-over takes the record out of its queue, fills it and wakes its
+-- task. A woken waiter returns what it was handed even if it is cancelled
+-- or times out before it runs (core.park lets a wake win; the interruption
+-- applies to its next suspension), so a value sent with `true` has exactly
+-- one owner. A waiter that leaves without a hand-over (cancel, timeout,
+-- its coroutine abandoned) takes its record out of the queue first.
 local Channel = {}
 Channel.__index = Channel
 Channel.__name = "moonport.channel"
@@ -137,10 +140,13 @@ end
 
 local function wait(q, rec)
   q[#q + 1] = rec
+  local function leave() remove(q, rec) end -- run if abandoned
   local ok, err = pcall(function()
-    repeat core.park() until rec.done or rec.closed
+    repeat core.park(leave) until rec.done or rec.closed
   end)
-  if not ok then
+  -- Not ok and done: the coroutine was resumed by another task after the
+  -- hand-over (core.park raised "operation abandoned"); it still owns it.
+  if not ok and not rec.done then
     remove(q, rec)
     error(err, 0)
   end
@@ -283,7 +289,7 @@ if not rawget(coroutine, "moonport") then
 end
 
 --------------------------------------------------------------------------
--- mp.fs: files (bindings/lfile.c) plus two conveniences written in Lua.
+-- mp.fs: files (bindings/lfile.c, lfs.c) plus readfile, written in Lua.
 local fs = core.fs
 M.fs = fs
 
@@ -301,43 +307,6 @@ function fs.readfile(path)
   return data
 end
 
--- Replaces path atomically: the data goes to a temporary file in the same
--- directory, renamed over path once written. A reader sees the old or the
--- new contents, never a mix. (No fsync: durability across a crash needs
--- f:sync(); the new file gets default permissions.)
-local tmpseq = 0
-local function unmask(msg, tmp, path)
-  local i, j = msg:find(tmp, 1, true)
-  if not i then return msg end
-  return msg:sub(1, i - 1) .. path .. msg:sub(j + 1)
-end
-
-function fs.writefile(path, data)
-  if type(path) ~= "string" then
-    error("bad argument #1 to 'writefile' (string expected, got "
-          .. type(path) .. ")", 2)
-  end
-  if type(data) ~= "string" and type(data) ~= "number" then
-    error("bad argument #2 to 'writefile' (string expected, got "
-          .. type(data) .. ")", 2)
-  end
-  tmpseq = tmpseq + 1
-  local tmp = string.format("%s.mp-tmp-%x-%d", path,
-                            math.random(0, 0x7fffffff), tmpseq)
-  local f, err, code = fs.open(tmp, "wbx")
-  if not f then
-    -- report the caller's path, not the temporary name
-    return nil, unmask(err, tmp, path), code
-  end
-  local ok, werr, wcode = f:write(data)
-  local cok, cerr, ccode = f:close()
-  if ok and not cok then ok, werr, wcode = nil, cerr, ccode end
-  if ok then ok, werr, wcode = fs.rename(tmp, path) end
-  if not ok then
-    fs.remove(tmp)
-    return nil, unmask(werr, tmp, path), wcode
-  end
-  return true
-end
+-- fs.writefile (an atomic replace) is in C: bindings/lfs.c.
 
 return M

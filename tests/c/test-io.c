@@ -109,6 +109,50 @@ TEST_IMPL(pipe_cancel_after_data) {
   return 0;
 }
 
+static int64_t open_res = 1;
+static void open_cb(struct mp_op *op) {
+  open_res = op->result;
+  mp_op_release(op);
+}
+
+/* A blocking open (a FIFO's writing end, no reader) cancelled completes
+ * with ECANCELED, or with its descriptor where the open cannot be
+ * interrupted (a pool thread: it ends when a reader comes) - never with
+ * a kernel-internal code (io-wq leaked -ERESTARTSYS, 512). */
+TEST_IMPL(open_fifo_cancel) {
+  struct mp_loop *loop = test_loop();
+  char dir[] = "/tmp/mp-test-XXXXXX", fifo[64];
+  ASSERT(mkdtemp(dir) != NULL);
+  snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+  ASSERT_EQ(mkfifo(fifo, 0600), 0);
+  nres = 0;
+  struct mp_op *op = mp_op_new(loop, open_cb, NULL);
+  /* O_CREAT: io_uring cannot try it inline, a worker blocks in it */
+  ASSERT_EQ(mp_op_prep_openat(op, AT_FDCWD, fifo, O_WRONLY | O_CREAT, 0600),
+            0);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  struct mp_op *t = mp_op_new(loop, res_cb, NULL);
+  mp_op_prep_timer(t, 50 * 1000000);
+  ASSERT_EQ(mp_op_submit(t), 0);
+  while (nres < 1) mp_loop_run(loop, MP_RUN_ONCE);
+  ASSERT_EQ(open_res, 1); /* still blocked */
+  mp_op_cancel(op);
+  t = mp_op_new(loop, res_cb, NULL);
+  mp_op_prep_timer(t, 100 * 1000000);
+  ASSERT_EQ(mp_op_submit(t), 0);
+  while (nres < 2) mp_loop_run(loop, MP_RUN_ONCE);
+  int rfd = open(fifo, O_RDONLY | O_NONBLOCK); /* frees a pool thread */
+  ASSERT_GE(rfd, 0);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT(open_res == MP_ECANCELED || open_res >= 0);
+  if (open_res >= 0) close((int)open_res);
+  close(rfd);
+  unlink(fifo);
+  rmdir(dir);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
 TEST_IMPL(file_pread_pwrite) {
   struct mp_loop *loop = test_loop();
   char path[] = "/tmp/mp-test-XXXXXX";

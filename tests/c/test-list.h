@@ -7,6 +7,7 @@
   X(post_cross_thread) X(post_wakes_waiting_loop)                           \
   X(pool_work) X(pool_cancel_queued) X(pool_size_env)                       \
   X(pipe_read_write) X(pipe_read_cancel) X(pipe_cancel_after_data)          \
+  X(open_fifo_cancel)                                                       \
   X(drain_cancels_everything) X(file_pread_pwrite) X(socket_ops)            \
   X(bad_fd) X(buffer_registry) X(two_loops) X(many_ops_cq_overflow)          \
   X(credentials_drop)
