@@ -46,14 +46,17 @@ for i in $(seq 1 "$n"); do
       tr -s ' \t' ' ' <"$tmp/out" >"$tmp/norm"
       start=1
       while IFS= read -r want; do
-        line=$(tail -n +"$start" "$tmp/norm" | grep -nxF -- "$want" | head -1 | cut -d: -f1)
+        line=$(tail -n +"$start" "$tmp/norm" | grep -nxF -- "$want" |
+               head -1 | cut -d: -f1)
         if [ -z "$line" ]; then ok=0; echo "    missing: $want"; break; fi
         start=$((start + line))
       done < <(sed -n 's/.*--> *//p' "$ex" | tr -s ' \t' ' ')
     fi
   fi
   if [ $ok -eq 1 ]; then pass=$((pass + 1)); echo "ok - $name"
-  else fail=$((fail + 1)); echo "not ok - $name"; cat "$ex" "$tmp/out" "$tmp/err"; fi
+  else
+    fail=$((fail + 1)); echo "not ok - $name"; cat "$ex" "$tmp/out" "$tmp/err"
+  fi
 done
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

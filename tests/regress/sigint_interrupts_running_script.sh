@@ -5,9 +5,11 @@
 # to-be-closed variables are closed on the way out.
 set -u
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-for body in 'while true do end' 'require("moonport").sleep(60)' \
-            'local mp = require "moonport"; mp.spawn(function() while true do end end); mp.sleep(60)'; do
-  "$MOONPORT" -e "local x <close> = setmetatable({}, { __close = function() print('closed') end })
+spin='mp.spawn(function() while true do end end)'
+for body in 'while true do end' 'mp.sleep(60)' "$spin mp.sleep(60)"; do
+  "$MOONPORT" -e "local mp = require 'moonport'
+    local x <close> = setmetatable({},
+      { __close = function() print('closed') end })
     print('started') io.stdout:flush() $body" \
     >"$tmp/out" 2>"$tmp/err" &
   pid=$!
