@@ -113,6 +113,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_task(L, S);
   lmp_open_work(L, S);
   lmp_open_repl(L, S);
+  lmp_open_coro(L, S);
   lmp_open_file(L, S);
   lmp_open_fs(L, S);
   lmp_open_socket(L, S);

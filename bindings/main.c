@@ -2,11 +2,13 @@
  *
  *   moonport [options] [script [args...]]
  *
- * Options follow lua(1): -e stat, -l mod, -v, -- and - (script from stdin),
- * plus --backend NAME. The script runs as the first task with Lua's global
- * `arg` table and its arguments as `...`; the command exits 0 when every
- * task has ended, 1 at once if the script raises (message and traceback on
- * stderr), and 1 at the end if a task nobody joined raised. */
+ * The command line is lua.c's (options parsed in margs.c): -e stat,
+ * -l [g=]mod, -i, -v, -E, -W, --, - and LUA_INIT, plus --backend NAME. The
+ * script, each -e and LUA_INIT run as tasks (the script with its arguments
+ * from the global `arg`, as `...`); errors print once, as lua.c prints
+ * them. The command exits 0 when every task has ended, 1 at once if the
+ * script raises, and 1 at the end if a task nobody joined raised. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,19 +18,26 @@
 #include <lualib.h>
 
 #include "lmoonport.h"
+#include "margs.h"
+
+#define MP_VERSION "moonport 0.1"
 
 static const char *progname = "moonport";
 
-static int report(lua_State *L, int status);
-
-/* The REPL's Ctrl-C: like lua.c, the signal handler sets a hook on the
- * Lua thread that is running (here, the coroutine of the running entry)
- * so even `while true do end` stops; the host loop also cancels the entry
- * if it is suspended. These statics belong to the host program, not to
- * the library. */
-static lua_State *volatile repl_co;
-static struct mp_loop *volatile repl_loop;
-static volatile sig_atomic_t repl_interrupted;
+/* Ctrl-C, as in lua.c: the handler sets a hook on the Lua thread that is
+ * running (the running task's coroutine, or the main state) so that even
+ * `while true do end` raises "interrupted!"; a task suspended in the loop
+ * is woken and cancelled by the host loop instead (its "cancelled" error
+ * is reported as "interrupted!"). These statics belong to the host
+ * program, not to the library. */
+static lua_State *host_L;
+static struct lmp_state *host_S;
+static pthread_t main_thread;
+static volatile sig_atomic_t got_sigint;
+static int sig_cancelled; /* a task was cancelled because of Ctrl-C */
+static int in_repl;       /* the REPL keeps the handler after Ctrl-C */
+static int main_runs_lua; /* the main state runs Lua (-l), not the loop */
+static struct lmp_task *repl_task; /* never interrupted: it reads lines */
 
 /* MOONPORT_GC_TORTURE=1: a full collection on every line of every task
  * (the hook is inherited by coroutines created afterwards), to flush out
@@ -44,150 +53,254 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "interrupted!");
 }
 
+static void set_sigint(void (*handler)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+}
+
 static void on_sigint(int sig) {
-  (void)sig;
-  repl_interrupted = 1;
-  lua_State *co = repl_co;
-  if (co)
-    lua_sethook(co, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-  if (repl_loop) mp_loop_wake(repl_loop);
+  if (!pthread_equal(pthread_self(), main_thread)) {
+    pthread_kill(main_thread, sig); /* a pool thread took it */
+    return;
+  }
+  if (!in_repl) set_sigint(SIG_DFL); /* a second Ctrl-C ends the process */
+  got_sigint = 1;
+  struct lmp_task *t = host_S->current;
+  int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+  if (t && t != repl_task) lua_sethook(t->co, stop_hook, mask, 1);
+  else if (main_runs_lua) lua_sethook(host_L, stop_hook, mask, 1);
+  mp_loop_wake(host_S->loop);
+}
+
+/* lua.c's message handler: the message with a traceback; an error object
+ * with __tostring gives its string, any other its type. */
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)",
+                          luaL_typename(L, 1));
+  } else if (sig_cancelled && strcmp(msg, "cancelled") == 0) {
+    msg = "interrupted!"; /* the host cancelled it for Ctrl-C */
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* The body of every task the command starts: docall(chunk, args...) runs
+ * the chunk under msghandler (a yieldable pcall, so the chunk may do IO)
+ * and re-raises the message with its traceback. */
+static int docall_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+  return lua_gettop(L) - 1;
+}
+
+static int docall(lua_State *L) {
+  int n = lua_gettop(L) - 1;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, 1);
+  return docall_k(L, lua_pcallk(L, n, LUA_MULTRET, 1, 0, docall_k), 0);
+}
+
+/* warn(), as luaL_newstate sets it up: off until "@on" (or -W). */
+static void warn_off(void *ud, const char *msg, int tocont);
+static void warn_cont(void *ud, const char *msg, int tocont);
+
+static int warn_control(lua_State *L, const char *msg, int tocont) {
+  if (tocont || *msg++ != '@') return 0;
+  if (strcmp(msg, "off") == 0) lua_setwarnf(L, warn_off, L);
+  else if (strcmp(msg, "on") == 0) lua_setwarnf(L, warn_cont, L);
+  return 1;
+}
+
+static void warn_off(void *ud, const char *msg, int tocont) {
+  warn_control(ud, msg, tocont);
+}
+
+static void warn_more(void *ud, const char *msg, int tocont) {
+  lua_writestringerror("%s", msg);
+  if (tocont) {
+    lua_setwarnf(ud, warn_more, ud);
+  } else {
+    lua_writestringerror("%s", "\n");
+    lua_setwarnf(ud, warn_cont, ud);
+  }
+}
+
+static void warn_cont(void *ud, const char *msg, int tocont) {
+  if (warn_control(ud, msg, tocont)) return;
+  lua_writestringerror("%s", "Lua warning: ");
+  warn_more(ud, msg, tocont);
 }
 
 /* os.exit in the command closes the state unless told not to, so what
  * file writes buffered, __close handlers and __gc still run (C's exit
- * flushes stdio for io the same way). */
+ * flushes stdio for io the same way). Called from a task, it first closes
+ * the to-be-closed variables of the running coroutine: lua closes those
+ * of the main chunk, which here runs as a task. */
 static int os_exit_closing(lua_State *L) {
   if (lua_isnoneornil(L, 2)) {
     lua_settop(L, 1);
     lua_pushboolean(L, 1);
   }
+  lua_settop(L, 2);
+  if (lua_toboolean(L, 2) && lua_pushthread(L) == 0) {
+    int status = lua_isboolean(L, 1) ? (lua_toboolean(L, 1) ? EXIT_SUCCESS
+                                                            : EXIT_FAILURE)
+                                     : (int)luaL_optinteger(L, 1, 0);
+    /* Resetting wipes this stack: keep os.exit on the main one. */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_xmove(L, host_L, 1);
+    lua_resetthread(L); /* this coroutine never runs again */
+    lua_xmove(host_L, L, 1);
+    lua_pushinteger(L, status);
+    lua_pushboolean(L, 1);
+    lua_call(L, 2, 0);
+    return 0;
+  }
+  lua_settop(L, 2);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, 2, 0);
   return 0;
 }
 
-/* Runs moonport.repl as a task until the user ends it (Ctrl-D). */
-static int dorepl(lua_State *L, struct mp_loop *loop) {
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "moonport.repl");
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) return report(L, LUA_ERRRUN);
-  int repl = lua_gettop(L);
-  lua_getfield(L, repl, "run");
-  moonport_spawn(L, 0);
-  int task = lua_gettop(L);
-  repl_loop = loop;
-  signal(SIGINT, on_sigint);
-  printf("moonport 0.1 (%s, backend %s); Ctrl-D exits, Ctrl-C stops an "
-         "entry\n", LUA_RELEASE, mp_loop_backend(loop));
-  fflush(stdout);
-  for (;;) {
-    if (moonport_task_done(L, task)) break;
-    /* The running entry, for the signal handler and the cancel below. */
-    lua_getfield(L, repl, "entry");
-    struct lmp_task *entry = luaL_testudata(L, -1, LMP_TASK);
-    repl_co = entry ? entry->co : NULL;
-    if (repl_interrupted) {
-      repl_interrupted = 0;
-      if (entry) {
-        lua_getfield(L, -1, "cancel");
-        lua_pushvalue(L, -2);
-        lua_call(L, 1, 0);
-      }
-    }
-    lua_pop(L, 1);
-    if (moonport_run(L, MP_RUN_ONCE) < 0) lua_pop(L, 1);
-  }
-  signal(SIGINT, SIG_DFL);
-  repl_co = NULL;
-  repl_loop = NULL;
-  lua_settop(L, repl - 1);
-  return LUA_OK;
+static void l_message(const char *pname, const char *msg) {
+  if (pname) lua_writestringerror("%s: ", pname);
+  lua_writestringerror("%s\n", msg);
 }
-
-static void usage(void) {
-  fprintf(stderr,
-          "usage: %s [options] [script [args]]\n"
-          "  -e stat         execute string 'stat'\n"
-          "  -l mod          require library 'mod' into global 'mod'\n"
-          "  -i              enter interactive mode after the script\n"
-          "  -v              show version information\n"
-          "  --backend NAME  use backend NAME (io_uring, epoll)\n"
-          "  --              stop handling options\n"
-          "  -               run stdin as the script, stop handling options\n",
-          progname);
-}
-
-/* The first task: runs the chunk under xpcall so a failure carries the
- * traceback from the point of error (as lua.c's msghandler). */
-static const char runner[] =
-  "local chunk = ...\n"
-  "local function handler(e)\n"
-  "  if type(e) ~= 'string' then\n"
-  "    local mt = getmetatable(e)\n"
-  "    if mt and mt.__tostring then e = tostring(e)\n"
-  "    else e = '(error object is a ' .. type(e) .. ' value)' end\n"
-  "  end\n"
-  "  return debug.traceback(e, 2)\n"
-  "end\n"
-  "return function(...)\n"
-  "  local r = table.pack(xpcall(chunk, handler, ...))\n"
-  "  if not r[1] then error(r[2], 0) end\n"
-  "  return table.unpack(r, 2, r.n)\n"
-  "end\n";
 
 static int report(lua_State *L, int status) {
   if (status != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
-    fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object)");
-    fflush(stderr);
+    l_message(progname, msg ? msg : "(error object is not a string)");
     lua_pop(L, 1);
   }
   return status;
 }
 
-/* Runs chunk (on top) as a task with nargs arguments below it, drives the
- * loop until that task has ended, and returns its status. Other tasks
- * keep running afterwards. */
-static int run_as_task(lua_State *L, int nargs) {
-  if (luaL_loadbufferx(L, runner, sizeof runner - 1, "=runner", "t"))
-    return LUA_ERRRUN;
-  lua_insert(L, -2);
-  lua_call(L, 1, 1);
-  moonport_spawn(L, nargs);
+static void print_version(struct mp_loop *loop) {
+  printf("%s (backend %s)\n%s\n", MP_VERSION, mp_loop_backend(loop),
+         LUA_COPYRIGHT);
+  fflush(stdout);
+}
+
+static void print_usage(const char *badoption) {
+  char msg[256];
+  mp_args_error(badoption, msg, sizeof msg);
+  lua_writestringerror("%s: ", progname);
+  lua_writestringerror("%s\n", msg);
+  lua_writestringerror(
+  "usage: %s [options] [script [args]]\n"
+  "Available options are:\n"
+  "  -e stat   execute string 'stat'\n"
+  "  -i        enter interactive mode after executing 'script'\n"
+  "  -l mod    require library 'mod' into global 'mod'\n"
+  "  -l g=mod  require library 'mod' into global 'g'\n"
+  "  -v        show version information\n"
+  "  -E        ignore environment variables\n"
+  "  -W        turn warnings on\n"
+  "  --        stop handling options\n"
+  "  -         stop handling options and execute stdin\n"
+  "  --backend NAME  use the loop backend NAME (io_uring, epoll)\n",
+  progname);
+}
+
+/* Runs the chunk below its nargs arguments as a task and drives the loop
+ * until that task has ended (other tasks keep running meanwhile and
+ * afterwards). Returns its status, with the message on top on error. */
+static int run_task(lua_State *L, int nargs) {
+  lua_pushcfunction(L, docall);
+  moonport_spawn(L, nargs + 1);
   int task = lua_gettop(L);
-  for (;;) {
-    if (moonport_task_done(L, task)) break;
-    if (moonport_run(L, MP_RUN_ONCE) < 0) return LUA_ERRRUN;
+  struct lmp_task *t = luaL_checkudata(L, task, LMP_TASK);
+  t->watched = 1; /* its error is ours to print, once */
+  got_sigint = 0;
+  set_sigint(on_sigint);
+  int st = LUA_OK;
+  while (!moonport_task_done(L, task)) {
+    if (got_sigint) {
+      got_sigint = 0;
+      sig_cancelled = 1;
+      lua_getfield(L, task, "cancel");
+      lua_pushvalue(L, task);
+      lua_call(L, 1, 0);
+    }
+    if (moonport_run(L, MP_RUN_ONCE) < 0) {
+      st = LUA_ERRRUN; /* deadlock: the message is on top */
+      break;
+    }
   }
-  lua_getfield(L, task, "join");
-  lua_pushvalue(L, task);
-  lua_call(L, 1, 2);
+  set_sigint(SIG_DFL);
+  if (lua_gethook(L) == stop_hook) lua_sethook(L, NULL, 0, 0);
+  if (st == LUA_OK) {
+    lua_getfield(L, task, "join");
+    lua_pushvalue(L, task);
+    lua_call(L, 1, 2);
+    st = lua_toboolean(L, -2) ? LUA_OK : LUA_ERRRUN;
+    lua_remove(L, -2);
+    if (st == LUA_OK) lua_pop(L, 1);
+  }
+  sig_cancelled = 0;
   lua_remove(L, task);
-  if (lua_toboolean(L, -2)) {
-    lua_pop(L, 2);
-    return LUA_OK;
-  }
-  lua_remove(L, -2);
-  return LUA_ERRRUN;
+  return st;
+}
+
+/* Code run in the main context (-l): a plain pcall with the handler. */
+static int docall_main(lua_State *L, int narg, int nres) {
+  int base = lua_gettop(L) - narg;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  got_sigint = 0;
+  main_runs_lua = 1;
+  set_sigint(on_sigint);
+  int st = lua_pcall(L, narg, nres, base);
+  set_sigint(SIG_DFL);
+  main_runs_lua = 0;
+  if (lua_gethook(L) == stop_hook) lua_sethook(L, NULL, 0, 0);
+  lua_remove(L, base);
+  return st;
+}
+
+static int dochunk(lua_State *L, int status) {
+  if (status == LUA_OK) status = run_task(L, 0);
+  return report(L, status);
+}
+
+/* Text only, everywhere: precompiled chunks can crash the VM. */
+static int dofile(lua_State *L, const char *name) {
+  return dochunk(L, luaL_loadfilex(L, name, "t"));
 }
 
 static int dostring(lua_State *L, const char *s, const char *name) {
-  int st = luaL_loadbufferx(L, s, strlen(s), name, "t");
-  if (st == LUA_OK) st = run_as_task(L, 0);
-  return report(L, st);
+  return dochunk(L, luaL_loadbufferx(L, s, strlen(s), name, "t"));
 }
 
-static int dolibrary(lua_State *L, const char *name) {
+/* globname[=modname]: globname = require(modname). */
+static int dolibrary(lua_State *L, const char *arg) {
+  const char *eq = strchr(arg, '=');
   lua_getglobal(L, "require");
-  lua_pushstring(L, name);
-  int st = lua_pcall(L, 1, 1, 0);
-  if (st == LUA_OK) lua_setglobal(L, name);
+  lua_pushstring(L, eq ? eq + 1 : arg);
+  int st = docall_main(L, 1, 1);
+  if (st == LUA_OK) {
+    lua_pushlstring(L, arg, eq ? (size_t)(eq - arg) : strlen(arg));
+    lua_insert(L, -2);
+    lua_setglobal(L, lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
   return report(L, st);
 }
 
 static void createargtable(lua_State *L, char **argv, int argc, int script) {
-  lua_createtable(L, argc - script, script + 1);
+  if (script == argc) script = 0; /* no script: the command at 0 */
+  lua_createtable(L, argc - (script + 1), script + 1);
   for (int i = 0; i < argc; i++) {
     lua_pushstring(L, argv[i]);
     lua_rawseti(L, -2, i - script);
@@ -195,42 +308,132 @@ static void createargtable(lua_State *L, char **argv, int argc, int script) {
   lua_setglobal(L, "arg");
 }
 
-static int doscript(lua_State *L, char **argv, int argc, int script) {
-  const char *fname = argv[script];
-  if (strcmp(fname, "-") == 0 && strcmp(argv[script - 1], "--") != 0)
+/* The script's arguments are arg[1..#arg], as lua.c takes them (LUA_INIT
+ * or -e may change the table). */
+static int pushargs(lua_State *L) {
+  if (lua_getglobal(L, "arg") != LUA_TTABLE)
+    luaL_error(L, "'arg' is not a table");
+  int n = (int)luaL_len(L, -1);
+  luaL_checkstack(L, n + 3, "too many arguments to script");
+  for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+  lua_remove(L, -n - 1);
+  return n;
+}
+
+static int handle_script(lua_State *L, char **argv) {
+  const char *fname = argv[0];
+  if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0)
     fname = NULL; /* stdin */
-  /* Text only: precompiled chunks can crash the VM. */
   int st = luaL_loadfilex(L, fname, "t");
-  if (st == LUA_OK) {
-    int n = argc - script - 1;
-    luaL_checkstack(L, n + 3, "too many arguments to script");
-    for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
-    lua_rotate(L, -(n + 1), n); /* chunk on top */
-    st = run_as_task(L, n);
-  }
+  if (st == LUA_OK) st = run_task(L, pushargs(L));
   return report(L, st);
+}
+
+/* -e, -l and -W, in order. */
+static int runargs(lua_State *L, char **argv, int n) {
+  for (int i = 1; i < n; i++) {
+    int option = argv[i][1];
+    if (option == '-') { /* --backend [NAME] */
+      if (!strchr(argv[i], '=')) i++;
+      continue;
+    }
+    if (option == 'e' || option == 'l') {
+      const char *extra = argv[i] + 2;
+      if (*extra == '\0') extra = argv[++i];
+      if ((option == 'e' ? dostring(L, extra, "=(command line)")
+                         : dolibrary(L, extra)) != LUA_OK)
+        return 0;
+    } else if (option == 'W') {
+      lua_warning(L, "@on", 0);
+    }
+  }
+  return 1;
+}
+
+static int handle_luainit(lua_State *L) {
+  const char *name = "=LUA_INIT" LUA_VERSUFFIX; /* LUA_INIT_5_4 */
+  const char *init = getenv(name + 1);
+  if (init == NULL) {
+    name = "=LUA_INIT";
+    init = getenv(name + 1);
+  }
+  if (init == NULL) return LUA_OK;
+  if (init[0] == '@') return dofile(L, init + 1);
+  return dostring(L, init, name);
+}
+
+/* Runs moonport.repl as a task until the user ends it (Ctrl-D). Each
+ * entry is a task running docall; Ctrl-C interrupts a running one (or a
+ * background task spinning in Lua code) and cancels a suspended one. */
+static int dorepl(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "moonport.repl");
+  if (docall_main(L, 1, 1) != LUA_OK) return report(L, LUA_ERRRUN);
+  int repl = lua_gettop(L);
+  lua_pushcfunction(L, docall); /* the argument */
+  lua_getfield(L, repl, "run");
+  moonport_spawn(L, 1);
+  int task = lua_gettop(L);
+  repl_task = luaL_checkudata(L, task, LMP_TASK);
+  repl_task->watched = 1;
+  in_repl = 1;
+  got_sigint = 0;
+  set_sigint(on_sigint);
+  for (;;) {
+    if (moonport_task_done(L, task)) break;
+    if (lua_getfield(L, repl, "entry") == LUA_TNIL) sig_cancelled = 0;
+    lua_pop(L, 1);
+    if (got_sigint) {
+      got_sigint = 0;
+      lua_getfield(L, repl, "interrupt");
+      lua_pushvalue(L, repl);
+      lua_call(L, 1, 1);
+      sig_cancelled |= lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
+    if (moonport_run(L, MP_RUN_ONCE) < 0) lua_pop(L, 1);
+  }
+  set_sigint(SIG_DFL);
+  in_repl = 0;
+  repl_task = NULL;
+  sig_cancelled = 0;
+  lua_getfield(L, task, "join");
+  lua_pushvalue(L, task);
+  lua_call(L, 1, 2);
+  if (!lua_toboolean(L, -2)) report(L, LUA_ERRRUN);
+  lua_settop(L, repl - 1);
+  return LUA_OK;
+}
+
+/* Checks the backend name before the loop sees it, to say what is valid. */
+static int check_backend(const char *name, const char *from) {
+  static const char *const names[] = {
+#ifdef MP_WITH_URING
+    "io_uring",
+#endif
+    "epoll", NULL};
+  if (!name || !*name) return 1;
+  for (int i = 0; names[i]; i++)
+    if (strcmp(name, names[i]) == 0) return 1;
+  lua_writestringerror("%s: ", progname);
+  lua_writestringerror("unknown backend '%s'", name);
+  lua_writestringerror(" in %s (valid: ", from);
+  for (int i = 0; names[i]; i++)
+    lua_writestringerror(i ? ", %s" : "%s", names[i]);
+  lua_writestringerror("%s\n", ")");
+  return 0;
 }
 
 static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = lua_touserdata(L, 2);
   struct mp_loop *loop = lua_touserdata(L, 3);
-  int script = 0, has_e = 0, version = 0, interactive = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (a[0] != '-' || strcmp(a, "-") == 0) { script = i; break; }
-    if (strcmp(a, "--") == 0) { script = i + 1 < argc ? i + 1 : 0; break; }
-    if (strcmp(a, "--backend") == 0) { i++; continue; }
-    if (strcmp(a, "-v") == 0) { version = 1; continue; }
-    if (strcmp(a, "-i") == 0) { interactive = 1; continue; }
-    if ((strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) && i + 1 < argc) {
-      has_e |= a[1] == 'e';
-      i++;
-      continue;
-    }
-    usage();
-    lua_pushboolean(L, 0);
-    return 1;
+  struct mp_args *args = lua_touserdata(L, 4);
+  int script = args->first, flags = args->flags;
+  if (flags & MP_ARGS_V) print_version(loop);
+  if (flags & MP_ARGS_NOENV) {
+    lua_pushboolean(L, 1); /* tells package to ignore LUA_PATH & co. */
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   luaL_openlibs(L);
   const char *torture = getenv("MOONPORT_GC_TORTURE");
@@ -246,36 +449,32 @@ static int pmain(lua_State *L) {
   moonport_open(L, loop);
   lua_setfield(L, -2, "moonport");
   lua_pop(L, 1);
-  createargtable(L, argv, argc, script ? script : argc);
-  if (version) printf("moonport 0.1 (%s, backend %s)\n", LUA_RELEASE,
-                      mp_loop_backend(loop));
-  int end = script ? script : argc;
-  for (int i = 1; i < end; i++) {
-    if (strcmp(argv[i], "-e") == 0 && dostring(L, argv[++i], "=(command line)"))
-      goto fail;
-    if (strcmp(argv[i], "-l") == 0 && dolibrary(L, argv[++i])) goto fail;
-    if (strcmp(argv[i], "--backend") == 0) i++;
-  }
-  if (script && doscript(L, argv, argc, script) != LUA_OK) goto fail;
-  if (interactive) {
-    dorepl(L, loop);
-  } else if (!script && !has_e && !version) {
+  host_S = lmp_getstate(L);
+  createargtable(L, argv, argc, script);
+  if (!(flags & MP_ARGS_NOENV) && handle_luainit(L) != LUA_OK) goto fail;
+  if (!runargs(L, argv, script)) goto fail;
+  if (script < argc && handle_script(L, argv + script) != LUA_OK) goto fail;
+  if (flags & MP_ARGS_I) {
+    dorepl(L);
+    goto done;
+  } else if (script == argc && !(flags & (MP_ARGS_E | MP_ARGS_V))) {
     if (isatty(0)) {
-      interactive = 1;
-      dorepl(L, loop);
-    } else {
-      static char dash[] = "-";
-      if (doscript(L, (char *[]){argv[0], dash, NULL}, 2, 1) != LUA_OK)
-        goto fail;
+      print_version(loop);
+      dorepl(L);
+      goto done;
+    } else if (dofile(L, NULL) != LUA_OK) {
+      goto fail;
     }
   }
-  /* The script has ended; the other tasks run to their end. Leaving the
-   * REPL ends the session instead: background tasks are dropped. */
-  if (!interactive && moonport_run(L, MP_RUN_DEFAULT) < 0) {
+  /* The script has ended; the other tasks run to their end. */
+  if (moonport_run(L, MP_RUN_DEFAULT) < 0) {
     report(L, LUA_ERRRUN);
     goto fail;
   }
   lua_pushboolean(L, moonport_unhandled(L) == 0);
+  return 1;
+done: /* leaving the REPL ends the session: background tasks are dropped */
+  lua_pushboolean(L, 1);
   return 1;
 fail:
   lua_pushboolean(L, 0);
@@ -283,36 +482,45 @@ fail:
 }
 
 int main(int argc, char **argv) {
-  const char *backend = NULL;
+  struct mp_args args;
   struct mp_loop *loop;
   if (argv[0] && argv[0][0]) progname = argv[0];
-  for (int i = 1; i + 1 < argc; i++) {
-    if (argv[i][0] != '-' || strcmp(argv[i], "--") == 0) break;
-    if (strcmp(argv[i], "--backend") == 0) backend = argv[i + 1];
-    if (strcmp(argv[i], "-e") == 0 || strcmp(argv[i], "-l") == 0) i++;
+  main_thread = pthread_self();
+  if (mp_args_parse(argc, argv, &args) & MP_ARGS_ERROR) {
+    print_usage(argv[args.first]);
+    return EXIT_FAILURE;
   }
+  if (!check_backend(args.backend, "--backend") ||
+      (!args.backend &&
+       !check_backend(getenv("MOONPORT_BACKEND"), "MOONPORT_BACKEND")))
+    return EXIT_FAILURE;
   /* A write to a closed pipe must be an EPIPE result, not a dead process. */
   signal(SIGPIPE, SIG_IGN);
-  int r = mp_loop_new(&loop, backend);
+  int r = mp_loop_new(&loop, args.backend);
   if (r < 0) {
+    const char *name = args.backend ? args.backend
+                                    : getenv("MOONPORT_BACKEND");
     fprintf(stderr, "%s: cannot start the %s backend: %s\n", progname,
-            backend ? backend : "default", mp_strerror(r));
-    return 1;
+            name && *name ? name : "default", mp_strerror(r));
+    return EXIT_FAILURE;
   }
   lua_State *L = moonport_newstate();
   if (!L) {
-    fprintf(stderr, "%s: not enough memory\n", progname);
-    return 1;
+    l_message(progname, "cannot create state: not enough memory");
+    return EXIT_FAILURE;
   }
+  host_L = L;
+  lua_setwarnf(L, warn_off, L);
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);
   lua_pushlightuserdata(L, argv);
   lua_pushlightuserdata(L, loop);
-  int st = lua_pcall(L, 3, 1, 0);
+  lua_pushlightuserdata(L, &args);
+  int st = lua_pcall(L, 4, 1, 0);
   int ok = st == LUA_OK && lua_toboolean(L, -1);
   if (st != LUA_OK) report(L, st);
   moonport_closestate(L);
   mp_loop_drain(loop);
   mp_loop_close(loop);
-  return ok ? 0 : 1;
+  return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

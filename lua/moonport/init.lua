@@ -5,10 +5,29 @@
 local core = ...
 
 local M = {}
-for _, name in ipairs { "spawn", "current", "sleep", "now", "run", "backend",
+for _, name in ipairs { "spawn", "current", "sleep", "now", "backend",
                         "work" } do
   M[name] = core[name]
 end
+
+-- mp.run(fn, ...) inside a task just calls fn there (the loop is already
+-- running), so one script works both under lua5.4 and under moonport.
+local core_run = core.run
+function M.run(...)
+  if core.current() and select("#", ...) > 0 then
+    local fn = ...
+    if type(fn) ~= "function" then
+      error("bad argument #1 to 'run' (function expected, got "
+            .. type(fn) .. ")", 2)
+    end
+    return fn(select(2, ...))
+  end
+  return core_run(...)
+end
+
+-- Argument errors name the function ("bad argument #1 to
+-- 'moonport.fs.open'") even when the call site gives no name, as for io.
+if package and package.loaded then package.loaded["moonport.fs"] = core.fs end
 
 -- mp.net: sockets and names (lua/moonport/net.lua over bindings/l*.c).
 M.net = require("moonport.net")(core, M)
@@ -243,18 +262,29 @@ if not rawget(coroutine, "moonport") then
     return pass(co, co_resume(co, ...))
   end
 
+  -- As lua's auxwrap: a failed coroutine is closed (its __close handlers
+  -- run, and an error they raise replaces the original one).
   coroutine.wrap = function(f)
     local co = co_create(f)
     local function unwrap(ok, ...)
       if ok then return ... end
       local err = ...
-      if co_status(co) == "dead" then co_close(co) end
-      error(err, 0)
+      if co_status(co) == "dead" then
+        local cok, cerr = co_close(co)
+        if not cok then err = cerr end
+      end
+      error(err, 2)
     end
     return function(...)
       return unwrap(pass(co, co_resume(co, ...)))
     end
   end
+
+  -- At a task's top level the script is where lua's main chunk would
+  -- be (bindings/lcoro.c).
+  coroutine.yield = core.co_yield
+  coroutine.running = core.co_running
+  coroutine.isyieldable = core.co_isyieldable
   rawset(coroutine, "moonport", true)
 end
 
@@ -266,6 +296,10 @@ M.fs = fs
 -- Whole contents, or nil, msg, code. The file is closed even if the task
 -- is cancelled mid-read (to-be-closed variable).
 function fs.readfile(path)
+  if type(path) ~= "string" and type(path) ~= "number" then
+    error("bad argument #1 to 'readfile' (string expected, got "
+          .. type(path) .. ")", 2)
+  end
   local f <close>, err, code = fs.open(path, "rb")
   if not f then return nil, err, code end
   local data, rerr, rcode = f:read("a")

@@ -8,13 +8,15 @@ return function(core, M)
   local tcp_connect, tcp_listen = core.net_connect, core.net_listen
   local mtype, fmt = math.type, string.format
 
-  local function argerr(n, fname, msg)
-    error(fmt("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
+  -- level: 3 (the default) blames the caller of the function that calls
+  -- argerr; the check_* helpers below are one call deeper and pass 4.
+  local function argerr(n, fname, msg, level)
+    error(fmt("bad argument #%d to '%s' (%s)", n, fname, msg), level or 3)
   end
 
   local function check_host(host, n, fname)
     if type(host) ~= "string" then
-      argerr(n, fname, "host string expected, got " .. type(host))
+      argerr(n, fname, "host string expected, got " .. type(host), 4)
     end
   end
 
@@ -25,10 +27,10 @@ return function(core, M)
     end
     if mtype(port) ~= "integer" then
       argerr(n, fname, "port number expected, got " ..
-             (mtype(port) or type(port)))
+             (mtype(port) or type(port)), 4)
     end
     if port < min or port > 65535 then
-      argerr(n, fname, fmt("port out of range (%d..65535)", min))
+      argerr(n, fname, fmt("port out of range (%d..65535)", min), 4)
     end
     return port
   end
@@ -36,11 +38,11 @@ return function(core, M)
   local function check_opts(opts, n, fname)
     if opts == nil then return {} end
     if type(opts) ~= "table" then
-      argerr(n, fname, "options table expected, got " .. type(opts))
+      argerr(n, fname, "options table expected, got " .. type(opts), 4)
     end
     local t = opts.timeout
     if t ~= nil and (type(t) ~= "number" or t ~= t or t < 0) then
-      argerr(n, fname, "opts.timeout must be a non-negative number")
+      argerr(n, fname, "opts.timeout must be a non-negative number", 4)
     end
     return opts
   end

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cli.sh: end-to-end tests of the moonport command (exit codes, arg,
-# tracebacks, unjoined task errors, -e/-l/-, bytecode refusal, backends).
+# tracebacks, unjoined task errors, lua.c's options and LUA_INIT, bytecode
+# refusal, backends).
 set -u
 MP=${MOONPORT:?set MOONPORT to the moonport binary}
 tmp=$(mktemp -d)
@@ -59,7 +60,42 @@ check "-v prints the version" '[ $st -eq 0 ] && echo "$out" | grep -q moonport'
 out=$("$MP" --backend epoll -e 'print((require "moonport").backend())')
 check "--backend selects epoll" '[ "$out" = epoll ]'
 "$MP" --backend nonsense -e '' 2>"$tmp/err"; st=$?
-check "--backend with a bad name fails" '[ $st -eq 1 ] && grep -q "cannot start" "$tmp/err"'
+check "--backend with a bad name fails, naming it and the valid ones" \
+  '[ $st -eq 1 ] && grep -q "unknown backend .nonsense.*valid: .*epoll" "$tmp/err"'
+MOONPORT_BACKEND=bogus "$MP" -e '' 2>"$tmp/err"; st=$?
+check "MOONPORT_BACKEND with a bad name fails the same way" \
+  '[ $st -eq 1 ] && grep -q "unknown backend .bogus. in MOONPORT_BACKEND" "$tmp/err"'
+"$MP" --backend 2>"$tmp/err"; st=$?
+check "--backend without a name is an error" \
+  '[ $st -eq 1 ] && grep -q "'"'--backend' needs argument"'" "$tmp/err"'
+out=$("$MP" --backend=epoll -e 'print((require "moonport").backend())')
+check "--backend=NAME" '[ "$out" = epoll ]'
+
+# lua.c's options and messages
+"$MP" -x 2>"$tmp/err"; st=$?
+check "an unknown option: lua's message and usage, exit 1" \
+  '[ $st -eq 1 ] && grep -q "unrecognized option .-x." "$tmp/err" && grep -q "^usage: " "$tmp/err" && grep -q "  -W  " "$tmp/err"'
+"$MP" -e 2>"$tmp/err"; st=$?
+check "-e without its argument" '[ $st -eq 1 ] && grep -q "'"'-e' needs argument"'" "$tmp/err"'
+"$MP" -l -e 1 2>"$tmp/err"; st=$?
+check "-l followed by an option" '[ $st -eq 1 ] && grep -q "'"'-l' needs argument"'" "$tmp/err"'
+out=$("$MP" -ex=6 -e'print(x * 7)'); check "-eSTAT" '[ "$out" = 42 ]'
+out=$("$MP" -lstring -l s=string -e 'print(s.rep("b", 2), string == s)')
+check "-lMOD and -l g=mod" '[ "$out" = "bb	true" ]'
+out=$("$MP" -v); check "-v names moonport and prints Lua's copyright line" \
+  'echo "$out" | grep -q "^moonport " && echo "$out" | grep -qx "$(lua5.4 -v)"'
+out=$(LUA_INIT='print("init")' "$MP" -e 'print("e")')
+check "LUA_INIT runs first" '[ "$out" = "$(printf "init\ne")" ]'
+out=$(LUA_INIT_5_4='print("54")' LUA_INIT='print("plain")' "$MP" -e '')
+check "LUA_INIT_5_4 wins over LUA_INIT" '[ "$out" = 54 ]'
+echo 'print("from file")' > "$tmp/init.lua"
+out=$(LUA_INIT="@$tmp/init.lua" "$MP" -e ''); check "LUA_INIT=@file" '[ "$out" = "from file" ]'
+out=$(LUA_INIT='print("init")' LUA_PATH='/nowhere/?.lua' "$MP" -E -e 'print(package.path:find("nowhere") == nil)')
+check "-E ignores LUA_INIT and LUA_PATH" '[ "$out" = true ]'
+LUA_INIT='error("bad init")' "$MP" -e 'print("ran")' >"$tmp/out" 2>"$tmp/err"; st=$?
+check "an error in LUA_INIT stops the command" \
+  '[ $st -eq 1 ] && grep -q "LUA_INIT:1: bad init" "$tmp/err" && [ ! -s "$tmp/out" ]'
+out=$("$MP" -W -e 'warn("w")' 2>&1); check "-W turns warnings on" '[ "$out" = "Lua warning: w" ]'
 
 lua5.4 -e "local f = io.open('$tmp/bc.luac', 'wb'); f:write(string.dump(function() print('bytecode ran') end)); f:close()"
 "$MP" "$tmp/bc.luac" >"$tmp/out" 2>"$tmp/err"; st=$?

@@ -46,5 +46,26 @@ check "background tasks run between entries" 'grep -qx true "$tmp/out"'
 check "a server started at the prompt answers while the REPL waits" '[ "$served" = "hi from the repl" ]'
 check "Ctrl-C stops a runaway entry" 'grep -q "interrupted!" "$tmp/err"'
 check "Ctrl-C stops a sleeping entry too" '[ "$(grep -cE "^(interrupted!|cancelled)" "$tmp/err")" -ge 2 ]'
+
+# Not a terminal: prompts, echo and results exactly as lua5.4 -i prints
+# them (after the version banner), with _PROMPT/_PROMPT2, "=expr", errors
+# and print = nil.
+input='1+1
+for i = 1, 2 do
+print(i)
+end
+=3
+_PROMPT = "P> " _PROMPT2 = setmetatable({}, {__tostring = function() return "P2> " end})
+local t = {
+}
+error("x")
+print = nil
+10
+'
+printf '%s' "$input" | lua5.4 -i >"$tmp/lua.out" 2>"$tmp/lua.err"
+printf '%s' "$input" | "$MP" -i >"$tmp/mp.out" 2>"$tmp/mp.err"; st=$?
+check "without a terminal the REPL prints what lua5.4 -i prints" \
+  '[ $st -eq 0 ] && diff <(sed 1d "$tmp/lua.out") <(sed 1,2d "$tmp/mp.out") && diff "$tmp/lua.err" "$tmp/mp.err"'
+check "print = nil does not end it" 'grep -q "error calling .print." "$tmp/mp.err"'
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -1,0 +1,82 @@
+/* margs.c: option parsing for the moonport command (see margs.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "margs.h"
+
+static const char backend_opt[] = "--backend";
+
+/* NAME from "--backend NAME" or "--backend=NAME"; NULL if missing. */
+static const char *backend_name(char **argv, int *i) {
+  const char *a = argv[*i] + sizeof backend_opt - 1;
+  if (*a == '=') return a[1] ? a + 1 : NULL;
+  const char *next = argv[*i + 1];
+  if (!next || next[0] == '-' || !next[0]) return NULL;
+  ++*i;
+  return next;
+}
+
+int mp_args_parse(int argc, char **argv, struct mp_args *a) {
+  int i;
+  a->flags = 0;
+  a->backend = NULL;
+  for (i = 1; i < argc && argv[i]; i++) {
+    const char *s = argv[i];
+    a->first = i;
+    if (s[0] != '-') return a->flags; /* the script */
+    switch (s[1]) {
+    case '-':
+      if (s[2] == '\0') { /* "--": the script is next */
+        a->first = i + 1;
+        return a->flags;
+      }
+      if (strncmp(s, backend_opt, sizeof backend_opt - 1) == 0 &&
+          (s[sizeof backend_opt - 1] == '\0' ||
+           s[sizeof backend_opt - 1] == '=')) {
+        if (!(a->backend = backend_name(argv, &i))) goto bad;
+        break;
+      }
+      goto bad;
+    case '\0': /* "-": the script is stdin */
+      return a->flags;
+    case 'E':
+      if (s[2]) goto bad;
+      a->flags |= MP_ARGS_NOENV;
+      break;
+    case 'W':
+      if (s[2]) goto bad;
+      break;
+    case 'i':
+      a->flags |= MP_ARGS_I; /* and -v */
+      /* fall through */
+    case 'v':
+      if (s[2]) goto bad;
+      a->flags |= MP_ARGS_V;
+      break;
+    case 'e':
+      a->flags |= MP_ARGS_E;
+      /* fall through */
+    case 'l':
+      if (s[2] == '\0') { /* the argument is the next word */
+        i++;
+        if (i >= argc || !argv[i] || argv[i][0] == '-') goto bad;
+      }
+      break;
+    default:
+      goto bad;
+    }
+  }
+  a->first = i;
+  return a->flags;
+bad: /* a->first is the option at fault */
+  a->flags = MP_ARGS_ERROR;
+  return a->flags;
+}
+
+void mp_args_error(const char *badopt, char *buf, unsigned size) {
+  if ((badopt[1] == 'e' || badopt[1] == 'l') ||
+      strncmp(badopt, backend_opt, sizeof backend_opt - 1) == 0)
+    snprintf(buf, size, "'%s' needs argument", badopt);
+  else
+    snprintf(buf, size, "unrecognized option '%s'", badopt);
+}
