@@ -33,6 +33,8 @@ struct faults {
   uint32_t rate;         /* per 2^32 */
   int hard;
   struct mp__queue q;    /* faulted ops, completed by the next reap */
+  const char *stats;     /* MP_FAULT_STATS: appended to at close */
+  uint64_t seed, nrolls, nfaults;
 };
 
 struct uring_state {
@@ -134,9 +136,22 @@ static void faults_init(struct faults *f) {
   const char *hard = getenv("MP_FAULT_HARD");
   double r = rate ? atof(rate) : 0;
   if (!seed || !*seed || r <= 0) return;
-  f->rng = strtoull(seed, NULL, 0) * 0x9e3779b97f4a7c15ull | 1;
+  f->seed = strtoull(seed, NULL, 0);
+  f->rng = f->seed * 0x9e3779b97f4a7c15ull | 1;
   f->rate = r >= 1 ? UINT32_MAX : (uint32_t)(r * 4294967296.0);
   f->hard = hard && *hard == '1';
+  f->stats = getenv("MP_FAULT_STATS");
+}
+
+/* "seed rate ops faults", as tests/fault/shim.c writes it. */
+static void faults_report(struct faults *f) {
+  FILE *out;
+  if (!f->rng || !f->stats || !*f->stats || !(out = fopen(f->stats, "a")))
+    return;
+  fprintf(out, "%llu %g %llu %llu\n", (unsigned long long)f->seed,
+          f->rate / 4294967296.0, (unsigned long long)f->nrolls,
+          (unsigned long long)f->nfaults);
+  fclose(out);
 }
 
 static uint32_t fault_rand(struct faults *f) {
@@ -150,8 +165,10 @@ static uint32_t fault_rand(struct faults *f) {
  * may be shortened) or the error to complete it with instead. */
 static int fault_roll(struct faults *f, struct mp_op *op, unsigned *len) {
   struct stat st;
-  if (!f->rng || !is_io(op->kind) || fault_rand(f) > f->rate)
-    return 0;
+  int r = 0;
+  if (!f->rng || !is_io(op->kind)) return 0;
+  f->nrolls++;
+  if (fault_rand(f) > f->rate) return 0;
   switch (fault_rand(f) % 4) {
     case 0:
       /* Short: only where the call may return fewer bytes (not datagrams;
@@ -161,14 +178,20 @@ static int fault_roll(struct faults *f, struct mp_op *op, unsigned *len) {
            S_ISREG(st.st_mode)))
         return 0;
       *len = 1 + fault_rand(f) % (*len - 1);
+      f->nfaults++;
       return 0;
     case 1:
-      return op->kind == MP_OP_CONNECT ? 0 : MP_EINTR;
+      r = op->kind == MP_OP_CONNECT ? 0 : MP_EINTR;
+      break;
     case 2:
-      return op->kind == MP_OP_CONNECT ? 0 : MP_EAGAIN;
+      r = op->kind == MP_OP_CONNECT ? 0 : MP_EAGAIN;
+      break;
     default:
-      return f->hard ? MP_ECANCELED : 0;
+      r = f->hard ? MP_ECANCELED : 0;
+      break;
   }
+  f->nfaults += r != 0;
+  return r;
 }
 
 static int ur_init(struct mp_loop *loop) {
@@ -213,6 +236,7 @@ static int ur_init(struct mp_loop *loop) {
 static void ur_close(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
   /* Only the wake poll can be pending; it touches no user memory. */
+  faults_report(&s->fault);
   io_uring_queue_exit(&s->ring);
   free(s);
 }

@@ -1,10 +1,10 @@
--- canceled.lua: run with MP_FAULT_HARD=1 on io_uring: socket and file ops
--- complete with ECANCELED (besides injected EINTR/EAGAIN/short results)
--- although nobody cancelled them. Every call must come back in bounded
--- time with its result or nil, message, code: never hang, never raise
--- "cancelled" (the task was not cancelled), never crash.
+-- hard.lua: run under MP_FAULT_HARD=1 (tests/fault/run.sh): socket and file
+-- ops fail with errors nobody asked for (ECANCELED on io_uring although
+-- nobody cancelled; ENOMEM, EMFILE, EAGAIN from the shim on epoll), among
+-- the transient faults. Every call must come back in bounded time with its
+-- result or nil, message, code: never hang, never raise "cancelled" (the
+-- task was not cancelled), never crash.
 local mp = require "moonport"
-if mp.backend() ~= "io_uring" then print("skipped: not io_uring") return end
 local seen, calls = 0, 0
 local function call(what, fn, ...)
   local ok, r, msg, code = mp.timeout(5, fn, ...)
@@ -12,7 +12,7 @@ local function call(what, fn, ...)
   calls = calls + 1
   if r == nil then
     assert(type(msg) == "string" and code, what .. ": error without a code")
-    if code == "cancelled" or code == "ECANCELED" then seen = seen + 1 end
+    seen = seen + 1
   end
   return r
 end
@@ -51,5 +51,5 @@ for i = 1, 40 do
 end
 srv:close()
 os.execute("rm -rf " .. dir)
-assert(seen > 0, "no injected ECANCELED reached a caller")
+assert(seen > 0, "no injected error reached a caller")
 print("ok", calls, seen)
