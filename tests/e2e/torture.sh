@@ -56,7 +56,7 @@ here=$(dirname "$0")
 for part in channels writefile fifo; do
   for run in "1 MOONPORT_GC_TORTURE=0" "2 MOONPORT_GC_TORTURE=1"; do
     set -- $run
-    out=$(timeout 60 env "$2" "$MP" "$here/torture.lua" "$part" "$1" 2>&1)
+    out=$(timeout 30 env "$2" "$MP" "$here/torture.lua" "$part" "$1" 2>&1)
     st=$?
     if [ $st -eq 0 ] && [ "$(echo "$out" | tail -1)" = "ok $part" ]; then
       pass=$((pass + 1)); echo "ok - $part seed $1 $2"
