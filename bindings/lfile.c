@@ -450,19 +450,6 @@ int lfile_close(lua_State *L) {
   return lmp_await(L, op, close_k, "close");
 }
 
-/* The flush of a collected file's buffer: nobody waits for it, so the
- * rest of a short write goes out from here. */
-static void gc_write_cb(struct mp_op *op) {
-  int64_t r = op->result;
-  if (r > 0 && (size_t)r < op->u.rw.len) {
-    mp_op_prep_write(op, op->fd, (char *)op->u.rw.buf + r,
-                     op->u.rw.len - (size_t)r,
-                     op->u.rw.off < 0 ? -1 : op->u.rw.off + r);
-    if (mp_op_submit(op) == 0) return;
-  }
-  lfile_op_cb(op);
-}
-
 /* __gc and __close: close without waiting (no yield here). */
 static int file_gc(lua_State *L) {
   struct lfile *f = lfile_to(L);
@@ -473,7 +460,6 @@ static int file_gc(lua_State *L) {
     if (buf) {
       memcpy(buf, f->wbuf, f->wlen);
       op->owned = buf;
-      op->cb = gc_write_cb;
       f->d->keep = op;
       mp_op_protect(op);
       mp_op_prep_write(op, f->d->fd, buf, f->wlen, f->woff);
