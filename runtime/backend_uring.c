@@ -14,11 +14,28 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "mp_internal.h"
 
 #define TAG_IGNORE 0u  /* cancel CQEs */
 #define TAG_WAKE 1u    /* the poll on the loop's wake eventfd */
+#define TAG_POLL 1u    /* low bit of an op's address: its readiness poll */
+
+/* Test-only fault injection (MP_FAULT_SEED, MP_FAULT_RATE, MP_FAULT_HARD,
+ * read at init): a seeded share of socket and file ops is shortened (asks
+ * the kernel for fewer bytes, which it may always return) or never reaches
+ * the kernel and completes with -EINTR or -EAGAIN (with MP_FAULT_HARD,
+ * -ECANCELED). Faults are made before the kernel sees the op, so no byte
+ * is lost or duplicated by the injection itself. */
+struct faults {
+  uint64_t rng;          /* xorshift64 state; 0: faults off */
+  uint32_t rate;         /* per 2^32 */
+  int hard;
+  struct mp__queue q;    /* faulted ops, completed by the next reap */
+  const char *stats;     /* MP_FAULT_STATS: appended to at close */
+  uint64_t seed, nrolls, nfaults;
+};
 
 struct uring_state {
   struct io_uring ring;
@@ -26,6 +43,7 @@ struct uring_state {
   /* Optional opcodes (file and path ops) the kernel supports; the others
    * run on the threadpool. */
   unsigned char native[MP_OP_KIND_MAX];
+  struct faults fault;
 };
 
 /* Optional op kinds and the opcode each needs. */
@@ -106,6 +124,76 @@ static int round_trip(struct io_uring *ring) {
   return 0;
 }
 
+/* Socket, pipe and file IO: the ops that may be short, interrupted or
+ * told to try again. */
+static int is_io(int kind) {
+  return (kind >= MP_OP_READ && kind <= MP_OP_CONNECT) ||
+         kind == MP_OP_SENDMSG || kind == MP_OP_RECVMSG;
+}
+
+static void faults_init(struct faults *f) {
+  const char *seed = getenv("MP_FAULT_SEED"), *rate = getenv("MP_FAULT_RATE");
+  const char *hard = getenv("MP_FAULT_HARD");
+  double r = rate ? atof(rate) : 0;
+  if (!seed || !*seed || r <= 0) return;
+  f->seed = strtoull(seed, NULL, 0);
+  f->rng = f->seed * 0x9e3779b97f4a7c15ull | 1;
+  f->rate = r >= 1 ? UINT32_MAX : (uint32_t)(r * 4294967296.0);
+  f->hard = hard && *hard == '1';
+  f->stats = getenv("MP_FAULT_STATS");
+}
+
+/* "seed rate ops faults", as tests/fault/shim.c writes it. */
+static void faults_report(struct faults *f) {
+  FILE *out;
+  if (!f->rng || !f->stats || !*f->stats || !(out = fopen(f->stats, "a")))
+    return;
+  fprintf(out, "%llu %g %llu %llu\n", (unsigned long long)f->seed,
+          f->rate / 4294967296.0, (unsigned long long)f->nrolls,
+          (unsigned long long)f->nfaults);
+  fclose(out);
+}
+
+static uint32_t fault_rand(struct faults *f) {
+  f->rng ^= f->rng << 13;
+  f->rng ^= f->rng >> 7;
+  f->rng ^= f->rng << 17;
+  return (uint32_t)(f->rng >> 32);
+}
+
+/* Decides a fault for op about to be submitted: returns 0 (none; *len
+ * may be shortened) or the error to complete it with instead. */
+static int fault_roll(struct faults *f, struct mp_op *op, unsigned *len) {
+  struct stat st;
+  int r = 0;
+  if (!f->rng || !is_io(op->kind)) return 0;
+  f->nrolls++;
+  if (fault_rand(f) > f->rate) return 0;
+  switch (fault_rand(f) % 4) {
+    case 0:
+      /* Short: only where the call may return fewer bytes (not datagrams;
+       * not reads of regular files, which are short only at the end). */
+      if (op->kind > MP_OP_SEND || *len < 2 ||
+          (op->kind == MP_OP_READ && fstat(op->fd, &st) == 0 &&
+           S_ISREG(st.st_mode)))
+        return 0;
+      *len = 1 + fault_rand(f) % (*len - 1);
+      f->nfaults++;
+      return 0;
+    case 1:
+      r = op->kind == MP_OP_CONNECT ? 0 : MP_EINTR;
+      break;
+    case 2:
+      r = op->kind == MP_OP_CONNECT ? 0 : MP_EAGAIN;
+      break;
+    default:
+      r = f->hard ? MP_ECANCELED : 0;
+      break;
+  }
+  f->nfaults += r != 0;
+  return r;
+}
+
 static int ur_init(struct mp_loop *loop) {
   struct uring_state *s = calloc(1, sizeof *s);
   struct io_uring_params p;
@@ -140,6 +228,7 @@ static int ur_init(struct mp_loop *loop) {
   }
   loop->bdata = s;
   loop->backend_fd = s->ring.ring_fd;
+  faults_init(&s->fault);
   arm_wake(loop);
   return 0;
 }
@@ -147,6 +236,7 @@ static int ur_init(struct mp_loop *loop) {
 static void ur_close(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
   /* Only the wake poll can be pending; it touches no user memory. */
+  faults_report(&s->fault);
   io_uring_queue_exit(&s->ring);
   free(s);
 }
@@ -162,6 +252,13 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
     return mp__pool_submit(loop, op); /* the kernel lacks the opcode */
   if (op->fd < 0 && (op->kind <= MP_OP_CLOSE || op->kind > MP_OP_MKDIRAT))
     return MP_EBADF;
+  int fault = fault_roll(&s->fault, op, &len);
+  if (fault) {
+    op->result = fault;
+    mp__queue_push(&s->fault.q, op);
+    mp_loop_wake(loop); /* a host polling mp_loop_fd must come back */
+    return 0;
+  }
   sqe = get_sqe(loop);
   switch (op->kind) {
     case MP_OP_READ:
@@ -236,8 +333,46 @@ static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
     return;
   }
   struct io_uring_sqe *sqe = get_sqe(loop);
-  io_uring_prep_cancel(sqe, op, 0);
+  /* An op waiting for readiness: cancel the poll; its CQE completes the
+   * op. A faulted op is unknown to the kernel and completes anyway. */
+  io_uring_prep_cancel64(sqe, (uintptr_t)op | (op->flags & MP__F_POLL ?
+                                               TAG_POLL : 0), 0);
   io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+}
+
+/* The kernel (or the fault injector) answered EINTR or EAGAIN: nothing was
+ * transferred, so socket and file IO is started again, after a readiness
+ * poll for EAGAIN (a non-blocking pipe or tty). A cancelled op ends. */
+static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
+  /* an io-wq worker interrupted by a cancel may leak the kernel's internal
+   * restart codes (-ERESTARTSYS .. -ERESTARTNOHAND) */
+  if (res <= -512 && res >= -514) res = MP_ECANCELED;
+  int again = res == -EAGAIN && op->kind != MP_OP_CONNECT;
+  if ((res == -EINTR || again) && is_io(op->kind)) {
+    if (op->flags & MP__F_CANCEL) {
+      res = MP_ECANCELED;
+    } else if (again) {
+      int in = op->kind == MP_OP_READ || op->kind == MP_OP_RECV ||
+               op->kind == MP_OP_ACCEPT || op->kind == MP_OP_RECVMSG;
+      struct io_uring_sqe *sqe = get_sqe(loop);
+      io_uring_prep_poll_add(sqe, op->fd, in ? POLLIN : POLLOUT);
+      io_uring_sqe_set_data64(sqe, (uintptr_t)op | TAG_POLL);
+      op->flags |= MP__F_POLL;
+      return;
+    } else if ((res = ur_submit(loop, op)) == 0) {
+      return;
+    }
+  }
+  mp__op_complete(loop, op, res);
+}
+
+/* The readiness poll after EAGAIN finished: try the op again. */
+static void poll_done(struct mp_loop *loop, struct mp_op *op) {
+  int r;
+  op->flags &= (uint8_t)~MP__F_POLL;
+  if (op->flags & MP__F_CANCEL) r = MP_ECANCELED;
+  else r = ur_submit(loop, op);
+  if (r < 0) mp__op_complete(loop, op, r);
 }
 
 static void reap(struct mp_loop *loop) {
@@ -245,6 +380,10 @@ static void reap(struct mp_loop *loop) {
   struct io_uring_cqe *cqe;
   unsigned head, n;
   int rearm = 0;
+  struct mp__queue faulted = s->fault.q;
+  struct mp_op *op;
+  s->fault.q.head = s->fault.q.tail = NULL;
+  while ((op = mp__queue_pop(&faulted))) complete(loop, op, (int)op->result);
   for (;;) {
     n = 0;
     io_uring_for_each_cqe(&s->ring, head, cqe) {
@@ -255,11 +394,10 @@ static void reap(struct mp_loop *loop) {
         rearm = 1;
         continue;
       }
-      int res = cqe->res;
-      /* an io-wq worker interrupted by a cancel may leak the kernel's
-       * internal restart codes (-ERESTARTSYS .. -ERESTARTNOHAND) */
-      if (res <= -512 && res >= -514) res = MP_ECANCELED;
-      mp__op_complete(loop, (struct mp_op *)(uintptr_t)ud, res);
+      if (ud & TAG_POLL)
+        poll_done(loop, (struct mp_op *)(uintptr_t)(ud & ~(uint64_t)TAG_POLL));
+      else
+        complete(loop, (struct mp_op *)(uintptr_t)ud, cqe->res);
     }
     io_uring_cq_advance(&s->ring, n);
     /* With NODROP, overflowed CQEs wait in the kernel until asked for. */
@@ -277,6 +415,7 @@ static void reap(struct mp_loop *loop) {
 static void ur_wait(struct mp_loop *loop, int64_t timeout_ns) {
   struct uring_state *s = loop->bdata;
   struct io_uring_cqe *cqe;
+  if (s->fault.q.head) timeout_ns = 0; /* faulted ops complete now */
   if (timeout_ns == 0) {
     /* GETEVENTS: with DEFER_TASKRUN completions are only posted when asked. */
     check_thread(io_uring_submit_and_get_events(&s->ring));

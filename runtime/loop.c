@@ -1,6 +1,8 @@
 /* loop.c: loop setup and teardown, backend choice, run, dispatch, posts. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "mp_internal.h"
 
@@ -14,6 +16,16 @@ static const struct mp_backend *find_backend(const char *name) {
 
 static int debug_enabled(void) {
   const char *d = getenv("MOONPORT_DEBUG");
+  return d && *d && strcmp(d, "0") != 0;
+}
+
+/* Poison and quarantine released op buffers (see mp_internal.h): on with
+ * MOONPORT_DEBUG_BUFFERS=1, and by default in MP_DEBUG builds. */
+static int debug_buffers(void) {
+  const char *d = getenv("MOONPORT_DEBUG_BUFFERS");
+#ifdef MP_DEBUG
+  if (!d || !*d) return 1;
+#endif
   return d && *d && strcmp(d, "0") != 0;
 }
 
@@ -62,6 +74,12 @@ int mp_loop_new(struct mp_loop **loopp, const char *backend) {
     r = choose_backend(loop, backend);
     if (r < 0) mp__mutex_destroy(&loop->post_lock);
   }
+  if (r == 0 && debug_buffers() &&
+      !(loop->quarantine = calloc(1, sizeof *loop->quarantine))) {
+    loop->backend->close(loop);
+    mp__mutex_destroy(&loop->post_lock);
+    r = MP_ENOMEM;
+  }
   if (r < 0) {
     mp__close_fd(loop->wakefd);
     free(loop);
@@ -78,6 +96,10 @@ int mp_loop_close(struct mp_loop *loop) {
   mp__close_fd(loop->wakefd);
   mp__mutex_destroy(&loop->post_lock);
   free(loop->heap);
+  if (loop->quarantine) {
+    mp__quarantine_flush(loop);
+    free(loop->quarantine);
+  }
   while (loop->blocks) {
     struct mp_op *block = loop->blocks;
     loop->blocks = block[0].next;
@@ -179,12 +201,38 @@ const char *mp_loop_fallback_reason(struct mp_loop *loop) {
 }
 int mp_loop_fd(struct mp_loop *loop) { return loop->backend_fd; }
 
+static int overlaps(const char *a, const char *b, const void *x, size_t n) {
+  return x && a < (const char *)x + n && (const char *)x < b;
+}
+
 int mp_loop_buffer_inflight(struct mp_loop *loop, const void *p, size_t len) {
   const char *a = p, *b = a + len;
   for (struct mp_op *op = loop->inflight; op; op = op->next) {
-    if (op->kind < MP_OP_READ || op->kind > MP_OP_SEND) continue;
-    const char *x = op->u.rw.buf, *y = x + op->u.rw.len;
-    if (a < y && x < b) return 1;
+    switch (op->kind) {
+      case MP_OP_READ: case MP_OP_WRITE: case MP_OP_RECV: case MP_OP_SEND:
+        if (overlaps(a, b, op->u.rw.buf, op->u.rw.len)) return 1;
+        break;
+      case MP_OP_SENDMSG: case MP_OP_RECVMSG: {
+        const struct msghdr *m = op->u.rw.buf;
+        if (overlaps(a, b, m, sizeof *m) ||
+            overlaps(a, b, m->msg_name, m->msg_namelen) ||
+            overlaps(a, b, m->msg_control, m->msg_controllen) ||
+            overlaps(a, b, m->msg_iov, m->msg_iovlen * sizeof *m->msg_iov))
+          return 1;
+        for (size_t i = 0; i < m->msg_iovlen; i++)
+          if (overlaps(a, b, m->msg_iov[i].iov_base, m->msg_iov[i].iov_len))
+            return 1;
+        break;
+      }
+      case MP_OP_CONNECT:
+        if (overlaps(a, b, op->u.sa.addr, op->u.sa.addrlen)) return 1;
+        break;
+      case MP_OP_STATX:
+        if (overlaps(a, b, op->u.fs.buf, sizeof(struct statx))) return 1;
+        break;
+      default:
+        break;
+    }
   }
   return 0;
 }

@@ -19,8 +19,22 @@ enum {
   MP__F_CANCEL = 1,   /* cancellation requested */
   MP__F_EXTERNAL = 2, /* caller-owned memory (mp_op_init), not pooled */
   MP__F_BACKEND = 4,  /* handed to the backend (vs heap/pool/nop) */
-  MP__F_PROTECT = 8   /* mp_loop_drain waits for it instead of cancelling */
+  MP__F_PROTECT = 8,  /* mp_loop_drain waits for it instead of cancelling */
+  MP__F_POLL = 16     /* io_uring: waiting for readiness after EAGAIN */
 };
+
+/* Debug buffer checks (MOONPORT_DEBUG_BUFFERS=1, always in MP_DEBUG
+ * builds): op-owned memory is poisoned on release and kept a while; a
+ * changed byte when it is finally freed means something (the kernel) wrote
+ * into it after its op was released. ASan cannot see kernel writes. */
+enum { MP__QUARANTINE = 32, MP__POISON = 0xdb };
+struct mp__quarantine {
+  unsigned char *p[MP__QUARANTINE];
+  size_t len[MP__QUARANTINE];
+  int kind[MP__QUARANTINE];
+  unsigned next;
+};
+void mp__quarantine_flush(struct mp_loop *loop);
 
 struct mp_pool; /* threadpool.c */
 struct mp__timer_slot; /* timer.c */
@@ -78,6 +92,8 @@ struct mp_loop {
   /* Free op records, allocated in blocks that live as long as the loop. */
   struct mp_op *free_ops;
   void *blocks;
+
+  struct mp__quarantine *quarantine; /* debug buffer checks, else NULL */
 };
 
 /* loop.c */

@@ -1,5 +1,6 @@
 /* op.c: struct mp_op: allocate, prepare, submit, cancel, release. */
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,6 +43,49 @@ void mp_op_init(struct mp_op *op, mp_op_cb cb, void *data) {
   op->flags = MP__F_EXTERNAL;
 }
 
+/* Frees entry i of the quarantine after checking that its poison is
+ * intact. */
+static void quarantine_free(struct mp__quarantine *q, unsigned i) {
+  unsigned char *p = q->p[i];
+  if (!p) return;
+  for (size_t k = 0; k < q->len[i]; k++) {
+    if (p[k] == MP__POISON) continue;
+    fprintf(stderr, "moonport: byte %zu of the %zu-byte buffer of a "
+            "released op (kind %d) changed after release: written under "
+            "the kernel\n", k, q->len[i], q->kind[i]);
+    abort();
+  }
+  free(p);
+  q->p[i] = NULL;
+}
+
+void mp__quarantine_flush(struct mp_loop *loop) {
+  for (unsigned i = 0; i < MP__QUARANTINE; i++)
+    quarantine_free(loop->quarantine, i);
+}
+
+/* Debug: op's memory must not be under another op; it is poisoned and
+ * kept (if small) so a late write into it is caught. */
+static void quarantine_put(struct mp_loop *loop, struct mp_op *op) {
+  struct mp__quarantine *q = loop->quarantine;
+  size_t len = malloc_usable_size(op->owned);
+  if (mp_loop_buffer_inflight(loop, op->owned, len)) {
+    fprintf(stderr, "moonport: mp_op_release (kind %d): its buffer is "
+            "still in flight in another op\n", op->kind);
+    abort();
+  }
+  memset(op->owned, MP__POISON, len);
+  if (len > (1u << 20)) {
+    free(op->owned);
+    return;
+  }
+  unsigned i = q->next++ % MP__QUARANTINE;
+  quarantine_free(q, i);
+  q->p[i] = op->owned;
+  q->len[i] = len;
+  q->kind[i] = op->kind;
+}
+
 void mp_op_release(struct mp_op *op) {
   if (op->state != MP__IDLE) {
     /* Freeing an op the kernel may still write to is never recoverable. */
@@ -49,7 +93,10 @@ void mp_op_release(struct mp_op *op) {
             op->kind);
     abort();
   }
-  free(op->owned);
+  if (op->owned && op->loop && op->loop->quarantine)
+    quarantine_put(op->loop, op);
+  else
+    free(op->owned);
   op->owned = NULL;
   if (op->flags & MP__F_EXTERNAL) return;
   struct mp_loop *loop = op->loop;
@@ -133,6 +180,13 @@ int mp_op_inflight(const struct mp_op *op) {
  * and waits for dispatch. It still counts in ninflight until its callback
  * has run, so the loop stays alive for it. */
 void mp__op_complete(struct mp_loop *loop, struct mp_op *op, int64_t res) {
+  if (op->state != MP__INFLIGHT) {
+    /* A second completion, or one for a released record: the op's memory
+     * may already belong to someone else. */
+    fprintf(stderr, "moonport: completion of an op not in flight (kind %d, "
+            "state %d)\n", op->kind, op->state);
+    abort();
+  }
   inflight_unlink(loop, op);
   op->result = res;
   op->state = MP__DONE;
