@@ -78,6 +78,10 @@ struct mp_loop {
   /* Free op records, allocated in blocks that live as long as the loop. */
   struct mp_op *free_ops;
   void *blocks;
+  size_t nlive; /* records handed out by mp_op_new, not yet released */
+
+  mp_alloc_fail_fn alloc_fail; /* tests: allocation-failure injection */
+  void *alloc_ud;
 };
 
 /* loop.c */
@@ -95,6 +99,7 @@ int mp__pool_submit(struct mp_loop *loop, struct mp_op *op);
 int mp__pool_cancel(struct mp_loop *loop, struct mp_op *op);
 void mp__pool_close(struct mp_loop *loop);
 int mp__pool_default_size(void);
+void mp__pool_stats(struct mp_loop *loop, struct mp_loop_stats *st);
 
 /* Blocking bodies of ops, shared by the epoll backend's threadpool path. */
 void mp__work_blocking_io(struct mp_op *op);
