@@ -15,6 +15,8 @@
 
 #include "lmoonport.h"
 
+
+
 /* Entries of the table at idx that hold something other than a number:
  * luaL_ref's free list links are numbers, so this counts live refs (and
  * named keys, for the registry). */
@@ -36,15 +38,28 @@ static lua_Integer count_ref_table(lua_State *L, int ref) {
   return n;
 }
 
-/* Entries of a /proc directory (threads or descriptors), -1 without it. */
-static int count_dir(const char *path) {
-  DIR *d = opendir(path);
+/* Whether thread tid is one of io_uring's kernel workers (iou-wrk-*),
+ * which the kernel starts for blocking requests and ends when idle. */
+static int is_uring_worker(const char *tid) {
+  char path[300], comm[32] = "";
+  snprintf(path, sizeof path, "/proc/self/task/%s/comm", tid);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  int r = fgets(comm, sizeof comm, f) && strncmp(comm, "iou-", 4) == 0;
+  fclose(f);
+  return r;
+}
+
+/* The process's threads, io_uring's kernel workers aside; -1 without
+ * /proc. */
+static int count_threads(void) {
+  DIR *d = opendir("/proc/self/task");
   int n = 0;
   if (!d) return -1;
   for (struct dirent *e; (e = readdir(d));)
-    if (e->d_name[0] != '.') n++;
+    if (e->d_name[0] != '.' && !is_uring_worker(e->d_name)) n++;
   closedir(d);
-  return n - (strcmp(path, "/proc/self/fd") == 0); /* opendir's own */
+  return n;
 }
 
 static void setint(lua_State *L, const char *k, lua_Integer v) {
@@ -66,7 +81,7 @@ static int l_stats(lua_State *L) {
   setint(L, "anchors", count_ref_table(L, S->anchors));
   setint(L, "waiters", count_ref_table(L, S->waiters));
   setint(L, "registry", count_live(L, LUA_REGISTRYINDEX));
-  int threads = count_dir("/proc/self/task");
+  int threads = count_threads();
   if (threads >= 0) setint(L, "threads", threads);
   return 1;
 }
@@ -144,7 +159,7 @@ void lmp_leakcheck_start(struct lmp_state *S) {
   if (!e || !*e || strcmp(e, "0") == 0) return;
   struct lmp_leakcheck *lc = calloc(1, sizeof *lc);
   if (!lc) return;
-  lc->threads = count_dir("/proc/self/task");
+  lc->threads = count_threads();
   each_fd(fd_add, lc);
   S->leakcheck = lc;
 }
@@ -192,10 +207,10 @@ void lmp_leakcheck_end(struct lmp_state *S, size_t nlive, int close_err) {
             r.n, r.n == 1 ? "" : "s", r.list);
     bad = 1;
   }
-  int threads = count_dir("/proc/self/task");
+  int threads = count_threads();
   for (int i = 0; i < 100 && threads > lc->threads; i++) { /* exiting */
     usleep(10000);
-    threads = count_dir("/proc/self/task");
+    threads = count_threads();
   }
   if (S->own_loop && lc->threads >= 0 && threads > lc->threads) {
     fprintf(stderr, "moonport: leak check: %d thread%s still running\n",

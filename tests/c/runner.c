@@ -47,11 +47,25 @@ struct snapshot {
   int fds[1024];
 };
 
+/* io_uring's kernel workers (iou-wrk-*) show up as threads of the
+ * process; the kernel starts them for blocking requests and ends them
+ * when idle, so they do not count. */
+static int is_uring_worker(const char *tid) {
+  char path[300], comm[32] = "";
+  snprintf(path, sizeof path, "/proc/self/task/%s/comm", tid);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  int r = fgets(comm, sizeof comm, f) && strncmp(comm, "iou-", 4) == 0;
+  fclose(f);
+  return r;
+}
+
 static int count_threads(void) {
   DIR *d = opendir("/proc/self/task");
   int n = 0;
   if (!d) return -1;
-  for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+  for (struct dirent *e; (e = readdir(d));)
+    n += e->d_name[0] != '.' && !is_uring_worker(e->d_name);
   closedir(d);
   return n;
 }
