@@ -241,6 +241,11 @@ static int pread_more(lua_State *L, struct mp_op *op, size_t got) {
   return lmp_await(L, op, pread_k, "pread");
 }
 
+static int push_bytes(lua_State *L) {
+  lua_pushlstring(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+  return 1;
+}
+
 static int pread_k(lua_State *L, int status, lua_KContext ctx) {
   struct mp_op *op = lfile_take(L, ctx);
   int64_t r = lfile_result(L, op);
@@ -252,10 +257,21 @@ static int pread_k(lua_State *L, int status, lua_KContext ctx) {
   }
   got += (size_t)r;
   if (r > 0 && got < n) return pread_more(L, op, got);
-  if (got == 0 && n > 0) lua_pushnil(L); /* end of file, as read */
-  else lua_pushlstring(L, op->owned, got);
+  /* Release the op before pushing, which may run out of memory. */
+  char *buf = op->owned;
+  op->owned = NULL;
   mp_op_release(op);
-  return 1;
+  if (got == 0 && n > 0) { /* end of file, as read */
+    free(buf);
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushcfunction(L, push_bytes);
+  lua_pushlightuserdata(L, buf);
+  lua_pushinteger(L, (lua_Integer)got);
+  int st = lua_pcall(L, 2, 1, 0);
+  free(buf);
+  return st == LUA_OK ? 1 : lua_error(L);
 }
 
 static int file_pread(lua_State *L) {
@@ -349,8 +365,9 @@ static int fstat_k(lua_State *L, int status, lua_KContext ctx) {
     mp_op_release(op);
     return lfile_fail(L, lfile_to(L), (int)r);
   }
-  lmp_push_stat(L, mp_op_statx_buf(op));
-  mp_op_release(op);
+  struct statx st = *(struct statx *)mp_op_statx_buf(op);
+  mp_op_release(op); /* before pushing, which may run out of memory */
+  lmp_push_stat(L, &st);
   return 1;
 }
 

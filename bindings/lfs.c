@@ -71,8 +71,9 @@ static int path_k(lua_State *L, int status, lua_KContext ctx) {
     r = err;
   }
   if (r >= 0 && op->kind == MP_OP_STATX) {
-    lmp_push_stat(L, mp_op_statx_buf(op));
-    mp_op_release(op);
+    struct statx st = *(struct statx *)mp_op_statx_buf(op);
+    mp_op_release(op); /* before pushing, which may run out of memory */
+    lmp_push_stat(L, &st);
     return 1;
   }
   mp_op_release(op);
@@ -203,6 +204,18 @@ static void dir_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
+static int push_names(lua_State *L) {
+  const char *names = lua_touserdata(L, lua_upvalueindex(1));
+  size_t len = (size_t)lua_tointeger(L, lua_upvalueindex(2));
+  lua_newtable(L);
+  lua_Integer i = 0;
+  for (size_t k = 0; k < len; k += strlen(names + k) + 1) {
+    lua_pushstring(L, names + k);
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
 static int dir_k(lua_State *L, int status, lua_KContext ctx) {
   struct mp_op *op = (struct mp_op *)ctx;
   struct dirjob *j = op->owned;
@@ -217,14 +230,18 @@ static int dir_k(lua_State *L, int status, lua_KContext ctx) {
     mp_op_release(op);
     return lmp_fail(L, (int)r, lua_tostring(L, 1));
   }
-  lua_newtable(L);
-  lua_Integer i = 0;
-  for (size_t k = 0; k < j->len; k += strlen(j->names + k) + 1) {
-    lua_pushstring(L, j->names + k);
-    lua_rawseti(L, -2, ++i);
-  }
-  free(j->names);
+  /* The names move to a userdata-free local so that the op is released
+   * before pushing, which may run out of memory. */
+  char *names = j->names;
+  size_t len = j->len;
+  j->names = NULL;
   mp_op_release(op);
+  lua_pushlightuserdata(L, names);
+  lua_pushinteger(L, (lua_Integer)len);
+  lua_pushcclosure(L, push_names, 2);
+  int st = lua_pcall(L, 0, 1, 0);
+  free(names);
+  if (st != LUA_OK) return lua_error(L);
   return 1;
 }
 

@@ -209,6 +209,11 @@ static void finish(struct lmp_task *t) {
   t->anchor = LUA_NOREF;
 }
 
+static int traceback(lua_State *L) {
+  luaL_traceback(L, lua_touserdata(L, 1), lua_touserdata(L, 2), 0);
+  return 1;
+}
+
 /* Prints a failure nobody is waiting for, at once, with its traceback. */
 static void report(struct lmp_task *t) {
   struct lmp_state *S = t->S;
@@ -222,8 +227,14 @@ static void report(struct lmp_task *t) {
       msg = lua_pushfstring(co, "(error object is a %s value)",
                             luaL_typename(co, -1));
   }
-  luaL_traceback(L, co, msg, 0);
-  fprintf(stderr, "moonport: error in task: %s\n", lua_tostring(L, -1));
+  /* The traceback needs memory: without it, the message alone. */
+  lua_pushcfunction(L, traceback);
+  lua_pushlightuserdata(L, co);
+  lua_pushlightuserdata(L, (void *)msg);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK)
+    fprintf(stderr, "moonport: error in task: %s\n", lua_tostring(L, -1));
+  else
+    fprintf(stderr, "moonport: error in task: %s\n", msg);
   fflush(stderr);
   lua_pop(L, 1);
   if (lua_gettop(co) > 0 && lua_tostring(co, -1) == msg) lua_pop(co, 1);
@@ -296,13 +307,16 @@ static void resume_task(struct lmp_state *S, struct lmp_task *t) {
   }
 }
 
+/* Runs the tasks ready now; those readied meanwhile run next turn. Each
+ * task leaves the queue only when its turn comes, so an error escaping
+ * (out of memory) leaves the rest queued rather than lost. */
 void lmp_run_ready(struct lmp_state *S) {
-  struct lmp_task *t = S->ready_head;
-  S->ready_head = S->ready_tail = NULL; /* tasks readied now run next turn */
-  while (t) {
-    struct lmp_task *next = t->next;
+  struct lmp_task *last = S->ready_tail, *t;
+  while ((t = S->ready_head)) {
+    S->ready_head = t->next;
+    if (!S->ready_head) S->ready_tail = NULL;
     resume_task(S, t);
-    t = next;
+    if (t == last) break;
   }
 }
 
@@ -469,10 +483,10 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushvalue(L, -2);
     lua_rawset(L, -4);
   }
+  t->has_joiners = 1; /* before the append, which may run out of memory */
   lmp_push_task(L, lmp_self(S));
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
   lua_settop(L, 1);
-  t->has_joiners = 1;
   return lmp_park(L, join_k, 0, "join");
 }
 
