@@ -17,23 +17,34 @@
 
 
 
-/* Entries of the table at idx that hold something other than a number:
- * luaL_ref's free list links are numbers, so this counts live refs (and
- * named keys, for the registry). */
+/* The live luaL_ref references in the table at idx: integer keys holding
+ * something other than a number (free-list links are numbers). Named
+ * entries (metatables, caches Lua creates on first use) do not count. */
 static lua_Integer count_live(lua_State *L, int idx) {
   lua_Integer n = 0;
   idx = lua_absindex(L, idx);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (lua_type(L, -1) != LUA_TNUMBER) n++;
+    if (lua_isinteger(L, -2) && lua_type(L, -1) != LUA_TNUMBER) n++;
     lua_pop(L, 1);
   }
   return n;
 }
 
-static lua_Integer count_ref_table(lua_State *L, int ref) {
+/* Entries of the table registry[ref]: live refs, or with all, every
+ * entry. */
+static lua_Integer count_ref_table(lua_State *L, int ref, int all) {
+  lua_Integer n = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-  lua_Integer n = lua_istable(L, -1) ? count_live(L, -1) : 0;
+  if (lua_istable(L, -1) && !all) {
+    n = count_live(L, -1);
+  } else if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      n++;
+      lua_pop(L, 1);
+    }
+  }
   lua_pop(L, 1);
   return n;
 }
@@ -78,8 +89,8 @@ static int l_stats(lua_State *L) {
   setint(L, "pool_jobs", (lua_Integer)st.pool_jobs);
   setint(L, "pool_threads", st.pool_threads);
   setint(L, "tasks", S->ntasks);
-  setint(L, "anchors", count_ref_table(L, S->anchors));
-  setint(L, "waiters", count_ref_table(L, S->waiters));
+  setint(L, "anchors", count_ref_table(L, S->anchors, 0));
+  setint(L, "waiters", count_ref_table(L, S->waiters, 1));
   setint(L, "registry", count_live(L, LUA_REGISTRYINDEX));
   int threads = count_threads();
   if (threads >= 0) setint(L, "threads", threads);

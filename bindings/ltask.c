@@ -724,6 +724,10 @@ void lmp_open_task(lua_State *L, struct lmp_state *S) {
   luaL_setfuncs(L, funcs, 1);
   lua_pushlightuserdata(L, SENTINEL);
   lua_setfield(L, -2, "SENTINEL");
+  /* Kept alive, so the scheduler's lua_pushliteral(co, "cancelled")
+   * finds it interned and cannot run out of memory (and lose a task). */
+  lua_pushliteral(L, "cancelled");
+  lua_setfield(L, LUA_REGISTRYINDEX, "moonport.cancelled");
   /* The timeout error: prints as "timeout", unique by identity. */
   lua_newtable(L);
   lua_newtable(L);

@@ -278,6 +278,10 @@ local function unmask(msg, tmp, path)
   return msg:sub(1, i - 1) .. path .. msg:sub(j + 1)
 end
 
+local TmpGuard = {
+  __close = function(g) if not g.done then os.remove(g.path) end end
+}
+
 function fs.writefile(path, data)
   if type(path) ~= "string" then
     error("bad argument #1 to 'writefile' (string expected, got "
@@ -290,8 +294,12 @@ function fs.writefile(path, data)
   tmpseq = tmpseq + 1
   local tmp = string.format("%s.mp-tmp-%x-%d", path,
                             math.random(0, 0x7fffffff), tmpseq)
+  -- Whatever raises from here on (out of memory, a cancel), the guard
+  -- removes the temporary file (at once: no op can be started then).
+  local guard <close> = setmetatable({ path = tmp }, TmpGuard)
   local f, err, code = fs.open(tmp, "wbx")
   if not f then
+    guard.done = true -- not ours
     -- report the caller's path, not the temporary name
     return nil, unmask(err, tmp, path), code
   end
@@ -300,9 +308,10 @@ function fs.writefile(path, data)
   if ok and not cok then ok, werr, wcode = nil, cerr, ccode end
   if ok then ok, werr, wcode = fs.rename(tmp, path) end
   if not ok then
-    fs.remove(tmp)
+    guard.done = fs.remove(tmp)
     return nil, unmask(werr, tmp, path), wcode
   end
+  guard.done = true
   return true
 end
 
