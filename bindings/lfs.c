@@ -199,14 +199,20 @@ static void dir_work(struct mp_op *op) {
   closedir(dir);
 }
 
+/* On completion the names become what the op owns (the count of bytes
+ * its result), so releasing the op frees them whatever happens next: an
+ * orphaned op, a task that dies before its continuation, a memory error. */
 static void dir_cb(struct mp_op *op) {
-  if (!op->data) free(((struct dirjob *)op->owned)->names); /* orphaned */
+  struct dirjob *j = op->owned;
+  op->owned = j->names;
+  if (op->result >= 0) op->result = (int64_t)j->len;
+  free(j);
   lmp_task_op_cb(op);
 }
 
 static int push_names(lua_State *L) {
-  const char *names = lua_touserdata(L, lua_upvalueindex(1));
-  size_t len = (size_t)lua_tointeger(L, lua_upvalueindex(2));
+  const char *names = lua_touserdata(L, 1);
+  size_t len = (size_t)lua_tointeger(L, 2);
   lua_newtable(L);
   lua_Integer i = 0;
   for (size_t k = 0; k < len; k += strlen(names + k) + 1) {
@@ -217,32 +223,23 @@ static int push_names(lua_State *L) {
 }
 
 static int dir_k(lua_State *L, int status, lua_KContext ctx) {
-  struct mp_op *op = (struct mp_op *)ctx;
-  struct dirjob *j = op->owned;
-  (void)status;
-  if (op->result < 0 || !op->data) { /* free before take may raise */
-    free(j->names);
-    j->names = NULL;
-  }
-  lmp_op_take(L, ctx);
+  struct mp_op *op = lmp_op_take(L, ctx);
   int64_t r = op->result;
+  (void)status;
   if (r < 0) {
     mp_op_release(op);
     return lmp_fail(L, (int)r, lua_tostring(L, 1));
   }
-  /* The names move to a userdata-free local so that the op is released
-   * before pushing, which may run out of memory. */
-  char *names = j->names;
-  size_t len = j->len;
-  j->names = NULL;
+  /* The op is released before pushing, which may run out of memory. */
+  char *names = op->owned;
+  op->owned = NULL;
   mp_op_release(op);
+  lua_pushcfunction(L, push_names);
   lua_pushlightuserdata(L, names);
-  lua_pushinteger(L, (lua_Integer)len);
-  lua_pushcclosure(L, push_names, 2);
-  int st = lua_pcall(L, 0, 1, 0);
+  lua_pushinteger(L, (lua_Integer)r);
+  int st = lua_pcall(L, 2, 1, 0);
   free(names);
-  if (st != LUA_OK) return lua_error(L);
-  return 1;
+  return st == LUA_OK ? 1 : lua_error(L);
 }
 
 static int fs_dir(lua_State *L) {
