@@ -41,5 +41,13 @@ check "  a kept socket is named" 'grep -q "keeps a listening socket: leaked 1 de
 check "  a sleeping task is named" 'grep -q "leaves a task sleeping: .*1 ops still in flight.*1 tasks still alive.*1 timers still armed" "$tmp/out"'
 check "  a clean test passes" 'grep -q "2 errors" "$tmp/out" && ! grep -q "leaks nothing:" "$tmp/out"'
 
+SWEEP="$BUILD/tests/mp_alloc_sweep"
+ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 "$SWEEP" planted-fd 2>"$tmp/err"; st=$?
+check "state close: a leaked descriptor ends the process with status 3" '[ $st -eq 3 ]'
+check "  and is named" 'grep -q "moonport: leak check: leaked 1 descriptor: [0-9]*=/dev/null" "$tmp/err"'
+ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 "$SWEEP" planted-op 2>"$tmp/err"; st=$?
+check "state close: an op record never released ends it with status 3" '[ $st -eq 3 ]'
+check "  and is named" 'grep -q "moonport: leak check: 1 op record never released" "$tmp/err"'
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
