@@ -219,7 +219,8 @@ void lmp_leakcheck_end(struct lmp_state *S, size_t nlive, int close_err) {
     bad = 1;
   }
   int threads = count_threads();
-  for (int i = 0; i < 100 && threads > lc->threads; i++) { /* exiting */
+  for (int i = 0; S->own_loop && i < 100 && threads > lc->threads; i++) {
+    /* the pool's threads were joined; they may linger a moment in /proc */
     usleep(10000);
     threads = count_threads();
   }

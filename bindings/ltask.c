@@ -196,9 +196,26 @@ static void wake_joiners(lua_State *L, struct lmp_task *t) {
   lua_pop(L, 2);
 }
 
+/* Takes t out of the ready queue (O(n); rare). */
+static void ready_remove(struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  struct lmp_task *prev = NULL;
+  for (struct lmp_task *it = S->ready_head; it; prev = it, it = it->next) {
+    if (it != t) continue;
+    if (prev) prev->next = t->next; else S->ready_head = t->next;
+    if (S->ready_tail == t) S->ready_tail = prev;
+    t->next = NULL;
+    return;
+  }
+}
+
 static void finish(struct lmp_task *t) {
   struct lmp_state *S = t->S;
   lua_State *L = S->L;
+  /* Readied by sleep(0) just before a yield that never reached the
+   * scheduler (it failed in a coroutine wrapper): once unanchored, a
+   * queued task would be freed under the queue. */
+  if (t->status == LMP_READY) ready_remove(t);
   lmp_task_release_ops(t);
   t->status = LMP_DONE;
   S->ntasks--;
@@ -694,6 +711,7 @@ static int l_abandon(lua_State *L) {
   struct lmp_task *t = lmp_self(lmp_state(L));
   if (t->op) drop_op(t->op);
   t->op = NULL;
+  if (t->status == LMP_READY) ready_remove(t); /* sleep(0) queued it */
   if (!t->is_main) t->status = LMP_RUNNING;
   return 0;
 }

@@ -74,10 +74,35 @@ static const struct sweep_case cases[] = {
    "local t = mp.spawn(function() while ch:recv() do end end)\n"
    "local ok, e = pcall(function() ch:send(1) ch:send(2) end)\n"
    "ch:close() t:join() assert(ok, e)"},
+  {"channel_rendezvous", NULL,
+   "local ch = mp.channel()\n"
+   "local t = mp.spawn(function() mp.timeout(0.05, ch.send, ch, 1) end)\n"
+   "mp.timeout(0.05, ch.recv, ch) t:join()"},
+  /* More than one block of op records (128). */
+  {"many_sleepers", NULL,
+   "local ts = {}\n"
+   "for i = 1, 130 do ts[i] = mp.spawn(mp.sleep, 0.001) end\n"
+   "for i = 1, 130 do ts[i]:join() end"},
+  {"nested_timeouts", NULL,
+   "mp.timeout(1, mp.timeout, 0.001, mp.sleep, 1)"},
+  {"coroutine_wrap", NULL,
+   "local g = coroutine.wrap(function() mp.sleep(0) coroutine.yield(1)\n"
+   "  return 2 end) g() g()"},
   {"channel_timeout", NULL,
    "local ch = mp.channel() mp.timeout(0.001, ch.recv, ch) local _ = #ch"},
   {"work", NULL,
    "mp.work(function(a, t) return a + 1, t end, 1, {x = 's', 2})"},
+  {"work_error", NULL, "pcall(mp.work, function() error('x') end)"},
+  {"fs_read_cancel", FILES,
+   "local t = mp.spawn(function()\n"
+   "  local f <close> = mp.fs.open(DIR .. '/r') if f then f:read('a') end\n"
+   "end) mp.sleep(0) t:cancel() t:join()"},
+  {"fs_small_writes", NULL,
+   "local f = mp.fs.open(DIR .. '/s', 'w')\n"
+   "if f then for i = 1, 100 do f:write(i, ' ') end f:close() end"},
+  {"fs_open_modes", FILES,
+   "for _, m in ipairs {'r+', 'a+', 'w+', 'x'} do\n"
+   "  local f = mp.fs.open(DIR .. '/r', m) if f then f:close() end end"},
   {"fs_open_write_close", NULL,
    "local f = mp.fs.open(DIR .. '/w', 'w')\n"
    "if f then f:write('abc', 1, '\\n') f:close() end"},
