@@ -233,7 +233,7 @@ static int l_addrs(lua_State *L) {
     lua_pushliteral(L, "EINVAL");
     return 3;
   }
-  struct dns_job *j = calloc(1, sizeof *j);
+  struct dns_job *j = mp_loop_calloc(S->loop, 1, sizeof *j);
   if (!j) return luaL_error(L, "not enough memory");
   j->port = (int)port;
   j->passive = passive;

@@ -300,7 +300,7 @@ static int file_pread(lua_State *L) {
     lua_replace(L, 2);
   }
   struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
-  if (!op || !(op->owned = malloc((size_t)n))) {
+  if (!op || !(op->owned = mp_loop_malloc(S->loop, (size_t)n))) {
     if (op) mp_op_release(op);
     return luaL_error(L, "not enough memory");
   }
@@ -430,7 +430,7 @@ static void close_op_cb(struct mp_op *op) {
 /* Closes a detached descriptor through the loop without waiting. */
 static void close_async(struct lmp_state *S, int fd) {
   struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0, NULL};
-  struct lfd *d = tmp.loop ? malloc(sizeof *d) : NULL;
+  struct lfd *d = tmp.loop ? mp_loop_malloc(tmp.loop, sizeof *d) : NULL;
   if (d) {
     *d = tmp;
     lfd_unref(d); /* closes through the loop */
@@ -473,7 +473,7 @@ static int file_gc(lua_State *L) {
   if (f->d && f->wlen) { /* what write() buffered still reaches the file */
     int err;
     struct mp_op *op = lfile_op(lmp_state(L), f, &err);
-    char *buf = op ? malloc(f->wlen) : NULL;
+    char *buf = op ? mp_loop_malloc(op->loop, f->wlen) : NULL;
     if (buf) {
       memcpy(buf, f->wbuf, f->wlen);
       op->owned = buf;
@@ -556,7 +556,7 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   mp_op_release(op);
   if (r < 0) return lmp_fail(L, (int)r, path);
-  struct lfd *d = calloc(1, sizeof *d);
+  struct lfd *d = mp_loop_calloc(lmp_state(L)->loop, 1, sizeof *d);
   if (!d) {
     close((int)r);
     return luaL_error(L, "not enough memory");

@@ -248,7 +248,7 @@ static int fs_dir(lua_State *L) {
   lua_settop(L, 1);
   struct mp_op *op = mp_op_new(lmp_state(L)->loop, dir_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
-  struct dirjob *j = calloc(1, sizeof *j + len + 1);
+  struct dirjob *j = mp_loop_calloc(op->loop, 1, sizeof *j + len + 1);
   if (!j) {
     mp_op_release(op);
     return luaL_error(L, "not enough memory");

@@ -116,7 +116,7 @@ static void req_timer_cb(struct mp_op *timer) {
 
 struct mp_op *lsock_op(lua_State *L, struct lsock *s, size_t extra,
                        int64_t deadline) {
-  struct lsock_req *r = malloc(sizeof *r + extra);
+  struct lsock_req *r = mp_loop_malloc(s->S->loop, sizeof *r + extra);
   if (!r) luaL_error(L, "not enough memory");
   struct mp_op *op = mp_op_new(s->S->loop, req_op_cb, NULL);
   if (!op) {
@@ -308,7 +308,7 @@ int lsock_gc(lua_State *L) {
   if (s->nreqs > 0) {
     /* Ops outlive the userdata: they finish the close. If the record
      * cannot be allocated, leaking the fd beats closing it under them. */
-    struct lsock_zombie *z = malloc(sizeof *z);
+    struct lsock_zombie *z = mp_loop_malloc(s->S->loop, sizeof *z);
     if (z) {
       z->fd = s->fd;
       z->refs = s->nreqs;

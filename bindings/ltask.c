@@ -643,7 +643,8 @@ static int l_deadline_push(lua_State *L) {
   luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
   if (t->ndeadlines == t->capdeadlines) {
     int cap = t->capdeadlines ? t->capdeadlines * 2 : 4;
-    struct mp_op **d = realloc(t->deadlines, (size_t)cap * sizeof *d);
+    struct mp_op **d = mp_loop_realloc(S->loop, t->deadlines,
+                                       (size_t)cap * sizeof *d);
     if (!d) return luaL_error(L, "not enough memory");
     t->deadlines = d;
     t->capdeadlines = cap;

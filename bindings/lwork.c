@@ -243,7 +243,7 @@ static int l_work(lua_State *L) {
       return luaL_argerror(L, 1, lua_pushfstring(
           L, "function must have no upvalues (found '%s')", name));
   }
-  struct job *j = calloc(1, sizeof *j);
+  struct job *j = mp_loop_calloc(S->loop, 1, sizeof *j);
   if (!j) return luaL_error(L, "not enough memory");
   lua_pushvalue(L, 1);
   int dumped = lua_dump(L, writer, &j->fn, 0);

@@ -219,10 +219,12 @@ struct mp_loop_stats {
 void mp_loop_stats(struct mp_loop *loop, struct mp_loop_stats *st);
 
 /* Allocation-failure injection, for tests. Once set, fail(ud, size) is
- * asked before every allocation made for this loop (op records, owned
- * buffers, the timer heap, the threadpool, the bindings' buffers), on the
- * loop's thread; nonzero makes it fail as if memory ran out. NULL removes
- * the hook. Memory from mp_loop_malloc and friends is freed with free(). */
+ * asked before every allocation made for this loop on its thread (op
+ * records, path and address copies, the timer heap, the threadpool, the
+ * epoll table, and the bindings' op buffers and job records, which use
+ * mp_loop_malloc too); nonzero makes it fail as if memory ran out. NULL
+ * removes the hook. Memory from mp_loop_malloc and friends is freed with
+ * free(). */
 typedef int (*mp_alloc_fail_fn)(void *ud, size_t size);
 void mp_loop_set_alloc_fail(struct mp_loop *loop, mp_alloc_fail_fn fail,
                             void *ud);
