@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 30
 JOBS ?= $(shell nproc)
 
 .PHONY: all deps build build-asan run test test-release test-asan test-tsan \
-	build-fuzz test-fuzz fuzz bench clean
+	build-fuzz test-fuzz fuzz test-valgrind bench clean
 
 all: build
 
@@ -53,6 +53,20 @@ test-fuzz: build-fuzz
 fuzz:
 	@$(MAKE) --no-print-directory test-fuzz FUZZ_SECONDS=$(if $(filter \
 	  command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),600)
+# Memcheck over the C tests and the busted specs, epoll backend (valgrind
+# cannot see io_uring's kernel-side accesses). Not part of `make test`:
+# it takes minutes. Suppressions, each justified: tests/valgrind.supp.
+VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	--suppressions=$(CURDIR)/tests/valgrind.supp
+test-valgrind: build
+	@MP_DEPS_EXTRA=valgrind sh scripts/deps.sh
+	cd $(BUILD) && MOONPORT_BACKEND=epoll $(VALGRIND) ./tests/mp_tests
+	cd tests/lua && for s in *_spec.lua; do echo "== $$s"; \
+	  MOONPORT_BACKEND=epoll MP_EXPECT_BACKEND=epoll \
+	  MOONPORT=$(CURDIR)/$(BUILD)/moonport \
+	  LUA_CPATH="$(CURDIR)/$(BUILD)/lib/?.so;;" LUA_PATH="./?.lua;;" \
+	  $(VALGRIND) lua5.4 /usr/bin/busted -o utfTerminal $$s || exit 1; done
 
 # Peers for the benchmarks (Node.js is used when present, not installed).
 test-tsan: deps

@@ -59,7 +59,7 @@ void *lmp_rbuf_opbuf(struct lmp_rbuf *rb, struct mp_op *op, size_t n) {
   if (h && h->cap >= n) {
     rb->spare = NULL; /* the op owns it now; absorb may hand it back */
   } else {
-    if (!(h = malloc(OPBUF_HDR + n))) return NULL;
+    if (!(h = mp_loop_malloc(op->loop, OPBUF_HDR + n))) return NULL;
     h->cap = n;
   }
   h->rb = NULL;

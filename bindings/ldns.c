@@ -206,14 +206,12 @@ static int dns_k(lua_State *L, struct mp_op *op) {
     mp_op_release(op);
     return lmp_fail(L, err, "resolve");
   }
-  if (j->gai) {
-    int r = push_gai_fail(L, lua_tostring(L, 1), j->gai, j->sys_err);
-    mp_op_release(op);
-    return r;
-  }
-  push_list(L, j);
+  /* Released before pushing, which may run out of memory. */
+  struct dns_job done = *j;
   mp_op_release(op);
-  return 1;
+  if (done.gai)
+    return push_gai_fail(L, lua_tostring(L, 1), done.gai, done.sys_err);
+  return push_list(L, &done);
 }
 
 /* core.net_addrs(host, port, passive): the address list, or nil, msg, code.
@@ -233,7 +231,7 @@ static int l_addrs(lua_State *L) {
     lua_pushliteral(L, "EINVAL");
     return 3;
   }
-  struct dns_job *j = calloc(1, sizeof *j);
+  struct dns_job *j = mp_loop_calloc(S->loop, 1, sizeof *j);
   if (!j) return luaL_error(L, "not enough memory");
   j->port = (int)port;
   j->passive = passive;
@@ -258,10 +256,11 @@ static int l_addrs(lua_State *L) {
     mp_op_prep_work(op, dns_work, j);
     return lmp_await(L, op, dns_k, "resolve");
   }
-  int r = j->gai ? push_gai_fail(L, host, j->gai, j->sys_err)
-                 : push_list(L, j);
+  /* Freed before pushing, which may run out of memory. */
+  struct dns_job done = *j;
   free(j);
-  return r;
+  return done.gai ? push_gai_fail(L, host, done.gai, done.sys_err)
+                  : push_list(L, &done);
 }
 
 /* core.net_unix_addr(path): a packed sockaddr_un, or nil, msg, code. */

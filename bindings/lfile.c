@@ -233,6 +233,11 @@ static int pread_more(lua_State *L, struct mp_op *op, size_t got) {
   return lmp_await(L, op, pread_k, "pread");
 }
 
+static int push_bytes(lua_State *L) {
+  lua_pushlstring(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+  return 1;
+}
+
 static int pread_k(lua_State *L, struct mp_op *op) {
   int64_t r = lfile_result(L, op);
   size_t got = (size_t)lua_tointeger(L, 4), n = (size_t)lua_tointeger(L, 2);
@@ -242,10 +247,21 @@ static int pread_k(lua_State *L, struct mp_op *op) {
   }
   got += (size_t)r;
   if (r > 0 && got < n) return pread_more(L, op, got);
-  if (got == 0 && n > 0) lua_pushnil(L); /* end of file, as read */
-  else lua_pushlstring(L, op->owned, got);
+  /* Release the op before pushing, which may run out of memory. */
+  char *buf = op->owned;
+  op->owned = NULL;
   mp_op_release(op);
-  return 1;
+  if (got == 0 && n > 0) { /* end of file, as read */
+    free(buf);
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushcfunction(L, push_bytes);
+  lua_pushlightuserdata(L, buf);
+  lua_pushinteger(L, (lua_Integer)got);
+  int st = lua_pcall(L, 2, 1, 0);
+  free(buf);
+  return st == LUA_OK ? 1 : lua_error(L);
 }
 
 static int file_pread(lua_State *L) {
@@ -274,7 +290,7 @@ static int file_pread(lua_State *L) {
     lua_replace(L, 2);
   }
   struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
-  if (!op || !(op->owned = malloc((size_t)n))) {
+  if (!op || !(op->owned = mp_loop_malloc(S->loop, (size_t)n))) {
     if (op) mp_op_release(op);
     return luaL_error(L, "not enough memory");
   }
@@ -335,8 +351,9 @@ static int fstat_k(lua_State *L, struct mp_op *op) {
     mp_op_release(op);
     return lfile_fail(L, lfile_to(L), (int)r);
   }
-  lmp_push_stat(L, mp_op_statx_buf(op));
-  mp_op_release(op);
+  struct statx st = *(struct statx *)mp_op_statx_buf(op);
+  mp_op_release(op); /* before pushing, which may run out of memory */
+  lmp_push_stat(L, &st);
   return 1;
 }
 
@@ -396,7 +413,7 @@ static void close_op_cb(struct mp_op *op) {
 /* Closes a detached descriptor through the loop without waiting. */
 static void close_async(struct lmp_state *S, int fd) {
   struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0};
-  struct lfd *d = tmp.loop ? malloc(sizeof *d) : NULL;
+  struct lfd *d = tmp.loop ? mp_loop_malloc(tmp.loop, sizeof *d) : NULL;
   if (d) {
     *d = tmp;
     lfd_unref(d); /* closes through the loop */
@@ -503,7 +520,7 @@ static int open_k(lua_State *L, struct mp_op *op) {
   struct lfile *f = lua_touserdata(L, 5);
   mp_op_release(op);
   if (r < 0) return lmp_fail(L, (int)r, path);
-  struct lfd *d = calloc(1, sizeof *d);
+  struct lfd *d = mp_loop_calloc(lmp_state(L)->loop, 1, sizeof *d);
   if (!d) {
     close((int)r);
     return luaL_error(L, "not enough memory");

@@ -75,8 +75,9 @@ static int path_k(lua_State *L, struct mp_op *op) {
     r = err;
   }
   if (r >= 0 && op->kind == MP_OP_STATX) {
-    lmp_push_stat(L, mp_op_statx_buf(op));
-    mp_op_release(op);
+    struct statx st = *(struct statx *)mp_op_statx_buf(op);
+    mp_op_release(op); /* before pushing, which may run out of memory */
+    lmp_push_stat(L, &st);
     return 1;
   }
   mp_op_release(op);
@@ -207,23 +208,35 @@ static void dir_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
+static int push_names(lua_State *L) {
+  const char *names = lua_touserdata(L, 1);
+  size_t len = (size_t)lua_tointeger(L, 2);
+  lua_newtable(L);
+  lua_Integer i = 0;
+  for (size_t k = 0; k < len; k += strlen(names + k) + 1) {
+    lua_pushstring(L, names + k);
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
 static int dir_k(lua_State *L, struct mp_op *op) {
   struct dirjob *j = op->owned;
   int64_t r = op->result;
+  char *names = j->names;
+  size_t len = j->len;
+  /* The op is released before pushing, which may run out of memory. */
+  mp_op_release(op);
   if (r < 0) {
-    free(j->names);
-    mp_op_release(op);
+    free(names);
     return lmp_fail(L, (int)r, lua_tostring(L, 1));
   }
-  lua_newtable(L);
-  lua_Integer i = 0;
-  for (size_t k = 0; k < j->len; k += strlen(j->names + k) + 1) {
-    lua_pushstring(L, j->names + k);
-    lua_rawseti(L, -2, ++i);
-  }
-  free(j->names);
-  mp_op_release(op);
-  return 1;
+  lua_pushcfunction(L, push_names);
+  lua_pushlightuserdata(L, names);
+  lua_pushinteger(L, (lua_Integer)len);
+  int st = lua_pcall(L, 2, 1, 0);
+  free(names);
+  return st == LUA_OK ? 1 : lua_error(L);
 }
 
 static int fs_dir(lua_State *L) {
@@ -232,7 +245,7 @@ static int fs_dir(lua_State *L) {
   lua_settop(L, 1);
   struct mp_op *op = mp_op_new(lmp_state(L)->loop, dir_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
-  struct dirjob *j = calloc(1, sizeof *j + len + 1);
+  struct dirjob *j = mp_loop_calloc(op->loop, 1, sizeof *j + len + 1);
   if (!j) {
     mp_op_release(op);
     return luaL_error(L, "not enough memory");

@@ -116,7 +116,7 @@ static void copy_args(lua_State *L, int first, char *dst) {
  * write op will own; the buffer is emptied. */
 static char *gather(lua_State *L, struct lfile *f, int first, size_t *total) {
   size_t n = measure(L, first);
-  char *buf = malloc(f->wlen + n ? f->wlen + n : 1);
+  char *buf = mp_loop_malloc(lmp_state(L)->loop, f->wlen + n ? f->wlen + n : 1);
   if (!buf) return NULL;
   if (f->wlen) memcpy(buf, f->wbuf, f->wlen);
   copy_args(L, first, buf + f->wlen);
@@ -162,7 +162,7 @@ int lfile_write(lua_State *L) {
   f->size = -1;
   if (!f->stream) {
     if (f->wlen + n <= WBUF_MAX) { /* buffer it: no op, no suspension */
-      if (!f->wbuf && !(f->wbuf = malloc(WBUF_MAX)))
+      if (!f->wbuf && !(f->wbuf = mp_loop_malloc(lmp_state(L)->loop, WBUF_MAX)))
         return luaL_error(L, "not enough memory");
       if (f->wlen == 0) {
         f->woff = (f->mode & F_APPEND) ? -1 : lfile_pos(f);
@@ -195,7 +195,7 @@ int lfile_after_flush(lua_State *L, struct lfile *f, lua_CFunction fn) {
   struct mp_op *op = mp_op_new(lmp_state(L)->loop, NULL, NULL);
   if (!op) return luaL_error(L, "not enough memory");
   size_t total = f->wlen;
-  char *buf = malloc(total);
+  char *buf = mp_loop_malloc(op->loop, total);
   if (!buf) {
     mp_op_release(op);
     return luaL_error(L, "not enough memory");

@@ -23,8 +23,11 @@ static int state_gc(lua_State *L) {
   if (!S->loop || S->closing) return 0;
   S->closing = 1;
   mp_loop_drain(S->loop);
-  if (S->own_loop) mp_loop_close(S->loop);
+  struct mp_loop_stats st;
+  mp_loop_stats(S->loop, &st);
+  int r = S->own_loop ? mp_loop_close(S->loop) : 0;
   S->loop = NULL;
+  lmp_leakcheck_end(S, st.ops_live, r);
   return 0;
 }
 
@@ -99,6 +102,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
     S->own_loop = 1;
   }
   S->loop = loop;
+  lmp_leakcheck_start(S);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   S->L = lua_tothread(L, -1);
   lua_pop(L, 1);
@@ -121,6 +125,8 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_udp(L, S);
   lmp_open_dns(L, S);
   load_modules(L, core);
+  lmp_push_debug(L, S);
+  lua_setfield(L, -2, "debug");
   lua_remove(L, core);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "moonport.module");

@@ -59,6 +59,7 @@ struct lmp_state {
   int anchors;              /* registry ref: task anchor table */
   lua_KContext lastwait;    /* suspension ids, unique in this state */
   int waiters;              /* registry ref: target task -> joiners */
+  struct lmp_leakcheck *leakcheck; /* MOONPORT_LEAK_CHECK (ldebug.c) */
 };
 
 #define LMP_TASK "moonport.task"
@@ -136,6 +137,11 @@ void lmp_open_dns(lua_State *L, struct lmp_state *S);    /* ldns.c */
  * the metatable on the stack. */
 void lmp_new_class(lua_State *L, struct lmp_state *S, const char *name,
                    const luaL_Reg *meta, const luaL_Reg *methods);
+
+/* ldebug.c: mp.debug, and the leak check at state close. */
+void lmp_push_debug(lua_State *L, struct lmp_state *S);
+void lmp_leakcheck_start(struct lmp_state *S);
+void lmp_leakcheck_end(struct lmp_state *S, size_t nlive, int close_err);
 
 /* The scheduler (ltask.c). */
 void lmp_task_spawn(lua_State *L, struct lmp_state *S, int nargs);

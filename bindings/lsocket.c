@@ -116,7 +116,7 @@ static void req_timer_cb(struct mp_op *timer) {
 
 struct mp_op *lsock_op(lua_State *L, struct lsock *s, size_t extra,
                        int64_t deadline) {
-  struct lsock_req *r = malloc(sizeof *r + extra);
+  struct lsock_req *r = mp_loop_malloc(s->S->loop, sizeof *r + extra);
   if (!r) luaL_error(L, "not enough memory");
   struct mp_op *op = mp_op_new(s->S->loop, req_op_cb, NULL);
   if (!op) {
@@ -140,8 +140,10 @@ int64_t lsock_deadline(struct lsock *s) {
   return d ? d : 1;
 }
 
-/* Links r to s and starts its deadline timer. */
-static void req_link(struct lsock *s, struct lsock_req *r) {
+/* Links r to s and starts its deadline timer. MP_ENOMEM when the timer
+ * cannot start (r is unlinked again): the op must not run without its
+ * deadline. */
+static int req_link(struct lsock *s, struct lsock_req *r) {
   struct mp_loop *loop = s->S->loop;
   r->s = s;
   r->timed_out = r->closed = 0;
@@ -161,12 +163,20 @@ static void req_link(struct lsock *s, struct lsock_req *r) {
       if (mp_op_submit(t) == 0) r->timer = t;
       else mp_op_release(t);
     }
+    if (!r->timer) {
+      req_finish(r);
+      return MP_ENOMEM;
+    }
   }
+  return 0;
 }
 
 int lsock_await(lua_State *L, struct lsock *s, struct mp_op *op,
                 lmp_done k, const char *fname) {
-  req_link(s, op->owned);
+  if (req_link(s, op->owned) < 0) {
+    mp_op_release(op);
+    return lsock_fail(L, s, MP_ENOMEM, fname);
+  }
   return lmp_await(L, op, k, fname);
 }
 
@@ -211,9 +221,21 @@ int lsock_fail_op(lua_State *L, struct lsock *s, struct mp_op *op,
 
 /* ---- objects ---- */
 
+static int new_sock_udata(lua_State *L) {
+  lua_newuserdatauv(L, sizeof(struct lsock), 0);
+  return 1;
+}
+
 struct lsock *lsock_push(lua_State *L, struct lmp_state *S, int type, int fd,
                          int family) {
-  struct lsock *s = lua_newuserdatauv(L, sizeof *s, 0);
+  /* fd exists already: if its object cannot be allocated, close it
+   * before raising rather than leak it. */
+  lua_pushcfunction(L, new_sock_udata);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    close(fd);
+    lua_error(L);
+  }
+  struct lsock *s = lua_touserdata(L, -1);
   memset(s, 0, sizeof *s);
   s->S = S;
   s->fd = fd;
@@ -280,7 +302,7 @@ int lsock_gc(lua_State *L) {
   if (s->nreqs > 0) {
     /* Ops outlive the userdata: they finish the close. If the record
      * cannot be allocated, leaking the fd beats closing it under them. */
-    struct lsock_zombie *z = malloc(sizeof *z);
+    struct lsock_zombie *z = mp_loop_malloc(s->S->loop, sizeof *z);
     if (z) {
       z->fd = s->fd;
       z->refs = s->nreqs;
@@ -479,7 +501,11 @@ static struct mp_op *rd_start(lua_State *L, size_t want, int *err) {
   r->dir = LSOCK_RD;
   *lmp_rbuf_optag(op) = (int64_t)(intptr_t)r;
   mp_op_prep_recv(op, s->fd, buf, want);
-  req_link(s, r);
+  if (req_link(s, r) < 0) {
+    mp_op_release(op);
+    *err = MP_ENOMEM;
+    return NULL;
+  }
   return op;
 }
 

@@ -325,6 +325,10 @@ static void finish(struct lmp_task *t) {
   struct lmp_state *S = t->S;
   lua_State *L = S->L;
   forget_wait(L, t);
+  /* Readied by sleep(0) just before a yield that never reached the
+   * scheduler (it failed in a coroutine wrapper): once unanchored, a
+   * queued task would be freed under the queue. */
+  if (t->status == LMP_READY) ready_remove(t);
   lmp_task_release_ops(t);
   t->status = LMP_DONE;
   S->ntasks--;
@@ -333,6 +337,11 @@ static void finish(struct lmp_task *t) {
   luaL_unref(L, -1, t->anchor);
   lua_pop(L, 1);
   t->anchor = LUA_NOREF;
+}
+
+static int traceback(lua_State *L) {
+  luaL_traceback(L, lua_touserdata(L, 1), lua_touserdata(L, 2), 0);
+  return 1;
 }
 
 /* What lua.c prints for an error object that is not a string. */
@@ -365,8 +374,15 @@ static void report(struct lmp_task *t) {
                          "raised an error)", lua_typename(L, type));
     }
   }
-  luaL_traceback(L, co, lua_tostring(L, -1), 0);
-  fprintf(stderr, "moonport: error in task: %s\n", lua_tostring(L, -1));
+  /* The traceback needs memory: without it, the message alone. */
+  const char *msg = lua_tostring(L, -1);
+  lua_pushcfunction(L, traceback);
+  lua_pushlightuserdata(L, co);
+  lua_pushlightuserdata(L, (void *)msg);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK)
+    fprintf(stderr, "moonport: error in task: %s\n", lua_tostring(L, -1));
+  else
+    fprintf(stderr, "moonport: error in task: %s\n", msg);
   fflush(stderr);
   lua_settop(L, top);
   t->reported = 1;
@@ -438,13 +454,16 @@ static void resume_task(struct lmp_state *S, struct lmp_task *t) {
   }
 }
 
+/* Runs the tasks ready now; those readied meanwhile run next turn. Each
+ * task leaves the queue only when its turn comes, so an error escaping
+ * (out of memory) leaves the rest queued rather than lost. */
 void lmp_run_ready(struct lmp_state *S) {
-  struct lmp_task *t = S->ready_head;
-  S->ready_head = S->ready_tail = NULL; /* tasks readied now run next turn */
-  while (t) {
-    struct lmp_task *next = t->next;
+  struct lmp_task *last = S->ready_tail, *t;
+  while ((t = S->ready_head)) {
+    S->ready_head = t->next;
+    if (!S->ready_head) S->ready_tail = NULL;
     resume_task(S, t);
-    t = next;
+    if (t == last) break;
   }
 }
 
@@ -618,10 +637,10 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushvalue(L, -2);
     lua_rawset(L, -4);
   }
+  t->has_joiners = 1; /* before the append, which may run out of memory */
   lmp_push_task(L, lmp_self(S));
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
   lua_settop(L, 1);
-  t->has_joiners = 1;
   return lmp_park(L, join_k, 0, "join");
 }
 
@@ -764,7 +783,8 @@ static int l_deadline_push(lua_State *L) {
   luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
   if (t->ndeadlines == t->capdeadlines) {
     int cap = t->capdeadlines ? t->capdeadlines * 2 : 4;
-    struct mp_op **d = realloc(t->deadlines, (size_t)cap * sizeof *d);
+    struct mp_op **d = mp_loop_realloc(S->loop, t->deadlines,
+                                       (size_t)cap * sizeof *d);
     if (!d) return luaL_error(L, "not enough memory");
     t->deadlines = d;
     t->capdeadlines = cap;
@@ -872,6 +892,10 @@ void lmp_open_task(lua_State *L, struct lmp_state *S) {
   luaL_setfuncs(L, funcs, 1);
   lua_pushlightuserdata(L, SENTINEL);
   lua_setfield(L, -2, "SENTINEL");
+  /* Kept alive, so the scheduler's lua_pushliteral(co, "cancelled")
+   * finds it interned and cannot run out of memory (and lose a task). */
+  lua_pushliteral(L, "cancelled");
+  lua_setfield(L, LUA_REGISTRYINDEX, "moonport.cancelled");
   /* The timeout error: prints as "timeout", unique by identity. */
   lua_newtable(L);
   lua_newtable(L);

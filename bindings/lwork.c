@@ -216,6 +216,12 @@ static void work_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
+static int push_res(lua_State *L) {
+  struct job *j = lua_touserdata(L, 1);
+  lua_pushlstring(L, j->res.p, j->res.n);
+  return 1;
+}
+
 static int work_k(lua_State *L, struct mp_op *op) {
   struct job *j = op->u.work.arg;
   if (op->result < 0) { /* never ran: cancelled, or the pool failed */
@@ -226,11 +232,13 @@ static int work_k(lua_State *L, struct mp_op *op) {
   }
   mp_op_release(op);
   /* Copy the bytes into Lua before decoding, so a memory error while
-   * decoding cannot leak the C buffer. */
-  lua_pushlstring(L, j->res.p, j->res.n);
+   * decoding cannot leak the C buffer; the copy itself is protected. */
+  lua_pushcfunction(L, push_res);
+  lua_pushlightuserdata(L, j);
+  int st = lua_pcall(L, 1, 1, 0);
   int failed = j->failed, nres = j->nres;
   job_free(j);
-  if (failed) return lua_error(L);
+  if (st != LUA_OK || failed) return lua_error(L);
   const char *p = lua_tostring(L, -1);
   for (int i = 0; i < nres; i++) decode(L, &p);
   return nres;
@@ -248,7 +256,7 @@ static int l_work(lua_State *L) {
       return luaL_argerror(L, 1, lua_pushfstring(
           L, "function must have no upvalues (found '%s')", name));
   }
-  struct job *j = calloc(1, sizeof *j);
+  struct job *j = mp_loop_calloc(S->loop, 1, sizeof *j);
   if (!j) return luaL_error(L, "not enough memory");
   lua_pushvalue(L, 1);
   int dumped = lua_dump(L, writer, &j->fn, 0);

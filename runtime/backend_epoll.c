@@ -51,11 +51,12 @@ static void ep_close(struct mp_loop *loop) {
   free(s);
 }
 
-static struct fdstate *fd_get(struct epoll_state *s, int fd) {
+static struct fdstate *fd_get(struct mp_loop *loop, struct epoll_state *s,
+                              int fd) {
   if ((size_t)fd >= s->nfds) {
     size_t n = s->nfds ? s->nfds : 64;
     while (n <= (size_t)fd) n *= 2;
-    struct fdstate *f = realloc(s->fds, n * sizeof *f);
+    struct fdstate *f = mp_loop_realloc(loop, s->fds, n * sizeof *f);
     if (!f) return NULL;
     memset(f + s->nfds, 0, (n - s->nfds) * sizeof *f);
     s->fds = f;
@@ -164,7 +165,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
     default: /* path and file ops: blocking syscalls */
       return mp__pool_submit(loop, op);
   }
-  if (!(f = fd_get(s, op->fd))) return MP_ENOMEM;
+  if (!(f = fd_get(loop, s, op->fd))) return MP_ENOMEM;
   q = (op->kind == MP_OP_RECV || op->kind == MP_OP_ACCEPT ||
        op->kind == MP_OP_READ || op->kind == MP_OP_RECVMSG) ? &f->rq : &f->wq;
   /* Sockets: try at once unless others are queued ahead (FIFO). */

@@ -201,6 +201,35 @@ const char *mp_loop_fallback_reason(struct mp_loop *loop) {
 }
 int mp_loop_fd(struct mp_loop *loop) { return loop->backend_fd; }
 
+void mp_loop_stats(struct mp_loop *loop, struct mp_loop_stats *st) {
+  memset(st, 0, sizeof *st);
+  st->ops_inflight = loop->ninflight;
+  st->ops_live = loop->nlive;
+  st->timers = loop->nheap;
+  mp__pool_stats(loop, st);
+}
+
+void mp_loop_set_alloc_fail(struct mp_loop *loop, mp_alloc_fail_fn fail,
+                            void *ud) {
+  loop->alloc_fail = fail;
+  loop->alloc_ud = ud;
+}
+
+#define REFUSED(loop, n) ((loop)->alloc_fail && \
+                          (loop)->alloc_fail((loop)->alloc_ud, (n)))
+
+void *mp_loop_malloc(struct mp_loop *loop, size_t size) {
+  return REFUSED(loop, size) ? NULL : malloc(size);
+}
+
+void *mp_loop_calloc(struct mp_loop *loop, size_t n, size_t size) {
+  return REFUSED(loop, n * size) ? NULL : calloc(n, size);
+}
+
+void *mp_loop_realloc(struct mp_loop *loop, void *p, size_t size) {
+  return REFUSED(loop, size) ? NULL : realloc(p, size);
+}
+
 static int overlaps(const char *a, const char *b, const void *x, size_t n) {
   return x && a < (const char *)x + n && (const char *)x < b;
 }

@@ -206,6 +206,32 @@ int mp_op_prep_unlinkat(struct mp_op *op, int dirfd, const char *path,
 int mp_op_prep_mkdirat(struct mp_op *op, int dirfd, const char *path,
                        uint32_t mode);
 
+/* Introspection, for leak checks in tests and debug tools: what the loop
+ * holds right now. A quiet loop has no op in flight, no live record (every
+ * mp_op_new matched by mp_op_release), no timer and no pool job. */
+struct mp_loop_stats {
+  size_t ops_inflight; /* submitted, callback not yet run */
+  size_t ops_live;     /* records from mp_op_new not yet released */
+  size_t timers;       /* armed timers */
+  size_t pool_jobs;    /* threadpool jobs queued or running */
+  int pool_threads;    /* threadpool threads (0 until the first job) */
+};
+void mp_loop_stats(struct mp_loop *loop, struct mp_loop_stats *st);
+
+/* Allocation-failure injection, for tests. Once set, fail(ud, size) is
+ * asked before every allocation made for this loop on its thread (op
+ * records, path and address copies, the timer heap, the threadpool, the
+ * epoll table, and the bindings' op buffers and job records, which use
+ * mp_loop_malloc too); nonzero makes it fail as if memory ran out. NULL
+ * removes the hook. Memory from mp_loop_malloc and friends is freed with
+ * free(). */
+typedef int (*mp_alloc_fail_fn)(void *ud, size_t size);
+void mp_loop_set_alloc_fail(struct mp_loop *loop, mp_alloc_fail_fn fail,
+                            void *ud);
+void *mp_loop_malloc(struct mp_loop *loop, size_t size);
+void *mp_loop_calloc(struct mp_loop *loop, size_t n, size_t size);
+void *mp_loop_realloc(struct mp_loop *loop, void *p, size_t size);
+
 /* Debug registry of buffers the kernel may write: returns nonzero when
  * [p, p+len) overlaps the buffer of any in-flight op of this loop. Used by
  * tests and debug builds to assert that nothing is freed under the kernel. */

@@ -94,6 +94,10 @@ struct mp_loop {
   void *blocks;
 
   struct mp__quarantine *quarantine; /* debug buffer checks, else NULL */
+  size_t nlive; /* records handed out by mp_op_new, not yet released */
+
+  mp_alloc_fail_fn alloc_fail; /* tests: allocation-failure injection */
+  void *alloc_ud;
 };
 
 /* loop.c */
@@ -111,6 +115,7 @@ int mp__pool_submit(struct mp_loop *loop, struct mp_op *op);
 int mp__pool_cancel(struct mp_loop *loop, struct mp_op *op);
 void mp__pool_close(struct mp_loop *loop);
 int mp__pool_default_size(void);
+void mp__pool_stats(struct mp_loop *loop, struct mp_loop_stats *st);
 
 /* Blocking bodies of ops, shared by the epoll backend's threadpool path. */
 void mp__work_blocking_io(struct mp_op *op);

@@ -13,7 +13,7 @@ struct mp_op *mp_op_new(struct mp_loop *loop, mp_op_cb cb, void *data) {
   struct mp_op *op = loop->free_ops;
   if (!op) {
     /* One block of records; the first slot links the block list. */
-    struct mp_op *block = malloc(BLOCK_OPS * sizeof *block);
+    struct mp_op *block = mp_loop_malloc(loop, BLOCK_OPS * sizeof *block);
     if (!block) return NULL;
     block[0].next = loop->blocks;
     loop->blocks = block;
@@ -24,6 +24,7 @@ struct mp_op *mp_op_new(struct mp_loop *loop, mp_op_cb cb, void *data) {
     op = loop->free_ops;
   }
   loop->free_ops = op->next;
+  loop->nlive++;
   memset(op, 0, sizeof *op);
   op->cb = cb;
   op->data = data;
@@ -105,6 +106,7 @@ void mp_op_release(struct mp_op *op) {
   op->owned = NULL;
   if (op->flags & MP__F_EXTERNAL) return;
   struct mp_loop *loop = op->loop;
+  loop->nlive--;
   op->state = MP__FREE;
   op->next = loop->free_ops;
   loop->free_ops = op;
@@ -265,7 +267,7 @@ void mp_op_prep_recvmsg(struct mp_op *op, int fd, void *msg) {
 
 int mp_op_prep_connect(struct mp_op *op, int fd, const struct sockaddr *addr,
                        uint32_t addrlen) {
-  void *copy = malloc(addrlen);
+  void *copy = mp_loop_malloc(op->loop, addrlen);
   if (!copy) return MP_ENOMEM;
   memcpy(copy, addr, addrlen);
   free(op->owned);
@@ -289,7 +291,7 @@ static int prep_path(struct mp_op *op, int kind, int dirfd, size_t head,
                      const char *path, const char *path2) {
   size_t n1 = path ? strlen(path) + 1 : 0, n2 = path2 ? strlen(path2) + 1 : 0;
   head = (head + 15) & ~(size_t)15;
-  char *m = malloc(head + n1 + n2 + 1);
+  char *m = mp_loop_malloc(op->loop, head + n1 + n2 + 1);
   if (!m) return MP_ENOMEM;
   free(op->owned);
   op->owned = m;

@@ -16,6 +16,7 @@ struct mp_pool {
   struct mp__queue queue; /* waiting jobs */
   int stop;
   int nthreads;
+  int running; /* jobs taken by a worker, not yet posted back */
   mp__thread *threads;
   struct mp_loop *loop;
 };
@@ -36,6 +37,7 @@ static void *worker(void *arg) {
     while (!pool->queue.head && !pool->stop)
       mp__cond_wait(&pool->cond, &pool->lock);
     struct mp_op *op = mp__queue_pop(&pool->queue);
+    if (op) pool->running++;
     mp__mutex_unlock(&pool->lock);
     if (!op) return NULL; /* stopping and nothing left */
     if (op->kind == MP_OP_WORK) op->u.work.fn(op);
@@ -43,16 +45,19 @@ static void *worker(void *arg) {
     mp__mutex_lock(&loop->post_lock);
     mp__queue_push(&loop->posted, op);
     mp__mutex_unlock(&loop->post_lock);
+    mp__mutex_lock(&pool->lock);
+    pool->running--;
+    mp__mutex_unlock(&pool->lock);
     mp_loop_wake(loop);
   }
 }
 
 static int pool_start(struct mp_loop *loop) {
-  struct mp_pool *pool = calloc(1, sizeof *pool);
+  struct mp_pool *pool = mp_loop_calloc(loop, 1, sizeof *pool);
   int n = mp__pool_default_size(), r;
   if (!pool) return MP_ENOMEM;
   pool->loop = loop;
-  pool->threads = calloc((size_t)n, sizeof *pool->threads);
+  pool->threads = mp_loop_calloc(loop, (size_t)n, sizeof *pool->threads);
   if (!pool->threads) goto nomem;
   if ((r = mp__mutex_init(&pool->lock)) < 0) goto fail_free;
   if ((r = mp__cond_init(&pool->cond)) < 0) goto fail_mutex;
@@ -116,6 +121,17 @@ void mp__pool_close(struct mp_loop *loop) {
   free(pool->threads);
   free(pool);
   loop->pool = NULL;
+}
+
+void mp__pool_stats(struct mp_loop *loop, struct mp_loop_stats *st) {
+  struct mp_pool *pool = loop->pool;
+  if (!pool) return;
+  size_t n = 0;
+  mp__mutex_lock(&pool->lock);
+  for (struct mp_op *op = pool->queue.head; op; op = op->link) n++;
+  st->pool_jobs = n + (size_t)pool->running;
+  st->pool_threads = pool->nthreads;
+  mp__mutex_unlock(&pool->lock);
 }
 
 int mp_loop_pool_size(struct mp_loop *loop) {

@@ -51,7 +51,8 @@ static void sift_down(struct mp_loop *loop, size_t i) {
 int mp__timer_start(struct mp_loop *loop, struct mp_op *op) {
   if (loop->nheap == loop->capheap) {
     size_t cap = loop->capheap ? loop->capheap * 2 : 64;
-    struct mp__timer_slot *h = realloc(loop->heap, cap * sizeof *h);
+    struct mp__timer_slot *h =
+        mp_loop_realloc(loop, loop->heap, cap * sizeof *h);
     if (!h) return MP_ENOMEM;
     loop->heap = h;
     loop->capheap = cap;

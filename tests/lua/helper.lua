@@ -49,6 +49,100 @@ function H.fds_back_to(n)
   return false
 end
 
+--------------------------------------------------------------------------
+-- Leak check after every test (libuv's "no handle left"): each `it` starts
+-- from a snapshot of the loop and the process (mp.debug.stats/fds); when it
+-- ends, garbage is collected and the loop is run until the counts settle
+-- (closes complete asynchronously), for at most LEAK_WAIT seconds. What is
+-- still above the snapshot fails the test with a message naming it:
+-- "leaked 1 descriptor: 7=socket:[1234]", "2 ops still in flight".
+
+local LEAK_WAIT = tonumber(os.getenv("MP_LEAK_WAIT")) or 3
+
+-- The counts that must come back. Pool threads start on first use and stay
+-- with the loop, so only other threads count.
+local function counts()
+  local s = mp.debug.stats()
+  return {
+    ["ops still in flight"] = s.ops_inflight,
+    ["op records never released"] = s.ops_live,
+    ["timers still armed"] = s.timers,
+    ["threadpool jobs still queued or running"] = s.pool_jobs,
+    ["tasks still alive"] = s.tasks,
+    ["task anchors left in the registry"] = s.anchors,
+    ["join waiters left"] = s.waiters,
+    ["registry references left"] = s.registry,
+    ["threads still running"] = (s.threads or 0) - s.pool_threads,
+  }
+end
+
+local function leaks(base)
+  local found = {}
+  local now, fds = counts(), mp.debug.fds() or {}
+  local names = {}
+  for fd, what in pairs(fds) do
+    if not base.fds[fd] or base.fds[fd] ~= what then
+      names[#names + 1] = fd .. "=" .. what
+    end
+  end
+  table.sort(names)
+  if #names > 0 then
+    found[#found + 1] = ("leaked %d descriptor%s: %s"):format(
+      #names, #names == 1 and "" or "s", table.concat(names, ", "))
+  end
+  local keys = {}
+  for k in pairs(now) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    if now[k] > base.counts[k] then
+      found[#found + 1] = ("%d %s"):format(now[k] - base.counts[k], k)
+    end
+  end
+  return found
+end
+
+function H.leak_snapshot()
+  collectgarbage()
+  collectgarbage()
+  return { counts = counts(), fds = mp.debug.fds() or {} }
+end
+
+-- Returns nil, or a message naming every leak once the counts had
+-- LEAK_WAIT seconds to settle.
+function H.leak_check(base)
+  local deadline = mp.now() + LEAK_WAIT
+  local found
+  repeat
+    collectgarbage()
+    collectgarbage()
+    found = leaks(base)
+    if #found == 0 then return nil end
+    mp.sleep(0.01) -- runs the loop: pending closes and orphans complete
+  until mp.now() > deadline
+  return table.concat(found, "; ")
+end
+
+-- Installs the check around every test of the spec file (busted's test
+-- start/end events; an error raised there fails the run and names the
+-- test). MP_LEAK_CHECK=0 turns it off.
+local ok, busted = pcall(require, "busted")
+if ok and type(busted) == "table" and busted.subscribe
+   and os.getenv("MP_LEAK_CHECK") ~= "0" then
+  local base
+  busted.subscribe({ "test", "start" }, function()
+    base = H.leak_snapshot()
+    return nil, true
+  end)
+  busted.subscribe({ "test", "end" }, function(element)
+    if not base then return nil, true end
+    local b = base
+    base = nil
+    local msg = H.leak_check(b)
+    if msg then error("leak check: " .. element.name .. ": " .. msg, 0) end
+    return nil, true
+  end)
+end
+
 function H.pid()
   local f = io.open("/proc/self/stat")
   local pid = f:read("n")

@@ -1,0 +1,238 @@
+/* ldebug.c: mp.debug, introspection for leak checks (tests/lua/helper.lua,
+ * the C tests, the allocation sweep), and the leak check a state runs at
+ * close when MOONPORT_LEAK_CHECK is set (every ctest run sets it).
+ *
+ *   mp.debug.stats()  {ops_inflight, ops_live, timers, pool_jobs,
+ *                      pool_threads, tasks, anchors, waiters, registry,
+ *                      threads}
+ *   mp.debug.fds()    {[fd] = "what it is"} (Linux: /proc/self/fd)
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lmoonport.h"
+
+
+
+/* The live luaL_ref references in the table at idx: integer keys holding
+ * something other than a number (free-list links are numbers). Named
+ * entries (metatables, caches Lua creates on first use) do not count. */
+static lua_Integer count_live(lua_State *L, int idx) {
+  lua_Integer n = 0;
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_isinteger(L, -2) && lua_type(L, -1) != LUA_TNUMBER) n++;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/* Entries of the table registry[ref]: live refs, or with all, every
+ * entry. */
+static lua_Integer count_ref_table(lua_State *L, int ref, int all) {
+  lua_Integer n = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  if (lua_istable(L, -1) && !all) {
+    n = count_live(L, -1);
+  } else if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      n++;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  return n;
+}
+
+/* Whether thread tid is one of io_uring's kernel workers (iou-wrk-*),
+ * which the kernel starts for blocking requests and ends when idle. */
+static int is_uring_worker(const char *tid) {
+  char path[300], comm[32] = "";
+  snprintf(path, sizeof path, "/proc/self/task/%s/comm", tid);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  int r = fgets(comm, sizeof comm, f) && strncmp(comm, "iou-", 4) == 0;
+  fclose(f);
+  return r;
+}
+
+/* The process's threads, io_uring's kernel workers aside; -1 without
+ * /proc. */
+static int count_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  int n = 0;
+  if (!d) return -1;
+  for (struct dirent *e; (e = readdir(d));)
+    if (e->d_name[0] != '.' && !is_uring_worker(e->d_name)) n++;
+  closedir(d);
+  return n;
+}
+
+static void setint(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static int l_stats(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  struct mp_loop_stats st = {0};
+  if (S->loop) mp_loop_stats(S->loop, &st);
+  lua_createtable(L, 0, 10);
+  setint(L, "ops_inflight", (lua_Integer)st.ops_inflight);
+  setint(L, "ops_live", (lua_Integer)st.ops_live);
+  setint(L, "timers", (lua_Integer)st.timers);
+  setint(L, "pool_jobs", (lua_Integer)st.pool_jobs);
+  setint(L, "pool_threads", st.pool_threads);
+  setint(L, "tasks", S->ntasks);
+  setint(L, "anchors", count_ref_table(L, S->anchors, 0));
+  setint(L, "waiters", count_ref_table(L, S->waiters, 1));
+  setint(L, "registry", count_live(L, LUA_REGISTRYINDEX));
+  int threads = count_threads();
+  if (threads >= 0) setint(L, "threads", threads);
+  return 1;
+}
+
+/* What descriptor fd is ("socket:[1234]", "/tmp/x", "pipe:[55]"). */
+static const char *fd_name(int fd, char *buf, size_t n) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  ssize_t r = readlink(path, buf, n - 1);
+  if (r < 0) return "?";
+  buf[r] = 0;
+  return buf;
+}
+
+/* Calls fn for every open descriptor but the one listing them. */
+static int each_fd(void (*fn)(void *ud, int fd), void *ud) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    int fd = atoi(e->d_name);
+    if (fd != dirfd(d)) fn(ud, fd);
+  }
+  closedir(d);
+  return 0;
+}
+
+static void fd_to_table(void *ud, int fd) {
+  lua_State *L = ud;
+  char buf[256];
+  lua_pushstring(L, fd_name(fd, buf, sizeof buf));
+  lua_rawseti(L, -2, fd);
+}
+
+static int l_fds(lua_State *L) {
+  lua_newtable(L);
+  if (each_fd(fd_to_table, L) < 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "fds: /proc/self/fd is not available");
+    return 2;
+  }
+  return 1;
+}
+
+void lmp_push_debug(lua_State *L, struct lmp_state *S) {
+  static const luaL_Reg fns[] = {
+      {"stats", l_stats}, {"fds", l_fds}, {NULL, NULL}};
+  lua_newtable(L);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, fns, 1);
+}
+
+/* The leak check at state close: with MOONPORT_LEAK_CHECK set, the
+ * descriptors and threads open at moonport_open are the baseline. */
+struct lmp_leakcheck {
+  int threads;
+  int nfds, capfds;
+  int *fds;
+};
+
+static void fd_add(void *ud, int fd) {
+  struct lmp_leakcheck *lc = ud;
+  if (lc->nfds == lc->capfds) {
+    int cap = lc->capfds ? 2 * lc->capfds : 16;
+    int *p = realloc(lc->fds, (size_t)cap * sizeof *p);
+    if (!p) return; /* a shorter baseline only reports more */
+    lc->fds = p;
+    lc->capfds = cap;
+  }
+  lc->fds[lc->nfds++] = fd;
+}
+
+void lmp_leakcheck_start(struct lmp_state *S) {
+  const char *e = getenv("MOONPORT_LEAK_CHECK");
+  if (!e || !*e || strcmp(e, "0") == 0) return;
+  struct lmp_leakcheck *lc = calloc(1, sizeof *lc);
+  if (!lc) return;
+  lc->threads = count_threads();
+  each_fd(fd_add, lc);
+  S->leakcheck = lc;
+}
+
+struct fd_report {
+  struct lmp_leakcheck *lc;
+  int n;
+  char list[1024];
+};
+
+static void fd_check(void *ud, int fd) {
+  struct fd_report *r = ud;
+  for (int i = 0; i < r->lc->nfds; i++)
+    if (r->lc->fds[i] == fd) return;
+  char buf[256];
+  size_t used = strlen(r->list);
+  snprintf(r->list + used, sizeof r->list - used, "%s%d=%s",
+           r->n ? ", " : "", fd, fd_name(fd, buf, sizeof buf));
+  r->n++;
+}
+
+/* Called by the state's finalizer after the loop was drained (nlive: op
+ * records still taken) and, for its own loop, closed (close_err). Prints
+ * what leaked and ends the process with status 3. */
+void lmp_leakcheck_end(struct lmp_state *S, size_t nlive, int close_err) {
+  struct lmp_leakcheck *lc = S->leakcheck;
+  if (!lc) return;
+  S->leakcheck = NULL;
+  struct fd_report r = {lc, 0, ""};
+  int bad = 0;
+  if (nlive) {
+    fprintf(stderr, "moonport: leak check: %zu op record%s never released\n",
+            nlive, nlive == 1 ? "" : "s");
+    bad = 1;
+  }
+  if (close_err) {
+    fprintf(stderr, "moonport: leak check: the loop did not close (%s)\n",
+            mp_errname(close_err));
+    bad = 1;
+  }
+  /* Descriptors: closes went through the loop, which is drained. */
+  each_fd(fd_check, &r);
+  if (r.n) {
+    fprintf(stderr, "moonport: leak check: leaked %d descriptor%s: %s\n",
+            r.n, r.n == 1 ? "" : "s", r.list);
+    bad = 1;
+  }
+  int threads = count_threads();
+  for (int i = 0; S->own_loop && i < 100 && threads > lc->threads; i++) {
+    /* the pool's threads were joined; they may linger a moment in /proc */
+    usleep(10000);
+    threads = count_threads();
+  }
+  if (S->own_loop && lc->threads >= 0 && threads > lc->threads) {
+    fprintf(stderr, "moonport: leak check: %d thread%s still running\n",
+            threads - lc->threads, threads - lc->threads == 1 ? "" : "s");
+    bad = 1;
+  }
+  free(lc->fds);
+  free(lc);
+  if (bad) {
+    fflush(NULL);
+    _exit(3);
+  }
+}
