@@ -185,6 +185,7 @@ static void fd_check(void *ud, int fd) {
   struct fd_report *r = ud;
   for (int i = 0; i < r->lc->nfds; i++)
     if (r->lc->fds[i] == fd) return;
+  if (lmp_repl_fd(fd)) return; /* process-wide, kept until exit */
   char buf[256];
   size_t used = strlen(r->list);
   snprintf(r->list + used, sizeof r->list - used, "%s%d=%s",

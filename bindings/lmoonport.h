@@ -119,6 +119,7 @@ void lmp_open_work(lua_State *L, struct lmp_state *S);
 const char *lmp_work_encode(lua_State *L, int idx);
 const char *lmp_work_decode(lua_State *L, const char *p);
 void lmp_open_repl(lua_State *L, struct lmp_state *S);
+int lmp_repl_fd(int fd); /* a descriptor of the REPL's terminal */
 void lmp_open_coro(lua_State *L, struct lmp_state *S); /* lcoro.c */
 void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs.open */
 void lmp_open_fs(lua_State *L, struct lmp_state *S);   /* core.fs paths */

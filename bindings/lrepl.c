@@ -301,6 +301,22 @@ static int l_readline_interrupt(lua_State *L) {
   return 0;
 }
 
+/* The terminal's descriptors are process-wide, as readline's state is:
+ * opened on the first line read and kept until exit (the leak check at
+ * state close skips them). */
+int lmp_repl_fd(int fd) {
+#ifdef MP_WITH_READLINE
+  if (!term.ready || fd < 0) return 0;
+  return fd == term.ctl || fd == term.pipe[0] || fd == term.pipe[1] ||
+         fd == term.out || fd == term.err ||
+         (rl_outstream && rl_outstream != stdout &&
+          fd == fileno(rl_outstream));
+#else
+  (void)fd;
+  return 0;
+#endif
+}
+
 void lmp_open_repl(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg funcs[] = {
     {"readline", l_readline}, {"addhistory", l_addhistory},
