@@ -54,7 +54,9 @@ static void job_free(struct job *j) {
  * over is n + 1 tables, not 2^n. A table's entries (key, value pairs,
  * then 'E') are written after the value that reached it, tables in
  * number order, breadth first: neither side recurses, whatever the
- * nesting. */
+ * nesting. No size limit: the message is within a small factor of
+ * the memory the values already take in the sender's state, so a limit
+ * would only refuse what the sender could afford. */
 enum { REF_MIN = 32 };
 
 struct enc {
