@@ -116,8 +116,8 @@ int lmp_fail(lua_State *L, int err, const char *what);
 void lmp_open_task(lua_State *L, struct lmp_state *S);
 void lmp_open_work(lua_State *L, struct lmp_state *S);
 /* mp.work's value encoding (lwork.c), exposed for tests/fuzz/work.c. */
-const char *lmp_work_encode(lua_State *L, int idx);
-const char *lmp_work_decode(lua_State *L, const char *p);
+const char *lmp_work_encode(lua_State *L, int idx, int n, int *bad);
+const char *lmp_work_decode(lua_State *L, const char *p, int n);
 void lmp_open_repl(lua_State *L, struct lmp_state *S);
 int lmp_repl_fd(int fd); /* a descriptor of the REPL's terminal */
 void lmp_open_coro(lua_State *L, struct lmp_state *S); /* lcoro.c */

@@ -3,16 +3,14 @@
  * The function is string.dump'ed (so it may have no upvalues but _ENV) and
  * loaded into a fresh lua_State on the worker; arguments and results cross
  * as a private serialization of nil, booleans, numbers, strings and tables
- * of those, nested (luv refuses tables; users asked for them). Only the
- * worker touches its state; the loop thread sees bytes. */
+ * of those, nested, shared and cyclic (luv refuses tables; users asked for
+ * them). Only the worker touches its state; the loop thread sees bytes. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <lualib.h>
 
 #include "lmoonport.h"
-
-enum { MAX_DEPTH = 64 };
 
 struct buf {
   char *p;
@@ -45,11 +43,41 @@ static void job_free(struct job *j) {
   free(j);
 }
 
-/* Appends the value at idx; on failure returns a static reason. */
-static const char *encode(lua_State *L, int idx, struct buf *b, int depth) {
+/* The encoding. A message is n values, each followed by the entries of
+ * the tables it reached first. A value is a tag byte and its payload.
+ * Tables, and strings of REF_MIN bytes or more, are numbered from 1 in
+ * order of first appearance: the first appearance is written ('T', or
+ * 'S' with the bytes), later ones refer back to it ('R' and the number).
+ * So a table reached twice is copied once and the copy is reached twice,
+ * cycles included (as structured clone), and the message is linear in
+ * the distinct tables, entries and long strings: `t = {t, t}` n times
+ * over is n + 1 tables, not 2^n. A table's entries (key, value pairs,
+ * then 'E') are written after the value that reached it, tables in
+ * number order, breadth first: neither side recurses, whatever the
+ * nesting. No size limit: the message is within a small factor of
+ * the memory the values already take in the sender's state, so a limit
+ * would only refuse what the sender could afford. */
+enum { REF_MIN = 32 };
+
+struct enc {
+  struct buf *b;
+  lua_Integer nrefs, done; /* numbered so far; entries written up to */
+  int bad;                 /* the value being written, from 1 */
+  const char *err;
+};
+
+static const char *put_ref(struct buf *b, char tag, lua_Integer k) {
+  return put(b, &tag, 1) || put(b, &k, sizeof k) ? "out of memory" : NULL;
+}
+
+/* Appends the value at idx; seen maps tables and long strings to their
+ * numbers and numbers to tables. Returns NULL or a static reason. */
+static const char *encode_value(lua_State *L, int idx, int seen,
+                                struct enc *e) {
+  struct buf *b = e->b;
   char tag;
-  idx = lua_absindex(L, idx);
-  switch (lua_type(L, idx)) {
+  int t = lua_type(L, idx);
+  switch (t) {
     case LUA_TNIL: tag = 'n'; return put(b, &tag, 1) ? "out of memory" : NULL;
     case LUA_TBOOLEAN:
       tag = lua_toboolean(L, idx) ? 't' : 'f';
@@ -65,35 +93,35 @@ static const char *encode(lua_State *L, int idx, struct buf *b, int depth) {
         if (put(b, &tag, 1) || put(b, &d, sizeof d)) return "out of memory";
       }
       return NULL;
-    case LUA_TSTRING: {
-      size_t len;
-      const char *s = lua_tolstring(L, idx, &len);
-      tag = 's';
-      if (put(b, &tag, 1) || put(b, &len, sizeof len) || put(b, s, len))
-        return "out of memory";
-      return NULL;
-    }
+    case LUA_TSTRING:
     case LUA_TTABLE: {
-      if (depth >= MAX_DEPTH) return "tables nested too deeply (a cycle?)";
-      if (!lua_checkstack(L, 3)) return "stack overflow";
-      tag = 'T';
-      if (put(b, &tag, 1)) return "out of memory";
-      lua_pushnil(L);
-      while (lua_next(L, idx)) {
-        int kt = lua_type(L, -2);
-        const char *e;
-        if (kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN) {
-          lua_pop(L, 2);
-          return "table keys must be strings, numbers or booleans";
-        }
-        if ((e = encode(L, -2, b, depth + 1)) ||
-            (e = encode(L, -1, b, depth + 1))) {
-          lua_pop(L, 2);
-          return e;
-        }
-        lua_pop(L, 1);
+      size_t len = 0;
+      const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+      if (s && len < REF_MIN) {
+        tag = 's';
+        if (put(b, &tag, 1) || put(b, &len, sizeof len) || put(b, s, len))
+          return "out of memory";
+        return NULL;
       }
-      tag = 'E';
+      lua_pushvalue(L, idx);
+      if (lua_rawget(L, seen) == LUA_TNUMBER) {
+        lua_Integer k = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        return put_ref(b, 'R', k);
+      }
+      lua_pop(L, 1);
+      lua_pushvalue(L, idx);
+      lua_pushinteger(L, ++e->nrefs);
+      lua_rawset(L, seen);
+      if (s) {
+        tag = 'S';
+        if (put(b, &tag, 1) || put(b, &len, sizeof len) || put(b, s, len))
+          return "out of memory";
+        return NULL;
+      }
+      lua_pushvalue(L, idx);
+      lua_rawseti(L, seen, e->nrefs);
+      tag = 'T';
       return put(b, &tag, 1) ? "out of memory" : NULL;
     }
     default:
@@ -102,64 +130,164 @@ static const char *encode(lua_State *L, int idx, struct buf *b, int depth) {
   }
 }
 
-/* Pushes the value at *p (input we wrote ourselves). */
-static void decode(lua_State *L, const char **p) {
-  char tag = *(*p)++;
-  luaL_checkstack(L, 3, "work: nesting");
+/* Appends the entries of the tables numbered since the last call. */
+static const char *encode_entries(lua_State *L, int seen, struct enc *e) {
+  const char *err;
+  char tag = 'E';
+  while (e->done < e->nrefs) {
+    if (lua_rawgeti(L, seen, ++e->done) != LUA_TTABLE) { /* a string */
+      lua_pop(L, 1);
+      continue;
+    }
+    int t = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      int kt = lua_type(L, -2);
+      if (kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN)
+        return "table keys must be strings, numbers or booleans";
+      if ((err = encode_value(L, -2, seen, e)) ||
+          (err = encode_value(L, -1, seen, e)))
+        return err;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (put(e->b, &tag, 1)) return "out of memory";
+  }
+  return NULL;
+}
+
+/* encode's protected part: the values are its arguments after the enc. */
+static int encode_p(lua_State *L) {
+  struct enc *e = lua_touserdata(L, 1);
+  int n = lua_gettop(L);
+  lua_newtable(L); /* seen */
+  for (int i = 2; i <= n; i++) {
+    e->bad = i - 1;
+    if ((e->err = encode_value(L, i, n + 1, e)) ||
+        (e->err = encode_entries(L, n + 1, e)))
+      return 0; /* lua_pcall drops what this left */
+  }
+  e->bad = 0;
+  return 0;
+}
+
+/* Appends the n values from idx to b as one message (sharing spans them
+ * all). Never raises: returns NULL, or why not with *bad the value (from
+ * 1; 0 when it is none in particular) that cannot be copied. */
+static const char *encode(lua_State *L, int idx, int n, struct buf *b,
+                          int *bad) {
+  struct enc e = {b, 0, 0, 0, NULL};
+  idx = lua_absindex(L, idx);
+  *bad = 0;
+  if (!lua_checkstack(L, n + 2)) return "too many values";
+  lua_pushcfunction(L, encode_p);
+  lua_pushlightuserdata(L, &e);
+  for (int i = 0; i < n; i++) lua_pushvalue(L, idx + i);
+  if (lua_pcall(L, n + 1, 0, 0) != LUA_OK) { /* only memory errors */
+    lua_pop(L, 1);
+    e.err = "not enough memory";
+  }
+  *bad = e.bad;
+  return e.err;
+}
+
+struct dec {
+  const char *p;
+  lua_Integer nrefs, done;
+  int refs; /* number -> table or string */
+};
+
+static void take(struct dec *d, void *v, size_t n) {
+  memcpy(v, d->p, n);
+  d->p += n;
+}
+
+/* Pushes the value at d->p (input we wrote ourselves). */
+static void decode_value(lua_State *L, struct dec *d) {
+  char tag = *d->p++;
   switch (tag) {
     case 'n': lua_pushnil(L); break;
     case 't': lua_pushboolean(L, 1); break;
     case 'f': lua_pushboolean(L, 0); break;
     case 'i': {
       lua_Integer i;
-      memcpy(&i, *p, sizeof i);
-      *p += sizeof i;
+      take(d, &i, sizeof i);
       lua_pushinteger(L, i);
       break;
     }
     case 'd': {
-      lua_Number d;
-      memcpy(&d, *p, sizeof d);
-      *p += sizeof d;
-      lua_pushnumber(L, d);
+      lua_Number n;
+      take(d, &n, sizeof n);
+      lua_pushnumber(L, n);
       break;
     }
-    case 's': {
+    case 's':
+    case 'S': {
       size_t len;
-      memcpy(&len, *p, sizeof len);
-      *p += sizeof len;
-      lua_pushlstring(L, *p, len);
-      *p += len;
+      take(d, &len, sizeof len);
+      lua_pushlstring(L, d->p, len);
+      d->p += len;
+      if (tag == 'S') {
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, d->refs, ++d->nrefs);
+      }
       break;
     }
     case 'T':
       lua_newtable(L);
-      while (**p != 'E') {
-        decode(L, p);
-        decode(L, p);
-        lua_rawset(L, -3);
-      }
-      (*p)++;
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, d->refs, ++d->nrefs);
       break;
+    case 'R': {
+      lua_Integer k;
+      take(d, &k, sizeof k);
+      lua_rawgeti(L, d->refs, k);
+      break;
+    }
     default:
       luaL_error(L, "work: corrupt message");
   }
 }
 
-/* The encoding alone, for tests/fuzz/work.c: pushes the bytes of the
- * value at idx as a string, or returns why it cannot be copied. (A memory
- * error in the push would leak the buffer: a test hook, not API.) */
-const char *lmp_work_encode(lua_State *L, int idx) {
+/* Pushes the n values of the message at *p; advances *p past it. */
+static void decode(lua_State *L, const char **p, int n) {
+  struct dec d = {*p, 0, 0, 0};
+  luaL_checkstack(L, n + 4, "work: too many values");
+  lua_newtable(L);
+  d.refs = lua_gettop(L);
+  for (int i = 0; i < n; i++) {
+    decode_value(L, &d);
+    while (d.done < d.nrefs) {
+      if (lua_rawgeti(L, d.refs, ++d.done) == LUA_TTABLE) {
+        while (*d.p != 'E') {
+          decode_value(L, &d);
+          decode_value(L, &d);
+          lua_rawset(L, -3);
+        }
+        d.p++;
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_remove(L, d.refs);
+  *p = d.p;
+}
+
+/* The encoding alone, for tests/fuzz/work.c: pushes the bytes of the n
+ * values from idx as a string, or returns why they cannot be copied with
+ * *bad as encode sets it. (A memory error in the push would leak the
+ * buffer: a test hook, not API.) */
+const char *lmp_work_encode(lua_State *L, int idx, int n, int *bad) {
   struct buf b = {NULL, 0, 0};
-  const char *e = encode(L, idx, &b, 0);
+  const char *e = encode(L, idx, n, &b, bad);
   if (!e) lua_pushlstring(L, b.p ? b.p : "", b.n);
   free(b.p);
   return e;
 }
 
-/* Pushes the value encoded at p; returns the end of its encoding. */
-const char *lmp_work_decode(lua_State *L, const char *p) {
-  decode(L, &p);
+/* Pushes the n values encoded at p; returns the end of their encoding. */
+const char *lmp_work_decode(lua_State *L, const char *p, int n) {
+  decode(L, &p, n);
   return p;
 }
 
@@ -176,14 +304,13 @@ static int worker_main(lua_State *L) {
   luaL_openlibs(L);
   if (luaL_loadbufferx(L, j->fn.p, j->fn.n, "=work", "b") != LUA_OK)
     return lua_error(L);
-  for (int i = 0; i < j->nargs; i++) decode(L, &p);
+  decode(L, &p, j->nargs);
   lua_call(L, j->nargs, LUA_MULTRET);
-  int n = lua_gettop(L);
+  int n = lua_gettop(L), bad;
   j->res.n = 0;
-  for (int i = 1; i <= n; i++) {
-    const char *e = encode(L, i, &j->res, 0);
-    if (e) return luaL_error(L, "work: result #%d: %s", i, e);
-  }
+  const char *e = encode(L, 1, n, &j->res, &bad);
+  if (e && !bad) return luaL_error(L, "work: results: %s", e);
+  if (e) return luaL_error(L, "work: result #%d: %s", bad, e);
   j->nres = n;
   return 0;
 }
@@ -240,7 +367,7 @@ static int work_k(lua_State *L, struct mp_op *op) {
   job_free(j);
   if (st != LUA_OK || failed) return lua_error(L);
   const char *p = lua_tostring(L, -1);
-  for (int i = 0; i < nres; i++) decode(L, &p);
+  decode(L, &p, nres);
   return nres;
 }
 
@@ -248,6 +375,7 @@ static int l_work(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   int nargs = lua_gettop(L) - 1;
   const char *name, *e;
+  int bad;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_argcheck(L, !lua_iscfunction(L, 1), 1, "Lua function expected");
   for (int i = 1; (name = lua_getupvalue(L, 1, i)); i++) {
@@ -265,11 +393,10 @@ static int l_work(lua_State *L) {
     job_free(j);
     return luaL_error(L, "not enough memory");
   }
-  for (int i = 2; i <= nargs + 1; i++) {
-    if ((e = encode(L, i, &j->args, 0))) {
-      job_free(j);
-      return luaL_argerror(L, i, e);
-    }
+  if ((e = encode(L, 2, nargs, &j->args, &bad))) {
+    job_free(j);
+    if (!bad) return luaL_error(L, "work: %s", e);
+    return luaL_argerror(L, bad + 1, e);
   }
   j->nargs = nargs;
   struct mp_op *op = mp_op_new(S->loop, work_cb, NULL);

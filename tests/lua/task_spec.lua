@@ -583,15 +583,87 @@ describe("mp.work", function()
     end)
   end)
 
-  it("rejects upvalues, functions and cycles with clear errors", function()
+  it("rejects upvalues, functions and table keys with clear errors", function()
     H.run(function()
       local up = 1
       assert.has_error(function() mp.work(function() return up end) end)
       assert.has_error(function() mp.work(print) end)
-      assert.has_error(function() mp.work(function() end, print) end)
-      local cyc = {} cyc.self = cyc
-      assert.has_error(function() mp.work(function() end, cyc) end)
-      assert.has_error(function() mp.work(function() return print end) end)
+      local function fails(pattern, ...)
+        local ok, err = pcall(mp.work, ...)
+        assert.is_false(ok)
+        assert.matches(pattern, err)
+      end
+      fails("bad argument #2 .*cannot copy this type", function() end, print)
+      fails("bad argument #3 .*table keys must be strings, numbers or booleans",
+        function() end, 1, { { [{}] = 1 } })
+      fails("work: result #2: cannot copy this type",
+        function() return 1, print end)
+    end)
+  end)
+
+  local function id(...) return ... end
+
+  it("keeps shared tables shared, across arguments and results", function()
+    H.run(function()
+      local s, u = {}, {}
+      local a, b = mp.work(id, { s, s, x = u }, u)
+      assert.are.equal(a[1], a[2])
+      assert.are.equal(a.x, b)
+      assert.are_not.equal(a[1], a.x)
+      local r1, r2 = mp.work(function() local t = { 1 } return t, { t } end)
+      assert.are.equal(r1, r2[1])
+    end)
+  end)
+
+  it("copies cycles", function()
+    H.run(function()
+      local c = { name = "c" }
+      c.self, c.list = c, { c, { c } }
+      local r = mp.work(id, c)
+      assert.are_not.equal(c, r)
+      assert.are.equal(r, r.self)
+      assert.are.equal(r, r.list[1])
+      assert.are.equal(r, r.list[2][1])
+      assert.are.equal("c", r.name)
+    end)
+  end)
+
+  it("copies a shared table once: 2^60 paths are 61 tables", function()
+    H.run(function()
+      local t = {}
+      for _ = 1, 60 do t = { t, t } end
+      local r, n = mp.work(function(x)
+        local n = 0
+        while x[1] do assert(x[1] == x[2]) x, n = x[1], n + 1 end
+        return x, n
+      end, t)
+      assert.are.equal(60, n)
+      assert.are.same({}, r)
+    end)
+  end)
+
+  it("copies nesting of any depth without recursing", function()
+    H.run(function()
+      local t = {}
+      local x = t
+      for i = 1, 100000 do x[1] = { i } x = x[1] end
+      local r = mp.work(id, t)
+      for _ = 1, 100000 do r = r[1] end
+      assert.are.same({ 100000 }, r)
+    end)
+  end)
+
+  it("copies a long string held many times once, whole", function()
+    H.run(function()
+      local s = string.rep("\0x", 500000)
+      local t = {}
+      for i = 1, 10000 do t[i] = s end
+      t[s] = s -- as a key too
+      local n, r = mp.work(function(u) return #u, u end, t)
+      assert.are.equal(10000, n)
+      assert.are.equal(s, r[1])
+      assert.are.equal(s, r[10000])
+      assert.are.equal(s, r[s])
     end)
   end)
 
