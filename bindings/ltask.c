@@ -680,7 +680,8 @@ static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int l_sleep(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
-  lua_Number s = luaL_checknumber(L, 1);
+  luaL_checktype(L, 1, LUA_TNUMBER); /* "1" is a mistake, not a second */
+  lua_Number s = lua_tonumber(L, 1);
   luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
   if (s == 0) { /* yield to the other ready tasks */
     struct lmp_task *t = lmp_self(S);
@@ -760,7 +761,8 @@ static void deadline_cb(struct mp_op *op) {
 static int l_deadline_push(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
-  lua_Number s = luaL_checknumber(L, 1);
+  luaL_checktype(L, 1, LUA_TNUMBER);
+  lua_Number s = lua_tonumber(L, 1);
   luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
   if (t->ndeadlines == t->capdeadlines) {
     int cap = t->capdeadlines ? t->capdeadlines * 2 : 4;
