@@ -123,6 +123,7 @@ static void forget_wait(lua_State *L, struct lmp_task *t) {
 static lua_KContext new_wait(lua_State *L, struct lmp_task *t) {
   if (t->wait) forget_wait(L, t);
   t->wait = ++t->S->lastwait;
+  t->wait_co = L;
   return t->wait;
 }
 
@@ -846,6 +847,36 @@ static int l_abandon(lua_State *L) {
     lua_call(L, 0, 0);
   }
   return 0;
+}
+
+/* Before coroutine.close closes co (lcoro.c): if co is where a task's
+ * suspension came from, that task stops waiting (its op orphaned,
+ * released on completion; a park's cleanup run, so a channel takes its
+ * waiter back) and, unless it is the caller, goes on to find co dead. */
+void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co) {
+  struct lmp_task *owner = NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (!owner && lua_next(L, -2)) {
+    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
+    if (t && !t->is_main && t->wait && t->wait_co == co) owner = t;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, owner ? 2 : 1);
+  if (!owner) return;
+  int cleanup = owner->cleanup;
+  owner->cleanup = LUA_NOREF;
+  forget_wait(L, owner);
+  if (owner != S->current) {
+    owner->woken = 0; /* a wake for co: its cleanup passes a value on */
+    if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
+      ready_push(owner);
+  }
+  if (cleanup != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
+    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
+    lua_call(L, 0, 0);
+  }
 }
 
 static int timeout_tostring(lua_State *L) {
