@@ -45,9 +45,10 @@ static const char *unclosable(lua_State *L, lua_State *co) {
 }
 
 /* coroutine.close as lua's, but a coroutine suspended in moonport first
- * gives back what it waited on (ltask.c lmp_release). Upvalue 2 maps a
- * coroutine passing a suspension up (init.lua's pass) to the one below
- * it: the suspension came from the end of that chain. */
+ * gives back what it waited on (ltask.c lmp_release). From init.lua's
+ * pass: upvalue 2 maps a coroutine passing a suspension up to the one
+ * below it, upvalue 3 holds the one at the end of such a chain (where the
+ * suspension came from). */
 static int co_close(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTHREAD);
   lua_State *co = lua_tothread(L, 1);
@@ -61,7 +62,9 @@ static int co_close(lua_State *L) {
       if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TTHREAD) break;
       lua_replace(L, 2);
     }
-    lmp_release(L, lmp_state(L), lua_tothread(L, 2));
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(3)) != LUA_TNIL)
+      lmp_release(L, lmp_state(L), lua_tothread(L, 2));
     lua_settop(L, 1);
   }
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -75,12 +78,14 @@ static int co_close(lua_State *L) {
   return 2;
 }
 
-/* core.co_close(via): coroutine.close over init.lua's via table. */
+/* core.co_close(via, parked): coroutine.close over init.lua's tables. */
 static int make_close(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, 1);
-  lua_pushcclosure(L, co_close, 2);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, co_close, 3);
   return 1;
 }
 

@@ -263,9 +263,12 @@ local co_isyieldable, co_close, co_status = coroutine.isyieldable,
                                             coroutine.close, coroutine.status
 local co_running = coroutine.running
 
--- via[c] = the coroutine whose suspension c passes up, while it does: a
--- closed coroutine releases the suspension at the end of that chain.
+-- While a suspension is passed up: via[c] = the coroutine whose
+-- suspension c passes up; parked[co] counts the passes of suspensions
+-- that came from co (an overcount only costs coroutine.close a search). A
+-- closed coroutine releases the suspension at the end of its chain.
 local via = setmetatable({}, { __mode = "k" })
+local parked = setmetatable({}, { __mode = "k" })
 
 local function pass(co, ok, ...)
   if ok and (...) == SENTINEL and co_status(co) == "suspended" then
@@ -274,9 +277,10 @@ local function pass(co, ok, ...)
       error("attempt to suspend a task across a C-call boundary", 2)
     end
     local me = co_running()
-    via[me] = co
+    via[me], parked[co] = co, (parked[co] or 0) + 1
     co_yield(SENTINEL)
-    via[me] = nil
+    local n = parked[co] - 1
+    via[me], parked[co] = nil, n > 0 and n or nil
     return pass(co, co_resume(co))
   end
   return ok, ...
@@ -307,7 +311,7 @@ if not rawget(coroutine, "moonport") then
 
   -- A coroutine closed while suspended in moonport first gives back what
   -- it waited on (its task, if another, finds it dead): bindings/lcoro.c.
-  coroutine.close = core.co_close(via)
+  coroutine.close = core.co_close(via, parked)
 
   -- At a task's top level the script is where lua's main chunk would
   -- be (bindings/lcoro.c).
