@@ -36,10 +36,64 @@ static int co_isyieldable(lua_State *L) {
   return 1;
 }
 
+/* What lua's coroutine.close says of co: NULL if it may be closed. */
+static const char *unclosable(lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  if (co == L) return "running";
+  if (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)) return "normal";
+  return NULL; /* suspended, not started, dead or failed */
+}
+
+/* coroutine.close as lua's, but a coroutine suspended in moonport first
+ * gives back what it waited on (ltask.c lmp_release). From init.lua's
+ * pass: upvalue 2 maps a coroutine passing a suspension up to the one
+ * below it, upvalue 3 holds the one at the end of such a chain (where the
+ * suspension came from). */
+static int co_close(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  lua_State *co = lua_tothread(L, 1);
+  const char *state = unclosable(L, co);
+  if (state) return luaL_error(L, "cannot close a %s coroutine", state);
+  lua_settop(L, 1);
+  if (lua_status(co) == LUA_YIELD) {
+    lua_pushvalue(L, 1); /* walk down the chain: [co, c] */
+    for (;;) {
+      lua_pushvalue(L, 2);
+      if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TTHREAD) break;
+      lua_replace(L, 2);
+    }
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(3)) != LUA_TNIL)
+      lmp_release(L, lmp_state(L), lua_tothread(L, 2));
+    lua_settop(L, 1);
+  }
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  int st = lua_closethread(co, L);
+#else
+  int st = lua_resetthread(co);
+#endif
+  lua_pushboolean(L, st == LUA_OK);
+  if (st == LUA_OK) return 1;
+  lua_xmove(co, L, 1); /* the error of a __close handler */
+  return 2;
+}
+
+/* core.co_close(via, parked): coroutine.close over init.lua's tables. */
+static int make_close(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, co_close, 3);
+  return 1;
+}
+
 void lmp_open_coro(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg funcs[] = {
     {"co_yield", co_yield}, {"co_running", co_running},
-    {"co_isyieldable", co_isyieldable}, {NULL, NULL}};
+    {"co_isyieldable", co_isyieldable}, {"co_close", make_close},
+    {NULL, NULL}};
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, funcs, 1);
 }

@@ -31,6 +31,7 @@ struct lmp_task {
   lua_KFunction pk;      /* parked: what runs when it wakes */
   lua_KContext pctx;
   lua_KContext wait;     /* id of the pending suspension, 0 if none */
+  lua_State *wait_co;    /* the coroutine that suspended (when wait) */
   int cleanup;           /* parked: ref of the function run if abandoned */
   struct lmp_task *next; /* ready queue */
   struct mp_op **deadlines; /* mp.timeout timers, innermost last */
@@ -107,6 +108,8 @@ void lmp_task_op_cb(struct mp_op *op);
 int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
              const char *fname);
 void lmp_wake(struct lmp_task *t);
+/* co is being closed: the task whose suspension came from it lets go. */
+void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co);
 
 /* Pushes "nil, message, code" for an MP_E* error; returns 3. */
 int lmp_fail(lua_State *L, int err, const char *what);

@@ -337,7 +337,8 @@ int lsock_settimeout(lua_State *L, int type, const char *fname) {
   if (lua_isnoneornil(L, 2)) {
     s->timeout = -1;
   } else {
-    lua_Number t = luaL_checknumber(L, 2);
+    luaL_checktype(L, 2, LUA_TNUMBER); /* a duration, never a string */
+    lua_Number t = lua_tonumber(L, 2);
     luaL_argcheck(L, t >= 0, 2, "non-negative number expected");
     s->timeout = t >= 4.6e9 ? -1 : (int64_t)(t * 1e9);
   }

@@ -123,6 +123,7 @@ static void forget_wait(lua_State *L, struct lmp_task *t) {
 static lua_KContext new_wait(lua_State *L, struct lmp_task *t) {
   if (t->wait) forget_wait(L, t);
   t->wait = ++t->S->lastwait;
+  t->wait_co = L;
   return t->wait;
 }
 
@@ -699,7 +700,8 @@ static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int l_sleep(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
-  lua_Number s = luaL_checknumber(L, 1);
+  luaL_checktype(L, 1, LUA_TNUMBER); /* "1" is a mistake, not a second */
+  lua_Number s = lua_tonumber(L, 1);
   luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
   if (s == 0) { /* yield to the other ready tasks */
     struct lmp_task *t = lmp_self(S);
@@ -779,7 +781,8 @@ static void deadline_cb(struct mp_op *op) {
 static int l_deadline_push(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
-  lua_Number s = luaL_checknumber(L, 1);
+  luaL_checktype(L, 1, LUA_TNUMBER);
+  lua_Number s = lua_tonumber(L, 1);
   luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
   if (t->ndeadlines == t->capdeadlines) {
     int cap = t->capdeadlines ? t->capdeadlines * 2 : 4;
@@ -864,6 +867,36 @@ static int l_abandon(lua_State *L) {
     lua_call(L, 0, 0);
   }
   return 0;
+}
+
+/* Before coroutine.close closes co (lcoro.c): if co is where a task's
+ * suspension came from, that task stops waiting (its op orphaned,
+ * released on completion; a park's cleanup run, so a channel takes its
+ * waiter back) and, unless it is the caller, goes on to find co dead. */
+void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co) {
+  struct lmp_task *owner = NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (!owner && lua_next(L, -2)) {
+    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
+    if (t && !t->is_main && t->wait && t->wait_co == co) owner = t;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, owner ? 2 : 1);
+  if (!owner) return;
+  int cleanup = owner->cleanup;
+  owner->cleanup = LUA_NOREF;
+  forget_wait(L, owner);
+  if (owner != S->current) {
+    owner->woken = 0; /* a wake for co: its cleanup passes a value on */
+    if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
+      ready_push(owner);
+  }
+  if (cleanup != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
+    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
+    lua_call(L, 0, 0);
+  }
 }
 
 static int timeout_tostring(lua_State *L) {

@@ -66,7 +66,7 @@ int mp_args_parse(int argc, char **argv, struct mp_args *a) {
       goto bad;
     }
   }
-  a->first = i;
+  a->first = i < argc ? i : argc; /* argc 0: no program name either */
   return a->flags;
 bad: /* a->first is the option at fault */
   a->flags = MP_ARGS_ERROR;
@@ -74,8 +74,10 @@ bad: /* a->first is the option at fault */
 }
 
 void mp_args_error(const char *badopt, char *buf, unsigned size) {
-  if ((badopt[1] == 'e' || badopt[1] == 'l') ||
-      strncmp(badopt, backend_opt, sizeof backend_opt - 1) == 0)
+  size_t n = sizeof backend_opt - 1; /* --backend or --backend=, not more */
+  if (badopt[1] == 'e' || badopt[1] == 'l' ||
+      (strncmp(badopt, backend_opt, n) == 0 &&
+       (badopt[n] == '\0' || badopt[n] == '=')))
     snprintf(buf, size, "'%s' needs argument", badopt);
   else
     snprintf(buf, size, "unrecognized option '%s'", badopt);

@@ -127,7 +127,8 @@ end
 -- or times out before it runs (core.park lets a wake win; the interruption
 -- applies to its next suspension), so a value sent with `true` has exactly
 -- one owner. A waiter that leaves without a hand-over (cancel, timeout,
--- its coroutine abandoned) takes its record out of the queue first.
+-- its coroutine abandoned) takes its record out of the queue first; one
+-- whose coroutine is closed after a hand-over passes the value on.
 local Channel = {}
 Channel.__index = Channel
 Channel.__name = "moonport.channel"
@@ -138,9 +139,25 @@ local function remove(q, rec)
   end
 end
 
-local function wait(q, rec)
+-- A receiver's coroutine closed with a value handed to it (lmp_release):
+-- the next receiver gets the value, or the channel keeps it first in line.
+local function pass_on(ch, rec)
+  local r = table.remove(ch.receivers, 1)
+  if r then
+    r.value, r.done = rec.value, true
+    core.wake(r.task)
+  else
+    ch.head = ch.head - 1
+    ch.buf[ch.head] = rec.value
+  end
+end
+
+local function wait(ch, q, rec)
   q[#q + 1] = rec
-  local function leave() remove(q, rec) end -- run if abandoned
+  local function leave() -- run if abandoned or its coroutine closed
+    remove(q, rec)
+    if rec.done and q == ch.receivers then pass_on(ch, rec) end
+  end
   local ok, err = pcall(function()
     repeat core.park(leave) until rec.done or rec.closed
   end)
@@ -183,7 +200,7 @@ function Channel:send(v)
     return true
   end
   local rec = { task = core.self(), value = v }
-  wait(self.senders, rec)
+  wait(self, self.senders, rec)
   if rec.done then return true end
   return nil, "channel closed", "closed"
 end
@@ -211,7 +228,7 @@ function Channel:recv()
   end
   if self.closed then return nil, "closed" end
   local rec = { task = core.self() }
-  wait(self.receivers, rec)
+  wait(self, self.receivers, rec)
   if rec.done then return rec.value end
   return nil, "closed"
 end
@@ -244,6 +261,14 @@ local co_resume, co_yield, co_create = coroutine.resume, coroutine.yield,
                                        coroutine.create
 local co_isyieldable, co_close, co_status = coroutine.isyieldable,
                                             coroutine.close, coroutine.status
+local co_running = coroutine.running
+
+-- While a suspension is passed up: via[c] = the coroutine whose
+-- suspension c passes up; parked[co] counts the passes of suspensions
+-- that came from co (an overcount only costs coroutine.close a search). A
+-- closed coroutine releases the suspension at the end of its chain.
+local via = setmetatable({}, { __mode = "k" })
+local parked = setmetatable({}, { __mode = "k" })
 
 local function pass(co, ok, ...)
   if ok and (...) == SENTINEL and co_status(co) == "suspended" then
@@ -251,7 +276,11 @@ local function pass(co, ok, ...)
       core.abandon()
       error("attempt to suspend a task across a C-call boundary", 2)
     end
+    local me = co_running()
+    via[me], parked[co] = co, (parked[co] or 0) + 1
     co_yield(SENTINEL)
+    local n = parked[co] - 1
+    via[me], parked[co] = nil, n > 0 and n or nil
     return pass(co, co_resume(co))
   end
   return ok, ...
@@ -279,6 +308,10 @@ if not rawget(coroutine, "moonport") then
       return unwrap(pass(co, co_resume(co, ...)))
     end
   end
+
+  -- A coroutine closed while suspended in moonport first gives back what
+  -- it waited on (its task, if another, finds it dead): bindings/lcoro.c.
+  coroutine.close = core.co_close(via, parked)
 
   -- At a task's top level the script is where lua's main chunk would
   -- be (bindings/lcoro.c).

@@ -82,6 +82,8 @@ int main(void) {
   check_msg("--backend", "'--backend' needs argument");
   check_msg("-x", "unrecognized option '-x'");
   check_msg("--foo", "unrecognized option '--foo'");
+  check_msg("--backendx", "unrecognized option '--backendx'");
+  check_msg("--backend=", "'--backend=' needs argument");
   /* argv[0] only, and a NULL before argc (fuzzers build odd vectors) */
   char prog[] = "moonport", *none[] = {prog, NULL};
   struct mp_args a;
@@ -89,6 +91,8 @@ int main(void) {
   else failed++, printf("not ok - argv[0] only\n");
   if (mp_args_parse(3, none, &a) == 0 && a.first == 1) passed++;
   else failed++, printf("not ok - NULL before argc\n");
+  if (mp_args_parse(0, none + 1, &a) == 0 && a.first == 0) passed++;
+  else failed++, printf("not ok - argc 0: first %d\n", a.first);
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }
