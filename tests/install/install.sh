@@ -95,9 +95,15 @@ out=$(LD_LIBRARY_PATH=$P/lib timeout 20 "$tmp/host" "$VERSION" "$tmp/data" 2>&1)
 echo "$out"
 check "the host runs tasks through the shared library" \
   '[[ $out == *"ok - tasks ran: $want "* ]]'
-$CC $san -o "$tmp/host-static" "$SRC/tests/install/host.c" \
-  $(pkg-config --cflags moonport) "$P/lib/libmoonport.a" \
-  $(pkg-config --static --libs moonport) 2>"$tmp/log"
+# libmoonport.a alone (the linker takes the .so when both are there): a
+# copy of the prefix without it, and pkg-config --static.
+S=$tmp/static
+cp -r "$P" "$S" && rm -f "$S"/lib/libmoonport.so*
+sed -i "s|^prefix=.*|prefix=$S|" "$S/lib/pkgconfig/moonport.pc"
+PKG_CONFIG_PATH=$S/lib/pkgconfig $CC $san -o "$tmp/host-static" \
+  "$SRC/tests/install/host.c" \
+  $(PKG_CONFIG_PATH=$S/lib/pkgconfig pkg-config --cflags --static --libs \
+    moonport) 2>"$tmp/log"
 st=$?
 check "a host links libmoonport.a with pkg-config --static" '[ $st -eq 0 ]' ||
   cat "$tmp/log"
@@ -122,6 +128,16 @@ check "lua5.4 requires the installed module and runs a task" \
 out=$("$P/bin/moonport" -v 2>&1)
 check "the installed command reports the version" \
   '[[ $out == "moonport $VERSION "* ]]'
+
+# The man page documents every option the command's usage lists.
+man=$(sed 's/\\-/-/g; s/^\.[A-Z]* //' "$P/share/man/man1/moonport.1")
+missing=""
+for o in $("$P/bin/moonport" --no-such-option 2>&1 |
+           sed -n 's/^  \(-[^ ]*\).*/\1/p'); do
+  grep -qx -- "$o\( .*\)\?" <<<"$man" || missing="$missing $o"
+done
+check "the man page has the usage's options${missing:+ (not:$missing)}" \
+  '[ -z "$missing" ]'
 
 # DESTDIR stages the files; the .pc file names the final prefix.
 locked env DESTDIR="$tmp/stage" cmake --install "$BUILD" --prefix /opt/mp \
