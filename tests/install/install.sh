@@ -147,6 +147,10 @@ check "DESTDIR stages cmake --install" \
    [ -f "$tmp/stage/opt/mp/lib/lua/5.4/moonport.so" ] &&
    grep -qx "prefix=/opt/mp" "$tmp/stage/opt/mp/lib/pkgconfig/moonport.pc"'
 
+check "make install defaults to /usr/local" \
+  'env -u MAKEFLAGS -u MAKELEVEL make -n -C "$SRC" install BUILD="$BUILD" |
+   grep -q -- "--prefix \"/usr/local\""'
+
 # make install: PREFIX and DESTDIR (the build is up to date: it only
 # checks). Not from a build tree it did not configure (say, LuaRocks').
 locked env -u MAKEFLAGS -u MAKELEVEL make -s -C "$SRC" install \
