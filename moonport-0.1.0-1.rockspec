@@ -5,6 +5,8 @@ rockspec_format = "3.0"
 package = "moonport"
 version = "0.1.0-1"
 source = {
+   -- this checkout, for `luarocks make`; a rockspec published to a rocks
+   -- server names the repository and its tag here
    url = "git+file://.",
 }
 description = {
