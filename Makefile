@@ -6,9 +6,10 @@ TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
 JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
 
 .PHONY: all deps build build-asan run test test-release test-asan test-tsan \
-	build-fuzz test-fuzz fuzz test-valgrind bench clean
+	build-fuzz test-fuzz fuzz test-valgrind bench install clean
 
 all: build
 
@@ -23,6 +24,11 @@ build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DMP_WERROR=ON -DMP_SANITIZE=ON \
 	  -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# The command, libmoonport.so/.a, the headers, moonport.pc, the Lua module
+# (PREFIX/lib/lua/5.4) and the man page; DESTDIR stages them elsewhere.
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 run: build
 	./$(BUILD)/moonport examples/demo.lua

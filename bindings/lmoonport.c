@@ -42,6 +42,8 @@ void lmp_new_class(lua_State *L, struct lmp_state *S, const char *name,
   lua_setfield(L, -2, "__index");
 }
 
+const char *moonport_version(void) { return MOONPORT_VERSION; }
+
 struct mp_loop *moonport_loop(lua_State *L) {
   struct lmp_state *S = lmp_getstate(L);
   return S ? S->loop : NULL;

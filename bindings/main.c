@@ -20,7 +20,7 @@
 #include "lmoonport.h"
 #include "margs.h"
 
-#define MP_VERSION "moonport 0.1"
+#define MP_VERSION "moonport " MOONPORT_VERSION
 
 static const char *progname = "moonport";
 

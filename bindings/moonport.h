@@ -8,6 +8,25 @@
 #ifndef MOONPORT_H
 #define MOONPORT_H
 
+/* The version: the one source of truth (CMakeLists.txt reads it for the
+ * library's SONAME, moonport.pc and the rockspec's check). */
+#define MOONPORT_VERSION_MAJOR 0
+#define MOONPORT_VERSION_MINOR 1
+#define MOONPORT_VERSION_PATCH 0
+#define MOONPORT__STR(x) #x
+#define MOONPORT__XSTR(x) MOONPORT__STR(x)
+#define MOONPORT_VERSION                                          \
+  MOONPORT__XSTR(MOONPORT_VERSION_MAJOR) "."                      \
+  MOONPORT__XSTR(MOONPORT_VERSION_MINOR) "."                      \
+  MOONPORT__XSTR(MOONPORT_VERSION_PATCH)
+/* MAJOR * 10000 + MINOR * 100 + PATCH, for #if. */
+#define MOONPORT_VERSION_NUM                                      \
+  (MOONPORT_VERSION_MAJOR * 10000 + MOONPORT_VERSION_MINOR * 100 + \
+   MOONPORT_VERSION_PATCH)
+/* The version of the library linked in ("0.1.0"), which may differ from
+ * the header's MOONPORT_VERSION when the library is shared. */
+const char *moonport_version(void);
+
 #include <lua.h>
 
 #include "mp.h"
