@@ -405,11 +405,12 @@ static void reap(struct mp_loop *loop) {
 static void ur_wait(struct mp_loop *loop, int64_t timeout_ns) {
   struct uring_state *s = loop->bdata;
   if (s->fault.q.head) timeout_ns = 0; /* faulted ops complete now */
-  /* Reset the eventfd before looking (GETEVENTS: with DEFER_TASKRUN
-   * completions are only posted when asked), so whatever arrives after
-   * the look signals it again and the sleep below cannot miss it. The
-   * CQEs this look posts signal it too: one spare wake, no more. */
-  mp__wakefd_drain(loop->wakefd);
+  /* Before a sleep, reset the eventfd, then look (GETEVENTS: with
+   * DEFER_TASKRUN completions are only posted when asked): whatever
+   * arrives after the look signals it again, so the sleep cannot miss
+   * it. A turn that does not sleep leaves the eventfd alone (one read
+   * less per turn); ur_arm resets it before the host sleeps. */
+  if (timeout_ns != 0) mp__wakefd_drain(loop->wakefd);
   check_thread(io_uring_submit_and_get_events(&s->ring));
   if (timeout_ns != 0 && !io_uring_cq_ready(&s->ring) &&
       !io_uring_cq_has_overflow(&s->ring) &&
@@ -425,6 +426,18 @@ static void ur_flush(struct mp_loop *loop) {
   if (io_uring_sq_ready(&s->ring)) check_thread(io_uring_submit(&s->ring));
 }
 
+/* Resets the eventfd, then looks, as before a sleep in ur_wait; what the
+ * look finds, and a post whose signal the reset took, signal it again. */
+static void ur_arm(struct mp_loop *loop) {
+  struct uring_state *s = loop->bdata;
+  mp__wakefd_drain(loop->wakefd);
+  check_thread(io_uring_submit_and_get_events(&s->ring));
+  reap(loop);
+  if (loop->done.head || atomic_load(&loop->wake_pending))
+    mp__wakefd_signal(loop->wakefd);
+}
+
 const struct mp_backend mp__backend_uring = {
   "io_uring", ur_init, ur_close, ur_submit, ur_cancel, ur_wait, ur_flush,
+  ur_arm,
 };

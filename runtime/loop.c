@@ -215,6 +215,7 @@ const char *mp_loop_fallback_reason(struct mp_loop *loop) {
 mp_handle_t mp_loop_fd(struct mp_loop *loop) { return loop->backend_fd; }
 
 int mp_loop_timeout(struct mp_loop *loop) {
+  if (loop->backend->arm) loop->backend->arm(loop);
   if (loop->done.head || atomic_load(&loop->wake_pending)) return 0;
   mp_loop_update_time(loop);
   int64_t ns = mp__timer_next(loop);

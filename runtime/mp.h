@@ -147,8 +147,7 @@ const char *mp_loop_fallback_reason(struct mp_loop *loop);
  * threadpool result, a readiness on epoll), and how long the host may
  * sleep before the next mp_loop_run(MP_RUN_NOWAIT) for timers. Sleep in
  * poll(mp_loop_fd, mp_loop_timeout) and run: nothing spins, nothing is
- * missed. The handle may turn readable once more after a turn that took
- * completions (a wake with nothing to do, never a spin). */
+ * missed. */
 #ifdef _WIN32
 typedef void *mp_handle_t; /* a HANDLE */
 #else
@@ -156,7 +155,9 @@ typedef int mp_handle_t;   /* a descriptor */
 #endif
 mp_handle_t mp_loop_fd(struct mp_loop *loop);
 /* Milliseconds until a timer is due (rounded up), 0 when a completion or
- * a post already waits, -1 when no timer is pending. */
+ * a post already waits, -1 when no timer is pending. Call it right before
+ * sleeping on mp_loop_fd: it also resets the handle (until then, a turn
+ * that took completions may leave it readable: one spare wake). */
 int mp_loop_timeout(struct mp_loop *loop);
 /* Thread-safe. Queues op (memory owned by the caller, prepared with
  * mp_op_init) as a completion and wakes the loop; its cb runs on the loop
