@@ -178,12 +178,7 @@ int mp_loop_run(struct mp_loop *loop, enum mp_run_mode mode) {
     mp_loop_update_time(loop);
     mp__timer_run(loop);
     dispatch(loop);
-    if (loop->stop || (loop->ninflight == 0 && mode != MP_RUN_ONCE)) {
-      /* Taking posts reset mp_loop_fd: look at the backend before the
-       * host sleeps on it (only a stop leaves ops in flight here). */
-      if (loop->ninflight > 0) loop->backend->wait(loop, 0);
-      break;
-    }
+    if (loop->stop || (loop->ninflight == 0 && mode != MP_RUN_ONCE)) break;
     int64_t timeout = -1;
     if (mode == MP_RUN_NOWAIT || loop->done.head || loop->ninflight == 0 ||
         atomic_load(&loop->wake_pending))
