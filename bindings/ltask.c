@@ -560,20 +560,30 @@ static int push_deadlock(lua_State *L, struct lmp_state *S) {
   return -1;
 }
 
-/* In steps, tasks that only the host can wake (by a post) are idle, not
- * deadlocked: NOWAIT returns, ONCE sleeps until a post or mp_loop_wake
- * (a signal handler's, say). moonport_stalled tells the host. */
+/* In steps, tasks that nothing in flight can wake are deadlocked, unless
+ * the host holds a reference (it feeds them, by posts): then they are
+ * idle, NOWAIT returns and ONCE sleeps until a post or mp_loop_wake (a
+ * signal handler's, say). */
 int moonport_run(lua_State *L, enum mp_run_mode mode) {
   struct lmp_state *S = lmp_getstate(L);
-  if (mode == MP_RUN_DEFAULT) {
-    if (run_all(S) < 0) return push_deadlock(L, S);
-  } else if (!lmp_step(S, mode == MP_RUN_ONCE) && mode == MP_RUN_ONCE &&
-             S->ntasks > 0) {
-    struct pollfd p = {.fd = mp_loop_fd(S->loop), .events = POLLIN};
-    if (mp_loop_timeout(S->loop) != 0) poll(&p, 1, -1);
-    lmp_step(S, 0); /* takes the post, which may ready a task */
+  if (mode != MP_RUN_DEFAULT && !lmp_step(S, mode == MP_RUN_ONCE) &&
+      S->ntasks > 0) {
+    if (S->host_refs == 0) mode = MP_RUN_DEFAULT; /* reports, cancels */
+    else if (mode == MP_RUN_ONCE) {
+      struct pollfd p = {.fd = mp_loop_fd(S->loop), .events = POLLIN};
+      if (mp_loop_timeout(S->loop) != 0) poll(&p, 1, -1);
+      lmp_step(S, 0); /* takes the post, which may ready a task */
+    }
   }
+  if (mode == MP_RUN_DEFAULT && run_all(S) < 0) return push_deadlock(L, S);
   return S->ntasks;
+}
+
+void moonport_ref(lua_State *L) { lmp_getstate(L)->host_refs++; }
+
+void moonport_unref(lua_State *L) {
+  struct lmp_state *S = lmp_getstate(L);
+  if (S->host_refs > 0) S->host_refs--;
 }
 
 int moonport_timeout(lua_State *L) {

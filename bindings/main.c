@@ -234,13 +234,10 @@ static int run_task(lua_State *L, int nargs) {
       lua_pushvalue(L, task);
       lua_call(L, 1, 0);
     }
-    /* Nothing here posts: tasks only a post could wake are deadlocked
-     * (run until done says so, cancels them, pushes the message). */
-    if (moonport_stalled(L) && moonport_run(L, MP_RUN_DEFAULT) < 0) {
-      st = LUA_ERRRUN;
+    if (moonport_run(L, MP_RUN_ONCE) < 0) {
+      st = LUA_ERRRUN; /* deadlock: the message is on top */
       break;
     }
-    moonport_run(L, MP_RUN_ONCE); /* sleeps until work, or Ctrl-C */
   }
   set_sigint(SIG_DFL);
   if (lua_gethook(L) == stop_hook) lua_sethook(L, NULL, 0, 0);
@@ -383,6 +380,9 @@ static int dorepl(lua_State *L) {
   in_repl = 1;
   got_sigint = 0;
   set_sigint(on_sigint);
+  /* An entry waiting for what never comes is the user's to interrupt
+   * (Ctrl-C wakes the loop): idle, not a deadlock that ends the REPL. */
+  moonport_ref(L);
   for (;;) {
     if (moonport_task_done(L, task)) break;
     if (lua_getfield(L, repl, "entry") == LUA_TNIL) sig_cancelled = 0;
@@ -395,10 +395,9 @@ static int dorepl(lua_State *L) {
       sig_cancelled |= lua_toboolean(L, -1);
       lua_pop(L, 1);
     }
-    /* An entry waiting for what never comes sleeps here until Ctrl-C
-     * (mp_loop_wake) rather than spinning. */
-    moonport_run(L, MP_RUN_ONCE);
+    moonport_run(L, MP_RUN_ONCE); /* sleeps until work, or Ctrl-C */
   }
+  moonport_unref(L);
   set_sigint(SIG_DFL);
   in_repl = 0;
   repl_co = NULL;

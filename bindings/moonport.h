@@ -34,15 +34,15 @@ void moonport_spawn(lua_State *L, int nargs);
 /* Whether the task object at idx has ended (task:done()). */
 int moonport_task_done(lua_State *L, int idx);
 
-/* Runs ready tasks and the loop; returns the number of tasks still alive.
- * MP_RUN_DEFAULT runs until every task has ended, or returns -1 on a
- * deadlock (tasks wait for one another with no operation in flight and no
- * post waiting): the tasks are cancelled and a message is pushed on L.
+/* Runs ready tasks and the loop; returns the number of tasks still alive,
+ * or -1 on a deadlock: tasks wait (for one another, a channel) with no
+ * operation in flight and no post waiting; they are cancelled and a
+ * message is pushed on L. MP_RUN_DEFAULT runs until every task has ended;
  * MP_RUN_NOWAIT does one turn without waiting; MP_RUN_ONCE does one turn,
- * waiting for a completion, a timer, a post or mp_loop_wake when no task
- * is ready (so with tasks that only a post can wake, it sleeps until one
- * comes). Steps never report a deadlock: tasks waiting for what only the
- * host provides are idle; moonport_stalled says so. */
+ * waiting for a completion, a timer or a post when no task is ready. While
+ * the host holds a reference (moonport_ref), the steps (NOWAIT, ONCE) do
+ * not call that a deadlock: the host will feed those tasks, so NOWAIT
+ * returns their number and ONCE sleeps until a post or mp_loop_wake. */
 int moonport_run(lua_State *L, enum mp_run_mode mode);
 
 /* The number of tasks that failed with nobody joining them (they were
@@ -63,10 +63,14 @@ int moonport_unhandled(lua_State *L);
  * Call it right before sleeping: running Lua may change it. */
 int moonport_timeout(lua_State *L);
 
+/* The host feeds tasks (by posts, say): while it holds a reference, tasks
+ * that only it can wake are idle in steps, not deadlocked. Counted. */
+void moonport_ref(lua_State *L);
+void moonport_unref(lua_State *L);
+
 /* The number of tasks alive when none can ever run again without the
  * host: none ready, no operation or timer in flight, no post waiting;
- * else 0. A host that will post nothing more has a deadlock then (say so
- * with moonport_run(L, MP_RUN_DEFAULT), which cancels them). */
+ * else 0. */
 int moonport_stalled(lua_State *L);
 
 /* Marks the task at idx as the host's to join: its error is neither

@@ -84,6 +84,9 @@ int main(void) {
   lua_pop(L, 1);
   if (!check(L, luaL_dostring(L, script))) return 1;
 
+  /* Until "quit", tasks waiting only for readings are idle, not a
+   * deadlock: this host feeds them. */
+  moonport_ref(L);
   pthread_t th;
   pthread_create(&th, NULL, sensor, &h);
   int quit = 0;
@@ -117,6 +120,7 @@ int main(void) {
       ssize_t n = read(h.pipe[0], buf, sizeof buf - 1);
       if (n > 0 && strncmp(buf, "quit", 4) == 0) {
         quit = 1; /* the ticker ends; readings already posted still land */
+        moonport_unref(L);
         lua_pushboolean(L, 0);
         lua_setglobal(L, "running");
       }

@@ -106,6 +106,7 @@ int main(void) {
   lua_setfield(L, -2, "moonport");
   lua_pop(L, 1);
   CHECK("moonport uses the host's loop", moonport_loop(L) == loop);
+  moonport_ref(L); /* this host feeds its tasks from posts */
   run(L, script);
 
   pthread_t th[THREADS];
@@ -117,7 +118,7 @@ int main(void) {
     struct pollfd p = {.fd = mp_loop_fd(loop), .events = POLLIN};
     int t = moonport_timeout(L); /* -1 while the tasks wait for posts */
     if (poll(&p, 1, t < 0 ? 5000 : t) > 0) polls++;
-    moonport_run(L, MP_RUN_NOWAIT); /* never -1: idle is not deadlock */
+    moonport_run(L, MP_RUN_NOWAIT); /* referenced: idle is no deadlock */
     while (inbox) {
       struct msg *m = inbox;
       inbox = m->next;

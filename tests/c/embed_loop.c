@@ -261,6 +261,15 @@ int main(void) {
    * taken the descriptor is quiet again (it was readable forever). */
   L = new_host();
   run(L, "local mp = require 'moonport'; ch = mp.channel(); "
+         "mp.spawn(function() return ch:recv() end)");
+  moonport_run(L, MP_RUN_NOWAIT); /* the task starts and waits */
+  CHECK("without a reference, a step reports the deadlock",
+        moonport_run(L, MP_RUN_NOWAIT) == -1 &&
+            strstr(lua_tostring(L, -1), "deadlock") != NULL);
+  lua_settop(L, 0);
+  CHECK("and cancels the tasks", moonport_run(L, MP_RUN_NOWAIT) == 0);
+  moonport_ref(L); /* from now on this host feeds its tasks by posts */
+  run(L, "local mp = require 'moonport'; ch = mp.channel(); "
          "waiter = mp.spawn(function() return ch:recv() end)");
   moonport_run(L, MP_RUN_NOWAIT);
   struct mp_loop *loop = moonport_loop(L);
@@ -290,6 +299,7 @@ int main(void) {
 
   /* A million posts while a task waits: none lost or duplicated. */
   L = new_host();
+  moonport_ref(L);
   run(L, "local mp = require 'moonport'; ch = mp.channel(); "
          "mp.spawn(function() return ch:recv() end)");
   loop = moonport_loop(L);
