@@ -77,10 +77,13 @@ test-valgrind: build
 # Peers for the benchmarks (Node.js is used when present, not installed).
 test-tsan: deps
 	@cmake -S . -B $(TSAN_BUILD) -DMP_WERROR=ON -DMP_TSAN=ON >/dev/null
-	@cmake --build $(TSAN_BUILD) -j$(JOBS) --target mp_tests moonport
+	@cmake --build $(TSAN_BUILD) -j$(JOBS) --target mp_tests moonport \
+	  embed_loop_test
 	cd $(TSAN_BUILD) && for b in $$(ctest -N | sed -n 's/.*Test *#[0-9]*: c-//p'); do \
 	  [ $$b = seccomp ] && continue; \
-	  TSAN_OPTIONS=halt_on_error=1 MOONPORT_BACKEND=$$b ./tests/mp_tests || exit 1; done
+	  TSAN_OPTIONS=halt_on_error=1 MOONPORT_BACKEND=$$b ./tests/mp_tests || exit 1; \
+	  TSAN_OPTIONS=halt_on_error=1 MOONPORT_BACKEND=$$b \
+	    timeout 300 ./tests/embed_loop_test || exit 1; done
 	# The torture parts where threads do the work (files and FIFOs on the
 	# threadpool under epoll) and the stress mix, with the command.
 	TSAN_OPTIONS=halt_on_error=1 MOONPORT_BACKEND=epoll timeout 120 \

@@ -1,5 +1,6 @@
 /* lmoonport.c: opens moonport into a lua_State: the per-state scheduler
  * record, the core table, and the Lua-side modules compiled in. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,12 @@ static int state_gc(lua_State *L) {
   struct lmp_state *S = luaL_checkudata(L, 1, LMP_STATE);
   if (!S->loop || S->closing) return 0;
   S->closing = 1;
+  /* lua_close finalizes newer objects (the tasks' files, sockets) first:
+   * too late to run the tasks, so say that they are lost. */
+  if (S->ntasks > 0 && S->warn_dropped)
+    fprintf(stderr, "moonport: %d task(s) had not ended when the Lua state "
+                    "closed and were dropped (end the main chunk with "
+                    "mp.run() to wait for them)\n", S->ntasks);
   mp_loop_drain(S->loop);
   struct mp_loop_stats st;
   mp_loop_stats(S->loop, &st);

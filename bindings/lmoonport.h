@@ -57,6 +57,10 @@ struct lmp_state {
   int ntasks;               /* spawned and not DONE */
   int unhandled;
   int deadlocked;            /* tasks cancelled by the last deadlock */
+  int warn_dropped;         /* opened by require: say so if tasks are lost */
+  int host_refs;            /* moonport_ref: the host feeds tasks */
+  lua_State *volatile running; /* the running task's thread (a signal
+                                  handler reads it: moonport_running) */
   int anchors;              /* registry ref: task anchor table */
   lua_KContext lastwait;    /* suspension ids, unique in this state */
   int waiters;              /* registry ref: target task -> joiners */

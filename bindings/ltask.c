@@ -10,6 +10,7 @@
  * resumes ready tasks between loop turns, so a Lua error can never unwind
  * through the core. Outside any task (a stock lua5.4, the REPL) the same
  * calls run the loop until their own completion arrives. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,8 +435,10 @@ static void resume_task(struct lmp_state *S, struct lmp_task *t) {
   struct lmp_task *prev = S->current;
   t->status = LMP_RUNNING;
   S->current = t;
+  S->running = co;
   st = lua_resume(co, S->L, nargs, &nres);
   S->current = prev;
+  S->running = prev ? prev->co : NULL;
   if (st == LUA_YIELD) {
     if (nres == 1 && lua_touserdata(co, -1) == SENTINEL) {
       lua_pop(co, 1);
@@ -577,14 +580,56 @@ static int push_deadlock(lua_State *L, struct lmp_state *S) {
   return -1;
 }
 
+/* In steps, tasks that nothing in flight can wake are deadlocked, unless
+ * the host holds a reference (it feeds them, by posts): then they are
+ * idle, NOWAIT returns and ONCE sleeps until a post or mp_loop_wake (a
+ * signal handler's, say). */
 int moonport_run(lua_State *L, enum mp_run_mode mode) {
   struct lmp_state *S = lmp_getstate(L);
-  if (mode == MP_RUN_DEFAULT) {
-    if (run_all(S) < 0) return push_deadlock(L, S);
-  } else if (!lmp_step(S, mode == MP_RUN_ONCE) && S->ntasks > 0) {
-    return push_deadlock(L, S);
+  if (mode != MP_RUN_DEFAULT && !lmp_step(S, mode == MP_RUN_ONCE) &&
+      S->ntasks > 0) {
+    if (S->host_refs == 0) mode = MP_RUN_DEFAULT; /* reports, cancels */
+    else if (mode == MP_RUN_ONCE) {
+      struct pollfd p = {.fd = mp_loop_fd(S->loop), .events = POLLIN};
+      if (mp_loop_timeout(S->loop) != 0) poll(&p, 1, -1);
+      lmp_step(S, 0); /* takes the post, which may ready a task */
+    }
   }
+  if (mode == MP_RUN_DEFAULT && run_all(S) < 0) return push_deadlock(L, S);
   return S->ntasks;
+}
+
+void moonport_ref(lua_State *L) { lmp_getstate(L)->host_refs++; }
+
+void moonport_unref(lua_State *L) {
+  struct lmp_state *S = lmp_getstate(L);
+  if (S->host_refs > 0) S->host_refs--;
+}
+
+int moonport_timeout(lua_State *L) {
+  struct lmp_state *S = lmp_getstate(L);
+  return S->ready_head ? 0 : mp_loop_timeout(S->loop);
+}
+
+int moonport_stalled(lua_State *L) {
+  struct lmp_state *S = lmp_getstate(L);
+  if (S->ready_head || mp_loop_inflight(S->loop) > 0 ||
+      mp_loop_timeout(S->loop) == 0)
+    return 0;
+  return S->ntasks;
+}
+
+void moonport_task_watch(lua_State *L, int idx) {
+  luaL_checkudata(L, idx, LMP_TASK);
+  ((struct lmp_task *)lua_touserdata(L, idx))->watched = 1;
+}
+
+lua_State *moonport_task_thread(lua_State *L, int idx) {
+  return ((struct lmp_task *)luaL_checkudata(L, idx, LMP_TASK))->co;
+}
+
+lua_State *volatile *moonport_running(lua_State *L) {
+  return &lmp_getstate(L)->running;
 }
 
 int moonport_task_done(lua_State *L, int idx) {

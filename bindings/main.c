@@ -15,10 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lauxlib.h>
 #include <lualib.h>
 
-#include "lmoonport.h"
 #include "margs.h"
+#include "moonport.h"
 
 #define MP_VERSION "moonport " MOONPORT_VERSION
 
@@ -31,13 +32,14 @@ static const char *progname = "moonport";
  * is reported as "interrupted!"). These statics belong to the host
  * program, not to the library. */
 static lua_State *host_L;
-static struct lmp_state *host_S;
+static struct mp_loop *host_loop;
+static lua_State *volatile *running; /* moonport_running */
 static pthread_t main_thread;
 static volatile sig_atomic_t got_sigint;
 static int sig_cancelled; /* a task was cancelled because of Ctrl-C */
 static int in_repl;       /* the REPL keeps the handler after Ctrl-C */
 static int main_runs_lua; /* the main state runs Lua (-l), not the loop */
-static struct lmp_task *repl_task; /* never interrupted: it reads lines */
+static lua_State *repl_co; /* the REPL task's: never interrupted */
 
 /* MOONPORT_GC_TORTURE=1: a full collection on every line of every task
  * (the hook is inherited by coroutines created afterwards), to flush out
@@ -69,11 +71,11 @@ static void on_sigint(int sig) {
   }
   if (!in_repl) set_sigint(SIG_DFL); /* a second Ctrl-C ends the process */
   got_sigint = 1;
-  struct lmp_task *t = host_S->current;
+  lua_State *co = *running;
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-  if (t && t != repl_task) lua_sethook(t->co, stop_hook, mask, 1);
+  if (co && co != repl_co) lua_sethook(co, stop_hook, mask, 1);
   else if (main_runs_lua) lua_sethook(host_L, stop_hook, mask, 1);
-  mp_loop_wake(host_S->loop);
+  mp_loop_wake(host_loop);
 }
 
 /* lua.c's message handler: the message with a traceback; an error object
@@ -220,8 +222,7 @@ static int run_task(lua_State *L, int nargs) {
   lua_pushcfunction(L, docall);
   moonport_spawn(L, nargs + 1);
   int task = lua_gettop(L);
-  struct lmp_task *t = luaL_checkudata(L, task, LMP_TASK);
-  t->watched = 1; /* its error is ours to print, once */
+  moonport_task_watch(L, task); /* its error is ours to print, once */
   got_sigint = 0;
   set_sigint(on_sigint);
   int st = LUA_OK;
@@ -374,11 +375,14 @@ static int dorepl(lua_State *L) {
   lua_getfield(L, repl, "run");
   moonport_spawn(L, 1);
   int task = lua_gettop(L);
-  repl_task = luaL_checkudata(L, task, LMP_TASK);
-  repl_task->watched = 1;
+  repl_co = moonport_task_thread(L, task);
+  moonport_task_watch(L, task);
   in_repl = 1;
   got_sigint = 0;
   set_sigint(on_sigint);
+  /* An entry waiting for what never comes is the user's to interrupt
+   * (Ctrl-C wakes the loop): idle, not a deadlock that ends the REPL. */
+  moonport_ref(L);
   for (;;) {
     if (moonport_task_done(L, task)) break;
     if (lua_getfield(L, repl, "entry") == LUA_TNIL) sig_cancelled = 0;
@@ -391,11 +395,12 @@ static int dorepl(lua_State *L) {
       sig_cancelled |= lua_toboolean(L, -1);
       lua_pop(L, 1);
     }
-    if (moonport_run(L, MP_RUN_ONCE) < 0) lua_pop(L, 1);
+    moonport_run(L, MP_RUN_ONCE); /* sleeps until work, or Ctrl-C */
   }
+  moonport_unref(L);
   set_sigint(SIG_DFL);
   in_repl = 0;
-  repl_task = NULL;
+  repl_co = NULL;
   sig_cancelled = 0;
   lua_getfield(L, task, "join");
   lua_pushvalue(L, task);
@@ -449,7 +454,7 @@ static int pmain(lua_State *L) {
   moonport_open(L, loop);
   lua_setfield(L, -2, "moonport");
   lua_pop(L, 1);
-  host_S = lmp_getstate(L);
+  running = moonport_running(L);
   createargtable(L, argv, argc, script);
   if (!(flags & MP_ARGS_NOENV) && handle_luainit(L) != LUA_OK) goto fail;
   if (!runargs(L, argv, script)) goto fail;
@@ -510,6 +515,7 @@ int main(int argc, char **argv) {
     return EXIT_FAILURE;
   }
   host_L = L;
+  host_loop = loop;
   lua_setwarnf(L, warn_off, L);
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);

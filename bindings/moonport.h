@@ -53,21 +53,60 @@ void moonport_spawn(lua_State *L, int nargs);
 /* Whether the task object at idx has ended (task:done()). */
 int moonport_task_done(lua_State *L, int idx);
 
-/* Runs ready tasks and the loop. MP_RUN_DEFAULT runs until every task has
- * ended; MP_RUN_ONCE does one turn, waiting for a completion if no task is
- * ready; MP_RUN_NOWAIT does one turn without waiting. Returns the number of
- * tasks still alive, or -1 on a deadlock (tasks wait for one another and
- * no operation is in flight), with a message pushed on L. Posts from other
- * threads are taken even then. In steps, -1 means no task can run now: a
- * host that feeds tasks itself (from its posts) pops the message and goes
- * on. */
+/* Runs ready tasks and the loop; returns the number of tasks still alive,
+ * or -1 on a deadlock: tasks wait (for one another, a channel) with no
+ * operation in flight and no post waiting; they are cancelled and a
+ * message is pushed on L. MP_RUN_DEFAULT runs until every task has ended;
+ * MP_RUN_NOWAIT does one turn without waiting; MP_RUN_ONCE does one turn,
+ * waiting for a completion, a timer or a post when no task is ready. While
+ * the host holds a reference (moonport_ref), the steps (NOWAIT, ONCE) do
+ * not call that a deadlock: the host will feed those tasks, so NOWAIT
+ * returns their number and ONCE sleeps until a post or mp_loop_wake. */
 int moonport_run(lua_State *L, enum mp_run_mode mode);
 
 /* The number of tasks that failed with nobody joining them (they were
  * reported on stderr); the moonport command exits 1 when it is not 0. */
 int moonport_unhandled(lua_State *L);
 
-/* require "moonport" from a stock lua5.4 (build/lib/moonport.so). */
+/* ---- The host's own event loop (docs/embedding.md) ----
+ *
+ *   for (;;) {
+ *     if (moonport_run(L, MP_RUN_NOWAIT) <= 0) break;
+ *     struct pollfd p = { mp_loop_fd(moonport_loop(L)), POLLIN, 0 };
+ *     poll(&p, 1, moonport_timeout(L));   + the host's own descriptors
+ *   }
+ *
+ * Milliseconds the host may sleep before the next moonport_run: 0 when a
+ * task is ready or a completion or post waits, -1 when nothing is due (the
+ * descriptor will say when something comes), else until the next timer.
+ * Call it right before sleeping: running Lua may change it. */
+int moonport_timeout(lua_State *L);
+
+/* The host feeds tasks (by posts, say): while it holds a reference, tasks
+ * that only it can wake are idle in steps, not deadlocked. Counted. */
+void moonport_ref(lua_State *L);
+void moonport_unref(lua_State *L);
+
+/* The number of tasks alive when none can ever run again without the
+ * host: none ready, no operation or timer in flight, no post waiting;
+ * else 0. */
+int moonport_stalled(lua_State *L);
+
+/* Marks the task at idx as the host's to join: its error is neither
+ * printed nor counted by moonport_unhandled. */
+void moonport_task_watch(lua_State *L, int idx);
+
+/* The coroutine the task at idx runs in. */
+lua_State *moonport_task_thread(lua_State *L, int idx);
+
+/* Where moonport keeps the thread of the task running now (NULL outside
+ * tasks), for a signal handler that interrupts it with lua_sethook as
+ * lua.c does: take the address once; reading it is async-signal-safe. */
+lua_State *volatile *moonport_running(lua_State *L);
+
+/* require "moonport" from a stock lua5.4 (build/lib/moonport.so). Tasks
+ * still alive when that state closes are dropped with a message on stderr:
+ * end the main chunk with mp.run(). */
 int luaopen_moonport(lua_State *L);
 
 #endif

@@ -29,6 +29,10 @@ struct mp_backend {
   /* Hands queued work to the kernel before the loop returns to its host,
    * which may sleep in poll(mp_loop_fd) rather than in wait(). May be NULL. */
   void (*flush)(struct mp_loop *loop);
+  /* Before the host sleeps on mp_loop_fd (mp_loop_timeout): resets the
+   * descriptor and reports what has completed meanwhile, so it turns
+   * readable for anything later and stays quiet otherwise. May be NULL. */
+  void (*arm)(struct mp_loop *loop);
 };
 
 extern const struct mp_backend mp__backend_epoll;

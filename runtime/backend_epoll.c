@@ -283,5 +283,5 @@ void mp__work_blocking_io(struct mp_op *op) {
 }
 
 const struct mp_backend mp__backend_epoll = {
-  "epoll", ep_init, ep_close, ep_submit, ep_cancel, ep_wait, NULL,
+  "epoll", ep_init, ep_close, ep_submit, ep_cancel, ep_wait, NULL, NULL,
 };

@@ -19,7 +19,6 @@
 #include "mp_internal.h"
 
 #define TAG_IGNORE 0u  /* cancel CQEs */
-#define TAG_WAKE 1u    /* the poll on the loop's wake eventfd */
 #define TAG_POLL 1u    /* low bit of an op's address: its readiness poll */
 
 /* Test-only fault injection (MP_FAULT_SEED, MP_FAULT_RATE, MP_FAULT_HARD,
@@ -84,12 +83,6 @@ static struct io_uring_sqe *get_sqe(struct mp_loop *loop) {
     sqe = io_uring_get_sqe(&s->ring);
   }
   return sqe;
-}
-
-static void arm_wake(struct mp_loop *loop) {
-  struct io_uring_sqe *sqe = get_sqe(loop);
-  io_uring_prep_poll_add(sqe, loop->wakefd, POLLIN);
-  io_uring_sqe_set_data64(sqe, TAG_WAKE);
 }
 
 static int probe(struct uring_state *s) {
@@ -201,9 +194,8 @@ static int ur_init(struct mp_loop *loop) {
   if (!s) return MP_ENOMEM;
   /* The loop is the ring's only submitter, so completion work can wait
    * until the loop asks for events (SINGLE_ISSUER | DEFER_TASKRUN, 6.1+):
-   * no interrupts of the loop thread, batched completion processing. The
-   * ring fd still turns readable when such work is pending, so hosts can
-   * poll mp_loop_fd. Older kernels get fewer flags. */
+   * no interrupts of the loop thread, batched completion processing.
+   * Older kernels get fewer flags. */
   static const unsigned flag_sets[] = {
     IORING_SETUP_CLAMP | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
@@ -226,16 +218,24 @@ static int ur_init(struct mp_loop *loop) {
     free(s);
     return r;
   }
+  /* The ring fd does not turn readable when deferred completion work
+   * arrives (measured on 6.18: poll on it sleeps through a finished
+   * read), but a registered eventfd is signalled then, and when CQEs are
+   * posted. So the loop's wake eventfd is also the ring's: the loop waits
+   * on it (ppoll, not io_uring_enter) and hosts poll it (mp_loop_fd). */
+  if ((r = io_uring_register_eventfd(&s->ring, loop->wakefd)) < 0) {
+    io_uring_queue_exit(&s->ring);
+    free(s);
+    return r;
+  }
   loop->bdata = s;
-  loop->backend_fd = s->ring.ring_fd;
+  loop->backend_fd = loop->wakefd;
   faults_init(&s->fault);
-  arm_wake(loop);
   return 0;
 }
 
 static void ur_close(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
-  /* Only the wake poll can be pending; it touches no user memory. */
   faults_report(&s->fault);
   io_uring_queue_exit(&s->ring);
   free(s);
@@ -379,7 +379,6 @@ static void reap(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
   struct io_uring_cqe *cqe;
   unsigned head, n;
-  int rearm = 0;
   struct mp__queue faulted = s->fault.q;
   struct mp_op *op;
   s->fault.q.head = s->fault.q.tail = NULL;
@@ -390,10 +389,6 @@ static void reap(struct mp_loop *loop) {
       uint64_t ud = cqe->user_data;
       n++;
       if (ud == TAG_IGNORE || ud == LIBURING_UDATA_TIMEOUT) continue;
-      if (ud == TAG_WAKE) {
-        rearm = 1;
-        continue;
-      }
       if (ud & TAG_POLL)
         poll_done(loop, (struct mp_op *)(uintptr_t)(ud & ~(uint64_t)TAG_POLL));
       else
@@ -405,29 +400,23 @@ static void reap(struct mp_loop *loop) {
     s->overflows++;
     io_uring_get_events(&s->ring);
   }
-  if (rearm) {
-    mp__wakefd_drain(loop->wakefd);
-    mp__drain_posted(loop);
-    arm_wake(loop);
-  }
 }
 
 static void ur_wait(struct mp_loop *loop, int64_t timeout_ns) {
   struct uring_state *s = loop->bdata;
-  struct io_uring_cqe *cqe;
   if (s->fault.q.head) timeout_ns = 0; /* faulted ops complete now */
-  if (timeout_ns == 0) {
-    /* GETEVENTS: with DEFER_TASKRUN completions are only posted when asked. */
+  /* Before a sleep, reset the eventfd, then look (GETEVENTS: with
+   * DEFER_TASKRUN completions are only posted when asked): whatever
+   * arrives after the look signals it again, so the sleep cannot miss
+   * it. A turn that does not sleep leaves the eventfd alone (one read
+   * less per turn); ur_arm resets it before the host sleeps. */
+  if (timeout_ns != 0) mp__wakefd_drain(loop->wakefd);
+  check_thread(io_uring_submit_and_get_events(&s->ring));
+  if (timeout_ns != 0 && !io_uring_cq_ready(&s->ring) &&
+      !io_uring_cq_has_overflow(&s->ring) &&
+      !atomic_load(&loop->wake_pending)) {
+    mp__wakefd_wait(loop->wakefd, timeout_ns);
     check_thread(io_uring_submit_and_get_events(&s->ring));
-  } else {
-    struct __kernel_timespec ts, *tsp = NULL;
-    if (timeout_ns > 0) {
-      ts.tv_sec = timeout_ns / 1000000000;
-      ts.tv_nsec = timeout_ns % 1000000000;
-      tsp = &ts;
-    }
-    check_thread(
-        io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL));
   }
   reap(loop);
 }
@@ -437,6 +426,18 @@ static void ur_flush(struct mp_loop *loop) {
   if (io_uring_sq_ready(&s->ring)) check_thread(io_uring_submit(&s->ring));
 }
 
+/* Resets the eventfd, then looks, as before a sleep in ur_wait; what the
+ * look finds, and a post whose signal the reset took, signal it again. */
+static void ur_arm(struct mp_loop *loop) {
+  struct uring_state *s = loop->bdata;
+  mp__wakefd_drain(loop->wakefd);
+  check_thread(io_uring_submit_and_get_events(&s->ring));
+  reap(loop);
+  if (loop->done.head || atomic_load(&loop->wake_pending))
+    mp__wakefd_signal(loop->wakefd);
+}
+
 const struct mp_backend mp__backend_uring = {
   "io_uring", ur_init, ur_close, ur_submit, ur_cancel, ur_wait, ur_flush,
+  ur_arm,
 };

@@ -119,6 +119,11 @@ void mp_loop_drain(struct mp_loop *loop) {
 
 void mp__drain_posted(struct mp_loop *loop) {
   struct mp__queue q;
+  /* Reset the descriptor, then the flag: a post after the flag signals
+   * the descriptor again, one before it is in the queue taken below, so
+   * mp_loop_fd is not left readable with nothing to do and no post is
+   * left behind unsignalled. */
+  mp__wakefd_drain(loop->wakefd);
   atomic_store(&loop->wake_pending, 0);
   mp__mutex_lock(&loop->post_lock);
   q = loop->posted;
@@ -175,11 +180,14 @@ int mp_loop_run(struct mp_loop *loop, enum mp_run_mode mode) {
     dispatch(loop);
     if (loop->stop || (loop->ninflight == 0 && mode != MP_RUN_ONCE)) break;
     int64_t timeout = -1;
-    if (mode == MP_RUN_NOWAIT || loop->done.head || loop->ninflight == 0)
+    if (mode == MP_RUN_NOWAIT || loop->done.head || loop->ninflight == 0 ||
+        atomic_load(&loop->wake_pending))
       timeout = 0;
     else
       timeout = mp__timer_next(loop);
     loop->backend->wait(loop, timeout);
+    if (atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
+      mp__drain_posted(loop); /* what woke the wait runs in this turn */
     mp_loop_update_time(loop);
     mp__timer_run(loop);
     dispatch(loop);
@@ -199,7 +207,17 @@ const char *mp_loop_backend(struct mp_loop *loop) {
 const char *mp_loop_fallback_reason(struct mp_loop *loop) {
   return loop->fallback_reason;
 }
-int mp_loop_fd(struct mp_loop *loop) { return loop->backend_fd; }
+mp_handle_t mp_loop_fd(struct mp_loop *loop) { return loop->backend_fd; }
+
+int mp_loop_timeout(struct mp_loop *loop) {
+  if (loop->backend->arm) loop->backend->arm(loop);
+  if (loop->done.head || atomic_load(&loop->wake_pending)) return 0;
+  mp_loop_update_time(loop);
+  int64_t ns = mp__timer_next(loop);
+  if (ns < 0) return -1;
+  int64_t ms = (ns + 999999) / 1000000; /* never wake before it is due */
+  return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
 
 void mp_loop_stats(struct mp_loop *loop, struct mp_loop_stats *st) {
   memset(st, 0, sizeof *st);

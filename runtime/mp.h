@@ -141,9 +141,24 @@ size_t mp_loop_inflight(struct mp_loop *loop);
 const char *mp_loop_backend(struct mp_loop *loop);
 /* Why io_uring was not used, or NULL if it is in use / was not tried. */
 const char *mp_loop_fallback_reason(struct mp_loop *loop);
-/* A descriptor that becomes readable when the loop has work to do, for
- * hosts that embed moonport in their own event loop. */
-int mp_loop_fd(struct mp_loop *loop);
+/* For hosts that embed moonport in their own event loop (libuv's
+ * uv_backend_fd / uv_backend_timeout pair): a handle that turns readable
+ * whenever the loop has something to do (a completion, a post, a
+ * threadpool result, a readiness on epoll), and how long the host may
+ * sleep before the next mp_loop_run(MP_RUN_NOWAIT) for timers. Sleep in
+ * poll(mp_loop_fd, mp_loop_timeout) and run: nothing spins, nothing is
+ * missed. */
+#ifdef _WIN32
+typedef void *mp_handle_t; /* a HANDLE */
+#else
+typedef int mp_handle_t;   /* a descriptor */
+#endif
+mp_handle_t mp_loop_fd(struct mp_loop *loop);
+/* Milliseconds until a timer is due (rounded up), 0 when a completion or
+ * a post already waits, -1 when no timer is pending. Call it right before
+ * sleeping on mp_loop_fd: it also resets the handle (until then, a turn
+ * that took completions may leave it readable: one spare wake). */
+int mp_loop_timeout(struct mp_loop *loop);
 /* Thread-safe. Queues op (memory owned by the caller, prepared with
  * mp_op_init) as a completion and wakes the loop; its cb runs on the loop
  * thread, in posting order per thread. Wakes coalesce. */

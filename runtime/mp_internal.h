@@ -85,7 +85,7 @@ struct mp_loop {
   struct mp__queue posted;
   atomic_int wake_pending;
   int wakefd;
-  int backend_fd; /* pollable when completions are ready (mp_loop_fd) */
+  int backend_fd; /* readable when the loop has work (mp_loop_fd) */
 
   struct mp_pool *pool; /* created on first MP_OP_WORK */
 

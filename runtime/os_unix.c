@@ -3,6 +3,7 @@
 #include "mp.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -60,6 +61,13 @@ void mp__wakefd_drain(int fd) {
   uint64_t n;
   ssize_t r;
   do r = read(fd, &n, sizeof n); while (r < 0 && errno == EINTR);
+}
+
+void mp__wakefd_wait(int fd, int64_t timeout_ns) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  struct timespec ts = {(time_t)(timeout_ns / 1000000000),
+                        (long)(timeout_ns % 1000000000)};
+  ppoll(&p, 1, timeout_ns < 0 ? NULL : &ts, NULL);
 }
 
 void mp__close_fd(int fd) {

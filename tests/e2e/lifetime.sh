@@ -58,5 +58,15 @@ st=$?
 check "and at os.exit" '[ $st -eq 3 ] && [ "$(cat "$tmpf")" = "at exit" ]'
 rm -f "$tmpf"
 
+# Under a stock lua5.4, tasks alive when the state closes are dropped with
+# a word on stderr; mp.run() at the end of the main chunk runs them.
+err=$(run_lua 'local mp = require "moonport"
+mp.spawn(function() mp.sleep(100) end)' 2>&1 >/dev/null)
+check "lua5.4 says that a pending task was dropped" \
+  'echo "$err" | grep -q "1 task(s) had not ended when the Lua state closed"'
+out=$(run_lua 'local mp = require "moonport"
+mp.spawn(function() mp.sleep(0.01) print("ran") end)
+mp.run()' 2>&1)
+check "mp.run() at the end runs them, silently" '[ "$out" = "ran" ]'
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

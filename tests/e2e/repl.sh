@@ -67,5 +67,24 @@ printf '%s' "$input" | "$MP" -i >"$tmp/mp.out" 2>"$tmp/mp.err"; st=$?
 check "without a terminal the REPL prints what lua5.4 -i prints" \
   '[ $st -eq 0 ] && diff <(sed 1d "$tmp/lua.out") <(sed 1,2d "$tmp/mp.out") && diff "$tmp/lua.err" "$tmp/mp.err"'
 check "print = nil does not end it" 'grep -q "error calling .print." "$tmp/mp.err"'
+
+# An entry waiting for what nothing in flight can bring (a channel nobody
+# feeds) sleeps until Ctrl-C: it used to spin a whole CPU.
+rm -f "$tmp/in2"; mkfifo "$tmp/in2"
+"$MP" -i <"$tmp/in2" >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+exec 3>"$tmp/in2"
+send 'require("moonport").channel():recv()' 0.5
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+c1=$(cpu); sleep 1; c2=$(cpu)
+kill -INT "$pid"; sleep 0.3
+send 'print("woke")'
+exec 3>&-
+wait "$pid"; st=$?
+pid=
+check "a waiting entry costs no CPU ($((c2 - c1)) ticks in 1 s)" \
+  '[ $((c2 - c1)) -lt 20 ]'
+check "and Ctrl-C still interrupts it" \
+  '[ $st -eq 0 ] && grep -q "^woke" "$tmp/out" && grep -q "interrupted!" "$tmp/err"'
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
