@@ -38,10 +38,13 @@ local TIMEOUT = core.TIMEOUT
 --------------------------------------------------------------------------
 -- mp.timeout(seconds, fn, ...): true, results... or false, "timeout".
 --
--- The deadline belongs to the calling task. When it fires, the task's
--- in-flight operation is cancelled and that suspension (and every later one
--- until this call returns) raises the TIMEOUT error, which only the
--- mp.timeout that owns the expired deadline turns into a result.
+-- The deadline belongs to the calling task and to this call's frame: once
+-- it fires, each suspension of the task made with this call on its resume
+-- chain (its in-flight operation cancelled) raises the TIMEOUT error,
+-- which only the mp.timeout that owns the expired deadline turns into a
+-- result. A suspension elsewhere (this call's coroutine suspended, closed
+-- or dropped) is not interrupted; closing or collecting that coroutine
+-- drops the deadline (its guard is to-be-closed and collectable).
 function M.timeout(seconds, fn, ...)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
     error("bad argument #1 to 'timeout' (non-negative number expected, got "
@@ -52,7 +55,7 @@ function M.timeout(seconds, fn, ...)
     error("bad argument #2 to 'timeout' (function expected, got "
           .. type(fn) .. ")", 2)
   end
-  local deadline = core.deadline_push(seconds)
+  local deadline <close> = core.deadline_push(seconds)
   local r = pack(pcall(fn, ...))
   local fired = core.deadline_pop(deadline)
   if r[1] then return true, unpack(r, 2, r.n) end
