@@ -308,10 +308,12 @@ int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
   return park(L, k, ctx, fname, 0);
 }
 
+/* A running task is never queued: its status may still say PARKED if a
+ * resume that bypasses the coroutine wrappers swallowed its suspension. */
 void lmp_wake(struct lmp_task *t) {
   if (t->status == LMP_DONE) return;
   t->woken = 1;
-  if (t->status == LMP_PARKED) ready_push(t);
+  if (t->status == LMP_PARKED && t != t->S->current) ready_push(t);
   else if (t->is_main) mp_loop_stop(t->S->loop);
 }
 
@@ -560,7 +562,7 @@ static void cancel_task(struct lmp_task *t) {
   if (t->status == LMP_DONE || t->is_main) return;
   t->cancel = 1;
   if (t->status == LMP_WAITING && t->op) mp_op_cancel(t->op);
-  else if (t->status == LMP_PARKED) ready_push(t);
+  else if (t->status == LMP_PARKED && t != t->S->current) ready_push(t);
 }
 
 /* Cancels every live task (after a deadlock, so the state stays usable). */
@@ -895,6 +897,19 @@ static int l_wake(lua_State *L) {
   return 0;
 }
 
+/* core.waiting(task, co): is task suspended on co's park, so that what is
+ * handed to co's waiter will be returned? Not if a resume that bypasses
+ * the coroutine wrappers (one saved before moonport was loaded, or a C
+ * library's lua_resume) swallowed co's suspension: the task ran on. The
+ * main context parks without yielding: always. */
+static int l_waiting(lua_State *L) {
+  struct lmp_task *t = check_task(L, 1);
+  lua_State *co = lua_tothread(L, 2);
+  lua_pushboolean(L, t->is_main || (t->wait && t->wait_co == co &&
+                                    t != t->S->current));
+  return 1;
+}
+
 static int l_self(lua_State *L) {
   lmp_push_task(L, lmp_self(lmp_state(L)));
   return 1;
@@ -966,8 +981,8 @@ void lmp_open_task(lua_State *L, struct lmp_state *S) {
     {"spawn", l_spawn}, {"current", l_current}, {"sleep", l_sleep},
     {"now", l_now}, {"run", l_run}, {"backend", l_backend},
     {"deadline_push", l_deadline_push}, {"deadline_pop", l_deadline_pop},
-    {"park", l_park}, {"wake", l_wake}, {"self", l_self},
-    {"abandon", l_abandon}, {NULL, NULL}};
+    {"park", l_park}, {"wake", l_wake}, {"waiting", l_waiting},
+    {"self", l_self}, {"abandon", l_abandon}, {NULL, NULL}};
   lmp_new_class(L, S, LMP_TASK, metamethods, methods);
   lua_pushliteral(L, LMP_TASK); /* scripts cannot reach __gc */
   lua_setfield(L, -2, "__metatable");
