@@ -5,7 +5,12 @@
 # lua_resume) leaves its task running on without it: its waiter must not
 # get values. Counted: every value sent with true is received by a live
 # receiver or left in the channel, none twice, none from a send that never
-# returned. Run from a stock lua5.4, where that resume exists.
+# returned. The task cancelling itself after such a swallowed park is
+# cancelled once, never queued while it runs (it used to be resumed later
+# with its operation still in flight). Through the wrappers a coroutine
+# cannot be dropped while its waiter is queued: abandoned (table.sort),
+# then dropped, it left its queue. Run from a stock lua5.4, where the
+# bypassing resume exists.
 set -u
 MP=${MOONPORT:?}
 pre=""
@@ -99,6 +104,30 @@ mp.run(function()
   swallow(ch, "send", "ghost")
   check(ch:recv() == 0, "full channel: the buffered value")
   traffic(ch, "send swallowed, buffered")
+
+  -- through the wrappers: abandoned inside table.sort, then dropped
+  for _, op in ipairs { "recv", "send" } do
+    ch = mp.channel()
+    local co = coroutine.create(function() return ch[op](ch, "ghost") end)
+    check(not pcall(table.sort, { 1, 2 }, function()
+      coroutine.resume(co)
+      return false
+    end), op .. ": suspended inside table.sort")
+    co = nil
+    collectgarbage()
+    traffic(ch, op .. " abandoned, dropped")
+  end
+
+  -- cancelling itself after the swallowed park: cancelled once
+  ch = mp.channel()
+  swallow(ch, "recv")
+  mp.current():cancel()
+  local ok, err = pcall(mp.sleep, 0.01)
+  check(not ok and err == "cancelled", "self-cancel: " .. tostring(err))
+  for _ = 1, 2 do
+    ok, err = pcall(mp.sleep, 0.02)
+    check(ok, "self-cancel: later sleeps raised " .. tostring(err))
+  end
 
   -- skipped, then resumed again: back in line, so it sees the close
   ch = mp.channel(1)
