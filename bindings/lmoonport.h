@@ -23,6 +23,16 @@ struct lmp_state;
  * (released by k or resubmitted); interruptions were raised before. */
 typedef int (*lmp_done)(lua_State *L, struct mp_op *op);
 
+/* An mp.timeout deadline: its timer, and the coroutine whose mp.timeout
+ * pushed it; it applies to a suspension only while co is on the
+ * suspending coroutine's resume chain (live). */
+struct lmp_deadline {
+  struct mp_op *op;
+  lua_State *co;
+  lua_KContext id;       /* what its guard (the Lua side) names it by */
+  int live;
+};
+
 struct lmp_task {
   struct lmp_state *S;
   lua_State *co;         /* the coroutine (the userdata's user value) */
@@ -34,9 +44,9 @@ struct lmp_task {
   lua_State *wait_co;    /* the coroutine that suspended (when wait) */
   int cleanup;           /* parked: ref of the function run if abandoned */
   struct lmp_task *next; /* ready queue */
-  struct mp_op **deadlines; /* mp.timeout timers, innermost last */
+  struct lmp_deadline *deadlines; /* mp.timeout timers, oldest first */
   int ndeadlines, capdeadlines;
-  int nexpired;          /* deadlines on the stack that have fired */
+  int nexpired;          /* fired deadlines that apply (live) */
   int anchor;            /* ref in S's anchor table while not DONE */
   int nres;              /* DONE: results (or the error) on co's stack */
   unsigned char status;

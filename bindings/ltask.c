@@ -20,6 +20,7 @@
 static const char sentinel_key = 0; /* yielded by every suspension */
 static const char timeout_key = 0;  /* registry: the timeout error object */
 #define SENTINEL ((void *)&sentinel_key)
+#define LMP_DEADLINE "moonport.deadline"
 
 struct lmp_task *lmp_self(struct lmp_state *S) {
   return S->current ? S->current : S->main;
@@ -70,6 +71,27 @@ static int raise_interrupt(lua_State *L, struct lmp_task *t) {
 }
 
 static int interrupted(struct lmp_task *t) { return t->cancel || t->nexpired; }
+
+/* Is co running (it is L) or resuming another coroutine? Within a task,
+ * those are the coroutines L's suspension would pass through. */
+static int on_chain(lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  return co == L || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar));
+}
+
+/* Whether L, about to suspend, is interrupted. A deadline applies (is
+ * live) only while the coroutine whose mp.timeout pushed it is on L's
+ * resume chain: one left in a coroutine suspended elsewhere, closed or
+ * dropped waits, harmless, for that coroutine (or its guard's __gc). */
+static int interrupted_at(lua_State *L, struct lmp_task *t) {
+  t->nexpired = 0;
+  for (int i = 0; i < t->ndeadlines; i++) {
+    struct lmp_deadline *d = &t->deadlines[i];
+    d->live = on_chain(L, d->co);
+    if (d->live && !mp_op_inflight(d->op)) t->nexpired++;
+  }
+  return interrupted(t);
+}
 
 void lmp_task_op_cb(struct mp_op *op) {
   struct lmp_task *t = op->data;
@@ -190,7 +212,7 @@ int lmp_await(lua_State *L, struct mp_op *op, lmp_done k,
               const char *fname) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
-  if (interrupted(t) || (!t->is_main && !lua_isyieldable(L))) {
+  if (interrupted_at(L, t) || (!t->is_main && !lua_isyieldable(L))) {
     lmp_op_discard(op); /* its callback frees what it owns */
     if (interrupted(t)) return raise_interrupt(L, t);
     return cannot_suspend(L, fname);
@@ -262,7 +284,7 @@ static int park(lua_State *L, lua_KFunction k, lua_KContext ctx,
                 const char *fname, int cleanup) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
-  if (interrupted(t)) return raise_interrupt(L, t);
+  if (interrupted_at(L, t)) return raise_interrupt(L, t);
   if (t->woken) {
     t->woken = 0;
     return k(L, LUA_OK, ctx);
@@ -287,10 +309,12 @@ int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
   return park(L, k, ctx, fname, 0);
 }
 
+/* A running task is never queued: its status may still say PARKED if a
+ * resume that bypasses the coroutine wrappers swallowed its suspension. */
 void lmp_wake(struct lmp_task *t) {
   if (t->status == LMP_DONE) return;
   t->woken = 1;
-  if (t->status == LMP_PARKED) ready_push(t);
+  if (t->status == LMP_PARKED && t != t->S->current) ready_push(t);
   else if (t->is_main) mp_loop_stop(t->S->loop);
 }
 
@@ -298,7 +322,7 @@ void lmp_task_release_ops(struct lmp_task *t) {
   if (t->op) drop_op(t->op);
   t->op = NULL;
   t->wait = 0;
-  for (int i = 0; i < t->ndeadlines; i++) drop_op(t->deadlines[i]);
+  for (int i = 0; i < t->ndeadlines; i++) drop_op(t->deadlines[i].op);
   t->ndeadlines = t->nexpired = 0;
 }
 
@@ -541,7 +565,7 @@ static void cancel_task(struct lmp_task *t) {
   if (t->status == LMP_DONE || t->is_main) return;
   t->cancel = 1;
   if (t->status == LMP_WAITING && t->op) mp_op_cancel(t->op);
-  else if (t->status == LMP_PARKED) ready_push(t);
+  else if (t->status == LMP_PARKED && t != t->S->current) ready_push(t);
 }
 
 /* Cancels every live task (after a deadlock, so the state stays usable). */
@@ -750,7 +774,7 @@ static int l_sleep(lua_State *L) {
   luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
   if (s == 0) { /* yield to the other ready tasks */
     struct lmp_task *t = lmp_self(S);
-    if (interrupted(t)) return raise_interrupt(L, t);
+    if (interrupted_at(L, t)) return raise_interrupt(L, t);
     if (t->is_main) {
       lmp_step(S, 0);
       return 0;
@@ -808,31 +832,47 @@ static int l_backend(lua_State *L) {
 
 /* ---- deadlines (mp.timeout) ---- */
 
-/* A deadline is a timer op on its task's list until mp.timeout removes
- * it; it has fired when it is no longer in flight (a cancelled one is
- * orphaned, never left on the list). */
+/* A deadline is a timer op on its task's list until its guard removes it
+ * (mp.timeout returns, or the coroutine holding the guard is closed or
+ * collected); it has fired when it is no longer in flight (a cancelled
+ * one is orphaned, never left on the list). It interrupts the task only
+ * while live (see interrupted_at). */
 static void deadline_cb(struct mp_op *op) {
   struct lmp_task *t = op->data;
+  int i = 0;
   if (!t) {
     mp_op_release(op);
     return;
   }
+  while (i < t->ndeadlines && t->deadlines[i].op != op) i++;
+  if (i == t->ndeadlines || !t->deadlines[i].live) return;
   t->nexpired++;
   if (t->op && mp_op_inflight(t->op)) mp_op_cancel(t->op);
   else if (t->status == LMP_PARKED) ready_push(t);
   else if (t->is_main) mp_loop_stop(t->S->loop);
 }
 
+/* core.deadline_push(seconds) returns the deadline's guard: a userdata
+ * naming it by id, whose user values (its task, the coroutine that
+ * pushed it) live as long as it does, so that coroutine's address is not
+ * reused while the deadline is on the list. */
 static int l_deadline_push(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
   luaL_checktype(L, 1, LUA_TNUMBER);
   lua_Number s = lua_tonumber(L, 1);
   luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
+  lua_KContext *id = lua_newuserdatauv(L, sizeof *id, 2);
+  *id = 0;
+  luaL_setmetatable(L, LMP_DEADLINE);
+  lmp_push_task(L, t);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushthread(L);
+  lua_setiuservalue(L, -2, 2);
   if (t->ndeadlines == t->capdeadlines) {
     int cap = t->capdeadlines ? t->capdeadlines * 2 : 4;
-    struct mp_op **d = mp_loop_realloc(S->loop, t->deadlines,
-                                       (size_t)cap * sizeof *d);
+    struct lmp_deadline *d = mp_loop_realloc(S->loop, t->deadlines,
+                                             (size_t)cap * sizeof *d);
     if (!d) return luaL_error(L, "not enough memory");
     t->deadlines = d;
     t->capdeadlines = cap;
@@ -845,32 +885,46 @@ static int l_deadline_push(lua_State *L) {
     mp_op_release(op);
     return luaL_error(L, "not enough memory");
   }
-  t->deadlines[t->ndeadlines++] = op;
-  lua_pushlightuserdata(L, op);
+  *id = ++S->lastwait;
+  t->deadlines[t->ndeadlines++] = (struct lmp_deadline){op, L, *id, 1};
   return 1;
 }
 
-/* Removes a deadline (usually the innermost, but a coroutine abandoned
- * inside its own mp.timeout can leave one above it); returns true if it
- * had fired. */
-static int l_deadline_pop(lua_State *L) {
-  struct lmp_task *t = lmp_self(lmp_state(L));
-  struct mp_op *op = lua_touserdata(L, 1);
-  int i = t->ndeadlines - 1;
-  while (i >= 0 && t->deadlines[i] != op) i--;
-  luaL_argcheck(L, op && i >= 0, 1, "not a deadline of this task");
+/* Takes the guard's deadline off its task's list (wherever it is: a
+ * coroutine abandoned inside its own mp.timeout can leave one above it);
+ * returns true if it had fired. A second call finds nothing. */
+static int remove_deadline(lua_State *L) {
+  lua_KContext *id = luaL_checkudata(L, 1, LMP_DEADLINE);
+  lua_getiuservalue(L, 1, 1);
+  struct lmp_task *t = lua_touserdata(L, -1);
+  lua_pop(L, 1); /* the guard keeps it */
+  int i = t ? t->ndeadlines - 1 : -1;
+  while (i >= 0 && t->deadlines[i].id != *id) i--;
+  *id = 0;
+  if (i < 0) return 0; /* gone with its task */
+  struct lmp_deadline d = t->deadlines[i];
   memmove(&t->deadlines[i], &t->deadlines[i + 1],
           (size_t)(t->ndeadlines - i - 1) * sizeof *t->deadlines);
   t->ndeadlines--;
-  int fired = !mp_op_inflight(op);
-  if (fired) {
-    t->nexpired--;
-    mp_op_release(op);
-  } else {
-    drop_op(op);
+  if (mp_op_inflight(d.op)) {
+    drop_op(d.op);
+    return 0;
   }
-  lua_pushboolean(L, fired);
+  if (d.live) t->nexpired--;
+  mp_op_release(d.op);
   return 1;
+}
+
+static int l_deadline_pop(lua_State *L) {
+  lua_pushboolean(L, remove_deadline(L));
+  return 1;
+}
+
+/* __close and __gc of a guard: its coroutine left mp.timeout without
+ * returning through it. */
+static int deadline_drop(lua_State *L) {
+  remove_deadline(L);
+  return 0;
 }
 
 /* ---- park / wake, for channels written in Lua ---- */
@@ -886,6 +940,19 @@ static int l_park(lua_State *L) {
 static int l_wake(lua_State *L) {
   lmp_wake(check_task(L, 1));
   return 0;
+}
+
+/* core.waiting(task, co): is task suspended on co's park, so that what is
+ * handed to co's waiter will be returned? Not if a resume that bypasses
+ * the coroutine wrappers (one saved before moonport was loaded, or a C
+ * library's lua_resume) swallowed co's suspension: the task ran on. The
+ * main context parks without yielding: always. */
+static int l_waiting(lua_State *L) {
+  struct lmp_task *t = check_task(L, 1);
+  lua_State *co = lua_tothread(L, 2);
+  lua_pushboolean(L, t->is_main || (t->wait && t->wait_co == co &&
+                                    t != t->S->current));
+  return 1;
 }
 
 static int l_self(lua_State *L) {
@@ -959,10 +1026,18 @@ void lmp_open_task(lua_State *L, struct lmp_state *S) {
     {"spawn", l_spawn}, {"current", l_current}, {"sleep", l_sleep},
     {"now", l_now}, {"run", l_run}, {"backend", l_backend},
     {"deadline_push", l_deadline_push}, {"deadline_pop", l_deadline_pop},
-    {"park", l_park}, {"wake", l_wake}, {"self", l_self},
-    {"abandon", l_abandon}, {NULL, NULL}};
+    {"park", l_park}, {"wake", l_wake}, {"waiting", l_waiting},
+    {"self", l_self}, {"abandon", l_abandon}, {NULL, NULL}};
   lmp_new_class(L, S, LMP_TASK, metamethods, methods);
   lua_pushliteral(L, LMP_TASK); /* scripts cannot reach __gc */
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, LMP_DEADLINE);
+  lua_pushcfunction(L, deadline_drop);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, deadline_drop);
+  lua_setfield(L, -2, "__gc");
+  lua_pushliteral(L, LMP_DEADLINE);
   lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
 

@@ -38,10 +38,13 @@ local TIMEOUT = core.TIMEOUT
 --------------------------------------------------------------------------
 -- mp.timeout(seconds, fn, ...): true, results... or false, "timeout".
 --
--- The deadline belongs to the calling task. When it fires, the task's
--- in-flight operation is cancelled and that suspension (and every later one
--- until this call returns) raises the TIMEOUT error, which only the
--- mp.timeout that owns the expired deadline turns into a result.
+-- The deadline belongs to the calling task and to this call's frame: once
+-- it fires, each suspension of the task made with this call on its resume
+-- chain (its in-flight operation cancelled) raises the TIMEOUT error,
+-- which only the mp.timeout that owns the expired deadline turns into a
+-- result. A suspension elsewhere (this call's coroutine suspended, closed
+-- or dropped) is not interrupted; closing or collecting that coroutine
+-- drops the deadline (its guard is to-be-closed and collectable).
 function M.timeout(seconds, fn, ...)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
     error("bad argument #1 to 'timeout' (non-negative number expected, got "
@@ -52,7 +55,7 @@ function M.timeout(seconds, fn, ...)
     error("bad argument #2 to 'timeout' (function expected, got "
           .. type(fn) .. ")", 2)
   end
-  local deadline = core.deadline_push(seconds)
+  local deadline <close> = core.deadline_push(seconds)
   local r = pack(pcall(fn, ...))
   local fired = core.deadline_pop(deadline)
   if r[1] then return true, unpack(r, 2, r.n) end
@@ -128,7 +131,8 @@ end
 -- applies to its next suspension), so a value sent with `true` has exactly
 -- one owner. A waiter that leaves without a hand-over (cancel, timeout,
 -- its coroutine abandoned) takes its record out of the queue first; one
--- whose coroutine is closed after a hand-over passes the value on.
+-- whose coroutine is closed after a hand-over passes the value on. A
+-- hand-over goes only to a waiter whose task still waits for it (take).
 local Channel = {}
 Channel.__index = Channel
 Channel.__name = "moonport.channel"
@@ -139,10 +143,23 @@ local function remove(q, rec)
   end
 end
 
+-- The first waiter in ch[name] that will return what it is handed. One
+-- whose task ran on without it (a resume that bypasses the coroutine
+-- wrappers swallowed its park: core.waiting) is taken out and marked, so
+-- its coroutine, if ever resumed, gets back in line.
+local function take(ch, name)
+  local q = ch[name]
+  while q[1] do
+    local rec = table.remove(q, 1)
+    if core.waiting(rec.task, rec.co) then return rec end
+    rec.skipped = true
+  end
+end
+
 -- A receiver's coroutine closed with a value handed to it (lmp_release):
 -- the next receiver gets the value, or the channel keeps it first in line.
 local function pass_on(ch, rec)
-  local r = table.remove(ch.receivers, 1)
+  local r = take(ch, "receivers")
   if r then
     r.value, r.done = rec.value, true
     core.wake(r.task)
@@ -152,19 +169,29 @@ local function pass_on(ch, rec)
   end
 end
 
-local function wait(ch, q, rec)
-  q[#q + 1] = rec
+local running = coroutine.running
+
+local function wait(ch, name, rec)
+  local q = ch[name]
+  rec.co, q[#q + 1] = running(), rec
   local function leave() -- run if abandoned or its coroutine closed
-    remove(q, rec)
-    if rec.done and q == ch.receivers then pass_on(ch, rec) end
+    remove(ch[name], rec)
+    if rec.done and name == "receivers" then pass_on(ch, rec) end
   end
   local ok, err = pcall(function()
-    repeat core.park(leave) until rec.done or rec.closed
+    repeat
+      core.park(leave)
+      if rec.skipped then -- back in line, unless the channel closed
+        rec.skipped, rec.closed = nil, ch.closed
+        q = ch[name]
+        if not rec.closed then q[#q + 1] = rec end
+      end
+    until rec.done or rec.closed
   end)
   -- Not ok and done: the coroutine was resumed by another task after the
   -- hand-over (core.park raised "operation abandoned"); it still owns it.
   if not ok and not rec.done then
-    remove(q, rec)
+    remove(ch[name], rec)
     error(err, 0)
   end
 end
@@ -188,7 +215,7 @@ end
 function Channel:send(v)
   check(self, "send")
   if self.closed then return nil, "channel closed", "closed" end
-  local r = table.remove(self.receivers, 1)
+  local r = take(self, "receivers")
   if r then
     r.value, r.done = v, true
     core.wake(r.task)
@@ -200,7 +227,7 @@ function Channel:send(v)
     return true
   end
   local rec = { task = core.self(), value = v }
-  wait(self, self.senders, rec)
+  wait(self, "senders", rec)
   if rec.done then return true end
   return nil, "channel closed", "closed"
 end
@@ -211,7 +238,7 @@ function Channel:recv()
     local v = self.buf[self.head]
     self.buf[self.head] = nil
     self.head = self.head + 1
-    local s = table.remove(self.senders, 1)
+    local s = take(self, "senders")
     if s then -- room again: the oldest waiting sender gets in
       self.tail = self.tail + 1
       self.buf[self.tail] = s.value
@@ -220,7 +247,7 @@ function Channel:recv()
     end
     return v
   end
-  local s = table.remove(self.senders, 1)
+  local s = take(self, "senders")
   if s then -- rendezvous
     s.done = true
     core.wake(s.task)
@@ -228,7 +255,7 @@ function Channel:recv()
   end
   if self.closed then return nil, "closed" end
   local rec = { task = core.self() }
-  wait(self, self.receivers, rec)
+  wait(self, "receivers", rec)
   if rec.done then return rec.value end
   return nil, "closed"
 end
