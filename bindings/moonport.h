@@ -8,6 +8,10 @@
 #ifndef MOONPORT_H
 #define MOONPORT_H
 
+#ifdef __cplusplus /* C++ hosts: lua.h itself has no guard (lua.hpp) */
+extern "C" {
+#endif
+
 /* The version: the one source of truth (CMakeLists.txt reads it for the
  * library's SONAME, moonport.pc and the rockspec's check). */
 #define MOONPORT_VERSION_MAJOR 0
@@ -109,4 +113,7 @@ lua_State *volatile *moonport_running(lua_State *L);
  * end the main chunk with mp.run(). */
 int luaopen_moonport(lua_State *L);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

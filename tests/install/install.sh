@@ -75,7 +75,6 @@ check "libmoonport.so exports only the public API" \
 check "the public headers compile alone (no internal header needed)" \
   'echo "#include <moonport.h>" | $CC -fsyntax-only -x c - \
      -I"$P/include/moonport" $(pkg-config --cflags lua5.4)'
-
 # A host with only pkg-config.
 export PKG_CONFIG_PATH=$P/lib/pkgconfig
 check "moonport.pc names the prefix" \
@@ -89,6 +88,11 @@ $CC $san -o "$tmp/host" "$SRC/tests/install/host.c" \
 st=$?
 check "a host builds with pkg-config --cflags --libs" '[ $st -eq 0 ]' ||
   cat "$tmp/log"
+check "a C++ host links against the C API (extern \"C\")" \
+  'printf "#include <moonport.h>\nint main() { return !moonport_version(); }\n" |
+     g++ $san -x c++ - -o "$tmp/cxxhost" \
+       $(pkg-config --cflags --libs moonport) &&
+     LD_LIBRARY_PATH="$P/lib" "$tmp/cxxhost"'
 check "the host needs libmoonport.so.$MAJOR" \
   'needed "$tmp/host" | grep -qx "libmoonport.so.$MAJOR"'
 out=$(LD_LIBRARY_PATH=$P/lib timeout 20 "$tmp/host" "$VERSION" "$tmp/data" 2>&1)
