@@ -137,6 +137,7 @@ const char *lmp_work_encode(lua_State *L, int idx, int n, int *bad);
 const char *lmp_work_decode(lua_State *L, const char *p, int n);
 void lmp_open_repl(lua_State *L, struct lmp_state *S);
 int lmp_repl_fd(int fd); /* a descriptor of the REPL's terminal */
+void lmp_repl_abort(void); /* state closing: end a line being read */
 void lmp_open_coro(lua_State *L, struct lmp_state *S); /* lcoro.c */
 void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs.open */
 void lmp_open_fs(lua_State *L, struct lmp_state *S);   /* core.fs paths */

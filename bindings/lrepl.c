@@ -17,11 +17,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <termios.h>
 #include <unistd.h>
 #ifdef MP_WITH_READLINE
 #include <readline/history.h>
@@ -65,6 +67,10 @@ static struct {
   struct line_job *job;
   int done;
   size_t word_at;   /* completion generator position */
+  atomic_int quit;  /* the state is closing: end the read, print nothing */
+  atomic_int reading; /* a line is being read (for the exit handler) */
+  int saved_ok;
+  struct termios saved; /* the terminal as readline found it */
 } term = {.ctl = -1, .pipe = {-1, -1}, .out = -1, .err = -1};
 
 static char *complete_word(const char *text, int state) {
@@ -84,6 +90,17 @@ static char **complete(const char *text, int start, int end) {
   (void)start, (void)end;
   rl_attempted_completion_over = 1; /* no file names */
   return rl_completion_matches(text, complete_word);
+}
+
+/* exit() while a line is read (os.exit(code, false) in a task): give the
+ * terminal back as readline found it, which it cannot do from its thread
+ * (rl_catch_signals is off: the host owns the signals). */
+static void term_atexit(void) {
+  if (!atomic_load(&term.reading)) return;
+  if (term.out >= 0) dup2(term.out, 1);
+  if (term.err >= 0) dup2(term.err, 2);
+  if (term.saved_ok) tcsetattr(0, TCSANOW, &term.saved);
+  if (term.out >= 0 && write(term.out, "\033[?2004l\r\n", 10) < 0) {}
 }
 
 static void term_init(void) {
@@ -106,6 +123,8 @@ static void term_init(void) {
     }
   }
   stifle_history(HISTORY_LINES);
+  term.saved_ok = tcgetattr(0, &term.saved) == 0;
+  atexit(term_atexit);
   term.ctl = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (isatty(1) && pipe2(term.pipe, O_CLOEXEC) == 0) {
     fcntl(term.pipe[0], F_SETFL, O_NONBLOCK);
@@ -163,7 +182,12 @@ static void on_line(char *line) {
 
 static void read_tty(struct line_job *j) {
   uint64_t n;
+  atomic_store(&term.reading, 1);
   while (read(term.ctl, &n, sizeof n) > 0) {} /* an old Ctrl-C */
+  if (atomic_load(&term.quit)) { /* closing: no line (after the drain) */
+    atomic_store(&term.reading, 0);
+    return;
+  }
   int capture = term.pipe[0] >= 0;
   if (capture) {
     dup2(term.pipe[1], 1);
@@ -178,16 +202,17 @@ static void read_tty(struct line_job *j) {
                           {.fd = term.pipe[0], .events = POLLIN}};
     if (poll(p, capture ? 3 : 2, -1) < 0) continue; /* EINTR */
     if (p[2].revents & POLLIN) show_output();
-    if (p[1].revents & POLLIN) { /* Ctrl-C: drop the line */
+    if (p[1].revents & POLLIN) { /* Ctrl-C (or closing): drop the line */
+      int quit = atomic_load(&term.quit);
       while (read(term.ctl, &n, sizeof n) > 0) {}
-      fputs("^C", rl_outstream);
+      if (!quit) fputs("^C", rl_outstream);
       rl_replace_line("", 0);
       rl_point = rl_end = 0;
-      rl_redisplay();
+      if (!quit) rl_redisplay();
       rl_crlf();
       fflush(rl_outstream);
       rl_callback_handler_remove();
-      j->interrupted = 1;
+      j->interrupted = !quit; /* closing: end of input */
       break;
     }
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) rl_callback_read_char();
@@ -199,6 +224,7 @@ static void read_tty(struct line_job *j) {
     if (term.err >= 0) dup2(term.err, 2);
     drain(&eol);
   }
+  atomic_store(&term.reading, 0);
 }
 #endif
 
@@ -301,6 +327,16 @@ static int l_readline_interrupt(lua_State *L) {
   return 0;
 }
 
+/* The state is closing (os.exit in a task, say) while a line may be read
+ * on a pool thread: end that read, or the close would wait for a key. */
+void lmp_repl_abort(void) {
+#ifdef MP_WITH_READLINE
+  uint64_t one = 1;
+  atomic_store(&term.quit, 1);
+  if (term.ctl >= 0 && write(term.ctl, &one, sizeof one) < 0) {}
+#endif
+}
+
 /* The terminal's descriptors are process-wide, as readline's state is:
  * opened on the first line read and kept until exit (the leak check at
  * state close skips them). */
@@ -318,6 +354,9 @@ int lmp_repl_fd(int fd) {
 }
 
 void lmp_open_repl(lua_State *L, struct lmp_state *S) {
+#ifdef MP_WITH_READLINE
+  atomic_store(&term.quit, 0); /* a new state: reads are wanted again */
+#endif
   static const luaL_Reg funcs[] = {
     {"readline", l_readline}, {"addhistory", l_addhistory},
     {"readline_interrupt", l_readline_interrupt}, {NULL, NULL}};

@@ -2,7 +2,7 @@
 completion, Ctrl-C on a half-typed line, output of background tasks while
 a line is being edited, Ctrl-C on a spinning background task, history kept
 across sessions in $HOME/.moonport_history. Run by repl_tty.sh."""
-import os, pty, re, select, sys, tempfile, time
+import os, pty, re, select, sys, tempfile, termios, time
 
 MP = os.environ["MOONPORT"]
 home = tempfile.mkdtemp()
@@ -158,6 +158,40 @@ ok = s.entry("\x1b[A", echo="history_marker = 12345")
 ok = s.entry("print(history_marker)") and ok and "12345\r\n" in s.out[m:]
 check("history is loaded by the next session", ok, s.out[m:])
 s.close()
+
+
+def exits_by_itself(s, timeout=5):
+    """Waits, without typing, for the REPL to exit; its status or None."""
+    end = time.time() + timeout
+    while time.time() < end:
+        r, _, _ = select.select([s.fd], [], [], 0.1)
+        if r:
+            try:
+                s.out += os.read(s.fd, 65536).decode(errors="replace")
+            except OSError:
+                pass
+        pid, st = os.waitpid(s.pid, os.WNOHANG)
+        if pid:
+            return os.WEXITSTATUS(st) if os.WIFEXITED(st) else -1
+    os.kill(s.pid, 9)
+    os.waitpid(s.pid, 0)
+    return None
+
+
+# os.exit from a background task while a line is being read: the read on
+# the pool must end (the state's close waits for it), and with
+# os.exit(code, false) the terminal is given back as it was.
+for close in ("true", "false"):
+    s = Session()
+    s.read_until(r"> $")
+    s.entry("mp = require 'moonport'")
+    s.entry("mp.spawn(function() mp.sleep(0.3) os.exit(7, %s) end)" % close)
+    st = exits_by_itself(s)
+    check("os.exit(7, %s) in a task exits while a line is read" % close,
+          st == 7, s.out)
+    lflag = termios.tcgetattr(s.fd)[3]  # a new pty is cooked, with echo
+    check("os.exit(7, %s) in a task gives the terminal back" % close,
+          lflag & termios.ECHO and lflag & termios.ICANON, s.out)
 
 print("%d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
