@@ -53,6 +53,9 @@ static int co_close(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTHREAD);
   lua_State *co = lua_tothread(L, 1);
   const char *state = unclosable(L, co);
+  /* a task's coroutine is its main chunk, which lua cannot close either;
+   * it also keeps the task's results or error for join */
+  if (!state && lmp_is_task_co(L, lmp_state(L), 1)) state = "normal";
   if (state) return luaL_error(L, "cannot close a %s coroutine", state);
   lua_settop(L, 1);
   if (lua_status(co) == LUA_YIELD) {

@@ -74,6 +74,7 @@ struct lmp_state {
   int anchors;              /* registry ref: task anchor table */
   lua_KContext lastwait;    /* suspension ids, unique in this state */
   int waiters;              /* registry ref: target task -> joiners */
+  int taskcos;              /* registry ref: the tasks' coroutines (weak) */
   struct lmp_leakcheck *leakcheck; /* MOONPORT_LEAK_CHECK (ldebug.c) */
 };
 
@@ -123,6 +124,7 @@ int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
              const char *fname);
 void lmp_wake(struct lmp_task *t);
 /* co is being closed: the task whose suspension came from it lets go. */
+int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx);
 void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co);
 
 /* Pushes "nil, message, code" for an MP_E* error; returns 3. */

@@ -535,6 +535,11 @@ static struct lmp_task *spawn(lua_State *L, struct lmp_state *S, int fidx,
                               int nargs) {
   struct lmp_task *t = new_task(L, S);
   lua_State *co = lua_newthread(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->taskcos);
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
   t->co = co;
   lua_setiuservalue(L, -2, 1);
   luaL_checkstack(co, nargs + 1, "too many arguments to spawn");
@@ -979,6 +984,16 @@ static int l_abandon(lua_State *L) {
     lua_call(L, 0, 0);
   }
   return 0;
+}
+
+/* Whether the thread at idx is a task's own coroutine (lcoro.c). */
+int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->taskcos);
+  lua_pushvalue(L, idx);
+  int r = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return r;
 }
 
 /* Before coroutine.close closes co (lcoro.c): if co is where a task's

@@ -347,8 +347,10 @@ static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
   /* an io-wq worker interrupted by a cancel may leak the kernel's internal
    * restart codes (-ERESTARTSYS .. -ERESTARTNOHAND) */
   if (res <= -512 && res >= -514) res = MP_ECANCELED;
+  /* a connect is never retried: a second one answers EALREADY/EISCONN */
   int again = res == -EAGAIN && op->kind != MP_OP_CONNECT;
-  if ((res == -EINTR || again) && is_io(op->kind)) {
+  int intr = res == -EINTR && op->kind != MP_OP_CONNECT;
+  if ((intr || again) && is_io(op->kind)) {
     if (op->flags & MP__F_CANCEL) {
       res = MP_ECANCELED;
     } else if (again) {
@@ -433,6 +435,7 @@ static void ur_arm(struct mp_loop *loop) {
   mp__wakefd_drain(loop->wakefd);
   check_thread(io_uring_submit_and_get_events(&s->ring));
   reap(loop);
+  ur_flush(loop); /* retries reap queued (EAGAIN polls, EINTR resubmits) */
   if (loop->done.head || atomic_load(&loop->wake_pending))
     mp__wakefd_signal(loop->wakefd);
 }

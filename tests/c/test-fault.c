@@ -2,7 +2,9 @@
  * io_uring) are retried by the core, and the debug buffer checks catch a
  * released buffer that is still under the kernel. */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,5 +109,46 @@ TEST_IMPL(debug_buffers_catch_release_under_kernel) {
   ASSERT(aborts(release_shared_buffer));
   ASSERT(aborts(write_after_release));
   ASSERT(!aborts(clean_release));
+  return 0;
+}
+
+static int host_done;
+static void host_cb(struct mp_op *op) { host_done = 1; (void)op; }
+
+/* A host that steps the loop and sleeps in poll(mp_loop_fd) for
+ * mp_loop_timeout: a retry the backend queued while the host asked for
+ * the timeout (an injected EAGAIN's readiness poll, an EINTR resubmit) is
+ * submitted before the host sleeps, so data already there is never slept
+ * through. (With io_uring faults; elsewhere a plain host-loop check.) */
+TEST_IMPL(host_step_submits_retries) {
+  setenv("MP_FAULT_SEED", "1", 1);
+  setenv("MP_FAULT_RATE", "0.7", 1);
+  struct mp_loop *loop = test_loop();
+  int sv[2], slept = 0;
+  char buf[4];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+  for (int i = 0; i < 100; i++) {
+    ASSERT_EQ(write(sv[1], "x", 1), 1); /* there before the recv */
+    host_done = 0;
+    struct mp_op *op = mp_op_new(loop, host_cb, NULL);
+    mp_op_prep_recv(op, sv[0], buf, 1);
+    ASSERT_EQ(mp_op_submit(op), 0);
+    while (!host_done) {
+      mp_loop_run(loop, MP_RUN_NOWAIT);
+      if (host_done) break;
+      int t = mp_loop_timeout(loop);
+      struct pollfd p = {.fd = mp_loop_fd(loop), .events = POLLIN};
+      if (poll(&p, 1, t < 0 || t > 2000 ? 2000 : t) == 0 && t != 0) {
+        slept++; /* slept with the data there: the bug */
+        while (!host_done) mp_loop_run(loop, MP_RUN_ONCE);
+      }
+    }
+    ASSERT_EQ(op->result, 1);
+    mp_op_release(op);
+  }
+  ASSERT_EQ(slept, 0);
+  close(sv[0]);
+  close(sv[1]);
+  CLOSE_LOOP(loop);
   return 0;
 }
