@@ -345,8 +345,9 @@ static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
  * poll for EAGAIN (a non-blocking pipe or tty). A cancelled op ends. */
 static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
   /* an io-wq worker interrupted by a cancel may leak the kernel's internal
-   * restart codes (-ERESTARTSYS .. -ERESTARTNOHAND) */
-  if (res <= -512 && res >= -514) res = MP_ECANCELED;
+   * restart codes (-ERESTARTSYS .. -ERESTARTNOHAND); unasked, an EINTR */
+  if (res <= -512 && res >= -514)
+    res = op->flags & MP__F_CANCEL ? MP_ECANCELED : -EINTR;
   /* a connect is never retried: a second one answers EALREADY/EISCONN */
   int again = res == -EAGAIN && op->kind != MP_OP_CONNECT;
   int intr = res == -EINTR && op->kind != MP_OP_CONNECT;
@@ -368,11 +369,13 @@ static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
   mp__op_complete(loop, op, res);
 }
 
-/* The readiness poll after EAGAIN finished: try the op again. */
-static void poll_done(struct mp_loop *loop, struct mp_op *op) {
+/* The readiness poll after EAGAIN finished: try the op again (a poll
+ * that failed ends the op with its error rather than poll again). */
+static void poll_done(struct mp_loop *loop, struct mp_op *op, int res) {
   int r;
   op->flags &= (uint8_t)~MP__F_POLL;
   if (op->flags & MP__F_CANCEL) r = MP_ECANCELED;
+  else if (res < 0) r = res;
   else r = ur_submit(loop, op);
   if (r < 0) mp__op_complete(loop, op, r);
 }
@@ -392,7 +395,8 @@ static void reap(struct mp_loop *loop) {
       n++;
       if (ud == TAG_IGNORE || ud == LIBURING_UDATA_TIMEOUT) continue;
       if (ud & TAG_POLL)
-        poll_done(loop, (struct mp_op *)(uintptr_t)(ud & ~(uint64_t)TAG_POLL));
+        poll_done(loop, (struct mp_op *)(uintptr_t)(ud & ~(uint64_t)TAG_POLL),
+                  cqe->res);
       else
         complete(loop, (struct mp_op *)(uintptr_t)ud, cqe->res);
     }
