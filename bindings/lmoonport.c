@@ -131,6 +131,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lua_newtable(L); /* the core table */
   int core = lua_gettop(L);
   lmp_open_task(L, S);
+  lmp_open_deadline(L, S);
   lmp_open_work(L, S);
   lmp_open_repl(L, S);
   lmp_open_coro(L, S);

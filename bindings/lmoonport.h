@@ -168,6 +168,16 @@ void lmp_leakcheck_end(struct lmp_state *S, size_t nlive, int close_err);
 void lmp_task_spawn(lua_State *L, struct lmp_state *S, int nargs);
 void lmp_run_ready(struct lmp_state *S);
 int lmp_step(struct lmp_state *S, int may_wait); /* 0: nothing can run */
+void lmp_task_cancel(struct lmp_task *t); /* task:cancel() */
+void lmp_ready_push(struct lmp_task *t); /* to the ready queue */
+/* Gives back an op its task no longer waits for: orphaned if in flight
+ * (released by its callback on completion), else discarded now. */
+void lmp_drop_op(struct mp_op *op);
+void lmp_open_deadline(lua_State *L, struct lmp_state *S); /* ldeadline.c */
+/* Runs until every task has ended: 0, or -1 on a deadlock (the stuck
+ * tasks cancelled and run to their end); lmp_push_deadlock says so. */
+int lmp_run_all(struct lmp_state *S);
+int lmp_push_deadlock(lua_State *L, struct lmp_state *S);
 void lmp_push_task(lua_State *L, struct lmp_task *t);
 void lmp_task_release_ops(struct lmp_task *t);
 

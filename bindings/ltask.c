@@ -10,7 +10,6 @@
  * resumes ready tasks between loop turns, so a Lua error can never unwind
  * through the core. Outside any task (a stock lua5.4, the REPL) the same
  * calls run the loop until their own completion arrives. */
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +19,6 @@
 static const char sentinel_key = 0; /* yielded by every suspension */
 static const char timeout_key = 0;  /* registry: the timeout error object */
 #define SENTINEL ((void *)&sentinel_key)
-#define LMP_DEADLINE "moonport.deadline"
 
 struct lmp_task *lmp_self(struct lmp_state *S) {
   return S->current ? S->current : S->main;
@@ -33,7 +31,7 @@ struct lmp_state *lmp_getstate(lua_State *L) {
   return S;
 }
 
-static void ready_push(struct lmp_task *t) {
+void lmp_ready_push(struct lmp_task *t) {
   struct lmp_state *S = t->S;
   if (t->status != LMP_NEW) t->status = LMP_READY;
   t->next = NULL;
@@ -100,7 +98,7 @@ void lmp_task_op_cb(struct mp_op *op) {
     return;
   }
   if (t->is_main) mp_loop_stop(t->S->loop);
-  else if (t->status == LMP_WAITING && t->op == op) ready_push(t);
+  else if (t->status == LMP_WAITING && t->op == op) lmp_ready_push(t);
 }
 
 static int cannot_suspend(lua_State *L, const char *fname) {
@@ -117,7 +115,7 @@ void lmp_op_discard(struct mp_op *op) {
  * orphaned (cancelled, released by its callback), a completed one is
  * discarded now (its callback frees what it owns: a descriptor it opened,
  * a buffer it filled). */
-static void drop_op(struct mp_op *op) {
+void lmp_drop_op(struct mp_op *op) {
   if (mp_op_inflight(op)) {
     op->data = NULL;
     mp_op_cancel(op);
@@ -129,7 +127,7 @@ static void drop_op(struct mp_op *op) {
 /* Ends the task's pending suspension without running its continuation
  * (its coroutine was abandoned, resumed elsewhere, or the task ended). */
 static void forget_wait(lua_State *L, struct lmp_task *t) {
-  if (t->op) drop_op(t->op);
+  if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->k = NULL;
   t->pk = NULL;
@@ -168,7 +166,7 @@ static void release_owner(lua_State *L, struct lmp_state *S,
   if (!owner) return;
   forget_wait(L, owner);
   if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
-    ready_push(owner);
+    lmp_ready_push(owner);
 }
 
 /* The first thing every continuation does: is this the suspension the
@@ -314,15 +312,15 @@ int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
 void lmp_wake(struct lmp_task *t) {
   if (t->status == LMP_DONE) return;
   t->woken = 1;
-  if (t->status == LMP_PARKED && t != t->S->current) ready_push(t);
+  if (t->status == LMP_PARKED && t != t->S->current) lmp_ready_push(t);
   else if (t->is_main) mp_loop_stop(t->S->loop);
 }
 
 void lmp_task_release_ops(struct lmp_task *t) {
-  if (t->op) drop_op(t->op);
+  if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->wait = 0;
-  for (int i = 0; i < t->ndeadlines; i++) drop_op(t->deadlines[i].op);
+  for (int i = 0; i < t->ndeadlines; i++) lmp_drop_op(t->deadlines[i].op);
   t->ndeadlines = t->nexpired = 0;
 }
 
@@ -548,7 +546,7 @@ static struct lmp_task *spawn(lua_State *L, struct lmp_state *S, int fidx,
   t->status = LMP_NEW;
   anchor(L, t);
   S->ntasks++;
-  ready_push(t);
+  lmp_ready_push(t);
   return t;
 }
 
@@ -557,116 +555,12 @@ void lmp_task_spawn(lua_State *L, struct lmp_state *S, int nargs) {
   spawn(L, S, fidx, nargs);
 }
 
-void moonport_spawn(lua_State *L, int nargs) {
-  struct lmp_state *S = lmp_getstate(L);
-  int fidx = lua_gettop(L) - nargs;
-  lua_insert(L, fidx); /* moonport_spawn takes fn on top: put it first */
-  spawn(L, S, fidx, nargs);
-  lua_replace(L, fidx);
-  lua_settop(L, fidx);
-}
-
-static void cancel_task(struct lmp_task *t) {
+void lmp_task_cancel(struct lmp_task *t) {
   if (t->status == LMP_DONE || t->is_main) return;
   t->cancel = 1;
   if (t->status == LMP_WAITING && t->op) mp_op_cancel(t->op);
-  else if (t->status == LMP_PARKED && t != t->S->current) ready_push(t);
+  else if (t->status == LMP_PARKED && t != t->S->current) lmp_ready_push(t);
 }
-
-/* Cancels every live task (after a deadlock, so the state stays usable). */
-static void cancel_all(struct lmp_state *S) {
-  lua_State *L = S->L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
-    if (t) cancel_task(t);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-}
-
-/* Runs until every task has ended; 0, or -1 on deadlock, after which the
- * deadlocked tasks have been cancelled and run to their end. */
-static int run_all(struct lmp_state *S) {
-  while (S->ntasks > 0) {
-    if (lmp_step(S, 1)) continue;
-    int n = S->ntasks;
-    for (int tries = 0; S->ntasks > 0 && tries < 3; tries++) {
-      cancel_all(S);
-      while (lmp_step(S, 1)) {}
-    }
-    S->deadlocked = n;
-    return -1;
-  }
-  return 0;
-}
-
-static int push_deadlock(lua_State *L, struct lmp_state *S) {
-  lua_pushfstring(L, "deadlock: %d task(s) waited for each other (a join or "
-                     "channel) with no operation in flight; they were "
-                     "cancelled", S->deadlocked ? S->deadlocked : S->ntasks);
-  return -1;
-}
-
-/* In steps, tasks that nothing in flight can wake are deadlocked, unless
- * the host holds a reference (it feeds them, by posts): then they are
- * idle, NOWAIT returns and ONCE sleeps until a post or mp_loop_wake (a
- * signal handler's, say). */
-int moonport_run(lua_State *L, enum mp_run_mode mode) {
-  struct lmp_state *S = lmp_getstate(L);
-  if (mode != MP_RUN_DEFAULT && !lmp_step(S, mode == MP_RUN_ONCE) &&
-      S->ntasks > 0) {
-    if (S->host_refs == 0) mode = MP_RUN_DEFAULT; /* reports, cancels */
-    else if (mode == MP_RUN_ONCE) {
-      struct pollfd p = {.fd = mp_loop_fd(S->loop), .events = POLLIN};
-      if (mp_loop_timeout(S->loop) != 0) poll(&p, 1, -1);
-      lmp_step(S, 0); /* takes the post, which may ready a task */
-    }
-  }
-  if (mode == MP_RUN_DEFAULT && run_all(S) < 0) return push_deadlock(L, S);
-  return S->ntasks;
-}
-
-void moonport_ref(lua_State *L) { lmp_getstate(L)->host_refs++; }
-
-void moonport_unref(lua_State *L) {
-  struct lmp_state *S = lmp_getstate(L);
-  if (S->host_refs > 0) S->host_refs--;
-}
-
-int moonport_timeout(lua_State *L) {
-  struct lmp_state *S = lmp_getstate(L);
-  return S->ready_head ? 0 : mp_loop_timeout(S->loop);
-}
-
-int moonport_stalled(lua_State *L) {
-  struct lmp_state *S = lmp_getstate(L);
-  if (S->ready_head || mp_loop_inflight(S->loop) > 0 ||
-      mp_loop_timeout(S->loop) == 0)
-    return 0;
-  return S->ntasks;
-}
-
-void moonport_task_watch(lua_State *L, int idx) {
-  luaL_checkudata(L, idx, LMP_TASK);
-  ((struct lmp_task *)lua_touserdata(L, idx))->watched = 1;
-}
-
-lua_State *moonport_task_thread(lua_State *L, int idx) {
-  return ((struct lmp_task *)luaL_checkudata(L, idx, LMP_TASK))->co;
-}
-
-lua_State *volatile *moonport_running(lua_State *L) {
-  return &lmp_getstate(L)->running;
-}
-
-int moonport_task_done(lua_State *L, int idx) {
-  struct lmp_task *t = luaL_checkudata(L, idx, LMP_TASK);
-  return t->status == LMP_DONE;
-}
-
-int moonport_unhandled(lua_State *L) { return lmp_getstate(L)->unhandled; }
 
 /* ---- Lua functions ---- */
 
@@ -728,7 +622,7 @@ static int task_join(lua_State *L) {
 }
 
 static int task_cancel(lua_State *L) {
-  cancel_task(check_task(L, 1));
+  lmp_task_cancel(check_task(L, 1));
   return 0;
 }
 
@@ -785,7 +679,7 @@ static int l_sleep(lua_State *L) {
       return 0;
     }
     if (!lua_isyieldable(L)) return cannot_suspend(L, "sleep");
-    ready_push(t);
+    lmp_ready_push(t);
     return suspend(L, t, nothing_k, 0, 0);
   }
   /* Up to ~146 years; math.huge sleeps until cancelled. */
@@ -814,8 +708,8 @@ static int l_run(lua_State *L) {
     t = spawn(L, S, 1, base - 1);
     t->watched = 1; /* run reports its failure by raising it */
   }
-  if (run_all(S) < 0) {
-    push_deadlock(L, S);
+  if (lmp_run_all(S) < 0) {
+    lmp_push_deadlock(L, S);
     return lua_error(L);
   }
   if (!t) return 0;
@@ -833,103 +727,6 @@ static int l_backend(lua_State *L) {
     return 2;
   }
   return 1;
-}
-
-/* ---- deadlines (mp.timeout) ---- */
-
-/* A deadline is a timer op on its task's list until its guard removes it
- * (mp.timeout returns, or the coroutine holding the guard is closed or
- * collected); it has fired when it is no longer in flight (a cancelled
- * one is orphaned, never left on the list). It interrupts the task only
- * while live (see interrupted_at). */
-static void deadline_cb(struct mp_op *op) {
-  struct lmp_task *t = op->data;
-  int i = 0;
-  if (!t) {
-    mp_op_release(op);
-    return;
-  }
-  while (i < t->ndeadlines && t->deadlines[i].op != op) i++;
-  if (i == t->ndeadlines || !t->deadlines[i].live) return;
-  t->nexpired++;
-  if (t->op && mp_op_inflight(t->op)) mp_op_cancel(t->op);
-  else if (t->status == LMP_PARKED) ready_push(t);
-  else if (t->is_main) mp_loop_stop(t->S->loop);
-}
-
-/* core.deadline_push(seconds) returns the deadline's guard: a userdata
- * naming it by id, whose user values (its task, the coroutine that
- * pushed it) live as long as it does, so that coroutine's address is not
- * reused while the deadline is on the list. */
-static int l_deadline_push(lua_State *L) {
-  struct lmp_state *S = lmp_state(L);
-  struct lmp_task *t = lmp_self(S);
-  luaL_checktype(L, 1, LUA_TNUMBER);
-  lua_Number s = lua_tonumber(L, 1);
-  luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
-  lua_KContext *id = lua_newuserdatauv(L, sizeof *id, 2);
-  *id = 0;
-  luaL_setmetatable(L, LMP_DEADLINE);
-  lmp_push_task(L, t);
-  lua_setiuservalue(L, -2, 1);
-  lua_pushthread(L);
-  lua_setiuservalue(L, -2, 2);
-  if (t->ndeadlines == t->capdeadlines) {
-    int cap = t->capdeadlines ? t->capdeadlines * 2 : 4;
-    struct lmp_deadline *d = mp_loop_realloc(S->loop, t->deadlines,
-                                             (size_t)cap * sizeof *d);
-    if (!d) return luaL_error(L, "not enough memory");
-    t->deadlines = d;
-    t->capdeadlines = cap;
-  }
-  struct mp_op *op = mp_op_new(S->loop, deadline_cb, t);
-  if (!op) return luaL_error(L, "not enough memory");
-  mp_loop_update_time(S->loop);
-  mp_op_prep_timer(op, s >= 4.6e9 ? INT64_C(1) << 62 : (int64_t)(s * 1e9));
-  if (mp_op_submit(op) < 0) {
-    mp_op_release(op);
-    return luaL_error(L, "not enough memory");
-  }
-  *id = ++S->lastwait;
-  t->deadlines[t->ndeadlines++] = (struct lmp_deadline){op, L, *id, 1};
-  return 1;
-}
-
-/* Takes the guard's deadline off its task's list (wherever it is: a
- * coroutine abandoned inside its own mp.timeout can leave one above it);
- * returns true if it had fired. A second call finds nothing. */
-static int remove_deadline(lua_State *L) {
-  lua_KContext *id = luaL_checkudata(L, 1, LMP_DEADLINE);
-  lua_getiuservalue(L, 1, 1);
-  struct lmp_task *t = lua_touserdata(L, -1);
-  lua_pop(L, 1); /* the guard keeps it */
-  int i = t ? t->ndeadlines - 1 : -1;
-  while (i >= 0 && t->deadlines[i].id != *id) i--;
-  *id = 0;
-  if (i < 0) return 0; /* gone with its task */
-  struct lmp_deadline d = t->deadlines[i];
-  memmove(&t->deadlines[i], &t->deadlines[i + 1],
-          (size_t)(t->ndeadlines - i - 1) * sizeof *t->deadlines);
-  t->ndeadlines--;
-  if (mp_op_inflight(d.op)) {
-    drop_op(d.op);
-    return 0;
-  }
-  if (d.live) t->nexpired--;
-  mp_op_release(d.op);
-  return 1;
-}
-
-static int l_deadline_pop(lua_State *L) {
-  lua_pushboolean(L, remove_deadline(L));
-  return 1;
-}
-
-/* __close and __gc of a guard: its coroutine left mp.timeout without
- * returning through it. */
-static int deadline_drop(lua_State *L) {
-  remove_deadline(L);
-  return 0;
 }
 
 /* ---- park / wake, for channels written in Lua ---- */
@@ -1017,7 +814,7 @@ void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co) {
   if (owner != S->current) {
     owner->woken = 0; /* a wake for co: its cleanup passes a value on */
     if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
-      ready_push(owner);
+      lmp_ready_push(owner);
   }
   if (cleanup != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
@@ -1040,19 +837,10 @@ void lmp_open_task(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg funcs[] = {
     {"spawn", l_spawn}, {"current", l_current}, {"sleep", l_sleep},
     {"now", l_now}, {"run", l_run}, {"backend", l_backend},
-    {"deadline_push", l_deadline_push}, {"deadline_pop", l_deadline_pop},
     {"park", l_park}, {"wake", l_wake}, {"waiting", l_waiting},
     {"self", l_self}, {"abandon", l_abandon}, {NULL, NULL}};
   lmp_new_class(L, S, LMP_TASK, metamethods, methods);
   lua_pushliteral(L, LMP_TASK); /* scripts cannot reach __gc */
-  lua_setfield(L, -2, "__metatable");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, LMP_DEADLINE);
-  lua_pushcfunction(L, deadline_drop);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, deadline_drop);
-  lua_setfield(L, -2, "__gc");
-  lua_pushliteral(L, LMP_DEADLINE);
   lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
 

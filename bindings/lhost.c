@@ -1,0 +1,111 @@
+/* lhost.c: the embedding API a host drives moonport with (moonport.h):
+ * spawning, running in steps or to the end, deadlock reports, the host's
+ * references, how long it may sleep, and task queries. The scheduler
+ * under it is ltask.c. */
+#include <poll.h>
+
+#include "lmoonport.h"
+
+void moonport_spawn(lua_State *L, int nargs) {
+  struct lmp_state *S = lmp_getstate(L);
+  int fidx = lua_gettop(L) - nargs;
+  lua_insert(L, fidx); /* moonport_spawn takes fn on top: put it first */
+  lmp_task_spawn(L, S, nargs);
+  lua_replace(L, fidx);
+  lua_settop(L, fidx);
+}
+
+/* Cancels every live task (after a deadlock, so the state stays usable). */
+static void cancel_all(struct lmp_state *S) {
+  lua_State *L = S->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
+    if (t) lmp_task_cancel(t);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* Runs until every task has ended; 0, or -1 on deadlock, after which the
+ * deadlocked tasks have been cancelled and run to their end. */
+int lmp_run_all(struct lmp_state *S) {
+  while (S->ntasks > 0) {
+    if (lmp_step(S, 1)) continue;
+    int n = S->ntasks;
+    for (int tries = 0; S->ntasks > 0 && tries < 3; tries++) {
+      cancel_all(S);
+      while (lmp_step(S, 1)) {}
+    }
+    S->deadlocked = n;
+    return -1;
+  }
+  return 0;
+}
+
+int lmp_push_deadlock(lua_State *L, struct lmp_state *S) {
+  lua_pushfstring(L, "deadlock: %d task(s) waited for each other (a join or "
+                     "channel) with no operation in flight; they were "
+                     "cancelled", S->deadlocked ? S->deadlocked : S->ntasks);
+  return -1;
+}
+
+/* In steps, tasks that nothing in flight can wake are deadlocked, unless
+ * the host holds a reference (it feeds them, by posts): then they are
+ * idle, NOWAIT returns and ONCE sleeps until a post or mp_loop_wake (a
+ * signal handler's, say). */
+int moonport_run(lua_State *L, enum mp_run_mode mode) {
+  struct lmp_state *S = lmp_getstate(L);
+  if (mode != MP_RUN_DEFAULT && !lmp_step(S, mode == MP_RUN_ONCE) &&
+      S->ntasks > 0) {
+    if (S->host_refs == 0) mode = MP_RUN_DEFAULT; /* reports, cancels */
+    else if (mode == MP_RUN_ONCE) {
+      struct pollfd p = {.fd = mp_loop_fd(S->loop), .events = POLLIN};
+      if (mp_loop_timeout(S->loop) != 0) poll(&p, 1, -1);
+      lmp_step(S, 0); /* takes the post, which may ready a task */
+    }
+  }
+  if (mode == MP_RUN_DEFAULT && lmp_run_all(S) < 0) return lmp_push_deadlock(L, S);
+  return S->ntasks;
+}
+
+void moonport_ref(lua_State *L) { lmp_getstate(L)->host_refs++; }
+
+void moonport_unref(lua_State *L) {
+  struct lmp_state *S = lmp_getstate(L);
+  if (S->host_refs > 0) S->host_refs--;
+}
+
+int moonport_timeout(lua_State *L) {
+  struct lmp_state *S = lmp_getstate(L);
+  return S->ready_head ? 0 : mp_loop_timeout(S->loop);
+}
+
+int moonport_stalled(lua_State *L) {
+  struct lmp_state *S = lmp_getstate(L);
+  if (S->ready_head || mp_loop_inflight(S->loop) > 0 ||
+      mp_loop_timeout(S->loop) == 0)
+    return 0;
+  return S->ntasks;
+}
+
+void moonport_task_watch(lua_State *L, int idx) {
+  luaL_checkudata(L, idx, LMP_TASK);
+  ((struct lmp_task *)lua_touserdata(L, idx))->watched = 1;
+}
+
+lua_State *moonport_task_thread(lua_State *L, int idx) {
+  return ((struct lmp_task *)luaL_checkudata(L, idx, LMP_TASK))->co;
+}
+
+lua_State *volatile *moonport_running(lua_State *L) {
+  return &lmp_getstate(L)->running;
+}
+
+int moonport_task_done(lua_State *L, int idx) {
+  struct lmp_task *t = luaL_checkudata(L, idx, LMP_TASK);
+  return t->status == LMP_DONE;
+}
+
+int moonport_unhandled(lua_State *L) { return lmp_getstate(L)->unhandled; }
