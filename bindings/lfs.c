@@ -311,31 +311,40 @@ static char *wf_resolve(const char *path) {
   return NULL;
 }
 
-/* Is name BASE.mp-tmp-PID-HEX16, a temporary of target base? */
-static int wf_is_temp(const char *name, const char *base, size_t blen) {
+/* Is name BASE.mp-tmp-PID-HEX16, a temporary of target base, written by
+ * another process? (This process's own are live: where flock is emulated
+ * per process, as on NFS, their lock would not show.) */
+static int wf_is_stale_temp(const char *name, const char *base,
+                            size_t blen) {
   size_t tlen = sizeof WF_TAG - 1;
   if (strncmp(name, base, blen) || strncmp(name + blen, WF_TAG, tlen))
     return 0;
   const char *s = name + blen + tlen;
   size_t digits = strspn(s, "0123456789");
-  if (!digits || s[digits] != '-') return 0;
+  if (!digits || s[digits] != '-' || strtol(s, NULL, 10) == (long)getpid())
+    return 0;
   s += digits + 1;
   return strspn(s, "0123456789abcdef") == 16 && s[16] == 0;
+}
+
+/* The directory of target (malloc'd), or NULL. */
+static char *wf_dir(const char *target) {
+  const char *slash = strrchr(target, '/');
+  return slash ? strndup(target, (size_t)(slash - target) + 1) : strdup(".");
 }
 
 /* Removes the temporaries of target that no live writer holds. */
 static void wf_clean(const char *target) {
   const char *slash = strrchr(target, '/');
   const char *base = slash ? slash + 1 : target;
-  char *dir = slash ? strndup(target, (size_t)(slash - target) + 1)
-                    : strdup(".");
+  char *dir = wf_dir(target);
   DIR *d = dir ? opendir(dir) : NULL;
   struct dirent *e;
   size_t blen = strlen(base);
   free(dir);
   if (!d) return;
   while ((e = readdir(d))) {
-    if (!wf_is_temp(e->d_name, base, blen)) continue;
+    if (!wf_is_stale_temp(e->d_name, base, blen)) continue;
     int fd = openat(dirfd(d), e->d_name,
                     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
@@ -389,9 +398,7 @@ static int wf_write(int fd, const char *p, size_t n) {
 }
 
 static void wf_sync_dir(const char *target) {
-  const char *slash = strrchr(target, '/');
-  char *dir = slash ? strndup(target, (size_t)(slash - target) + 1)
-                    : strdup(".");
+  char *dir = wf_dir(target);
   int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   free(dir);
   if (fd < 0) return;
