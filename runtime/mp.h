@@ -217,7 +217,9 @@ void mp_op_release(struct mp_op *op);
  * writes lives exactly as long as the op. The memory owned before is
  * freed now (unless it is p). Prep functions that copy (paths,
  * addresses) own their copy the same way, so a prep replaces what the op
- * owned: keep your own buffers out of op->owned across such a prep. */
+ * owned: keep your own buffers out of op->owned across such a prep.
+ * A work function (mp_op_prep_work) may call it on its op, on its pool
+ * thread. */
 void mp_op_own(struct mp_op *op, void *p, void (*free_fn)(void *));
 /* Starts the op. On failure returns an MP_E* code and the op is not in
  * flight (the caller still owns it). Success means the callback will run

@@ -292,3 +292,42 @@ TEST_IMPL(loop_wait_timer) {
   CLOSE_LOOP(loop);
   return 0;
 }
+
+static void own_in_job(struct mp_op *op) {
+  /* on a pool thread: replace owned memory several times */
+  for (int i = 0; i < 50; i++) {
+    mp_op_own(op, malloc(64), NULL);
+    mp_op_own(op, &owned_counts, count_free);
+  }
+  op->result = 7;
+}
+
+static void job_cb(struct mp_op *op) {
+  *(int64_t *)op->data = op->result;
+  mp_op_release(op);
+}
+
+static void nop_release(struct mp_op *op) { mp_op_release(op); }
+
+/* A work job may own memory from its pool thread, even with the debug
+ * buffer checks on (which read the loop: they must not from there; TSan
+ * sees it while the loop thread keeps submitting). */
+TEST_IMPL(op_own_in_work) {
+  setenv("MOONPORT_DEBUG_BUFFERS", "1", 1);
+  struct mp_loop *loop = test_loop();
+  int64_t got = 0;
+  memset(&owned_counts, 0, sizeof owned_counts);
+  struct mp_op *op = mp_op_new(loop, job_cb, &got);
+  mp_op_prep_work(op, own_in_job, NULL);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  while (got == 0) {
+    struct mp_op *nop = mp_op_new(loop, nop_release, NULL);
+    mp_op_prep_nop(nop);
+    ASSERT_EQ(mp_op_submit(nop), 0);
+    mp_loop_run(loop, MP_RUN_ONCE);
+  }
+  ASSERT_EQ(got, 7);
+  ASSERT_EQ(owned_counts.freed, 50); /* 49 replaced, 1 released */
+  CLOSE_LOOP(loop);
+  return 0;
+}
