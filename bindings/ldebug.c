@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "ldebug.h"
-#include "lrepl.h"
 
 
 
@@ -178,6 +177,7 @@ void lmp_leakcheck_start(struct lmp_state *S) {
 
 struct fd_report {
   struct lmp_leakcheck *lc;
+  const struct lmp_lineio *io;
   int n;
   char list[1024];
 };
@@ -186,7 +186,8 @@ static void fd_check(void *ud, int fd) {
   struct fd_report *r = ud;
   for (int i = 0; i < r->lc->nfds; i++)
     if (r->lc->fds[i] == fd) return;
-  if (lmp_repl_fd(fd)) return; /* process-wide, kept until exit */
+  if (r->io && r->io->owns && r->io->owns(fd))
+    return; /* the REPL's terminal: process-wide, kept until exit */
   char buf[256];
   size_t used = strlen(r->list);
   snprintf(r->list + used, sizeof r->list - used, "%s%d=%s",
@@ -201,7 +202,7 @@ void lmp_leakcheck_end(struct lmp_state *S, size_t nlive, int close_err) {
   struct lmp_leakcheck *lc = S->leakcheck;
   if (!lc) return;
   S->leakcheck = NULL;
-  struct fd_report r = {lc, 0, ""};
+  struct fd_report r = {lc, S->lineio, 0, ""};
   int bad = 0;
   if (nlive) {
     fprintf(stderr, "moonport: leak check: %zu op record%s never released\n",
