@@ -86,7 +86,7 @@ struct lmp_lineio {
   void (*abort)(void);     /* the state is closing: end a read now */
   /* Whether h is one of its process-wide handles, kept until exit (the
    * leak check at state close skips them). */
-  int (*owns)(int h);
+  int (*owns)(mp_handle_t h);
 };
 
 struct lmp_state {

@@ -93,7 +93,7 @@ static int l_readline(lua_State *L) {
     lua_pop(L, 1);
   }
   j->nwords = nwords;
-  op->owned = j;
+  mp_op_own(op, j, NULL);
   mp_op_prep_work(op, read_line, j);
   return lmp_await(L, op, readline_k, "readline");
 }

@@ -234,7 +234,7 @@ static void term_abort(void) {
 /* The terminal's descriptors are process-wide, as readline's state is:
  * opened on the first line read and kept until exit (the leak check at
  * state close skips them). */
-static int term_owns(int fd) {
+static int term_owns(mp_handle_t fd) {
   if (!term.ready || fd < 0) return 0;
   return fd == term.ctl || fd == term.pipe[0] || fd == term.pipe[1] ||
          fd == term.out || fd == term.err ||
