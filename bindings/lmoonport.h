@@ -145,8 +145,7 @@ void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs.open */
 void lmp_open_fs(lua_State *L, struct lmp_state *S);   /* core.fs paths */
 
 /* lfs.c: shared with lfile.c. */
-struct statx;
-void lmp_push_stat(lua_State *L, const struct statx *st);
+void lmp_push_stat(lua_State *L, const struct mp_stat *st);
 const char *lmp_checkpath(lua_State *L, int i); /* a string without NULs */
 void lmp_open_socket(lua_State *L, struct lmp_state *S); /* lsocket.c */
 void lmp_open_server(lua_State *L, struct lmp_state *S); /* lserver.c */

@@ -3,7 +3,7 @@
  * The bindings include no OS header: what they cannot do with an op
  * (mp.h) they do here. Every function returns >= 0 or an MP_E* code and
  * never sets or needs errno; handles are mp_handle_t. Implemented per
- * platform (runtime/*_unix.c). Each section has an owner on issue 9: add
+ * platform (runtime/os_unix.c, fs_unix.c, ...). Each section has an owner on issue 9: add
  * to your own section only, so branches merge cleanly.
  */
 #ifndef MP_OS_H_PUBLIC
@@ -31,6 +31,8 @@ int64_t mp_os_seek(mp_handle_t h, int64_t off, int whence);
  * returns the count written (retries EINTR). For __gc flushes only. */
 int64_t mp_os_pwrite(mp_handle_t h, const void *buf, size_t len,
                      int64_t off);
+/* Makes h non-blocking (on 1) or blocking (0), keeping its other flags. */
+int mp_os_set_nonblock(mp_handle_t h, int on);
 /* 1 if h is a terminal, else 0. */
 int mp_os_isatty(mp_handle_t h);
 /* The process's standard handle 0, 1 or 2 (stdin, stdout, stderr). */
