@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lfs.h"
 #include "lfwrite.h"
 
 /* The op's result, or MP_ECLOSED if the file was closed while the op was

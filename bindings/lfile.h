@@ -81,4 +81,6 @@ static inline int lfile_flushed(lua_State *L, int64_t n, int64_t off) {
   return 0;
 }
 
+void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs.open */
+
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmoonport.h"
+#include "lfs.h"
 
 static const char *const type_names[] = {
   "unknown", "file", "directory", "link", "fifo", "socket", "char", "block",

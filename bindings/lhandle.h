@@ -38,11 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lmoonport.h"
-
-#ifndef MP_INVALID_HANDLE
-#define MP_INVALID_HANDLE (-1)
-#endif
+#include "lcore.h"
 
 struct lmp_handle {
   mp_handle_t handle;     /* MP_INVALID_HANDLE once closed (or taken) */

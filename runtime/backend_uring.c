@@ -25,8 +25,8 @@
 /* Test-only fault injection (MP_FAULT_SEED, MP_FAULT_RATE, MP_FAULT_HARD,
  * read at init): a seeded share of socket and file ops is shortened (asks
  * the kernel for fewer bytes, which it may always return) or never reaches
- * the kernel and completes with -EINTR or -EAGAIN (with MP_FAULT_HARD,
- * -ECANCELED). Faults are made before the kernel sees the op, so no byte
+ * the kernel and completes with MP_EINTR or MP_EAGAIN (with MP_FAULT_HARD,
+ * MP_ECANCELED). Faults are made before the kernel sees the op, so no byte
  * is lost or duplicated by the injection itself. */
 struct faults {
   uint64_t rng;          /* xorshift64 state; 0: faults off */
