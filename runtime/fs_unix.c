@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -84,11 +85,9 @@ int64_t mp_os_pwrite(mp_handle_t h, const void *buf, size_t len,
 }
 
 int mp_os_set_nonblock(mp_handle_t h, int on) {
-  int fl = fcntl(h, F_GETFL);
-  if (fl < 0) return err_of(errno);
-  int want = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
-  if (want != fl && fcntl(h, F_SETFL, want) < 0) return err_of(errno);
-  return 0;
+  /* FIONBIO: one syscall that touches O_NONBLOCK only (F_GETFL + F_SETFL
+   * would be two, on every open) */
+  return ioctl(h, FIONBIO, &on) < 0 ? err_of(errno) : 0;
 }
 
 int mp_os_isatty(mp_handle_t h) { return isatty(h) ? 1 : 0; }
