@@ -388,15 +388,29 @@ int mp_op_prep_mkdir(struct mp_op *op, const char *path, uint32_t mode) {
   return r;
 }
 
-int mp_op_prep_readdir(struct mp_op *op, const char *path) {
-  return prep_path(op, MP_OP_READDIR, MP_INVALID_HANDLE, 0, path, NULL, 0);
+/* READDIR owns [char *names][path]: the pool job stores the names it
+ * collects (NUL-terminated, one after the other, u.fs.len bytes) in the
+ * head and in u.fs.buf; this frees both. (The job never calls mp_op_own:
+ * with debug buffers on, that touches the loop, from the wrong thread.) */
+static void readdir_free(void *p) {
+  free(*(char **)p);
+  free(p);
 }
 
-/* The pool job replaced op->owned with the names, NUL-terminated, one
- * after the other, u.fs.len bytes in all. */
+int mp_op_prep_readdir(struct mp_op *op, const char *path) {
+  int r = prep_path(op, MP_OP_READDIR, MP_INVALID_HANDLE, sizeof(char *),
+                    path, NULL, 0);
+  if (r < 0) return r;
+  *(char **)op->owned = NULL;
+  mp_op_own(op, op->owned, readdir_free);
+  return 0;
+}
+
 const char *mp_op_readdir_next(const struct mp_op *op, const char *prev) {
   const char *names = op->u.fs.buf;
-  if (op->kind != MP_OP_READDIR || op->result <= 0 || !names) return NULL;
+  if (op->kind != MP_OP_READDIR || op->result <= 0 || !op->owned ||
+      names != *(char **)op->owned)
+    return NULL;
   const char *p = prev ? prev + strlen(prev) + 1 : names;
   return p < names + op->u.fs.len ? p : NULL;
 }
