@@ -89,11 +89,11 @@ enum mp_op_kind {
   MP_OP_TIMER,    /* completes at a deadline, result 0 */
   MP_OP_WORK,     /* runs fn on a threadpool thread */
   MP_OP_POST,     /* posted by mp_loop_post from any thread */
-  MP_OP_READ,     /* read(2)/pread(2): fd, buf, len, off (-1: current) */
+  MP_OP_READ,     /* read(2)/pread(2): handle, buf, len, off (-1: current) */
   MP_OP_WRITE,    /* write(2)/pwrite(2) */
   MP_OP_RECV,     /* recv(2) on a socket */
   MP_OP_SEND,     /* send(2) on a socket, never raises SIGPIPE */
-  MP_OP_ACCEPT,   /* accept4(2), result is the new fd (non-blocking) */
+  MP_OP_ACCEPT,   /* accept4(2), result is the new handle (non-blocking) */
   MP_OP_CONNECT,  /* connect(2) on a non-blocking socket */
   MP_OP_CLOSE,    /* close(2) */
   /* Files and paths, relative to the current directory: native on
@@ -201,7 +201,8 @@ int mp_loop_timeout(struct mp_loop *loop);
  * something to do (a completion, a post, a wake, a timer due) or
  * timeout_ms passes (-1: no limit), without running anything; then run
  * the loop (MP_RUN_NOWAIT). Returns 1 when woken, 0 when timeout_ms
- * passed first. Like mp_loop_timeout, it resets the handle first. */
+ * passed first (or a signal interrupted the sleep). Like mp_loop_timeout,
+ * it resets the handle first. Loop thread only. */
 int mp_loop_wait(struct mp_loop *loop, int timeout_ms);
 /* Thread-safe. Queues op (memory owned by the caller, prepared with
  * mp_op_init) as a completion and wakes the loop; its cb runs on the loop
@@ -224,7 +225,9 @@ void mp_op_release(struct mp_op *op);
  * writes lives exactly as long as the op. The memory owned before is
  * freed now (unless it is p). Prep functions that copy (paths,
  * addresses) own their copy the same way, so a prep replaces what the op
- * owned: keep your own buffers out of op->owned across such a prep. */
+ * owned: keep your own buffers out of op->owned across such a prep.
+ * A work function (mp_op_prep_work) may call it on its op, on its pool
+ * thread. */
 void mp_op_own(struct mp_op *op, void *p, void (*free_fn)(void *));
 /* Starts the op. On failure returns an MP_E* code and the op is not in
  * flight (the caller still owns it). Success means the callback will run
