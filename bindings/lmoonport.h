@@ -148,7 +148,7 @@ void lmp_open_fs(lua_State *L, struct lmp_state *S);   /* core.fs paths */
 struct statx;
 void lmp_push_stat(lua_State *L, const struct statx *st);
 const char *lmp_checkpath(lua_State *L, int i); /* a string without NULs */
-void lmp_open_socket(lua_State *L, struct lmp_state *S); /* lsocket.c */
+void lmp_open_socket(lua_State *L, struct lmp_state *S); /* lstream.c */
 void lmp_open_server(lua_State *L, struct lmp_state *S); /* lserver.c */
 void lmp_open_udp(lua_State *L, struct lmp_state *S);    /* ludp.c */
 void lmp_open_dns(lua_State *L, struct lmp_state *S);    /* ldns.c */

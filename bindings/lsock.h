@@ -1,6 +1,6 @@
-/* lsock.h: shared by the socket bindings: lsocket.c (streams, servers and
- * the op bookkeeping every socket uses), ludp.c (datagrams) and ldns.c
- * (names and addresses). Not a public header. */
+/* lsock.h: shared by the socket bindings: lsock.c (the op bookkeeping
+ * every socket uses), lstream.c (streams), lserver.c (servers), ludp.c
+ * (datagrams) and ldns.c (names and addresses). Not a public header. */
 #ifndef LSOCK_H
 #define LSOCK_H
 
@@ -76,6 +76,11 @@ int64_t lsock_deadline(struct lsock *s);
  * until it completes (see lmp_await). */
 int lsock_await(lua_State *L, struct lsock *s, struct mp_op *op,
                 lmp_done k, const char *fname);
+/* Links r to s and starts its deadline timer (MP_ENOMEM: r stays
+ * unlinked); lsock_req_finish undoes it when r's op completes, closing
+ * the descriptor after the last op of a closed socket. */
+int lsock_req_link(struct lsock *s, struct lsock_req *r);
+void lsock_req_finish(struct lsock_req *r);
 static inline struct lsock_req *lsock_req(struct mp_op *op) {
   return op->owned;
 }
@@ -85,6 +90,11 @@ static inline struct lsock_req *lsock_req(struct mp_op *op) {
 int lsock_fail_op(lua_State *L, struct lsock *s, struct mp_op *op,
                   const char *what);
 int lsock_fail(lua_State *L, struct lsock *s, int err, const char *what);
+/* Pushes nil, "what ADDR: msg", code (ADDR: the peer or local name). */
+int lsock_push_fail(lua_State *L, struct lsock *s, const char *what,
+                    const char *msg, const char *code);
+/* Marks s closed and cancels its ops; the last one closes the fd. */
+void lsock_shut(struct lsock *s);
 /* settimeout / close / sockname shared by every type. */
 int lsock_settimeout(lua_State *L, int type, const char *fname);
 int lsock_close(lua_State *L, int type);
