@@ -221,6 +221,18 @@ int mp_op_prep_unlinkat(struct mp_op *op, int dirfd, const char *path,
 int mp_op_prep_mkdirat(struct mp_op *op, int dirfd, const char *path,
                        uint32_t mode);
 
+/* File metadata, as stat(2) gives it, in portable terms (MP_OP_STAT,
+ * mp_os_fstat). mode holds the permission bits only; type the kind. */
+enum { MP_FT_UNKNOWN, MP_FT_FILE, MP_FT_DIR, MP_FT_LINK, MP_FT_FIFO,
+       MP_FT_SOCK, MP_FT_CHAR, MP_FT_BLOCK };
+struct mp_stat {
+  int64_t size;
+  uint64_t ino, dev, nlink, blocks; /* blocks: 512-byte units */
+  uint32_t mode, uid, gid;
+  uint8_t type; /* MP_FT_* */
+  struct { int64_t sec; int32_t nsec; } atime, mtime, ctime;
+};
+
 /* Introspection, for leak checks in tests and debug tools: what the loop
  * holds right now. A quiet loop has no op in flight, no live record (every
  * mp_op_new matched by mp_op_release), no timer and no pool job. */

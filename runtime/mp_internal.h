@@ -117,6 +117,10 @@ void mp__pool_close(struct mp_loop *loop);
 int mp__pool_default_size(void);
 void mp__pool_stats(struct mp_loop *loop, struct mp_loop_stats *st);
 
+/* fs_unix.c */
+struct stat;
+void mp__stat_from_stat(struct mp_stat *o, const struct stat *st);
+
 /* Blocking bodies of ops, shared by the epoll backend's threadpool path. */
 void mp__work_blocking_io(struct mp_op *op);
 

@@ -1,0 +1,241 @@
+/* lhandle.c: the handle-lifetime object (see lhandle.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lhandle.h"
+#include "mp_os.h"
+
+struct lmp_handle *lmp_handle_new(struct mp_loop *loop, mp_handle_t handle) {
+  struct lmp_handle *h = mp_loop_calloc(loop, 1, sizeof *h);
+  if (!h) return NULL;
+  h->handle = handle;
+  h->loop = loop;
+  h->refs = 1;
+  return h;
+}
+
+static void release_cb(struct mp_op *op) { mp_op_release(op); }
+
+static void close_work(struct mp_op *op) {
+  op->result = mp_os_close((mp_handle_t)(intptr_t)op->u.work.arg);
+}
+
+/* Closes the handle through the loop (close may block on some
+ * filesystems, and with SO_LINGER), protected so that a drained loop
+ * still closes it; here, blocking, when no op can be had. */
+static void close_handle(struct lmp_handle *h) {
+  mp_handle_t fd = h->handle;
+  if (fd == MP_INVALID_HANDLE) return;
+  h->handle = MP_INVALID_HANDLE;
+  struct mp_op *op = mp_op_new(h->loop, release_cb, NULL);
+  if (op) {
+    if (h->blocking_close)
+      mp_op_prep_work(op, close_work, (void *)(intptr_t)fd);
+    else
+      mp_op_prep_close(op, fd);
+    mp_op_protect(op);
+    if (mp_op_submit(op) == 0) return;
+    mp_op_release(op);
+  }
+  mp_os_close(fd);
+}
+
+static void drop_ref(struct lmp_handle *h) {
+  if (--h->refs > 0) return;
+  close_handle(h); /* nothing names it any more */
+  free(h->ops);
+  free(h->wbuf);
+  free(h);
+}
+
+int lmp_handle_track(struct lmp_handle *h, struct mp_op *op) {
+  if (h->nops == h->capops) {
+    int cap = h->capops ? h->capops * 2 : 4;
+    struct mp_op **ops = mp_loop_realloc(h->loop, h->ops,
+                                         (size_t)cap * sizeof *ops);
+    if (!ops) return MP_ENOMEM;
+    h->ops = ops;
+    h->capops = cap;
+  }
+  h->ops[h->nops++] = op;
+  h->refs++;
+  op->ref = h;
+  return 0;
+}
+
+void lmp_handle_untrack(struct mp_op *op) {
+  struct lmp_handle *h = op->ref;
+  if (!h) return;
+  op->ref = NULL;
+  for (int i = 0; i < h->nops; i++) {
+    if (h->ops[i] != op) continue;
+    h->ops[i] = h->ops[--h->nops];
+    break;
+  }
+  if (h->closing && h->nops == 0) close_handle(h);
+  drop_ref(h);
+}
+
+void lmp_handle_op_cb(struct mp_op *op) {
+  lmp_handle_untrack(op);
+  lmp_task_op_cb(op);
+}
+
+struct mp_op *lmp_handle_op(struct lmp_handle *h, int *err) {
+  struct mp_op *op = mp_op_new(h->loop, lmp_handle_op_cb, NULL);
+  if (!op) {
+    *err = MP_ENOMEM;
+    return NULL;
+  }
+  if ((*err = lmp_handle_track(h, op)) < 0) {
+    mp_op_release(op);
+    return NULL;
+  }
+  return op;
+}
+
+int lmp_handle_retrack(struct lmp_handle *h, struct mp_op *op) {
+  if (lmp_handle_closed(h)) return MP_ECLOSED;
+  int err = lmp_handle_track(h, op);
+  if (err == 0) op->cb = lmp_handle_op_cb;
+  return err;
+}
+
+static void start_close(struct lmp_handle *h) {
+  h->closing = 1;
+  free(h->wbuf);
+  h->wbuf = NULL;
+  h->wlen = 0;
+  for (int i = 0; i < h->nops; i++) mp_op_cancel(h->ops[i]);
+}
+
+void lmp_handle_close(struct lmp_handle *h) {
+  if (h->closing) return;
+  start_close(h);
+  if (h->nops == 0) close_handle(h);
+}
+
+mp_handle_t lmp_handle_take(struct lmp_handle *h) {
+  mp_handle_t fd = MP_INVALID_HANDLE;
+  if (h->closing) return fd;
+  start_close(h);
+  if (h->nops == 0) {
+    fd = h->handle;
+    h->handle = MP_INVALID_HANDLE;
+  }
+  return fd;
+}
+
+void lmp_handle_unref(struct lmp_handle *h) {
+  if (!h) return;
+  lmp_handle_close(h);
+  drop_ref(h);
+}
+
+/* --- the pending write -------------------------------------------------- */
+
+char *lmp_handle_wspace(struct lmp_handle *h, size_t len, int64_t off) {
+  if (!h->wbuf && !(h->wbuf = mp_loop_malloc(h->loop, LMP_WBUF_MAX)))
+    return NULL;
+  if (h->wlen == 0) h->woff = off;
+  char *p = h->wbuf + h->wlen;
+  h->wlen += len;
+  return p;
+}
+
+/* A write in flight: the op owns this record, its bytes follow. */
+struct wreq {
+  lmp_wrote k;
+  struct lmp_handle *h;
+  const char *fname;
+  size_t total, done;
+  int64_t off;
+  _Alignas(16) char data[];
+};
+
+static struct wreq *wreq_of(char *data) {
+  return (struct wreq *)(data - offsetof(struct wreq, data));
+}
+
+char *lmp_handle_wbuf(struct lmp_handle *h, size_t len) {
+  struct wreq *w = mp_loop_malloc(h->loop, sizeof *w + (len ? len : 1));
+  return w ? w->data : NULL;
+}
+
+static int write_k(lua_State *L, struct mp_op *op);
+
+/* Submits the rest of the write: [done, total). */
+static int write_more(lua_State *L, struct mp_op *op) {
+  struct wreq *w = op->owned;
+  int err = lmp_handle_retrack(w->h, op);
+  if (err < 0) {
+    lmp_wrote k = w->k;
+    int64_t off = w->off;
+    mp_op_release(op);
+    return k(L, err, off);
+  }
+  mp_op_prep_write(op, w->h->handle, w->data + w->done, w->total - w->done,
+                   w->off < 0 ? -1 : w->off + (int64_t)w->done);
+  return lmp_await(L, op, write_k, w->fname);
+}
+
+static int write_k(lua_State *L, struct mp_op *op) {
+  struct wreq *w = op->owned;
+  /* The owner is on the stack, so the record is alive: closed meanwhile? */
+  int64_t r = lmp_handle_closed(w->h) ? MP_ECLOSED : op->result;
+  if (r == 0 && w->done < w->total) r = MP_EIO; /* no progress: give up */
+  if (r > 0) w->done += (size_t)r;
+  if (r > 0 && w->done < w->total) return write_more(L, op);
+  lmp_wrote k = w->k;
+  int64_t off = w->off, n = r < 0 ? r : (int64_t)w->total;
+  mp_op_release(op);
+  return k(L, n, off);
+}
+
+int lmp_handle_write(lua_State *L, struct lmp_handle *h, char *buf,
+                     size_t len, int64_t off, lmp_wrote k,
+                     const char *fname) {
+  struct wreq *w = wreq_of(buf);
+  w->k = k;
+  w->fname = fname;
+  w->h = h;
+  w->total = len;
+  w->done = 0;
+  w->off = off;
+  if (len == 0) { /* nothing to do, but still a valid call */
+    free(w);
+    return k(L, 0, off);
+  }
+  struct mp_op *op = mp_op_new(h->loop, NULL, NULL);
+  if (!op) {
+    free(w);
+    return luaL_error(L, "not enough memory");
+  }
+  op->owned = w;
+  return write_more(L, op);
+}
+
+int lmp_handle_flush(lua_State *L, struct lmp_handle *h, lmp_wrote k) {
+  size_t n = h->wlen;
+  char *buf = lmp_handle_wbuf(h, n);
+  if (!buf) return luaL_error(L, "not enough memory");
+  memcpy(buf, h->wbuf, n);
+  h->wlen = 0;
+  return lmp_handle_write(L, h, buf, n, h->woff, k, "flush");
+}
+
+int lmp_handle_flush_now(struct lmp_handle *h) {
+  size_t done = 0;
+  int err = 0;
+  while (done < h->wlen) {
+    int64_t r = mp_os_pwrite(h->handle, h->wbuf + done, h->wlen - done,
+                             h->woff < 0 ? -1 : h->woff + (int64_t)done);
+    if (r <= 0) {
+      err = r < 0 ? (int)r : MP_EIO;
+      break;
+    }
+    done += (size_t)r;
+  }
+  h->wlen = 0;
+  return err;
+}
