@@ -66,7 +66,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lmoonport.h"
+#include "lcore.h"
 
 #define LMP_RBUF_CHUNK (64 * 1024)         /* default read size */
 #define LMP_RBUF_MAXLINE (1024 * 1024)     /* default line limit */

@@ -5,7 +5,7 @@
  * reports it as the main thread and isyieldable() is false. Coroutines
  * the script creates behave as usual. C functions, so debug hooks see
  * what they see in lua. init.lua installs them. */
-#include "lmoonport.h"
+#include "lcoro.h"
 
 static int task_level(lua_State *L, lua_State *co) {
   struct lmp_task *t = lmp_state(L)->current;

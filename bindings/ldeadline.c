@@ -4,7 +4,7 @@
  * closed or collected. */
 #include <string.h>
 
-#include "lmoonport.h"
+#include "ldeadline.h"
 
 #define LMP_DEADLINE "moonport.deadline"
 

@@ -13,7 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lmoonport.h"
+#include "ldebug.h"
+#include "lrepl.h"
 
 
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "lfile.h"
+#include "lfs.h"
 
 int64_t lfile_pos(struct lfile *f) {
   if (f->wlen && f->woff >= 0) return f->woff + (int64_t)f->wlen;

@@ -67,5 +67,6 @@ int lfile_flush_now(struct lfile *f);
 /* Runs fn(L), the method called, once the buffered writes are written. */
 int lfile_after_flush(lua_State *L, struct lfile *f, lua_CFunction fn);
 int lfile_close(lua_State *L); /* lfile.c */
+void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs.open */
 
 #endif

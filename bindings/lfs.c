@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lmoonport.h"
+#include "lfs.h"
 
 static const char *type_name(unsigned mode) {
   switch (mode & S_IFMT) {

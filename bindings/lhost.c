@@ -1,54 +1,18 @@
 /* lhost.c: the embedding API a host drives moonport with (moonport.h):
  * spawning, running in steps or to the end, deadlock reports, the host's
  * references, how long it may sleep, and task queries. The scheduler
- * under it is ltask.c. */
+ * under it is lsched.c. */
 #include <poll.h>
 
-#include "lmoonport.h"
+#include "lsched.h"
 
 void moonport_spawn(lua_State *L, int nargs) {
   struct lmp_state *S = lmp_getstate(L);
   int fidx = lua_gettop(L) - nargs;
   lua_insert(L, fidx); /* moonport_spawn takes fn on top: put it first */
-  lmp_task_spawn(L, S, nargs);
+  lmp_spawn(L, S, lua_gettop(L) - nargs, nargs);
   lua_replace(L, fidx);
   lua_settop(L, fidx);
-}
-
-/* Cancels every live task (after a deadlock, so the state stays usable). */
-static void cancel_all(struct lmp_state *S) {
-  lua_State *L = S->L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
-    if (t) lmp_task_cancel(t);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-}
-
-/* Runs until every task has ended; 0, or -1 on deadlock, after which the
- * deadlocked tasks have been cancelled and run to their end. */
-int lmp_run_all(struct lmp_state *S) {
-  while (S->ntasks > 0) {
-    if (lmp_step(S, 1)) continue;
-    int n = S->ntasks;
-    for (int tries = 0; S->ntasks > 0 && tries < 3; tries++) {
-      cancel_all(S);
-      while (lmp_step(S, 1)) {}
-    }
-    S->deadlocked = n;
-    return -1;
-  }
-  return 0;
-}
-
-int lmp_push_deadlock(lua_State *L, struct lmp_state *S) {
-  lua_pushfstring(L, "deadlock: %d task(s) waited for each other (a join or "
-                     "channel) with no operation in flight; they were "
-                     "cancelled", S->deadlocked ? S->deadlocked : S->ntasks);
-  return -1;
 }
 
 /* In steps, tasks that nothing in flight can wake are deadlocked, unless

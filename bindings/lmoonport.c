@@ -4,18 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmoonport.h"
+#include "lchan.h"
+#include "lcoro.h"
+#include "ldeadline.h"
+#include "ldebug.h"
+#include "lfile.h"
+#include "lfs.h"
+#include "lrepl.h"
+#include "lsock.h"
+#include "ltask.h"
+#include "lwork.h"
 
 struct lmp_embedded { const char *name, *src; size_t len; };
 extern const struct lmp_embedded lmp_embedded[];
-
-int lmp_fail(lua_State *L, int err, const char *what) {
-  lua_pushnil(L);
-  if (what) lua_pushfstring(L, "%s: %s", what, mp_strerror(err));
-  else lua_pushstring(L, mp_strerror(err));
-  lua_pushstring(L, err == MP_ECANCELED ? "cancelled" : mp_errname(err));
-  return 3;
-}
 
 /* The state is finalized last (it was created first): task finalizers
  * have orphaned their ops, so draining the loop only releases records. */
@@ -37,17 +38,6 @@ static int state_gc(lua_State *L) {
   S->loop = NULL;
   lmp_leakcheck_end(S, st.ops_live, r);
   return 0;
-}
-
-void lmp_new_class(lua_State *L, struct lmp_state *S, const char *name,
-                   const luaL_Reg *meta, const luaL_Reg *methods) {
-  luaL_newmetatable(L, name);
-  lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, meta, 1);
-  lua_newtable(L);
-  lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
 }
 
 const char *moonport_version(void) { return MOONPORT_VERSION; }
@@ -130,7 +120,10 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
 
   lua_newtable(L); /* the core table */
   int core = lua_gettop(L);
+  lmp_open_core(L, S);
+  lmp_open_sched(L, S);
   lmp_open_task(L, S);
+  lmp_open_chan(L, S);
   lmp_open_deadline(L, S);
   lmp_open_work(L, S);
   lmp_open_repl(L, S);

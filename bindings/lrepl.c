@@ -30,7 +30,7 @@
 #include <readline/readline.h>
 #endif
 
-#include "lmoonport.h"
+#include "lrepl.h"
 
 enum { MAX_LINE = 1 << 20, HISTORY_LINES = 1000 };
 

@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 
 #include "lbuf.h"
-#include "lmoonport.h"
+#include "lcore.h"
 
 #define LSOCK_STREAM_MT "moonport.stream"
 #define LSOCK_SERVER_MT "moonport.server"
@@ -102,6 +102,11 @@ int lsock_gc(lua_State *L);
 int lsock_tostring(lua_State *L);
 int lsock_push_name(lua_State *L, struct lsock *s, int peer);
 int lsock_setoption(lua_State *L, int type);
+
+void lmp_open_socket(lua_State *L, struct lmp_state *S); /* lstream.c */
+void lmp_open_server(lua_State *L, struct lmp_state *S); /* lserver.c */
+void lmp_open_udp(lua_State *L, struct lmp_state *S);    /* ludp.c */
+void lmp_open_dns(lua_State *L, struct lmp_state *S);    /* ldns.c */
 
 /* ldns.c: addresses. Pushes host, port (or path for AF_UNIX). */
 int lsock_push_addr(lua_State *L, const struct sockaddr *sa, socklen_t len);

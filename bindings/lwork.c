@@ -10,7 +10,7 @@
 
 #include <lualib.h>
 
-#include "lmoonport.h"
+#include "lwork.h"
 
 struct buf {
   char *p;

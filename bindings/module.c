@@ -1,6 +1,6 @@
 /* module.c: luaopen_moonport, so require "moonport" works from a stock
  * lua5.4 with build/lib on package.cpath. */
-#include "lmoonport.h"
+#include "lcore.h"
 
 /* Only here (a stock interpreter) are tasks left when the state closes
  * a surprise: hosts decide that themselves (docs/embedding.md). */

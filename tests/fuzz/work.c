@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "lmoonport.h"
+#include "lwork.h"
 
 enum { BUDGET = 2000, REF_MIN = 32 /* as lwork.c */ };
 

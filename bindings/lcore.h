@@ -1,6 +1,20 @@
-/* lmoonport.h: helpers shared by the binding files (lmp_*). */
-#ifndef LMOONPORT_H
-#define LMOONPORT_H
+/* lcore.h: the lowest layer of the bindings: the per-state record, the
+ * task record, the await primitive every binding suspends with, class
+ * registration and the one error path. Not a public header.
+ *
+ * The layering (a file includes only headers of its own or lower layers;
+ * `grep -n '#include "' bindings/l*.c` shows it):
+ *   1. lcore.h        state, tasks, await/park/wake, lmp_fail
+ *   2. lbuf.h         the read buffer (and the handle object)
+ *   3. objects        lfile.h, lsock.h, lfs.h, lwork.h, lcoro.h,
+ *                     ldeadline.h, ldebug.h, lrepl.h, lchan.h
+ *   4. lsched.h       the scheduler; ltask.h the task methods; lhost.c
+ *   5. lmoonport.c    opens everything
+ * Where a lower layer needs something above it (the await primitive
+ * running ready tasks outside any task), the state holds a hook the
+ * higher layer installs. */
+#ifndef LCORE_H
+#define LCORE_H
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -18,6 +32,7 @@ enum {
 };
 
 struct lmp_state;
+struct lmp_leakcheck;
 
 /* What runs when an op a task waited on completes: op is the task's again
  * (released by k or resubmitted); interruptions were raised before. */
@@ -56,6 +71,11 @@ struct lmp_task {
   unsigned char has_joiners; /* S->waiters holds an entry for it */
 };
 
+/* The REPL's line input as the state sees it (lrepl.c reads lines with
+ * stdio; a host with a terminal, the moonport command, installs its own
+ * with lmp_repl_set). Process-wide things (a terminal) may sit behind it. */
+struct lmp_lineio;
+
 struct lmp_state {
   struct mp_loop *loop;
   lua_State *L;             /* the main state */
@@ -76,7 +96,14 @@ struct lmp_state {
   int waiters;              /* registry ref: target task -> joiners */
   int taskcos;              /* registry ref: the tasks' coroutines (weak) */
   struct lmp_leakcheck *leakcheck; /* MOONPORT_LEAK_CHECK (ldebug.c) */
+  /* Hooks the layers above install (lsched.c, lrepl.c): */
+  void (*run_ready)(struct lmp_state *S); /* resumes the ready tasks */
+  const struct lmp_lineio *lineio;        /* the REPL's line input */
 };
+
+/* What every suspension yields (the coroutine wrappers pass it up). */
+extern const char lmp_sentinel;
+#define LMP_SENTINEL ((void *)&lmp_sentinel)
 
 #define LMP_TASK "moonport.task"
 #define LMP_STATE "moonport.state"    /* the state userdata's metatable */
@@ -89,6 +116,42 @@ struct lmp_state *lmp_getstate(lua_State *L); /* from the registry */
 
 /* The task running now: a real task, or S->main outside any task. */
 struct lmp_task *lmp_self(struct lmp_state *S);
+
+/* ---- The error path ----
+ *
+ * Pushes nil, "what: message" (just the message when what is NULL) and
+ * the code (mp_errname: "ENOENT", "EAI_NONAME", ...; "cancelled" for
+ * MP_ECANCELED) for any MP_E* error, the resolver's MP_EAI_* included;
+ * returns 3. This is the only place that builds an IO failure: special
+ * wordings (a socket's "closed" or "timeout", a path "name: message")
+ * are made by choosing err and what before calling it. */
+int lmp_fail(lua_State *L, int err, const char *what);
+
+/* Registers an object type: metatable `name` with the metamethods meta and
+ * an __index table of methods, every function with S as upvalue 1. Leaves
+ * the metatable on the stack. An existing metatable (the task's, made by
+ * lmp_open_core) gets the functions added. */
+void lmp_new_class(lua_State *L, struct lmp_state *S, const char *name,
+                   const luaL_Reg *meta, const luaL_Reg *methods);
+
+/* ---- Tasks and the ready queue ---- */
+
+/* Pushes a new task record (status 0, no coroutine yet). */
+struct lmp_task *lmp_new_task(lua_State *L, struct lmp_state *S);
+/* Anchors the task at the top of the stack (it is not collected while
+ * alive); lmp_unanchor lets it go. */
+void lmp_anchor(lua_State *L, struct lmp_task *t);
+void lmp_unanchor(lua_State *L, struct lmp_task *t);
+void lmp_push_task(lua_State *L, struct lmp_task *t);
+void lmp_ready_push(struct lmp_task *t); /* to the ready queue */
+void lmp_ready_remove(struct lmp_task *t);
+
+/* Runs the ready tasks (through S->run_ready) and a loop turn, waiting
+ * for a completion if may_wait and nothing is ready; 0: nothing can run
+ * (no task ready, no op in flight, no post waiting). */
+int lmp_step(struct lmp_state *S, int may_wait);
+
+/* ---- The await primitive ---- */
 
 /* Suspends the caller until op (prepared, owned by the caller) completes,
  * then returns k(L, op). Works inside tasks (yields), inside a user
@@ -106,6 +169,9 @@ int lmp_await(lua_State *L, struct mp_op *op, lmp_done k, const char *fname);
 /* Gives op up without waiting: data is cleared and its callback runs, which
  * releases it, freeing what it owns (or it is released if it has none). */
 void lmp_op_discard(struct mp_op *op);
+/* Gives back an op its task no longer waits for: orphaned if in flight
+ * (released by its callback on completion), else discarded now. */
+void lmp_drop_op(struct mp_op *op);
 /* The callback lmp_await installs when op->cb is NULL: readies the task,
  * or releases an orphaned op (data NULL). Op types that own more than
  * op->owned install their own callback that frees it and chains here.
@@ -119,66 +185,29 @@ void lmp_task_op_cb(struct mp_op *op);
  * already arrived), then returns k(L, LUA_YIELD or LUA_OK, ctx). Raises
  * "cancelled" or the timeout error, unless a wake arrived first: then the
  * interruption applies to the next suspension, so what a waker handed over
- * (a channel value) is never lost. */
+ * (a channel value) is never lost. lmp_park_cleanup: cleanup is the stack
+ * index of a function run if the parked coroutine is abandoned (so a
+ * channel can take its waiter back), or 0. */
 int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
              const char *fname);
+int lmp_park_cleanup(lua_State *L, lua_KFunction k, lua_KContext ctx,
+                     const char *fname, int cleanup);
 void lmp_wake(struct lmp_task *t);
-/* co is being closed: the task whose suspension came from it lets go. */
+/* sleep(0): lets the other ready tasks run, then returns nothing. */
+int lmp_yield(lua_State *L, const char *fname);
+/* Ends t's pending suspension without running its continuation. */
+void lmp_forget_wait(lua_State *L, struct lmp_task *t);
+/* Gives back the op and deadlines a task holds (it ended, or was
+ * collected). */
+void lmp_task_release_ops(struct lmp_task *t);
+/* Whether the thread at idx is a task's own coroutine. */
 int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx);
+/* co is being closed: the task whose suspension came from it lets go. */
 void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co);
 
-/* Pushes "nil, message, code" for an MP_E* error; returns 3. */
-int lmp_fail(lua_State *L, int err, const char *what);
-
-/* Registration of each object type's functions into the core table at
- * the top of the stack (each closure gets S as upvalue 1). */
-void lmp_open_task(lua_State *L, struct lmp_state *S);
-void lmp_open_work(lua_State *L, struct lmp_state *S);
-/* mp.work's value encoding (lwork.c), exposed for tests/fuzz/work.c. */
-const char *lmp_work_encode(lua_State *L, int idx, int n, int *bad);
-const char *lmp_work_decode(lua_State *L, const char *p, int n);
-void lmp_open_repl(lua_State *L, struct lmp_state *S);
-int lmp_repl_fd(int fd); /* a descriptor of the REPL's terminal */
-void lmp_repl_abort(void); /* state closing: end a line being read */
-void lmp_open_coro(lua_State *L, struct lmp_state *S); /* lcoro.c */
-void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs.open */
-void lmp_open_fs(lua_State *L, struct lmp_state *S);   /* core.fs paths */
-
-/* lfs.c: shared with lfile.c. */
-struct statx;
-void lmp_push_stat(lua_State *L, const struct statx *st);
-const char *lmp_checkpath(lua_State *L, int i); /* a string without NULs */
-void lmp_open_socket(lua_State *L, struct lmp_state *S); /* lstream.c */
-void lmp_open_server(lua_State *L, struct lmp_state *S); /* lserver.c */
-void lmp_open_udp(lua_State *L, struct lmp_state *S);    /* ludp.c */
-void lmp_open_dns(lua_State *L, struct lmp_state *S);    /* ldns.c */
-
-/* Registers an object type: metatable `name` with the metamethods meta and
- * an __index table of methods, every function with S as upvalue 1. Leaves
- * the metatable on the stack. */
-void lmp_new_class(lua_State *L, struct lmp_state *S, const char *name,
-                   const luaL_Reg *meta, const luaL_Reg *methods);
-
-/* ldebug.c: mp.debug, and the leak check at state close. */
-void lmp_push_debug(lua_State *L, struct lmp_state *S);
-void lmp_leakcheck_start(struct lmp_state *S);
-void lmp_leakcheck_end(struct lmp_state *S, size_t nlive, int close_err);
-
-/* The scheduler (ltask.c). */
-void lmp_task_spawn(lua_State *L, struct lmp_state *S, int nargs);
-void lmp_run_ready(struct lmp_state *S);
-int lmp_step(struct lmp_state *S, int may_wait); /* 0: nothing can run */
-void lmp_task_cancel(struct lmp_task *t); /* task:cancel() */
-void lmp_ready_push(struct lmp_task *t); /* to the ready queue */
-/* Gives back an op its task no longer waits for: orphaned if in flight
- * (released by its callback on completion), else discarded now. */
-void lmp_drop_op(struct mp_op *op);
-void lmp_open_deadline(lua_State *L, struct lmp_state *S); /* ldeadline.c */
-/* Runs until every task has ended: 0, or -1 on a deadlock (the stuck
- * tasks cancelled and run to their end); lmp_push_deadlock says so. */
-int lmp_run_all(struct lmp_state *S);
-int lmp_push_deadlock(lua_State *L, struct lmp_state *S);
-void lmp_push_task(lua_State *L, struct lmp_task *t);
-void lmp_task_release_ops(struct lmp_task *t);
+/* Registers the task metatable (__gc), the main context's task record
+ * and the core table's await-level fields: SENTINEL, TIMEOUT, abandon.
+ * First of all the lmp_open_* calls. */
+void lmp_open_core(lua_State *L, struct lmp_state *S);
 
 #endif

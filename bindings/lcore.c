@@ -1,0 +1,520 @@
+/* lcore.c: the await primitive every binding suspends with (lcore.h):
+ * the task record, the ready queue, await/park/wake and the continuation
+ * that checks a suspension is still its task's own; plus the one error
+ * path and class registration.
+ *
+ * A task suspends by yielding a private sentinel; anything waiting on a
+ * completion records the op in task->op, and the one continuation given to
+ * lua_yieldk (await_k, park_k) checks that the suspension is still the
+ * task's own before it hands the op to the binding. Op callbacks never run
+ * Lua: they only move the task to the ready queue, and the scheduler
+ * (lsched.c) resumes ready tasks between loop turns, so a Lua error can
+ * never unwind through the core. Outside any task (a stock lua5.4, the
+ * REPL) the same calls run the loop until their own completion arrives. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lcore.h"
+
+const char lmp_sentinel = 0;       /* yielded by every suspension */
+static const char timeout_key = 0; /* registry: the timeout error object */
+#define SENTINEL LMP_SENTINEL
+
+int lmp_fail(lua_State *L, int err, const char *what) {
+  lua_pushnil(L);
+  if (what) lua_pushfstring(L, "%s: %s", what, mp_strerror(err));
+  else lua_pushstring(L, mp_strerror(err));
+  lua_pushstring(L, err == MP_ECANCELED ? "cancelled" : mp_errname(err));
+  return 3;
+}
+
+void lmp_new_class(lua_State *L, struct lmp_state *S, const char *name,
+                   const luaL_Reg *meta, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, meta, 1);
+  lua_newtable(L);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+}
+
+struct lmp_task *lmp_self(struct lmp_state *S) {
+  return S->current ? S->current : S->main;
+}
+
+struct lmp_state *lmp_getstate(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, LMP_STATE_KEY);
+  struct lmp_state *S = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return S;
+}
+
+void lmp_ready_push(struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  if (t->status != LMP_NEW) t->status = LMP_READY;
+  t->next = NULL;
+  if (S->ready_tail) S->ready_tail->next = t; else S->ready_head = t;
+  S->ready_tail = t;
+  mp_loop_stop(S->loop); /* a waiting turn returns to run it */
+}
+
+void lmp_ready_remove(struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  struct lmp_task **p = &S->ready_head, *prev = NULL;
+  while (*p && *p != t) prev = *p, p = &(*p)->next;
+  if (!*p) return;
+  *p = t->next;
+  if (S->ready_tail == t) S->ready_tail = prev;
+  t->next = NULL;
+}
+
+void lmp_push_task(lua_State *L, struct lmp_task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
+  lua_rawgeti(L, -1, t->anchor);
+  lua_remove(L, -2);
+}
+
+/* Raises the pending interruption: a cancel (once) or an expired deadline
+ * (for as long as that mp.timeout is on the stack). */
+static int raise_interrupt(lua_State *L, struct lmp_task *t) {
+  if (t->cancel) {
+    t->cancel = 0;
+    lua_pushliteral(L, "cancelled");
+  } else {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &timeout_key);
+  }
+  return lua_error(L);
+}
+
+static int interrupted(struct lmp_task *t) { return t->cancel || t->nexpired; }
+
+/* Is co running (it is L) or resuming another coroutine? Within a task,
+ * those are the coroutines L's suspension would pass through. */
+static int on_chain(lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  return co == L || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar));
+}
+
+/* Whether L, about to suspend, is interrupted. A deadline applies (is
+ * live) only while the coroutine whose mp.timeout pushed it is on L's
+ * resume chain: one left in a coroutine suspended elsewhere, closed or
+ * dropped waits, harmless, for that coroutine (or its guard's __gc). */
+static int interrupted_at(lua_State *L, struct lmp_task *t) {
+  t->nexpired = 0;
+  for (int i = 0; i < t->ndeadlines; i++) {
+    struct lmp_deadline *d = &t->deadlines[i];
+    d->live = on_chain(L, d->co);
+    if (d->live && !mp_op_inflight(d->op)) t->nexpired++;
+  }
+  return interrupted(t);
+}
+
+void lmp_task_op_cb(struct mp_op *op) {
+  struct lmp_task *t = op->data;
+  if (!t) {
+    mp_op_release(op); /* orphaned: its task or coroutine is gone */
+    return;
+  }
+  if (t->is_main) mp_loop_stop(t->S->loop);
+  else if (t->status == LMP_WAITING && t->op == op) lmp_ready_push(t);
+}
+
+static int cannot_suspend(lua_State *L, const char *fname) {
+  return luaL_error(L, "%s: cannot suspend here (inside a C call such as "
+                       "table.sort, string.gsub, tostring or require)", fname);
+}
+
+void lmp_op_discard(struct mp_op *op) {
+  op->data = NULL;
+  if (op->cb) op->cb(op); else mp_op_release(op);
+}
+
+/* Gives back an op a task no longer waits for: an in-flight op is
+ * orphaned (cancelled, released by its callback), a completed one is
+ * discarded now (its callback frees what it owns: a descriptor it opened,
+ * a buffer it filled). */
+void lmp_drop_op(struct mp_op *op) {
+  if (mp_op_inflight(op)) {
+    op->data = NULL;
+    mp_op_cancel(op);
+  } else {
+    lmp_op_discard(op);
+  }
+}
+
+/* Ends the task's pending suspension without running its continuation
+ * (its coroutine was abandoned, resumed elsewhere, or the task ended). */
+void lmp_forget_wait(lua_State *L, struct lmp_task *t) {
+  if (t->op) lmp_drop_op(t->op);
+  t->op = NULL;
+  t->k = NULL;
+  t->pk = NULL;
+  t->wait = 0;
+  if (t->cleanup != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->cleanup);
+    t->cleanup = LUA_NOREF;
+  }
+}
+
+/* Starts a suspension: a task running Lua code has none pending, unless
+ * a coroutine that suspended it was resumed by someone else; that one is
+ * stale. Returns its id. */
+static lua_KContext new_wait(lua_State *L, struct lmp_task *t) {
+  if (t->wait) lmp_forget_wait(L, t);
+  t->wait = ++t->S->lastwait;
+  t->wait_co = L;
+  return t->wait;
+}
+
+/* A coroutine suspended by task `owner` was resumed by another: owner
+ * stops waiting for it (its op orphaned) and goes on, finding the
+ * coroutine dead or suspended elsewhere. A linear search, on an error
+ * path only. */
+static void release_owner(lua_State *L, struct lmp_state *S,
+                          lua_KContext ctx) {
+  struct lmp_task *owner = NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (!owner && lua_next(L, -2)) {
+    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
+    if (t && t->wait == ctx) owner = t;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, owner ? 2 : 1);
+  if (!owner) return;
+  lmp_forget_wait(L, owner);
+  if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
+    lmp_ready_push(owner);
+}
+
+/* The first thing every continuation does: is this the suspension the
+ * running task waits on? If not, the coroutine was abandoned (or taken
+ * over by another task): its op belongs to someone else or is gone. */
+static struct lmp_task *check_wait(lua_State *L, lua_KContext ctx) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (!ctx || t->wait != ctx) {
+    if (ctx) release_owner(L, S, ctx);
+    luaL_error(L, "operation abandoned (a coroutine suspended in moonport "
+                  "was resumed after its task stopped waiting for it, or "
+                  "by another task)");
+  }
+  t->wait = 0;
+  return t;
+}
+
+/* Hands a completed op to its binding, unless the task was interrupted
+ * and the op cancelled for it. */
+static int op_done(lua_State *L, struct lmp_task *t, struct mp_op *op,
+                   lmp_done k) {
+  if (op->result == MP_ECANCELED && interrupted(t)) {
+    lmp_op_discard(op);
+    return raise_interrupt(L, t);
+  }
+  return k(L, op);
+}
+
+static int await_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_task *t = check_wait(L, ctx);
+  struct mp_op *op = t->op;
+  lmp_done k = t->k;
+  (void)status;
+  t->op = NULL;
+  t->k = NULL;
+  return op_done(L, t, op, k);
+}
+
+int lmp_await(lua_State *L, struct mp_op *op, lmp_done k,
+              const char *fname) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (interrupted_at(L, t) || (!t->is_main && !lua_isyieldable(L))) {
+    lmp_op_discard(op); /* its callback frees what it owns */
+    if (interrupted(t)) return raise_interrupt(L, t);
+    return cannot_suspend(L, fname);
+  }
+  if (!op->cb) op->cb = lmp_task_op_cb;
+  op->data = t;
+  if (t->is_main) {
+    /* The main context never yields: it runs the loop right here (a
+     * finalizer may nest a second wait, hence the saved op). */
+    struct mp_op *outer = t->op;
+    t->op = op; /* for deadline_cb */
+    int r = mp_op_submit(op);
+    if (r < 0) {
+      op->result = r;
+      op->cb(op); /* as on completion: bookkeeping, no wake-up */
+    }
+    while (mp_op_inflight(op)) lmp_step(S, 1);
+    t->op = outer;
+    return op_done(L, t, op, k);
+  }
+  lua_KContext id = new_wait(L, t);
+  int r = mp_op_submit(op);
+  if (r < 0) {
+    t->wait = 0;
+    op->result = r;
+    op->cb(op); /* as on completion: the task is running, no wake-up */
+    return k(L, op);
+  }
+  t->op = op;
+  t->k = k;
+  t->status = LMP_WAITING;
+  lua_pushlightuserdata(L, SENTINEL);
+  return lua_yieldk(L, 1, id, await_k);
+}
+
+/* Park continuation: a wake wins over an interruption, which stays
+ * pending for the next suspension. */
+static int park_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_task *t = check_wait(L, ctx);
+  lua_KFunction k = t->pk;
+  (void)status;
+  t->pk = NULL;
+  if (t->cleanup != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->cleanup);
+    t->cleanup = LUA_NOREF;
+  }
+  if (t->woken) t->woken = 0;
+  else if (interrupted(t)) return raise_interrupt(L, t);
+  return k(L, LUA_YIELD, t->pctx);
+}
+
+/* Yields with the park continuation; status is what the task is until
+ * something readies it. */
+static int suspend(lua_State *L, struct lmp_task *t, lua_KFunction k,
+                   lua_KContext ctx, int cleanup) {
+  lua_KContext id = new_wait(L, t);
+  t->pk = k;
+  t->pctx = ctx;
+  if (cleanup) {
+    lua_pushvalue(L, cleanup);
+    t->cleanup = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_pushlightuserdata(L, SENTINEL);
+  return lua_yieldk(L, 1, id, park_k);
+}
+
+/* cleanup: stack index of a function l_abandon calls, or 0. */
+int lmp_park_cleanup(lua_State *L, lua_KFunction k, lua_KContext ctx,
+                     const char *fname, int cleanup) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (interrupted_at(L, t)) return raise_interrupt(L, t);
+  if (t->woken) {
+    t->woken = 0;
+    return k(L, LUA_OK, ctx);
+  }
+  if (t->is_main) {
+    while (!t->woken && !interrupted(t)) {
+      if (!lmp_step(S, 1))
+        return luaL_error(L, "%s: deadlock: nothing left that could wake "
+                             "the main program", fname);
+    }
+    if (!t->woken) return raise_interrupt(L, t);
+    t->woken = 0;
+    return k(L, LUA_OK, ctx);
+  }
+  if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  t->status = LMP_PARKED;
+  return suspend(L, t, k, ctx, cleanup);
+}
+
+int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
+             const char *fname) {
+  return lmp_park_cleanup(L, k, ctx, fname, 0);
+}
+
+/* A running task is never queued: its status may still say PARKED if a
+ * resume that bypasses the coroutine wrappers swallowed its suspension. */
+void lmp_wake(struct lmp_task *t) {
+  if (t->status == LMP_DONE) return;
+  t->woken = 1;
+  if (t->status == LMP_PARKED && t != t->S->current) lmp_ready_push(t);
+  else if (t->is_main) mp_loop_stop(t->S->loop);
+}
+
+static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L, (void)status, (void)ctx;
+  return 0;
+}
+
+/* Yields to the other ready tasks (sleep(0)): the main context runs one
+ * turn without waiting instead. */
+int lmp_yield(lua_State *L, const char *fname) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (interrupted_at(L, t)) return raise_interrupt(L, t);
+  if (t->is_main) {
+    lmp_step(S, 0);
+    return 0;
+  }
+  if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  lmp_ready_push(t);
+  return suspend(L, t, nothing_k, 0, 0);
+}
+
+void lmp_task_release_ops(struct lmp_task *t) {
+  if (t->op) lmp_drop_op(t->op);
+  t->op = NULL;
+  t->wait = 0;
+  for (int i = 0; i < t->ndeadlines; i++) lmp_drop_op(t->deadlines[i].op);
+  t->ndeadlines = t->nexpired = 0;
+}
+
+int lmp_step(struct lmp_state *S, int may_wait) {
+  if (S->ready_head) {
+    S->run_ready(S);
+    mp_loop_run(S->loop, MP_RUN_NOWAIT);
+    return 1;
+  }
+  if (mp_loop_inflight(S->loop) == 0) {
+    /* Posts from other threads count only once the loop has taken them:
+     * take them (their callbacks may ready a task or start an op) before
+     * answering that nothing can run, or they would never arrive. */
+    mp_loop_run(S->loop, MP_RUN_NOWAIT);
+    return S->ready_head || mp_loop_inflight(S->loop) > 0;
+  }
+  mp_loop_run(S->loop, may_wait ? MP_RUN_ONCE : MP_RUN_NOWAIT);
+  return 1;
+}
+
+struct lmp_task *lmp_new_task(lua_State *L, struct lmp_state *S) {
+  struct lmp_task *t = lua_newuserdatauv(L, sizeof *t, 1);
+  memset(t, 0, sizeof *t);
+  t->S = S;
+  t->anchor = LUA_NOREF;
+  t->cleanup = LUA_NOREF;
+  luaL_setmetatable(L, LMP_TASK);
+  return t;
+}
+
+void lmp_anchor(lua_State *L, struct lmp_task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
+  lua_pushvalue(L, -2);
+  t->anchor = luaL_ref(L, -2);
+  lua_pop(L, 1);
+}
+
+void lmp_unanchor(lua_State *L, struct lmp_task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
+  luaL_unref(L, -1, t->anchor);
+  lua_pop(L, 1);
+  t->anchor = LUA_NOREF;
+}
+
+static int task_gc(lua_State *L) {
+  struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
+  lmp_task_release_ops(t);
+  free(t->deadlines);
+  t->deadlines = NULL;
+  return 0;
+}
+
+/* The coroutine wrappers call this when a user coroutine suspended on IO
+ * but the task cannot yield to the loop (a C call is in between): the
+ * suspension ends here (its op orphaned, the task out of the ready queue,
+ * a park's cleanup run), so nothing waits on it; resuming that coroutine
+ * later raises "operation abandoned". */
+static int l_abandon(lua_State *L) {
+  struct lmp_task *t = lmp_self(lmp_state(L));
+  int cleanup = t->cleanup;
+  if (t->is_main || !t->wait) return 0;
+  t->cleanup = LUA_NOREF;
+  if (t->status == LMP_READY) lmp_ready_remove(t); /* sleep(0) */
+  lmp_forget_wait(L, t);
+  t->status = LMP_RUNNING;
+  if (cleanup != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
+    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
+    lua_call(L, 0, 0);
+  }
+  return 0;
+}
+
+/* Whether the thread at idx is a task's own coroutine (lcoro.c). */
+int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->taskcos);
+  lua_pushvalue(L, idx);
+  int r = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return r;
+}
+
+/* Before coroutine.close closes co (lcoro.c): if co is where a task's
+ * suspension came from, that task stops waiting (its op orphaned,
+ * released on completion; a park's cleanup run, so a channel takes its
+ * waiter back) and, unless it is the caller, goes on to find co dead. */
+void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co) {
+  struct lmp_task *owner = NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (!owner && lua_next(L, -2)) {
+    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
+    if (t && !t->is_main && t->wait && t->wait_co == co) owner = t;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, owner ? 2 : 1);
+  if (!owner) return;
+  int cleanup = owner->cleanup;
+  owner->cleanup = LUA_NOREF;
+  lmp_forget_wait(L, owner);
+  if (owner != S->current) {
+    owner->woken = 0; /* a wake for co: its cleanup passes a value on */
+    if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
+      lmp_ready_push(owner);
+  }
+  if (cleanup != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
+    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
+    lua_call(L, 0, 0);
+  }
+}
+
+static int timeout_tostring(lua_State *L) {
+  lua_pushliteral(L, "timeout");
+  return 1;
+}
+
+
+void lmp_open_core(lua_State *L, struct lmp_state *S) {
+  static const luaL_Reg meta[] = {{"__gc", task_gc}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"abandon", l_abandon}, {NULL, NULL}};
+  /* The task type: its methods come with lsched.c/ltask.c (lmp_new_class
+   * adds them); __gc is here, before the first task is made, so that
+   * every task is marked for finalization. */
+  luaL_newmetatable(L, LMP_TASK);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, meta, 1);
+  lua_pushliteral(L, LMP_TASK); /* scripts cannot reach __gc */
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
+
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, funcs, 1);
+  lua_pushlightuserdata(L, SENTINEL);
+  lua_setfield(L, -2, "SENTINEL");
+  /* Kept alive, so the scheduler's lua_pushliteral(co, "cancelled")
+   * finds it interned and cannot run out of memory (and lose a task). */
+  lua_pushliteral(L, "cancelled");
+  lua_setfield(L, LUA_REGISTRYINDEX, "moonport.cancelled");
+  /* The timeout error: prints as "timeout", unique by identity. */
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_pushcfunction(L, timeout_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &timeout_key);
+  lua_setfield(L, -2, "TIMEOUT");
+
+  /* The main context as a task object, so it can park and be woken. */
+  struct lmp_task *m = lmp_new_task(L, S);
+  m->is_main = 1;
+  m->status = LMP_RUNNING;
+  lmp_anchor(L, m);
+  lua_pop(L, 1);
+  S->main = m;
+}

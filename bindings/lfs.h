@@ -1,0 +1,13 @@
+/* lfs.h: path operations (lfs.c), and what lfile.c shares with them. Not
+ * a public header. */
+#ifndef LFS_H
+#define LFS_H
+
+#include "lcore.h"
+
+struct statx;
+void lmp_push_stat(lua_State *L, const struct statx *st);
+const char *lmp_checkpath(lua_State *L, int i); /* a string without NULs */
+void lmp_open_fs(lua_State *L, struct lmp_state *S); /* core.fs paths */
+
+#endif

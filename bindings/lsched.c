@@ -1,0 +1,247 @@
+/* lsched.c: the scheduler: resumes ready tasks between loop turns (the
+ * hook lmp_step calls), ends them (results kept for join, failures nobody
+ * joins reported at once), spawns and cancels them, and runs until every
+ * task has ended, cancelling them on a deadlock. */
+#include <stdio.h>
+#include <string.h>
+
+#include "lsched.h"
+
+/* Wakes every task joining t; the waiters table maps t -> { joiners }. */
+static void wake_joiners(lua_State *L, struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  if (!t->has_joiners) return;
+  t->has_joiners = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiters);
+  lmp_push_task(L, t);
+  if (lua_rawget(L, -2) == LUA_TTABLE) {
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      lmp_wake(luaL_checkudata(L, -1, LMP_TASK));
+      lua_pop(L, 1);
+    }
+    lmp_push_task(L, t);
+    lua_pushnil(L);
+    lua_rawset(L, -4);
+  }
+  lua_pop(L, 2);
+}
+
+static void finish(struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  lua_State *L = S->L;
+  lmp_forget_wait(L, t);
+  /* Readied by sleep(0) just before a yield that never reached the
+   * scheduler (it failed in a coroutine wrapper): once unanchored, a
+   * queued task would be freed under the queue. */
+  if (t->status == LMP_READY) lmp_ready_remove(t);
+  lmp_task_release_ops(t);
+  t->status = LMP_DONE;
+  S->ntasks--;
+  wake_joiners(L, t);
+  lmp_unanchor(L, t);
+}
+
+static int traceback(lua_State *L) {
+  luaL_traceback(L, lua_touserdata(L, 1), lua_touserdata(L, 2), 0);
+  return 1;
+}
+
+/* What lua.c prints for an error object that is not a string. */
+static int describe(lua_State *L) {
+  if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    return 1;
+  lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  return 1;
+}
+
+/* Prints a failure nobody is waiting for, at once, with its traceback.
+ * The error stays as it is on co's stack, for a later join; a __tostring
+ * that raises is reported, never propagated. */
+static void report(struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  lua_State *L = S->L, *co = t->co;
+  int top = lua_gettop(L), type = lua_type(co, -1);
+  if (type == LUA_TSTRING && strcmp(lua_tostring(co, -1), "cancelled") == 0)
+    return; /* asked for */
+  lua_pushvalue(co, -1);
+  lua_xmove(co, L, 1);
+  if (type == LUA_TSTRING || type == LUA_TNUMBER) {
+    lua_tostring(L, -1); /* the copy: a number becomes its text */
+  } else {
+    lua_pushcfunction(L, describe);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      lua_pop(L, 1);
+      lua_pushfstring(L, "(error object is a %s value; its __tostring "
+                         "raised an error)", lua_typename(L, type));
+    }
+  }
+  /* The traceback needs memory: without it, the message alone. */
+  const char *msg = lua_tostring(L, -1);
+  lua_pushcfunction(L, traceback);
+  lua_pushlightuserdata(L, co);
+  lua_pushlightuserdata(L, (void *)msg);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK)
+    fprintf(stderr, "moonport: error in task: %s\n", lua_tostring(L, -1));
+  else
+    fprintf(stderr, "moonport: error in task: %s\n", msg);
+  fflush(stderr);
+  lua_settop(L, top);
+  t->reported = 1;
+  S->unhandled++;
+}
+
+static void fail(struct lmp_task *t) {
+  lua_State *L = t->S->L, *co = t->co;
+  int st;
+  t->failed = 1;
+  if (!t->watched && !t->has_joiners) report(t);
+  /* Lua does not unwind a failed coroutine: closing it runs its pending
+   * to-be-closed variables. It leaves the error (or a newer one raised by
+   * a __close handler) at index 1; a yield-shaped failure leaves nothing,
+   * so keep a copy. */
+  lua_pushvalue(co, -1);
+  lua_xmove(co, L, 1);
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  st = lua_closethread(co, L);
+#else
+  st = lua_resetthread(co);
+#endif
+  if (st == LUA_OK) {
+    lua_settop(co, 0);
+    lua_xmove(L, co, 1);
+  } else {
+    lua_settop(co, 1);
+    lua_pop(L, 1);
+  }
+  t->nres = 1;
+  finish(t);
+}
+
+static void resume_task(struct lmp_state *S, struct lmp_task *t) {
+  lua_State *co = t->co;
+  int nargs = 0, nres = 0, st;
+  if (t->status == LMP_NEW) {
+    if (t->cancel) { /* cancelled before its first turn: never runs */
+      lua_settop(co, 0);
+      lua_pushliteral(co, "cancelled");
+      t->failed = 1;
+      t->nres = 1;
+      finish(t);
+      return;
+    }
+    nargs = lua_gettop(co) - 1;
+  }
+  struct lmp_task *prev = S->current;
+  t->status = LMP_RUNNING;
+  S->current = t;
+  S->running = co;
+  st = lua_resume(co, S->L, nargs, &nres);
+  S->current = prev;
+  S->running = prev ? prev->co : NULL;
+  if (st == LUA_YIELD) {
+    if (nres == 1 && lua_touserdata(co, -1) == LMP_SENTINEL) {
+      lua_pop(co, 1);
+      return; /* waiting on an op or parked */
+    }
+    /* A bare coroutine.yield at the task's top level: like the main chunk
+     * of lua, a task is not a coroutine the script may yield from. */
+    lua_pop(co, nres);
+    lua_pushliteral(co, "attempt to yield from outside a coroutine");
+    st = LUA_ERRRUN;
+  }
+  if (st == LUA_OK) {
+    t->nres = nres;
+    finish(t);
+  } else {
+    fail(t);
+  }
+}
+
+/* Runs the tasks ready now; those readied meanwhile run next turn. Each
+ * task leaves the queue only when its turn comes, so an error escaping
+ * (out of memory) leaves the rest queued rather than lost. */
+static void run_ready(struct lmp_state *S) {
+  struct lmp_task *last = S->ready_tail, *t;
+  while ((t = S->ready_head)) {
+    S->ready_head = t->next;
+    if (!S->ready_head) S->ready_tail = NULL;
+    resume_task(S, t);
+    if (t == last) break;
+  }
+}
+
+
+/* Spawns the function at index fidx with the nargs values after it (all
+ * left in place) and pushes the task. */
+struct lmp_task *lmp_spawn(lua_State *L, struct lmp_state *S, int fidx,
+                           int nargs) {
+  struct lmp_task *t = lmp_new_task(L, S);
+  lua_State *co = lua_newthread(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->taskcos);
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  t->co = co;
+  lua_setiuservalue(L, -2, 1);
+  luaL_checkstack(co, nargs + 1, "too many arguments to spawn");
+  for (int i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
+  lua_xmove(L, co, nargs + 1);
+  t->status = LMP_NEW;
+  lmp_anchor(L, t);
+  S->ntasks++;
+  lmp_ready_push(t);
+  return t;
+}
+
+void lmp_task_cancel(struct lmp_task *t) {
+  if (t->status == LMP_DONE || t->is_main) return;
+  t->cancel = 1;
+  if (t->status == LMP_WAITING && t->op) mp_op_cancel(t->op);
+  else if (t->status == LMP_PARKED && t != t->S->current) lmp_ready_push(t);
+}
+
+
+/* Cancels every live task (after a deadlock, so the state stays usable). */
+static void cancel_all(struct lmp_state *S) {
+  lua_State *L = S->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
+    if (t) lmp_task_cancel(t);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* Runs until every task has ended; 0, or -1 on deadlock, after which the
+ * deadlocked tasks have been cancelled and run to their end. */
+int lmp_run_all(struct lmp_state *S) {
+  while (S->ntasks > 0) {
+    if (lmp_step(S, 1)) continue;
+    int n = S->ntasks;
+    for (int tries = 0; S->ntasks > 0 && tries < 3; tries++) {
+      cancel_all(S);
+      while (lmp_step(S, 1)) {}
+    }
+    S->deadlocked = n;
+    return -1;
+  }
+  return 0;
+}
+
+int lmp_push_deadlock(lua_State *L, struct lmp_state *S) {
+  lua_pushfstring(L, "deadlock: %d task(s) waited for each other (a join or "
+                     "channel) with no operation in flight; they were "
+                     "cancelled", S->deadlocked ? S->deadlocked : S->ntasks);
+  return -1;
+}
+
+void lmp_open_sched(lua_State *L, struct lmp_state *S) {
+  (void)L;
+  S->run_ready = run_ready;
+}
