@@ -5,6 +5,7 @@
  * A packed address is a Lua string holding a struct sockaddr_in, _in6 or
  * _un byte for byte. It never leaves moonport's own Lua code (net.lua). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stddef.h>

@@ -15,6 +15,7 @@
  * itself is closed only when the last op has completed, so neither the
  * kernel (a batched SQE names the fd) nor a pool thread ever sees a
  * descriptor number that was closed and reused under it. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,7 +408,7 @@ static int close_k(lua_State *L, struct mp_op *op) {
  * task was already cancelled), close the descriptor here, never leak it.
  * result is 1 only before submit (submit zeroes it). */
 static void close_op_cb(struct mp_op *op) {
-  if (!op->data && op->result == 1) close(op->fd);
+  if (!op->data && op->result == 1) close(op->handle);
   lmp_task_op_cb(op);
 }
 

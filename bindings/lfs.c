@@ -3,6 +3,7 @@
  * threadpool otherwise; errors name the path. writefile, an atomic
  * replace, is one threadpool job. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -38,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lmoonport.h"
+#include "lcore.h"
 
 #ifndef MP_INVALID_HANDLE
 #define MP_INVALID_HANDLE (-1)

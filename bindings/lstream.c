@@ -314,7 +314,7 @@ static int l_connect(lua_State *L) {
   struct lsock_req *r = op->owned;
   memcpy(r->data, sa, len);
   op->kind = MP_OP_CONNECT;
-  op->fd = fd;
+  op->handle = fd;
   op->u.sa.addr = r->data;
   op->u.sa.addrlen = len;
   return lsock_await(L, s, op, connect_k, "connect");

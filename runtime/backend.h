@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "mp.h"
+
 struct mp_loop;
 struct mp_op;
 
@@ -33,6 +35,14 @@ struct mp_backend {
    * descriptor and reports what has completed meanwhile, so it turns
    * readable for anything later and stays quiet otherwise. May be NULL. */
   void (*arm)(struct mp_loop *loop);
+  /* The backend's wake object. wake signals it: thread-safe and
+   * async-signal-safe (mp_loop_wake calls it once per coalesced wake).
+   * unwake resets it, before the loop takes posts; may be NULL. */
+  void (*wake)(struct mp_loop *loop);
+  void (*unwake)(struct mp_loop *loop);
+  /* The handle hosts sleep on (mp_loop_fd): it turns readable when the
+   * loop has work, a wake included. */
+  mp_handle_t (*fd)(struct mp_loop *loop);
 };
 
 extern const struct mp_backend mp__backend_epoll;

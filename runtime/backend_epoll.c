@@ -7,6 +7,7 @@
  * the loop; everything else (regular files, positional IO, close) runs on
  * the threadpool. Level-triggered; a descriptor is registered only while
  * ops wait on it, so a hung-up peer nobody reads cannot spin the loop. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,29 +25,37 @@ struct fdstate {
 
 struct epoll_state {
   int epfd;
+  int wakefd; /* the wake object: an eventfd in the epoll set */
   struct fdstate *fds;
   size_t nfds;
 };
 
 static int ep_init(struct mp_loop *loop) {
   struct epoll_state *s = calloc(1, sizeof *s);
-  struct epoll_event ev = {.events = EPOLLIN, .data.fd = loop->wakefd};
+  struct epoll_event ev = {.events = EPOLLIN};
+  int r;
   if (!s) return MP_ENOMEM;
+  if ((r = s->wakefd = mp__wakefd_open()) < 0) {
+    free(s);
+    return r;
+  }
+  ev.data.fd = s->wakefd;
   s->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (s->epfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev)) {
-    int r = -errno;
+  if (s->epfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &ev)) {
+    r = mp_err_from_errno(errno);
     mp__close_fd(s->epfd);
+    mp__close_fd(s->wakefd);
     free(s);
     return r;
   }
   loop->bdata = s;
-  loop->backend_fd = s->epfd;
   return 0;
 }
 
 static void ep_close(struct mp_loop *loop) {
   struct epoll_state *s = loop->bdata;
   mp__close_fd(s->epfd);
+  mp__close_fd(s->wakefd);
   free(s->fds);
   free(s);
 }
@@ -80,7 +89,7 @@ static int fd_update(struct epoll_state *s, int fd, struct fdstate *f) {
     r = epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
   else if (r < 0 && errno == ENOENT)
     r = 0;
-  if (r < 0) return -errno;
+  if (r < 0) return mp_err_from_errno(errno);
   f->events = want;
   return 0;
 }
@@ -89,7 +98,7 @@ static int fd_update(struct epoll_state *s, int fd, struct fdstate *f) {
  * waiting. */
 static int64_t attempt(struct mp_op *op) {
   ssize_t r;
-  int fd = op->fd;
+  int fd = op->handle;
   switch (op->kind) {
     case MP_OP_READ:
       r = read(fd, op->u.rw.buf, op->u.rw.len);
@@ -117,7 +126,7 @@ static int64_t attempt(struct mp_op *op) {
       int err = 0;
       socklen_t len = sizeof err;
       if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-      return err ? -err : 0;
+      return mp_err_from_errno(err);
     }
     default:
       return MP_EINVAL;
@@ -125,7 +134,7 @@ static int64_t attempt(struct mp_op *op) {
   if (r >= 0) return r;
   if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
     return MP_EAGAIN;
-  return -errno;
+  return mp_err_from_errno(errno);
 }
 
 /* Completes the ops at the head of q that can make progress now. */
@@ -144,16 +153,17 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
   struct fdstate *f;
   struct mp__queue *q;
   int64_t r;
-  if (op->fd < 0 && op->kind <= MP_OP_CLOSE) return MP_EBADF;
+  if (op->handle < 0 && op->kind <= MP_OP_CLOSE) return MP_EBADF;
   switch (op->kind) {
     case MP_OP_CLOSE:
-      if ((size_t)op->fd < s->nfds) {
-        f = &s->fds[op->fd];
+      if ((size_t)op->handle < s->nfds) {
+        f = &s->fds[op->handle];
         if (f->rq.head || f->wq.head) return MP_EBUSY; /* cancel them first */
-        if (f->events) epoll_ctl(s->epfd, EPOLL_CTL_DEL, op->fd, NULL);
+        if (f->events) epoll_ctl(s->epfd, EPOLL_CTL_DEL, op->handle, NULL);
         f->events = 0;
       }
-      mp__op_complete(loop, op, close(op->fd) < 0 ? -errno : 0);
+      mp__op_complete(loop, op,
+                      close(op->handle) < 0 ? mp_err_from_errno(errno) : 0);
       return 0;
     case MP_OP_READ:
     case MP_OP_WRITE:
@@ -165,7 +175,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
     default: /* path and file ops: blocking syscalls */
       return mp__pool_submit(loop, op);
   }
-  if (!(f = fd_get(loop, s, op->fd))) return MP_ENOMEM;
+  if (!(f = fd_get(loop, s, op->handle))) return MP_ENOMEM;
   q = (op->kind == MP_OP_RECV || op->kind == MP_OP_ACCEPT ||
        op->kind == MP_OP_READ || op->kind == MP_OP_RECVMSG) ? &f->rq : &f->wq;
   /* Sockets: try at once unless others are queued ahead (FIFO). */
@@ -174,7 +184,8 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
     if (op->kind == MP_OP_CONNECT) {
       /* EAGAIN from connect is a result (a Unix server's backlog is
        * full), as io_uring reports it; only EINPROGRESS waits. */
-      r = connect(op->fd, op->u.sa.addr, op->u.sa.addrlen) < 0 ? -errno : 0;
+      r = connect(op->handle, op->u.sa.addr, op->u.sa.addrlen) < 0
+              ? mp_err_from_errno(errno) : 0;
       if (r == MP_EINTR) r = MP_EINPROGRESS;
       wait = MP_EINPROGRESS;
     } else {
@@ -186,7 +197,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
     }
   }
   mp__queue_push(q, op);
-  int e = fd_update(s, op->fd, f);
+  int e = fd_update(s, op->handle, f);
   if (e == MP_EPERM && (op->kind == MP_OP_READ || op->kind == MP_OP_WRITE)) {
     /* Not pollable: a regular file. Read or write it on the pool. */
     mp__queue_remove(q, op);
@@ -201,10 +212,10 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
 
 static void ep_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct epoll_state *s = loop->bdata;
-  if (op->fd >= 0 && (size_t)op->fd < s->nfds) {
-    struct fdstate *f = &s->fds[op->fd];
+  if (op->handle >= 0 && (size_t)op->handle < s->nfds) {
+    struct fdstate *f = &s->fds[op->handle];
     if (mp__queue_remove(&f->rq, op) || mp__queue_remove(&f->wq, op)) {
-      fd_update(s, op->fd, f);
+      fd_update(s, op->handle, f);
       mp__op_complete(loop, op, MP_ECANCELED);
       return;
     }
@@ -221,7 +232,7 @@ static void ep_wait(struct mp_loop *loop, int64_t timeout_ns) {
   int n = epoll_wait(s->epfd, evs, 256, ms);
   for (int i = 0; i < n; i++) {
     int fd = evs[i].data.fd;
-    if (fd == loop->wakefd) {
+    if (fd == s->wakefd) {
       mp__wakefd_drain(fd);
       mp__drain_posted(loop);
       continue;
@@ -235,53 +246,20 @@ static void ep_wait(struct mp_loop *loop, int64_t timeout_ns) {
   }
 }
 
-/* The blocking body of a file or path op sent to the threadpool (by the
- * epoll backend, or by io_uring for opcodes the kernel lacks). */
-void mp__work_blocking_io(struct mp_op *op) {
-  ssize_t r;
-  do {
-    switch (op->kind) {
-      case MP_OP_READ:
-        r = op->u.rw.off >= 0
-                ? pread(op->fd, op->u.rw.buf, op->u.rw.len, op->u.rw.off)
-                : read(op->fd, op->u.rw.buf, op->u.rw.len);
-        break;
-      case MP_OP_WRITE:
-        r = op->u.rw.off >= 0
-                ? pwrite(op->fd, op->u.rw.buf, op->u.rw.len, op->u.rw.off)
-                : write(op->fd, op->u.rw.buf, op->u.rw.len);
-        break;
-      case MP_OP_CLOSE:
-        r = close(op->fd);
-        if (r < 0 && errno == EINTR) r = 0; /* the fd is gone on Linux */
-        break;
-      case MP_OP_OPENAT:
-        r = openat(op->fd, op->u.fs.path, op->u.fs.flags, op->u.fs.mode);
-        break;
-      case MP_OP_STATX:
-        r = statx(op->fd, op->u.fs.path, op->u.fs.flags, op->u.fs.mode,
-                  op->u.fs.buf);
-        break;
-      case MP_OP_FSYNC:
-        r = op->u.fs.flags ? fdatasync(op->fd) : fsync(op->fd);
-        break;
-      case MP_OP_RENAMEAT:
-        r = renameat(op->fd, op->u.fs.path, op->u.fs.fd2, op->u.fs.path2);
-        break;
-      case MP_OP_UNLINKAT:
-        r = unlinkat(op->fd, op->u.fs.path, op->u.fs.flags);
-        break;
-      case MP_OP_MKDIRAT:
-        r = mkdirat(op->fd, op->u.fs.path, op->u.fs.mode);
-        break;
-      default:
-        r = -1;
-        errno = EINVAL;
-    }
-  } while (r < 0 && errno == EINTR);
-  op->result = r < 0 ? -errno : r;
+static void ep_wake(struct mp_loop *loop) {
+  mp__wakefd_signal(((struct epoll_state *)loop->bdata)->wakefd);
+}
+
+static void ep_unwake(struct mp_loop *loop) {
+  mp__wakefd_drain(((struct epoll_state *)loop->bdata)->wakefd);
+}
+
+static mp_handle_t ep_fd(struct mp_loop *loop) {
+  return ((struct epoll_state *)loop->bdata)->epfd;
 }
 
 const struct mp_backend mp__backend_epoll = {
-  "epoll", ep_init, ep_close, ep_submit, ep_cancel, ep_wait, NULL, NULL,
+  .name = "epoll", .init = ep_init, .close = ep_close, .submit = ep_submit,
+  .cancel = ep_cancel, .wait = ep_wait, .wake = ep_wake,
+  .unwake = ep_unwake, .fd = ep_fd,
 };

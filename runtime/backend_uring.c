@@ -7,6 +7,7 @@
  * arrives after the cancel's, so nothing is released under the kernel.
  * No SQPOLL: an SQPOLL ring keeps the creator's credentials after setuid
  * (the CVE-2024-22017 class), and it burns a CPU. */
+#include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <stdlib.h>
@@ -24,8 +25,8 @@
 /* Test-only fault injection (MP_FAULT_SEED, MP_FAULT_RATE, MP_FAULT_HARD,
  * read at init): a seeded share of socket and file ops is shortened (asks
  * the kernel for fewer bytes, which it may always return) or never reaches
- * the kernel and completes with -EINTR or -EAGAIN (with MP_FAULT_HARD,
- * -ECANCELED). Faults are made before the kernel sees the op, so no byte
+ * the kernel and completes with MP_EINTR or MP_EAGAIN (with MP_FAULT_HARD,
+ * MP_ECANCELED). Faults are made before the kernel sees the op, so no byte
  * is lost or duplicated by the injection itself. */
 struct faults {
   uint64_t rng;          /* xorshift64 state; 0: faults off */
@@ -38,6 +39,7 @@ struct faults {
 
 struct uring_state {
   struct io_uring ring;
+  int wakefd; /* the wake object, registered with the ring (ur_init) */
   unsigned overflows; /* times the CQ overflowed (debug counter) */
   /* Optional opcodes (file and path ops) the kernel supports; the others
    * run on the threadpool. */
@@ -167,7 +169,7 @@ static int fault_roll(struct faults *f, struct mp_op *op, unsigned *len) {
       /* Short: only where the call may return fewer bytes (not datagrams;
        * not reads of regular files, which are short only at the end). */
       if (op->kind > MP_OP_SEND || *len < 2 ||
-          (op->kind == MP_OP_READ && fstat(op->fd, &st) == 0 &&
+          (op->kind == MP_OP_READ && fstat(op->handle, &st) == 0 &&
            S_ISREG(st.st_mode)))
         return 0;
       *len = 1 + fault_rand(f) % (*len - 1);
@@ -192,6 +194,10 @@ static int ur_init(struct mp_loop *loop) {
   struct io_uring_params p;
   int r;
   if (!s) return MP_ENOMEM;
+  if ((r = s->wakefd = mp__wakefd_open()) < 0) {
+    free(s);
+    return r;
+  }
   /* The loop is the ring's only submitter, so completion work can wait
    * until the loop asks for events (SINGLE_ISSUER | DEFER_TASKRUN, 6.1+):
    * no interrupts of the loop thread, batched completion processing.
@@ -210,11 +216,15 @@ static int ur_init(struct mp_loop *loop) {
     r = io_uring_queue_init_params(256, &s->ring, &p);
   }
   if (r < 0) {
+    mp__close_fd(s->wakefd);
     free(s);
-    return r;
+    return mp_err_from_errno(-r);
   }
-  if ((r = probe(s)) < 0 || (r = round_trip(&s->ring)) < 0) {
+  if ((r = probe(s)) == 0 && (r = round_trip(&s->ring)) < 0)
+    r = mp_err_from_errno(-r);
+  if (r < 0) {
     io_uring_queue_exit(&s->ring);
+    mp__close_fd(s->wakefd);
     free(s);
     return r;
   }
@@ -223,13 +233,13 @@ static int ur_init(struct mp_loop *loop) {
    * read), but a registered eventfd is signalled then, and when CQEs are
    * posted. So the loop's wake eventfd is also the ring's: the loop waits
    * on it (ppoll, not io_uring_enter) and hosts poll it (mp_loop_fd). */
-  if ((r = io_uring_register_eventfd(&s->ring, loop->wakefd)) < 0) {
+  if ((r = io_uring_register_eventfd(&s->ring, s->wakefd)) < 0) {
     io_uring_queue_exit(&s->ring);
+    mp__close_fd(s->wakefd);
     free(s);
-    return r;
+    return mp_err_from_errno(-r);
   }
   loop->bdata = s;
-  loop->backend_fd = loop->wakefd;
   faults_init(&s->fault);
   return 0;
 }
@@ -238,6 +248,7 @@ static void ur_close(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
   faults_report(&s->fault);
   io_uring_queue_exit(&s->ring);
+  mp__close_fd(s->wakefd);
   free(s);
 }
 
@@ -250,7 +261,7 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
   if (op->kind >= MP_OP_OPENAT && op->kind <= MP_OP_MKDIRAT &&
       !s->native[op->kind])
     return mp__pool_submit(loop, op); /* the kernel lacks the opcode */
-  if (op->fd < 0 && (op->kind <= MP_OP_CLOSE || op->kind > MP_OP_MKDIRAT))
+  if (op->handle < 0 && (op->kind <= MP_OP_CLOSE || op->kind > MP_OP_MKDIRAT))
     return MP_EBADF;
   int fault = fault_roll(&s->fault, op, &len);
   if (fault) {
@@ -262,59 +273,59 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
   sqe = get_sqe(loop);
   switch (op->kind) {
     case MP_OP_READ:
-      io_uring_prep_read(sqe, op->fd, op->u.rw.buf, len,
+      io_uring_prep_read(sqe, op->handle, op->u.rw.buf, len,
                          (uint64_t)op->u.rw.off);
       break;
     case MP_OP_WRITE:
-      io_uring_prep_write(sqe, op->fd, op->u.rw.buf, len,
+      io_uring_prep_write(sqe, op->handle, op->u.rw.buf, len,
                           (uint64_t)op->u.rw.off);
       break;
     case MP_OP_RECV:
-      io_uring_prep_recv(sqe, op->fd, op->u.rw.buf, len, op->msgflags);
+      io_uring_prep_recv(sqe, op->handle, op->u.rw.buf, len, op->msgflags);
       break;
     case MP_OP_SEND:
       /* SEND, never WRITE, on sockets: WRITE raises SIGPIPE on a reset. */
-      io_uring_prep_send(sqe, op->fd, op->u.rw.buf, len,
+      io_uring_prep_send(sqe, op->handle, op->u.rw.buf, len,
                          MSG_NOSIGNAL | op->msgflags);
       break;
     case MP_OP_ACCEPT:
-      io_uring_prep_accept(sqe, op->fd, NULL, NULL,
+      io_uring_prep_accept(sqe, op->handle, NULL, NULL,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);
       break;
     case MP_OP_CONNECT:
-      io_uring_prep_connect(sqe, op->fd, op->u.sa.addr, op->u.sa.addrlen);
+      io_uring_prep_connect(sqe, op->handle, op->u.sa.addr, op->u.sa.addrlen);
       break;
     case MP_OP_CLOSE:
-      io_uring_prep_close(sqe, op->fd);
+      io_uring_prep_close(sqe, op->handle);
       break;
     case MP_OP_OPENAT:
-      io_uring_prep_openat(sqe, op->fd, op->u.fs.path, op->u.fs.flags,
+      io_uring_prep_openat(sqe, op->handle, op->u.fs.path, op->u.fs.flags,
                            op->u.fs.mode);
       break;
     case MP_OP_STATX:
-      io_uring_prep_statx(sqe, op->fd, op->u.fs.path, op->u.fs.flags,
+      io_uring_prep_statx(sqe, op->handle, op->u.fs.path, op->u.fs.flags,
                           op->u.fs.mode, op->u.fs.buf);
       break;
     case MP_OP_FSYNC:
-      io_uring_prep_fsync(sqe, op->fd,
+      io_uring_prep_fsync(sqe, op->handle,
                           op->u.fs.flags ? IORING_FSYNC_DATASYNC : 0);
       break;
     case MP_OP_RENAMEAT:
-      io_uring_prep_renameat(sqe, op->fd, op->u.fs.path, op->u.fs.fd2,
+      io_uring_prep_renameat(sqe, op->handle, op->u.fs.path, op->u.fs.fd2,
                              op->u.fs.path2, 0);
       break;
     case MP_OP_UNLINKAT:
-      io_uring_prep_unlinkat(sqe, op->fd, op->u.fs.path, op->u.fs.flags);
+      io_uring_prep_unlinkat(sqe, op->handle, op->u.fs.path, op->u.fs.flags);
       break;
     case MP_OP_MKDIRAT:
-      io_uring_prep_mkdirat(sqe, op->fd, op->u.fs.path, op->u.fs.mode);
+      io_uring_prep_mkdirat(sqe, op->handle, op->u.fs.path, op->u.fs.mode);
       break;
     case MP_OP_SENDMSG:
-      io_uring_prep_sendmsg(sqe, op->fd, op->u.rw.buf,
+      io_uring_prep_sendmsg(sqe, op->handle, op->u.rw.buf,
                             MSG_NOSIGNAL | op->msgflags);
       break;
     case MP_OP_RECVMSG:
-      io_uring_prep_recvmsg(sqe, op->fd, op->u.rw.buf, op->msgflags);
+      io_uring_prep_recvmsg(sqe, op->handle, op->u.rw.buf, op->msgflags);
       break;
     default:
       io_uring_prep_nop(sqe); /* keep the SQ consistent */
@@ -347,10 +358,10 @@ static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
   /* an io-wq worker interrupted by a cancel may leak the kernel's internal
    * restart codes (-ERESTARTSYS .. -ERESTARTNOHAND); unasked, an EINTR */
   if (res <= -512 && res >= -514)
-    res = op->flags & MP__F_CANCEL ? MP_ECANCELED : -EINTR;
+    res = op->flags & MP__F_CANCEL ? MP_ECANCELED : MP_EINTR;
   /* a connect is never retried: a second one answers EALREADY/EISCONN */
-  int again = res == -EAGAIN && op->kind != MP_OP_CONNECT;
-  int intr = res == -EINTR && op->kind != MP_OP_CONNECT;
+  int again = res == MP_EAGAIN && op->kind != MP_OP_CONNECT;
+  int intr = res == MP_EINTR && op->kind != MP_OP_CONNECT;
   if ((intr || again) && is_io(op->kind)) {
     if (op->flags & MP__F_CANCEL) {
       res = MP_ECANCELED;
@@ -358,7 +369,7 @@ static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
       int in = op->kind == MP_OP_READ || op->kind == MP_OP_RECV ||
                op->kind == MP_OP_ACCEPT || op->kind == MP_OP_RECVMSG;
       struct io_uring_sqe *sqe = get_sqe(loop);
-      io_uring_prep_poll_add(sqe, op->fd, in ? POLLIN : POLLOUT);
+      io_uring_prep_poll_add(sqe, op->handle, in ? POLLIN : POLLOUT);
       io_uring_sqe_set_data64(sqe, (uintptr_t)op | TAG_POLL);
       op->flags |= MP__F_POLL;
       return;
@@ -380,6 +391,13 @@ static void poll_done(struct mp_loop *loop, struct mp_op *op, int res) {
   if (r < 0) mp__op_complete(loop, op, r);
 }
 
+/* A CQE's result as an MP_E* code (the kernel's restart codes, which
+ * complete() handles, pass through). */
+static int cqe_res(int res) {
+  return res >= 0 || (res <= -512 && res >= -514)
+             ? res : mp_err_from_errno(-res);
+}
+
 static void reap(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
   struct io_uring_cqe *cqe;
@@ -396,9 +414,9 @@ static void reap(struct mp_loop *loop) {
       if (ud == TAG_IGNORE || ud == LIBURING_UDATA_TIMEOUT) continue;
       if (ud & TAG_POLL)
         poll_done(loop, (struct mp_op *)(uintptr_t)(ud & ~(uint64_t)TAG_POLL),
-                  cqe->res);
+                  cqe_res(cqe->res));
       else
-        complete(loop, (struct mp_op *)(uintptr_t)ud, cqe->res);
+        complete(loop, (struct mp_op *)(uintptr_t)ud, cqe_res(cqe->res));
     }
     io_uring_cq_advance(&s->ring, n);
     /* With NODROP, overflowed CQEs wait in the kernel until asked for. */
@@ -416,12 +434,12 @@ static void ur_wait(struct mp_loop *loop, int64_t timeout_ns) {
    * arrives after the look signals it again, so the sleep cannot miss
    * it. A turn that does not sleep leaves the eventfd alone (one read
    * less per turn); ur_arm resets it before the host sleeps. */
-  if (timeout_ns != 0) mp__wakefd_drain(loop->wakefd);
+  if (timeout_ns != 0) mp__wakefd_drain(s->wakefd);
   check_thread(io_uring_submit_and_get_events(&s->ring));
   if (timeout_ns != 0 && !io_uring_cq_ready(&s->ring) &&
       !io_uring_cq_has_overflow(&s->ring) &&
       !atomic_load(&loop->wake_pending)) {
-    mp__wakefd_wait(loop->wakefd, timeout_ns);
+    mp__wakefd_wait(s->wakefd, timeout_ns);
     check_thread(io_uring_submit_and_get_events(&s->ring));
   }
   reap(loop);
@@ -436,15 +454,31 @@ static void ur_flush(struct mp_loop *loop) {
  * look finds, and a post whose signal the reset took, signal it again. */
 static void ur_arm(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
-  mp__wakefd_drain(loop->wakefd);
+  mp__wakefd_drain(s->wakefd);
   check_thread(io_uring_submit_and_get_events(&s->ring));
   reap(loop);
   ur_flush(loop); /* retries reap queued (EAGAIN polls, EINTR resubmits) */
   if (loop->done.head || atomic_load(&loop->wake_pending))
-    mp__wakefd_signal(loop->wakefd);
+    mp__wakefd_signal(s->wakefd);
+}
+
+static void ur_wake(struct mp_loop *loop) {
+  mp__wakefd_signal(((struct uring_state *)loop->bdata)->wakefd);
+}
+
+static void ur_unwake(struct mp_loop *loop) {
+  mp__wakefd_drain(((struct uring_state *)loop->bdata)->wakefd);
+}
+
+/* The ring's own descriptor does not turn readable for deferred work
+ * (ur_init): hosts sleep on the eventfd. */
+static mp_handle_t ur_fd(struct mp_loop *loop) {
+  return ((struct uring_state *)loop->bdata)->wakefd;
 }
 
 const struct mp_backend mp__backend_uring = {
-  "io_uring", ur_init, ur_close, ur_submit, ur_cancel, ur_wait, ur_flush,
-  ur_arm,
+  .name = "io_uring", .init = ur_init, .close = ur_close,
+  .submit = ur_submit, .cancel = ur_cancel, .wait = ur_wait,
+  .flush = ur_flush, .arm = ur_arm, .wake = ur_wake, .unwake = ur_unwake,
+  .fd = ur_fd,
 };

@@ -62,12 +62,6 @@ int mp_loop_new(struct mp_loop **loopp, const char *backend) {
   int r;
   *loopp = NULL;
   if (!loop) return MP_ENOMEM;
-  loop->wakefd = mp__wakefd_open();
-  if (loop->wakefd < 0) {
-    r = loop->wakefd;
-    free(loop);
-    return r;
-  }
   r = mp__mutex_init(&loop->post_lock);
   if (r == 0) {
     loop->now = mp__hrtime();
@@ -81,7 +75,6 @@ int mp_loop_new(struct mp_loop **loopp, const char *backend) {
     r = MP_ENOMEM;
   }
   if (r < 0) {
-    mp__close_fd(loop->wakefd);
     free(loop);
     return r;
   }
@@ -93,7 +86,6 @@ int mp_loop_close(struct mp_loop *loop) {
   if (loop->ninflight > 0) return MP_EBUSY;
   mp__pool_close(loop);
   loop->backend->close(loop);
-  mp__close_fd(loop->wakefd);
   mp__mutex_destroy(&loop->post_lock);
   free(loop->heap);
   if (loop->quarantine) {
@@ -119,11 +111,11 @@ void mp_loop_drain(struct mp_loop *loop) {
 
 void mp__drain_posted(struct mp_loop *loop) {
   struct mp__queue q;
-  /* Reset the descriptor, then the flag: a post after the flag signals
-   * the descriptor again, one before it is in the queue taken below, so
-   * mp_loop_fd is not left readable with nothing to do and no post is
-   * left behind unsignalled. */
-  mp__wakefd_drain(loop->wakefd);
+  /* Reset the wake object, then the flag: a post after the flag signals
+   * it again, one before it is in the queue taken below, so mp_loop_fd is
+   * not left readable with nothing to do and no post is left behind
+   * unsignalled. */
+  if (loop->backend->unwake) loop->backend->unwake(loop);
   atomic_store(&loop->wake_pending, 0);
   mp__mutex_lock(&loop->post_lock);
   q = loop->posted;
@@ -154,7 +146,7 @@ int mp_loop_post(struct mp_loop *loop, struct mp_op *op) {
 }
 
 void mp_loop_wake(struct mp_loop *loop) {
-  if (!atomic_exchange(&loop->wake_pending, 1)) mp__wakefd_signal(loop->wakefd);
+  if (!atomic_exchange(&loop->wake_pending, 1)) loop->backend->wake(loop);
 }
 
 /* Runs the callbacks of the completions queued so far (not those their
@@ -207,7 +199,9 @@ const char *mp_loop_backend(struct mp_loop *loop) {
 const char *mp_loop_fallback_reason(struct mp_loop *loop) {
   return loop->fallback_reason;
 }
-mp_handle_t mp_loop_fd(struct mp_loop *loop) { return loop->backend_fd; }
+mp_handle_t mp_loop_fd(struct mp_loop *loop) {
+  return loop->backend->fd(loop);
+}
 
 int mp_loop_timeout(struct mp_loop *loop) {
   if (loop->backend->arm) loop->backend->arm(loop);
@@ -217,6 +211,17 @@ int mp_loop_timeout(struct mp_loop *loop) {
   if (ns < 0) return -1;
   int64_t ms = (ns + 999999) / 1000000; /* never wake before it is due */
   return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+int mp_loop_wait(struct mp_loop *loop, int timeout_ms) {
+  int t = mp_loop_timeout(loop); /* resets the handle, then looks */
+  if (t == 0) return 1;
+  /* a timer due first ends the sleep as "woken": it is work */
+  int timer = t > 0 && (timeout_ms < 0 || t <= timeout_ms);
+  int64_t ms = timer ? t : timeout_ms;
+  if (mp__wakefd_wait(mp_loop_fd(loop), ms < 0 ? -1 : ms * 1000000))
+    return 1;
+  return timer;
 }
 
 void mp_loop_stats(struct mp_loop *loop, struct mp_loop_stats *st) {

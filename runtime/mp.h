@@ -26,33 +26,61 @@ struct mp_loop;
 struct mp_op;
 struct sockaddr;
 
-/* Error codes: negative numbers, the same names on every platform. On Unix
- * they are negated errno values; mp_errname gives the portable name. */
-#define MP_ERRNO_MAP(X)                                                      \
-  X(EPERM) X(ENOENT) X(EINTR) X(EIO) X(ENXIO) X(E2BIG) X(EBADF) X(EAGAIN)    \
-  X(ENOMEM) X(EACCES) X(EFAULT) X(EBUSY) X(EEXIST) X(EXDEV) X(ENOTDIR)       \
-  X(EISDIR) X(EINVAL) X(ENFILE) X(EMFILE) X(ETXTBSY) X(EFBIG) X(ENOSPC)      \
-  X(ESPIPE) X(EROFS) X(EMLINK) X(EPIPE) X(ERANGE) X(ENAMETOOLONG) X(ENOSYS)  \
-  X(ENOTEMPTY) X(ELOOP) X(ENOTSOCK) X(EDESTADDRREQ) X(EMSGSIZE)              \
-  X(EPROTOTYPE) X(ENOPROTOOPT) X(EPROTONOSUPPORT) X(EOPNOTSUPP)              \
-  X(EAFNOSUPPORT) X(EADDRINUSE) X(EADDRNOTAVAIL) X(ENETDOWN) X(ENETUNREACH)  \
-  X(ECONNABORTED) X(ECONNRESET) X(ENOBUFS) X(EISCONN) X(ENOTCONN)            \
-  X(ETIMEDOUT) X(ECONNREFUSED) X(EHOSTUNREACH) X(EALREADY) X(EINPROGRESS)    \
-  X(ECANCELED) X(EDQUOT) X(ESRCH) X(ECHILD) X(EOVERFLOW)
+/* What an op works on: a file, socket or pipe of the platform. */
+#ifdef _WIN32
+typedef void *mp_handle_t; /* a HANDLE (a SOCKET fits in one) */
+#define MP_INVALID_HANDLE ((mp_handle_t)(intptr_t)-1)
+#else
+typedef int mp_handle_t;   /* a descriptor */
+#define MP_INVALID_HANDLE (-1)
+#endif
 
-#include <errno.h>
+/* Error codes: negative numbers, the same names and values on every
+ * platform (Linux's errno values, so mapping there is the identity).
+ * mp_err_from_errno and mp_err_from_eai map a platform's codes; an errno
+ * with no name here becomes MP_EUNKNOWN. */
+#define MP_ERRNO_MAP(X)                                                      \
+  X(EPERM, 1) X(ENOENT, 2) X(ESRCH, 3) X(EINTR, 4) X(EIO, 5) X(ENXIO, 6)     \
+  X(E2BIG, 7) X(ENOEXEC, 8) X(EBADF, 9) X(ECHILD, 10) X(EAGAIN, 11)          \
+  X(ENOMEM, 12) X(EACCES, 13) X(EFAULT, 14) X(EBUSY, 16) X(EEXIST, 17)       \
+  X(EXDEV, 18) X(ENODEV, 19) X(ENOTDIR, 20) X(EISDIR, 21) X(EINVAL, 22)      \
+  X(ENFILE, 23) X(EMFILE, 24) X(ENOTTY, 25) X(ETXTBSY, 26) X(EFBIG, 27)      \
+  X(ENOSPC, 28) X(ESPIPE, 29) X(EROFS, 30) X(EMLINK, 31) X(EPIPE, 32)        \
+  X(ERANGE, 34) X(EDEADLK, 35) X(ENAMETOOLONG, 36) X(ENOLCK, 37)             \
+  X(ENOSYS, 38) X(ENOTEMPTY, 39) X(ELOOP, 40) X(EPROTO, 71)                  \
+  X(EOVERFLOW, 75) X(EILSEQ, 84) X(ENOTSOCK, 88) X(EDESTADDRREQ, 89)         \
+  X(EMSGSIZE, 90) X(EPROTOTYPE, 91) X(ENOPROTOOPT, 92)                       \
+  X(EPROTONOSUPPORT, 93) X(EOPNOTSUPP, 95) X(EAFNOSUPPORT, 97)               \
+  X(EADDRINUSE, 98) X(EADDRNOTAVAIL, 99) X(ENETDOWN, 100)                    \
+  X(ENETUNREACH, 101) X(ECONNABORTED, 103) X(ECONNRESET, 104)                \
+  X(ENOBUFS, 105) X(EISCONN, 106) X(ENOTCONN, 107) X(ETIMEDOUT, 110)         \
+  X(ECONNREFUSED, 111) X(EHOSTUNREACH, 113) X(EALREADY, 114)                 \
+  X(EINPROGRESS, 115) X(ESTALE, 116) X(EDQUOT, 122) X(ECANCELED, 125)
+
+/* Name resolution failures (getaddrinfo's EAI_*), libuv's values. */
+#define MP_EAI_MAP(X)                                                        \
+  X(EAI_ADDRFAMILY, 3000) X(EAI_AGAIN, 3001) X(EAI_FAIL, 3004)               \
+  X(EAI_FAMILY, 3005) X(EAI_MEMORY, 3006) X(EAI_NODATA, 3007)                \
+  X(EAI_NONAME, 3008) X(EAI_SERVICE, 3010)
+
 #define MP_EOK 0
-#define MP__DEFINE_NEG(name) enum { MP_##name = -(name) };
-MP_ERRNO_MAP(MP__DEFINE_NEG)
+#define MP__DEFINE_NEG(name, num) MP_##name = -(num),
+enum { MP_ERRNO_MAP(MP__DEFINE_NEG) MP_EAI_MAP(MP__DEFINE_NEG) };
 #undef MP__DEFINE_NEG
 /* Codes with no errno equivalent. */
 enum {
-  MP_EOF = -4095,    /* end of file / stream */
-  MP_ECLOSED = -4094 /* the object was closed while the op was pending */
+  MP_EUNKNOWN = -4093, /* a platform error with no MP_E* name */
+  MP_EOF = -4095,      /* end of file / stream */
+  MP_ECLOSED = -4094   /* the object was closed while the op was pending */
 };
 
-const char *mp_errname(int err);  /* "ENOENT"; "UNKNOWN" for others */
-const char *mp_strerror(int err); /* human readable */
+const char *mp_errname(int err);  /* "ENOENT", "EAI_NONAME"; or "UNKNOWN" */
+/* Human readable. On Unix, strerror's or gai_strerror's text. */
+const char *mp_strerror(int err);
+/* A platform error as an MP_E* code: errno (positive) -> MP_E*; a
+ * getaddrinfo result and, for EAI_SYSTEM, the errno it left. 0 -> 0. */
+int mp_err_from_errno(int e);
+int mp_err_from_eai(int gai, int sys_errno);
 
 /* Operation kinds. The core routes each kind to the backend, the timer heap
  * or the threadpool. */
@@ -89,12 +117,17 @@ typedef void (*mp_work_fn)(struct mp_op *op); /* runs on a pool thread */
 struct mp_op {
   mp_op_cb cb;       /* in: called on the loop thread when dequeued */
   void *data;        /* in: the completion key, the submitter's pointer */
-  int64_t result;    /* out: >= 0 success (bytes, fd); < 0 an MP_E* code */
+  int64_t result;    /* out: >= 0 success (bytes, handle); < 0 an MP_E*
+                        code; mp_op_submit sets it to 0 */
   uint8_t kind;      /* in: enum mp_op_kind */
   uint8_t state;     /* private: enum in mp_internal.h */
   uint8_t flags;     /* private */
   uint8_t msgflags;  /* in: extra flags for RECV/SEND (MSG_PEEK, ...) */
-  int fd;            /* in: the descriptor the op works on */
+  mp_handle_t handle; /* in: the file, socket or pipe the op works on */
+#ifdef _WIN32
+  /* private: the OVERLAPPED the kernel owns while the op is in flight */
+  struct { uintptr_t a, b; uint64_t off; void *ev; } ov;
+#endif
   union {
     struct { void *buf; size_t len; int64_t off; } rw; /* READ..SEND */
     struct { int64_t due; uint64_t seq; size_t slot; } timer;
@@ -107,7 +140,9 @@ struct mp_op {
       uint32_t mode;
     } fs;
   } u;
-  void *owned;             /* freed by mp_op_release: buffers the op owns */
+  void *owned;             /* freed by mp_op_release: memory the op owns
+                              (set it with mp_op_own) */
+  void (*owned_free)(void *); /* how to free owned; NULL: free() */
   void *ref;               /* in: the submitter's second pointer (say, the
                               object the op belongs to); never touched */
   struct mp_loop *loop;    /* private */
@@ -147,18 +182,20 @@ const char *mp_loop_fallback_reason(struct mp_loop *loop);
  * threadpool result, a readiness on epoll), and how long the host may
  * sleep before the next mp_loop_run(MP_RUN_NOWAIT) for timers. Sleep in
  * poll(mp_loop_fd, mp_loop_timeout) and run: nothing spins, nothing is
- * missed. */
-#ifdef _WIN32
-typedef void *mp_handle_t; /* a HANDLE */
-#else
-typedef int mp_handle_t;   /* a descriptor */
-#endif
+ * missed. The handle belongs to the backend (an eventfd on io_uring, the
+ * epoll instance on epoll). */
 mp_handle_t mp_loop_fd(struct mp_loop *loop);
 /* Milliseconds until a timer is due (rounded up), 0 when a completion or
  * a post already waits, -1 when no timer is pending. Call it right before
  * sleeping on mp_loop_fd: it also resets the handle (until then, a turn
  * that took completions may leave it readable: one spare wake). */
 int mp_loop_timeout(struct mp_loop *loop);
+/* For hosts with nothing else to wait for: sleeps until the loop has
+ * something to do (a completion, a post, a wake, a timer due) or
+ * timeout_ms passes (-1: no limit), without running anything; then run
+ * the loop (MP_RUN_NOWAIT). Returns 1 when woken, 0 when timeout_ms
+ * passed first. Like mp_loop_timeout, it resets the handle first. */
+int mp_loop_wait(struct mp_loop *loop, int timeout_ms);
 /* Thread-safe. Queues op (memory owned by the caller, prepared with
  * mp_op_init) as a completion and wakes the loop; its cb runs on the loop
  * thread, in posting order per thread. Wakes coalesce. */
@@ -171,12 +208,21 @@ int mp_loop_pool_size(struct mp_loop *loop);
  * memory); mp_op_init prepares caller-owned memory (for mp_loop_post). */
 struct mp_op *mp_op_new(struct mp_loop *loop, mp_op_cb cb, void *data);
 void mp_op_init(struct mp_op *op, mp_op_cb cb, void *data);
-/* Gives the op back. Aborts if the op is still in flight: releasing an op
- * under the kernel is the bug this API exists to prevent. */
+/* Gives the op back, and frees op->owned (through its destructor). Aborts
+ * if the op is still in flight: releasing an op under the kernel is the
+ * bug this API exists to prevent. */
 void mp_op_release(struct mp_op *op);
+/* Makes p the op's owned memory, freed by free_fn (NULL: free) when the
+ * op is released or owns something else: memory the kernel reads or
+ * writes lives exactly as long as the op. The memory owned before is
+ * freed now (unless it is p). Prep functions that copy (paths,
+ * addresses) own their copy the same way, so a prep replaces what the op
+ * owned: keep your own buffers out of op->owned across such a prep. */
+void mp_op_own(struct mp_op *op, void *p, void (*free_fn)(void *));
 /* Starts the op. On failure returns an MP_E* code and the op is not in
  * flight (the caller still owns it). Success means the callback will run
- * exactly once, never from inside mp_op_submit. */
+ * exactly once, never from inside mp_op_submit. Submit sets op->result
+ * to 0 (a resubmitted op never shows its previous result). */
 int mp_op_submit(struct mp_op *op);
 /* Marks an op that must finish even when the loop is drained (a last
  * write of buffered data, a close): mp_loop_drain waits for it rather
@@ -189,22 +235,23 @@ int mp_op_inflight(const struct mp_op *op);
 void mp_op_prep_nop(struct mp_op *op);
 void mp_op_prep_timer(struct mp_op *op, int64_t timeout_ns);
 void mp_op_prep_work(struct mp_op *op, mp_work_fn fn, void *arg);
-void mp_op_prep_read(struct mp_op *op, int fd, void *buf, size_t len,
+void mp_op_prep_read(struct mp_op *op, mp_handle_t h, void *buf, size_t len,
                      int64_t off);
-void mp_op_prep_write(struct mp_op *op, int fd, const void *buf, size_t len,
-                      int64_t off);
-void mp_op_prep_recv(struct mp_op *op, int fd, void *buf, size_t len);
-void mp_op_prep_send(struct mp_op *op, int fd, const void *buf, size_t len);
-void mp_op_prep_accept(struct mp_op *op, int fd);
+void mp_op_prep_write(struct mp_op *op, mp_handle_t h, const void *buf,
+                      size_t len, int64_t off);
+void mp_op_prep_recv(struct mp_op *op, mp_handle_t h, void *buf, size_t len);
+void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf,
+                     size_t len);
+void mp_op_prep_accept(struct mp_op *op, mp_handle_t h);
 /* msg (a struct msghdr) and everything it points to must stay valid until
  * completion: keep them in op->owned. For datagrams (UDP sendto and
  * recvfrom). */
-void mp_op_prep_sendmsg(struct mp_op *op, int fd, void *msg);
-void mp_op_prep_recvmsg(struct mp_op *op, int fd, void *msg);
+void mp_op_prep_sendmsg(struct mp_op *op, mp_handle_t h, void *msg);
+void mp_op_prep_recvmsg(struct mp_op *op, mp_handle_t h, void *msg);
 /* addr is copied into memory the op owns. */
-int mp_op_prep_connect(struct mp_op *op, int fd, const struct sockaddr *addr,
-                       uint32_t addrlen);
-void mp_op_prep_close(struct mp_op *op, int fd);
+int mp_op_prep_connect(struct mp_op *op, mp_handle_t h,
+                       const struct sockaddr *addr, uint32_t addrlen);
+void mp_op_prep_close(struct mp_op *op, mp_handle_t h);
 /* Path ops: dirfd may be AT_FDCWD; paths are copied (MP_ENOMEM). */
 int mp_op_prep_openat(struct mp_op *op, int dirfd, const char *path,
                       int flags, uint32_t mode);
@@ -213,7 +260,7 @@ int mp_op_prep_openat(struct mp_op *op, int dirfd, const char *path,
 int mp_op_prep_statx(struct mp_op *op, int dirfd, const char *path,
                      int flags);
 void *mp_op_statx_buf(struct mp_op *op);
-void mp_op_prep_fsync(struct mp_op *op, int fd, int datasync);
+void mp_op_prep_fsync(struct mp_op *op, mp_handle_t h, int datasync);
 int mp_op_prep_renameat(struct mp_op *op, int olddirfd, const char *from,
                         int newdirfd, const char *to);
 int mp_op_prep_unlinkat(struct mp_op *op, int dirfd, const char *path,

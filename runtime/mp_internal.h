@@ -83,9 +83,7 @@ struct mp_loop {
   /* Cross-thread completions: mp_loop_post and threadpool results. */
   mp__mutex post_lock;
   struct mp__queue posted;
-  atomic_int wake_pending;
-  int wakefd;
-  int backend_fd; /* readable when the loop has work (mp_loop_fd) */
+  atomic_int wake_pending; /* the backend's wake object is signalled */
 
   struct mp_pool *pool; /* created on first MP_OP_WORK */
 
@@ -121,7 +119,9 @@ void mp__pool_stats(struct mp_loop *loop, struct mp_loop_stats *st);
 struct stat;
 void mp__stat_from_stat(struct mp_stat *o, const struct stat *st);
 
-/* Blocking bodies of ops, shared by the epoll backend's threadpool path. */
-void mp__work_blocking_io(struct mp_op *op);
+/* os_unix.c: the blocking body of an op a backend sends to the
+ * threadpool (file and path ops on epoll, opcodes io_uring lacks); sets
+ * op->result. */
+void mp__os_blocking(struct mp_op *op);
 
 #endif

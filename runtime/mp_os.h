@@ -1,6 +1,11 @@
-/* mp_os.h: synchronous OS calls for the layers above the runtime, in
- * portable terms. Every function returns >= 0 or an MP_E* code and never
- * sets or needs errno above. (Sections per owner.) */
+/* mp_os.h: the synchronous OS calls the bindings need, in portable terms.
+ *
+ * The bindings include no OS header: what they cannot do with an op
+ * (mp.h) they do here. Every function returns >= 0 or an MP_E* code and
+ * never sets or needs errno; handles are mp_handle_t. Implemented per
+ * platform (runtime/..._unix.c). Each section has an owner on issue 9: add
+ * to your own section only, so branches merge cleanly.
+ */
 #ifndef MP_OS_H_PUBLIC
 #define MP_OS_H_PUBLIC
 
@@ -13,7 +18,7 @@
 extern "C" {
 #endif
 
-/* --- files [H2] ---------------------------------------------------------- */
+/* ---- Files and paths (H2 files: runtime/fs_unix.c) ---- */
 
 /* Closes h (EINTR counts as closed: the descriptor is gone on Linux). */
 int mp_os_close(mp_handle_t h);
@@ -30,6 +35,10 @@ int64_t mp_os_pwrite(mp_handle_t h, const void *buf, size_t len,
 int mp_os_isatty(mp_handle_t h);
 /* The process's standard handle 0, 1 or 2 (stdin, stdout, stderr). */
 mp_handle_t mp_os_stdhandle(int which);
+
+/* ---- Sockets and names (H3 net: runtime/net_unix.c) ---- */
+
+/* ---- Memory, handles, threads, terminal (H4 tasks) ---- */
 
 #ifdef __cplusplus
 }

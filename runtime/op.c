@@ -29,7 +29,7 @@ struct mp_op *mp_op_new(struct mp_loop *loop, mp_op_cb cb, void *data) {
   op->cb = cb;
   op->data = data;
   op->loop = loop;
-  op->fd = -1;
+  op->handle = MP_INVALID_HANDLE;
   op->state = MP__IDLE;
   return op;
 }
@@ -38,7 +38,7 @@ void mp_op_init(struct mp_op *op, mp_op_cb cb, void *data) {
   memset(op, 0, sizeof *op);
   op->cb = cb;
   op->data = data;
-  op->fd = -1;
+  op->handle = MP_INVALID_HANDLE;
   op->kind = MP_OP_POST;
   op->state = MP__IDLE;
   op->flags = MP__F_EXTERNAL;
@@ -70,26 +70,59 @@ void mp__quarantine_flush(struct mp_loop *loop) {
     quarantine_free(loop->quarantine, i);
 }
 
-/* Debug: op's memory must not be under another op; it is poisoned and
- * kept (if small) so a late write into it is caught. */
-static void quarantine_put(struct mp_loop *loop, struct mp_op *op) {
+/* Debug: op-owned memory must not be under another op; it is poisoned
+ * and kept (if small) so a late write into it is caught. */
+static void quarantine_put(struct mp_loop *loop, unsigned char *p, int kind) {
   struct mp__quarantine *q = loop->quarantine;
-  size_t len = malloc_usable_size(op->owned);
-  if (mp_loop_buffer_inflight(loop, op->owned, len)) {
+  size_t len = malloc_usable_size(p);
+  if (mp_loop_buffer_inflight(loop, p, len)) {
     fprintf(stderr, "moonport: mp_op_release (kind %d): its buffer is "
-            "still in flight in another op\n", op->kind);
+            "still in flight in another op\n", kind);
     abort();
   }
-  memset(op->owned, MP__POISON, len);
+  memset(p, MP__POISON, len);
   if (len > (1u << 20)) {
-    free(op->owned);
+    free(p);
     return;
   }
   unsigned i = q->next++ % MP__QUARANTINE;
   quarantine_free(q, i);
-  q->p[i] = op->owned;
+  q->p[i] = p;
   q->len[i] = len;
-  q->kind[i] = op->kind;
+  q->kind[i] = kind;
+}
+
+/* Frees what the op owns. Memory with a destructor of its own may not
+ * come from malloc (its size is unknown) and its destructor may still
+ * read it (a reference count, a link): the debug checks only ask that
+ * its first byte is under no other op, and neither poison nor keep it. */
+static void owned_drop(struct mp_op *op) {
+  struct mp_loop *loop = op->loop;
+  void *p = op->owned;
+  void (*fn)(void *) = op->owned_free;
+  op->owned = NULL;
+  op->owned_free = NULL;
+  if (!p) return;
+  if (!loop || !loop->quarantine) {
+    if (fn) fn(p); else free(p);
+    return;
+  }
+  if (!fn) {
+    quarantine_put(loop, p, op->kind);
+    return;
+  }
+  if (mp_loop_buffer_inflight(loop, p, 1)) {
+    fprintf(stderr, "moonport: mp_op_release (kind %d): its buffer is "
+            "still in flight in another op\n", op->kind);
+    abort();
+  }
+  fn(p);
+}
+
+void mp_op_own(struct mp_op *op, void *p, void (*free_fn)(void *)) {
+  if (p != op->owned) owned_drop(op);
+  op->owned = p;
+  op->owned_free = free_fn;
 }
 
 void mp_op_release(struct mp_op *op) {
@@ -99,11 +132,7 @@ void mp_op_release(struct mp_op *op) {
             op->kind);
     abort();
   }
-  if (op->owned && op->loop && op->loop->quarantine)
-    quarantine_put(op->loop, op);
-  else
-    free(op->owned);
-  op->owned = NULL;
+  owned_drop(op);
   if (op->flags & MP__F_EXTERNAL) return;
   struct mp_loop *loop = op->loop;
   loop->nlive--;
@@ -225,63 +254,63 @@ void mp_op_prep_work(struct mp_op *op, mp_work_fn fn, void *arg) {
   op->u.work.arg = arg;
 }
 
-static void prep_rw(struct mp_op *op, int kind, int fd, const void *buf,
+static void prep_rw(struct mp_op *op, int kind, mp_handle_t h,
+                    const void *buf,
                     size_t len, int64_t off) {
   op->kind = (uint8_t)kind;
-  op->fd = fd;
+  op->handle = h;
   op->u.rw.buf = (void *)buf;
   op->u.rw.len = len;
   op->u.rw.off = off;
 }
 
-void mp_op_prep_read(struct mp_op *op, int fd, void *buf, size_t len,
+void mp_op_prep_read(struct mp_op *op, mp_handle_t h, void *buf, size_t len,
                      int64_t off) {
-  prep_rw(op, MP_OP_READ, fd, buf, len, off);
+  prep_rw(op, MP_OP_READ, h, buf, len, off);
 }
 
-void mp_op_prep_write(struct mp_op *op, int fd, const void *buf, size_t len,
+void mp_op_prep_write(struct mp_op *op, mp_handle_t h, const void *buf, size_t len,
                       int64_t off) {
-  prep_rw(op, MP_OP_WRITE, fd, buf, len, off);
+  prep_rw(op, MP_OP_WRITE, h, buf, len, off);
 }
 
-void mp_op_prep_recv(struct mp_op *op, int fd, void *buf, size_t len) {
-  prep_rw(op, MP_OP_RECV, fd, buf, len, -1);
+void mp_op_prep_recv(struct mp_op *op, mp_handle_t h, void *buf, size_t len) {
+  prep_rw(op, MP_OP_RECV, h, buf, len, -1);
 }
 
-void mp_op_prep_send(struct mp_op *op, int fd, const void *buf, size_t len) {
-  prep_rw(op, MP_OP_SEND, fd, buf, len, -1);
+void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf, size_t len) {
+  prep_rw(op, MP_OP_SEND, h, buf, len, -1);
 }
 
-void mp_op_prep_accept(struct mp_op *op, int fd) {
+void mp_op_prep_accept(struct mp_op *op, mp_handle_t h) {
   op->kind = MP_OP_ACCEPT;
-  op->fd = fd;
+  op->handle = h;
 }
 
-void mp_op_prep_sendmsg(struct mp_op *op, int fd, void *msg) {
-  prep_rw(op, MP_OP_SENDMSG, fd, msg, 0, -1);
+void mp_op_prep_sendmsg(struct mp_op *op, mp_handle_t h, void *msg) {
+  prep_rw(op, MP_OP_SENDMSG, h, msg, 0, -1);
 }
 
-void mp_op_prep_recvmsg(struct mp_op *op, int fd, void *msg) {
-  prep_rw(op, MP_OP_RECVMSG, fd, msg, 0, -1);
+void mp_op_prep_recvmsg(struct mp_op *op, mp_handle_t h, void *msg) {
+  prep_rw(op, MP_OP_RECVMSG, h, msg, 0, -1);
 }
 
-int mp_op_prep_connect(struct mp_op *op, int fd, const struct sockaddr *addr,
+int mp_op_prep_connect(struct mp_op *op, mp_handle_t h, const struct sockaddr *addr,
                        uint32_t addrlen) {
   void *copy = mp_loop_malloc(op->loop, addrlen);
   if (!copy) return MP_ENOMEM;
   memcpy(copy, addr, addrlen);
-  free(op->owned);
-  op->owned = copy;
+  mp_op_own(op, copy, NULL);
   op->kind = MP_OP_CONNECT;
-  op->fd = fd;
+  op->handle = h;
   op->u.sa.addr = copy;
   op->u.sa.addrlen = addrlen;
   return 0;
 }
 
-void mp_op_prep_close(struct mp_op *op, int fd) {
+void mp_op_prep_close(struct mp_op *op, mp_handle_t h) {
   op->kind = MP_OP_CLOSE;
-  op->fd = fd;
+  op->handle = h;
 }
 
 /* Path ops keep [head bytes][path\0][path2\0] in op->owned, so the
@@ -293,11 +322,10 @@ static int prep_path(struct mp_op *op, int kind, int dirfd, size_t head,
   head = (head + 15) & ~(size_t)15;
   char *m = mp_loop_malloc(op->loop, head + n1 + n2 + 1);
   if (!m) return MP_ENOMEM;
-  free(op->owned);
-  op->owned = m;
+  mp_op_own(op, m, NULL);
   memset(&op->u, 0, sizeof op->u);
   op->kind = (uint8_t)kind;
-  op->fd = dirfd;
+  op->handle = dirfd;
   op->u.fs.buf = head ? m : NULL;
   if (path) op->u.fs.path = memcpy(m + head, path, n1);
   if (path2) op->u.fs.path2 = memcpy(m + head + n1, path2, n2);
@@ -323,10 +351,10 @@ int mp_op_prep_statx(struct mp_op *op, int dirfd, const char *path,
 
 void *mp_op_statx_buf(struct mp_op *op) { return op->u.fs.buf; }
 
-void mp_op_prep_fsync(struct mp_op *op, int fd, int datasync) {
+void mp_op_prep_fsync(struct mp_op *op, mp_handle_t h, int datasync) {
   memset(&op->u, 0, sizeof op->u);
   op->kind = MP_OP_FSYNC;
-  op->fd = fd;
+  op->handle = h;
   op->u.fs.flags = datasync;
 }
 

@@ -31,8 +31,8 @@ int mp__wakefd_open(void);
 void mp__wakefd_signal(int fd);
 void mp__wakefd_drain(int fd);
 /* Waits until fd is readable, a signal arrives or timeout_ns passes
- * (-1: no limit). */
-void mp__wakefd_wait(int fd, int64_t timeout_ns);
+ * (-1: no limit). Returns 1 if fd is readable. */
+int mp__wakefd_wait(int fd, int64_t timeout_ns);
 void mp__close_fd(int fd);
 
 #endif

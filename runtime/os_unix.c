@@ -1,11 +1,14 @@
-/* os_unix.c: clocks, threads and wake descriptors for Linux. No loop code. */
-#include "os.h"
-#include "mp.h"
+/* os_unix.c: clocks, threads, wake descriptors and the blocking bodies
+ * of ops, for Linux. No loop code. */
+#include "mp_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h> /* renameat */
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,16 +23,18 @@ int mp__cpu_count(void) {
   return n > 0 ? (int)n : 1;
 }
 
-int mp__mutex_init(mp__mutex *m) { return -pthread_mutex_init(m, NULL); }
+int mp__mutex_init(mp__mutex *m) {
+  return mp_err_from_errno(pthread_mutex_init(m, NULL));
+}
 
 int mp__cond_init(mp__cond *c) {
   pthread_condattr_t a;
   int r = pthread_condattr_init(&a);
-  if (r) return -r;
+  if (r) return mp_err_from_errno(r);
   pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
   r = pthread_cond_init(c, &a);
   pthread_condattr_destroy(&a);
-  return -r;
+  return mp_err_from_errno(r);
 }
 
 int mp__thread_create(mp__thread *t, void *(*fn)(void *), void *arg) {
@@ -40,14 +45,14 @@ int mp__thread_create(mp__thread *t, void *(*fn)(void *), void *arg) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int r = pthread_create(t, NULL, fn, arg);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  return -r;
+  return mp_err_from_errno(r);
 }
 
 void mp__thread_join(mp__thread t) { pthread_join(t, NULL); }
 
 int mp__wakefd_open(void) {
   int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  return fd < 0 ? -errno : fd;
+  return fd < 0 ? mp_err_from_errno(errno) : fd;
 }
 
 void mp__wakefd_signal(int fd) {
@@ -63,13 +68,60 @@ void mp__wakefd_drain(int fd) {
   do r = read(fd, &n, sizeof n); while (r < 0 && errno == EINTR);
 }
 
-void mp__wakefd_wait(int fd, int64_t timeout_ns) {
+int mp__wakefd_wait(int fd, int64_t timeout_ns) {
   struct pollfd p = {.fd = fd, .events = POLLIN};
   struct timespec ts = {(time_t)(timeout_ns / 1000000000),
                         (long)(timeout_ns % 1000000000)};
-  ppoll(&p, 1, timeout_ns < 0 ? NULL : &ts, NULL);
+  return ppoll(&p, 1, timeout_ns < 0 ? NULL : &ts, NULL) > 0;
 }
 
 void mp__close_fd(int fd) {
   if (fd >= 0) close(fd);
+}
+
+/* The blocking body of a file or path op sent to the threadpool (by the
+ * epoll backend, or by io_uring for opcodes the kernel lacks). */
+void mp__os_blocking(struct mp_op *op) {
+  ssize_t r;
+  do {
+    switch (op->kind) {
+      case MP_OP_READ:
+        r = op->u.rw.off >= 0
+                ? pread(op->handle, op->u.rw.buf, op->u.rw.len, op->u.rw.off)
+                : read(op->handle, op->u.rw.buf, op->u.rw.len);
+        break;
+      case MP_OP_WRITE:
+        r = op->u.rw.off >= 0
+                ? pwrite(op->handle, op->u.rw.buf, op->u.rw.len, op->u.rw.off)
+                : write(op->handle, op->u.rw.buf, op->u.rw.len);
+        break;
+      case MP_OP_CLOSE:
+        r = close(op->handle);
+        if (r < 0 && errno == EINTR) r = 0; /* the fd is gone on Linux */
+        break;
+      case MP_OP_OPENAT:
+        r = openat(op->handle, op->u.fs.path, op->u.fs.flags, op->u.fs.mode);
+        break;
+      case MP_OP_STATX:
+        r = statx(op->handle, op->u.fs.path, op->u.fs.flags, op->u.fs.mode,
+                  op->u.fs.buf);
+        break;
+      case MP_OP_FSYNC:
+        r = op->u.fs.flags ? fdatasync(op->handle) : fsync(op->handle);
+        break;
+      case MP_OP_RENAMEAT:
+        r = renameat(op->handle, op->u.fs.path, op->u.fs.fd2, op->u.fs.path2);
+        break;
+      case MP_OP_UNLINKAT:
+        r = unlinkat(op->handle, op->u.fs.path, op->u.fs.flags);
+        break;
+      case MP_OP_MKDIRAT:
+        r = mkdirat(op->handle, op->u.fs.path, op->u.fs.mode);
+        break;
+      default:
+        r = -1;
+        errno = EINVAL;
+    }
+  } while (r < 0 && errno == EINTR);
+  op->result = r < 0 ? mp_err_from_errno(errno) : r;
 }

@@ -11,4 +11,6 @@
   X(drain_cancels_everything) X(file_pread_pwrite) X(socket_ops)            \
   X(bad_fd) X(buffer_registry) X(two_loops) X(many_ops_cq_overflow)          \
   X(credentials_drop) X(nonblocking_pipe_waits)                           \
-  X(debug_buffers_catch_release_under_kernel) X(host_step_submits_retries)
+  X(debug_buffers_catch_release_under_kernel) X(host_step_submits_retries) \
+  X(err_errno_round_trip) X(err_eai_mapping) X(op_handle_field)             \
+  X(op_own_destructor) X(loop_wait_post) X(loop_wait_timer)
