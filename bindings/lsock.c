@@ -9,55 +9,16 @@
  * socket has a timeout. The timer only requests a cancel; the op's own
  * completion decides the outcome, so a result that won the race is never
  * lost (an accepted fd, bytes received). */
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "lsock.h"
-
-/* The descriptor of a collected socket whose ops are still in flight. */
-struct lsock_zombie {
-  int fd, refs;
-  unsigned char linger;
-};
+#include "mp_os.h"
 
 static const char *const type_names[] = {"stream", "server", "udp"};
 static const char *const type_mts[] = {LSOCK_STREAM_MT, LSOCK_SERVER_MT,
                                        LSOCK_UDP_MT};
-
-/* ---- closing descriptors ---- */
-
-static void close_work(struct mp_op *op) {
-  int fd = (int)(intptr_t)op->u.work.arg;
-  op->result = close(fd) < 0 ? -errno : 0;
-}
-
-static void release_cb(struct mp_op *op) { mp_op_release(op); }
-
-/* With SO_LINGER > 0, close(2) blocks up to the linger time even on a
- * non-blocking socket: do it on the pool then. */
-static void close_fd(struct mp_loop *loop, int fd, int linger) {
-  if (linger) {
-    struct mp_op *op = mp_op_new(loop, release_cb, NULL);
-    if (op) {
-      mp_op_prep_work(op, close_work, (void *)(intptr_t)fd);
-      mp_op_protect(op); /* a drained loop still closes it */
-      if (mp_op_submit(op) == 0) return;
-      mp_op_release(op);
-    }
-  }
-  close(fd);
-}
-
-static void sock_closefd(struct lsock *s) {
-  if (s->fd >= 0) close_fd(s->S->loop, s->fd, s->linger);
-  s->fd = -1;
-}
 
 /* ---- requests ---- */
 
@@ -76,15 +37,8 @@ void lsock_req_finish(struct lsock_req *r) {
     r->next = r->prev = NULL;
     if (r->dir == LSOCK_RD) s->reading = 0;
     if (r->dir == LSOCK_WR) s->writing = 0;
-    if (--s->nreqs == 0 && s->closed) sock_closefd(s);
-  } else if (r->z) {
-    struct lsock_zombie *z = r->z;
-    r->z = NULL;
-    if (--z->refs == 0) {
-      close_fd(r->op->loop, z->fd, z->linger);
-      free(z);
-    }
   }
+  lmp_handle_untrack(r->op); /* may close the descriptor */
 }
 
 static void req_op_cb(struct mp_op *op) {
@@ -92,7 +46,7 @@ static void req_op_cb(struct mp_op *op) {
   lsock_req_finish(r);
   /* Orphaned (its task is gone): an accepted descriptor has no owner. */
   if (!op->data && op->kind == MP_OP_ACCEPT && op->result >= 0)
-    close((int)op->result);
+    mp_os_close((mp_handle_t)op->result);
   lmp_task_op_cb(op);
 }
 
@@ -134,18 +88,15 @@ int64_t lsock_deadline(struct lsock *s) {
   return d ? d : 1;
 }
 
-/* Links r to s and starts its deadline timer. MP_ENOMEM when the timer
- * cannot start (r is unlinked again): the op must not run without its
- * deadline. */
 int lsock_req_link(struct lsock *s, struct lsock_req *r) {
   struct mp_loop *loop = s->S->loop;
+  if (lmp_handle_track(s->h, r->op) < 0) return MP_ENOMEM;
   r->s = s;
   r->timed_out = r->closed = 0;
   r->prev = NULL;
   r->next = s->reqs;
   if (s->reqs) s->reqs->prev = r;
   s->reqs = r;
-  s->nreqs++;
   r->linked = 1;
   if (r->dir == LSOCK_RD) s->reading = 1;
   if (r->dir == LSOCK_WR) s->writing = 1;
@@ -176,29 +127,31 @@ int lsock_await(lua_State *L, struct lsock *s, struct mp_op *op,
 
 /* ---- errors ---- */
 
-int lsock_push_fail(lua_State *L, struct lsock *s, const char *what,
-                     const char *msg, const char *code) {
-  char addr[160] = "";
-  if (s && s->fd >= 0) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    int r = s->type == LSOCK_STREAM
-                ? getpeername(s->fd, (struct sockaddr *)&ss, &len)
-                : getsockname(s->fd, (struct sockaddr *)&ss, &len);
-    if (r == 0) lsock_format_addr((struct sockaddr *)&ss, len, addr,
-                                  sizeof addr);
-  }
-  lua_pushnil(L);
-  if (addr[0]) lua_pushfstring(L, "%s %s: %s", what, addr, msg);
-  else lua_pushfstring(L, "%s: %s", what, msg);
-  lua_pushstring(L, code);
-  return 3;
+/* "what ADDR" in buf when s has a peer (streams) or local name, else
+ * what. */
+static const char *what_addr(struct lsock *s, const char *what, char *buf,
+                             size_t size) {
+  struct mp_addr a;
+  mp_handle_t fd = s ? lsock_fd(s) : MP_INVALID_HANDLE;
+  if (fd == MP_INVALID_HANDLE ||
+      mp_os_sockname(fd, &a, s->type == LSOCK_STREAM) < 0)
+    return what;
+  char addr[160];
+  lsock_format_addr(&a, addr, sizeof addr);
+  snprintf(buf, size, "%s %s", what, addr);
+  return buf;
 }
 
 int lsock_fail(lua_State *L, struct lsock *s, int err, const char *what) {
-  if (err == MP_ECLOSED) return lsock_push_fail(L, s, what, "closed", "closed");
-  return lsock_push_fail(L, s, what, mp_strerror(err),
-                   err == MP_ECANCELED ? "cancelled" : mp_errname(err));
+  char buf[400];
+  return lmp_fail(L, err, what_addr(s, what, buf, sizeof buf));
+}
+
+int lsock_rbuf_fail(lua_State *L, struct lsock *s, int err,
+                    const char *what) {
+  char buf[400];
+  return lmp_rbuf_fail(L, err, what_addr(s, what, buf, sizeof buf),
+                       s ? s->rb.maxline : (size_t)LMP_RBUF_MAXLINE);
 }
 
 int lsock_fail_op(lua_State *L, struct lsock *s, struct mp_op *op,
@@ -208,9 +161,8 @@ int lsock_fail_op(lua_State *L, struct lsock *s, struct mp_op *op,
   int closed = r->closed || (s && s->closed);
   int timed_out = err == MP_ECANCELED && r->timed_out;
   mp_op_release(op);
-  if (closed) return lsock_push_fail(L, NULL, what, "closed", "closed");
-  if (timed_out) return lsock_push_fail(L, s, what, "timed out", "timeout");
-  return lsock_fail(L, s, err, what);
+  if (closed) return lmp_fail(L, MP_ECLOSED, what);
+  return lsock_fail(L, s, timed_out ? LMP_ETIMEOUT : err, what);
 }
 
 /* ---- objects ---- */
@@ -220,19 +172,22 @@ static int new_sock_udata(lua_State *L) {
   return 1;
 }
 
-struct lsock *lsock_push(lua_State *L, struct lmp_state *S, int type, int fd,
-                         int family) {
+struct lsock *lsock_push(lua_State *L, struct lmp_state *S, int type,
+                         mp_handle_t fd, int family) {
   /* fd exists already: if its object cannot be allocated, close it
    * before raising rather than leak it. */
   lua_pushcfunction(L, new_sock_udata);
   if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-    close(fd);
+    mp_os_close(fd);
     lua_error(L);
   }
   struct lsock *s = lua_touserdata(L, -1);
   memset(s, 0, sizeof *s);
+  if (!(s->h = lmp_handle_new(S->loop, fd))) {
+    mp_os_close(fd);
+    luaL_error(L, "not enough memory");
+  }
   s->S = S;
-  s->fd = fd;
   s->family = family;
   s->type = (unsigned char)type;
   s->timeout = -1;
@@ -266,14 +221,17 @@ static struct lsock *any_sock(lua_State *L, int idx) {
 }
 
 /* Cancels every op in flight; they complete with "closed" and the last
- * one closes the descriptor. */
+ * one closes the descriptor. With none, it closes now (a port is free
+ * again at once), on the pool if SO_LINGER may block. */
 void lsock_shut(struct lsock *s) {
   s->closed = 1;
-  for (struct lsock_req *r = s->reqs; r; r = r->next) {
-    r->closed = 1;
-    mp_op_cancel(r->op);
+  for (struct lsock_req *r = s->reqs; r; r = r->next) r->closed = 1;
+  if (s->linger) {
+    lmp_handle_close(s->h);
+  } else {
+    mp_handle_t fd = lmp_handle_take(s->h);
+    if (fd != MP_INVALID_HANDLE) mp_os_close(fd);
   }
-  if (s->nreqs == 0) sock_closefd(s);
   lmp_rbuf_free(&s->rb);
 }
 
@@ -292,37 +250,28 @@ static int sock_close_meta(lua_State *L) { /* __close: closed is fine */
 
 int lsock_gc(lua_State *L) {
   struct lsock *s = any_sock(L, 1);
+  if (!s->h) return 0;
   if (!s->closed) lsock_shut(s);
-  if (s->nreqs > 0) {
-    /* Ops outlive the userdata: they finish the close. If the record
-     * cannot be allocated, leaking the fd beats closing it under them. */
-    struct lsock_zombie *z = mp_loop_malloc(s->S->loop, sizeof *z);
-    if (z) {
-      z->fd = s->fd;
-      z->refs = s->nreqs;
-      z->linger = s->linger;
-    }
-    for (struct lsock_req *r = s->reqs, *next; r; r = next) {
-      next = r->next;
-      r->s = NULL;
-      r->z = z;
-      r->next = r->prev = NULL;
-      if (!z) r->linked = 0;
-    }
-    s->reqs = NULL;
-    s->nreqs = 0;
-    s->fd = -1;
+  /* Ops may outlive the userdata: their handle closes after the last. */
+  for (struct lsock_req *r = s->reqs, *next; r; r = next) {
+    next = r->next;
+    r->s = NULL;
+    r->next = r->prev = NULL;
   }
+  s->reqs = NULL;
+  lmp_handle_unref(s->h);
+  s->h = NULL;
   return 0;
 }
 
 int lsock_tostring(lua_State *L) {
   struct lsock *s = any_sock(L, 1);
-  if (s->fd < 0 || s->closed)
+  mp_handle_t fd = lsock_fd(s);
+  if (fd == MP_INVALID_HANDLE || s->closed)
     lua_pushfstring(L, "%s (closed): %p", type_names[s->type], (void *)s);
   else
-    lua_pushfstring(L, "%s (fd %d): %p", type_names[s->type], s->fd,
-                    (void *)s);
+    lua_pushfstring(L, "%s (fd %I): %p", type_names[s->type],
+                    (lua_Integer)(intptr_t)fd, (void *)s);
   return 1;
 }
 
@@ -341,12 +290,10 @@ int lsock_settimeout(lua_State *L, int type, const char *fname) {
 }
 
 int lsock_push_name(lua_State *L, struct lsock *s, int peer) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  int r = peer ? getpeername(s->fd, (struct sockaddr *)&ss, &len)
-               : getsockname(s->fd, (struct sockaddr *)&ss, &len);
-  if (r < 0) return lsock_fail(L, s, -errno, peer ? "peername" : "sockname");
-  return lsock_push_addr(L, (struct sockaddr *)&ss, len);
+  struct mp_addr a;
+  int r = mp_os_sockname(lsock_fd(s), &a, peer);
+  if (r < 0) return lsock_fail(L, s, r, peer ? "peername" : "sockname");
+  return lsock_push_addr(L, &a);
 }
 
 int lsock_sockname(lua_State *L) {
@@ -359,42 +306,30 @@ int lsock_setoption(lua_State *L, int type) {
   static const char *const names[] = {
     "nodelay", "keepalive", "linger", "reuseaddr", "reuseport", "sndbuf",
     "rcvbuf", "broadcast", NULL};
+  static const enum mp_sockopt opts[] = {
+    MP_TCP_NODELAY, MP_SO_KEEPALIVE, MP_SO_LINGER, MP_SO_REUSEADDR,
+    MP_SO_REUSEPORT, MP_SO_SNDBUF, MP_SO_RCVBUF, MP_SO_BROADCAST};
   struct lsock *s = lsock_check(L, 1, type, "setoption");
-  int opt = luaL_checkoption(L, 2, NULL, names);
-  int level = SOL_SOCKET, name, v = 0, r;
-  struct linger lg = {0, 0};
-  void *val = &v;
-  socklen_t vlen = sizeof v;
-  if (opt == 2) { /* linger: false/nil = off, seconds >= 0 = on */
+  int opt = luaL_checkoption(L, 2, NULL, names), v;
+  if (opts[opt] == MP_SO_LINGER) { /* false/nil = off, seconds = on */
+    v = -1;
     if (lua_toboolean(L, 3)) {
       lua_Integer secs = luaL_checkinteger(L, 3);
       luaL_argcheck(L, secs >= 0 && secs <= 65535, 3,
                     "seconds (0..65535) or false expected");
-      lg.l_onoff = 1;
-      lg.l_linger = (int)secs;
+      v = (int)secs;
     }
-    name = SO_LINGER;
-    val = &lg;
-    vlen = sizeof lg;
-  } else if (opt == 5 || opt == 6) {
+  } else if (opts[opt] == MP_SO_SNDBUF || opts[opt] == MP_SO_RCVBUF) {
     lua_Integer n = luaL_checkinteger(L, 3);
     luaL_argcheck(L, n > 0 && n <= 0x7fffffff, 3, "positive size expected");
     v = (int)n;
-    name = opt == 5 ? SO_SNDBUF : SO_RCVBUF;
   } else {
     luaL_checktype(L, 3, LUA_TBOOLEAN);
     v = lua_toboolean(L, 3);
-    switch (opt) {
-      case 0: level = IPPROTO_TCP; name = TCP_NODELAY; break;
-      case 1: name = SO_KEEPALIVE; break;
-      case 3: name = SO_REUSEADDR; break;
-      case 4: name = SO_REUSEPORT; break;
-      default: name = SO_BROADCAST; break;
-    }
   }
-  r = setsockopt(s->fd, level, name, val, vlen);
-  if (r < 0) return lsock_fail(L, s, -errno, "setoption");
-  if (opt == 2) s->linger = lg.l_onoff && lg.l_linger > 0;
+  int r = mp_os_setsockopt(lsock_fd(s), opts[opt], v);
+  if (r < 0) return lsock_fail(L, s, r, "setoption");
+  if (opts[opt] == MP_SO_LINGER) s->linger = s->h->blocking_close = v > 0;
   lua_pushboolean(L, 1);
   return 1;
 }

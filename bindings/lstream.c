@@ -1,20 +1,17 @@
 /* lstream.c: TCP and Unix-domain streams (mp.net): read formats on the
  * lbuf engine, recv, write with its non-blocking fast path, shutdown,
  * connect. The socket base is lsock.c. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
 #include "lsock.h"
+#include "mp_os.h"
 
 enum {
   FILL_SIZE = 16384,      /* bytes asked for per receive by read() */
   RECV_MAX = 65536,       /* largest single recv(max) op */
-  WRITE_IOV = 64          /* args sent with one sendmsg on the fast path */
+  WRITE_IOV = 64          /* args sent at once on the fast path */
 };
 
 /* ---- streams ---- */
@@ -40,7 +37,7 @@ static int rb_push(lua_State *L, struct lmp_rbuf *b, size_t max) {
 }
 
 static int eof_fail(lua_State *L, struct lsock *s, const char *what) {
-  return lsock_push_fail(L, s, what, "end of stream", "EOF");
+  return lsock_fail(L, s, LMP_EEOS, what);
 }
 
 static int recv_k(lua_State *L, struct mp_op *op) {
@@ -68,13 +65,11 @@ static int stream_recv(lua_State *L) {
   size_t n = max > RECV_MAX ? RECV_MAX : (size_t)max;
   struct mp_op *op = lsock_op(L, s, n, lsock_deadline(s));
   lsock_req(op)->dir = LSOCK_RD;
-  mp_op_prep_recv(op, s->fd, lsock_req(op)->data, n);
+  mp_op_prep_recv(op, lsock_fd(s), lsock_req(op)->data, n);
   return lsock_await(L, s, op, recv_k, "recv");
 }
 
 /* ---- read(formats): the lbuf engine, fed by recv ops ---- */
-
-enum { ETIMEOUT_ = -5100 }; /* private: the settimeout deadline expired */
 
 static struct lmp_rbuf *rd_check(lua_State *L) {
   return &check_stream(L, "read")->rb;
@@ -113,7 +108,7 @@ static struct mp_op *rd_start(lua_State *L, size_t want, int *err) {
   r->deadline = s->rddl;
   r->dir = LSOCK_RD;
   *lmp_rbuf_optag(op) = (int64_t)(intptr_t)r;
-  mp_op_prep_recv(op, s->fd, buf, want);
+  mp_op_prep_recv(op, lsock_fd(s), buf, want);
   if (lsock_req_link(s, r) < 0) {
     mp_op_release(op);
     *err = MP_ENOMEM;
@@ -127,24 +122,14 @@ static int64_t rd_done(lua_State *L, struct mp_op *op) {
   struct lsock_req *r = rd_req(op);
   lsock_req_finish(r);
   if (r->closed || s->closed) return MP_ECLOSED;
-  if (op->result == MP_ECANCELED && r->timed_out) return ETIMEOUT_;
+  if (op->result == MP_ECANCELED && r->timed_out) return LMP_ETIMEOUT;
   return op->result;
 }
 
 static int rd_fail(lua_State *L, int err) {
   struct lsock *s = luaL_testudata(L, 1, LSOCK_STREAM_MT);
   if (s && s->closed) s = NULL;
-  if (err == ETIMEOUT_)
-    return lsock_push_fail(L, s, "read", "timed out", "timeout");
-  if (err == MP_EOF)
-    return lsock_push_fail(L, s, "read", "end of stream", "EOF");
-  if (err == LMP_ELINETOOLONG) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "line longer than %zu bytes",
-             s ? s->rb.maxline : (size_t)LMP_RBUF_MAXLINE);
-    return lsock_push_fail(L, s, "read", msg, "ELINETOOLONG");
-  }
-  return lsock_fail(L, s, err, "read");
+  return lsock_rbuf_fail(L, s, err == MP_EOF ? LMP_EEOS : err, "read");
 }
 
 static const struct lmp_rbuf_vt stream_vt = {
@@ -172,7 +157,7 @@ static int write_k(lua_State *L, struct mp_op *op) {
   }
   r->off += (size_t)op->result;
   if (r->off < r->len) {
-    mp_op_prep_send(op, s->fd, r->data + r->off, r->len - r->off);
+    mp_op_prep_send(op, lsock_fd(s), r->data + r->off, r->len - r->off);
     return lsock_await(L, s, op, write_k, "write");
   }
   mp_op_release(op);
@@ -183,7 +168,7 @@ static int write_k(lua_State *L, struct mp_op *op) {
 static int stream_write(lua_State *L) {
   struct lsock *s = check_stream(L, "write");
   int n = lua_gettop(L) - 1;
-  struct iovec iov[WRITE_IOV];
+  struct mp_iov iov[WRITE_IOV];
   size_t total = 0, sent = 0;
   if (s->writing)
     return luaL_error(L, "write: another task is writing to this stream");
@@ -191,8 +176,8 @@ static int stream_write(lua_State *L) {
     size_t len;
     const char *p = luaL_checklstring(L, 2 + i, &len);
     if (i < WRITE_IOV) {
-      iov[i].iov_base = (void *)p;
-      iov[i].iov_len = len;
+      iov[i].base = p;
+      iov[i].len = len;
     }
     total += len;
   }
@@ -202,16 +187,9 @@ static int stream_write(lua_State *L) {
   }
   /* Fast path: hand as much as the kernel takes right now. */
   if (n <= WRITE_IOV) {
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = iov;
-    mh.msg_iovlen = (size_t)n;
-    ssize_t r;
-    do r = sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
-    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      int err = -errno;
-      lsock_fail(L, s, err, "write");
+    int64_t r = mp_os_trysend(lsock_fd(s), iov, n);
+    if (r < 0 && r != MP_EAGAIN) {
+      lsock_fail(L, s, (int)r, "write");
       lua_pushinteger(L, 0);
       return 4;
     }
@@ -240,13 +218,14 @@ static int stream_write(lua_State *L) {
   r->base = sent;
   r->dir = LSOCK_WR;
   lua_settop(L, 1);
-  mp_op_prep_send(op, s->fd, r->data, r->len);
+  mp_op_prep_send(op, lsock_fd(s), r->data, r->len);
   return lsock_await(L, s, op, write_k, "write");
 }
 
 static int stream_shutdown(lua_State *L) {
   struct lsock *s = check_stream(L, "shutdown");
-  if (shutdown(s->fd, SHUT_WR) < 0) return lsock_fail(L, s, -errno, "shutdown");
+  int r = mp_os_shutdown(lsock_fd(s));
+  if (r < 0) return lsock_fail(L, s, r, "shutdown");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -272,22 +251,13 @@ static int connect_k(lua_State *L, struct mp_op *op) {
   struct lsock_req *r = op->owned;
   if (op->result < 0 || r->closed) {
     char addr[160], what[200];
-    lsock_format_addr((struct sockaddr *)r->data, (socklen_t)r->len, addr,
-                      sizeof addr);
+    lsock_format_addr((const struct mp_addr *)r->data, addr, sizeof addr);
     snprintf(what, sizeof what, "connect %s", addr);
-    int timed_out = op->result == MP_ECANCELED && r->timed_out;
-    int err = (int)op->result;
+    int err = op->result == MP_ECANCELED && r->timed_out ? LMP_ETIMEOUT
+                                                         : (int)op->result;
     mp_op_release(op);
     if (!s->closed) lsock_shut(s);
-    lua_pushnil(L);
-    if (timed_out) {
-      lua_pushfstring(L, "%s: timed out", what);
-      lua_pushliteral(L, "timeout");
-    } else {
-      lua_pushfstring(L, "%s: %s", what, mp_strerror(err));
-      lua_pushstring(L, mp_errname(err));
-    }
-    return 3;
+    return lmp_fail(L, err, what);
   }
   mp_op_release(op);
   lua_settop(L, 3);
@@ -296,27 +266,27 @@ static int connect_k(lua_State *L, struct mp_op *op) {
 
 static int l_connect(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
-  socklen_t len;
-  const struct sockaddr *sa = lsock_check_sa(L, 1, &len);
+  struct mp_addr a;
+  mp_handle_t fd;
+  lsock_check_addr(L, 1, &a);
   lua_Number t = luaL_optnumber(L, 2, -1);
   lua_settop(L, 2);
-  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                  0);
-  if (fd < 0) return lsock_fail(L, NULL, -errno, "connect");
-  struct lsock *s = lsock_push(L, S, LSOCK_STREAM, fd, sa->sa_family);
+  int family = mp_addr_family(&a), err = mp_os_socket(family,
+                                                      MP_SOCK_STREAM, &fd);
+  if (err < 0) return lmp_fail(L, err, "connect");
+  struct lsock *s = lsock_push(L, S, LSOCK_STREAM, fd, family);
   int64_t deadline = 0;
   if (t >= 0 && t < 4.6e9) {
     s->timeout = (int64_t)(t * 1e9);
     deadline = lsock_deadline(s);
     s->timeout = -1;
   }
-  struct mp_op *op = lsock_op(L, s, len, deadline);
-  struct lsock_req *r = op->owned;
-  memcpy(r->data, sa, len);
-  op->kind = MP_OP_CONNECT;
-  op->handle = fd;
-  op->u.sa.addr = r->data;
-  op->u.sa.addrlen = len;
+  struct mp_op *op = lsock_op(L, s, sizeof a, deadline);
+  memcpy(lsock_req(op)->data, &a, sizeof a); /* for the error message */
+  if (mp_op_prep_connect(op, fd, &a) < 0) {
+    mp_op_release(op);
+    return lsock_fail(L, s, MP_ENOMEM, "connect");
+  }
   return lsock_await(L, s, op, connect_k, "connect");
 }
 

@@ -36,7 +36,14 @@ struct mp__quarantine {
 };
 void mp__quarantine_flush(struct mp_loop *loop);
 
-struct mp_pool; /* threadpool.c */
+struct mp_pool; /* op.c: replaces op->priv with size fresh bytes (NULL: out of memory,
+ * op->priv unchanged). */
+void *mp__op_priv(struct mp_op *op, size_t size);
+
+/* net_unix.c: MP_OP_GETADDRINFO's body, on a pool thread. */
+void mp__getaddrinfo_run(struct mp_op *op);
+
+/* threadpool.c */
 struct mp__timer_slot; /* timer.c */
 
 /* A FIFO of ops linked through link. */
