@@ -79,33 +79,8 @@ static int push_list(lua_State *L, const struct mp_addr *addrs, int n) {
 
 static int push_result(lua_State *L, const char *host, int n,
                        const struct mp_addr *addrs) {
-  if (n < 0) {
-    char what[MAX_NAME + 16];
-    snprintf(what, sizeof what, "resolve %s", host);
-    return lmp_fail(L, n, what);
-  }
+  if (n < 0) return lmp_fail(L, n, lua_pushfstring(L, "resolve %s", host));
   return push_list(L, addrs, n);
-}
-
-/* Host names as RFC 1123 allows (letters, digits, '-', '_', dots): an
- * invalid name fails here, never reaching the resolver. */
-static int valid_name(const char *h, size_t n) {
-  size_t label = 0;
-  if (n == 0 || n > MAX_NAME) return 0;
-  if (strspn(h, "0123456789.") == n) return 0; /* a bad IPv4 literal */
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)h[i];
-    if (c == '.') {
-      if (label == 0) return 0;
-      label = 0;
-    } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-               (c >= '0' && c <= '9') || c == '-' || c == '_') {
-      if (++label > 63) return 0;
-    } else {
-      return 0;
-    }
-  }
-  return 1;
 }
 
 /* Literals and the wildcard (name NULL): numeric only, never blocks. */
@@ -143,12 +118,14 @@ static int l_addrs(lua_State *L) {
     return resolve_now(L, host, NULL, (int)port, passive);
   if (n <= MAX_NAME && (mp_addr_ip(&a, host, 0) == 0 || strchr(host, ':')))
     return resolve_now(L, host, host, (int)port, passive);
-  if (!valid_name(host, n)) return push_result(L, host, MP_EAI_NONAME, NULL);
   struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
   if (!op) return luaL_error(L, "not enough memory");
-  if (mp_op_prep_getaddrinfo(op, host, (int)port, MP_AF_UNSPEC, passive)) {
+  int err = mp_op_prep_getaddrinfo(op, host, (int)port, MP_AF_UNSPEC,
+                                   passive);
+  if (err < 0) { /* an invalid name fails at once */
     mp_op_release(op);
-    return luaL_error(L, "not enough memory");
+    if (err == MP_ENOMEM) return luaL_error(L, "not enough memory");
+    return push_result(L, host, err, NULL);
   }
   return lmp_await(L, op, dns_k, "resolve");
 }

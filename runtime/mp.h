@@ -312,7 +312,9 @@ const struct mp_addr *mp_op_from(struct mp_op *op);
 /* Resolves host (NULL or "": the wildcard with MP_AI_PASSIVE, else the
  * loopback) and port to at most MP_ADDRS_MAX distinct addresses of family
  * (MP_AF_UNSPEC: both IP families), on the threadpool. The result is the
- * count, or an MP_EAI_* / MP_E* code; the addresses are mp_op_addrs(op). */
+ * count, or an MP_EAI_* / MP_E* code; the addresses are mp_op_addrs(op).
+ * A host that is no valid name (RFC 1123: letters, digits, '-', '_',
+ * dots; not all digits) fails here with MP_EAI_NONAME, unresolved. */
 enum { MP_AI_PASSIVE = 1, MP_AI_NUMERICHOST = 2, MP_ADDRS_MAX = 16 };
 int mp_op_prep_getaddrinfo(struct mp_op *op, const char *host, int port,
                            int family, int flags);
