@@ -88,11 +88,11 @@ enum mp_op_kind {
   MP_OP_TIMER,    /* completes at a deadline, result 0 */
   MP_OP_WORK,     /* runs fn on a threadpool thread */
   MP_OP_POST,     /* posted by mp_loop_post from any thread */
-  MP_OP_READ,     /* read(2)/pread(2): fd, buf, len, off (-1: current) */
+  MP_OP_READ,     /* read(2)/pread(2): handle, buf, len, off (-1: current) */
   MP_OP_WRITE,    /* write(2)/pwrite(2) */
   MP_OP_RECV,     /* recv(2) on a socket */
   MP_OP_SEND,     /* send(2) on a socket, never raises SIGPIPE */
-  MP_OP_ACCEPT,   /* accept4(2), result is the new fd (non-blocking) */
+  MP_OP_ACCEPT,   /* accept4(2), result is the new handle (non-blocking) */
   MP_OP_CONNECT,  /* connect(2) on a non-blocking socket */
   MP_OP_CLOSE,    /* close(2) */
   /* Files and paths: native on io_uring when the kernel has the opcode,
@@ -221,7 +221,9 @@ void mp_op_release(struct mp_op *op);
  * freed now (unless it is p). Path preps own their copy the same way, so
  * a path prep replaces what the op owned: keep your own buffers out of
  * op->owned across one. Socket preps (connect, sendto, recvfrom,
- * getaddrinfo) keep theirs in op->priv and leave op->owned alone. */
+ * getaddrinfo) keep theirs in op->priv and leave op->owned alone.
+ * A work function (mp_op_prep_work) may call it on its op, on its pool
+ * thread. */
 void mp_op_own(struct mp_op *op, void *p, void (*free_fn)(void *));
 /* Starts the op. On failure returns an MP_E* code and the op is not in
  * flight (the caller still owns it). Success means the callback will run

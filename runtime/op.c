@@ -95,7 +95,10 @@ static void quarantine_put(struct mp_loop *loop, unsigned char *p, int kind) {
 /* Frees what the op owns. Memory with a destructor of its own may not
  * come from malloc (its size is unknown) and its destructor may still
  * read it (a reference count, a link): the debug checks only ask that
- * its first byte is under no other op, and neither poison nor keep it. */
+ * its first byte is under no other op, and neither poison nor keep it.
+ * An op in flight is a work job calling mp_op_own on a pool thread: the
+ * debug checks read the loop, which belongs to its thread, so they are
+ * skipped then. */
 static void owned_drop(struct mp_op *op) {
   struct mp_loop *loop = op->loop;
   void *p = op->owned;
@@ -103,7 +106,7 @@ static void owned_drop(struct mp_op *op) {
   op->owned = NULL;
   op->owned_free = NULL;
   if (!p) return;
-  if (!loop || !loop->quarantine) {
+  if (!loop || !loop->quarantine || op->state == MP__INFLIGHT) {
     if (fn) fn(p); else free(p);
     return;
   }
@@ -264,8 +267,7 @@ void mp_op_prep_work(struct mp_op *op, mp_work_fn fn, void *arg) {
 }
 
 static void prep_rw(struct mp_op *op, int kind, mp_handle_t h,
-                    const void *buf,
-                    size_t len, int64_t off) {
+                    const void *buf, size_t len, int64_t off) {
   op->kind = (uint8_t)kind;
   op->handle = h;
   op->u.rw.buf = (void *)buf;
@@ -278,8 +280,8 @@ void mp_op_prep_read(struct mp_op *op, mp_handle_t h, void *buf, size_t len,
   prep_rw(op, MP_OP_READ, h, buf, len, off);
 }
 
-void mp_op_prep_write(struct mp_op *op, mp_handle_t h, const void *buf, size_t len,
-                      int64_t off) {
+void mp_op_prep_write(struct mp_op *op, mp_handle_t h, const void *buf,
+                      size_t len, int64_t off) {
   prep_rw(op, MP_OP_WRITE, h, buf, len, off);
 }
 
@@ -287,7 +289,8 @@ void mp_op_prep_recv(struct mp_op *op, mp_handle_t h, void *buf, size_t len) {
   prep_rw(op, MP_OP_RECV, h, buf, len, -1);
 }
 
-void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf, size_t len) {
+void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf,
+                     size_t len) {
   prep_rw(op, MP_OP_SEND, h, buf, len, -1);
 }
 
