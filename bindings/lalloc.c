@@ -12,11 +12,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include <lauxlib.h>
 
 #include "moonport.h"
+#include "mp_os.h"
 
 enum {
   GRAIN = 16,
@@ -38,18 +38,9 @@ struct arena {
 static size_t class_of(size_t n) { return (n + GRAIN - 1) / GRAIN - 1; }
 
 static int new_region(struct arena *a) {
-  /* Map twice the size to cut out a 2 MiB-aligned range (huge pages). */
-  char *p = mmap(NULL, 2 * REGION, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return -1;
-  uintptr_t mask = (uintptr_t)REGION - 1;
-  char *start = (char *)(((uintptr_t)p + mask) & ~mask);
-  if (start > p) munmap(p, (size_t)(start - p));
-  if (start + REGION < p + 2 * REGION)
-    munmap(start + REGION, (size_t)(p + 2 * REGION - (start + REGION)));
-#ifdef MADV_HUGEPAGE
-  madvise(start, REGION, MADV_HUGEPAGE);
-#endif
+  /* 2 MiB-aligned, so the kernel may back it with huge pages. */
+  char *start = mp_os_map(REGION, REGION);
+  if (!start) return -1;
   struct region *r = (struct region *)start;
   r->next = a->regions;
   a->regions = r;
@@ -115,7 +106,7 @@ static void arena_destroy(struct arena *a) {
   while (a->regions) {
     struct region *r = a->regions;
     a->regions = r->next;
-    munmap(r, REGION);
+    mp_os_unmap(r, REGION);
   }
   free(a);
 }

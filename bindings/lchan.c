@@ -8,7 +8,6 @@ static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
-
 /* core.park([cleanup]): cleanup runs if the coroutine that parks is
  * abandoned (see l_abandon), so a channel can take its waiter back. */
 static int l_park(lua_State *L) {

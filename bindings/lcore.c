@@ -18,7 +18,6 @@
 
 const char lmp_sentinel = 0;       /* yielded by every suspension */
 static const char timeout_key = 0; /* registry: the timeout error object */
-#define SENTINEL LMP_SENTINEL
 
 int lmp_fail(lua_State *L, int err, const char *what) {
   static const struct { int err; const char *msg, *name; } own[] = {
@@ -273,7 +272,7 @@ int lmp_await(lua_State *L, struct mp_op *op, lmp_done k,
   t->op = op;
   t->k = k;
   t->status = LMP_WAITING;
-  lua_pushlightuserdata(L, SENTINEL);
+  lua_pushlightuserdata(L, LMP_SENTINEL);
   return lua_yieldk(L, 1, id, await_k);
 }
 
@@ -304,7 +303,7 @@ static int suspend(lua_State *L, struct lmp_task *t, lua_KFunction k,
     lua_pushvalue(L, cleanup);
     t->cleanup = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  lua_pushlightuserdata(L, SENTINEL);
+  lua_pushlightuserdata(L, LMP_SENTINEL);
   return lua_yieldk(L, 1, id, park_k);
 }
 
@@ -490,7 +489,6 @@ static int timeout_tostring(lua_State *L) {
   return 1;
 }
 
-
 void lmp_open_core(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg meta[] = {{"__gc", task_gc}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"abandon", l_abandon}, {NULL, NULL}};
@@ -506,7 +504,7 @@ void lmp_open_core(lua_State *L, struct lmp_state *S) {
 
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, funcs, 1);
-  lua_pushlightuserdata(L, SENTINEL);
+  lua_pushlightuserdata(L, LMP_SENTINEL);
   lua_setfield(L, -2, "SENTINEL");
   /* Kept alive, so the scheduler's lua_pushliteral(co, "cancelled")
    * finds it interned and cannot run out of memory (and lose a task). */

@@ -8,6 +8,7 @@
  *   2. lbuf.h         the read buffer (and the handle object)
  *   3. objects        lfile.h, lsock.h, lfs.h, lwork.h, lcoro.h,
  *                     ldeadline.h, ldebug.h, lrepl.h, lchan.h
+ *                     (none includes another but lbuf.h/lcore.h)
  *   4. lsched.h       the scheduler; ltask.h the task methods; lhost.c
  *   5. lmoonport.c    opens everything
  * Where a lower layer needs something above it (the await primitive
@@ -71,10 +72,22 @@ struct lmp_task {
   unsigned char has_joiners; /* S->waiters holds an entry for it */
 };
 
-/* The REPL's line input as the state sees it (lrepl.c reads lines with
- * stdio; a host with a terminal, the moonport command, installs its own
- * with lmp_repl_set). Process-wide things (a terminal) may sit behind it. */
-struct lmp_lineio;
+/* The REPL's line input: lrepl.c reads lines with stdio unless the host
+ * installed its own (lmp_repl_set: the moonport command's terminal, with
+ * line editing, cmd/mterm.c). What sits behind it (a terminal) may be
+ * process-wide. Only read is required. */
+struct lmp_line;
+struct lmp_lineio {
+  /* On a pool thread: sets line->line (malloc'd, NULL at the end of
+   * input) or line->interrupted (Ctrl-C dropped it). */
+  void (*read)(struct lmp_line *line);
+  void (*add_history)(const char *entry); /* a complete entry */
+  void (*interrupt)(void); /* Ctrl-C: drop the line being typed */
+  void (*abort)(void);     /* the state is closing: end a read now */
+  /* Whether h is one of its process-wide handles, kept until exit (the
+   * leak check at state close skips them). */
+  int (*owns)(mp_handle_t h);
+};
 
 struct lmp_state {
   struct mp_loop *loop;
@@ -96,7 +109,7 @@ struct lmp_state {
   int waiters;              /* registry ref: target task -> joiners */
   int taskcos;              /* registry ref: the tasks' coroutines (weak) */
   struct lmp_leakcheck *leakcheck; /* MOONPORT_LEAK_CHECK (ldebug.c) */
-  /* Hooks the layers above install (lsched.c, lrepl.c): */
+  /* Hooks the layers above install (lsched.c, the host's lmp_repl_set): */
   void (*run_ready)(struct lmp_state *S); /* resumes the ready tasks */
   const struct lmp_lineio *lineio;        /* the REPL's line input */
 };

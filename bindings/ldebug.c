@@ -5,18 +5,15 @@
  *   mp.debug.stats()  {ops_inflight, ops_live, timers, pool_jobs,
  *                      pool_threads, tasks, anchors, waiters, registry,
  *                      threads}
- *   mp.debug.fds()    {[fd] = "what it is"} (Linux: /proc/self/fd)
+ *   mp.debug.fds()    {[fd] = "what it is"} (mp_os_list_handles)
  */
-#include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ldebug.h"
-#include "lrepl.h"
-
-
+#include "mp_os.h"
 
 /* The live luaL_ref references in the table at idx: integer keys holding
  * something other than a number (free-list links are numbers). Named
@@ -50,30 +47,6 @@ static lua_Integer count_ref_table(lua_State *L, int ref, int all) {
   return n;
 }
 
-/* Whether thread tid is one of io_uring's kernel workers (iou-wrk-*),
- * which the kernel starts for blocking requests and ends when idle. */
-static int is_uring_worker(const char *tid) {
-  char path[300], comm[32] = "";
-  snprintf(path, sizeof path, "/proc/self/task/%s/comm", tid);
-  FILE *f = fopen(path, "re");
-  if (!f) return 0;
-  int r = fgets(comm, sizeof comm, f) && strncmp(comm, "iou-", 4) == 0;
-  fclose(f);
-  return r;
-}
-
-/* The process's threads, io_uring's kernel workers aside; -1 without
- * /proc. */
-static int count_threads(void) {
-  DIR *d = opendir("/proc/self/task");
-  int n = 0;
-  if (!d) return -1;
-  for (struct dirent *e; (e = readdir(d));)
-    if (e->d_name[0] != '.' && !is_uring_worker(e->d_name)) n++;
-  closedir(d);
-  return n;
-}
-
 static void setint(lua_State *L, const char *k, lua_Integer v) {
   lua_pushinteger(L, v);
   lua_setfield(L, -2, k);
@@ -93,49 +66,22 @@ static int l_stats(lua_State *L) {
   setint(L, "anchors", count_ref_table(L, S->anchors, 0));
   setint(L, "waiters", count_ref_table(L, S->waiters, 1));
   setint(L, "registry", count_live(L, LUA_REGISTRYINDEX));
-  int threads = count_threads();
+  int threads = mp_os_thread_count();
   if (threads >= 0) setint(L, "threads", threads);
   return 1;
 }
 
-/* What descriptor fd is ("socket:[1234]", "/tmp/x", "pipe:[55]"). */
-static const char *fd_name(int fd, char *buf, size_t n) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  ssize_t r = readlink(path, buf, n - 1);
-  if (r < 0) return "?";
-  buf[r] = 0;
-  return buf;
-}
-
-/* Calls fn for every open descriptor but the one listing them. */
-static int each_fd(void (*fn)(void *ud, int fd), void *ud) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  for (struct dirent *e; (e = readdir(d));) {
-    if (e->d_name[0] == '.') continue;
-    int fd = atoi(e->d_name);
-    if (fd != dirfd(d)) fn(ud, fd);
-  }
-  closedir(d);
-  return 0;
-}
-
-static void fd_to_table(void *ud, int fd) {
+static void fd_to_table(void *ud, mp_handle_t fd, const char *what) {
   lua_State *L = ud;
-  char buf[256];
-  lua_pushstring(L, fd_name(fd, buf, sizeof buf));
-  lua_rawseti(L, -2, fd);
+  lua_pushstring(L, what);
+  lua_rawseti(L, -2, (lua_Integer)(intptr_t)fd);
 }
 
+/* nil, message, code where the system cannot list its handles. */
 static int l_fds(lua_State *L) {
   lua_newtable(L);
-  if (each_fd(fd_to_table, L) < 0) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "fds: /proc/self/fd is not available");
-    return 2;
-  }
-  return 1;
+  int r = mp_os_list_handles(fd_to_table, L);
+  return r < 0 ? lmp_fail(L, r, "fds") : 1;
 }
 
 void lmp_push_debug(lua_State *L, struct lmp_state *S) {
@@ -151,14 +97,15 @@ void lmp_push_debug(lua_State *L, struct lmp_state *S) {
 struct lmp_leakcheck {
   int threads;
   int nfds, capfds;
-  int *fds;
+  mp_handle_t *fds;
 };
 
-static void fd_add(void *ud, int fd) {
+static void fd_add(void *ud, mp_handle_t fd, const char *what) {
   struct lmp_leakcheck *lc = ud;
+  (void)what;
   if (lc->nfds == lc->capfds) {
     int cap = lc->capfds ? 2 * lc->capfds : 16;
-    int *p = realloc(lc->fds, (size_t)cap * sizeof *p);
+    mp_handle_t *p = realloc(lc->fds, (size_t)cap * sizeof *p);
     if (!p) return; /* a shorter baseline only reports more */
     lc->fds = p;
     lc->capfds = cap;
@@ -171,26 +118,27 @@ void lmp_leakcheck_start(struct lmp_state *S) {
   if (!e || !*e || strcmp(e, "0") == 0) return;
   struct lmp_leakcheck *lc = calloc(1, sizeof *lc);
   if (!lc) return;
-  lc->threads = count_threads();
-  each_fd(fd_add, lc);
+  lc->threads = mp_os_thread_count();
+  mp_os_list_handles(fd_add, lc);
   S->leakcheck = lc;
 }
 
 struct fd_report {
   struct lmp_leakcheck *lc;
+  const struct lmp_lineio *io;
   int n;
   char list[1024];
 };
 
-static void fd_check(void *ud, int fd) {
+static void fd_check(void *ud, mp_handle_t fd, const char *what) {
   struct fd_report *r = ud;
   for (int i = 0; i < r->lc->nfds; i++)
     if (r->lc->fds[i] == fd) return;
-  if (lmp_repl_fd(fd)) return; /* process-wide, kept until exit */
-  char buf[256];
+  if (r->io && r->io->owns && r->io->owns(fd))
+    return; /* the REPL's terminal: process-wide, kept until exit */
   size_t used = strlen(r->list);
-  snprintf(r->list + used, sizeof r->list - used, "%s%d=%s",
-           r->n ? ", " : "", fd, fd_name(fd, buf, sizeof buf));
+  snprintf(r->list + used, sizeof r->list - used, "%s%lld=%s",
+           r->n ? ", " : "", (long long)(intptr_t)fd, what);
   r->n++;
 }
 
@@ -201,7 +149,7 @@ void lmp_leakcheck_end(struct lmp_state *S, size_t nlive, int close_err) {
   struct lmp_leakcheck *lc = S->leakcheck;
   if (!lc) return;
   S->leakcheck = NULL;
-  struct fd_report r = {lc, 0, ""};
+  struct fd_report r = {lc, S->lineio, 0, ""};
   int bad = 0;
   if (nlive) {
     fprintf(stderr, "moonport: leak check: %zu op record%s never released\n",
@@ -214,17 +162,17 @@ void lmp_leakcheck_end(struct lmp_state *S, size_t nlive, int close_err) {
     bad = 1;
   }
   /* Descriptors: closes went through the loop, which is drained. */
-  each_fd(fd_check, &r);
+  mp_os_list_handles(fd_check, &r);
   if (r.n) {
     fprintf(stderr, "moonport: leak check: leaked %d descriptor%s: %s\n",
             r.n, r.n == 1 ? "" : "s", r.list);
     bad = 1;
   }
-  int threads = count_threads();
+  int threads = mp_os_thread_count();
   for (int i = 0; S->own_loop && i < 100 && threads > lc->threads; i++) {
     /* the pool's threads were joined; they may linger a moment in /proc */
-    usleep(10000);
-    threads = count_threads();
+    mp_os_sleep_ms(10);
+    threads = mp_os_thread_count();
   }
   if (S->own_loop && lc->threads >= 0 && threads > lc->threads) {
     fprintf(stderr, "moonport: leak check: %d thread%s still running\n",
@@ -235,6 +183,6 @@ void lmp_leakcheck_end(struct lmp_state *S, size_t nlive, int close_err) {
   free(lc);
   if (bad) {
     fflush(NULL);
-    _exit(3);
+    _Exit(3);
   }
 }

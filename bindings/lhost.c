@@ -2,8 +2,6 @@
  * spawning, running in steps or to the end, deadlock reports, the host's
  * references, how long it may sleep, and task queries. The scheduler
  * under it is lsched.c. */
-#include <poll.h>
-
 #include "lsched.h"
 
 void moonport_spawn(lua_State *L, int nargs) {
@@ -25,12 +23,12 @@ int moonport_run(lua_State *L, enum mp_run_mode mode) {
       S->ntasks > 0) {
     if (S->host_refs == 0) mode = MP_RUN_DEFAULT; /* reports, cancels */
     else if (mode == MP_RUN_ONCE) {
-      struct pollfd p = {.fd = mp_loop_fd(S->loop), .events = POLLIN};
-      if (mp_loop_timeout(S->loop) != 0) poll(&p, 1, -1);
+      mp_loop_wait(S->loop, -1);
       lmp_step(S, 0); /* takes the post, which may ready a task */
     }
   }
-  if (mode == MP_RUN_DEFAULT && lmp_run_all(S) < 0) return lmp_push_deadlock(L, S);
+  if (mode == MP_RUN_DEFAULT && lmp_run_all(S) < 0)
+    return lmp_push_deadlock(L, S);
   return S->ntasks;
 }
 

@@ -30,7 +30,8 @@ static int state_gc(lua_State *L) {
     fprintf(stderr, "moonport: %d task(s) had not ended when the Lua state "
                     "closed and were dropped (end the main chunk with "
                     "mp.run() to wait for them)\n", S->ntasks);
-  lmp_repl_abort(); /* a line read on the pool would hold the drain */
+  if (S->lineio && S->lineio->abort)
+    S->lineio->abort(); /* a line read on the pool would hold the drain */
   mp_loop_drain(S->loop);
   struct mp_loop_stats st;
   mp_loop_stats(S->loop, &st);

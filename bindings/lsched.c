@@ -173,7 +173,6 @@ static void run_ready(struct lmp_state *S) {
   }
 }
 
-
 /* Spawns the function at index fidx with the nargs values after it (all
  * left in place) and pushes the task. */
 struct lmp_task *lmp_spawn(lua_State *L, struct lmp_state *S, int fidx,
@@ -203,7 +202,6 @@ void lmp_task_cancel(struct lmp_task *t) {
   if (t->status == LMP_WAITING && t->op) mp_op_cancel(t->op);
   else if (t->status == LMP_PARKED && t != t->S->current) lmp_ready_push(t);
 }
-
 
 /* Cancels every live task (after a deadlock, so the state stays usable). */
 static void cancel_all(struct lmp_state *S) {

@@ -36,7 +36,8 @@ static int put(struct buf *b, const void *d, size_t n) {
   return 0;
 }
 
-static void job_free(struct job *j) {
+static void job_free(void *p) {
+  struct job *j = p;
   free(j->fn.p);
   free(j->args.p);
   free(j->res.p);
@@ -338,11 +339,6 @@ static void work_fn(struct mp_op *op) {
   op->result = 0;
 }
 
-static void work_cb(struct mp_op *op) {
-  if (!op->data) job_free(op->u.work.arg); /* orphaned */
-  lmp_task_op_cb(op);
-}
-
 static int push_res(lua_State *L) {
   struct job *j = lua_touserdata(L, 1);
   lua_pushlstring(L, j->res.p, j->res.n);
@@ -353,18 +349,16 @@ static int work_k(lua_State *L, struct mp_op *op) {
   struct job *j = op->u.work.arg;
   if (op->result < 0) { /* never ran: cancelled, or the pool failed */
     int err = (int)op->result;
-    job_free(j);
-    mp_op_release(op);
+    mp_op_release(op); /* frees j (op-owned) */
     return luaL_error(L, "work: %s", mp_strerror(err));
   }
-  mp_op_release(op);
   /* Copy the bytes into Lua before decoding, so a memory error while
    * decoding cannot leak the C buffer; the copy itself is protected. */
   lua_pushcfunction(L, push_res);
   lua_pushlightuserdata(L, j);
   int st = lua_pcall(L, 1, 1, 0);
   int failed = j->failed, nres = j->nres;
-  job_free(j);
+  mp_op_release(op);
   if (st != LUA_OK || failed) return lua_error(L);
   const char *p = lua_tostring(L, -1);
   decode(L, &p, nres);
@@ -399,11 +393,14 @@ static int l_work(lua_State *L) {
     return luaL_argerror(L, bad + 1, e);
   }
   j->nargs = nargs;
-  struct mp_op *op = mp_op_new(S->loop, work_cb, NULL);
+  struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
   if (!op) {
     job_free(j);
     return luaL_error(L, "not enough memory");
   }
+  /* The job lives as long as the op: an orphaned op (its task gone)
+   * frees it when the pool is done with it. */
+  mp_op_own(op, j, job_free);
   mp_op_prep_work(op, work_fn, j);
   return lmp_await(L, op, work_k, "work");
 }

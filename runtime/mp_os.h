@@ -3,8 +3,8 @@
  * The bindings include no OS header: what they cannot do with an op
  * (mp.h) they do here. Every function returns >= 0 or an MP_E* code and
  * never sets or needs errno; handles are mp_handle_t. Implemented per
- * platform (runtime/..._unix.c). Each section has an owner on issue 9: add
- * to your own section only, so branches merge cleanly.
+ * platform (the runtime's *_unix.c files). Each section has an owner on
+ * issue 9: add to your own section only, so branches merge cleanly.
  */
 #ifndef MP_OS_H_PUBLIC
 #define MP_OS_H_PUBLIC
@@ -68,7 +68,23 @@ int64_t mp_os_trysendto(mp_handle_t h, const void *buf, size_t len,
 int mp_os_getaddrinfo(const char *host, int port, int family, int flags,
                       struct mp_addr *out, int max);
 
-/* ---- Memory, handles, threads, terminal (H4 tasks) ---- */
+/* ---- Memory, handles, threads, terminal (H4 tasks: runtime/sys_unix.c) */
+
+/* size bytes of zeroed read-write memory aligned to align (a power of two,
+ * 0: the page size), which the system may back with huge pages; NULL when
+ * out of memory. Give it back with mp_os_unmap(p, size). */
+void *mp_os_map(size_t size, size_t align);
+void mp_os_unmap(void *p, size_t size);
+/* Calls fn for every handle open in the process, with what it refers to
+ * ("socket:[1234]", "/tmp/x", "pipe:[55]"; "?" if unknown). 0, or an
+ * MP_E* code when the system cannot list them. */
+int mp_os_list_handles(void (*fn)(void *ud, mp_handle_t h, const char *what),
+                       void *ud);
+/* The process's threads (the kernel's own IO workers aside), or an MP_E*
+ * code when the system cannot count them. */
+int mp_os_thread_count(void);
+/* Sleeps the calling thread for ms milliseconds. */
+void mp_os_sleep_ms(int ms);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* args.c: the moonport command's option parsing (bindings/margs.c), as
+/* args.c: the moonport command's option parsing (cmd/margs.c), as
  * lua.c's collectargs plus --backend. Prints "N passed, N failed". */
 #include <stdio.h>
 #include <string.h>

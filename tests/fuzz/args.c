@@ -1,5 +1,5 @@
 /* args.c: libFuzzer target for the moonport command's option parsing
- * (bindings/margs.c, mp_args_parse and mp_args_error).
+ * (cmd/margs.c, mp_args_parse and mp_args_error).
  *
  * The input builds an argv vector: words from a table of the interesting
  * ones ("", "-", "--", "-e", "-l", "-lmod", "g=mod", "--backend=", ...) or

@@ -23,7 +23,7 @@ check "its version field is the header's" \
   'grep -qx "version = \"$VERSION-1\"" "$SRC/$specs"'
 
 mkdir "$tmp/src"
-(cd "$SRC" && cp -r CMakeLists.txt LICENSE README.md bindings runtime lua \
+(cd "$SRC" && cp -r CMakeLists.txt LICENSE README.md bindings cmd runtime lua \
    scripts docs $specs "$tmp/src/")
 # No network: a download attempt fails at once through a dead proxy; the
 # user configuration and cache live in the temporary HOME.

@@ -20,6 +20,9 @@
 
 #include "margs.h"
 #include "moonport.h"
+#ifdef MP_WITH_READLINE
+#include "mterm.h"
+#endif
 
 #define MP_VERSION "moonport " MOONPORT_VERSION
 
@@ -454,6 +457,9 @@ static int pmain(lua_State *L) {
   moonport_open(L, loop);
   lua_setfield(L, -2, "moonport");
   lua_pop(L, 1);
+#ifdef MP_WITH_READLINE
+  mterm_install(L); /* the REPL's lines: line editing, history */
+#endif
   running = moonport_running(L);
   createargtable(L, argv, argc, script);
   if (!(flags & MP_ARGS_NOENV) && handle_luainit(L) != LUA_OK) goto fail;
