@@ -10,130 +10,25 @@
  * ("a", "a+") write at offset -1 (the kernel's position) so O_APPEND
  * appends even with other writers.
  *
- * The descriptor lives in a struct lfd shared by the object and every op
- * in flight on it: closing the object cancels the ops, and the descriptor
- * itself is closed only when the last op has completed, so neither the
- * kernel (a batched SQE names the fd) nor a pool thread ever sees a
- * descriptor number that was closed and reused under it. */
-#include <errno.h>
-#include <fcntl.h>
+ * The handle lives in a struct lmp_handle (lhandle.c) shared by the
+ * object and every op in flight on it: closing the object cancels the
+ * ops, and the handle itself is closed only when the last op has
+ * completed, so neither the kernel (a batched SQE names the fd) nor a pool
+ * thread ever sees a descriptor number that was closed and reused under
+ * it. The pending write lives there too: a method that must see it
+ * written first flushes through lhandle and runs again (lfwrite.c is the
+ * writer; this file only includes its header). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "lfile.h"
 #include "lfs.h"
+#include "lfwrite.h"
 
-int64_t lfile_pos(struct lfile *f) {
-  if (f->wlen && f->woff >= 0) return f->woff + (int64_t)f->wlen;
-  return f->end - (int64_t)lmp_rbuf_avail(&f->rb);
-}
-
-static void close_cb(struct mp_op *op) { mp_op_release(op); }
-
-static void lfd_unref(struct lfd *d) {
-  if (--d->refs > 0) return;
-  /* Nothing in flight names the descriptor any more: close it through
-   * the loop (close may block on some filesystems), else here. */
-  struct mp_op *op = mp_op_new(d->loop, close_cb, NULL);
-  if (op) {
-    mp_op_prep_close(op, d->fd);
-    mp_op_protect(op); /* a drained loop still closes it */
-    if (mp_op_submit(op) < 0) {
-      mp_op_release(op);
-      close(d->fd);
-    }
-  } else {
-    close(d->fd);
-  }
-  free(d->ops);
-  free(d);
-}
-
-int lfile_track(struct lfd *d, struct mp_op *op) {
-  if (d->nops == d->capops) {
-    int cap = d->capops ? d->capops * 2 : 4;
-    struct mp_op **ops = realloc(d->ops, (size_t)cap * sizeof *ops);
-    if (!ops) return MP_ENOMEM;
-    d->ops = ops;
-    d->capops = cap;
-  }
-  d->ops[d->nops++] = op;
-  d->refs++;
-  op->ref = d;
-  return 0;
-}
-
-/* The op no longer uses the descriptor (completed, or never started). */
-void lfile_untrack(struct mp_op *op) {
-  struct lfd *d = op->ref;
-  if (!d) return;
-  op->ref = NULL;
-  for (int i = 0; i < d->nops; i++) {
-    if (d->ops[i] != op) continue;
-    d->ops[i] = d->ops[--d->nops];
-    break;
-  }
-  lfd_unref(d);
-}
-
-/* Callback of every op on a file: frees the descriptor's claim, then the
- * usual wake-up (or release when orphaned). */
-void lfile_op_cb(struct mp_op *op) {
-  lfile_untrack(op);
-  lmp_task_op_cb(op);
-}
-
-struct lfile *lfile_to(lua_State *L) {
-  return luaL_checkudata(L, 1, LMP_FILE);
-}
-
-struct lfile *lfile_check(lua_State *L) {
-  struct lfile *f = lfile_to(L);
-  if (!f->d) luaL_error(L, "attempt to use a closed file");
-  return f;
-}
-
-/* A new op on f's descriptor, tracked. NULL: *err set. */
-struct mp_op *lfile_op(struct lmp_state *S, struct lfile *f,
-                             int *err) {
-  struct mp_op *op = mp_op_new(S->loop, lfile_op_cb, NULL);
-  if (!op) {
-    *err = MP_ENOMEM;
-    return NULL;
-  }
-  if ((*err = lfile_track(f->d, op)) < 0) {
-    mp_op_release(op);
-    return NULL;
-  }
-  return op;
-}
-
-int lfile_fail(lua_State *L, struct lfile *f, int err) {
-  return lmp_rbuf_fail(L, err, f->path, f->rb.maxline);
-}
-
-/* Result of an op on the file at index 1: MP_ECLOSED if the file was
- * closed while the op was in flight. */
-int64_t lfile_result(lua_State *L, struct mp_op *op) {
-  struct lfile *f = lfile_to(L);
-  if (!f->d) return MP_ECLOSED;
-  return op->result;
-}
-
-/* Links an op about to be submitted again (the rest of a short write or
- * read) to the file; if the file was closed meanwhile, releases it and
- * pushes the failure, returning the count of values pushed. */
-int lfile_retrack(lua_State *L, struct lfile *f, struct mp_op *op) {
-  int err = f->d ? lfile_track(f->d, op) : MP_ECLOSED;
-  if (err < 0) {
-    mp_op_release(op);
-    return lfile_fail(L, f, err);
-  }
-  op->cb = lfile_op_cb;
-  return 0;
+/* The op's result, or MP_ECLOSED if the file was closed while the op was
+ * in flight (the file at index 1). */
+static int64_t lfile_result(lua_State *L, struct mp_op *op) {
+  return lfile_isopen(lfile_to(L)) ? op->result : MP_ECLOSED;
 }
 
 /* --- reading: the lbuf vtable ------------------------------------------ */
@@ -147,23 +42,23 @@ static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
   if (f->size >= 0 && f->end <= f->size &&
       (uint64_t)(f->size - f->end) < want)
     want = (size_t)(f->size - f->end) + 1;
-  struct mp_op *op = lfile_op(lmp_state(L), f, err);
+  struct mp_op *op = lmp_handle_op(f->h, err);
   if (!op) return NULL;
   void *buf = lmp_rbuf_opbuf(&f->rb, op, want);
   if (!buf) {
     *err = MP_ENOMEM;
-    lfile_untrack(op);
+    lmp_handle_untrack(op);
     mp_op_release(op);
     return NULL;
   }
-  mp_op_prep_read(op, f->d->fd, buf, want, f->stream ? -1 : f->end);
+  mp_op_prep_read(op, f->h->handle, buf, want, f->stream ? -1 : f->end);
   return op;
 }
 
 static int64_t rb_done(lua_State *L, struct mp_op *op) {
   struct lfile *f = lfile_to(L);
-  lfile_untrack(op);
-  if (!f->d) return MP_ECLOSED;
+  lmp_handle_untrack(op);
+  if (!lfile_isopen(f)) return MP_ECLOSED;
   if (op->result < 0) return op->result;
   /* A seek or write while the read was in flight moved the buffer: these
    * bytes belong elsewhere. */
@@ -186,20 +81,22 @@ static const struct lmp_rbuf_vt file_vt = {
 
 static int file_read(lua_State *L) {
   struct lfile *f = lfile_check(L);
-  if (f->wlen) return lfile_after_flush(L, f, file_read);
+  if (f->h->wlen)
+    return lmp_handle_flush_then(L, f->h, lfile_flushed, file_read);
   return lmp_rbuf_read(L, &file_vt, 0);
 }
 
 /* The iterator of file:lines(...): upvalues S, file, formats. */
 static int lines_iter(lua_State *L) {
   struct lfile *wf = luaL_checkudata(L, lua_upvalueindex(2), LMP_FILE);
-  if (wf->d && wf->wlen) return lfile_after_flush(L, wf, lines_iter);
   int n = (int)lua_tointeger(L, lua_upvalueindex(3));
   lua_settop(L, 0);
   lua_pushvalue(L, lua_upvalueindex(2));
+  if (lfile_isopen(wf) && wf->h->wlen) /* the file at 1, as flushes want */
+    return lmp_handle_flush_then(L, wf->h, lfile_flushed, lines_iter);
   for (int i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(3 + i));
   struct lfile *f = lfile_to(L);
-  if (!f->d) return luaL_error(L, "file is already closed");
+  if (!lfile_isopen(f)) return luaL_error(L, "file is already closed");
   return lmp_rbuf_read(L, &file_vt, LMP_RBUF_RAISE);
 }
 
@@ -226,11 +123,14 @@ static int pread_more(lua_State *L, struct mp_op *op, size_t got) {
   struct lfile *f = lfile_to(L);
   size_t n = (size_t)lua_tointeger(L, 2);
   int64_t off = lua_tointeger(L, 3);
-  int nret = lfile_retrack(L, f, op);
-  if (nret) return nret;
+  int err = lmp_handle_retrack(f->h, op);
+  if (err < 0) {
+    mp_op_release(op);
+    return lfile_fail(L, f, err);
+  }
   lua_settop(L, 3);
   lua_pushinteger(L, (lua_Integer)got);
-  mp_op_prep_read(op, f->d->fd, (char *)op->owned + got, n - got,
+  mp_op_prep_read(op, f->h->handle, (char *)op->owned + got, n - got,
                   off + (int64_t)got);
   return lmp_await(L, op, pread_k, "pread");
 }
@@ -269,7 +169,8 @@ static int pread_k(lua_State *L, struct mp_op *op) {
 static int file_pread(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct lfile *f = lfile_check(L);
-  if (f->wlen) return lfile_after_flush(L, f, file_pread);
+  if (f->h->wlen)
+    return lmp_handle_flush_then(L, f->h, lfile_flushed, file_pread);
   lua_Integer n = luaL_checkinteger(L, 2);
   lua_Integer off = luaL_checkinteger(L, 3);
   luaL_argcheck(L, n >= 0, 2, "non-negative count expected");
@@ -282,10 +183,10 @@ static int file_pread(lua_State *L) {
   }
   /* pread(huge, off) must not allocate huge: a regular file holds at most
    * size - off bytes there (fstat: the in-memory inode, no disk IO). */
-  struct stat st;
-  if (n > LMP_RBUF_MAXREAD && fstat(f->d->fd, &st) == 0 &&
-      S_ISREG(st.st_mode)) {
-    int64_t left = (int64_t)st.st_size - off;
+  struct mp_stat st;
+  if (n > LMP_RBUF_MAXREAD && mp_os_fstat(f->h->handle, &st) == 0 &&
+      st.type == MP_FT_FILE) {
+    int64_t left = st.size - off;
     if (left < 0) left = 0;
     if (n > left + 1) n = left + 1;
     lua_pushinteger(L, n);
@@ -304,7 +205,8 @@ static int file_pread(lua_State *L) {
 static int file_seek(lua_State *L) {
   static const char *const names[] = {"set", "cur", "end", NULL};
   struct lfile *f = lfile_check(L);
-  if (f->wlen) return lfile_after_flush(L, f, file_seek);
+  if (f->h->wlen)
+    return lmp_handle_flush_then(L, f->h, lfile_flushed, file_seek);
   int op = luaL_checkoption(L, 2, "cur", names);
   lua_Integer off = luaL_optinteger(L, 3, 0);
   int64_t base = 0;
@@ -317,9 +219,10 @@ static int file_seek(lua_State *L) {
     }
   } else if (op == 2) {
     /* fstat of an open descriptor reads the in-memory inode: no disk IO */
-    struct stat st;
-    if (fstat(f->d->fd, &st) < 0) return lfile_fail(L, f, -errno);
-    base = (int64_t)st.st_size;
+    struct mp_stat st;
+    int err = mp_os_fstat(f->h->handle, &st);
+    if (err < 0) return lfile_fail(L, f, err);
+    base = st.size;
   }
   if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
     return lfile_fail(L, f, MP_EINVAL);
@@ -339,11 +242,12 @@ static int simple_k(lua_State *L, struct mp_op *op) {
 
 static int file_sync(lua_State *L) {
   struct lfile *f = lfile_check(L);
-  if (f->wlen) return lfile_after_flush(L, f, file_sync);
+  if (f->h->wlen)
+    return lmp_handle_flush_then(L, f->h, lfile_flushed, file_sync);
   int err;
-  struct mp_op *op = lfile_op(lmp_state(L), f, &err);
+  struct mp_op *op = lmp_handle_op(f->h, &err);
   if (!op) return lfile_fail(L, f, err);
-  mp_op_prep_fsync(op, f->d->fd, 0);
+  mp_op_prep_fsync(op, f->h->handle, 0);
   return lmp_await(L, op, simple_k, "sync");
 }
 
@@ -353,7 +257,7 @@ static int fstat_k(lua_State *L, struct mp_op *op) {
     mp_op_release(op);
     return lfile_fail(L, lfile_to(L), (int)r);
   }
-  struct statx st = *(struct statx *)mp_op_statx_buf(op);
+  struct mp_stat st = *mp_op_stat(op);
   mp_op_release(op); /* before pushing, which may run out of memory */
   lmp_push_stat(L, &st);
   return 1;
@@ -361,39 +265,17 @@ static int fstat_k(lua_State *L, struct mp_op *op) {
 
 static int file_stat(lua_State *L) {
   struct lfile *f = lfile_check(L);
-  if (f->wlen) return lfile_after_flush(L, f, file_stat);
+  if (f->h->wlen)
+    return lmp_handle_flush_then(L, f->h, lfile_flushed, file_stat);
   int err;
-  struct mp_op *op = lfile_op(lmp_state(L), f, &err);
+  struct mp_op *op = lmp_handle_op(f->h, &err);
   if (!op) return lfile_fail(L, f, err);
-  if ((err = mp_op_prep_statx(op, f->d->fd, NULL, 0)) < 0) {
-    lfile_untrack(op);
+  if ((err = mp_op_prep_fstat(op, f->h->handle)) < 0) {
+    lmp_handle_untrack(op);
     mp_op_release(op);
     return lfile_fail(L, f, err);
   }
   return lmp_await(L, op, fstat_k, "stat");
-}
-
-/* Detaches the descriptor from the object and cancels its ops. Returns
- * the fd when nothing else holds it (the caller closes it), else -1 (the
- * last op to complete closes it). */
-static int detach(struct lfile *f) {
-  struct lfd *d = f->d;
-  int fd = -1;
-  if (!d) return -1;
-  f->d = NULL;
-  lmp_rbuf_free(&f->rb);
-  free(f->wbuf);
-  f->wbuf = NULL;
-  f->wlen = 0;
-  for (int i = 0; i < d->nops; i++) mp_op_cancel(d->ops[i]);
-  if (d->refs == 1) {
-    fd = d->fd;
-    free(d->ops);
-    free(d);
-  } else {
-    lfd_unref(d);
-  }
-  return fd;
 }
 
 static int close_k(lua_State *L, struct mp_op *op) {
@@ -405,43 +287,42 @@ static int close_k(lua_State *L, struct mp_op *op) {
 }
 
 /* The close op's callback: if the op was discarded before it started (the
- * task was already cancelled), close the descriptor here, never leak it.
+ * task was already cancelled), close the handle here, never leak it.
  * result is 1 only before submit (submit zeroes it). */
 static void close_op_cb(struct mp_op *op) {
-  if (!op->data && op->result == 1) close(op->handle);
+  if (!op->data && op->result == 1) mp_os_close(op->handle);
   lmp_task_op_cb(op);
 }
 
-/* Closes a detached descriptor through the loop without waiting. */
-static void close_async(struct lmp_state *S, int fd) {
-  struct lfd tmp = {fd, 1, S ? S->loop : NULL, NULL, 0, 0};
-  struct lfd *d = tmp.loop ? mp_loop_malloc(tmp.loop, sizeof *d) : NULL;
-  if (d) {
-    *d = tmp;
-    lfd_unref(d); /* closes through the loop */
-  } else {
-    close(fd);
-  }
+/* close() reports a failed flush, and closes all the same. */
+static int close_flushed(lua_State *L, int64_t n, int64_t off) {
+  struct lfile *f = lfile_to(L);
+  if (n >= 0) return lfile_flushed(L, n, off);
+  lmp_rbuf_free(&f->rb);
+  lmp_handle_close(f->h);
+  return lfile_fail(L, f, (int)n);
 }
 
-int lfile_close(lua_State *L) {
+static int lfile_close(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct lfile *f = lfile_check(L);
-  if (f->wlen) return lfile_after_flush(L, f, lfile_close);
-  int fd = detach(f);
-  if (fd < 0) { /* closed by the last op in flight */
+  if (f->h->wlen)
+    return lmp_handle_flush_then(L, f->h, close_flushed, lfile_close);
+  lmp_rbuf_free(&f->rb);
+  if (!(f->mode & F_WRITE) && !f->stream) {
+    /* Closing a file only read from has nothing to report: no waiting. */
+    lmp_handle_close(f->h);
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (!(f->mode & F_WRITE) && !f->stream) {
-    /* Closing a file only read from has nothing to report: no waiting. */
-    close_async(S, fd);
+  mp_handle_t fd = lmp_handle_take(f->h);
+  if (fd == MP_INVALID_HANDLE) { /* closed by the last op in flight */
     lua_pushboolean(L, 1);
     return 1;
   }
   struct mp_op *op = mp_op_new(S->loop, close_op_cb, NULL);
   if (!op) {
-    close(fd);
+    mp_os_close(fd);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -452,19 +333,31 @@ int lfile_close(lua_State *L) {
   return lmp_await(L, op, close_k, "close");
 }
 
-/* __gc and __close: write what is buffered (synchronously: neither can
+/* __close and __gc: write what is buffered (synchronously: neither can
  * suspend), then close without waiting. */
+static void close_now(struct lfile *f) {
+  if (!lfile_isopen(f)) return;
+  if (f->h->wlen) lmp_handle_flush_now(f->h);
+  lmp_rbuf_free(&f->rb);
+  lmp_handle_close(f->h);
+}
+
+static int file_close_meta(lua_State *L) {
+  close_now(lfile_to(L));
+  return 0;
+}
+
 static int file_gc(lua_State *L) {
   struct lfile *f = lfile_to(L);
-  if (f->d && f->wlen) lfile_flush_now(f);
-  int fd = detach(f);
-  if (fd >= 0) close_async(lmp_getstate(L), fd);
+  close_now(f);
+  lmp_handle_unref(f->h); /* ops in flight keep the record */
+  f->h = NULL;
   return 0;
 }
 
 static int file_tostring(lua_State *L) {
   struct lfile *f = lfile_to(L);
-  if (!f->d) lua_pushliteral(L, "file (closed)");
+  if (!lfile_isopen(f)) lua_pushliteral(L, "file (closed)");
   else lua_pushfstring(L, "file (%p)", (void *)f);
   return 1;
 }
@@ -490,19 +383,19 @@ static int parse_mode(const char *m, int *flags, int *fmode) {
   }
   switch (c) {
     case 'r':
-      *flags = plus ? O_RDWR : O_RDONLY;
+      *flags = plus ? MP_O_RDWR : MP_O_RDONLY;
       *fmode = F_READ | (plus ? F_WRITE : 0);
       break;
     case 'w':
-      *flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC;
+      *flags = (plus ? MP_O_RDWR : MP_O_WRONLY) | MP_O_CREAT | MP_O_TRUNC;
       *fmode = F_WRITE | (plus ? F_READ : 0);
       break;
     default:
-      *flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND;
+      *flags = (plus ? MP_O_RDWR : MP_O_WRONLY) | MP_O_CREAT | MP_O_APPEND;
       *fmode = F_WRITE | F_APPEND | (plus ? F_READ : 0);
       break;
   }
-  if (excl) *flags |= O_EXCL;
+  if (excl) *flags |= MP_O_EXCL;
   return 1;
 }
 
@@ -510,7 +403,7 @@ static int parse_mode(const char *m, int *flags, int *fmode) {
  * negative before submit, so an op discarded before it started is not
  * mistaken for fd 0. */
 static void open_cb(struct mp_op *op) {
-  if (!op->data && op->result >= 0) close((int)op->result);
+  if (!op->data && op->result >= 0) mp_os_close((mp_handle_t)op->result);
   lmp_task_op_cb(op);
 }
 
@@ -522,31 +415,28 @@ static int open_k(lua_State *L, struct mp_op *op) {
   struct lfile *f = lua_touserdata(L, 5);
   mp_op_release(op);
   if (r < 0) return lmp_fail(L, (int)r, path);
-  struct lfd *d = mp_loop_calloc(lmp_state(L)->loop, 1, sizeof *d);
-  if (!d) {
-    close((int)r);
+  struct lmp_handle *h = lmp_handle_new(S->loop, (mp_handle_t)r);
+  if (!h) {
+    mp_os_close((mp_handle_t)r);
     return luaL_error(L, "not enough memory");
   }
-  d->fd = (int)r;
-  d->refs = 1;
-  d->loop = S->loop;
-  f->d = d;
+  f->h = h;
   f->mode = (int)lua_tointeger(L, 4);
   f->end = 0;
   /* pipes and devices have no offsets: read and write at the kernel's
-   * position (fstat of an open descriptor does no disk IO) */
-  struct stat st;
-  int ok = fstat((int)r, &st) == 0;
-  f->stream = ok && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) &&
-              !S_ISDIR(st.st_mode);
-  /* Opened O_NONBLOCK (fs_open). io_uring wants blocking descriptors (it
-   * polls pipes itself, and would fail O_NONBLOCK ones with EAGAIN, or
+   * position (fstat of an open handle does no disk IO) */
+  struct mp_stat st;
+  int ok = mp_os_fstat(h->handle, &st) == 0;
+  f->stream = ok && st.type != MP_FT_FILE && st.type != MP_FT_BLOCK &&
+              st.type != MP_FT_DIR;
+  /* Opened non-blocking (fs_open). io_uring wants blocking handles (it
+   * polls pipes itself, and would fail non-blocking ones with EAGAIN, or
    * never read uncached file pages inline); the epoll backend wants
    * non-blocking streams, or a write bigger than a pipe's free space
    * would block the loop after its readiness wait. */
   if (!f->stream || strcmp(mp_loop_backend(S->loop), "epoll") != 0)
-    fcntl((int)r, F_SETFL, (f->mode & F_APPEND) ? O_APPEND : 0);
-  f->size = ok && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
+    mp_os_set_nonblock(h->handle, 0);
+  f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
   lua_settop(L, 5);
   return 1;
 }
@@ -573,12 +463,12 @@ static int fs_open(lua_State *L) {
   luaL_setmetatable(L, LMP_FILE);
   struct mp_op *op = mp_op_new(S->loop, open_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
-  /* O_NONBLOCK: opening a FIFO or a device never waits for the other end
+  /* MP_O_NONBLOCK: opening a FIFO or a device never waits for the other end
    * (it would hold a pool thread or an io-wq worker, deaf to cancel): "r"
    * opens at once and its reads wait for data, "w" with no reader fails
    * with ENXIO. Regular files ignore it; open_k clears it. */
-  if ((err = mp_op_prep_openat(op, AT_FDCWD, path, flags | O_NONBLOCK,
-                               (uint32_t)perm)) < 0) {
+  if ((err = mp_op_prep_open(op, path, flags | MP_O_NONBLOCK,
+                             (uint32_t)perm)) < 0) {
     mp_op_release(op);
     return lmp_fail(L, err, path);
   }
@@ -595,7 +485,8 @@ static const luaL_Reg file_methods[] = {
 };
 
 static const luaL_Reg file_meta[] = {
-  {"__gc", file_gc}, {"__close", file_gc}, {"__tostring", file_tostring},
+  {"__gc", file_gc}, {"__close", file_close_meta},
+  {"__tostring", file_tostring},
   {NULL, NULL},
 };
 

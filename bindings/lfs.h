@@ -5,8 +5,7 @@
 
 #include "lcore.h"
 
-struct statx;
-void lmp_push_stat(lua_State *L, const struct statx *st);
+void lmp_push_stat(lua_State *L, const struct mp_stat *st);
 const char *lmp_checkpath(lua_State *L, int i); /* a string without NULs */
 void lmp_open_fs(lua_State *L, struct lmp_state *S); /* core.fs paths */
 

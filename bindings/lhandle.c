@@ -146,6 +146,7 @@ char *lmp_handle_wspace(struct lmp_handle *h, size_t len, int64_t off) {
 /* A write in flight: the op owns this record, its bytes follow. */
 struct wreq {
   lmp_wrote k;
+  lua_CFunction then;     /* flush_then: the method to run next */
   struct lmp_handle *h;
   const char *fname;
   size_t total, done;
@@ -172,7 +173,7 @@ static int write_more(lua_State *L, struct mp_op *op) {
     lmp_wrote k = w->k;
     int64_t off = w->off;
     mp_op_release(op);
-    return k(L, err, off);
+    return k(L, err, off); /* a failure: then is not run */
   }
   mp_op_prep_write(op, w->h->handle, w->data + w->done, w->total - w->done,
                    w->off < 0 ? -1 : w->off + (int64_t)w->done);
@@ -187,9 +188,11 @@ static int write_k(lua_State *L, struct mp_op *op) {
   if (r > 0) w->done += (size_t)r;
   if (r > 0 && w->done < w->total) return write_more(L, op);
   lmp_wrote k = w->k;
+  lua_CFunction then = w->then;
   int64_t off = w->off, n = r < 0 ? r : (int64_t)w->total;
   mp_op_release(op);
-  return k(L, n, off);
+  int nret = k(L, n, off);
+  return nret || !then ? nret : then(L);
 }
 
 int lmp_handle_write(lua_State *L, struct lmp_handle *h, char *buf,
@@ -197,6 +200,7 @@ int lmp_handle_write(lua_State *L, struct lmp_handle *h, char *buf,
                      const char *fname) {
   struct wreq *w = wreq_of(buf);
   w->k = k;
+  w->then = NULL;
   w->fname = fname;
   w->h = h;
   w->total = len;
@@ -215,13 +219,42 @@ int lmp_handle_write(lua_State *L, struct lmp_handle *h, char *buf,
   return write_more(L, op);
 }
 
-int lmp_handle_flush(lua_State *L, struct lmp_handle *h, lmp_wrote k) {
+static int flush(lua_State *L, struct lmp_handle *h, lmp_wrote k,
+                 lua_CFunction then) {
   size_t n = h->wlen;
   char *buf = lmp_handle_wbuf(h, n);
   if (!buf) return luaL_error(L, "not enough memory");
   memcpy(buf, h->wbuf, n);
   h->wlen = 0;
-  return lmp_handle_write(L, h, buf, n, h->woff, k, "flush");
+  if (n == 0) {
+    free(wreq_of(buf));
+    int nret = k(L, 0, h->woff);
+    return nret || !then ? nret : then(L);
+  }
+  struct mp_op *op = mp_op_new(h->loop, NULL, NULL);
+  if (!op) {
+    free(wreq_of(buf));
+    return luaL_error(L, "not enough memory");
+  }
+  struct wreq *w = wreq_of(buf);
+  w->k = k;
+  w->then = then;
+  w->h = h;
+  w->fname = "write";
+  w->total = n;
+  w->done = 0;
+  w->off = h->woff;
+  op->owned = w;
+  return write_more(L, op);
+}
+
+int lmp_handle_flush(lua_State *L, struct lmp_handle *h, lmp_wrote k) {
+  return flush(L, h, k, NULL);
+}
+
+int lmp_handle_flush_then(lua_State *L, struct lmp_handle *h, lmp_wrote k,
+                          lua_CFunction fn) {
+  return flush(L, h, k, fn);
 }
 
 int lmp_handle_flush_now(struct lmp_handle *h) {

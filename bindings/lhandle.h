@@ -40,10 +40,6 @@
 
 #include "lcore.h"
 
-#ifndef MP_INVALID_HANDLE
-#define MP_INVALID_HANDLE (-1)
-#endif
-
 struct lmp_handle {
   mp_handle_t handle;     /* MP_INVALID_HANDLE once closed (or taken) */
   struct mp_loop *loop;
@@ -115,9 +111,15 @@ char *lmp_handle_wbuf(struct lmp_handle *h, size_t len);
 int lmp_handle_write(lua_State *L, struct lmp_handle *h, char *buf,
                      size_t len, int64_t off, lmp_wrote k,
                      const char *fname);
-/* Writes the pending bytes (h->wlen > 0) as lmp_handle_write, emptying
- * the buffer; raises when out of memory. */
+/* Writes the pending bytes as lmp_handle_write, emptying the buffer;
+ * raises when out of memory. */
 int lmp_handle_flush(lua_State *L, struct lmp_handle *h, lmp_wrote k);
+/* For a method that must see the pending bytes written first (a read, a
+ * seek, a close): flushes, then returns k(L, n, off) if that is nonzero
+ * (k pushed a failure), else fn(L), the method again, on the stack it was
+ * called with. */
+int lmp_handle_flush_then(lua_State *L, struct lmp_handle *h, lmp_wrote k,
+                          lua_CFunction fn);
 /* Writes the pending bytes now, blocking: for __close and __gc, which
  * cannot suspend (at most LMP_WBUF_MAX bytes, as stdio's fclose). Returns 0
  * or an MP_E* code; the buffer is empty afterwards either way. */

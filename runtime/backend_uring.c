@@ -49,9 +49,10 @@ struct uring_state {
 
 /* Optional op kinds and the opcode each needs. */
 static const struct { int kind, opcode; } optional_ops[] = {
-  {MP_OP_OPENAT, IORING_OP_OPENAT},     {MP_OP_STATX, IORING_OP_STATX},
-  {MP_OP_FSYNC, IORING_OP_FSYNC},       {MP_OP_RENAMEAT, IORING_OP_RENAMEAT},
-  {MP_OP_UNLINKAT, IORING_OP_UNLINKAT}, {MP_OP_MKDIRAT, IORING_OP_MKDIRAT},
+  {MP_OP_OPEN, IORING_OP_OPENAT},     {MP_OP_STAT, IORING_OP_STATX},
+  {MP_OP_FSYNC, IORING_OP_FSYNC},     {MP_OP_RENAME, IORING_OP_RENAMEAT},
+  {MP_OP_UNLINK, IORING_OP_UNLINKAT}, {MP_OP_RMDIR, IORING_OP_UNLINKAT},
+  {MP_OP_MKDIR, IORING_OP_MKDIRAT},
 };
 
 /* Opcodes every op kind needs; without them, use epoll instead. */
@@ -258,10 +259,11 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
   unsigned len = op->u.rw.len > 0x7ffff000 ? 0x7ffff000
                                             : (unsigned)op->u.rw.len;
   struct uring_state *s = loop->bdata;
-  if (op->kind >= MP_OP_OPENAT && op->kind <= MP_OP_MKDIRAT &&
+  if (op->kind >= MP_OP_OPEN && op->kind <= MP_OP_WRITEFILE &&
       !s->native[op->kind])
     return mp__pool_submit(loop, op); /* the kernel lacks the opcode */
-  if (op->handle < 0 && (op->kind <= MP_OP_CLOSE || op->kind > MP_OP_MKDIRAT))
+  if (op->handle < 0 &&
+      (op->kind <= MP_OP_CLOSE || op->kind > MP_OP_WRITEFILE))
     return MP_EBADF;
   int fault = fault_roll(&s->fault, op, &len);
   if (fault) {
@@ -298,27 +300,30 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
     case MP_OP_CLOSE:
       io_uring_prep_close(sqe, op->handle);
       break;
-    case MP_OP_OPENAT:
-      io_uring_prep_openat(sqe, op->handle, op->u.fs.path, op->u.fs.flags,
-                           op->u.fs.mode);
+    case MP_OP_OPEN:
+      io_uring_prep_openat(sqe, mp__fs_dirfd(op), op->u.fs.path,
+                           op->u.fs.flags, op->u.fs.mode);
       break;
-    case MP_OP_STATX:
-      io_uring_prep_statx(sqe, op->handle, op->u.fs.path, op->u.fs.flags,
-                          op->u.fs.mode, op->u.fs.buf);
+    case MP_OP_STAT:
+      io_uring_prep_statx(sqe, mp__fs_dirfd(op), op->u.fs.path,
+                          op->u.fs.flags, STATX_BASIC_STATS,
+                          mp__fs_statx_buf(op));
       break;
     case MP_OP_FSYNC:
       io_uring_prep_fsync(sqe, op->handle,
                           op->u.fs.flags ? IORING_FSYNC_DATASYNC : 0);
       break;
-    case MP_OP_RENAMEAT:
-      io_uring_prep_renameat(sqe, op->handle, op->u.fs.path, op->u.fs.fd2,
+    case MP_OP_RENAME:
+      io_uring_prep_renameat(sqe, AT_FDCWD, op->u.fs.path, AT_FDCWD,
                              op->u.fs.path2, 0);
       break;
-    case MP_OP_UNLINKAT:
-      io_uring_prep_unlinkat(sqe, op->handle, op->u.fs.path, op->u.fs.flags);
+    case MP_OP_UNLINK:
+    case MP_OP_RMDIR:
+      io_uring_prep_unlinkat(sqe, AT_FDCWD, op->u.fs.path,
+                             op->kind == MP_OP_RMDIR ? AT_REMOVEDIR : 0);
       break;
-    case MP_OP_MKDIRAT:
-      io_uring_prep_mkdirat(sqe, op->handle, op->u.fs.path, op->u.fs.mode);
+    case MP_OP_MKDIR:
+      io_uring_prep_mkdirat(sqe, AT_FDCWD, op->u.fs.path, op->u.fs.mode);
       break;
     case MP_OP_SENDTO:
       io_uring_prep_sendmsg(sqe, op->handle, op->u.rw.buf,
@@ -338,7 +343,7 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
 
 static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct uring_state *s = loop->bdata;
-  if (op->kind >= MP_OP_OPENAT && op->kind <= MP_OP_MKDIRAT &&
+  if (op->kind >= MP_OP_OPEN && op->kind <= MP_OP_WRITEFILE &&
       !s->native[op->kind]) {
     mp__pool_cancel(loop, op); /* on the pool: a running job finishes */
     return;
@@ -377,6 +382,7 @@ static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
       return;
     }
   }
+  if (op->kind == MP_OP_STAT) mp__fs_complete(op, res); /* statx: portable */
   mp__op_complete(loop, op, res);
 }
 

@@ -1,14 +1,30 @@
 /* fs_unix.c: files and paths on Unix: the synchronous mp_os_* file calls
- * (mp_os.h) and the blocking bodies of the file ops the threadpool runs. */
+ * (mp_os.h), the translation of portable flags and results for the
+ * backends, and the blocking bodies of the file and path ops the
+ * threadpool runs (all of them on epoll; on io_uring those the kernel
+ * lacks, and READDIR and WRITEFILE always). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mp_internal.h"
 #include "mp_os.h"
 
-static int err_of(int e) { return -e; }
+_Static_assert(MP__STAT_HEAD >= ((sizeof(struct mp_stat) + 15) & ~15u) +
+                                    sizeof(struct statx),
+               "MP__STAT_HEAD holds a struct mp_stat and a struct statx");
+
+static int err_of(int e) { return mp_err_from_errno(e); }
 
 int mp_os_close(mp_handle_t h) {
   if (close(h) < 0 && errno != EINTR) return err_of(errno);
@@ -68,6 +84,350 @@ int64_t mp_os_pwrite(mp_handle_t h, const void *buf, size_t len,
   return r < 0 ? err_of(errno) : (int64_t)r;
 }
 
+int mp_os_set_nonblock(mp_handle_t h, int on) {
+  /* FIONBIO: one syscall that touches O_NONBLOCK only (F_GETFL + F_SETFL
+   * would be two, on every open) */
+  return ioctl(h, FIONBIO, &on) < 0 ? err_of(errno) : 0;
+}
+
 int mp_os_isatty(mp_handle_t h) { return isatty(h) ? 1 : 0; }
 
 mp_handle_t mp_os_stdhandle(int which) { return which; }
+
+/* --- ops ------------------------------------------------------------------ */
+
+void mp__fs_translate(struct mp_op *op) {
+  int f = op->u.fs.flags, o;
+  if (op->kind == MP_OP_STAT) {
+    o = (f & MP_STAT_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0;
+    if (op->handle != MP_INVALID_HANDLE) o |= AT_EMPTY_PATH;
+    op->u.fs.flags = o;
+    return;
+  }
+  /* MP_OP_OPEN */
+  o = (f & 3) == MP_O_WRONLY ? O_WRONLY : (f & 3) == MP_O_RDWR ? O_RDWR
+                                                               : O_RDONLY;
+  if (f & MP_O_CREAT) o |= O_CREAT;
+  if (f & MP_O_TRUNC) o |= O_TRUNC;
+  if (f & MP_O_APPEND) o |= O_APPEND;
+  if (f & MP_O_EXCL) o |= O_EXCL;
+  if (f & MP_O_NOFOLLOW) o |= O_NOFOLLOW;
+  if (f & MP_O_DIRECTORY) o |= O_DIRECTORY;
+  if (f & MP_O_NONBLOCK) o |= O_NONBLOCK;
+  op->u.fs.flags = o | O_CLOEXEC;
+}
+
+int mp__fs_dirfd(const struct mp_op *op) {
+  return op->handle == MP_INVALID_HANDLE ? AT_FDCWD : op->handle;
+}
+
+void *mp__fs_statx_buf(struct mp_op *op) {
+  return (char *)op->u.fs.buf + ((sizeof(struct mp_stat) + 15) & ~15u);
+}
+
+static void from_statx(struct mp_stat *o, const struct statx *st) {
+  struct stat s;
+  memset(&s, 0, sizeof s);
+  s.st_size = (off_t)st->stx_size;
+  s.st_ino = (ino_t)st->stx_ino;
+  s.st_dev = makedev(st->stx_dev_major, st->stx_dev_minor);
+  s.st_nlink = (nlink_t)st->stx_nlink;
+  s.st_blocks = (blkcnt_t)st->stx_blocks;
+  s.st_mode = (mode_t)st->stx_mode;
+  s.st_uid = (uid_t)st->stx_uid;
+  s.st_gid = (gid_t)st->stx_gid;
+  s.st_atim.tv_sec = (time_t)st->stx_atime.tv_sec;
+  s.st_atim.tv_nsec = (long)st->stx_atime.tv_nsec;
+  s.st_mtim.tv_sec = (time_t)st->stx_mtime.tv_sec;
+  s.st_mtim.tv_nsec = (long)st->stx_mtime.tv_nsec;
+  s.st_ctim.tv_sec = (time_t)st->stx_ctime.tv_sec;
+  s.st_ctim.tv_nsec = (long)st->stx_ctime.tv_nsec;
+  mp__stat_from_stat(o, &s);
+}
+
+void mp__fs_complete(struct mp_op *op, int64_t res) {
+  if (op->kind == MP_OP_STAT && res >= 0)
+    from_statx(op->u.fs.buf, mp__fs_statx_buf(op));
+}
+
+/* READDIR: the names go to the op's owned head (see op.c). */
+static int readdir_op(struct mp_op *op) {
+  DIR *dir = opendir(op->u.fs.path);
+  struct dirent *e;
+  char *names = NULL;
+  size_t len = 0, cap = 0;
+  int64_t count = 0;
+  if (!dir) return err_of(errno);
+  while ((errno = 0, e = readdir(dir))) {
+    size_t n = strlen(e->d_name) + 1;
+    if (e->d_name[0] == '.' &&
+        (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
+      continue;
+    if (len + n > cap) {
+      size_t c = cap ? cap * 2 : 4096;
+      while (c < len + n) c *= 2;
+      char *p = realloc(names, c);
+      if (!p) {
+        count = MP_ENOMEM;
+        break;
+      }
+      names = p;
+      cap = c;
+    }
+    memcpy(names + len, e->d_name, n);
+    len += n;
+    count++;
+  }
+  if (!e && errno && count >= 0) count = err_of(errno);
+  closedir(dir);
+  if (count < 0) {
+    free(names);
+    return (int)count;
+  }
+  *(char **)op->owned = names; /* the op frees them (op.c) */
+  op->u.fs.buf = names;
+  op->u.fs.len = len;
+  return (int)count; /* (an int's worth of names: a directory holds less) */
+}
+
+static void stat_op(struct mp_op *op, int64_t *r) {
+  struct statx *st = mp__fs_statx_buf(op);
+  if (statx(mp__fs_dirfd(op), op->u.fs.path, op->u.fs.flags,
+            STATX_BASIC_STATS, st) < 0) {
+    *r = -1;
+    return;
+  }
+  from_statx(op->u.fs.buf, st);
+  *r = 0;
+}
+
+static int wf_replace(const char *path, const char *data, size_t len);
+
+void mp__fs_blocking(struct mp_op *op) {
+  int64_t r;
+  int dfd = mp__fs_dirfd(op);
+  if (op->kind == MP_OP_READDIR) {
+    op->result = readdir_op(op);
+    return;
+  }
+  if (op->kind == MP_OP_WRITEFILE) {
+    op->result = wf_replace(op->u.fs.path, op->u.fs.buf, op->u.fs.len);
+    return;
+  }
+  do {
+    switch (op->kind) {
+      case MP_OP_OPEN:
+        r = openat(dfd, op->u.fs.path, op->u.fs.flags, op->u.fs.mode);
+        break;
+      case MP_OP_STAT:
+        stat_op(op, &r);
+        break;
+      case MP_OP_FSYNC:
+        r = op->u.fs.flags ? fdatasync(op->handle) : fsync(op->handle);
+        break;
+      case MP_OP_RENAME:
+        r = renameat(dfd, op->u.fs.path, AT_FDCWD, op->u.fs.path2);
+        break;
+      case MP_OP_UNLINK:
+        r = unlinkat(dfd, op->u.fs.path, 0);
+        break;
+      case MP_OP_RMDIR:
+        r = unlinkat(dfd, op->u.fs.path, AT_REMOVEDIR);
+        break;
+      case MP_OP_MKDIR:
+        r = mkdirat(dfd, op->u.fs.path, op->u.fs.mode);
+        break;
+      default:
+        r = -1;
+        errno = EINVAL;
+    }
+  } while (r < 0 && errno == EINTR);
+  op->result = r < 0 ? err_of(errno) : r;
+}
+
+/* --- writefile -------------------------------------------------------------
+ *
+ * One job on the pool: a queued job cancelled by its task's cancel or
+ * timeout has done nothing, and a running one always finishes, removing
+ * its temporary on any failure, whatever became of its submitter. Steps:
+ *   1. follow symlinks at the end of path (the link stays, its target is
+ *      replaced, as io.open(path, "w") writes through it);
+ *   2. refuse a directory (EISDIR), a non-regular file (EINVAL) and an
+ *      existing file the caller may not write (access(W_OK): EACCES);
+ *   3. remove stale temporaries of that target, left by killed writers;
+ *   4. create TARGET.mp-tmp-PID-RANDOM (O_EXCL, 64 random bits from
+ *      getrandom; another name on collision) and hold flock(LOCK_EX) on it
+ *      until it is renamed: a temporary nobody holds is stale;
+ *   5. write, give it the replaced file's owner (when permitted) and mode,
+ *      fsync, rename over the target, fsync the directory. */
+#define WF_TAG ".mp-tmp-"
+enum { WF_MAXLINKS = 40, WF_TRIES = 16 };
+
+/* path with the symlinks at its end followed (malloc'd), or NULL with
+ * errno set. A path that does not exist is returned as is: it is the
+ * file to create. */
+static char *wf_resolve(const char *path) {
+  char *p = strdup(path), link[4096];
+  for (int i = 0; p; i++) {
+    struct stat st;
+    if (lstat(p, &st) < 0 || !S_ISLNK(st.st_mode)) return p;
+    ssize_t n = i < WF_MAXLINKS ? readlink(p, link, sizeof link) : -1;
+    if (i == WF_MAXLINKS) errno = ELOOP;
+    else if (n == (ssize_t)sizeof link) errno = ENAMETOOLONG;
+    if (n < 0 || n == (ssize_t)sizeof link) {
+      free(p);
+      return NULL;
+    }
+    link[n] = 0;
+    const char *slash = strrchr(p, '/');
+    size_t dlen = link[0] == '/' || !slash ? 0 : (size_t)(slash - p) + 1;
+    char *q = malloc(dlen + (size_t)n + 1);
+    if (q) {
+      memcpy(q, p, dlen);
+      memcpy(q + dlen, link, (size_t)n + 1);
+    }
+    free(p);
+    p = q;
+  }
+  errno = ENOMEM;
+  return NULL;
+}
+
+/* Is name BASE.mp-tmp-PID-HEX16, a temporary of target base, written by
+ * another process? (This process's own are live: where flock is emulated
+ * per process, as on NFS, their lock would not show.) */
+static int wf_is_stale_temp(const char *name, const char *base,
+                            size_t blen) {
+  size_t tlen = sizeof WF_TAG - 1;
+  if (strncmp(name, base, blen) || strncmp(name + blen, WF_TAG, tlen))
+    return 0;
+  const char *s = name + blen + tlen;
+  size_t digits = strspn(s, "0123456789");
+  if (!digits || s[digits] != '-' || strtol(s, NULL, 10) == (long)getpid())
+    return 0;
+  s += digits + 1;
+  return strspn(s, "0123456789abcdef") == 16 && s[16] == 0;
+}
+
+/* The directory of target (malloc'd), or NULL. */
+static char *wf_dir(const char *target) {
+  const char *slash = strrchr(target, '/');
+  return slash ? strndup(target, (size_t)(slash - target) + 1) : strdup(".");
+}
+
+/* Removes the temporaries of target that no live writer holds. */
+static void wf_clean(const char *target) {
+  const char *slash = strrchr(target, '/');
+  const char *base = slash ? slash + 1 : target;
+  char *dir = wf_dir(target);
+  DIR *d = dir ? opendir(dir) : NULL;
+  struct dirent *e;
+  size_t blen = strlen(base);
+  free(dir);
+  if (!d) return;
+  while ((e = readdir(d))) {
+    if (!wf_is_stale_temp(e->d_name, base, blen)) continue;
+    int fd = openat(dirfd(d), e->d_name,
+                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) continue;
+    /* its writer holds the lock until the rename, or died */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        flock(fd, LOCK_EX | LOCK_NB) == 0)
+      unlinkat(dirfd(d), e->d_name, 0);
+    close(fd);
+  }
+  closedir(d);
+}
+
+/* Creates and locks a temporary for target in tmp; returns the fd or
+ * err_of(errno). */
+static int wf_create(const char *target, char *tmp, size_t cap,
+                     mode_t mode) {
+  for (int i = 0; i < WF_TRIES; i++) {
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+      struct timespec ts; /* no entropy yet: O_EXCL still arbitrates */
+      clock_gettime(CLOCK_REALTIME, &ts);
+      r ^= (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^ (uint64_t)i;
+    }
+    snprintf(tmp, cap, "%s" WF_TAG "%ld-%016llx", target, (long)getpid(),
+             (unsigned long long)r);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  mode);
+    if (fd < 0 && errno == EEXIST) continue;
+    if (fd < 0) return err_of(errno);
+    while (flock(fd, LOCK_EX) < 0 && errno == EINTR) {}
+    /* A cleaner may have removed it before we held the lock. */
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && stat(tmp, &b) == 0 && a.st_ino == b.st_ino &&
+        a.st_dev == b.st_dev)
+      return fd;
+    close(fd);
+  }
+  return MP_EEXIST;
+}
+
+static int wf_write(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t r = write(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return err_of(errno);
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+static void wf_sync_dir(const char *target) {
+  char *dir = wf_dir(target);
+  int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  free(dir);
+  if (fd < 0) return;
+  fsync(fd); /* best effort: some filesystems refuse it (EINVAL) */
+  close(fd);
+}
+
+static int wf_replace(const char *path, const char *data, size_t len) {
+  char *target = wf_resolve(path), *tmp = NULL;
+  struct stat st;
+  int err = 0, fd = -1, exists;
+  if (!target) return err_of(errno);
+  exists = stat(target, &st) == 0;
+  if (!exists && errno != ENOENT) err = err_of(errno);
+  else if (exists && S_ISDIR(st.st_mode)) err = MP_EISDIR;
+  else if (exists && !S_ISREG(st.st_mode)) err = MP_EINVAL;
+  else if (exists && faccessat(AT_FDCWD, target, W_OK, AT_EACCESS) < 0)
+    err = err_of(errno);
+  if (err) goto out;
+  wf_clean(target);
+  size_t cap = strlen(target) + sizeof WF_TAG + 40;
+  if (!(tmp = malloc(cap))) {
+    err = MP_ENOMEM;
+    goto out;
+  }
+  /* a new file gets 0666 minus the umask, as io.open's; a replaced one
+   * its old mode, set once it is ours alone */
+  if ((fd = wf_create(target, tmp, cap, exists ? 0600 : 0666)) < 0) {
+    err = fd;
+    goto out;
+  }
+  err = wf_write(fd, data, len);
+  if (!err && exists) {
+    if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
+        fchown(fd, st.st_uid, st.st_gid) < 0)
+      (void)!fchown(fd, (uid_t)-1, st.st_gid); /* keep at least the group */
+    if (fchmod(fd, st.st_mode & 07777) < 0) err = err_of(errno);
+  }
+  if (!err && fsync(fd) < 0) err = err_of(errno);
+  /* renamed while still locked: an unlocked temporary is stale */
+  if (!err && rename(tmp, target) < 0) err = err_of(errno);
+  if (err) unlink(tmp);
+  close(fd);
+  if (!err) wf_sync_dir(target);
+out:
+  free(tmp);
+  free(target);
+  return err;
+}
+

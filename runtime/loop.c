@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 #include "mp_internal.h"
 
@@ -279,8 +278,8 @@ int mp_loop_buffer_inflight(struct mp_loop *loop, const void *p, size_t len) {
       case MP_OP_CONNECT:
         if (overlaps(a, b, op->u.sa.addr, op->u.sa.addrlen)) return 1;
         break;
-      case MP_OP_STATX:
-        if (overlaps(a, b, op->u.fs.buf, sizeof(struct statx))) return 1;
+      case MP_OP_STAT:
+        if (overlaps(a, b, op->u.fs.buf, MP__STAT_HEAD)) return 1;
         break;
       default:
         break;

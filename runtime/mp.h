@@ -95,14 +95,19 @@ enum mp_op_kind {
   MP_OP_ACCEPT,   /* accept4(2), result is the new handle (non-blocking) */
   MP_OP_CONNECT,  /* connect(2) on a non-blocking socket */
   MP_OP_CLOSE,    /* close(2) */
-  /* Files and paths: native on io_uring when the kernel has the opcode,
-   * on the threadpool otherwise. Paths are copied into op-owned memory. */
-  MP_OP_OPENAT,   /* openat(2), result is the new fd (O_CLOEXEC added) */
-  MP_OP_STATX,    /* statx(2) into op-owned memory (mp_op_statx_buf) */
+  /* Files and paths, relative to the current directory: native on
+   * io_uring when the kernel has the opcode, on the threadpool otherwise
+   * (READDIR and WRITEFILE always). Paths are copied into op-owned
+   * memory. */
+  MP_OP_OPEN,     /* open a file (MP_O_* flags), result is the new handle */
+  MP_OP_STAT,     /* a path's or handle's metadata (mp_op_stat) */
   MP_OP_FSYNC,    /* fsync(2) / fdatasync(2) */
-  MP_OP_RENAMEAT, /* renameat(2) */
-  MP_OP_UNLINKAT, /* unlinkat(2) (AT_REMOVEDIR: rmdir) */
-  MP_OP_MKDIRAT,  /* mkdirat(2) */
+  MP_OP_RENAME,   /* rename(2) */
+  MP_OP_UNLINK,   /* unlink(2) */
+  MP_OP_RMDIR,    /* rmdir(2) */
+  MP_OP_MKDIR,    /* mkdir(2) */
+  MP_OP_READDIR,  /* a directory's names, result the count (pool) */
+  MP_OP_WRITEFILE, /* replace a file atomically and durably (pool) */
   MP_OP_SENDTO,   /* a datagram to an address (or the connected peer) */
   MP_OP_RECVFROM, /* a datagram and its source (mp_op_from) */
   MP_OP_GETADDRINFO, /* names to addresses, on the threadpool */
@@ -133,10 +138,12 @@ struct mp_op {
     struct { int64_t due; uint64_t seq; size_t slot; } timer;
     struct { mp_work_fn fn; void *arg; } work;
     struct { void *addr; uint32_t addrlen; } sa;    /* CONNECT */
-    struct {                                        /* OPENAT..MKDIRAT */
+    struct {                                        /* OPEN..WRITEFILE */
       const char *path, *path2; /* in op->owned */
-      void *buf;                /* STATX: struct statx, in op->owned */
-      int flags, fd2;           /* fd2: RENAMEAT's new dirfd */
+      void *buf;     /* STAT: struct mp_stat, READDIR: the names,
+                        WRITEFILE: the data; in op->owned */
+      size_t len;    /* READDIR: bytes of names; WRITEFILE: of data */
+      int flags;     /* OPEN, STAT: the platform's flags (translated) */
       uint32_t mode;
     } fs;
   } u;
@@ -250,21 +257,44 @@ void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf,
                      size_t len);
 void mp_op_prep_accept(struct mp_op *op, mp_handle_t h);
 void mp_op_prep_close(struct mp_op *op, mp_handle_t h);
-/* Path ops: dirfd may be AT_FDCWD; paths are copied (MP_ENOMEM). */
-int mp_op_prep_openat(struct mp_op *op, int dirfd, const char *path,
-                      int flags, uint32_t mode);
-/* path NULL: stat dirfd itself (AT_EMPTY_PATH). The result lands in
- * mp_op_statx_buf(op), a struct statx. */
-int mp_op_prep_statx(struct mp_op *op, int dirfd, const char *path,
-                     int flags);
-void *mp_op_statx_buf(struct mp_op *op);
+/* Path ops. Paths are relative to the current directory and copied
+ * into memory the op owns (MP_ENOMEM when that fails). */
+enum { /* open flags: portable bits (the runtime translates them; the
+          handle is never inherited by child processes) */
+  MP_O_RDONLY = 0, MP_O_WRONLY = 1, MP_O_RDWR = 2, /* the access mode */
+  MP_O_CREAT = 4, MP_O_TRUNC = 8, MP_O_APPEND = 16, MP_O_EXCL = 32,
+  MP_O_NOFOLLOW = 64, MP_O_DIRECTORY = 128,
+  MP_O_NONBLOCK = 256 /* opening a FIFO or device never waits for the
+                         other end; the handle stays non-blocking */
+};
+int mp_op_prep_open(struct mp_op *op, const char *path, int mpflags,
+                    uint32_t mode);
+enum { MP_STAT_NOFOLLOW = 1 }; /* lstat: a link itself */
+/* The result lands in mp_op_stat(op), valid until the op is released or
+ * prepared again. */
+int mp_op_prep_stat(struct mp_op *op, const char *path, int flags);
+int mp_op_prep_fstat(struct mp_op *op, mp_handle_t h);
+const struct mp_stat *mp_op_stat(const struct mp_op *op);
 void mp_op_prep_fsync(struct mp_op *op, mp_handle_t h, int datasync);
-int mp_op_prep_renameat(struct mp_op *op, int olddirfd, const char *from,
-                        int newdirfd, const char *to);
-int mp_op_prep_unlinkat(struct mp_op *op, int dirfd, const char *path,
-                        int flags);
-int mp_op_prep_mkdirat(struct mp_op *op, int dirfd, const char *path,
-                       uint32_t mode);
+int mp_op_prep_rename(struct mp_op *op, const char *from, const char *to);
+int mp_op_prep_unlink(struct mp_op *op, const char *path);
+int mp_op_prep_rmdir(struct mp_op *op, const char *path);
+int mp_op_prep_mkdir(struct mp_op *op, const char *path, uint32_t mode);
+/* The names in a directory ("." and ".." left out), in the order the
+ * system gives them; result is their count. Walk them with
+ * mp_op_readdir_next(op, NULL), then (op, name) until it returns NULL. */
+int mp_op_prep_readdir(struct mp_op *op, const char *path);
+const char *mp_op_readdir_next(const struct mp_op *op, const char *prev);
+/* Replaces path with len bytes of data (copied), atomically and durably:
+ * a locked temporary in the same directory is written, fsynced and
+ * renamed over path, then the directory is fsynced. Symlinks at the end
+ * of path are followed (the link stays); a replaced file keeps its mode
+ * and, when permitted, its owner. A directory fails with MP_EISDIR,
+ * another non-regular file with MP_EINVAL. Cancelled before it starts it
+ * does nothing; once started it finishes, removing its temporary on any
+ * failure. Temporaries left by killed writers are removed. */
+int mp_op_prep_writefile(struct mp_op *op, const char *path,
+                         const void *data, size_t len);
 
 /* File metadata, as stat(2) gives it, in portable terms (MP_OP_STAT,
  * mp_os_fstat). mode holds the permission bits only; type the kind. */

@@ -122,9 +122,22 @@ void mp__pool_close(struct mp_loop *loop);
 int mp__pool_default_size(void);
 void mp__pool_stats(struct mp_loop *loop, struct mp_loop_stats *st);
 
-/* fs_unix.c */
+/* fs_unix.c: files and paths. A STAT op owns MP__STAT_HEAD bytes for
+ * the struct mp_stat and the platform's native result (io_uring's struct
+ * statx, translated when it completes: mp__fs_complete). */
+enum { MP__STAT_HEAD = 512 };
 struct stat;
 void mp__stat_from_stat(struct mp_stat *o, const struct stat *st);
+/* At prep: portable flags (MP_O_*, MP_STAT_*) to the platform's. */
+void mp__fs_translate(struct mp_op *op);
+/* The directory handle a path op names (the current directory). */
+int mp__fs_dirfd(const struct mp_op *op);
+/* io_uring: the native scratch of a STAT op, and its translation once
+ * the kernel has filled it (res >= 0). */
+void *mp__fs_statx_buf(struct mp_op *op);
+void mp__fs_complete(struct mp_op *op, int64_t res);
+/* The blocking body of a file or path op (OPEN..WRITEFILE, FSYNC). */
+void mp__fs_blocking(struct mp_op *op);
 
 /* os_unix.c: the blocking body of an op a backend sends to the
  * threadpool (file and path ops on epoll, opcodes io_uring lacks); sets

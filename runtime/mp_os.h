@@ -31,6 +31,8 @@ int64_t mp_os_seek(mp_handle_t h, int64_t off, int whence);
  * returns the count written (retries EINTR). For __gc flushes only. */
 int64_t mp_os_pwrite(mp_handle_t h, const void *buf, size_t len,
                      int64_t off);
+/* Makes h non-blocking (on 1) or blocking (0), keeping its other flags. */
+int mp_os_set_nonblock(mp_handle_t h, int on);
 /* 1 if h is a terminal, else 0. */
 int mp_os_isatty(mp_handle_t h);
 /* The process's standard handle 0, 1 or 2 (stdin, stdout, stderr). */

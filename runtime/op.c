@@ -1,9 +1,7 @@
 /* op.c: struct mp_op: allocate, prepare, submit, cancel, release. */
-#include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "mp_internal.h"
 
@@ -314,40 +312,54 @@ void mp_op_prep_close(struct mp_op *op, mp_handle_t h) {
 /* Path ops keep [head bytes][path\0][path2\0] in op->owned, so the
  * strings outlive the caller's (a Lua string may be collected while the
  * kernel still reads it). */
-static int prep_path(struct mp_op *op, int kind, int dirfd, size_t head,
-                     const char *path, const char *path2) {
+static int prep_path(struct mp_op *op, int kind, mp_handle_t h, size_t head,
+                     const char *path, const char *path2, size_t extra) {
   size_t n1 = path ? strlen(path) + 1 : 0, n2 = path2 ? strlen(path2) + 1 : 0;
   head = (head + 15) & ~(size_t)15;
-  char *m = mp_loop_malloc(op->loop, head + n1 + n2 + 1);
+  char *m = mp_loop_malloc(op->loop, head + n1 + n2 + extra + 1);
   if (!m) return MP_ENOMEM;
   mp_op_own(op, m, NULL);
   memset(&op->u, 0, sizeof op->u);
   op->kind = (uint8_t)kind;
-  op->handle = dirfd;
+  op->handle = h;
   op->u.fs.buf = head ? m : NULL;
   if (path) op->u.fs.path = memcpy(m + head, path, n1);
   if (path2) op->u.fs.path2 = memcpy(m + head + n1, path2, n2);
   return 0;
 }
 
-int mp_op_prep_openat(struct mp_op *op, int dirfd, const char *path,
-                      int flags, uint32_t mode) {
-  int r = prep_path(op, MP_OP_OPENAT, dirfd, 0, path, NULL);
-  op->u.fs.flags = flags | O_CLOEXEC;
+int mp_op_prep_open(struct mp_op *op, const char *path, int mpflags,
+                    uint32_t mode) {
+  int r = prep_path(op, MP_OP_OPEN, MP_INVALID_HANDLE, 0, path, NULL, 0);
+  if (r < 0) return r;
+  op->u.fs.flags = mpflags;
   op->u.fs.mode = mode;
-  return r;
+  mp__fs_translate(op);
+  return 0;
 }
 
-int mp_op_prep_statx(struct mp_op *op, int dirfd, const char *path,
+/* STAT's owned memory: the struct mp_stat, then the platform's scratch
+ * (io_uring's struct statx), then the path. */
+static int prep_stat(struct mp_op *op, mp_handle_t h, const char *path,
                      int flags) {
-  int r = prep_path(op, MP_OP_STATX, dirfd, sizeof(struct statx),
-                    path ? path : "", NULL);
-  op->u.fs.flags = flags | (path ? 0 : AT_EMPTY_PATH);
-  op->u.fs.mode = STATX_BASIC_STATS;
-  return r;
+  int r = prep_path(op, MP_OP_STAT, h, MP__STAT_HEAD, path, NULL, 0);
+  if (r < 0) return r;
+  op->u.fs.flags = flags;
+  mp__fs_translate(op);
+  return 0;
 }
 
-void *mp_op_statx_buf(struct mp_op *op) { return op->u.fs.buf; }
+int mp_op_prep_stat(struct mp_op *op, const char *path, int flags) {
+  return prep_stat(op, MP_INVALID_HANDLE, path, flags);
+}
+
+int mp_op_prep_fstat(struct mp_op *op, mp_handle_t h) {
+  return prep_stat(op, h, "", 0);
+}
+
+const struct mp_stat *mp_op_stat(const struct mp_op *op) {
+  return op->u.fs.buf;
+}
 
 void mp_op_prep_fsync(struct mp_op *op, mp_handle_t h, int datasync) {
   memset(&op->u, 0, sizeof op->u);
@@ -356,23 +368,59 @@ void mp_op_prep_fsync(struct mp_op *op, mp_handle_t h, int datasync) {
   op->u.fs.flags = datasync;
 }
 
-int mp_op_prep_renameat(struct mp_op *op, int olddirfd, const char *from,
-                        int newdirfd, const char *to) {
-  int r = prep_path(op, MP_OP_RENAMEAT, olddirfd, 0, from, to);
-  op->u.fs.fd2 = newdirfd;
-  return r;
+int mp_op_prep_rename(struct mp_op *op, const char *from, const char *to) {
+  return prep_path(op, MP_OP_RENAME, MP_INVALID_HANDLE, 0, from, to, 0);
 }
 
-int mp_op_prep_unlinkat(struct mp_op *op, int dirfd, const char *path,
-                        int flags) {
-  int r = prep_path(op, MP_OP_UNLINKAT, dirfd, 0, path, NULL);
-  op->u.fs.flags = flags;
-  return r;
+int mp_op_prep_unlink(struct mp_op *op, const char *path) {
+  return prep_path(op, MP_OP_UNLINK, MP_INVALID_HANDLE, 0, path, NULL, 0);
 }
 
-int mp_op_prep_mkdirat(struct mp_op *op, int dirfd, const char *path,
-                       uint32_t mode) {
-  int r = prep_path(op, MP_OP_MKDIRAT, dirfd, 0, path, NULL);
+int mp_op_prep_rmdir(struct mp_op *op, const char *path) {
+  return prep_path(op, MP_OP_RMDIR, MP_INVALID_HANDLE, 0, path, NULL, 0);
+}
+
+int mp_op_prep_mkdir(struct mp_op *op, const char *path, uint32_t mode) {
+  int r = prep_path(op, MP_OP_MKDIR, MP_INVALID_HANDLE, 0, path, NULL, 0);
   op->u.fs.mode = mode;
   return r;
+}
+
+/* READDIR owns [char *names][path]: the pool job stores the names it
+ * collects (NUL-terminated, one after the other, u.fs.len bytes) in the
+ * head and in u.fs.buf; this frees both. (The job never calls mp_op_own:
+ * with debug buffers on, that touches the loop, from the wrong thread.) */
+static void readdir_free(void *p) {
+  free(*(char **)p);
+  free(p);
+}
+
+int mp_op_prep_readdir(struct mp_op *op, const char *path) {
+  int r = prep_path(op, MP_OP_READDIR, MP_INVALID_HANDLE, sizeof(char *),
+                    path, NULL, 0);
+  if (r < 0) return r;
+  *(char **)op->owned = NULL;
+  mp_op_own(op, op->owned, readdir_free);
+  return 0;
+}
+
+const char *mp_op_readdir_next(const struct mp_op *op, const char *prev) {
+  const char *names = op->u.fs.buf;
+  if (op->kind != MP_OP_READDIR || op->result <= 0 || !op->owned ||
+      names != *(char **)op->owned)
+    return NULL;
+  const char *p = prev ? prev + strlen(prev) + 1 : names;
+  return p < names + op->u.fs.len ? p : NULL;
+}
+
+int mp_op_prep_writefile(struct mp_op *op, const char *path,
+                         const void *data, size_t len) {
+  int r = prep_path(op, MP_OP_WRITEFILE, MP_INVALID_HANDLE, 0, path, NULL,
+                    len);
+  if (r < 0) return r;
+  char *d = (char *)op->owned + strlen(path) + 1;
+  if (len) memcpy(d, data, len);
+  op->u.fs.buf = d;
+  op->u.fs.len = len;
+  return 0;
 }

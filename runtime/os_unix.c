@@ -83,6 +83,10 @@ void mp__close_fd(int fd) {
  * epoll backend, or by io_uring for opcodes the kernel lacks). */
 void mp__os_blocking(struct mp_op *op) {
   ssize_t r;
+  if (op->kind >= MP_OP_OPEN && op->kind <= MP_OP_WRITEFILE) {
+    mp__fs_blocking(op); /* fs_unix.c */
+    return;
+  }
   do {
     switch (op->kind) {
       case MP_OP_READ:
@@ -98,25 +102,6 @@ void mp__os_blocking(struct mp_op *op) {
       case MP_OP_CLOSE:
         r = close(op->handle);
         if (r < 0 && errno == EINTR) r = 0; /* the fd is gone on Linux */
-        break;
-      case MP_OP_OPENAT:
-        r = openat(op->handle, op->u.fs.path, op->u.fs.flags, op->u.fs.mode);
-        break;
-      case MP_OP_STATX:
-        r = statx(op->handle, op->u.fs.path, op->u.fs.flags, op->u.fs.mode,
-                  op->u.fs.buf);
-        break;
-      case MP_OP_FSYNC:
-        r = op->u.fs.flags ? fdatasync(op->handle) : fsync(op->handle);
-        break;
-      case MP_OP_RENAMEAT:
-        r = renameat(op->handle, op->u.fs.path, op->u.fs.fd2, op->u.fs.path2);
-        break;
-      case MP_OP_UNLINKAT:
-        r = unlinkat(op->handle, op->u.fs.path, op->u.fs.flags);
-        break;
-      case MP_OP_MKDIRAT:
-        r = mkdirat(op->handle, op->u.fs.path, op->u.fs.mode);
         break;
       default:
         r = -1;

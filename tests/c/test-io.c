@@ -128,8 +128,7 @@ TEST_IMPL(open_fifo_cancel) {
   nres = 0;
   struct mp_op *op = mp_op_new(loop, open_cb, NULL);
   /* O_CREAT: io_uring cannot try it inline, a worker blocks in it */
-  ASSERT_EQ(mp_op_prep_openat(op, AT_FDCWD, fifo, O_WRONLY | O_CREAT, 0600),
-            0);
+  ASSERT_EQ(mp_op_prep_open(op, fifo, MP_O_WRONLY | MP_O_CREAT, 0600), 0);
   ASSERT_EQ(mp_op_submit(op), 0);
   struct mp_op *t = mp_op_new(loop, res_cb, NULL);
   mp_op_prep_timer(t, 50 * 1000000);
@@ -333,7 +332,7 @@ TEST_IMPL(credentials_drop) {
       _exit(2);
     nres = 0;
     struct mp_op *op = mp_op_new(loop, res_cb, NULL);
-    if (mp_op_prep_openat(op, AT_FDCWD, path, O_RDONLY, 0) < 0 ||
+    if (mp_op_prep_open(op, path, MP_O_RDONLY, 0) < 0 ||
         mp_op_submit(op) < 0)
       _exit(3);
     mp_loop_run(loop, MP_RUN_DEFAULT);

@@ -157,7 +157,7 @@ static void own_destructor_run(void) {
   mp_op_own(op, a, count_free);
   /* a prep that copies (a path) replaces owned memory: the old is freed
    * through its destructor, exactly once, and the copy with free */
-  ASSERT_EQ(mp_op_prep_unlinkat(op, -100 /* AT_FDCWD */, "x", 0), 0);
+  ASSERT_EQ(mp_op_prep_unlink(op, "x"), 0);
   ASSERT_EQ(owned_counts.freed, 4);
   ASSERT(op->owned != NULL && op->owned != a);
   ASSERT(op->owned_free == NULL);
