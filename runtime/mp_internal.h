@@ -40,7 +40,13 @@ struct mp_pool; /* op.c: replaces op->priv with size fresh bytes (NULL: out of m
  * op->priv unchanged). */
 void *mp__op_priv(struct mp_op *op, size_t size);
 
-/* net_unix.c: MP_OP_GETADDRINFO's body, on a pool thread. */
+/* net_unix.c: MP_OP_GETADDRINFO's op->priv, and its body, on a pool
+ * thread (which writes the addresses). */
+struct mp__gai_job {
+  char host[256];
+  int port, family, flags;
+  struct mp_addr addrs[MP_ADDRS_MAX];
+};
 void mp__getaddrinfo_run(struct mp_op *op);
 
 /* threadpool.c */

@@ -178,12 +178,6 @@ const struct mp_addr *mp_op_from(struct mp_op *op) {
   return &d->addr;
 }
 
-/* op->priv of GETADDRINFO. */
-struct gai_job {
-  char host[256];
-  int port, family, flags;
-  struct mp_addr addrs[MP_ADDRS_MAX];
-};
 
 enum { MAX_NAME = 253 };
 
@@ -220,8 +214,8 @@ int mp_op_prep_getaddrinfo(struct mp_op *op, const char *host, int port,
   size_t n = host ? strlen(host) : 0;
   int err = check_name(host, flags);
   if (err < 0) return err;
-  if (n >= sizeof ((struct gai_job *)0)->host) return MP_EAI_NONAME;
-  struct gai_job *j = mp__op_priv(op, sizeof *j);
+  if (n >= sizeof ((struct mp__gai_job *)0)->host) return MP_EAI_NONAME;
+  struct mp__gai_job *j = mp__op_priv(op, sizeof *j);
   if (!j) return MP_ENOMEM;
   memcpy(j->host, n ? host : "", n + 1);
   j->port = port;
@@ -232,11 +226,11 @@ int mp_op_prep_getaddrinfo(struct mp_op *op, const char *host, int port,
 }
 
 const struct mp_addr *mp_op_addrs(struct mp_op *op) {
-  return ((struct gai_job *)op->priv)->addrs;
+  return ((struct mp__gai_job *)op->priv)->addrs;
 }
 
 void mp__getaddrinfo_run(struct mp_op *op) {
-  struct gai_job *j = op->priv;
+  struct mp__gai_job *j = op->priv;
   op->result = mp_os_getaddrinfo(j->host, j->port, j->family, j->flags,
                                  j->addrs, MP_ADDRS_MAX);
 }

@@ -193,8 +193,11 @@ TEST_IMPL(getaddrinfo_op) {
   ASSERT_EQ(mp_op_prep_getaddrinfo(op, "localhost", 8080, MP_AF_INET, 0),
             0);
   ASSERT_EQ(mp_op_submit(op), 0);
+  /* the pool writes the addresses: in flight until the callback */
+  ASSERT(mp_loop_buffer_inflight(loop, mp_op_addrs(op) + 1, 1));
   mp_loop_run(loop, MP_RUN_DEFAULT);
   ASSERT_EQ(nres, 1);
+  ASSERT(!mp_loop_buffer_inflight(loop, mp_op_addrs(op) + 1, 1));
   ASSERT_GE(res[0], 1);
   ASSERT_LE(res[0], MP_ADDRS_MAX);
   const struct mp_addr *addrs = mp_op_addrs(op);
