@@ -204,7 +204,8 @@ int mp_loop_timeout(struct mp_loop *loop);
  * something to do (a completion, a post, a wake, a timer due) or
  * timeout_ms passes (-1: no limit), without running anything; then run
  * the loop (MP_RUN_NOWAIT). Returns 1 when woken, 0 when timeout_ms
- * passed first. Like mp_loop_timeout, it resets the handle first. */
+ * passed first (or a signal interrupted the sleep). Like mp_loop_timeout,
+ * it resets the handle first. Loop thread only. */
 int mp_loop_wait(struct mp_loop *loop, int timeout_ms);
 /* Thread-safe. Queues op (memory owned by the caller, prepared with
  * mp_op_init) as a completion and wakes the loop; its cb runs on the loop
