@@ -1,61 +1,13 @@
-/* ldns.c: names and addresses for mp.net: getaddrinfo on the threadpool
- * (MP_OP_GETADDRINFO), literal addresses parsed on the spot, Unix paths,
- * and the packed address strings the Lua side hands to lstream.c,
- * lserver.c and ludp.c.
- *
- * A packed address is a Lua string holding the bytes of a struct
- * mp_addr (the OS's sockaddr, mp_addr_family checks it). It never leaves
- * moonport's own Lua code (net.lua). */
-#include <stdio.h>
+/* ldns.c: names for mp.net: getaddrinfo on the threadpool
+ * (MP_OP_GETADDRINFO), literal addresses parsed on the spot, and Unix
+ * paths, all as the packed addresses the Lua side hands to lstream.c,
+ * lserver.c and ludp.c (lsock.c reads and formats them). */
 #include <string.h>
 
 #include "lsock.h"
 #include "mp_os.h"
 
 enum { MAX_NAME = 253 };
-
-/* ---- formatting ---- */
-
-void lsock_format_addr(const struct mp_addr *a, char *buf, size_t size) {
-  char host[128];
-  int port;
-  switch (mp_addr_format(a, host, sizeof host, &port)) {
-    case MP_AF_INET: snprintf(buf, size, "%s:%d", host, port); break;
-    case MP_AF_INET6: snprintf(buf, size, "[%s]:%d", host, port); break;
-    case MP_AF_UNIX:
-      snprintf(buf, size, "%s", host[0] ? host : "unix:(unnamed)");
-      break;
-    default: snprintf(buf, size, "(unknown address)"); break;
-  }
-}
-
-int lsock_push_addr(lua_State *L, const struct mp_addr *a) {
-  char host[128];
-  int port;
-  switch (mp_addr_format(a, host, sizeof host, &port)) {
-    case MP_AF_INET: case MP_AF_INET6:
-      lua_pushstring(L, host);
-      lua_pushinteger(L, port);
-      return 2;
-    case MP_AF_UNIX:
-      lua_pushstring(L, host);
-      return 1;
-    default:
-      lua_pushnil(L);
-      return 1;
-  }
-}
-
-void lsock_check_addr(lua_State *L, int idx, struct mp_addr *a) {
-  size_t n;
-  const char *p = luaL_checklstring(L, idx, &n);
-  memset(a, 0, sizeof *a);
-  if (n <= sizeof a->sa.b) {
-    memcpy(a->sa.b, p, n);
-    a->len = (uint32_t)n;
-  }
-  luaL_argcheck(L, mp_addr_family(a) >= 0, idx, "packed address expected");
-}
 
 /* ---- results ---- */
 

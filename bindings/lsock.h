@@ -1,6 +1,6 @@
 /* lsock.h: shared by the socket bindings: lsock.c (the op bookkeeping
  * every socket uses), lstream.c (streams), lserver.c (servers), ludp.c
- * (datagrams) and ldns.c (names and addresses). Not a public header. */
+ * (datagrams) and ldns.c (names). Not a public header. */
 #ifndef LSOCK_H
 #define LSOCK_H
 
@@ -113,7 +113,7 @@ void lmp_open_server(lua_State *L, struct lmp_state *S); /* lserver.c */
 void lmp_open_udp(lua_State *L, struct lmp_state *S);    /* ludp.c */
 void lmp_open_dns(lua_State *L, struct lmp_state *S);    /* ldns.c */
 
-/* ldns.c: addresses. Pushes host, port (or the path for Unix). */
+/* Addresses. Pushes host, port (or the path for Unix). */
 int lsock_push_addr(lua_State *L, const struct mp_addr *a);
 /* Formats "host:port" / "[v6]:port" / path into buf. */
 void lsock_format_addr(const struct mp_addr *a, char *buf, size_t size);
