@@ -20,10 +20,22 @@ const char lmp_sentinel = 0;       /* yielded by every suspension */
 static const char timeout_key = 0; /* registry: the timeout error object */
 
 int lmp_fail(lua_State *L, int err, const char *what) {
+  static const struct { int err; const char *msg, *name; } own[] = {
+    {MP_ECANCELED, NULL, "cancelled"},
+    {LMP_ETIMEOUT, "timed out", "timeout"},
+    {LMP_EEOS, "end of stream", "EOF"},
+    {LMP_EBADPATH, "invalid socket path", "EINVAL"},
+    {LMP_EBADNAME, "invalid name (embedded zero byte)", "EINVAL"}};
+  const char *msg = mp_strerror(err), *name = mp_errname(err);
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+    if (own[i].err != err) continue;
+    if (own[i].msg) msg = own[i].msg;
+    name = own[i].name;
+  }
   lua_pushnil(L);
-  if (what) lua_pushfstring(L, "%s: %s", what, mp_strerror(err));
-  else lua_pushstring(L, mp_strerror(err));
-  lua_pushstring(L, err == MP_ECANCELED ? "cancelled" : mp_errname(err));
+  if (what) lua_pushfstring(L, "%s: %s", what, msg);
+  else lua_pushstring(L, msg);
+  lua_pushstring(L, name);
   return 3;
 }
 

@@ -139,6 +139,13 @@ struct lmp_task *lmp_self(struct lmp_state *S);
  * wordings (a socket's "closed" or "timeout", a path "name: message")
  * are made by choosing err and what before calling it. */
 int lmp_fail(lua_State *L, int err, const char *what);
+/* Codes of the bindings that lmp_fail words itself: a socket deadline
+ * ("timed out", "timeout"), a stream's end ("end of stream", "EOF"), and
+ * two net argument failures named "EINVAL". */
+enum {
+  LMP_ETIMEOUT = -5100, LMP_EEOS = -5101, LMP_EBADPATH = -5102,
+  LMP_EBADNAME = -5103
+};
 
 /* Registers an object type: metatable `name` with the metamethods meta and
  * an __index table of methods, every function with S as upvalue 1. Leaves

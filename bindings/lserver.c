@@ -2,12 +2,10 @@
  * server:accept). Accepting never spins: when the process is out of
  * descriptors (or memory) the pending connection stays in the backlog and
  * the same accept call waits, backing off, until it can take it. */
-#include <errno.h>
 #include <stdio.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "lsock.h"
+#include "mp_os.h"
 
 enum {
   BACKOFF_MIN = 10000000,  /* accept EMFILE back-off: 10 ms ... */
@@ -17,29 +15,30 @@ enum {
 /* core.net_listen(packed, backlog, reuseport, reuseaddr) */
 static int l_listen(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
-  socklen_t len;
-  const struct sockaddr *sa = lsock_check_sa(L, 1, &len);
+  struct mp_addr a;
+  lsock_check_addr(L, 1, &a);
   lua_Integer backlog = luaL_optinteger(L, 2, 511);
   int reuseport = lua_toboolean(L, 3), reuseaddr = lua_toboolean(L, 4);
+  int family = mp_addr_family(&a), err;
   char addr[160], what[200];
-  int one = 1, fd;
-  lsock_format_addr(sa, len, addr, sizeof addr);
+  mp_handle_t fd;
+  lsock_format_addr(&a, addr, sizeof addr);
   snprintf(what, sizeof what, "listen %s", addr);
   luaL_argcheck(L, backlog > 0 && backlog <= 65535, 2,
                 "backlog out of range (1..65535)");
-  fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return lsock_fail(L, NULL, -errno, what);
-  if ((sa->sa_family != AF_UNIX &&
+  if ((err = mp_os_socket(family, MP_SOCK_STREAM, &fd)) < 0)
+    return lmp_fail(L, err, what);
+  if ((family != MP_AF_UNIX &&
        ((reuseaddr &&
-         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
+         (err = mp_os_setsockopt(fd, MP_SO_REUSEADDR, 1)) < 0) ||
         (reuseport &&
-         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0))) ||
-      bind(fd, sa, len) < 0 || listen(fd, (int)backlog) < 0) {
-    int err = -errno;
-    close(fd);
-    return lsock_fail(L, NULL, err, what);
+         (err = mp_os_setsockopt(fd, MP_SO_REUSEPORT, 1)) < 0))) ||
+      (err = mp_os_bind(fd, &a)) < 0 ||
+      (err = mp_os_listen(fd, (int)backlog)) < 0) {
+    mp_os_close(fd);
+    return lmp_fail(L, err, what);
   }
-  lsock_push(L, S, LSOCK_SERVER, fd, sa->sa_family);
+  lsock_push(L, S, LSOCK_SERVER, fd, family);
   return 1;
 }
 
@@ -48,17 +47,17 @@ static int accept_k(lua_State *L, struct mp_op *op) {
   struct lsock_req *r = op->owned;
   int64_t res = op->result;
   if (r->closed) {
-    if (op->kind == MP_OP_ACCEPT && res >= 0) close((int)res);
+    if (op->kind == MP_OP_ACCEPT && res >= 0) mp_os_close((mp_handle_t)res);
     return lsock_fail_op(L, s, op, "accept");
   }
   if (op->kind == MP_OP_TIMER && res == 0) { /* back-off over: retry */
-    mp_op_prep_accept(op, s->fd);
+    mp_op_prep_accept(op, lsock_fd(s));
     return lsock_await(L, s, op, accept_k, "accept");
   }
   if (res >= 0 && op->kind == MP_OP_ACCEPT) {
     mp_op_release(op);
     s->backoff = 0;
-    lsock_push(L, s->S, LSOCK_STREAM, (int)res, s->family);
+    lsock_push(L, s->S, LSOCK_STREAM, (mp_handle_t)res, s->family);
     return 1;
   }
   switch (res) {
@@ -70,10 +69,10 @@ static int accept_k(lua_State *L, struct mp_op *op) {
       if (s->backoff > BACKOFF_MAX) s->backoff = BACKOFF_MAX;
       mp_op_prep_timer(op, s->backoff);
       return lsock_await(L, s, op, accept_k, "accept");
-    case MP_ECONNABORTED: case MP_EINTR: case MP_EAGAIN: case -EPROTO:
+    case MP_ECONNABORTED: case MP_EINTR: case MP_EAGAIN: case MP_EPROTO:
     case MP_EPERM:
       /* The peer gave up before we got to it: the next one, then. */
-      mp_op_prep_accept(op, s->fd);
+      mp_op_prep_accept(op, lsock_fd(s));
       return lsock_await(L, s, op, accept_k, "accept");
     default:
       return lsock_fail_op(L, s, op, "accept");
@@ -84,7 +83,7 @@ static int server_accept(lua_State *L) {
   struct lsock *s = lsock_check(L, 1, LSOCK_SERVER, "accept");
   lua_settop(L, 1);
   struct mp_op *op = lsock_op(L, s, 0, lsock_deadline(s));
-  mp_op_prep_accept(op, s->fd);
+  mp_op_prep_accept(op, lsock_fd(s));
   return lsock_await(L, s, op, accept_k, "accept");
 }
 

@@ -1,14 +1,14 @@
-/* lsock.h: shared by the socket bindings: lsocket.c (streams, servers and
- * the op bookkeeping every socket uses), ludp.c (datagrams) and ldns.c
- * (names and addresses). Not a public header. */
+/* lsock.h: shared by the socket bindings: lsock.c (the op bookkeeping
+ * every socket uses), lstream.c (streams), lserver.c (servers), ludp.c
+ * (datagrams) and ldns.c (names). Not a public header. */
 #ifndef LSOCK_H
 #define LSOCK_H
 
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "lbuf.h"
 #include "lcore.h"
+#include "lhandle.h"
 
 #define LSOCK_STREAM_MT "moonport.stream"
 #define LSOCK_SERVER_MT "moonport.server"
@@ -17,16 +17,16 @@
 enum { LSOCK_STREAM, LSOCK_SERVER, LSOCK_UDP };
 enum { LSOCK_RD = 1, LSOCK_WR = 2 };
 
-struct lsock_zombie;
 struct lsock_req;
 
-/* The userdata of every socket object. The descriptor is closed only once
- * no op on it is in flight (an SQE still queued in the ring names the fd by
- * number, so closing early could aim it at a reused descriptor). */
+/* The userdata of every socket object. Its descriptor's lifetime is an
+ * lmp_handle: closed only once no op on it is in flight (an SQE still
+ * queued in the ring names the fd by number, so closing early could aim
+ * it at a reused descriptor), even after the object is collected. */
 struct lsock {
   struct lmp_state *S;
-  int fd;                  /* -1 once closed */
-  int family;              /* AF_INET, AF_INET6, AF_UNIX */
+  struct lmp_handle *h;    /* NULL once collected */
+  int family;              /* MP_AF_INET, MP_AF_INET6, MP_AF_UNIX */
   unsigned char type;      /* LSOCK_* */
   unsigned char closed;    /* close() was called: methods raise */
   unsigned char reading;   /* a read/recv is in progress (one at a time) */
@@ -36,16 +36,19 @@ struct lsock {
   int64_t timeout;         /* settimeout, ns; -1: none */
   int64_t backoff;         /* accept: current EMFILE back-off, ns */
   int64_t rddl;            /* read(): the deadline of the call running */
-  int nreqs;               /* ops in flight on this socket */
-  struct lsock_req *reqs;  /* ... linked here */
+  struct lsock_req *reqs;  /* the requests of the ops in flight */
   struct lmp_rbuf rb;      /* stream: bytes received, not yet read */
 };
 
+/* The socket's descriptor (MP_INVALID_HANDLE once closed). */
+static inline mp_handle_t lsock_fd(const struct lsock *s) {
+  return s->h ? s->h->handle : MP_INVALID_HANDLE;
+}
+
 /* One op on a socket; lives in op->owned, so it is freed with the op.
- * Its payload (receive buffer, bytes to send, address, msghdr) follows. */
+ * Its payload (receive buffer, bytes to send, address) follows. */
 struct lsock_req {
   struct lsock *s;          /* NULL once the socket was collected */
-  struct lsock_zombie *z;   /* then: closes the fd after the last op */
   struct mp_op *op;
   struct mp_op *timer;      /* the settimeout deadline racing op */
   struct lsock_req *next, *prev;
@@ -64,9 +67,9 @@ void lsock_new_type(lua_State *L, struct lmp_state *S, const char *mt,
 int lsock_sockname(lua_State *L);
 /* Checks arg idx is a socket of the given type that is not closed. */
 struct lsock *lsock_check(lua_State *L, int idx, int type, const char *fname);
-/* Pushes a new socket object owning fd. */
-struct lsock *lsock_push(lua_State *L, struct lmp_state *S, int type, int fd,
-                         int family);
+/* Pushes a new socket object owning fd (closed if that fails). */
+struct lsock *lsock_push(lua_State *L, struct lmp_state *S, int type,
+                         mp_handle_t fd, int family);
 /* A new op whose owned memory is a request with `extra` payload bytes. */
 struct mp_op *lsock_op(lua_State *L, struct lsock *s, size_t extra,
                        int64_t deadline);
@@ -76,6 +79,11 @@ int64_t lsock_deadline(struct lsock *s);
  * until it completes (see lmp_await). */
 int lsock_await(lua_State *L, struct lsock *s, struct mp_op *op,
                 lmp_done k, const char *fname);
+/* Links r to s, tracks its op on s's handle and starts its deadline timer
+ * (MP_ENOMEM: r stays unlinked); lsock_req_finish undoes it when r's op
+ * completes (the handle closes after the last op of a closed socket). */
+int lsock_req_link(struct lsock *s, struct lsock_req *r);
+void lsock_req_finish(struct lsock_req *r);
 static inline struct lsock_req *lsock_req(struct mp_op *op) {
   return op->owned;
 }
@@ -84,7 +92,14 @@ static inline struct lsock_req *lsock_req(struct mp_op *op) {
  * timeout into "timeout". Releases op. Returns 3. */
 int lsock_fail_op(lua_State *L, struct lsock *s, struct mp_op *op,
                   const char *what);
+/* Pushes nil, "what ADDR: message", code through lmp_fail; ADDR is the
+ * peer's (streams) or the local name, when s has one. */
 int lsock_fail(lua_State *L, struct lsock *s, int err, const char *what);
+/* The same through lmp_rbuf_fail (knows LMP_ELINETOOLONG). */
+int lsock_rbuf_fail(lua_State *L, struct lsock *s, int err,
+                    const char *what);
+/* Marks s closed and cancels its ops; the last one closes the fd. */
+void lsock_shut(struct lsock *s);
 /* settimeout / close / sockname shared by every type. */
 int lsock_settimeout(lua_State *L, int type, const char *fname);
 int lsock_close(lua_State *L, int type);
@@ -93,17 +108,16 @@ int lsock_tostring(lua_State *L);
 int lsock_push_name(lua_State *L, struct lsock *s, int peer);
 int lsock_setoption(lua_State *L, int type);
 
-void lmp_open_socket(lua_State *L, struct lmp_state *S); /* lsocket.c */
+void lmp_open_socket(lua_State *L, struct lmp_state *S); /* lstream.c */
 void lmp_open_server(lua_State *L, struct lmp_state *S); /* lserver.c */
 void lmp_open_udp(lua_State *L, struct lmp_state *S);    /* ludp.c */
 void lmp_open_dns(lua_State *L, struct lmp_state *S);    /* ldns.c */
 
-/* ldns.c: addresses. Pushes host, port (or path for AF_UNIX). */
-int lsock_push_addr(lua_State *L, const struct sockaddr *sa, socklen_t len);
+/* Addresses. Pushes host, port (or the path for Unix). */
+int lsock_push_addr(lua_State *L, const struct mp_addr *a);
 /* Formats "host:port" / "[v6]:port" / path into buf. */
-void lsock_format_addr(const struct sockaddr *sa, socklen_t len, char *buf,
-                       size_t size);
+void lsock_format_addr(const struct mp_addr *a, char *buf, size_t size);
 /* Checks a packed address (a string made by ldns.c) at idx. */
-const struct sockaddr *lsock_check_sa(lua_State *L, int idx, socklen_t *len);
+void lsock_check_addr(lua_State *L, int idx, struct mp_addr *a);
 
 #endif

@@ -1,24 +1,13 @@
-/* ludp.c: UDP sockets (mp.net.udp): sendto / recvfrom as SENDMSG /
- * RECVMSG ops, whose msghdr, iovec, address and buffer live in the
- * request record the op owns. Names in sendto are resolved by net.lua. */
-#include <errno.h>
-#include <netinet/in.h>
-#include <stdlib.h>
+/* ludp.c: UDP sockets (mp.net.udp): sendto / recvfrom, tried at once
+ * and else as SENDTO / RECVFROM ops whose datagram lives in the request
+ * record the op owns. Names in sendto are resolved by net.lua. */
+#include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
 #include "lsock.h"
+#include "mp_os.h"
 
 enum { DGRAM_MAX = 65536 };
-
-struct dgram {
-  struct msghdr mh;
-  struct iovec iov;
-  struct sockaddr_storage addr;
-  _Alignas(16) char buf[]; /* the datagram */
-};
 
 static struct lsock *check_udp(lua_State *L, const char *fname) {
   return lsock_check(L, 1, LSOCK_UDP, fname);
@@ -28,22 +17,21 @@ static struct lsock *check_udp(lua_State *L, const char *fname) {
  * given. */
 static int l_udp(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
-  socklen_t len = 0;
-  const struct sockaddr *sa = NULL;
-  int family = AF_INET;
-  if (!lua_isnoneornil(L, 1)) {
-    sa = lsock_check_sa(L, 1, &len);
-    family = sa->sa_family;
+  struct mp_addr a;
+  int family = MP_AF_INET, bound = !lua_isnoneornil(L, 1), err;
+  mp_handle_t fd;
+  if (bound) {
+    lsock_check_addr(L, 1, &a);
+    family = mp_addr_family(&a);
   }
-  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return lsock_fail(L, NULL, -errno, "udp");
-  if (sa && bind(fd, sa, len) < 0) {
-    int err = -errno;
+  if ((err = mp_os_socket(family, MP_SOCK_DGRAM, &fd)) < 0)
+    return lmp_fail(L, err, "udp");
+  if (bound && (err = mp_os_bind(fd, &a)) < 0) {
     char addr[160], what[200];
-    close(fd);
-    lsock_format_addr(sa, len, addr, sizeof addr);
+    mp_os_close(fd);
+    lsock_format_addr(&a, addr, sizeof addr);
     snprintf(what, sizeof what, "udp bind %s", addr);
-    return lsock_fail(L, NULL, err, what);
+    return lmp_fail(L, err, what);
   }
   lsock_push(L, S, LSOCK_UDP, fd, family);
   return 1;
@@ -63,44 +51,32 @@ static int udp_sendto(lua_State *L) {
   struct lsock *s = check_udp(L, "sendto");
   size_t n;
   const char *data = luaL_checklstring(L, 2, &n);
-  socklen_t len;
-  const struct sockaddr *sa = lsock_check_sa(L, 3, &len);
-  ssize_t r;
+  struct mp_addr a;
+  lsock_check_addr(L, 3, &a);
   lua_settop(L, 3);
-  do r = sendto(s->fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL, sa, len);
-  while (r < 0 && errno == EINTR);
+  int64_t r = mp_os_trysendto(lsock_fd(s), data, n, &a);
   if (r >= 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (errno != EAGAIN && errno != EWOULDBLOCK)
-    return lsock_fail(L, s, -errno, "sendto");
+  if (r != MP_EAGAIN) return lsock_fail(L, s, (int)r, "sendto");
   /* The send buffer is full: wait for room with an op. */
-  struct mp_op *op = lsock_op(L, s, sizeof(struct dgram) + n,
-                              lsock_deadline(s));
-  struct dgram *d = (struct dgram *)lsock_req(op)->data;
-  memset(d, 0, sizeof *d);
-  memcpy(d->buf, data, n);
-  memcpy(&d->addr, sa, len);
-  d->iov.iov_base = d->buf;
-  d->iov.iov_len = n;
-  d->mh.msg_name = &d->addr;
-  d->mh.msg_namelen = len;
-  d->mh.msg_iov = &d->iov;
-  d->mh.msg_iovlen = 1;
+  struct mp_op *op = lsock_op(L, s, n, lsock_deadline(s));
+  memcpy(lsock_req(op)->data, data, n);
   lsock_req(op)->dir = LSOCK_WR;
-  mp_op_prep_sendmsg(op, s->fd, &d->mh);
+  if (mp_op_prep_sendto(op, lsock_fd(s), lsock_req(op)->data, n, &a) < 0) {
+    mp_op_release(op);
+    return lsock_fail(L, s, MP_ENOMEM, "sendto");
+  }
   return lsock_await(L, s, op, sendto_k, "sendto");
 }
 
 static int recvfrom_k(lua_State *L, struct mp_op *op) {
   struct lsock *s = lua_touserdata(L, 1);
-  struct dgram *d = (struct dgram *)lsock_req(op)->data;
   if (op->result < 0 || lsock_req(op)->closed)
     return lsock_fail_op(L, s, op, "recvfrom");
-  lua_pushlstring(L, d->buf, (size_t)op->result);
-  int n = 1 + lsock_push_addr(L, (struct sockaddr *)&d->addr,
-                              d->mh.msg_namelen);
+  lua_pushlstring(L, lsock_req(op)->data, (size_t)op->result);
+  int n = 1 + lsock_push_addr(L, mp_op_from(op));
   mp_op_release(op);
   return n;
 }
@@ -113,18 +89,13 @@ static int udp_recvfrom(lua_State *L) {
   if (s->reading)
     return luaL_error(L, "recvfrom: another task is receiving on this socket");
   lua_settop(L, 1);
-  struct mp_op *op = lsock_op(L, s, sizeof(struct dgram) + (size_t)max,
-                              lsock_deadline(s));
-  struct dgram *d = (struct dgram *)lsock_req(op)->data;
-  memset(d, 0, sizeof *d);
-  d->iov.iov_base = d->buf;
-  d->iov.iov_len = (size_t)max;
-  d->mh.msg_name = &d->addr;
-  d->mh.msg_namelen = sizeof d->addr;
-  d->mh.msg_iov = &d->iov;
-  d->mh.msg_iovlen = 1;
+  struct mp_op *op = lsock_op(L, s, (size_t)max, lsock_deadline(s));
   lsock_req(op)->dir = LSOCK_RD;
-  mp_op_prep_recvmsg(op, s->fd, &d->mh);
+  if (mp_op_prep_recvfrom(op, lsock_fd(s), lsock_req(op)->data,
+                          (size_t)max) < 0) {
+    mp_op_release(op);
+    return lsock_fail(L, s, MP_ENOMEM, "recvfrom");
+  }
   return lsock_await(L, s, op, recvfrom_k, "recvfrom");
 }
 

@@ -116,10 +116,10 @@ static int64_t attempt(struct mp_op *op) {
     case MP_OP_ACCEPT:
       r = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
       break;
-    case MP_OP_SENDMSG:
+    case MP_OP_SENDTO:
       r = sendmsg(fd, op->u.rw.buf, MSG_DONTWAIT | MSG_NOSIGNAL | op->msgflags);
       break;
-    case MP_OP_RECVMSG:
+    case MP_OP_RECVFROM:
       r = recvmsg(fd, op->u.rw.buf, MSG_DONTWAIT | op->msgflags);
       break;
     case MP_OP_CONNECT: {
@@ -170,14 +170,14 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
       if (op->u.rw.off >= 0) return mp__pool_submit(loop, op);
       break;
     case MP_OP_RECV: case MP_OP_SEND: case MP_OP_ACCEPT: case MP_OP_CONNECT:
-    case MP_OP_SENDMSG: case MP_OP_RECVMSG:
+    case MP_OP_SENDTO: case MP_OP_RECVFROM:
       break;
     default: /* path and file ops: blocking syscalls */
       return mp__pool_submit(loop, op);
   }
   if (!(f = fd_get(loop, s, op->handle))) return MP_ENOMEM;
   q = (op->kind == MP_OP_RECV || op->kind == MP_OP_ACCEPT ||
-       op->kind == MP_OP_READ || op->kind == MP_OP_RECVMSG) ? &f->rq : &f->wq;
+       op->kind == MP_OP_READ || op->kind == MP_OP_RECVFROM) ? &f->rq : &f->wq;
   /* Sockets: try at once unless others are queued ahead (FIFO). */
   if (!q->head && op->kind != MP_OP_READ && op->kind != MP_OP_WRITE) {
     int wait = MP_EAGAIN; /* the result that means "wait for readiness" */

@@ -124,7 +124,7 @@ static int round_trip(struct io_uring *ring) {
  * told to try again. */
 static int is_io(int kind) {
   return (kind >= MP_OP_READ && kind <= MP_OP_CONNECT) ||
-         kind == MP_OP_SENDMSG || kind == MP_OP_RECVMSG;
+         kind == MP_OP_SENDTO || kind == MP_OP_RECVFROM;
 }
 
 static void faults_init(struct faults *f) {
@@ -325,11 +325,11 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
     case MP_OP_MKDIR:
       io_uring_prep_mkdirat(sqe, AT_FDCWD, op->u.fs.path, op->u.fs.mode);
       break;
-    case MP_OP_SENDMSG:
+    case MP_OP_SENDTO:
       io_uring_prep_sendmsg(sqe, op->handle, op->u.rw.buf,
                             MSG_NOSIGNAL | op->msgflags);
       break;
-    case MP_OP_RECVMSG:
+    case MP_OP_RECVFROM:
       io_uring_prep_recvmsg(sqe, op->handle, op->u.rw.buf, op->msgflags);
       break;
     default:
@@ -372,7 +372,7 @@ static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
       res = MP_ECANCELED;
     } else if (again) {
       int in = op->kind == MP_OP_READ || op->kind == MP_OP_RECV ||
-               op->kind == MP_OP_ACCEPT || op->kind == MP_OP_RECVMSG;
+               op->kind == MP_OP_ACCEPT || op->kind == MP_OP_RECVFROM;
       struct io_uring_sqe *sqe = get_sqe(loop);
       io_uring_prep_poll_add(sqe, op->handle, in ? POLLIN : POLLOUT);
       io_uring_sqe_set_data64(sqe, (uintptr_t)op | TAG_POLL);

@@ -263,7 +263,7 @@ int mp_loop_buffer_inflight(struct mp_loop *loop, const void *p, size_t len) {
       case MP_OP_READ: case MP_OP_WRITE: case MP_OP_RECV: case MP_OP_SEND:
         if (overlaps(a, b, op->u.rw.buf, op->u.rw.len)) return 1;
         break;
-      case MP_OP_SENDMSG: case MP_OP_RECVMSG: {
+      case MP_OP_SENDTO: case MP_OP_RECVFROM: {
         const struct msghdr *m = op->u.rw.buf;
         if (overlaps(a, b, m, sizeof *m) ||
             overlaps(a, b, m->msg_name, m->msg_namelen) ||
@@ -280,6 +280,9 @@ int mp_loop_buffer_inflight(struct mp_loop *loop, const void *p, size_t len) {
         break;
       case MP_OP_STAT:
         if (overlaps(a, b, op->u.fs.buf, MP__STAT_HEAD)) return 1;
+        break;
+      case MP_OP_GETADDRINFO: /* the pool writes the addresses */
+        if (overlaps(a, b, op->priv, sizeof(struct mp__gai_job))) return 1;
         break;
       default:
         break;

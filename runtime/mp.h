@@ -24,7 +24,6 @@ extern "C" {
 
 struct mp_loop;
 struct mp_op;
-struct sockaddr;
 
 /* What an op works on: a file, socket or pipe of the platform. */
 #ifdef _WIN32
@@ -109,8 +108,9 @@ enum mp_op_kind {
   MP_OP_MKDIR,    /* mkdir(2) */
   MP_OP_READDIR,  /* a directory's names, result the count (pool) */
   MP_OP_WRITEFILE, /* replace a file atomically and durably (pool) */
-  MP_OP_SENDMSG,  /* sendmsg(2), u.rw.buf is a struct msghdr; no SIGPIPE */
-  MP_OP_RECVMSG,  /* recvmsg(2), u.rw.buf is a struct msghdr */
+  MP_OP_SENDTO,   /* a datagram to an address (or the connected peer) */
+  MP_OP_RECVFROM, /* a datagram and its source (mp_op_from) */
+  MP_OP_GETADDRINFO, /* names to addresses, on the threadpool */
   MP_OP_KIND_MAX
 };
 
@@ -150,6 +150,9 @@ struct mp_op {
   void *owned;             /* freed by mp_op_release: memory the op owns
                               (set it with mp_op_own) */
   void (*owned_free)(void *); /* how to free owned; NULL: free() */
+  void *priv;              /* private: the runtime's memory for the op's
+                              kind (an address, a message header), freed by
+                              mp_op_release and replaced by the next prep */
   void *ref;               /* in: the submitter's second pointer (say, the
                               object the op belongs to); never touched */
   struct mp_loop *loop;    /* private */
@@ -223,9 +226,10 @@ void mp_op_release(struct mp_op *op);
 /* Makes p the op's owned memory, freed by free_fn (NULL: free) when the
  * op is released or owns something else: memory the kernel reads or
  * writes lives exactly as long as the op. The memory owned before is
- * freed now (unless it is p). Prep functions that copy (paths,
- * addresses) own their copy the same way, so a prep replaces what the op
- * owned: keep your own buffers out of op->owned across such a prep.
+ * freed now (unless it is p). Path preps own their copy the same way, so
+ * a path prep replaces what the op owned: keep your own buffers out of
+ * op->owned across one. Socket preps (connect, sendto, recvfrom,
+ * getaddrinfo) keep theirs in op->priv and leave op->owned alone.
  * A work function (mp_op_prep_work) may call it on its op, on its pool
  * thread. */
 void mp_op_own(struct mp_op *op, void *p, void (*free_fn)(void *));
@@ -253,14 +257,6 @@ void mp_op_prep_recv(struct mp_op *op, mp_handle_t h, void *buf, size_t len);
 void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf,
                      size_t len);
 void mp_op_prep_accept(struct mp_op *op, mp_handle_t h);
-/* msg (a struct msghdr) and everything it points to must stay valid until
- * completion: keep them in op->owned. For datagrams (UDP sendto and
- * recvfrom). */
-void mp_op_prep_sendmsg(struct mp_op *op, mp_handle_t h, void *msg);
-void mp_op_prep_recvmsg(struct mp_op *op, mp_handle_t h, void *msg);
-/* addr is copied into memory the op owns. */
-int mp_op_prep_connect(struct mp_op *op, mp_handle_t h,
-                       const struct sockaddr *addr, uint32_t addrlen);
 void mp_op_prep_close(struct mp_op *op, mp_handle_t h);
 /* Path ops. Paths are relative to the current directory and copied
  * into memory the op owns (MP_ENOMEM when that fails). */
@@ -312,6 +308,50 @@ struct mp_stat {
   uint8_t type; /* MP_FT_* */
   struct { int64_t sec; int32_t nsec; } atime, mtime, ctime;
 };
+
+/* Addresses: an IPv4, IPv6 or Unix-domain socket address in a portable
+ * box: the OS's sockaddr, len bytes of sa.b. Copy them freely; the bytes
+ * may be stored and put back as they are (mp_addr_family checks them). */
+enum { MP_AF_UNSPEC, MP_AF_INET, MP_AF_INET6, MP_AF_UNIX };
+struct mp_addr {
+  union { unsigned char b[128]; int64_t align_; } sa;
+  uint32_t len;
+};
+/* A numeric IPv4 or IPv6 address and a port; MP_EINVAL for anything else
+ * (names are mp_op_prep_getaddrinfo's). */
+int mp_addr_ip(struct mp_addr *a, const char *ip, int port);
+/* A Unix socket path of len bytes: MP_EINVAL if empty or holding a zero
+ * byte, MP_ENAMETOOLONG if it does not fit. */
+int mp_addr_unix(struct mp_addr *a, const char *path, size_t len);
+/* MP_AF_*, or MP_EINVAL for bytes that are no valid address. */
+int mp_addr_family(const struct mp_addr *a);
+/* The host as text ("127.0.0.1", "::1", no brackets) or the Unix path
+ * ("" when unnamed), and the port (-1 for Unix). Returns the family, or
+ * MP_EINVAL (host then ""). */
+int mp_addr_format(const struct mp_addr *a, char *host, size_t size,
+                   int *port);
+
+/* Socket ops. The address is copied into the op (mp_op_prep_connect and
+ * _sendto), and buf must stay valid until completion (keep it in
+ * op->owned). to NULL: the connected peer. Return 0 or MP_ENOMEM. */
+int mp_op_prep_connect(struct mp_op *op, mp_handle_t h,
+                       const struct mp_addr *addr);
+int mp_op_prep_sendto(struct mp_op *op, mp_handle_t h, const void *buf,
+                      size_t len, const struct mp_addr *to);
+int mp_op_prep_recvfrom(struct mp_op *op, mp_handle_t h, void *buf,
+                        size_t len);
+/* RECVFROM's source, once completed. */
+const struct mp_addr *mp_op_from(struct mp_op *op);
+/* Resolves host (NULL or "": the wildcard with MP_AI_PASSIVE, else the
+ * loopback) and port to at most MP_ADDRS_MAX distinct addresses of family
+ * (MP_AF_UNSPEC: both IP families), on the threadpool. The result is the
+ * count, or an MP_EAI_* / MP_E* code; the addresses are mp_op_addrs(op).
+ * A host that is no valid name (RFC 1123: letters, digits, '-', '_',
+ * dots; not all digits) fails here with MP_EAI_NONAME, unresolved. */
+enum { MP_AI_PASSIVE = 1, MP_AI_NUMERICHOST = 2, MP_ADDRS_MAX = 16 };
+int mp_op_prep_getaddrinfo(struct mp_op *op, const char *host, int port,
+                           int family, int flags);
+const struct mp_addr *mp_op_addrs(struct mp_op *op);
 
 /* Introspection, for leak checks in tests and debug tools: what the loop
  * holds right now. A quiet loop has no op in flight, no live record (every

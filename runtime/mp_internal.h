@@ -108,6 +108,19 @@ int mp__timer_stop(struct mp_loop *loop, struct mp_op *op);
 void mp__timer_run(struct mp_loop *loop);
 int64_t mp__timer_next(struct mp_loop *loop); /* ns until due, -1 if none */
 
+/* op.c: replaces op->priv with size fresh bytes (NULL: out of memory,
+ * op->priv unchanged). */
+void *mp__op_priv(struct mp_op *op, size_t size);
+
+/* net_unix.c: MP_OP_GETADDRINFO's op->priv, and its body, on a pool
+ * thread (which writes the addresses). */
+struct mp__gai_job {
+  char host[256];
+  int port, family, flags;
+  struct mp_addr addrs[MP_ADDRS_MAX];
+};
+void mp__getaddrinfo_run(struct mp_op *op);
+
 /* threadpool.c */
 int mp__pool_submit(struct mp_loop *loop, struct mp_op *op);
 int mp__pool_cancel(struct mp_loop *loop, struct mp_op *op);

@@ -38,8 +38,37 @@ int mp_os_isatty(mp_handle_t h);
 /* The process's standard handle 0, 1 or 2 (stdin, stdout, stderr). */
 mp_handle_t mp_os_stdhandle(int which);
 
-
 /* ---- Sockets and names (H3 net: runtime/net_unix.c) ---- */
+
+enum { MP_SOCK_STREAM, MP_SOCK_DGRAM };
+/* A new socket of family (MP_AF_*), non-blocking, closed on exec. */
+int mp_os_socket(int family, int type, mp_handle_t *out);
+int mp_os_bind(mp_handle_t h, const struct mp_addr *addr);
+int mp_os_listen(mp_handle_t h, int backlog);
+enum mp_sockopt {
+  MP_SO_REUSEADDR, MP_SO_REUSEPORT, MP_SO_KEEPALIVE, MP_SO_BROADCAST,
+  MP_SO_RCVBUF, MP_SO_SNDBUF,
+  MP_SO_LINGER,   /* value: seconds; < 0: off */
+  MP_TCP_NODELAY, MP_IPV6_V6ONLY
+};
+/* Booleans are 0/1; sizes in bytes. */
+int mp_os_setsockopt(mp_handle_t h, enum mp_sockopt opt, int value);
+/* The local (peer 0) or remote (peer 1) address of h. */
+int mp_os_sockname(mp_handle_t h, struct mp_addr *addr, int peer);
+/* No more sending (the peer reads end of stream). */
+int mp_os_shutdown(mp_handle_t h);
+/* Sends what the kernel takes now without waiting: the count sent (maybe
+ * short), or MP_EAGAIN when nothing fits; never raises SIGPIPE. */
+struct mp_iov { const void *base; size_t len; };
+int64_t mp_os_trysend(mp_handle_t h, const struct mp_iov *iov, int n);
+/* One datagram to `to` (NULL: the connected peer), as mp_os_trysend. */
+int64_t mp_os_trysendto(mp_handle_t h, const void *buf, size_t len,
+                        const struct mp_addr *to);
+/* Blocking name resolution (MP_OP_GETADDRINFO's body; with
+ * MP_AI_NUMERICHOST or no host it never blocks): up to max distinct IP
+ * addresses in out; the count, or an MP_EAI_* / MP_E* code. */
+int mp_os_getaddrinfo(const char *host, int port, int family, int flags,
+                      struct mp_addr *out, int max);
 
 /* ---- Memory, handles, threads, terminal (H4 tasks: runtime/sys_unix.c) */
 

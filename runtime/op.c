@@ -126,6 +126,13 @@ void mp_op_own(struct mp_op *op, void *p, void (*free_fn)(void *)) {
   op->owned_free = free_fn;
 }
 
+static void priv_drop(struct mp_op *op, void *p) {
+  if (p && op->loop && op->loop->quarantine)
+    quarantine_put(op->loop, p, op->kind);
+  else
+    free(p);
+}
+
 void mp_op_release(struct mp_op *op) {
   if (op->state != MP__IDLE) {
     /* Freeing an op the kernel may still write to is never recoverable. */
@@ -134,6 +141,8 @@ void mp_op_release(struct mp_op *op) {
     abort();
   }
   owned_drop(op);
+  priv_drop(op, op->priv);
+  op->priv = NULL;
   if (op->flags & MP__F_EXTERNAL) return;
   struct mp_loop *loop = op->loop;
   loop->nlive--;
@@ -172,7 +181,7 @@ int mp_op_submit(struct mp_op *op) {
       op->u.timer.due += loop->now; /* prep stored the relative timeout */
       r = mp__timer_start(loop, op);
       break;
-    case MP_OP_WORK:
+    case MP_OP_WORK: case MP_OP_GETADDRINFO:
       r = mp__pool_submit(loop, op);
       break;
     default:
@@ -198,7 +207,7 @@ void mp_op_cancel(struct mp_op *op) {
     case MP_OP_TIMER:
       if (mp__timer_stop(loop, op)) mp__op_complete(loop, op, MP_ECANCELED);
       break;
-    case MP_OP_WORK:
+    case MP_OP_WORK: case MP_OP_GETADDRINFO:
       mp__pool_cancel(loop, op);
       break;
     case MP_OP_NOP:
@@ -288,25 +297,11 @@ void mp_op_prep_accept(struct mp_op *op, mp_handle_t h) {
   op->handle = h;
 }
 
-void mp_op_prep_sendmsg(struct mp_op *op, mp_handle_t h, void *msg) {
-  prep_rw(op, MP_OP_SENDMSG, h, msg, 0, -1);
-}
-
-void mp_op_prep_recvmsg(struct mp_op *op, mp_handle_t h, void *msg) {
-  prep_rw(op, MP_OP_RECVMSG, h, msg, 0, -1);
-}
-
-int mp_op_prep_connect(struct mp_op *op, mp_handle_t h,
-                       const struct sockaddr *addr, uint32_t addrlen) {
-  void *copy = mp_loop_malloc(op->loop, addrlen);
-  if (!copy) return MP_ENOMEM;
-  memcpy(copy, addr, addrlen);
-  mp_op_own(op, copy, NULL);
-  op->kind = MP_OP_CONNECT;
-  op->handle = h;
-  op->u.sa.addr = copy;
-  op->u.sa.addrlen = addrlen;
-  return 0;
+void *mp__op_priv(struct mp_op *op, size_t size) {
+  void *p = mp_loop_malloc(op->loop, size);
+  if (!p) return NULL;
+  priv_drop(op, op->priv);
+  return op->priv = p;
 }
 
 void mp_op_prep_close(struct mp_op *op, mp_handle_t h) {

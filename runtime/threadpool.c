@@ -41,6 +41,7 @@ static void *worker(void *arg) {
     mp__mutex_unlock(&pool->lock);
     if (!op) return NULL; /* stopping and nothing left */
     if (op->kind == MP_OP_WORK) op->u.work.fn(op);
+    else if (op->kind == MP_OP_GETADDRINFO) mp__getaddrinfo_run(op);
     else mp__os_blocking(op); /* a file op the backend sent here */
     mp__mutex_lock(&loop->post_lock);
     mp__queue_push(&loop->posted, op);

@@ -13,9 +13,7 @@ local dir = arg[1] or "bindings"
 -- Files not yet ported (issue 9: files and sockets), exempt from 2 and 3:
 -- remove each as its branch lands; the list must end empty.
 local PENDING = {}
-for f in ([[lsocket.c lsock.c lstream.c lserver.c
-  ludp.c ldns.c lsock.h]]):gmatch("%S+")
-do
+for f in ([[]]):gmatch("%S+") do -- every file is ported
   PENDING[f] = true
 end
 

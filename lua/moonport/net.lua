@@ -1,6 +1,6 @@
 -- moonport.net: mp.net, the Lua half of the socket API. Argument checks,
 -- name resolution and the address loop of connect live here; the objects
--- and their IO are C (bindings/lsocket.c, ludp.c, ldns.c). The chunk
+-- and their IO are C (bindings/lsock.c, lstream.c, ludp.c, ldns.c). The chunk
 -- returns a constructor that init.lua calls with the core table.
 return function(core, M)
   local net = {}

@@ -196,7 +196,9 @@ TEST_IMPL(socket_ops) {
   ASSERT_EQ(mp_op_submit(acc), 0);
   int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   struct mp_op *con = mp_op_new(loop, res_cb, NULL);
-  ASSERT_EQ(mp_op_prep_connect(con, cfd, (struct sockaddr *)&sa, len), 0);
+  struct mp_addr to;
+  ASSERT_EQ(mp_addr_ip(&to, "127.0.0.1", ntohs(sa.sin_port)), 0);
+  ASSERT_EQ(mp_op_prep_connect(con, cfd, &to), 0);
   ASSERT_EQ(mp_op_submit(con), 0);
   mp_loop_run(loop, MP_RUN_DEFAULT);
   ASSERT_EQ(nres, 2);
@@ -232,7 +234,7 @@ TEST_IMPL(socket_ops) {
   close(cfd);
   cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   con = mp_op_new(loop, res_cb, NULL);
-  mp_op_prep_connect(con, cfd, (struct sockaddr *)&sa, len);
+  mp_op_prep_connect(con, cfd, &to);
   mp_op_submit(con);
   mp_loop_run(loop, MP_RUN_DEFAULT);
   ASSERT_EQ(res[0], MP_ECONNREFUSED);

@@ -13,6 +13,8 @@
   X(credentials_drop) X(nonblocking_pipe_waits)                           \
   X(debug_buffers_catch_release_under_kernel) X(host_step_submits_retries) \
   X(err_errno_round_trip) X(err_eai_mapping) X(op_handle_field)             \
-  X(op_own_destructor) X(op_own_in_work) X(fs_open_flags) X(fs_stat_fields) \
-  X(fs_readdir) X(fs_writefile) X(fs_path_ops) X(loop_wait_post)            \
-  X(loop_wait_timer)
+  X(op_own_destructor) X(op_own_in_work) X(fs_open_flags)                  \
+  X(fs_stat_fields) X(fs_readdir) X(fs_writefile) X(fs_path_ops)            \
+  X(loop_wait_post) X(loop_wait_timer)                                      \
+  X(addr_parse_format) X(udp_sendto_recvfrom) X(getaddrinfo_op)             \
+  X(os_socket_calls) X(socket_preps_keep_owned)

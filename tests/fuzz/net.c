@@ -1,8 +1,8 @@
 /* net.c: libFuzzer target for what parses untrusted strings and values
  * in mp.net: host literals and names (ldns.c net_addrs), Unix socket paths
- * (net_unix_addr), packed addresses (lsock_check_sa, lsock_format_addr),
+ * (net_unix_addr), packed addresses (lsock_check_addr, lsock_format_addr),
  * the argument checks of net.lua (ports, options), and setoption /
- * settimeout names and values on real sockets (lsocket.c).
+ * settimeout names and values on real sockets (lsock.c).
  *
  * Nothing reaches the network: this program defines socket(2), which
  * refuses every new socket once fuzzing starts (so connect, listen and

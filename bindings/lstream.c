@@ -1,0 +1,304 @@
+/* lstream.c: TCP and Unix-domain streams (mp.net): read formats on the
+ * lbuf engine, recv, write with its non-blocking fast path, shutdown,
+ * connect. The socket base is lsock.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsock.h"
+#include "mp_os.h"
+
+enum {
+  FILL_SIZE = 16384,      /* bytes asked for per receive by read() */
+  RECV_MAX = 65536,       /* largest single recv(max) op */
+  WRITE_IOV = 64          /* args sent at once on the fast path */
+};
+
+/* ---- streams ---- */
+
+static struct lsock *check_stream(lua_State *L, const char *fname) {
+  return lsock_check(L, 1, LSOCK_STREAM, fname);
+}
+
+static void no_reader(lua_State *L, struct lsock *s, const char *fname) {
+  if (s->reading || s->rb.pending)
+    luaL_error(L, "%s: another task is reading from this stream", fname);
+}
+
+/* Pushes up to max buffered bytes (recv after read left some). */
+static int rb_push(lua_State *L, struct lmp_rbuf *b, size_t max) {
+  size_t n = lmp_rbuf_avail(b);
+  if (n > max) n = max;
+  lua_pushlstring(L, b->p + b->off, n);
+  b->off += n;
+  if (b->off == b->len) b->off = b->len = 0;
+  b->tpos = b->off;
+  return 1;
+}
+
+static int eof_fail(lua_State *L, struct lsock *s, const char *what) {
+  return lsock_fail(L, s, LMP_EEOS, what);
+}
+
+static int recv_k(lua_State *L, struct mp_op *op) {
+  struct lsock *s = lua_touserdata(L, 1);
+  struct lsock_req *r = op->owned;
+  if (op->result < 0 || r->closed) return lsock_fail_op(L, s, op, "recv");
+  if (op->result == 0) {
+    mp_op_release(op);
+    s->eof = 1;
+    return eof_fail(L, s, "recv");
+  }
+  lua_pushlstring(L, r->data, (size_t)op->result);
+  mp_op_release(op);
+  return 1;
+}
+
+static int stream_recv(lua_State *L) {
+  struct lsock *s = check_stream(L, "recv");
+  lua_Integer max = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, max > 0, 2, "positive size expected");
+  no_reader(L, s, "recv");
+  lua_settop(L, 2);
+  if (lmp_rbuf_avail(&s->rb)) return rb_push(L, &s->rb, (size_t)max);
+  if (s->eof) return eof_fail(L, s, "recv");
+  size_t n = max > RECV_MAX ? RECV_MAX : (size_t)max;
+  struct mp_op *op = lsock_op(L, s, n, lsock_deadline(s));
+  lsock_req(op)->dir = LSOCK_RD;
+  mp_op_prep_recv(op, lsock_fd(s), lsock_req(op)->data, n);
+  return lsock_await(L, s, op, recv_k, "recv");
+}
+
+/* ---- read(formats): the lbuf engine, fed by recv ops ---- */
+
+static struct lmp_rbuf *rd_check(lua_State *L) {
+  return &check_stream(L, "read")->rb;
+}
+
+static struct lsock_req *rd_req(struct mp_op *op) {
+  return (struct lsock_req *)(intptr_t)*lmp_rbuf_optag(op);
+}
+
+/* Runs after lbuf's own callback (which chains here). */
+static void rd_op_cb(struct mp_op *op) {
+  lsock_req_finish(rd_req(op));
+  lmp_task_op_cb(op);
+}
+
+/* One receive into memory the op owns; the request record sits after the
+ * bytes the kernel may write. */
+static struct mp_op *rd_start(lua_State *L, size_t want, int *err) {
+  struct lsock *s = lua_touserdata(L, 1);
+  /* The engine asks for at least a 64 KiB chunk; an idle keep-alive
+   * connection waiting for its next line would pin that much. Lines and
+   * small reads get FILL_SIZE; bigger explicit needs keep their size. */
+  if (want == LMP_RBUF_CHUNK || want < FILL_SIZE) want = FILL_SIZE;
+  struct mp_op *op = mp_op_new(s->S->loop, rd_op_cb, NULL);
+  size_t at = (want + 15) & ~(size_t)15;
+  char *buf;
+  if (!op || !(buf = lmp_rbuf_opbuf(&s->rb, op,
+                                      at + sizeof(struct lsock_req)))) {
+    if (op) mp_op_release(op);
+    *err = MP_ENOMEM;
+    return NULL;
+  }
+  struct lsock_req *r = (struct lsock_req *)(buf + at);
+  memset(r, 0, sizeof *r);
+  r->op = op;
+  r->deadline = s->rddl;
+  r->dir = LSOCK_RD;
+  *lmp_rbuf_optag(op) = (int64_t)(intptr_t)r;
+  mp_op_prep_recv(op, lsock_fd(s), buf, want);
+  if (lsock_req_link(s, r) < 0) {
+    mp_op_release(op);
+    *err = MP_ENOMEM;
+    return NULL;
+  }
+  return op;
+}
+
+static int64_t rd_done(lua_State *L, struct mp_op *op) {
+  struct lsock *s = lua_touserdata(L, 1);
+  struct lsock_req *r = rd_req(op);
+  lsock_req_finish(r);
+  if (r->closed || s->closed) return MP_ECLOSED;
+  if (op->result == MP_ECANCELED && r->timed_out) return LMP_ETIMEOUT;
+  return op->result;
+}
+
+static int rd_fail(lua_State *L, int err) {
+  struct lsock *s = luaL_testudata(L, 1, LSOCK_STREAM_MT);
+  if (s && s->closed) s = NULL;
+  return lsock_rbuf_fail(L, s, err == MP_EOF ? LMP_EEOS : err, "read");
+}
+
+static const struct lmp_rbuf_vt stream_vt = {
+  "read", rd_check, rd_start, rd_done, rd_fail,
+};
+
+static int stream_read(lua_State *L) {
+  struct lsock *s = check_stream(L, "read");
+  if (s->reading || s->rb.pending)
+    return luaL_error(L, "read: another task is reading from this stream");
+  s->rddl = lsock_deadline(s);
+  return lmp_rbuf_read(L, &stream_vt, LMP_RBUF_STREAM);
+}
+
+/* ---- write ---- */
+
+static int write_k(lua_State *L, struct mp_op *op) {
+  struct lsock *s = lua_touserdata(L, 1);
+  struct lsock_req *r = op->owned;
+  if (op->result < 0 || r->closed) {
+    lua_Integer sent = (lua_Integer)(r->base + r->off);
+    lsock_fail_op(L, s, op, "write");
+    lua_pushinteger(L, sent);
+    return 4;
+  }
+  r->off += (size_t)op->result;
+  if (r->off < r->len) {
+    mp_op_prep_send(op, lsock_fd(s), r->data + r->off, r->len - r->off);
+    return lsock_await(L, s, op, write_k, "write");
+  }
+  mp_op_release(op);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int stream_write(lua_State *L) {
+  struct lsock *s = check_stream(L, "write");
+  int n = lua_gettop(L) - 1;
+  struct mp_iov iov[WRITE_IOV];
+  size_t total = 0, sent = 0;
+  if (s->writing)
+    return luaL_error(L, "write: another task is writing to this stream");
+  for (int i = 0; i < n; i++) {
+    size_t len;
+    const char *p = luaL_checklstring(L, 2 + i, &len);
+    if (i < WRITE_IOV) {
+      iov[i].base = p;
+      iov[i].len = len;
+    }
+    total += len;
+  }
+  if (total == 0) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  /* Fast path: hand as much as the kernel takes right now. */
+  if (n <= WRITE_IOV) {
+    int64_t r = mp_os_trysend(lsock_fd(s), iov, n);
+    if (r < 0 && r != MP_EAGAIN) {
+      lsock_fail(L, s, (int)r, "write");
+      lua_pushinteger(L, 0);
+      return 4;
+    }
+    if (r > 0) sent = (size_t)r;
+    if (sent == total) {
+      lua_settop(L, 1);
+      return 1;
+    }
+  }
+  /* The rest goes to an op; the bytes are copied (a Lua string may be
+   * collected while the kernel still reads it). */
+  struct mp_op *op = lsock_op(L, s, total - sent, lsock_deadline(s));
+  struct lsock_req *r = op->owned;
+  size_t skip = sent, at = 0;
+  for (int i = 0; i < n; i++) {
+    size_t len;
+    const char *p = lua_tolstring(L, 2 + i, &len);
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    memcpy(r->data + at, p + skip, len - skip);
+    at += len - skip;
+    skip = 0;
+  }
+  r->base = sent;
+  r->dir = LSOCK_WR;
+  lua_settop(L, 1);
+  mp_op_prep_send(op, lsock_fd(s), r->data, r->len);
+  return lsock_await(L, s, op, write_k, "write");
+}
+
+static int stream_shutdown(lua_State *L) {
+  struct lsock *s = check_stream(L, "shutdown");
+  int r = mp_os_shutdown(lsock_fd(s));
+  if (r < 0) return lsock_fail(L, s, r, "shutdown");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int stream_settimeout(lua_State *L) {
+  return lsock_settimeout(L, LSOCK_STREAM, "settimeout");
+}
+
+static int stream_setoption(lua_State *L) {
+  return lsock_setoption(L, LSOCK_STREAM);
+}
+
+static int stream_peername(lua_State *L) {
+  return lsock_push_name(L, check_stream(L, "peername"), 1);
+}
+
+static int stream_close(lua_State *L) { return lsock_close(L, LSOCK_STREAM); }
+
+/* ---- connect: core.net_connect(packed address, timeout) ---- */
+
+static int connect_k(lua_State *L, struct mp_op *op) {
+  struct lsock *s = lua_touserdata(L, 3);
+  struct lsock_req *r = op->owned;
+  if (op->result < 0 || r->closed) {
+    char addr[160], what[200];
+    lsock_format_addr((const struct mp_addr *)r->data, addr, sizeof addr);
+    snprintf(what, sizeof what, "connect %s", addr);
+    int err = op->result == MP_ECANCELED && r->timed_out ? LMP_ETIMEOUT
+                                                         : (int)op->result;
+    mp_op_release(op);
+    if (!s->closed) lsock_shut(s);
+    return lmp_fail(L, err, what);
+  }
+  mp_op_release(op);
+  lua_settop(L, 3);
+  return 1;
+}
+
+static int l_connect(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  struct mp_addr a;
+  mp_handle_t fd;
+  lsock_check_addr(L, 1, &a);
+  lua_Number t = luaL_optnumber(L, 2, -1);
+  lua_settop(L, 2);
+  int family = mp_addr_family(&a), err = mp_os_socket(family,
+                                                      MP_SOCK_STREAM, &fd);
+  if (err < 0) return lmp_fail(L, err, "connect");
+  struct lsock *s = lsock_push(L, S, LSOCK_STREAM, fd, family);
+  int64_t deadline = 0;
+  if (t >= 0 && t < 4.6e9) {
+    s->timeout = (int64_t)(t * 1e9);
+    deadline = lsock_deadline(s);
+    s->timeout = -1;
+  }
+  struct mp_op *op = lsock_op(L, s, sizeof a, deadline);
+  memcpy(lsock_req(op)->data, &a, sizeof a); /* for the error message */
+  if (mp_op_prep_connect(op, fd, &a) < 0) {
+    mp_op_release(op);
+    return lsock_fail(L, s, MP_ENOMEM, "connect");
+  }
+  return lsock_await(L, s, op, connect_k, "connect");
+}
+
+void lmp_open_socket(lua_State *L, struct lmp_state *S) {
+  static const luaL_Reg stream[] = {
+    {"read", stream_read}, {"recv", stream_recv}, {"write", stream_write},
+    {"shutdown", stream_shutdown}, {"settimeout", stream_settimeout},
+    {"setoption", stream_setoption}, {"peername", stream_peername},
+    {"sockname", lsock_sockname}, {"close", stream_close}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+    {"net_connect", l_connect}, {NULL, NULL}};
+  lsock_new_type(L, S, LSOCK_STREAM_MT, stream);
+  lua_pushlightuserdata(L, S);
+  luaL_setfuncs(L, funcs, 1);
+}

@@ -1,0 +1,357 @@
+/* net_unix.c: sockets and names on Unix: struct mp_addr around the
+ * sockaddr types, the datagram, connect and getaddrinfo ops' memory (the
+ * msghdr the backends hand to the kernel lives in op->priv), and the
+ * synchronous socket calls of mp_os.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "mp_internal.h"
+#include "mp_os.h"
+
+_Static_assert(sizeof(struct sockaddr_storage) <= sizeof(struct mp_addr){0}.sa,
+               "struct mp_addr holds any sockaddr");
+_Static_assert(sizeof(struct sockaddr_un) <= sizeof(struct mp_addr){0}.sa,
+               "struct mp_addr holds a sockaddr_un");
+
+static struct sockaddr *sa_of(struct mp_addr *a) {
+  return (struct sockaddr *)a->sa.b;
+}
+
+static const struct sockaddr *csa_of(const struct mp_addr *a) {
+  return (const struct sockaddr *)a->sa.b;
+}
+
+/* ---- addresses ---- */
+
+int mp_addr_ip(struct mp_addr *a, const char *ip, int port) {
+  memset(a, 0, sizeof *a);
+  if (port < 0 || port > 65535) return MP_EINVAL;
+  struct sockaddr_in *in = (struct sockaddr_in *)a->sa.b;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)a->sa.b;
+  if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    a->len = sizeof *in;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    a->len = sizeof *in6;
+    return 0;
+  }
+  memset(a, 0, sizeof *a);
+  return MP_EINVAL;
+}
+
+int mp_addr_unix(struct mp_addr *a, const char *path, size_t len) {
+  struct sockaddr_un *un = (struct sockaddr_un *)a->sa.b;
+  memset(a, 0, sizeof *a);
+  if (len == 0 || memchr(path, '\0', len)) return MP_EINVAL;
+  if (len >= sizeof un->sun_path) return MP_ENAMETOOLONG;
+  un->sun_family = AF_UNIX;
+  memcpy(un->sun_path, path, len);
+  a->len = (uint32_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+  return 0;
+}
+
+int mp_addr_family(const struct mp_addr *a) {
+  sa_family_t f;
+  if (a->len < sizeof f || a->len > sizeof a->sa.b) return MP_EINVAL;
+  memcpy(&f, a->sa.b + offsetof(struct sockaddr, sa_family), sizeof f);
+  if (f == AF_INET && a->len == sizeof(struct sockaddr_in))
+    return MP_AF_INET;
+  if (f == AF_INET6 && a->len == sizeof(struct sockaddr_in6))
+    return MP_AF_INET6;
+  if (f == AF_UNIX && a->len <= sizeof(struct sockaddr_un))
+    return MP_AF_UNIX;
+  return MP_EINVAL;
+}
+
+int mp_addr_format(const struct mp_addr *a, char *host, size_t size,
+                   int *port) {
+  int family = mp_addr_family(a);
+  char text[INET6_ADDRSTRLEN] = "";
+  *port = -1;
+  if (size) host[0] = '\0';
+  if (family == MP_AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)a->sa.b;
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    *port = ntohs(in->sin_port);
+  } else if (family == MP_AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a->sa.b;
+    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    *port = ntohs(in6->sin6_port);
+  } else if (family == MP_AF_UNIX) {
+    const struct sockaddr_un *un = (const struct sockaddr_un *)a->sa.b;
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+    size_t n = a->len > off ? a->len - off : 0;
+    n = strnlen(un->sun_path, n); /* an abstract name reads as unnamed */
+    if (size) snprintf(host, size, "%.*s", (int)n, un->sun_path);
+    return family;
+  } else {
+    return MP_EINVAL;
+  }
+  if (size) snprintf(host, size, "%s", text);
+  return family;
+}
+
+static int to_af(int family) {
+  switch (family) {
+    case MP_AF_INET: return AF_INET;
+    case MP_AF_INET6: return AF_INET6;
+    case MP_AF_UNIX: return AF_UNIX;
+    default: return AF_UNSPEC;
+  }
+}
+
+/* ---- ops ---- */
+
+int mp_op_prep_connect(struct mp_op *op, mp_handle_t h,
+                       const struct mp_addr *addr) {
+  struct mp_addr *copy = mp__op_priv(op, sizeof *copy);
+  if (!copy) return MP_ENOMEM;
+  *copy = *addr;
+  op->kind = MP_OP_CONNECT;
+  op->handle = h;
+  op->u.sa.addr = copy->sa.b;
+  op->u.sa.addrlen = copy->len;
+  return 0;
+}
+
+/* op->priv of SENDTO / RECVFROM: what sendmsg(2) / recvmsg(2) take. The
+ * backends find the header in u.rw.buf. */
+struct dgram {
+  struct msghdr mh;
+  struct iovec iov;
+  struct mp_addr addr; /* to / from */
+};
+
+static int prep_dgram(struct mp_op *op, int kind, mp_handle_t h, void *buf,
+                      size_t len, const struct mp_addr *to) {
+  struct dgram *d = mp__op_priv(op, sizeof *d);
+  if (!d) return MP_ENOMEM;
+  memset(d, 0, sizeof *d);
+  d->iov.iov_base = buf;
+  d->iov.iov_len = len;
+  d->mh.msg_iov = &d->iov;
+  d->mh.msg_iovlen = 1;
+  if (kind == MP_OP_RECVFROM) {
+    d->mh.msg_name = d->addr.sa.b;
+    d->mh.msg_namelen = sizeof d->addr.sa.b;
+  } else if (to) {
+    d->addr = *to;
+    d->mh.msg_name = d->addr.sa.b;
+    d->mh.msg_namelen = to->len;
+  }
+  op->kind = (uint8_t)kind;
+  op->handle = h;
+  op->u.rw.buf = &d->mh;
+  op->u.rw.len = 0;
+  op->u.rw.off = -1;
+  return 0;
+}
+
+int mp_op_prep_sendto(struct mp_op *op, mp_handle_t h, const void *buf,
+                      size_t len, const struct mp_addr *to) {
+  return prep_dgram(op, MP_OP_SENDTO, h, (void *)buf, len, to);
+}
+
+int mp_op_prep_recvfrom(struct mp_op *op, mp_handle_t h, void *buf,
+                        size_t len) {
+  return prep_dgram(op, MP_OP_RECVFROM, h, buf, len, NULL);
+}
+
+const struct mp_addr *mp_op_from(struct mp_op *op) {
+  struct dgram *d = op->priv;
+  d->addr.len = d->mh.msg_namelen;
+  return &d->addr;
+}
+
+
+enum { MAX_NAME = 253 };
+
+/* Host names as RFC 1123 allows (letters, digits, '-', '_', dots): an
+ * invalid name fails at once, never reaching the resolver (which might
+ * send it to a DNS server). */
+static int valid_name(const char *h) {
+  size_t n = strlen(h), label = 0;
+  if (n == 0 || n > MAX_NAME) return 0;
+  if (strspn(h, "0123456789.") == n) return 0; /* a bad IPv4 literal */
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)h[i];
+    if (c == '.') {
+      if (label == 0) return 0;
+      label = 0;
+    } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               (c >= '0' && c <= '9') || c == '-' || c == '_') {
+      if (++label > 63) return 0;
+    } else {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* MP_EAI_NONAME for a name the resolver must not see. */
+static int check_name(const char *host, int flags) {
+  if (!host || !host[0] || (flags & MP_AI_NUMERICHOST)) return 0;
+  return valid_name(host) ? 0 : MP_EAI_NONAME;
+}
+
+int mp_op_prep_getaddrinfo(struct mp_op *op, const char *host, int port,
+                           int family, int flags) {
+  size_t n = host ? strlen(host) : 0;
+  int err = check_name(host, flags);
+  if (err < 0) return err;
+  if (n >= sizeof ((struct mp__gai_job *)0)->host) return MP_EAI_NONAME;
+  struct mp__gai_job *j = mp__op_priv(op, sizeof *j);
+  if (!j) return MP_ENOMEM;
+  memcpy(j->host, n ? host : "", n + 1);
+  j->port = port;
+  j->family = family;
+  j->flags = flags;
+  op->kind = MP_OP_GETADDRINFO;
+  return 0;
+}
+
+const struct mp_addr *mp_op_addrs(struct mp_op *op) {
+  return ((struct mp__gai_job *)op->priv)->addrs;
+}
+
+void mp__getaddrinfo_run(struct mp_op *op) {
+  struct mp__gai_job *j = op->priv;
+  op->result = mp_os_getaddrinfo(j->host, j->port, j->family, j->flags,
+                                 j->addrs, MP_ADDRS_MAX);
+}
+
+int mp_os_getaddrinfo(const char *host, int port, int family, int flags,
+                      struct mp_addr *out, int max) {
+  struct addrinfo hints, *res = NULL;
+  char serv[8];
+  int n = 0, err = check_name(host, flags);
+  if (err < 0) return err;
+  if (port < 0 || port > 65535) return MP_EINVAL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = to_af(family);
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV |
+                   (flags & MP_AI_PASSIVE ? AI_PASSIVE : 0) |
+                   (flags & MP_AI_NUMERICHOST ? AI_NUMERICHOST : 0);
+  snprintf(serv, sizeof serv, "%d", port);
+  int gai = getaddrinfo(host && host[0] ? host : NULL, serv, &hints, &res);
+  if (gai) return mp_err_from_eai(gai, errno);
+  for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+    struct mp_addr a;
+    int dup = 0;
+    if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+        ai->ai_addrlen > sizeof a.sa.b)
+      continue;
+    memset(&a, 0, sizeof a);
+    memcpy(a.sa.b, ai->ai_addr, ai->ai_addrlen);
+    a.len = (uint32_t)ai->ai_addrlen;
+    for (int i = 0; i < n && !dup; i++)
+      dup = out[i].len == a.len && !memcmp(out[i].sa.b, a.sa.b, a.len);
+    if (!dup) out[n++] = a;
+  }
+  freeaddrinfo(res);
+  return n ? n : MP_EAI_NONAME;
+}
+
+/* ---- synchronous socket calls ---- */
+
+static int fail(void) { return mp_err_from_errno(errno); }
+
+int mp_os_socket(int family, int type, mp_handle_t *out) {
+  int t = type == MP_SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM;
+  int fd = socket(to_af(family), t | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail();
+  *out = fd;
+  return 0;
+}
+
+int mp_os_bind(mp_handle_t h, const struct mp_addr *addr) {
+  return bind(h, csa_of(addr), addr->len) < 0 ? fail() : 0;
+}
+
+int mp_os_listen(mp_handle_t h, int backlog) {
+  return listen(h, backlog) < 0 ? fail() : 0;
+}
+
+int mp_os_setsockopt(mp_handle_t h, enum mp_sockopt opt, int value) {
+  int level = SOL_SOCKET, name;
+  struct linger lg = {value >= 0, value >= 0 ? value : 0};
+  const void *val = &value;
+  socklen_t len = sizeof value;
+  switch (opt) {
+    case MP_SO_REUSEADDR: name = SO_REUSEADDR; break;
+    case MP_SO_REUSEPORT: name = SO_REUSEPORT; break;
+    case MP_SO_KEEPALIVE: name = SO_KEEPALIVE; break;
+    case MP_SO_BROADCAST: name = SO_BROADCAST; break;
+    case MP_SO_RCVBUF: name = SO_RCVBUF; break;
+    case MP_SO_SNDBUF: name = SO_SNDBUF; break;
+    case MP_SO_LINGER:
+      name = SO_LINGER;
+      val = &lg;
+      len = sizeof lg;
+      break;
+    case MP_TCP_NODELAY: level = IPPROTO_TCP; name = TCP_NODELAY; break;
+    case MP_IPV6_V6ONLY: level = IPPROTO_IPV6; name = IPV6_V6ONLY; break;
+    default: return MP_EINVAL;
+  }
+  return setsockopt(h, level, name, val, len) < 0 ? fail() : 0;
+}
+
+int mp_os_sockname(mp_handle_t h, struct mp_addr *addr, int peer) {
+  socklen_t len = sizeof addr->sa.b;
+  memset(addr, 0, sizeof *addr);
+  int r = peer ? getpeername(h, sa_of(addr), &len)
+               : getsockname(h, sa_of(addr), &len);
+  if (r < 0) return fail();
+  addr->len = len;
+  return 0;
+}
+
+int mp_os_shutdown(mp_handle_t h) {
+  return shutdown(h, SHUT_WR) < 0 ? fail() : 0;
+}
+
+enum { TRYSEND_IOV = 64 };
+
+int64_t mp_os_trysend(mp_handle_t h, const struct mp_iov *iov, int n) {
+  struct iovec v[TRYSEND_IOV];
+  struct msghdr mh;
+  ssize_t r;
+  if (n > TRYSEND_IOV) n = TRYSEND_IOV; /* a partial send, as allowed */
+  for (int i = 0; i < n; i++) {
+    v[i].iov_base = (void *)iov[i].base;
+    v[i].iov_len = iov[i].len;
+  }
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = v;
+  mh.msg_iovlen = (size_t)(n < 0 ? 0 : n);
+  do r = sendmsg(h, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0) return r;
+  return errno == EWOULDBLOCK ? MP_EAGAIN : fail();
+}
+
+int64_t mp_os_trysendto(mp_handle_t h, const void *buf, size_t len,
+                        const struct mp_addr *to) {
+  ssize_t r;
+  do r = sendto(h, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                to ? csa_of(to) : NULL, to ? to->len : 0);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0) return r;
+  return errno == EWOULDBLOCK ? MP_EAGAIN : fail();
+}
