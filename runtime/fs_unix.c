@@ -150,7 +150,7 @@ void mp__fs_complete(struct mp_op *op, int64_t res) {
     from_statx(op->u.fs.buf, mp__fs_statx_buf(op));
 }
 
-/* READDIR: the names go to the op's owned head (see op.c). */
+/* READDIR: the names go to the head of the op's private memory (op.c). */
 static int readdir_op(struct mp_op *op) {
   DIR *dir = opendir(op->u.fs.path);
   struct dirent *e;
@@ -184,7 +184,7 @@ static int readdir_op(struct mp_op *op) {
     free(names);
     return (int)count;
   }
-  *(char **)op->owned = names; /* the op frees them (op.c) */
+  *(char **)op->priv = names; /* the op frees them (op.c) */
   op->u.fs.buf = names;
   op->u.fs.len = len;
   return (int)count; /* (an int's worth of names: a directory holds less) */

@@ -97,8 +97,8 @@ enum mp_op_kind {
   MP_OP_CLOSE,    /* close(2) */
   /* Files and paths, relative to the current directory: native on
    * io_uring when the kernel has the opcode, on the threadpool otherwise
-   * (READDIR and WRITEFILE always). Paths are copied into op-owned
-   * memory. */
+   * (READDIR and WRITEFILE always). Paths are copied into the op's
+   * private memory. */
   MP_OP_OPEN,     /* open a file (MP_O_* flags), result is the new handle */
   MP_OP_STAT,     /* a path's or handle's metadata (mp_op_stat) */
   MP_OP_FSYNC,    /* fsync(2) / fdatasync(2) */
@@ -139,9 +139,9 @@ struct mp_op {
     struct { mp_work_fn fn; void *arg; } work;
     struct { void *addr; uint32_t addrlen; } sa;    /* CONNECT */
     struct {                                        /* OPEN..WRITEFILE */
-      const char *path, *path2; /* in op->owned */
+      const char *path, *path2; /* in op->priv */
       void *buf;     /* STAT: struct mp_stat, READDIR: the names,
-                        WRITEFILE: the data; in op->owned */
+                        WRITEFILE: the data; in op->priv */
       size_t len;    /* READDIR: bytes of names; WRITEFILE: of data */
       int flags;     /* OPEN, STAT: the platform's flags (translated) */
       uint32_t mode;
@@ -226,10 +226,9 @@ void mp_op_release(struct mp_op *op);
 /* Makes p the op's owned memory, freed by free_fn (NULL: free) when the
  * op is released or owns something else: memory the kernel reads or
  * writes lives exactly as long as the op. The memory owned before is
- * freed now (unless it is p). Path preps own their copy the same way, so
- * a path prep replaces what the op owned: keep your own buffers out of
- * op->owned across one. Socket preps (connect, sendto, recvfrom,
- * getaddrinfo) keep theirs in op->priv and leave op->owned alone.
+ * freed now (unless it is p). op->owned is the submitter's alone: preps
+ * keep their copies (paths, addresses, message headers) in op->priv,
+ * which the next prep replaces and mp_op_release frees.
  * A work function (mp_op_prep_work) may call it on its op, on its pool
  * thread. */
 void mp_op_own(struct mp_op *op, void *p, void (*free_fn)(void *));

@@ -127,6 +127,8 @@ void mp_op_own(struct mp_op *op, void *p, void (*free_fn)(void *)) {
 }
 
 static void priv_drop(struct mp_op *op, void *p) {
+  /* READDIR's head points at the names its pool job collected */
+  if (p && op->kind == MP_OP_READDIR) free(*(char **)p);
   if (p && op->loop && op->loop->quarantine)
     quarantine_put(op->loop, p, op->kind);
   else
@@ -309,16 +311,15 @@ void mp_op_prep_close(struct mp_op *op, mp_handle_t h) {
   op->handle = h;
 }
 
-/* Path ops keep [head bytes][path\0][path2\0] in op->owned, so the
+/* Path ops keep [head bytes][path\0][path2\0] in op->priv, so the
  * strings outlive the caller's (a Lua string may be collected while the
- * kernel still reads it). */
+ * kernel still reads it), and op->owned stays the submitter's. */
 static int prep_path(struct mp_op *op, int kind, mp_handle_t h, size_t head,
                      const char *path, const char *path2, size_t extra) {
   size_t n1 = path ? strlen(path) + 1 : 0, n2 = path2 ? strlen(path2) + 1 : 0;
   head = (head + 15) & ~(size_t)15;
-  char *m = mp_loop_malloc(op->loop, head + n1 + n2 + extra + 1);
+  char *m = mp__op_priv(op, head + n1 + n2 + extra + 1);
   if (!m) return MP_ENOMEM;
-  mp_op_own(op, m, NULL);
   memset(&op->u, 0, sizeof op->u);
   op->kind = (uint8_t)kind;
   op->handle = h;
@@ -338,7 +339,7 @@ int mp_op_prep_open(struct mp_op *op, const char *path, int mpflags,
   return 0;
 }
 
-/* STAT's owned memory: the struct mp_stat, then the platform's scratch
+/* STAT's private memory: the struct mp_stat, then the platform's scratch
  * (io_uring's struct statx), then the path. */
 static int prep_stat(struct mp_op *op, mp_handle_t h, const char *path,
                      int flags) {
@@ -386,28 +387,21 @@ int mp_op_prep_mkdir(struct mp_op *op, const char *path, uint32_t mode) {
   return r;
 }
 
-/* READDIR owns [char *names][path]: the pool job stores the names it
- * collects (NUL-terminated, one after the other, u.fs.len bytes) in the
- * head and in u.fs.buf; this frees both. (The job never calls mp_op_own:
- * with debug buffers on, that touches the loop, from the wrong thread.) */
-static void readdir_free(void *p) {
-  free(*(char **)p);
-  free(p);
-}
-
+/* READDIR's priv is [char *names][path]: the pool job stores the names
+ * it collects (NUL-terminated, one after the other, u.fs.len bytes) in the
+ * head and in u.fs.buf; priv_drop frees both. */
 int mp_op_prep_readdir(struct mp_op *op, const char *path) {
   int r = prep_path(op, MP_OP_READDIR, MP_INVALID_HANDLE, sizeof(char *),
                     path, NULL, 0);
   if (r < 0) return r;
-  *(char **)op->owned = NULL;
-  mp_op_own(op, op->owned, readdir_free);
+  *(char **)op->priv = NULL;
   return 0;
 }
 
 const char *mp_op_readdir_next(const struct mp_op *op, const char *prev) {
   const char *names = op->u.fs.buf;
-  if (op->kind != MP_OP_READDIR || op->result <= 0 || !op->owned ||
-      names != *(char **)op->owned)
+  if (op->kind != MP_OP_READDIR || op->result <= 0 || !op->priv ||
+      names != *(char **)op->priv)
     return NULL;
   const char *p = prev ? prev + strlen(prev) + 1 : names;
   return p < names + op->u.fs.len ? p : NULL;
@@ -418,7 +412,7 @@ int mp_op_prep_writefile(struct mp_op *op, const char *path,
   int r = prep_path(op, MP_OP_WRITEFILE, MP_INVALID_HANDLE, 0, path, NULL,
                     len);
   if (r < 0) return r;
-  char *d = (char *)op->owned + strlen(path) + 1;
+  char *d = (char *)op->priv + strlen(path) + 1;
   if (len) memcpy(d, data, len);
   op->u.fs.buf = d;
   op->u.fs.len = len;

@@ -155,13 +155,16 @@ static void own_destructor_run(void) {
   ASSERT_EQ(owned_counts.freed, 3);
   ASSERT(owned_counts.last == (void *)b);
   mp_op_own(op, a, count_free);
-  /* a prep that copies (a path) replaces owned memory: the old is freed
-   * through its destructor, exactly once, and the copy with free */
+  /* a prep that copies (paths) keeps its copy apart: owned memory stays
+   * the submitter's, whatever preps follow one another */
   ASSERT_EQ(mp_op_prep_unlink(op, "x"), 0);
-  ASSERT_EQ(owned_counts.freed, 4);
-  ASSERT(op->owned != NULL && op->owned != a);
-  ASSERT(op->owned_free == NULL);
-  mp_op_own(op, b, count_free); /* the copy goes to free */
+  ASSERT_EQ(mp_op_prep_rename(op, "x", "y"), 0);
+  ASSERT_EQ(mp_op_prep_readdir(op, "."), 0);
+  ASSERT_EQ(mp_op_prep_writefile(op, "x", "data", 4), 0);
+  ASSERT_EQ(mp_op_prep_stat(op, "x", 0), 0);
+  ASSERT_EQ(owned_counts.freed, 3);
+  ASSERT(op->owned == a && op->owned_free == count_free);
+  mp_op_own(op, b, count_free); /* a goes through its destructor */
   ASSERT_EQ(owned_counts.freed, 4);
   mp_op_release(op);
   ASSERT_EQ(owned_counts.freed, 5);
@@ -176,7 +179,7 @@ static void own_destructor_run(void) {
 }
 
 /* op->owned with a destructor: called exactly once, on release or when
- * the op comes to own something else (mp_op_own, a copying prep). */
+ * the op comes to own something else (mp_op_own); never by a prep. */
 TEST_IMPL(op_own_destructor) {
   own_destructor_run();
   /* the same with the debug buffer checks (poison, quarantine), which
