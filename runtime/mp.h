@@ -56,6 +56,26 @@ typedef int mp_handle_t;   /* a descriptor */
   X(ECONNREFUSED, 111) X(EHOSTUNREACH, 113) X(EALREADY, 114)                 \
   X(EINPROGRESS, 115) X(ESTALE, 116) X(EDQUOT, 122) X(ECANCELED, 125)
 
+/* The rest of Linux's errno codes, same values: the platform maps those
+ * it has (on Linux, all), so no system error loses its name and text. */
+#define MP_ERRNO_MORE_MAP(X)                                                 \
+  X(ENOTBLK, 15) X(EDOM, 33) X(ENOMSG, 42) X(EIDRM, 43) X(ECHRNG, 44)        \
+  X(EL2NSYNC, 45) X(EL3HLT, 46) X(EL3RST, 47) X(ELNRNG, 48) X(EUNATCH, 49)   \
+  X(ENOCSI, 50) X(EL2HLT, 51) X(EBADE, 52) X(EBADR, 53) X(EXFULL, 54)        \
+  X(ENOANO, 55) X(EBADRQC, 56) X(EBADSLT, 57) X(EBFONT, 59) X(ENOSTR, 60)    \
+  X(ENODATA, 61) X(ETIME, 62) X(ENOSR, 63) X(ENONET, 64) X(ENOPKG, 65)       \
+  X(EREMOTE, 66) X(ENOLINK, 67) X(EADV, 68) X(ESRMNT, 69) X(ECOMM, 70)       \
+  X(EMULTIHOP, 72) X(EDOTDOT, 73) X(EBADMSG, 74) X(ENOTUNIQ, 76)             \
+  X(EBADFD, 77) X(EREMCHG, 78) X(ELIBACC, 79) X(ELIBBAD, 80) X(ELIBSCN, 81)  \
+  X(ELIBMAX, 82) X(ELIBEXEC, 83) X(ERESTART, 85) X(ESTRPIPE, 86)             \
+  X(EUSERS, 87) X(ESOCKTNOSUPPORT, 94) X(EPFNOSUPPORT, 96)                   \
+  X(ENETRESET, 102) X(ESHUTDOWN, 108) X(ETOOMANYREFS, 109)                   \
+  X(EHOSTDOWN, 112) X(EUCLEAN, 117) X(ENOTNAM, 118) X(ENAVAIL, 119)          \
+  X(EISNAM, 120) X(EREMOTEIO, 121) X(ENOMEDIUM, 123) X(EMEDIUMTYPE, 124)     \
+  X(ENOKEY, 126) X(EKEYEXPIRED, 127) X(EKEYREVOKED, 128)                     \
+  X(EKEYREJECTED, 129) X(EOWNERDEAD, 130) X(ENOTRECOVERABLE, 131)            \
+  X(ERFKILL, 132) X(EHWPOISON, 133)
+
 /* Name resolution failures (getaddrinfo's EAI_*), libuv's values. */
 #define MP_EAI_MAP(X)                                                        \
   X(EAI_ADDRFAMILY, 3000) X(EAI_AGAIN, 3001) X(EAI_FAIL, 3004)               \
@@ -64,7 +84,10 @@ typedef int mp_handle_t;   /* a descriptor */
 
 #define MP_EOK 0
 #define MP__DEFINE_NEG(name, num) MP_##name = -(num),
-enum { MP_ERRNO_MAP(MP__DEFINE_NEG) MP_EAI_MAP(MP__DEFINE_NEG) };
+enum {
+  MP_ERRNO_MAP(MP__DEFINE_NEG) MP_ERRNO_MORE_MAP(MP__DEFINE_NEG)
+  MP_EAI_MAP(MP__DEFINE_NEG)
+};
 #undef MP__DEFINE_NEG
 /* Codes with no errno equivalent. */
 enum {
