@@ -429,6 +429,7 @@ static int open_k(lua_State *L, struct mp_op *op) {
   int ok = mp_os_fstat(h->handle, &st) == 0;
   f->stream = ok && st.type != MP_FT_FILE && st.type != MP_FT_BLOCK &&
               st.type != MP_FT_DIR;
+  h->bounded_writes = !f->stream; /* lhandle.c: never interrupted */
   /* Opened non-blocking (fs_open). io_uring wants blocking handles (it
    * polls pipes itself, and would fail non-blocking ones with EAGAIN, or
    * never read uncached file pages inline); the epoll backend wants

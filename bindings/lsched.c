@@ -199,7 +199,7 @@ struct lmp_task *lmp_spawn(lua_State *L, struct lmp_state *S, int fidx,
 void lmp_task_cancel(struct lmp_task *t) {
   if (t->status == LMP_DONE || t->is_main) return;
   t->cancel = 1;
-  if (t->status == LMP_WAITING && t->op) mp_op_cancel(t->op);
+  if (t->status == LMP_WAITING && t->op) lmp_interrupt_op(t->op);
   else if (t->status == LMP_PARKED && t != t->S->current) lmp_ready_push(t);
 }
 

@@ -264,6 +264,7 @@ int mp_op_submit(struct mp_op *op);
  * write of buffered data, a close): mp_loop_drain waits for it rather
  * than cancelling it. mp_op_cancel still cancels it. */
 void mp_op_protect(struct mp_op *op);
+int mp_op_protected(const struct mp_op *op);
 /* Requests cancellation of an in-flight op; a no-op otherwise. */
 void mp_op_cancel(struct mp_op *op);
 int mp_op_inflight(const struct mp_op *op);
