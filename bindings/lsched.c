@@ -216,12 +216,32 @@ static void cancel_all(struct lmp_state *S) {
   lua_pop(L, 1);
 }
 
+/* What the deadlocked tasks hold (mp.lock, mp.semaphore: the function
+ * core.on_deadlock installed returns a line per object), kept for
+ * lmp_push_deadlock under DEADLOCK_KEY; it must be asked before the
+ * cancels release everything. A failing describer costs only the
+ * details. */
+#define DESCRIBE_KEY "moonport.deadlock_describe"
+#define DEADLOCK_KEY "moonport.deadlock_held"
+
+static void describe_holders(lua_State *L) {
+  lua_pushnil(L);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, DESCRIBE_KEY) == LUA_TFUNCTION &&
+      lua_pcall(L, 0, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) {
+    lua_replace(L, -2);
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, DEADLOCK_KEY);
+}
+
 /* Runs until every task has ended; 0, or -1 on deadlock, after which the
  * deadlocked tasks have been cancelled and run to their end. */
 int lmp_run_all(struct lmp_state *S) {
   while (S->ntasks > 0) {
     if (lmp_step(S, 1)) continue;
     int n = S->ntasks;
+    describe_holders(S->L);
     for (int tries = 0; S->ntasks > 0 && tries < 3; tries++) {
       cancel_all(S);
       while (lmp_step(S, 1)) {}
@@ -233,13 +253,31 @@ int lmp_run_all(struct lmp_state *S) {
 }
 
 int lmp_push_deadlock(lua_State *L, struct lmp_state *S) {
-  lua_pushfstring(L, "deadlock: %d task(s) waited for each other (a join or "
-                     "channel) with no operation in flight; they were "
-                     "cancelled", S->deadlocked ? S->deadlocked : S->ntasks);
+  lua_pushfstring(L, "deadlock: %d task(s) waited for each other (a join, "
+                     "channel, lock, semaphore or event) with no operation "
+                     "in flight; they were cancelled",
+                  S->deadlocked ? S->deadlocked : S->ntasks);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, DEADLOCK_KEY) == LUA_TSTRING) {
+    lua_pushliteral(L, "\n");
+    lua_insert(L, -2);
+    lua_concat(L, 3);
+  } else {
+    lua_pop(L, 1);
+  }
   return -1;
 }
 
+/* core.on_deadlock(fn): fn() returns what the deadlocked tasks hold (a
+ * string, or nil), asked when a deadlock is found. */
+static int l_on_deadlock(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, DESCRIBE_KEY);
+  return 0;
+}
+
 void lmp_open_sched(lua_State *L, struct lmp_state *S) {
-  (void)L;
   S->run_ready = run_ready;
+  lua_pushcfunction(L, l_on_deadlock);
+  lua_setfield(L, -2, "on_deadlock");
 }
