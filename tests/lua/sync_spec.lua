@@ -73,6 +73,12 @@ describe("mp.select", function()
 
   it("a timed-out select consumes nothing", function()
     H.run(function()
+      local t = mp.spawn(mp.sleep, 10)
+      local joins = mp.debug.stats().waiters
+      assert.are.same({ false, "timeout" }, { mp.timeout(0.002, mp.select, t) })
+      assert.are.equal(joins, mp.debug.stats().waiters) -- its watch is gone
+      t:cancel()
+      t:join()
       local a = mp.channel(1)
       assert.are.same({ false, "timeout" },
                       { mp.timeout(0.01, mp.select, a, mp.channel()) })
@@ -244,8 +250,9 @@ describe("mp.lock", function()
             holders = holders + 1
             max = math.max(max, holders)
             entered = entered + 1
-            if r(3) == 1 then mp.sleep(0) end
+            local ok, err = pcall(mp.sleep, r(3) == 1 and 0 or 0.0001)
             holders = holders - 1
+            if not ok then error(err, 0) end
           end
           if i % 5 == 0 then
             mp.timeout(0.0005 * r(4), l.with, l, body)
@@ -359,6 +366,7 @@ describe("mp.semaphore", function()
       mp.sleep(0)
       w:cancel()
       w:join()
+      assert.are.equal(0, #s.waiters) -- both left the queue
       s:release()
       assert.are.equal(1, s:available())
       assert.has_error(function() s:release() end,
@@ -463,6 +471,33 @@ describe("mp.ticker", function()
     end)
   end)
 
+  it("is phase-locked: tick k comes at start + k*period, whatever the work", function()
+    H.run(function()
+      -- 3 ms of work per 10 ms tick: each tick still comes when due, so
+      -- next() returns 1 just after it (lateness: the loop's latency). A
+      -- ticker that waited a period from each call would deliver ticks 3,
+      -- 6, 9 ms late; the median is robust to a loaded machine's stalls.
+      local P, N = 0.01, 40
+      local start = mp.now()
+      local tk = mp.ticker(P)
+      local count, coalesced, late = 0, 0, {}
+      while count < N do
+        local n = tk:next()
+        count = count + n
+        late[#late + 1] = mp.now() - (start + count * P)
+        if n > 1 then coalesced = coalesced + 1 end
+        local t = os.clock() + 0.003
+        while os.clock() < t do end
+      end
+      tk:close()
+      table.sort(late)
+      local median = late[#late // 2 + 1]
+      assert.is_true(median < P / 4, ("median lateness %.2f ms")
+                     :format(median * 1e3))
+      assert.is_true(coalesced <= 8, coalesced .. " of " .. N .. " coalesced")
+    end)
+  end)
+
   it("coalesces late ticks and counts them", function()
     H.run(function()
       local tk = mp.ticker(0.01)
@@ -478,9 +513,9 @@ describe("mp.ticker", function()
 
   it("close wakes a waiter with nil, 'closed'; for ends", function()
     H.run(function()
-      local tk = mp.ticker(10)
+      local tk = mp.ticker(60)
       mp.spawn(function() mp.sleep(0.002) tk:close() end)
-      assert.are.same({ nil, "closed" }, { tk:next() })
+      assert.are.same({ true, nil, "closed" }, { mp.timeout(5, tk.next, tk) })
       assert.are.same({ nil, "closed" }, { tk:next() })
       local tk2, n = mp.ticker(0.001), 0
       for k in tk2 do
