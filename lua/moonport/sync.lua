@@ -157,7 +157,8 @@ return function(core, M)
   function M.semaphore(n)
     if math.type(n) ~= "integer" or n < 0 then
       argerr(1, "semaphore", "non-negative integer expected, got "
-             .. (math.type(n) or type(n)))
+             .. (math.type(n) == "integer" and "negative"
+                 or math.type(n) or type(n)))
     end
     local s = setmetatable({ count = n, max = n, waiters = {}, holders = {}},
                         Semaphore)

@@ -279,7 +279,8 @@ describe("mp.lock", function()
       local l = mp.lock()
       assert.has_error(function() l:with(error, "inside", 0) end, "inside")
       assert.is_false(l:locked())
-      assert.are.same({ 1, 2 }, { l:with(function(a, b) return a, b end, 1, 2) })
+      assert.are.same({ 1, 2 },
+                      { l:with(function(a, b) return a, b end, 1, 2) })
       local t = mp.spawn(function() l:with(mp.sleep, 10) end)
       mp.sleep(0.002)
       assert.is_true(l:locked())
@@ -389,10 +390,12 @@ describe("mp.semaphore", function()
       assert.are.equal(1, s2:available())
       t:cancel()
       t:join()
-      assert.has_error(function() mp.semaphore(-1) end,
-        "bad argument #1 to 'semaphore' (non-negative integer expected, got integer)")
-      assert.has_error(function() mp.semaphore(1.5) end,
-        "bad argument #1 to 'semaphore' (non-negative integer expected, got float)")
+      local e = "bad argument #1 to 'semaphore' (non-negative integer "
+                .. "expected, got "
+      assert.has_error(function() mp.semaphore(-1) end, e .. "negative)")
+      assert.has_error(function() mp.semaphore(1.5) end, e .. "float)")
+      assert.has_error(function() mp.semaphore("2") end, e .. "string)")
+      assert.has_error(function() mp.semaphore({}) end, e .. "table)")
     end)
   end)
 end)
