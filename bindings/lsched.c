@@ -267,6 +267,17 @@ int lmp_push_deadlock(lua_State *L, struct lmp_state *S) {
   return -1;
 }
 
+/* core.unjoined(t): t failed while an mp.select watched it (so its
+ * failure was not reported) and that select returned another arm, or
+ * none: reported now, as if nobody had joined it. */
+static int l_unjoined(lua_State *L) {
+  struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
+  if (t->status == LMP_DONE && t->failed && !t->joined && !t->reported &&
+      !t->watched && !t->has_joiners)
+    report(t);
+  return 0;
+}
+
 /* core.on_deadlock(fn): fn() returns what the deadlocked tasks hold (a
  * string, or nil), asked when a deadlock is found. */
 static int l_on_deadlock(lua_State *L) {
@@ -280,4 +291,6 @@ void lmp_open_sched(lua_State *L, struct lmp_state *S) {
   S->run_ready = run_ready;
   lua_pushcfunction(L, l_on_deadlock);
   lua_setfield(L, -2, "on_deadlock");
+  lua_pushcfunction(L, l_unjoined);
+  lua_setfield(L, -2, "unjoined");
 }

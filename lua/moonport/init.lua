@@ -343,6 +343,16 @@ local function ready_arm(arms, n)
   end
 end
 
+-- A task that failed while watched (its failure not reported, as for a
+-- joiner's) and is not the arm returned: reported now.
+local function unjoined(arms, n, chosen)
+  for j = 1, n do
+    if j ~= chosen and getmetatable(arms[j]) ~= Channel then
+      core.unjoined(arms[j])
+    end
+  end
+end
+
 function M.select(...)
   local arms, n = select_arms(...)
   local i, r = ready_arm(arms, n)
@@ -368,6 +378,7 @@ function M.select(...)
   -- receiver's would (pass_on).
   local function abandon()
     leave()
+    unjoined(arms, n)
     local rec = group.done
     if rec and not rec.closed then pass_on(rec.ch, rec) end
   end
@@ -395,16 +406,23 @@ function M.select(...)
     end
   end)
   leave()
-  local rec = group.done
-  if not ok and not rec then error(err, 0) end
-  if not rec then -- a task ended (the first in argument order)
+  local rec, chosen, r = group.done, nil, nil
+  if rec then
+    chosen = rec.arm
+  elseif ok then -- a task ended (the first in argument order)
     for j = 1, n do
       local a = arms[j]
-      if getmetatable(a) ~= Channel and a:done() then return j, a:join() end
+      if getmetatable(a) ~= Channel and a:done() then
+        chosen, r = j, pack(a:join())
+        break
+      end
     end
   end
-  if rec.closed then return rec.arm, nil, "closed" end
-  return rec.arm, rec.value
+  unjoined(arms, n, chosen)
+  if not chosen then error(err, 0) end
+  if r then return chosen, unpack(r, 1, r.n) end
+  if rec.closed then return chosen, nil, "closed" end
+  return chosen, rec.value
 end
 
 -- mp.lock, mp.semaphore, mp.event, mp.ticker (lua/moonport/sync.lua).

@@ -121,6 +121,32 @@ describe("mp.select", function()
     end)
   end)
 
+  it("reports a watched task's failure when it returns another arm", function()
+    -- t fails while the select watches it (so it is not reported then),
+    -- and the select returns the channel: t's failure is unhandled.
+    local mp_cmd = os.getenv("MOONPORT") or "build/moonport"
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local mp = require "moonport"
+      local ch, ev = mp.channel(), mp.event()
+      local t = mp.spawn(function() ev:wait() error("boom", 0) end)
+      local s = mp.spawn(function() return mp.select(ch, t) end)
+      mp.sleep(0)
+      ev:set() -- t runs first, and fails while s watches it
+      ch:send("v") -- s is handed the value
+      print(s:join())
+    ]])
+    f:close()
+    local p = io.popen(mp_cmd .. " " .. script .. " 2>&1; echo rc=$?")
+    local out = p:read("a")
+    p:close()
+    os.remove(script)
+    assert.matches("true\t1\tv\n", out)
+    assert.matches("error in task: boom", out)
+    assert.matches("rc=1\n$", out)
+  end)
+
   it("a closed channel is ready with nil, 'closed'", function()
     H.run(function()
       local a, b = mp.channel(), mp.channel()
