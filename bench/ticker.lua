@@ -24,8 +24,8 @@ local function neighbour()
 end
 
 local function ticker_run()
+  local start = mp.now()
   local tk = mp.ticker(P)
-  local start = tk.start
   local count, calls, coalesced, late_max, late_sum = 0, 0, 0, 0, 0
   while count < N do
     local n = tk:next()

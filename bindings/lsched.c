@@ -217,22 +217,26 @@ static void cancel_all(struct lmp_state *S) {
 }
 
 /* What the deadlocked tasks hold (mp.lock, mp.semaphore: the function
- * core.on_deadlock installed returns a line per object), kept for
- * lmp_push_deadlock under DEADLOCK_KEY; it must be asked before the
- * cancels release everything. A failing describer costs only the
- * details. */
-#define DESCRIBE_KEY "moonport.deadlock_describe"
-#define DEADLOCK_KEY "moonport.deadlock_held"
+ * core.on_deadlock installed returns a line per object), asked before the
+ * cancels release everything and kept for lmp_push_deadlock. Protected:
+ * out of memory costs only the details, never the cancels. Keys are
+ * addresses, so clearing the last report allocates nothing. */
+static const char describe_key = 0, held_key = 0;
+
+static int ask_holders(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &describe_key) != LUA_TFUNCTION)
+    return 0;
+  lua_call(L, 0, 1);
+  if (lua_type(L, -1) == LUA_TSTRING)
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &held_key);
+  return 0;
+}
 
 static void describe_holders(lua_State *L) {
   lua_pushnil(L);
-  if (lua_getfield(L, LUA_REGISTRYINDEX, DESCRIBE_KEY) == LUA_TFUNCTION &&
-      lua_pcall(L, 0, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) {
-    lua_replace(L, -2);
-  } else {
-    lua_pop(L, 1);
-  }
-  lua_setfield(L, LUA_REGISTRYINDEX, DEADLOCK_KEY);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &held_key);
+  lua_pushcfunction(L, ask_holders);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
 }
 
 /* Runs until every task has ended; 0, or -1 on deadlock, after which the
@@ -257,7 +261,7 @@ int lmp_push_deadlock(lua_State *L, struct lmp_state *S) {
                      "channel, lock, semaphore or event) with no operation "
                      "in flight; they were cancelled",
                   S->deadlocked ? S->deadlocked : S->ntasks);
-  if (lua_getfield(L, LUA_REGISTRYINDEX, DEADLOCK_KEY) == LUA_TSTRING) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &held_key) == LUA_TSTRING) {
     lua_pushliteral(L, "\n");
     lua_insert(L, -2);
     lua_concat(L, 3);
@@ -283,7 +287,7 @@ static int l_unjoined(lua_State *L) {
 static int l_on_deadlock(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, DESCRIBE_KEY);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &describe_key);
   return 0;
 }
 

@@ -359,14 +359,6 @@ function M.select(...)
   if i then return i, unpack(r, 1, r.n) end
   local group, recs = {}, {}
   local me, co = core.self(), running()
-  for j = 1, n do
-    local a = arms[j]
-    if getmetatable(a) == Channel then
-      local rec = { task = me, co = co, group = group, ch = a, arm = j }
-      recs[#recs + 1] = rec
-      a.receivers[#a.receivers + 1] = rec
-    end
-  end
   local function leave() -- every record and watch back
     for _, rec in ipairs(recs) do remove(rec.ch.receivers, rec) end
     for j = 1, n do
@@ -382,10 +374,17 @@ function M.select(...)
     local rec = group.done
     if rec and not rec.closed then pass_on(rec.ch, rec) end
   end
-  for j = 1, n do
-    if getmetatable(arms[j]) ~= Channel then core.join_watch(arms[j]) end
-  end
-  local ok, err = pcall(function()
+  local ok, err = pcall(function() -- out of memory here: leave() too
+    for j = 1, n do
+      local a = arms[j]
+      if getmetatable(a) == Channel then
+        local rec = { task = me, co = co, group = group, ch = a, arm = j }
+        recs[#recs + 1] = rec
+        a.receivers[#a.receivers + 1] = rec
+      else
+        core.join_watch(a)
+      end
+    end
     while true do
       core.park(abandon)
       if group.done then return end

@@ -15,7 +15,6 @@ return function(core, M)
   local park, wake, waiting, self_task = core.park, core.wake, core.waiting,
                                          core.self
   local running = coroutine.running
-  local pack, unpack = table.pack, table.unpack
   local fmt = string.format
 
   local function remove(q, rec)
