@@ -378,7 +378,9 @@ function M.select(...)
     for j = 1, n do
       local a = arms[j]
       if getmetatable(a) == Channel then
-        local rec = { task = me, co = co, group = group, ch = a, arm = j }
+        local rec = { task = me, co = co, group = group, ch = a, arm = j,
+                      done = false, closed = false, skipped = false,
+                      value = false }
         recs[#recs + 1] = rec
         a.receivers[#a.receivers + 1] = rec
       else
@@ -390,7 +392,7 @@ function M.select(...)
       if group.done then return end
       for _, rec in ipairs(recs) do
         if rec.skipped then -- back in line (see take), unless closed
-          rec.skipped = nil
+          rec.skipped = false
           if rec.ch.closed then
             group.done, rec.closed = rec, true
             return

@@ -41,7 +41,10 @@ return function(core, M)
   end
 
   --------------------------------------------------------------------
-  -- The semaphore: count permits, holders[task] = permits it holds.
+  -- The semaphore: count permits, holders[task] = permits it holds (0: a
+  -- waiter's reserved entry, so that granting it allocates nothing: out
+  -- of memory in a release must not lose the permit or strand the
+  -- waiter it was handed to).
   local Semaphore = {}
   Semaphore.__index = Semaphore
   Semaphore.__name = "moonport.semaphore"
@@ -64,39 +67,50 @@ return function(core, M)
 
   local function drop_holder(s, task)
     local n = s.holders[task]
-    if not n then return false end
+    if not n or n == 0 then return false end
     s.holders[task] = n > 1 and n - 1 or nil
     return true
+  end
+
+  local function a_holder(s)
+    for task, n in pairs(s.holders) do
+      if n > 0 then return task end
+    end
   end
 
   -- Waits for a permit; returns holding one, or raises holding none.
   local function acquire(s)
     local me = self_task()
     if s.count > 0 and not s.waiters[1] then
+      grant(s, me) -- first: out of memory there changes nothing
       s.count = s.count - 1
-      grant(s, me)
       return
     end
-    local rec = { task = me, co = running() }
-    local q = s.waiters
-    q[#q + 1] = rec
-    local function leave() -- abandoned or closed: let go of everything
+    -- Every field and entry the hand-over sets exists before the waiter
+    -- is queued: setting them allocates nothing.
+    local rec = { task = me, co = running(), done = false, skipped = false }
+    local function leave() -- let go of everything
       remove(s.waiters, rec)
       if rec.done then
         rec.done = false
-        drop_holder(s, rec.task)
+        drop_holder(s, me)
         give_back(s)
       end
+      if s.holders[me] == 0 then s.holders[me] = nil end
     end
-    local ok, err = pcall(function()
+    local function wait()
       repeat
-        park(leave)
+        park(leave) -- leave runs if the coroutine is abandoned or closed
         if rec.skipped then -- back in line
-          rec.skipped = nil
-          q[#q + 1] = rec
+          rec.skipped = false
+          s.waiters[#s.waiters + 1] = rec
         end
       until rec.done
-    end)
+    end
+    s.holders[me] = s.holders[me] or 0
+    local q = s.waiters
+    q[#q + 1] = rec
+    local ok, err = pcall(wait)
     if not ok then
       leave()
       error(err, 0)
@@ -120,7 +134,7 @@ return function(core, M)
   function Semaphore:release()
     check_sem(self, "release")
     if not drop_holder(self, self_task()) then
-      local other = next(self.holders)
+      local other = a_holder(self)
       if not other then
         error("release: semaphore released more times than acquired", 2)
       end
@@ -129,20 +143,24 @@ return function(core, M)
     give_back(self)
   end
 
-  -- The guard of `with`: releases as the task that acquired, however the
-  -- block is left (return, error, cancel, its coroutine closed).
+  -- The guard of `with`, made before the acquire (so that making it
+  -- cannot fail with the permit held): releases as the task that
+  -- acquired, however the block is left (return, error, cancel, its
+  -- coroutine closed).
   local Guard = {}
   Guard.__close = function(g)
     local s = g.obj
-    if drop_holder(s, g.task) then give_back(s) end
+    if g.held and drop_holder(s, g.task) then give_back(s) end
   end
 
   local function with(obj, take_it, fname, fn, ...)
     if type(fn) ~= "function" then
       argerr(1, fname, "function expected, got " .. type(fn))
     end
+    local g <close> = setmetatable({ obj = obj, task = self_task(),
+                                     held = false }, Guard)
     take_it(obj)
-    local g <close> = setmetatable({ obj = obj, task = self_task() }, Guard)
+    g.held = true
     return fn(...)
   end
 
@@ -179,7 +197,7 @@ return function(core, M)
   end
 
   local function lock(l)
-    if l.holders[self_task()] then
+    if (l.holders[self_task()] or 0) > 0 then
       error("lock: the lock is already held by this task (locks are not "
             .. "reentrant)", 3)
     end
@@ -195,13 +213,13 @@ return function(core, M)
   function Lock:unlock()
     check_lock(self, "unlock")
     if not drop_holder(self, self_task()) then
-      error(next(self.holders) and "unlock: the lock is held by another task"
+      error(a_holder(self) and "unlock: the lock is held by another task"
             or "unlock: the lock is not locked", 2)
     end
     give_back(self)
   end
 
-  function Lock:locked() return next(self.holders) ~= nil end
+  function Lock:locked() return self.count == 0 end
 
   function Lock:with(fn, ...)
     check_lock(self, "with")
@@ -222,7 +240,10 @@ return function(core, M)
     for obj in pairs(live) do
       local held = {}
       for task, n in pairs(obj.holders) do
-        held[#held + 1] = tostring(task) .. (n > 1 and " (x" .. n .. ")" or "")
+        if n > 0 then
+          held[#held + 1] = tostring(task) .. (n > 1 and " (x" .. n .. ")"
+                                               or "")
+        end
       end
       local waiters = {}
       for _, rec in ipairs(obj.waiters) do
@@ -275,7 +296,8 @@ return function(core, M)
   function Event:wait()
     check_event(self, "wait")
     if self.flag then return true end
-    local rec = { task = self_task(), co = running() }
+    local rec = { task = self_task(), co = running(), done = false,
+                  skipped = false }
     self.waiters[#self.waiters + 1] = rec
     local function leave() remove(self.waiters, rec) end
     local ok, err = pcall(function()
