@@ -217,6 +217,23 @@ describe("mp.fs.watch", function()
     assert.has_error(function() fs.watch(dir, { recursive = "yes" }) end)
   end)
 
+  it("an open abandoned by its cancelled task leaks nothing", function()
+    H.run(function()
+      -- a tree that takes the pool a while to walk
+      assert(os.execute("cd " .. dir .. " && mkdir -p $(seq -f 'd%g/s' 300)"))
+      local base, cancelled = H.fd_count(), 0
+      for _ = 1, 20 do
+        local t = mp.spawn(fs.watch, dir, { recursive = true })
+        mp.sleep(0) -- the open is on the pool now
+        t:cancel()
+        local ok, w = t:join()
+        if ok then w:close() else cancelled = cancelled + 1 end
+      end
+      assert.is_true(cancelled > 0, "no open was cancelled in flight")
+      assert.is_true(H.fds_back_to(base))
+    end)
+  end)
+
   it("leaks no descriptor, closed or collected", function()
     H.run(function()
       local base = H.fd_count()
