@@ -222,9 +222,13 @@ describe("mp.fs.watch", function()
       -- a tree that takes the pool a while to walk
       assert(os.execute("cd " .. dir .. " && mkdir -p $(seq -f 'd%g/s' 300)"))
       local base, cancelled = H.fd_count(), 0
-      for _ = 1, 20 do
+      for i = 1, 10 do
         local t = mp.spawn(fs.watch, dir, { recursive = true })
         mp.sleep(0) -- the open is on the pool now
+        -- every other time, the loop's thread stops a while (the open is
+        -- done or running when the cancel comes: the op is orphaned, and
+        -- what it opened must be closed when it completes)
+        if i % 2 == 0 then os.execute("sleep 0.1") end
         t:cancel()
         local ok, w = t:join()
         if ok then w:close() else cancelled = cancelled + 1 end
@@ -232,6 +236,26 @@ describe("mp.fs.watch", function()
       assert.is_true(cancelled > 0, "no open was cancelled in flight")
       assert.is_true(H.fds_back_to(base))
     end)
+  end)
+
+  it("a state closed while an open runs closes what it opened", function()
+    -- The open (a walk of 2,000 directories) is running on the pool when
+    -- the command's os.exit closes the state: the op is orphaned, and its
+    -- descriptor must be closed when it completes (the leak check at
+    -- state close ends the process with status 3 otherwise).
+    local bin = assert(os.getenv("MOONPORT"), "MOONPORT not set")
+    assert(os.execute("cd " .. dir .. " && mkdir -p $(seq -f 'd%g/s' 2000)"))
+    put(path("s.lua"), ([[
+      local mp = require "moonport"
+      mp.spawn(mp.fs.watch, %q, { recursive = true })
+      mp.sleep(0.01)
+      os.exit(0)
+    ]]):format(dir))
+    local p = io.popen("MOONPORT_LEAK_CHECK=1 " .. bin .. " " ..
+                       path("s.lua") .. " 2>&1")
+    local out = p:read("a")
+    assert.same({ true, "exit", 0 }, { p:close() }, out)
+    assert.equal("", out)
   end)
 
   it("leaks no descriptor, closed or collected", function()
