@@ -293,6 +293,7 @@ void mp_watch_feed(struct mp_watch *w, const void *buf, size_t len) {
     } else if (e.mask & IN_CREATE) {
       /* reported first: what the new directory holds comes after it */
       char *again = isdir && rec ? strdup(path) : NULL;
+      if (isdir && rec && !again) w->lost = 1; /* it goes unwatched */
       push(w, MP_WEV_CREATE, path, NULL);
       if (again) new_dir(w, again);
       free(again);

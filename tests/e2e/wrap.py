@@ -6,6 +6,7 @@ blocking, as inherited descriptors usually are), plays the peer, and
 checks what the script printed, that it exited 0, and that the shared
 descriptors are still blocking afterwards (wrap never changes a mode it
 shares with another process)."""
+import fcntl
 import os
 import select
 import socket
@@ -26,7 +27,8 @@ def run(name, script, fds, peer=None, want=None):
     # dup2 the descriptors to 3.. in the child (pass_fds keeps numbers)
     pre = fds[:]
     def child():
-        tmp = [os.dup(fd) for fd in pre]
+        # above the targets first: a source may be one of them
+        tmp = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in pre]
         for i, fd in enumerate(tmp):
             os.dup2(fd, 3 + i, inheritable=True)
     p = subprocess.Popen([MP, f.name], stdout=subprocess.PIPE,
@@ -131,6 +133,15 @@ for fd in (r1, w1, r2, w2, r3, w3):
         os.close(fd)
     except OSError:
         pass
+
+# A pipe nobody reads any more: EPIPE (the command ignores SIGPIPE).
+r4, w4 = os.pipe()
+os.close(r4)
+run("pipe without a reader", """
+local o = assert(mp.net.wrap(3))
+print(select(3, o:write("x")))
+""", [w4], None, "EPIPE\n")
+os.close(w4)
 
 # A listening socket: a server.
 srv = socket.socket()
