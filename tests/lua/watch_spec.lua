@@ -222,7 +222,7 @@ describe("mp.fs.watch", function()
       -- Cancelled before the pool starts it, the open never happens;
       -- once started it finishes and the task gets the watcher (a wake
       -- that came first wins over the cancel).
-      assert(os.execute("cd " .. dir .. " && mkdir -p $(seq -f 'd%g/s' 300)"))
+      assert(os.execute("cd " .. dir .. " && mkdir -p $(seq -f 'd%g/s' 100)"))
       local base = H.fd_count()
       for i = 1, 10 do
         local t = mp.spawn(fs.watch, dir, { recursive = true })
@@ -236,12 +236,12 @@ describe("mp.fs.watch", function()
   end)
 
   it("a state closed while an open runs closes what it opened", function()
-    -- The open (a walk of 2,000 directories) is running on the pool when
+    -- The open (a walk of 500 directories) is running on the pool when
     -- the command's os.exit closes the state: the op is orphaned, and its
     -- descriptor must be closed when it completes (the leak check at
     -- state close ends the process with status 3 otherwise).
     local bin = assert(os.getenv("MOONPORT"), "MOONPORT not set")
-    assert(os.execute("cd " .. dir .. " && mkdir -p $(seq -f 'd%g/s' 2000)"))
+    assert(os.execute("cd " .. dir .. " && mkdir -p $(seq -f 'd%g/s' 500)"))
     put(path("s.lua"), ([[
       local mp = require "moonport"
       mp.spawn(mp.fs.watch, %q, { recursive = true })
