@@ -25,7 +25,7 @@ local function process(dir, name, log)
   local data = fs.readfile(path)
   if not data then return end -- gone meanwhile
   local _, lines = data:gsub("\n", "")
-  assert(fs.rename(path, dir .. "/done/" .. name))
+  if not fs.rename(path, dir .. "/done/" .. name) then return end
   log(("%s: %d lines, %d bytes"):format(name, lines, #data))
 end
 
@@ -46,13 +46,16 @@ local function watch_folder(dir, log)
   local sweeper = mp.spawn(function()
     while true do
       mp.sleep(QUIET / 2)
-      local now = mp.now()
+      -- The due names first: processing suspends, and the watcher task
+      -- changes pending meanwhile (no table traversal across that).
+      local now, due = mp.now(), {}
       for name, t in pairs(pending) do
-        if now - t >= QUIET then
-          pending[name] = nil
-          local st = fs.stat(dir .. "/" .. name)
-          if st and st.type == "file" then process(dir, name, log) end
-        end
+        if now - t >= QUIET then due[#due + 1] = name end
+      end
+      for _, name in ipairs(due) do
+        pending[name] = nil
+        local st = fs.stat(dir .. "/" .. name)
+        if st and st.type == "file" then process(dir, name, log) end
       end
     end
   end)
