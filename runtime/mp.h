@@ -376,6 +376,43 @@ int mp_op_prep_getaddrinfo(struct mp_op *op, const char *host, int port,
                            int family, int flags);
 const struct mp_addr *mp_op_addrs(struct mp_op *op);
 
+/* Watching a file or a directory tree for changes (inotify on Linux;
+ * ReadDirectoryChangesW on Windows, later). The changes are read with an
+ * op (mp_op_prep_watch) into a buffer of MP_WATCH_BUF bytes and decoded
+ * into events with mp_watch_feed and mp_watch_take; between reads the
+ * system queues them (inotify: up to fs.inotify.max_queued_events), and
+ * what it or the decoded queue (MP_WATCH_QUEUE events) cannot hold is
+ * reported as one MP_WEV_OVERFLOW. The record is the loop thread's once
+ * opened; mp_watch_open touches no loop (it may run on the pool). */
+struct mp_watch;
+enum { MP_WATCH_RECURSIVE = 1 }; /* a directory's whole tree, subdirectories
+                                    added as they appear */
+enum { MP_WATCH_BUF = 65536, MP_WATCH_QUEUE = 4096 };
+enum { MP_WEV_CREATE, MP_WEV_MODIFY, MP_WEV_DELETE, MP_WEV_RENAME,
+       MP_WEV_OVERFLOW };
+struct mp_watch_event {
+  int type;         /* MP_WEV_* */
+  const char *path; /* the watched path joined with the changed name
+                       (the new name of a rename); NULL for an overflow */
+  const char *from; /* MP_WEV_RENAME: the old name, else NULL */
+};
+/* Starts watching path (a file or a directory); 0 or an MP_E* code. */
+int mp_watch_open(const char *path, int flags, struct mp_watch **out);
+/* The handle the op reads; the caller closes it (after its last op). */
+mp_handle_t mp_watch_handle(const struct mp_watch *w);
+/* The next batch of changes into buf (len >= MP_WATCH_BUF); result is
+ * the count of bytes for mp_watch_feed. */
+void mp_op_prep_watch(struct mp_op *op, struct mp_watch *w, void *buf,
+                      size_t len);
+/* Decodes a batch (recursive watches add the new subdirectories now and
+ * report what they already hold as created). */
+void mp_watch_feed(struct mp_watch *w, const void *buf, size_t len);
+/* The oldest decoded event into ev (its strings valid until the next
+ * call); 0 when none is left. */
+int mp_watch_take(struct mp_watch *w, struct mp_watch_event *ev);
+/* Frees the record (not the handle). NULL is fine. */
+void mp_watch_free(struct mp_watch *w);
+
 /* Introspection, for leak checks in tests and debug tools: what the loop
  * holds right now. A quiet loop has no op in flight, no live record (every
  * mp_op_new matched by mp_op_release), no timer and no pool job. */
