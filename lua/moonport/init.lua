@@ -32,6 +32,9 @@ if package and package.loaded then package.loaded["moonport.fs"] = core.fs end
 -- mp.net: sockets and names (lua/moonport/net.lua over bindings/l*.c).
 M.net = require("moonport.net")(core, M)
 
+-- mp.proc: child processes and signals (lua/moonport/proc.lua).
+M.proc = require("moonport.proc")(core, M)
+
 local pack, unpack = table.pack, table.unpack
 local TIMEOUT = core.TIMEOUT
 
