@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lfile.h"
 #include "lproc.h"
 #include "lsock.h"
 #include "mp_os.h"
@@ -310,13 +311,30 @@ static int proc_signal(lua_State *L) {
   return lmp_await(L, op, signal_k, "signal");
 }
 
+/* ---- the standard streams ---- */
+
+/* core.stdio(i): a file object over a second handle on the process's
+ * standard handle i (closing it leaves the process's own open), or nil
+ * when that handle is closed. */
+static int proc_stdio(lua_State *L) {
+  static const char *const names[] = {"<stdin>", "<stdout>", "<stderr>"};
+  struct lmp_state *S = lmp_state(L);
+  int i = (int)luaL_checkinteger(L, 1);
+  mp_handle_t h;
+  luaL_argcheck(L, i >= 0 && i <= 2, 1, "0, 1 or 2 expected");
+  if (mp_os_dup(mp_os_stdhandle(i), &h) < 0) return 0;
+  struct lfile *f = lfile_push(L, S, h, i ? F_WRITE : F_READ, names[i]);
+  f->std = i;
+  return 1;
+}
+
 void lmp_open_proc(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg meta[] = {{"__gc", proc_gc}, {NULL, NULL}};
   static const luaL_Reg none[] = {{NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"proc_spawn", proc_spawn}, {"proc_wait", proc_wait},
     {"proc_kill", proc_kill}, {"proc_reap", proc_reap},
-    {"proc_signal", proc_signal}, {NULL, NULL}};
+    {"proc_signal", proc_signal}, {"stdio", proc_stdio}, {NULL, NULL}};
   lmp_new_class(L, S, LPROC_MT, meta, none);
   lua_pop(L, 1);
   lua_pushlightuserdata(L, S);

@@ -9,6 +9,7 @@
  * ops wait on it, so a hung-up peer nobody reads cannot spin the loop. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -104,9 +105,16 @@ static int64_t attempt(struct mp_op *op) {
     case MP_OP_READ:
       r = read(fd, op->u.rw.buf, op->u.rw.len);
       break;
-    case MP_OP_WRITE:
-      r = write(fd, op->u.rw.buf, op->u.rw.len);
+    case MP_OP_WRITE: {
+      /* A blocking pipe (one shared with other processes, say stdout)
+       * blocks if the write is bigger than its free space: readiness
+       * promises PIPE_BUF. The rest is a short write. */
+      size_t len = op->u.rw.len;
+      if (len > PIPE_BUF && !(fcntl(fd, F_GETFL) & O_NONBLOCK))
+        len = PIPE_BUF;
+      r = write(fd, op->u.rw.buf, len);
       break;
+    }
     case MP_OP_RECV:
       r = recv(fd, op->u.rw.buf, op->u.rw.len, MSG_DONTWAIT | op->msgflags);
       break;

@@ -133,6 +133,10 @@ int mp_os_proc_kill(const struct mp_proc *p, int signo);
 int mp_os_signum(const char *name);
 const char *mp_os_signame(int signo);
 
+/* A second handle on what h refers to (closed on exec): the standard
+ * handles as objects that close without closing the process's own. */
+int mp_os_dup(mp_handle_t h, mp_handle_t *out);
+
 /* Signal routing: a set of signals taken from their default delivery and
  * kept for the loop, until mp_os_sigroute_close. Signals are process-wide:
  * the first route that adds a signal owns it (another gets MP_EBUSY). */

@@ -165,6 +165,13 @@ int mp_os_proc_kill(const struct mp_proc *p, int signo) {
   return 0;
 }
 
+int mp_os_dup(mp_handle_t h, mp_handle_t *out) {
+  int fd = fcntl(h, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) return mp_err_from_errno(errno);
+  *out = fd;
+  return 0;
+}
+
 static const struct { const char *name; int num; } signals[] = {
   {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"ILL", SIGILL},
   {"TRAP", SIGTRAP}, {"ABRT", SIGABRT}, {"BUS", SIGBUS}, {"FPE", SIGFPE},

@@ -142,6 +142,24 @@ describe("mp.proc.spawn", function()
     end)
   end)
 
+  it("pipes have stream:lines", function()
+    H.run(function()
+      local p = assert(proc.spawn({ "printf", "a\nbb\n\nccc" },
+                                  { stdout = "pipe" }))
+      local got = {}
+      for l in p.stdout:lines() do got[#got + 1] = l end
+      assert.same({ "a", "bb", "", "ccc" }, got)
+      p.stdout:close()
+      assert.has_error(function() p.stdout:lines() end)
+      p = assert(proc.spawn({ "printf", "1 2\n3 4\n" }, { stdout = "pipe" }))
+      got = {}
+      for a, b in p.stdout:lines("n", "n") do got[#got + 1] = a + b end
+      assert.same({ 3, 7 }, got)
+      p.stdout:close()
+      assert.equal(0, p:wait())
+    end)
+  end)
+
   it("sets the environment and the working directory", function()
     H.run(function()
       local p = assert(proc.spawn({ "sh", "-c", "echo $FOO-$HOME; pwd" }, {
@@ -342,6 +360,61 @@ describe("mp.proc.signal", function()
       assert.has_error(function() proc.signal("NOPE") end)
       assert.has_error(function() proc.signal("KILL") end)
       assert.has_error(function() proc.signal(1) end)
+    end)
+  end)
+end)
+
+describe("mp.stdin, mp.stdout, mp.stderr", function()
+  local MOONPORT = os.getenv("MOONPORT") or "moonport"
+  local script = [[
+    local mp = require "moonport"
+    local ticks = 0
+    local t = mp.spawn(function()
+      while true do mp.sleep(0.01) ticks = ticks + 1 end
+    end)
+    local n = 0
+    for line in mp.stdin:lines() do
+      n = n + 1
+      io.write("io:", n, " ")
+      assert(mp.stdout:write(line:upper(), "\n"))
+      print("print:" .. n)
+    end
+    assert(mp.stderr:write("err\n"))
+    mp.stdout:write("lines ", n, " ticked ", tostring(ticks >= 10), "\n")
+    t:cancel()
+  ]]
+
+  it("a child moonport reads mp.stdin from a pipe while its timer ticks",
+     function()
+    H.run(function()
+      local p = assert(proc.spawn({ MOONPORT, "-e", script }, {
+        stdin = "pipe", stdout = "pipe", stderr = "pipe" }))
+      local errs = mp.spawn(function() return p.stderr:read("a") end)
+      assert(p.stdin:write("one\ntwo\n"))
+      mp.sleep(0.2) -- the child waits for more, its timer ticking
+      assert(p.stdin:write("three\n"))
+      p.stdin:close()
+      assert.equal("io:1 ONE\nprint:1\nio:2 TWO\nprint:2\nio:3 THREE\n" ..
+                   "print:3\nlines 3 ticked true\n", p.stdout:read("a"))
+      assert.same({ true, "err\n" }, { errs:join() })
+      assert.equal(0, p:wait())
+      p.stdout:close()
+      p.stderr:close()
+    end)
+  end)
+
+  it("works over regular files and /dev/null", function()
+    H.run(function()
+      local dir = H.tmpdir()
+      local f = assert(io.open(dir .. "/in", "w"))
+      f:write("a\nb\n")
+      f:close()
+      local out = assert(proc.run({ "sh", "-c", '"$0" -e "$1" <"$2/in" ' ..
+        '>"$2/out" 2>/dev/null; cat "$2/out"', MOONPORT, script, dir }))
+      assert.matches("^io:1 A\nprint:1\nio:2 B\nprint:2\nlines 2 ticked ", out)
+      out = assert(proc.run({ MOONPORT, "-e", script }, { stderr = "null" }))
+      assert.matches("^lines 0 ticked ", out)
+      H.rmtree(dir)
     end)
   end)
 end)
