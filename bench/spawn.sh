@@ -9,19 +9,19 @@ build=${1:-$(dirname "$here")/build}
 n=${N:-1000}
 runs=${RUNS:-3}
 export LUA_CPATH="$build/lib/?.so;;"
-best() {
-  b=
-  for _ in $(seq "$runs"); do
-    t=$("$@")
-    if [ -z "$b" ] || [ "$(echo "$t < $b" | bc)" = 1 ]; then b=$t; fi
-  done
-  echo "$b"
-}
-mp=$(best lua5.4 "$here/spawn_mp.lua" "$n")
-echo "moonport  ($(MOONPORT_BACKEND=${MOONPORT_BACKEND:-} lua5.4 -e \
-  'print(require("moonport").backend())')): $mp s for $n spawns"
-if lua5.4 -e 'require "luv"' 2>/dev/null; then
-  luv=$(best lua5.4 "$here/spawn_luv.lua" "$n")
+# Runs alternate (moonport, luv, moonport, ...) so that a change in the
+# machine's load hits both alike.
+have_luv=0; lua5.4 -e 'require "luv"' 2>/dev/null && have_luv=1
+mp= luv=
+min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc)" = 1 ]; then echo "$2"
+        else echo "$1"; fi; }
+for _ in $(seq "$runs"); do
+  mp=$(min "$mp" "$(lua5.4 "$here/spawn_mp.lua" "$n")")
+  [ $have_luv = 1 ] && luv=$(min "$luv" "$(lua5.4 "$here/spawn_luv.lua" "$n")")
+done
+echo "moonport ($(lua5.4 -e 'print(require("moonport").backend())')):" \
+     "$mp s for $n spawns"
+if [ $have_luv = 1 ]; then
   echo "luv: $luv s; ratio luv/moonport $(echo "scale=2; $luv / $mp" | bc)"
 else
   echo "luv: not installed (lua-luv)"
