@@ -203,8 +203,9 @@ static int proc_spawn(lua_State *L) {
   int r = mp_os_spawn(&o, &p, pipes);
   if (r < 0) {
     free(c);
-    const char *prog = o.argv[0];
-    lua_pushfstring(L, "spawn %s", prog);
+    /* which of the program and the directory failed is not told */
+    if (o.cwd) lua_pushfstring(L, "spawn %s (in %s)", o.argv[0], o.cwd);
+    else lua_pushfstring(L, "spawn %s", o.argv[0]);
     return lmp_fail(L, r, lua_tostring(L, -1));
   }
   c->loop = S->loop;
