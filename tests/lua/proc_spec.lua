@@ -404,6 +404,22 @@ describe("mp.stdin, mp.stdout, mp.stderr", function()
     end)
   end)
 
+  it("mp.stdout:write to a reader that is gone gives EPIPE", function()
+    H.run(function()
+      local p = assert(proc.spawn({ MOONPORT, "-e", [[
+        local mp = require "moonport"
+        for _ = 1, 1e6 do
+          local ok, _, code = mp.stdout:write("x\n")
+          if not ok then mp.stderr:write(code, "\n") os.exit(3) end
+        end]] }, { stdout = "pipe", stderr = "pipe" }))
+      assert.equal("x", p.stdout:read("l"))
+      p.stdout:close()
+      assert.equal("EPIPE\n", p.stderr:read("a"))
+      assert.equal(3, p:wait())
+      p.stderr:close()
+    end)
+  end)
+
   it("works over regular files and /dev/null", function()
     H.run(function()
       local dir = H.tmpdir()
