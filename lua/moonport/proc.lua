@@ -123,6 +123,9 @@ return function(core, M)
     if opts.stdout ~= nil then
       argerr(2, "run", "opts.stdout is the result: leave it out")
     end
+    if opts.stdin == "pipe" then
+      argerr(2, "run", "opts.stdin: give opts.input instead of a pipe")
+    end
     local input = opts.input
     local p, msg, code = spawn(argv, {
       stdin = input and "pipe" or (opts.stdin or "null"), stdout = "pipe",
