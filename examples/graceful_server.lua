@@ -12,6 +12,8 @@ local mp = require "moonport"
 local function handle(c)
   local line = c:read("l")
   if line then
+    print("handling " .. line)
+    io.stdout:flush()
     mp.sleep(0.2)
     c:write("done: ", line, "\n")
   end
@@ -19,7 +21,8 @@ local function handle(c)
 end
 
 -- Serves until a signal arrives; returns when every request has ended.
-local function serve(srv)
+-- ready() runs once the signals are routed.
+local function serve(srv, ready)
   local watchers = {}
   local function shutdown(name)
     print("got SIG" .. name .. ": finishing the requests in flight")
@@ -33,6 +36,8 @@ local function serve(srv)
       shutdown(mp.proc.signal(name))
     end)
   end
+  mp.sleep(0) -- the watchers run: from now on the signals are routed
+  if ready then ready() end
   -- The scope returns once the acceptor and every handler have ended.
   mp.scope(function(s)
     while true do
@@ -46,9 +51,10 @@ end
 
 if arg and arg[1] == "--serve" then
   local srv = assert(mp.net.listen("127.0.0.1", tonumber(arg[2]) or 7000))
-  print("listening on", srv:sockname())
-  io.stdout:flush()
-  serve(srv)
+  serve(srv, function()
+    print("listening on", srv:sockname())
+    io.stdout:flush()
+  end)
   return
 end
 

@@ -15,17 +15,21 @@ check() { # name, condition (as a command)
 }
 
 for sig in TERM INT; do
-  "$MP" "$SRC/examples/graceful_server.lua" --serve 0 >"$tmp/out" 2>&1 &
+  out=$tmp/out-$sig
+  "$MP" "$SRC/examples/graceful_server.lua" --serve 0 >"$out" 2>&1 &
   pid=$!
   port=
-  for _ in $(seq 100); do
-    port=$(sed -n 's/^listening on\t[^\t]*\t\([0-9]*\)$/\1/p' "$tmp/out")
+  for _ in $(seq 200); do
+    port=$(sed -n 's/^listening on\t[^\t]*\t\([0-9]*\)$/\1/p' "$out")
     [ -n "$port" ] && break
     sleep 0.05
   done
   exec 3<>"/dev/tcp/127.0.0.1/$port"
   echo "req $sig" >&3
-  sleep 0.05 # in flight (the handler takes 0.2 s)
+  for _ in $(seq 200); do # in flight (the handler takes 0.2 s)
+    grep -q "^handling req $sig$" "$out" && break
+    sleep 0.02
+  done
   kill -"$sig" "$pid"
   reply=$(timeout 10 cat <&3)
   exec 3<&-
@@ -34,21 +38,22 @@ for sig in TERM INT; do
   check "SIG$sig: the request in flight completes" \
     '[ "$reply" = "done: req $sig" ]'
   check "SIG$sig: clean exit" \
-    '[ $st -eq 0 ] && grep -q "^clean exit$" "$tmp/out" && grep -q "^got SIG$sig" "$tmp/out"'
+    '[ $st -eq 0 ] && grep -q "^clean exit$" "$out" && grep -q "^got SIG$sig" "$out"'
 done
 
 cat > "$tmp/int.lua" <<'LUA'
 local mp = require "moonport"
 local ticks = 0
 mp.spawn(function() while true do mp.sleep(0.01) ticks = ticks + 1 end end)
+mp.timeout(0.001, mp.proc.signal, "INT") -- routed from here on
 io.stdout:write("waiting\n") io.stdout:flush()
 print(mp.proc.signal("INT"), ticks > 0)
 os.exit(0)
 LUA
 "$MP" "$tmp/int.lua" >"$tmp/out" 2>&1 &
 pid=$!
-for _ in $(seq 100); do grep -q waiting "$tmp/out" && break; sleep 0.05; done
-sleep 0.05
+for _ in $(seq 200); do grep -q waiting "$tmp/out" && break; sleep 0.05; done
+sleep 0.05 # its timer ticks meanwhile
 kill -INT "$pid"
 timeout 10 tail --pid="$pid" -f /dev/null
 wait "$pid"; st=$?
