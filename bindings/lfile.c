@@ -407,21 +407,16 @@ static void open_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
-/* Stack: path, mode, perm, fmode, the file object (created closed). */
-static int open_k(lua_State *L, struct mp_op *op) {
-  struct lmp_state *S = lmp_state(L);
-  int64_t r = op->result;
-  const char *path = lua_tostring(L, 1);
-  struct lfile *f = lua_touserdata(L, 5);
-  mp_op_release(op);
-  if (r < 0) return lmp_fail(L, (int)r, path);
-  struct lmp_handle *h = lmp_handle_new(S->loop, (mp_handle_t)r);
+/* Gives f (closed) the open handle h. */
+static void adopt(lua_State *L, struct lmp_state *S, struct lfile *f,
+                  mp_handle_t handle, int mode) {
+  struct lmp_handle *h = lmp_handle_new(S->loop, handle);
   if (!h) {
-    mp_os_close((mp_handle_t)r);
-    return luaL_error(L, "not enough memory");
+    mp_os_close(handle);
+    luaL_error(L, "not enough memory");
   }
   f->h = h;
-  f->mode = (int)lua_tointeger(L, 4);
+  f->mode = mode;
   f->end = 0;
   /* pipes and devices have no offsets: read and write at the kernel's
    * position (fstat of an open handle does no disk IO) */
@@ -430,14 +425,53 @@ static int open_k(lua_State *L, struct mp_op *op) {
   f->stream = ok && st.type != MP_FT_FILE && st.type != MP_FT_BLOCK &&
               st.type != MP_FT_DIR;
   h->bounded_writes = !f->stream; /* lhandle.c: never interrupted */
+  f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
+}
+
+static int new_file_udata(lua_State *L) {
+  size_t len;
+  const char *name = lua_tolstring(L, 1, &len);
+  struct lfile *f = lua_newuserdatauv(L, sizeof *f + len + 1, 0);
+  memset(f, 0, sizeof *f);
+  lmp_rbuf_init(&f->rb);
+  memcpy(f->path, name, len + 1);
+  luaL_setmetatable(L, LMP_FILE);
+  return 1;
+}
+
+struct lfile *lfile_push(lua_State *L, struct lmp_state *S, mp_handle_t h,
+                         int mode, const char *name) {
+  lua_pushcfunction(L, new_file_udata);
+  lua_pushstring(L, name);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    mp_os_close(h);
+    lua_error(L);
+  }
+  struct lfile *f = lua_touserdata(L, -1);
+  adopt(L, S, f, h, mode);
+  /* A regular file's position is the kernel's (shared, as stdio's):
+   * read and write there, like a stream. */
+  f->stream = 1;
+  f->size = -1;
+  return f;
+}
+
+/* Stack: path, mode, perm, fmode, the file object (created closed). */
+static int open_k(lua_State *L, struct mp_op *op) {
+  struct lmp_state *S = lmp_state(L);
+  int64_t r = op->result;
+  const char *path = lua_tostring(L, 1);
+  struct lfile *f = lua_touserdata(L, 5);
+  mp_op_release(op);
+  if (r < 0) return lmp_fail(L, (int)r, path);
+  adopt(L, S, f, (mp_handle_t)r, (int)lua_tointeger(L, 4));
   /* Opened non-blocking (fs_open). io_uring wants blocking handles (it
    * polls pipes itself, and would fail non-blocking ones with EAGAIN, or
    * never read uncached file pages inline); the epoll backend wants
    * non-blocking streams, or a write bigger than a pipe's free space
    * would block the loop after its readiness wait. */
   if (!f->stream || strcmp(mp_loop_backend(S->loop), "epoll") != 0)
-    mp_os_set_nonblock(h->handle, 0);
-  f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
+    mp_os_set_nonblock(f->h->handle, 0);
   lua_settop(L, 5);
   return 1;
 }

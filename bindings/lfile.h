@@ -22,6 +22,8 @@ struct lfile {
   struct lmp_handle *h; /* NULL until opened; closed: h->closing */
   int mode;
   int stream;           /* a pipe, FIFO or character device: no offsets */
+  int std;              /* mp.stdout 1, mp.stderr 2: C stdio's buffer of
+                           that stream is flushed before each write */
   int64_t size;         /* size seen at open, -1 once stale: caps reads */
   int64_t end;          /* file offset of the end of the buffered bytes */
   struct lmp_rbuf rb;
@@ -82,5 +84,11 @@ static inline int lfile_flushed(lua_State *L, int64_t n, int64_t off) {
 }
 
 void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs.open */
+/* Pushes a file object over h, open already with mode (F_*), named name;
+ * h's blocking mode is left as it is (it may be shared with other
+ * processes: the standard handles). Raises when out of memory (h is then
+ * closed). */
+struct lfile *lfile_push(lua_State *L, struct lmp_state *S, mp_handle_t h,
+                         int mode, const char *name);
 
 #endif

@@ -88,6 +88,7 @@ int lfile_write(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
+  if (f->std) fflush(f->std == 1 ? stdout : stderr); /* print, io.write */
   f->size = -1;
   if (!f->stream && h->wlen + n <= LMP_WBUF_MAX) {
     /* buffer it: no op, no suspension */

@@ -10,6 +10,7 @@
 #include "ldebug.h"
 #include "lfile.h"
 #include "lfs.h"
+#include "lproc.h"
 #include "lrepl.h"
 #include "lsock.h"
 #include "ltask.h"
@@ -137,6 +138,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_udp(L, S);
   lmp_open_dns(L, S);
   lmp_open_watch(L, S);
+  lmp_open_proc(L, S);
   load_modules(L, core);
   lmp_push_debug(L, S);
   lua_setfield(L, -2, "debug");

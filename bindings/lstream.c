@@ -144,6 +144,35 @@ static int stream_read(lua_State *L) {
   return lmp_rbuf_read(L, &stream_vt, LMP_RBUF_STREAM);
 }
 
+/* stream:lines(...): an iterator over read(...) (default "l"), as
+ * file:lines: nil at the end of the stream, errors raise. Upvalues: S,
+ * the stream, the count of formats, the formats. */
+static int lines_iter(lua_State *L) {
+  int n = (int)lua_tointeger(L, lua_upvalueindex(3));
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  struct lsock *s = luaL_testudata(L, 1, LSOCK_STREAM_MT);
+  if (!s || s->closed) return luaL_error(L, "stream is already closed");
+  for (int i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(3 + i));
+  if (s->reading || s->rb.pending)
+    return luaL_error(L, "read: another task is reading from this stream");
+  s->rddl = lsock_deadline(s);
+  return lmp_rbuf_read(L, &stream_vt, LMP_RBUF_RAISE);
+}
+
+static int stream_lines(lua_State *L) {
+  int n = lua_gettop(L) - 1;
+  check_stream(L, "lines");
+  luaL_argcheck(L, n <= 250, 252, "too many arguments");
+  lmp_rbuf_check_formats(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_pushinteger(L, n);
+  lua_insert(L, 3);
+  lua_pushcclosure(L, lines_iter, 3 + n);
+  return 1;
+}
+
 /* ---- write ---- */
 
 static int write_k(lua_State *L, struct mp_op *op) {
@@ -312,7 +341,8 @@ static int l_wrap(lua_State *L) {
 
 void lmp_open_socket(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg stream[] = {
-    {"read", stream_read}, {"recv", stream_recv}, {"write", stream_write},
+    {"read", stream_read}, {"lines", stream_lines}, {"recv", stream_recv},
+    {"write", stream_write},
     {"shutdown", stream_shutdown}, {"settimeout", stream_settimeout},
     {"setoption", stream_setoption}, {"peername", stream_peername},
     {"sockname", lsock_sockname}, {"close", stream_close}, {NULL, NULL}};

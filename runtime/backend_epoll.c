@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -130,6 +131,13 @@ static int64_t attempt(struct mp_op *op) {
     case MP_OP_RECVFROM:
       r = recvmsg(fd, op->u.rw.buf, MSG_DONTWAIT | op->msgflags);
       break;
+    case MP_OP_POLL: {
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      r = poll(&p, 1, 0);
+      if (r > 0) return p.revents & POLLNVAL ? MP_EBADF : 0;
+      if (r == 0) return MP_EAGAIN;
+      break;
+    }
     case MP_OP_CONNECT: {
       int err = 0;
       socklen_t len = sizeof err;
@@ -161,7 +169,8 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
   struct fdstate *f;
   struct mp__queue *q;
   int64_t r;
-  if (op->handle < 0 && op->kind <= MP_OP_CLOSE) return MP_EBADF;
+  if (op->handle < 0 && (op->kind <= MP_OP_CLOSE || op->kind == MP_OP_POLL))
+    return MP_EBADF;
   switch (op->kind) {
     case MP_OP_CLOSE:
       if ((size_t)op->handle < s->nfds) {
@@ -178,14 +187,15 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
       if (op->u.rw.off >= 0) return mp__pool_submit(loop, op);
       break;
     case MP_OP_RECV: case MP_OP_SEND: case MP_OP_ACCEPT: case MP_OP_CONNECT:
-    case MP_OP_SENDTO: case MP_OP_RECVFROM:
+    case MP_OP_SENDTO: case MP_OP_RECVFROM: case MP_OP_POLL:
       break;
     default: /* path and file ops: blocking syscalls */
       return mp__pool_submit(loop, op);
   }
   if (!(f = fd_get(loop, s, op->handle))) return MP_ENOMEM;
   q = (op->kind == MP_OP_RECV || op->kind == MP_OP_ACCEPT ||
-       op->kind == MP_OP_READ || op->kind == MP_OP_RECVFROM) ? &f->rq : &f->wq;
+       op->kind == MP_OP_READ || op->kind == MP_OP_RECVFROM ||
+       op->kind == MP_OP_POLL) ? &f->rq : &f->wq;
   /* Sockets: try at once unless others are queued ahead (FIFO). */
   if (!q->head && op->kind != MP_OP_READ && op->kind != MP_OP_WRITE) {
     int wait = MP_EAGAIN; /* the result that means "wait for readiness" */

@@ -332,6 +332,9 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
     case MP_OP_RECVFROM:
       io_uring_prep_recvmsg(sqe, op->handle, op->u.rw.buf, op->msgflags);
       break;
+    case MP_OP_POLL:
+      io_uring_prep_poll_add(sqe, op->handle, POLLIN);
+      break;
     default:
       io_uring_prep_nop(sqe); /* keep the SQ consistent */
       io_uring_sqe_set_data64(sqe, TAG_IGNORE);
@@ -383,6 +386,8 @@ static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
     }
   }
   if (op->kind == MP_OP_STAT) mp__fs_complete(op, res); /* statx: portable */
+  if (op->kind == MP_OP_POLL && res > 0)
+    res = res & POLLNVAL ? MP_EBADF : 0; /* the event mask: ready */
   mp__op_complete(loop, op, res);
 }
 

@@ -134,6 +134,9 @@ enum mp_op_kind {
   MP_OP_SENDTO,   /* a datagram to an address (or the connected peer) */
   MP_OP_RECVFROM, /* a datagram and its source (mp_op_from) */
   MP_OP_GETADDRINFO, /* names to addresses, on the threadpool */
+  MP_OP_POLL,     /* completes once the handle is readable or signalled
+                     (a process handle whose process ended, a signal
+                     handle with a signal pending); result 0 */
   MP_OP_KIND_MAX
 };
 
@@ -281,6 +284,7 @@ void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf,
                      size_t len);
 void mp_op_prep_accept(struct mp_op *op, mp_handle_t h);
 void mp_op_prep_close(struct mp_op *op, mp_handle_t h);
+void mp_op_prep_poll(struct mp_op *op, mp_handle_t h);
 /* Path ops. Paths are relative to the current directory and copied
  * into memory the op owns (MP_ENOMEM when that fails). */
 enum { /* open flags: portable bits (the runtime translates them; the

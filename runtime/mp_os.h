@@ -98,6 +98,72 @@ enum { MP_HK_STREAM, MP_HK_LISTENER, MP_HK_DGRAM, MP_HK_PIPE };
  * is. MP_ENOTSOCK for anything else (a file, a terminal). */
 int mp_os_adopt(mp_handle_t h, int *kind, int *family);
 
+/* ---- Processes and signals (issue 12: runtime/proc_unix.c) ---- */
+
+/* What a child's standard handle 0, 1 or 2 is. */
+enum {
+  MP_STDIO_INHERIT, /* the parent's own */
+  MP_STDIO_NULL,    /* the null device */
+  MP_STDIO_PIPE,    /* a new stream pair; the parent gets its end */
+  MP_STDIO_STDOUT   /* (handle 2 only) the child's handle 1 */
+};
+struct mp_spawn {
+  const char *const *argv; /* argv[0] is the program (no separator: searched
+                              in the parent's PATH); NULL-terminated */
+  const char *const *env;  /* "NAME=value" strings, NULL-terminated; NULL:
+                              the parent's environment */
+  const char *cwd;         /* NULL: the parent's */
+  int stdio[3];            /* MP_STDIO_* */
+};
+/* A child process: its id and a handle that an MP_OP_POLL waits on (it
+ * turns readable when the process has ended). */
+struct mp_proc {
+  int pid;
+  mp_handle_t handle;
+};
+/* Starts a child, all or nothing: 0 with *p and, for each MP_STDIO_PIPE,
+ * the parent's end of the pipe in pipes[i] (a non-blocking stream socket
+ * or equivalent, closed on exec; the others MP_INVALID_HANDLE); or an
+ * MP_E* code (a missing program, a bad cwd, out of descriptors) with
+ * nothing started and nothing left open. The child gets no handle but
+ * 0..2, default signal dispositions and an empty signal mask. */
+int mp_os_spawn(const struct mp_spawn *o, struct mp_proc *p,
+                mp_handle_t pipes[3]);
+/* Collects the process's end: 1 with *status set (the exit code 0..255,
+ * or MP_PROC_SIGNALED + the signal that ended it), 0 while it runs
+ * (block 0) or an MP_E* code. block 1 waits for the end. Once it
+ * returned 1 the process is gone: call it no more. */
+enum { MP_PROC_SIGNALED = 0x100 };
+int mp_os_proc_status(const struct mp_proc *p, int block, int *status);
+/* Sends signal signo (mp_os_signum) to the process: 0, MP_ESRCH once
+ * collected. */
+int mp_os_proc_kill(const struct mp_proc *p, int signo);
+/* Signal names without the SIG prefix ("TERM", "USR1"), to the number
+ * and back; MP_EINVAL / NULL when unknown. */
+int mp_os_signum(const char *name);
+const char *mp_os_signame(int signo);
+
+/* A second handle on what h refers to (closed on exec): the standard
+ * handles as objects that close without closing the process's own. */
+int mp_os_dup(mp_handle_t h, mp_handle_t *out);
+
+/* Signal routing: a set of signals taken from their default delivery and
+ * kept for the loop, until mp_os_sigroute_close. Signals are process-wide:
+ * the first route that adds a signal owns it (another gets MP_EBUSY). */
+struct mp_sigroute;
+/* A route, and the handle an MP_OP_POLL waits on (readable when a routed
+ * signal is pending). The handle is the caller's to close, after
+ * mp_os_sigroute_close (ops may still name it). */
+int mp_os_sigroute_open(struct mp_sigroute **r, mp_handle_t *h);
+/* Routes signo to the route (idempotent). Call it on the loop's thread. */
+int mp_os_sigroute_add(struct mp_sigroute *r, int signo);
+/* Takes the pending signals into the route's counts, then consumes one
+ * arrival of signo: 1 if there was one, else 0. Arrivals coalesce. */
+int mp_os_sigroute_take(struct mp_sigroute *r, int signo);
+/* Ends the routing: pending routed signals are dropped, the thread's
+ * previous mask is restored, the ownership given back. Frees r. */
+void mp_os_sigroute_close(struct mp_sigroute *r);
+
 #ifdef __cplusplus
 }
 #endif

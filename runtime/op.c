@@ -315,6 +315,11 @@ void mp_op_prep_close(struct mp_op *op, mp_handle_t h) {
   op->handle = h;
 }
 
+void mp_op_prep_poll(struct mp_op *op, mp_handle_t h) {
+  op->kind = MP_OP_POLL;
+  op->handle = h;
+}
+
 /* Path ops keep [head bytes][path\0][path2\0] in op->priv, so the
  * strings outlive the caller's (a Lua string may be collected while the
  * kernel still reads it), and op->owned stays the submitter's. */

@@ -32,6 +32,12 @@ if package and package.loaded then package.loaded["moonport.fs"] = core.fs end
 -- mp.net: sockets and names (lua/moonport/net.lua over bindings/l*.c).
 M.net = require("moonport.net")(core, M)
 
+-- mp.proc: child processes and signals (lua/moonport/proc.lua).
+M.proc = require("moonport.proc")(core, M)
+-- The standard streams, read and written through the loop (file objects
+-- over second handles: closing one leaves the process's own open).
+M.stdin, M.stdout, M.stderr = core.stdio(0), core.stdio(1), core.stdio(2)
+
 local pack, unpack = table.pack, table.unpack
 local TIMEOUT = core.TIMEOUT
 

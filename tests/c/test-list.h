@@ -18,4 +18,5 @@
   X(fs_stat_fields) X(fs_readdir) X(fs_writefile) X(fs_path_ops)            \
   X(loop_wait_post) X(loop_wait_timer)                                      \
   X(addr_parse_format) X(udp_sendto_recvfrom) X(getaddrinfo_op)             \
-  X(os_socket_calls) X(socket_preps_keep_owned)
+  X(os_socket_calls) X(socket_preps_keep_owned)                             \
+  X(op_poll) X(os_spawn) X(os_signal_names)
