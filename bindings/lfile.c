@@ -365,7 +365,7 @@ static int file_tostring(lua_State *L) {
 /* --- mp.fs functions --------------------------------------------------- */
 
 /* Mode string as io.open, plus "x" (exclusive create). */
-static int parse_mode(const char *m, int *flags, int *fmode) {
+int lfile_parse_mode(const char *m, int *flags, int *fmode) {
   int plus = 0, excl = 0;
   char c = *m++;
   if (c == 'x') { /* "x" alone: exclusive create for writing */
@@ -407,21 +407,17 @@ static void open_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
-/* Stack: path, mode, perm, fmode, the file object (created closed). */
-static int open_k(lua_State *L, struct mp_op *op) {
+void lfile_adopt(lua_State *L, struct lfile *f, mp_handle_t fd, int fmode,
+                 int adopted) {
   struct lmp_state *S = lmp_state(L);
-  int64_t r = op->result;
-  const char *path = lua_tostring(L, 1);
-  struct lfile *f = lua_touserdata(L, 5);
-  mp_op_release(op);
-  if (r < 0) return lmp_fail(L, (int)r, path);
-  struct lmp_handle *h = lmp_handle_new(S->loop, (mp_handle_t)r);
+  struct lmp_handle *h = lmp_handle_new(S->loop, fd);
   if (!h) {
-    mp_os_close((mp_handle_t)r);
-    return luaL_error(L, "not enough memory");
+    mp_os_close(fd);
+    luaL_error(L, "not enough memory");
+    return;
   }
   f->h = h;
-  f->mode = (int)lua_tointeger(L, 4);
+  f->mode = fmode;
   f->end = 0;
   /* pipes and devices have no offsets: read and write at the kernel's
    * position (fstat of an open handle does no disk IO) */
@@ -429,16 +425,42 @@ static int open_k(lua_State *L, struct mp_op *op) {
   int ok = mp_os_fstat(h->handle, &st) == 0;
   f->stream = ok && st.type != MP_FT_FILE && st.type != MP_FT_BLOCK &&
               st.type != MP_FT_DIR;
+  if (adopted && !f->stream) {
+    int64_t pos = mp_os_seek(h->handle, 0, MP_SEEK_CUR);
+    f->end = pos < 0 ? 0 : pos;
+  }
   /* Opened non-blocking (fs_open). io_uring wants blocking handles (it
    * polls pipes itself, and would fail non-blocking ones with EAGAIN, or
    * never read uncached file pages inline); the epoll backend wants
    * non-blocking streams, or a write bigger than a pipe's free space
-   * would block the loop after its readiness wait. */
-  if (!f->stream || strcmp(mp_loop_backend(S->loop), "epoll") != 0)
+   * would block the loop after its readiness wait. An adopted handle
+   * may be shared with another process: its flags stay as they are. */
+  if (!adopted &&
+      (!f->stream || strcmp(mp_loop_backend(S->loop), "epoll") != 0))
     mp_os_set_nonblock(h->handle, 0);
   f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
+}
+
+/* Stack: path, mode, perm, fmode, the file object (created closed). */
+static int open_k(lua_State *L, struct mp_op *op) {
+  int64_t r = op->result;
+  const char *path = lua_tostring(L, 1);
+  struct lfile *f = lua_touserdata(L, 5);
+  mp_op_release(op);
+  if (r < 0) return lmp_fail(L, (int)r, path);
+  lfile_adopt(L, f, (mp_handle_t)r, (int)lua_tointeger(L, 4), 0);
   lua_settop(L, 5);
   return 1;
+}
+
+struct lfile *lfile_push(lua_State *L, const char *path, size_t len) {
+  struct lfile *f = lua_newuserdatauv(L, sizeof *f + len + 1, 0);
+  memset(f, 0, sizeof *f);
+  lmp_rbuf_init(&f->rb);
+  memcpy(f->path, path, len);
+  f->path[len] = 0;
+  luaL_setmetatable(L, LMP_FILE);
+  return f;
 }
 
 static int fs_open(lua_State *L) {
@@ -448,7 +470,7 @@ static int fs_open(lua_State *L) {
   lua_Integer perm = luaL_optinteger(L, 3, 0666);
   int flags = 0, fmode = 0, err;
   size_t len = lua_rawlen(L, 1);
-  luaL_argcheck(L, parse_mode(mode, &flags, &fmode), 2, "invalid mode");
+  luaL_argcheck(L, lfile_parse_mode(mode, &flags, &fmode), 2, "invalid mode");
   luaL_argcheck(L, perm >= 0 && perm <= 07777, 3, "invalid permissions");
   luaL_argcheck(L, strlen(path) == len, 1, "path contains a NUL byte");
   lua_settop(L, 3);
@@ -456,11 +478,7 @@ static int fs_open(lua_State *L) {
   /* The object first, closed (as liolib's newprefile): if this raises
    * (out of memory) nothing is held yet, and once the open completes
    * nothing can raise before the descriptor has its owner. */
-  struct lfile *f = lua_newuserdatauv(L, sizeof *f + len + 1, 0);
-  memset(f, 0, sizeof *f);
-  lmp_rbuf_init(&f->rb);
-  memcpy(f->path, path, len + 1);
-  luaL_setmetatable(L, LMP_FILE);
+  lfile_push(L, path, len);
   struct mp_op *op = mp_op_new(S->loop, open_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
   /* MP_O_NONBLOCK: opening a FIFO or a device never waits for the other end

@@ -122,6 +122,8 @@ static int64_t attempt(struct mp_op *op) {
     case MP_OP_RECVFROM:
       r = recvmsg(fd, op->u.rw.buf, MSG_DONTWAIT | op->msgflags);
       break;
+    case MP_OP_SENDFILE:
+      return mp__sendfile_try(op);
     case MP_OP_CONNECT: {
       int err = 0;
       socklen_t len = sizeof err;
@@ -170,7 +172,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
       if (op->u.rw.off >= 0) return mp__pool_submit(loop, op);
       break;
     case MP_OP_RECV: case MP_OP_SEND: case MP_OP_ACCEPT: case MP_OP_CONNECT:
-    case MP_OP_SENDTO: case MP_OP_RECVFROM:
+    case MP_OP_SENDTO: case MP_OP_RECVFROM: case MP_OP_SENDFILE:
       break;
     default: /* path and file ops: blocking syscalls */
       return mp__pool_submit(loop, op);
