@@ -663,6 +663,11 @@ describe("stream:sendfile", function()
       assert.is_true(sent >= 100 and sent < #data * 16, sent)
       assert.are.equal(sent, f:seek()) -- what was sent is consumed
       assert.are.equal(100, #select(2, assert(t:join())))
+      -- the connection is gone: EPIPE now, and no SIGPIPE kills us
+      r, msg, code, sent = c:sendfile(f, 0, 1000)
+      assert.is_nil(r)
+      assert.are.equal("EPIPE", code)
+      assert.are.equal(0, sent)
       c:close()
       f:close()
     end)
