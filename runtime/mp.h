@@ -360,7 +360,10 @@ int mp_op_prep_copyfile(struct mp_op *op, const char *from, const char *to);
  * (sendfile); result is the count sent (0: off is at end of file), short
  * like a SEND's. Never raises SIGPIPE. Waits for the socket to be
  * writable as SEND does; the file's pages are read on the loop's thread
- * (a file not in the page cache makes it wait for the disk). */
+ * (a file not in the page cache makes it wait for the disk). h must be
+ * non-blocking (moonport's own sockets are): sendfile has no
+ * MSG_DONTWAIT, and on a blocking socket it would hold the loop until
+ * len bytes fit. */
 void mp_op_prep_sendfile(struct mp_op *op, mp_handle_t h, mp_handle_t from,
                          int64_t off, size_t len);
 
