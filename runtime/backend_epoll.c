@@ -173,6 +173,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
       break;
     case MP_OP_RECV: case MP_OP_SEND: case MP_OP_ACCEPT: case MP_OP_CONNECT:
     case MP_OP_SENDTO: case MP_OP_RECVFROM: case MP_OP_SENDFILE:
+      if (op->handle < 0) return MP_EBADF; /* fd_get(-1) never ends */
       break;
     default: /* path and file ops: blocking syscalls */
       return mp__pool_submit(loop, op);
