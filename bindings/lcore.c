@@ -142,13 +142,18 @@ void lmp_op_discard(struct mp_op *op) {
 }
 
 /* Gives back an op a task no longer waits for: an in-flight op is
- * orphaned (cancelled, released by its callback), a completed one is
- * discarded now (its callback frees what it owns: a descriptor it opened,
- * a buffer it filled). */
+ * orphaned (cancelled, unless protected: a flush of bytes a write already
+ * accepted; released by its callback), a completed one is discarded now
+ * (its callback frees what it owns: a descriptor it opened, a buffer it
+ * filled). */
+void lmp_interrupt_op(struct mp_op *op) {
+  if (!mp_op_protected(op)) mp_op_cancel(op);
+}
+
 void lmp_drop_op(struct mp_op *op) {
   if (mp_op_inflight(op)) {
     op->data = NULL;
-    mp_op_cancel(op);
+    lmp_interrupt_op(op);
   } else {
     lmp_op_discard(op);
   }

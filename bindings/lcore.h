@@ -190,8 +190,14 @@ int lmp_await(lua_State *L, struct mp_op *op, lmp_done k, const char *fname);
  * releases it, freeing what it owns (or it is released if it has none). */
 void lmp_op_discard(struct mp_op *op);
 /* Gives back an op its task no longer waits for: orphaned if in flight
- * (released by its callback on completion), else discarded now. */
+ * (released by its callback on completion; cancelled unless protected),
+ * else discarded now. */
 void lmp_drop_op(struct mp_op *op);
+/* A cancel or timeout interrupting the task waiting on op: cancels op
+ * unless it is protected (a flush of bytes write() already accepted: a
+ * regular file's, bounded), which the task then waits for before raising
+ * the interruption, so they reach the file. */
+void lmp_interrupt_op(struct mp_op *op);
 /* The callback lmp_await installs when op->cb is NULL: readies the task,
  * or releases an orphaned op (data NULL). Op types that own more than
  * op->owned install their own callback that frees it and chains here.

@@ -23,7 +23,7 @@ static void deadline_cb(struct mp_op *op) {
   while (i < t->ndeadlines && t->deadlines[i].op != op) i++;
   if (i == t->ndeadlines || !t->deadlines[i].live) return;
   t->nexpired++;
-  if (t->op && mp_op_inflight(t->op)) mp_op_cancel(t->op);
+  if (t->op && mp_op_inflight(t->op)) lmp_interrupt_op(t->op);
   else if (t->status == LMP_PARKED) lmp_ready_push(t);
   else if (t->is_main) mp_loop_stop(t->S->loop);
 }

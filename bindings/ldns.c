@@ -68,6 +68,8 @@ static int l_addrs(lua_State *L) {
     return lmp_fail(L, LMP_EBADNAME, "resolve");
   if (passive && (n == 0 || strcmp(host, "*") == 0)) /* 0.0.0.0 and :: */
     return resolve_now(L, host, NULL, (int)port, passive);
+  if (n == 0) /* names nothing (the op would take it for the loopback) */
+    return push_result(L, host, MP_EAI_NONAME, NULL);
   if (n <= MAX_NAME && (mp_addr_ip(&a, host, 0) == 0 || strchr(host, ':')))
     return resolve_now(L, host, host, (int)port, passive);
   struct mp_op *op = mp_op_new(S->loop, NULL, NULL);

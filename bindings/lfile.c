@@ -425,6 +425,7 @@ void lfile_adopt(lua_State *L, struct lfile *f, mp_handle_t fd, int fmode,
   int ok = mp_os_fstat(h->handle, &st) == 0;
   f->stream = ok && st.type != MP_FT_FILE && st.type != MP_FT_BLOCK &&
               st.type != MP_FT_DIR;
+  h->bounded_writes = !f->stream; /* lhandle.c: never interrupted */
   if (adopted && !f->stream) {
     int64_t pos = mp_os_seek(h->handle, 0, MP_SEEK_CUR);
     f->end = pos < 0 ? 0 : pos;

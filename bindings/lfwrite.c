@@ -84,6 +84,10 @@ int lfile_write(lua_State *L) {
   /* not opened for writing: fail here, as io does, not at a later flush
    * (writing nothing succeeds, as fwrite of 0 bytes) */
   if (!(f->mode & F_WRITE) && n > 0) return lfile_fail(L, f, MP_EBADF);
+  if (n == 0) { /* touches nothing: not even the position (append) */
+    lua_settop(L, 1);
+    return 1;
+  }
   f->size = -1;
   if (!f->stream && h->wlen + n <= LMP_WBUF_MAX) {
     /* buffer it: no op, no suspension */

@@ -94,10 +94,12 @@ struct mp_op *lmp_handle_op(struct lmp_handle *h, int *err) {
   return op;
 }
 
+static void bounded_cb(struct mp_op *op);
+
 int lmp_handle_retrack(struct lmp_handle *h, struct mp_op *op) {
   if (lmp_handle_closed(h)) return MP_ECLOSED;
   int err = lmp_handle_track(h, op);
-  if (err == 0) op->cb = lmp_handle_op_cb;
+  if (err == 0 && op->cb != bounded_cb) op->cb = lmp_handle_op_cb;
   return err;
 }
 
@@ -106,7 +108,9 @@ static void start_close(struct lmp_handle *h) {
   free(h->wbuf);
   h->wbuf = NULL;
   h->wlen = 0;
-  for (int i = 0; i < h->nops; i++) mp_op_cancel(h->ops[i]);
+  /* a regular file's write in flight (protected) still completes */
+  for (int i = 0; i < h->nops; i++)
+    if (!mp_op_protected(h->ops[i])) mp_op_cancel(h->ops[i]);
 }
 
 void lmp_handle_close(struct lmp_handle *h) {
@@ -195,28 +199,77 @@ static int write_k(lua_State *L, struct mp_op *op) {
   return nret || !then ? nret : then(L);
 }
 
-int lmp_handle_write(lua_State *L, struct lmp_handle *h, char *buf,
-                     size_t len, int64_t off, lmp_wrote k,
-                     const char *fname) {
+/* A write to a regular file (bounded_writes) is not interrupted: bytes
+ * write() accepted into the pending buffer travel in it, and a task
+ * cancelled, timed out or abandoned while it is in flight must not drop
+ * them. The op is protected (its task waits for it before raising the
+ * interruption; a closing handle and a drained loop wait for it too), and
+ * orphaned, it still finishes, short writes included. Its record holds a
+ * reference on the handle record. Pipes and devices may block forever:
+ * their writes stay interruptible. */
+static void wreq_free(void *p) {
+  struct wreq *w = p;
+  struct lmp_handle *h = w->h;
+  free(w);
+  drop_ref(h);
+}
+
+static void bounded_cb(struct mp_op *op) {
+  if (op->data) { /* the task waits: it takes the result (write_k) */
+    lmp_handle_op_cb(op);
+    return;
+  }
+  struct wreq *w = op->owned;
+  int64_t r = op->result;
+  lmp_handle_untrack(op);
+  if (r > 0 && w->done + (size_t)r < w->total &&
+      lmp_handle_retrack(w->h, op) == 0) {
+    w->done += (size_t)r;
+    mp_op_prep_write(op, w->h->handle, w->data + w->done,
+                     w->total - w->done,
+                     w->off < 0 ? -1 : w->off + (int64_t)w->done);
+    if (mp_op_submit(op) == 0) return;
+    lmp_handle_untrack(op);
+  }
+  mp_op_release(op); /* frees w, drops its reference */
+}
+
+static int start(lua_State *L, struct lmp_handle *h, char *buf, size_t len,
+                 int64_t off, lmp_wrote k, lua_CFunction then,
+                 const char *fname) {
   struct wreq *w = wreq_of(buf);
+  if (len == 0) { /* nothing to do, but still a valid call */
+    free(w);
+    int nret = k(L, 0, off);
+    return nret || !then ? nret : then(L);
+  }
+  int bounded = h->bounded_writes;
+  struct mp_op *op = mp_op_new(h->loop, bounded ? bounded_cb : NULL, NULL);
+  if (!op) {
+    free(w);
+    return luaL_error(L, "not enough memory");
+  }
   w->k = k;
-  w->then = NULL;
+  w->then = then;
   w->fname = fname;
   w->h = h;
   w->total = len;
   w->done = 0;
   w->off = off;
-  if (len == 0) { /* nothing to do, but still a valid call */
-    free(w);
-    return k(L, 0, off);
+  if (bounded) {
+    h->refs++;
+    mp_op_own(op, w, wreq_free);
+    mp_op_protect(op);
+  } else {
+    op->owned = w;
   }
-  struct mp_op *op = mp_op_new(h->loop, NULL, NULL);
-  if (!op) {
-    free(w);
-    return luaL_error(L, "not enough memory");
-  }
-  op->owned = w;
   return write_more(L, op);
+}
+
+int lmp_handle_write(lua_State *L, struct lmp_handle *h, char *buf,
+                     size_t len, int64_t off, lmp_wrote k,
+                     const char *fname) {
+  return start(L, h, buf, len, off, k, NULL, fname);
 }
 
 static int flush(lua_State *L, struct lmp_handle *h, lmp_wrote k,
@@ -226,26 +279,7 @@ static int flush(lua_State *L, struct lmp_handle *h, lmp_wrote k,
   if (!buf) return luaL_error(L, "not enough memory");
   memcpy(buf, h->wbuf, n);
   h->wlen = 0;
-  if (n == 0) {
-    free(wreq_of(buf));
-    int nret = k(L, 0, h->woff);
-    return nret || !then ? nret : then(L);
-  }
-  struct mp_op *op = mp_op_new(h->loop, NULL, NULL);
-  if (!op) {
-    free(wreq_of(buf));
-    return luaL_error(L, "not enough memory");
-  }
-  struct wreq *w = wreq_of(buf);
-  w->k = k;
-  w->then = then;
-  w->h = h;
-  w->fname = "write";
-  w->total = n;
-  w->done = 0;
-  w->off = h->woff;
-  op->owned = w;
-  return write_more(L, op);
+  return start(L, h, buf, n, h->woff, k, then, "write");
 }
 
 int lmp_handle_flush(lua_State *L, struct lmp_handle *h, lmp_wrote k) {

@@ -48,6 +48,8 @@ struct lmp_handle {
   struct mp_op **ops;     /* tracked ops, cancelled at close */
   unsigned char closing;  /* close asked for: methods see a closed object */
   unsigned char blocking_close; /* close may block (SO_LINGER): pool */
+  unsigned char bounded_writes; /* a regular file: writes are never
+                                   interrupted (lhandle.c) */
   /* The pending write: wlen bytes due at woff (-1: at the kernel's
    * position, for append modes), in wbuf (WBUF_MAX bytes once used). */
   char *wbuf;

@@ -14,6 +14,7 @@
 #include "lrepl.h"
 #include "lsock.h"
 #include "ltask.h"
+#include "lwatch.h"
 #include "lwork.h"
 
 struct lmp_embedded { const char *name, *src; size_t len; };
@@ -136,6 +137,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_server(L, S);
   lmp_open_udp(L, S);
   lmp_open_dns(L, S);
+  lmp_open_watch(L, S);
   lmp_open_fsx(L, S); /* adds to the file and stream classes */
   load_modules(L, core);
   lmp_push_debug(L, S);

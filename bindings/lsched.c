@@ -199,7 +199,7 @@ struct lmp_task *lmp_spawn(lua_State *L, struct lmp_state *S, int fidx,
 void lmp_task_cancel(struct lmp_task *t) {
   if (t->status == LMP_DONE || t->is_main) return;
   t->cancel = 1;
-  if (t->status == LMP_WAITING && t->op) mp_op_cancel(t->op);
+  if (t->status == LMP_WAITING && t->op) lmp_interrupt_op(t->op);
   else if (t->status == LMP_PARKED && t != t->S->current) lmp_ready_push(t);
 }
 
@@ -216,12 +216,36 @@ static void cancel_all(struct lmp_state *S) {
   lua_pop(L, 1);
 }
 
+/* What the deadlocked tasks hold (mp.lock, mp.semaphore: the function
+ * core.on_deadlock installed returns a line per object), asked before the
+ * cancels release everything and kept for lmp_push_deadlock. Protected:
+ * out of memory costs only the details, never the cancels. Keys are
+ * addresses, so clearing the last report allocates nothing. */
+static const char describe_key = 0, held_key = 0;
+
+static int ask_holders(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &describe_key) != LUA_TFUNCTION)
+    return 0;
+  lua_call(L, 0, 1);
+  if (lua_type(L, -1) == LUA_TSTRING)
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &held_key);
+  return 0;
+}
+
+static void describe_holders(lua_State *L) {
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &held_key);
+  lua_pushcfunction(L, ask_holders);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
 /* Runs until every task has ended; 0, or -1 on deadlock, after which the
  * deadlocked tasks have been cancelled and run to their end. */
 int lmp_run_all(struct lmp_state *S) {
   while (S->ntasks > 0) {
     if (lmp_step(S, 1)) continue;
     int n = S->ntasks;
+    describe_holders(S->L);
     for (int tries = 0; S->ntasks > 0 && tries < 3; tries++) {
       cancel_all(S);
       while (lmp_step(S, 1)) {}
@@ -233,13 +257,44 @@ int lmp_run_all(struct lmp_state *S) {
 }
 
 int lmp_push_deadlock(lua_State *L, struct lmp_state *S) {
-  lua_pushfstring(L, "deadlock: %d task(s) waited for each other (a join or "
-                     "channel) with no operation in flight; they were "
-                     "cancelled", S->deadlocked ? S->deadlocked : S->ntasks);
+  lua_pushfstring(L, "deadlock: %d task(s) waited for each other (a join, "
+                     "channel, lock, semaphore or event) with no operation "
+                     "in flight; they were cancelled",
+                  S->deadlocked ? S->deadlocked : S->ntasks);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &held_key) == LUA_TSTRING) {
+    lua_pushliteral(L, "\n");
+    lua_insert(L, -2);
+    lua_concat(L, 3);
+  } else {
+    lua_pop(L, 1);
+  }
   return -1;
 }
 
+/* core.unjoined(t): t failed while an mp.select watched it (so its
+ * failure was not reported) and that select returned another arm, or
+ * none: reported now, as if nobody had joined it. */
+static int l_unjoined(lua_State *L) {
+  struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
+  if (t->status == LMP_DONE && t->failed && !t->joined && !t->reported &&
+      !t->watched && !t->has_joiners)
+    report(t);
+  return 0;
+}
+
+/* core.on_deadlock(fn): fn() returns what the deadlocked tasks hold (a
+ * string, or nil), asked when a deadlock is found. */
+static int l_on_deadlock(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &describe_key);
+  return 0;
+}
+
 void lmp_open_sched(lua_State *L, struct lmp_state *S) {
-  (void)L;
   S->run_ready = run_ready;
+  lua_pushcfunction(L, l_on_deadlock);
+  lua_setfield(L, -2, "on_deadlock");
+  lua_pushcfunction(L, l_unjoined);
+  lua_setfield(L, -2, "unjoined");
 }

@@ -33,6 +33,8 @@ struct lsock {
   unsigned char writing;   /* a write is in progress (one at a time) */
   unsigned char linger;    /* SO_LINGER > 0 set: close on the pool */
   unsigned char eof;       /* the peer closed its side */
+  unsigned char pipe;      /* stream over a pipe (mp.net.wrap): read and
+                              write ops rather than recv and send */
   int64_t timeout;         /* settimeout, ns; -1: none */
   int64_t backoff;         /* accept: current EMFILE back-off, ns */
   int64_t rddl;            /* read(): the deadline of the call running */
@@ -65,6 +67,18 @@ void lsock_new_type(lua_State *L, struct lmp_state *S, const char *mt,
                     const luaL_Reg *methods);
 /* sock:sockname(): host, port (or the path of a Unix socket). */
 int lsock_sockname(lua_State *L);
+/* A stream's receive and send: recv/send on a socket, read/write (at
+ * the current position) on a pipe. */
+static inline void lsock_prep_in(struct mp_op *op, struct lsock *s,
+                                 void *buf, size_t len) {
+  if (s->pipe) mp_op_prep_read(op, lsock_fd(s), buf, len, -1);
+  else mp_op_prep_recv(op, lsock_fd(s), buf, len);
+}
+static inline void lsock_prep_out(struct mp_op *op, struct lsock *s,
+                                  const void *buf, size_t len) {
+  if (s->pipe) mp_op_prep_write(op, lsock_fd(s), buf, len, -1);
+  else mp_op_prep_send(op, lsock_fd(s), buf, len);
+}
 /* Checks arg idx is a socket of the given type that is not closed. */
 struct lsock *lsock_check(lua_State *L, int idx, int type, const char *fname);
 /* Pushes a new socket object owning fd (closed if that fails). */

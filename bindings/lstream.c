@@ -65,7 +65,7 @@ static int stream_recv(lua_State *L) {
   size_t n = max > RECV_MAX ? RECV_MAX : (size_t)max;
   struct mp_op *op = lsock_op(L, s, n, lsock_deadline(s));
   lsock_req(op)->dir = LSOCK_RD;
-  mp_op_prep_recv(op, lsock_fd(s), lsock_req(op)->data, n);
+  lsock_prep_in(op, s, lsock_req(op)->data, n);
   return lsock_await(L, s, op, recv_k, "recv");
 }
 
@@ -108,7 +108,7 @@ static struct mp_op *rd_start(lua_State *L, size_t want, int *err) {
   r->deadline = s->rddl;
   r->dir = LSOCK_RD;
   *lmp_rbuf_optag(op) = (int64_t)(intptr_t)r;
-  mp_op_prep_recv(op, lsock_fd(s), buf, want);
+  lsock_prep_in(op, s, buf, want);
   if (lsock_req_link(s, r) < 0) {
     mp_op_release(op);
     *err = MP_ENOMEM;
@@ -157,7 +157,7 @@ static int write_k(lua_State *L, struct mp_op *op) {
   }
   r->off += (size_t)op->result;
   if (r->off < r->len) {
-    mp_op_prep_send(op, lsock_fd(s), r->data + r->off, r->len - r->off);
+    lsock_prep_out(op, s, r->data + r->off, r->len - r->off);
     return lsock_await(L, s, op, write_k, "write");
   }
   mp_op_release(op);
@@ -185,8 +185,9 @@ static int stream_write(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
-  /* Fast path: hand as much as the kernel takes right now. */
-  if (n <= WRITE_IOV) {
+  /* Fast path: hand as much as the kernel takes right now (a socket: a
+   * pipe may be blocking, and its mode is not ours to change). */
+  if (n <= WRITE_IOV && !s->pipe) {
     int64_t r = mp_os_trysend(lsock_fd(s), iov, n);
     if (r < 0 && r != MP_EAGAIN) {
       lsock_fail(L, s, (int)r, "write");
@@ -218,7 +219,7 @@ static int stream_write(lua_State *L) {
   r->base = sent;
   r->dir = LSOCK_WR;
   lua_settop(L, 1);
-  mp_op_prep_send(op, lsock_fd(s), r->data, r->len);
+  lsock_prep_out(op, s, r->data, r->len);
   return lsock_await(L, s, op, write_k, "write");
 }
 
@@ -290,6 +291,25 @@ static int l_connect(lua_State *L) {
   return lsock_await(L, s, op, connect_k, "connect");
 }
 
+/* ---- core.net_wrap(fd): adopts an inherited descriptor ---- */
+
+static int l_wrap(lua_State *L) {
+  static const int types[] = {LSOCK_STREAM, LSOCK_SERVER, LSOCK_UDP,
+                              LSOCK_STREAM};
+  struct lmp_state *S = lmp_state(L);
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  int kind, family, err;
+  char what[48];
+  luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "descriptor expected");
+  snprintf(what, sizeof what, "wrap %d", (int)fd);
+  if ((err = mp_os_adopt((mp_handle_t)(intptr_t)fd, &kind, &family)) < 0)
+    return lmp_fail(L, err, what);
+  struct lsock *s = lsock_push(L, S, types[kind],
+                               (mp_handle_t)(intptr_t)fd, family);
+  s->pipe = kind == MP_HK_PIPE;
+  return 1;
+}
+
 void lmp_open_socket(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg stream[] = {
     {"read", stream_read}, {"recv", stream_recv}, {"write", stream_write},
@@ -297,7 +317,7 @@ void lmp_open_socket(lua_State *L, struct lmp_state *S) {
     {"setoption", stream_setoption}, {"peername", stream_peername},
     {"sockname", lsock_sockname}, {"close", stream_close}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
-    {"net_connect", l_connect}, {NULL, NULL}};
+    {"net_connect", l_connect}, {"net_wrap", l_wrap}, {NULL, NULL}};
   lsock_new_type(L, S, LSOCK_STREAM_MT, stream);
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, funcs, 1);

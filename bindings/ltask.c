@@ -54,6 +54,62 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
   return lmp_park(L, join_k, 0, "join");
 }
 
+/* core.join_watch(t): the caller is woken (lmp_wake) when t ends, as a
+ * joiner is, without parking here (mp.select parks on several things at
+ * once); core.join_unwatch(t, watcher) takes that back. While watched, a
+ * failure of t is not reported: the select that returns it handles it. */
+static int l_join_watch(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = check_task(L, 1);
+  if (t->status == LMP_DONE) return 0;
+  lua_settop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiters);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  t->has_joiners = 1;
+  lmp_push_task(L, lmp_self(S));
+  lua_rawseti(L, -2, luaL_len(L, -2) + 1);
+  return 0;
+}
+
+static int l_join_unwatch(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = check_task(L, 1);
+  struct lmp_task *self = check_task(L, 2);
+  lua_settop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiters);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) != LUA_TTABLE) return 0; /* t ended: woken all */
+  lua_Integer n = luaL_len(L, -1), i = n;
+  while (i >= 1) { /* the last entry of self: the one watch added */
+    lua_rawgeti(L, -1, i);
+    int me = lua_touserdata(L, -1) == self;
+    lua_pop(L, 1);
+    if (me) break;
+    i--;
+  }
+  if (i < 1) return 0;
+  for (; i < n; i++) {
+    lua_rawgeti(L, -1, i + 1);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, -2, n);
+  if (n == 1) { /* nobody else joins t */
+    t->has_joiners = 0;
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    lua_rawset(L, -4);
+  }
+  return 0;
+}
+
 static int task_join(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = check_task(L, 1);
@@ -155,7 +211,9 @@ void lmp_open_task(lua_State *L, struct lmp_state *S) {
     {"__tostring", task_tostring}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"spawn", l_spawn}, {"current", l_current}, {"sleep", l_sleep},
-    {"now", l_now}, {"run", l_run}, {"backend", l_backend}, {NULL, NULL}};
+    {"now", l_now}, {"run", l_run}, {"backend", l_backend},
+    {"join_watch", l_join_watch}, {"join_unwatch", l_join_unwatch},
+    {NULL, NULL}};
   lmp_new_class(L, S, LMP_TASK, metamethods, methods);
   lua_pop(L, 1);
   lua_pushlightuserdata(L, S);

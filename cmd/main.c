@@ -39,6 +39,7 @@ static struct mp_loop *host_loop;
 static lua_State *volatile *running; /* moonport_running */
 static pthread_t main_thread;
 static volatile sig_atomic_t got_sigint;
+static volatile sig_atomic_t sigint_hooked; /* it stopped running Lua */
 static int sig_cancelled; /* a task was cancelled because of Ctrl-C */
 static int in_repl;       /* the REPL keeps the handler after Ctrl-C */
 static int main_runs_lua; /* the main state runs Lua (-l), not the loop */
@@ -76,8 +77,12 @@ static void on_sigint(int sig) {
   got_sigint = 1;
   lua_State *co = *running;
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-  if (co && co != repl_co) lua_sethook(co, stop_hook, mask, 1);
-  else if (main_runs_lua) lua_sethook(host_L, stop_hook, mask, 1);
+  if (co && co != repl_co) {
+    lua_sethook(co, stop_hook, mask, 1);
+    sigint_hooked = 1;
+  } else if (main_runs_lua) {
+    lua_sethook(host_L, stop_hook, mask, 1);
+  }
   mp_loop_wake(host_loop);
 }
 
@@ -381,7 +386,7 @@ static int dorepl(lua_State *L) {
   repl_co = moonport_task_thread(L, task);
   moonport_task_watch(L, task);
   in_repl = 1;
-  got_sigint = 0;
+  got_sigint = sigint_hooked = 0;
   set_sigint(on_sigint);
   /* An entry waiting for what never comes is the user's to interrupt
    * (Ctrl-C wakes the loop): idle, not a deadlock that ends the REPL. */
@@ -390,6 +395,9 @@ static int dorepl(lua_State *L) {
     if (moonport_task_done(L, task)) break;
     if (lua_getfield(L, repl, "entry") == LUA_TNIL) sig_cancelled = 0;
     lua_pop(L, 1);
+    /* A Ctrl-C that stopped Lua code running (a spinning task) is spent:
+     * passed on as well, it would drop the next line the user types. */
+    if (got_sigint && sigint_hooked) got_sigint = sigint_hooked = 0;
     if (got_sigint) {
       got_sigint = 0;
       lua_getfield(L, repl, "interrupt");

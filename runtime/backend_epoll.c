@@ -9,6 +9,7 @@
  * ops wait on it, so a hung-up peer nobody reads cannot spin the loop. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -103,9 +104,16 @@ static int64_t attempt(struct mp_op *op) {
     case MP_OP_READ:
       r = read(fd, op->u.rw.buf, op->u.rw.len);
       break;
-    case MP_OP_WRITE:
-      r = write(fd, op->u.rw.buf, op->u.rw.len);
+    case MP_OP_WRITE: {
+      /* A blocking pipe or terminal (inherited: its mode may be shared,
+       * so it is left alone) takes PIPE_BUF bytes after readiness without
+       * blocking, not always more: the rest is a short write. */
+      size_t len = op->u.rw.len;
+      if (len > PIPE_BUF && !(fcntl(fd, F_GETFL) & O_NONBLOCK))
+        len = PIPE_BUF;
+      r = write(fd, op->u.rw.buf, len);
       break;
+    }
     case MP_OP_RECV:
       r = recv(fd, op->u.rw.buf, op->u.rw.len, MSG_DONTWAIT | op->msgflags);
       break;

@@ -423,8 +423,9 @@ static void poll_done(struct mp_loop *loop, struct mp_op *op, int res) {
   int r;
   op->flags &= (uint8_t)~MP__F_POLL;
   if (op->flags & MP__F_CANCEL) r = MP_ECANCELED;
-  else if (res < 0) r = res;
-  else r = ur_submit(loop, op);
+  else if (res < 0 && !(res <= -512 && res >= -514)) r = res;
+  else r = ur_submit(loop, op); /* ready, or a poll's restart code leaked
+                                   by an interrupted worker: try again */
   if (r < 0) mp__op_complete(loop, op, r);
 }
 

@@ -13,6 +13,7 @@
 /* The MP_E* values are Linux's errno values: mapping is the identity. */
 #define MP__SAME(name, num) _Static_assert(MP_##name == -(name), #name);
 MP_ERRNO_MAP(MP__SAME)
+MP_ERRNO_MORE_MAP(MP__SAME)
 #undef MP__SAME
 #endif
 
@@ -27,6 +28,7 @@ const char *mp_errname(int err) {
   switch (err) {
 #define MP__NAME(name, num) case MP_##name: return #name;
     MP_ERRNO_MAP(MP__NAME)
+    MP_ERRNO_MORE_MAP(MP__NAME)
     MP_EAI_MAP(MP__NAME)
 #undef MP__NAME
     case MP_EOF: return "EOF";
@@ -40,6 +42,9 @@ int mp_err_from_errno(int e) {
     case 0: return 0;
 #define MP__FROM(name, num) case name: return MP_##name;
     MP_ERRNO_MAP(MP__FROM)
+#ifdef __linux__
+    MP_ERRNO_MORE_MAP(MP__FROM)
+#endif
 #undef MP__FROM
 #if EWOULDBLOCK != EAGAIN
     case EWOULDBLOCK: return MP_EAGAIN;
@@ -56,6 +61,9 @@ static int to_errno(int err) {
   switch (err) {
 #define MP__TO(name, num) case MP_##name: return name;
     MP_ERRNO_MAP(MP__TO)
+#ifdef __linux__
+    MP_ERRNO_MORE_MAP(MP__TO)
+#endif
 #undef MP__TO
     default: return 0;
   }

@@ -56,6 +56,26 @@ typedef int mp_handle_t;   /* a descriptor */
   X(ECONNREFUSED, 111) X(EHOSTUNREACH, 113) X(EALREADY, 114)                 \
   X(EINPROGRESS, 115) X(ESTALE, 116) X(EDQUOT, 122) X(ECANCELED, 125)
 
+/* The rest of Linux's errno codes, same values: the platform maps those
+ * it has (on Linux, all), so no system error loses its name and text. */
+#define MP_ERRNO_MORE_MAP(X)                                                 \
+  X(ENOTBLK, 15) X(EDOM, 33) X(ENOMSG, 42) X(EIDRM, 43) X(ECHRNG, 44)        \
+  X(EL2NSYNC, 45) X(EL3HLT, 46) X(EL3RST, 47) X(ELNRNG, 48) X(EUNATCH, 49)   \
+  X(ENOCSI, 50) X(EL2HLT, 51) X(EBADE, 52) X(EBADR, 53) X(EXFULL, 54)        \
+  X(ENOANO, 55) X(EBADRQC, 56) X(EBADSLT, 57) X(EBFONT, 59) X(ENOSTR, 60)    \
+  X(ENODATA, 61) X(ETIME, 62) X(ENOSR, 63) X(ENONET, 64) X(ENOPKG, 65)       \
+  X(EREMOTE, 66) X(ENOLINK, 67) X(EADV, 68) X(ESRMNT, 69) X(ECOMM, 70)       \
+  X(EMULTIHOP, 72) X(EDOTDOT, 73) X(EBADMSG, 74) X(ENOTUNIQ, 76)             \
+  X(EBADFD, 77) X(EREMCHG, 78) X(ELIBACC, 79) X(ELIBBAD, 80) X(ELIBSCN, 81)  \
+  X(ELIBMAX, 82) X(ELIBEXEC, 83) X(ERESTART, 85) X(ESTRPIPE, 86)             \
+  X(EUSERS, 87) X(ESOCKTNOSUPPORT, 94) X(EPFNOSUPPORT, 96)                   \
+  X(ENETRESET, 102) X(ESHUTDOWN, 108) X(ETOOMANYREFS, 109)                   \
+  X(EHOSTDOWN, 112) X(EUCLEAN, 117) X(ENOTNAM, 118) X(ENAVAIL, 119)          \
+  X(EISNAM, 120) X(EREMOTEIO, 121) X(ENOMEDIUM, 123) X(EMEDIUMTYPE, 124)     \
+  X(ENOKEY, 126) X(EKEYEXPIRED, 127) X(EKEYREVOKED, 128)                     \
+  X(EKEYREJECTED, 129) X(EOWNERDEAD, 130) X(ENOTRECOVERABLE, 131)            \
+  X(ERFKILL, 132) X(EHWPOISON, 133)
+
 /* Name resolution failures (getaddrinfo's EAI_*), libuv's values. */
 #define MP_EAI_MAP(X)                                                        \
   X(EAI_ADDRFAMILY, 3000) X(EAI_AGAIN, 3001) X(EAI_FAIL, 3004)               \
@@ -64,7 +84,10 @@ typedef int mp_handle_t;   /* a descriptor */
 
 #define MP_EOK 0
 #define MP__DEFINE_NEG(name, num) MP_##name = -(num),
-enum { MP_ERRNO_MAP(MP__DEFINE_NEG) MP_EAI_MAP(MP__DEFINE_NEG) };
+enum {
+  MP_ERRNO_MAP(MP__DEFINE_NEG) MP_ERRNO_MORE_MAP(MP__DEFINE_NEG)
+  MP_EAI_MAP(MP__DEFINE_NEG)
+};
 #undef MP__DEFINE_NEG
 /* Codes with no errno equivalent. */
 enum {
@@ -258,6 +281,7 @@ int mp_op_submit(struct mp_op *op);
  * write of buffered data, a close): mp_loop_drain waits for it rather
  * than cancelling it. mp_op_cancel still cancels it. */
 void mp_op_protect(struct mp_op *op);
+int mp_op_protected(const struct mp_op *op);
 /* Requests cancellation of an in-flight op; a no-op otherwise. */
 void mp_op_cancel(struct mp_op *op);
 int mp_op_inflight(const struct mp_op *op);
@@ -422,6 +446,43 @@ enum { MP_AI_PASSIVE = 1, MP_AI_NUMERICHOST = 2, MP_ADDRS_MAX = 16 };
 int mp_op_prep_getaddrinfo(struct mp_op *op, const char *host, int port,
                            int family, int flags);
 const struct mp_addr *mp_op_addrs(struct mp_op *op);
+
+/* Watching a file or a directory tree for changes (inotify on Linux;
+ * ReadDirectoryChangesW on Windows, later). The changes are read with an
+ * op (mp_op_prep_watch) into a buffer of MP_WATCH_BUF bytes and decoded
+ * into events with mp_watch_feed and mp_watch_take; between reads the
+ * system queues them (inotify: up to fs.inotify.max_queued_events), and
+ * what it or the decoded queue (MP_WATCH_QUEUE events) cannot hold is
+ * reported as one MP_WEV_OVERFLOW. The record is the loop thread's once
+ * opened; mp_watch_open touches no loop (it may run on the pool). */
+struct mp_watch;
+enum { MP_WATCH_RECURSIVE = 1 }; /* a directory's whole tree, subdirectories
+                                    added as they appear */
+enum { MP_WATCH_BUF = 65536, MP_WATCH_QUEUE = 4096 };
+enum { MP_WEV_CREATE, MP_WEV_MODIFY, MP_WEV_DELETE, MP_WEV_RENAME,
+       MP_WEV_OVERFLOW };
+struct mp_watch_event {
+  int type;         /* MP_WEV_* */
+  const char *path; /* the watched path joined with the changed name
+                       (the new name of a rename); NULL for an overflow */
+  const char *from; /* MP_WEV_RENAME: the old name, else NULL */
+};
+/* Starts watching path (a file or a directory); 0 or an MP_E* code. */
+int mp_watch_open(const char *path, int flags, struct mp_watch **out);
+/* The handle the op reads; the caller closes it (after its last op). */
+mp_handle_t mp_watch_handle(const struct mp_watch *w);
+/* The next batch of changes into buf (len >= MP_WATCH_BUF); result is
+ * the count of bytes for mp_watch_feed. */
+void mp_op_prep_watch(struct mp_op *op, struct mp_watch *w, void *buf,
+                      size_t len);
+/* Decodes a batch (recursive watches add the new subdirectories now and
+ * report what they already hold as created). */
+void mp_watch_feed(struct mp_watch *w, const void *buf, size_t len);
+/* The oldest decoded event into ev (its strings valid until the next
+ * call); 0 when none is left. */
+int mp_watch_take(struct mp_watch *w, struct mp_watch_event *ev);
+/* Frees the record (not the handle). NULL is fine. */
+void mp_watch_free(struct mp_watch *w);
 
 /* Introspection, for leak checks in tests and debug tools: what the loop
  * holds right now. A quiet loop has no op in flight, no live record (every

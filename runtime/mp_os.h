@@ -96,6 +96,16 @@ int mp_os_handle_mode(mp_handle_t h);
 /* Makes every write on h append (as fdopen's "a" modes do). */
 int mp_os_set_append(mp_handle_t h);
 
+/* ---- Adopted handles (H7 watch: runtime/adopt_unix.c) ---- */
+
+enum { MP_HK_STREAM, MP_HK_LISTENER, MP_HK_DGRAM, MP_HK_PIPE };
+/* What an inherited handle is: a stream socket, connected (or not yet)
+ * or listening, a datagram socket, or a pipe or FIFO; *family is its
+ * MP_AF_* (MP_AF_UNSPEC for a pipe). Marks it closed on exec; its
+ * blocking mode, which it may share with another process, is left as it
+ * is. MP_ENOTSOCK for anything else (a file, a terminal). */
+int mp_os_adopt(mp_handle_t h, int *kind, int *family);
+
 #ifdef __cplusplus
 }
 #endif

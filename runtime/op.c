@@ -201,6 +201,10 @@ int mp_op_submit(struct mp_op *op) {
 
 void mp_op_protect(struct mp_op *op) { op->flags |= MP__F_PROTECT; }
 
+int mp_op_protected(const struct mp_op *op) {
+  return (op->flags & MP__F_PROTECT) != 0;
+}
+
 void mp_op_cancel(struct mp_op *op) {
   struct mp_loop *loop = op->loop;
   if (op->state != MP__INFLIGHT || (op->flags & MP__F_CANCEL)) return;

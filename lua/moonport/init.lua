@@ -146,13 +146,21 @@ end
 -- The first waiter in ch[name] that will return what it is handed. One
 -- whose task ran on without it (a resume that bypasses the coroutine
 -- wrappers swallowed its park: core.waiting) is taken out and marked, so
--- its coroutine, if ever resumed, gets back in line.
+-- its coroutine, if ever resumed, gets back in line. An mp.select waiter
+-- (rec.group: one record per channel it waits on) is taken at most once:
+-- the first channel to take it claims the group, the others drop theirs.
 local function take(ch, name)
   local q = ch[name]
   while q[1] do
     local rec = table.remove(q, 1)
-    if core.waiting(rec.task, rec.co) then return rec end
-    rec.skipped = true
+    local g = rec.group
+    if not (g and g.done) then
+      if core.waiting(rec.task, rec.co) then
+        if g then g.done = rec end
+        return rec
+      end
+      rec.skipped = true
+    end
   end
 end
 
@@ -232,8 +240,8 @@ function Channel:send(v)
   return nil, "channel closed", "closed"
 end
 
-function Channel:recv()
-  check(self, "recv")
+-- A receive that does not wait: true and what recv returns, or false.
+local function try_recv(self)
   if self.tail >= self.head then
     local v = self.buf[self.head]
     self.buf[self.head] = nil
@@ -245,15 +253,22 @@ function Channel:recv()
       s.done = true
       core.wake(s.task)
     end
-    return v
+    return true, v
   end
   local s = take(self, "senders")
   if s then -- rendezvous
     s.done = true
     core.wake(s.task)
-    return s.value
+    return true, s.value
   end
-  if self.closed then return nil, "closed" end
+  if self.closed then return true, nil, "closed" end
+  return false
+end
+
+function Channel:recv()
+  check(self, "recv")
+  local ok, v, closed = try_recv(self)
+  if ok then return v, closed end
   local rec = { task = core.self() }
   wait(self, "receivers", rec)
   if rec.done then return rec.value end
@@ -266,8 +281,12 @@ function Channel:close()
   self.closed = true
   for _, q in ipairs { self.receivers, self.senders } do
     for _, rec in ipairs(q) do
-      rec.closed = true
-      core.wake(rec.task)
+      local g = rec.group
+      if not (g and g.done) then
+        if g then g.done = rec end
+        rec.closed = true
+        core.wake(rec.task)
+      end
     end
   end
   self.receivers, self.senders = {}, {}
@@ -276,6 +295,139 @@ end
 function Channel:__len()
   return self.tail - self.head + 1
 end
+
+--------------------------------------------------------------------------
+-- mp.select(a, b, ...): i and what a:recv() (a channel) or a:join() (a
+-- task) returns, for the first argument that is ready.
+--
+-- Ready now: the first in argument order wins and only it is consumed.
+-- Else the task waits on all at once: one record per channel, in a group
+-- that the first hand-over (or close) claims (take skips the others, so
+-- exactly one value is handed over), and a join watch per task. A claim
+-- wins over a cancel or timeout (core.park), so a value handed over is
+-- always returned; a select that leaves without a claim takes every
+-- record and watch back. A task ending meanwhile is not consumed (join
+-- can be repeated), so a claimed channel comes first.
+local select_n = select
+local TASK = "moonport.task" -- a task's (protected) metatable
+
+local function select_arms(...)
+  local n = select_n("#", ...)
+  if n == 0 then error("bad argument #1 to 'select' (channel or task "
+                       .. "expected, got no value)", 3) end
+  local arms = pack(...)
+  local me = core.self()
+  for i = 1, n do
+    local a = arms[i]
+    if getmetatable(a) ~= Channel and getmetatable(a) ~= TASK then
+      error(("bad argument #%d to 'select' (channel or task expected, got "
+             .. "%s)"):format(i, type(a)), 3)
+    end
+    if a == me then
+      error("bad argument #" .. i .. " to 'select' (a task cannot select "
+            .. "itself)", 3)
+    end
+  end
+  return arms, n
+end
+
+local function ready_arm(arms, n)
+  for i = 1, n do
+    local a = arms[i]
+    if getmetatable(a) == Channel then
+      local r = pack(try_recv(a))
+      if r[1] then return i, pack(unpack(r, 2, r.n)) end
+    elseif a:done() then
+      return i, pack(a:join())
+    end
+  end
+end
+
+-- A task that failed while watched (its failure not reported, as for a
+-- joiner's) and is not the arm returned: reported now.
+local function unjoined(arms, n, chosen)
+  for j = 1, n do
+    if j ~= chosen and getmetatable(arms[j]) ~= Channel then
+      core.unjoined(arms[j])
+    end
+  end
+end
+
+function M.select(...)
+  local arms, n = select_arms(...)
+  local i, r = ready_arm(arms, n)
+  if i then return i, unpack(r, 1, r.n) end
+  local group, recs = {}, {}
+  local me, co = core.self(), running()
+  local function leave() -- every record and watch back
+    for _, rec in ipairs(recs) do remove(rec.ch.receivers, rec) end
+    for j = 1, n do
+      local a = arms[j]
+      if getmetatable(a) ~= Channel then core.join_unwatch(a, me) end
+    end
+  end
+  -- Abandoned or closed with a value handed over: it goes on as a
+  -- receiver's would (pass_on).
+  local function abandon()
+    leave()
+    unjoined(arms, n)
+    local rec = group.done
+    if rec and not rec.closed then pass_on(rec.ch, rec) end
+  end
+  local ok, err = pcall(function() -- out of memory here: leave() too
+    for j = 1, n do
+      local a = arms[j]
+      if getmetatable(a) == Channel then
+        local rec = { task = me, co = co, group = group, ch = a, arm = j,
+                      done = false, closed = false, skipped = false,
+                      value = false }
+        recs[#recs + 1] = rec
+        a.receivers[#a.receivers + 1] = rec
+      else
+        core.join_watch(a)
+      end
+    end
+    while true do
+      core.park(abandon)
+      if group.done then return end
+      for _, rec in ipairs(recs) do
+        if rec.skipped then -- back in line (see take), unless closed
+          rec.skipped = false
+          if rec.ch.closed then
+            group.done, rec.closed = rec, true
+            return
+          end
+          local q = rec.ch.receivers
+          q[#q + 1] = rec
+        end
+      end
+      for j = 1, n do
+        if getmetatable(arms[j]) ~= Channel and arms[j]:done() then return end
+      end
+    end
+  end)
+  leave()
+  local rec, chosen, r = group.done, nil, nil
+  if rec then
+    chosen = rec.arm
+  elseif ok then -- a task ended (the first in argument order)
+    for j = 1, n do
+      local a = arms[j]
+      if getmetatable(a) ~= Channel and a:done() then
+        chosen, r = j, pack(a:join())
+        break
+      end
+    end
+  end
+  unjoined(arms, n, chosen)
+  if not chosen then error(err, 0) end
+  if r then return chosen, unpack(r, 1, r.n) end
+  if rec.closed then return chosen, nil, "closed" end
+  return chosen, rec.value
+end
+
+-- mp.lock, mp.semaphore, mp.event, mp.ticker (lua/moonport/sync.lua).
+require("moonport.sync")(core, M)
 
 --------------------------------------------------------------------------
 -- The coroutine library inside tasks. A moonport call made inside a

@@ -134,6 +134,10 @@ return function(core, M)
     return out
   end
 
+  -- mp.net.wrap(fd): a server, stream or udp object over an inherited
+  -- descriptor (bindings/lstream.c), which it then owns.
+  net.wrap = core.net_wrap
+
   -- mp.net.udp([host, port]): unbound (IPv4) without arguments.
   function net.udp(host, port)
     if host == nil and port == nil then return core.net_udp(nil) end

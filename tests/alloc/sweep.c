@@ -91,6 +91,21 @@ static const struct sweep_case cases[] = {
    "  return 2 end) g() g()"},
   {"channel_timeout", NULL,
    "local ch = mp.channel() mp.timeout(0.001, ch.recv, ch) local _ = #ch"},
+  {"select", NULL,
+   "local a, b = mp.channel(), mp.channel(1)\n"
+   "local t = mp.spawn(function() mp.timeout(0.05, a.send, a, 1) end)\n"
+   "mp.timeout(0.05, mp.select, b, a) t:join()\n"
+   "local u = mp.spawn(mp.sleep, 0.001)\n"
+   "mp.timeout(0.05, mp.select, a, u) u:join()"},
+  {"lock_semaphore_event", NULL,
+   "local l, s, e = mp.lock(), mp.semaphore(1), mp.event()\n"
+   "local t = mp.spawn(function()\n"
+   "  mp.timeout(0.05, l.with, l, s.with, s, e.wait, e) end)\n"
+   "mp.sleep(0.001) e:set() t:join()\n"
+   "assert(not l:locked() and s:available() == 1)"},
+  {"ticker", NULL,
+   "local tk = mp.ticker(0.001) mp.timeout(0.05, tk.next, tk)\n"
+   "mp.timeout(0.05, tk.next, tk) tk:close() tk:next()"},
   {"work", NULL,
    "mp.work(function(a, t) return a + 1, t end, 1, {x = 's', 2})"},
   {"work_error", NULL, "pcall(mp.work, function() error('x') end)"},
