@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -640,13 +641,21 @@ int mp_os_set_append(mp_handle_t h) {
  * on this thread, and one it raised is taken back before the mask is
  * restored. A file sendfile cannot read (EINVAL) goes through a buffer:
  * pread leaves the file as it is, so bytes the socket did not take are
- * simply not counted. */
+ * simply not counted. Nor MSG_DONTWAIT: a blocking descriptor (adopted
+ * by mp.net.wrap, whose mode is not ours to change) is sent to only when
+ * writable, and 4 KiB at most, what a writable socket or pipe takes
+ * without waiting (as lstream.c cuts writes to a blocking pipe). */
 int64_t mp__sendfile_try(struct mp_op *op) {
   sigset_t pipe_set, old, pending;
   off_t off = (off_t)op->u.sf.off;
   size_t len = op->u.sf.len > 0x7ffff000 ? 0x7ffff000 : op->u.sf.len;
   ssize_t n;
-  int e;
+  int e, fl = fcntl(op->handle, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) {
+    struct pollfd p = {.fd = op->handle, .events = POLLOUT};
+    if (poll(&p, 1, 0) == 0) return MP_EAGAIN;
+    if (len > 4096) len = 4096;
+  }
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
