@@ -384,10 +384,9 @@ int mp_op_prep_copyfile(struct mp_op *op, const char *from, const char *to);
  * (sendfile); result is the count sent (0: off is at end of file), short
  * like a SEND's. Never raises SIGPIPE. Waits for the socket to be
  * writable as SEND does; the file's pages are read on the loop's thread
- * (a file not in the page cache makes it wait for the disk). h must be
- * non-blocking (moonport's own sockets are): sendfile has no
- * MSG_DONTWAIT, and on a blocking socket it would hold the loop until
- * len bytes fit. */
+ * (a file not in the page cache makes it wait for the disk). sendfile
+ * has no MSG_DONTWAIT: a blocking h (an adopted descriptor) is sent to
+ * only when writable, at most 4 KiB per call, so the loop never waits. */
 void mp_op_prep_sendfile(struct mp_op *op, mp_handle_t h, mp_handle_t from,
                          int64_t off, size_t len);
 
