@@ -365,7 +365,7 @@ static int file_tostring(lua_State *L) {
 /* --- mp.fs functions --------------------------------------------------- */
 
 /* Mode string as io.open, plus "x" (exclusive create). */
-static int parse_mode(const char *m, int *flags, int *fmode) {
+int lfile_parse_mode(const char *m, int *flags, int *fmode) {
   int plus = 0, excl = 0;
   char c = *m++;
   if (c == 'x') { /* "x" alone: exclusive create for writing */
@@ -407,16 +407,17 @@ static void open_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
-/* Gives f (closed) the open handle h. */
-static void adopt(lua_State *L, struct lmp_state *S, struct lfile *f,
-                  mp_handle_t handle, int mode) {
-  struct lmp_handle *h = lmp_handle_new(S->loop, handle);
+void lfile_adopt(lua_State *L, struct lfile *f, mp_handle_t fd, int fmode,
+                 int adopted) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_handle *h = lmp_handle_new(S->loop, fd);
   if (!h) {
-    mp_os_close(handle);
+    mp_os_close(fd);
     luaL_error(L, "not enough memory");
+    return;
   }
   f->h = h;
-  f->mode = mode;
+  f->mode = fmode;
   f->end = 0;
   /* pipes and devices have no offsets: read and write at the kernel's
    * position (fstat of an open handle does no disk IO) */
@@ -425,55 +426,42 @@ static void adopt(lua_State *L, struct lmp_state *S, struct lfile *f,
   f->stream = ok && st.type != MP_FT_FILE && st.type != MP_FT_BLOCK &&
               st.type != MP_FT_DIR;
   h->bounded_writes = !f->stream; /* lhandle.c: never interrupted */
-  f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
-}
-
-static int new_file_udata(lua_State *L) {
-  size_t len;
-  const char *name = lua_tolstring(L, 1, &len);
-  struct lfile *f = lua_newuserdatauv(L, sizeof *f + len + 1, 0);
-  memset(f, 0, sizeof *f);
-  lmp_rbuf_init(&f->rb);
-  memcpy(f->path, name, len + 1);
-  luaL_setmetatable(L, LMP_FILE);
-  return 1;
-}
-
-struct lfile *lfile_push(lua_State *L, struct lmp_state *S, mp_handle_t h,
-                         int mode, const char *name) {
-  lua_pushcfunction(L, new_file_udata);
-  lua_pushstring(L, name);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    mp_os_close(h);
-    lua_error(L);
+  if (adopted && !f->stream) {
+    int64_t pos = mp_os_seek(h->handle, 0, MP_SEEK_CUR);
+    f->end = pos < 0 ? 0 : pos;
   }
-  struct lfile *f = lua_touserdata(L, -1);
-  adopt(L, S, f, h, mode);
-  /* A regular file's position is the kernel's (shared, as stdio's):
-   * read and write there, like a stream. */
-  f->stream = 1;
-  f->size = -1;
-  return f;
+  /* Opened non-blocking (fs_open). io_uring wants blocking handles (it
+   * polls pipes itself, and would fail non-blocking ones with EAGAIN, or
+   * never read uncached file pages inline); the epoll backend wants
+   * non-blocking streams, or a write bigger than a pipe's free space
+   * would block the loop after its readiness wait. An adopted handle
+   * may be shared with another process: its flags stay as they are. */
+  if (!adopted &&
+      (!f->stream || strcmp(mp_loop_backend(S->loop), "epoll") != 0))
+    mp_os_set_nonblock(h->handle, 0);
+  f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
 }
 
 /* Stack: path, mode, perm, fmode, the file object (created closed). */
 static int open_k(lua_State *L, struct mp_op *op) {
-  struct lmp_state *S = lmp_state(L);
   int64_t r = op->result;
   const char *path = lua_tostring(L, 1);
   struct lfile *f = lua_touserdata(L, 5);
   mp_op_release(op);
   if (r < 0) return lmp_fail(L, (int)r, path);
-  adopt(L, S, f, (mp_handle_t)r, (int)lua_tointeger(L, 4));
-  /* Opened non-blocking (fs_open). io_uring wants blocking handles (it
-   * polls pipes itself, and would fail non-blocking ones with EAGAIN, or
-   * never read uncached file pages inline); the epoll backend wants
-   * non-blocking streams, or a write bigger than a pipe's free space
-   * would block the loop after its readiness wait. */
-  if (!f->stream || strcmp(mp_loop_backend(S->loop), "epoll") != 0)
-    mp_os_set_nonblock(f->h->handle, 0);
+  lfile_adopt(L, f, (mp_handle_t)r, (int)lua_tointeger(L, 4), 0);
   lua_settop(L, 5);
   return 1;
+}
+
+struct lfile *lfile_push(lua_State *L, const char *path, size_t len) {
+  struct lfile *f = lua_newuserdatauv(L, sizeof *f + len + 1, 0);
+  memset(f, 0, sizeof *f);
+  lmp_rbuf_init(&f->rb);
+  memcpy(f->path, path, len);
+  f->path[len] = 0;
+  luaL_setmetatable(L, LMP_FILE);
+  return f;
 }
 
 static int fs_open(lua_State *L) {
@@ -483,7 +471,7 @@ static int fs_open(lua_State *L) {
   lua_Integer perm = luaL_optinteger(L, 3, 0666);
   int flags = 0, fmode = 0, err;
   size_t len = lua_rawlen(L, 1);
-  luaL_argcheck(L, parse_mode(mode, &flags, &fmode), 2, "invalid mode");
+  luaL_argcheck(L, lfile_parse_mode(mode, &flags, &fmode), 2, "invalid mode");
   luaL_argcheck(L, perm >= 0 && perm <= 07777, 3, "invalid permissions");
   luaL_argcheck(L, strlen(path) == len, 1, "path contains a NUL byte");
   lua_settop(L, 3);
@@ -491,11 +479,7 @@ static int fs_open(lua_State *L) {
   /* The object first, closed (as liolib's newprefile): if this raises
    * (out of memory) nothing is held yet, and once the open completes
    * nothing can raise before the descriptor has its owner. */
-  struct lfile *f = lua_newuserdatauv(L, sizeof *f + len + 1, 0);
-  memset(f, 0, sizeof *f);
-  lmp_rbuf_init(&f->rb);
-  memcpy(f->path, path, len + 1);
-  luaL_setmetatable(L, LMP_FILE);
+  lfile_push(L, path, len);
   struct mp_op *op = mp_op_new(S->loop, open_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
   /* MP_O_NONBLOCK: opening a FIFO or a device never waits for the other end

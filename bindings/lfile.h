@@ -84,11 +84,18 @@ static inline int lfile_flushed(lua_State *L, int64_t n, int64_t off) {
 }
 
 void lmp_open_file(lua_State *L, struct lmp_state *S); /* core.fs.open */
-/* Pushes a file object over h, open already with mode (F_*), named name;
- * h's blocking mode is left as it is (it may be shared with other
- * processes: the standard handles). Raises when out of memory (h is then
- * closed). */
-struct lfile *lfile_push(lua_State *L, struct lmp_state *S, mp_handle_t h,
-                         int mode, const char *name);
+
+/* For the other ways to get a file (lfsx.c: tmpfile, fdopen). */
+/* A mode string as io.open's (plus "x"): MP_O_* flags and F_* bits; 0
+ * when invalid. */
+int lfile_parse_mode(const char *m, int *flags, int *fmode);
+/* Pushes a new file object, closed, named path (len bytes). */
+struct lfile *lfile_push(lua_State *L, const char *path, size_t len);
+/* Makes the closed file f own the open handle fd, with the F_* bits
+ * fmode: one fs.open made (position 0), or (adopted) one the program
+ * had (its position and status flags kept). Raises when out of memory,
+ * fd then closed. */
+void lfile_adopt(lua_State *L, struct lfile *f, mp_handle_t fd, int fmode,
+                 int adopted);
 
 #endif

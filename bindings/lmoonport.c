@@ -11,6 +11,7 @@
 #include "lfile.h"
 #include "lfs.h"
 #include "lproc.h"
+#include "lfsx.h"
 #include "lrepl.h"
 #include "lsock.h"
 #include "ltask.h"
@@ -139,6 +140,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_dns(L, S);
   lmp_open_watch(L, S);
   lmp_open_proc(L, S);
+  lmp_open_fsx(L, S); /* adds to the file and stream classes */
   load_modules(L, core);
   lmp_push_debug(L, S);
   lua_setfield(L, -2, "debug");

@@ -319,12 +319,18 @@ static int proc_signal(lua_State *L) {
  * when that handle is closed. */
 static int proc_stdio(lua_State *L) {
   static const char *const names[] = {"<stdin>", "<stdout>", "<stderr>"};
-  struct lmp_state *S = lmp_state(L);
   int i = (int)luaL_checkinteger(L, 1);
   mp_handle_t h;
   luaL_argcheck(L, i >= 0 && i <= 2, 1, "0, 1 or 2 expected");
+  /* the object first: nothing raises once the second handle is open */
+  struct lfile *f = lfile_push(L, names[i], strlen(names[i]));
   if (mp_os_dup(mp_os_stdhandle(i), &h) < 0) return 0;
-  struct lfile *f = lfile_push(L, S, h, i ? F_WRITE : F_READ, names[i]);
+  /* its blocking mode is left as it is (shared with other processes) */
+  lfile_adopt(L, f, h, i ? F_WRITE : F_READ, 1);
+  /* a regular file's position is the kernel's (shared, as stdio's):
+   * read and write there, like a stream */
+  f->stream = 1;
+  f->size = -1;
   f->std = i;
   return 1;
 }

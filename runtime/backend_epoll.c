@@ -138,6 +138,8 @@ static int64_t attempt(struct mp_op *op) {
       if (r == 0) return MP_EAGAIN;
       break;
     }
+    case MP_OP_SENDFILE:
+      return mp__sendfile_try(op);
     case MP_OP_CONNECT: {
       int err = 0;
       socklen_t len = sizeof err;
@@ -169,8 +171,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
   struct fdstate *f;
   struct mp__queue *q;
   int64_t r;
-  if (op->handle < 0 && (op->kind <= MP_OP_CLOSE || op->kind == MP_OP_POLL))
-    return MP_EBADF;
+  if (op->handle < 0 && op->kind <= MP_OP_CLOSE) return MP_EBADF;
   switch (op->kind) {
     case MP_OP_CLOSE:
       if ((size_t)op->handle < s->nfds) {
@@ -188,6 +189,8 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
       break;
     case MP_OP_RECV: case MP_OP_SEND: case MP_OP_ACCEPT: case MP_OP_CONNECT:
     case MP_OP_SENDTO: case MP_OP_RECVFROM: case MP_OP_POLL:
+    case MP_OP_SENDFILE:
+      if (op->handle < 0) return MP_EBADF; /* fd_get(-1) never ends */
       break;
     default: /* path and file ops: blocking syscalls */
       return mp__pool_submit(loop, op);

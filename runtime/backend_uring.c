@@ -47,13 +47,25 @@ struct uring_state {
   struct faults fault;
 };
 
+/* Linux 6.9's ftruncate opcode (liburing 2.3 predates it). */
+#define MP__IORING_OP_FTRUNCATE 55
+
 /* Optional op kinds and the opcode each needs. */
 static const struct { int kind, opcode; } optional_ops[] = {
   {MP_OP_OPEN, IORING_OP_OPENAT},     {MP_OP_STAT, IORING_OP_STATX},
   {MP_OP_FSYNC, IORING_OP_FSYNC},     {MP_OP_RENAME, IORING_OP_RENAMEAT},
   {MP_OP_UNLINK, IORING_OP_UNLINKAT}, {MP_OP_RMDIR, IORING_OP_UNLINKAT},
   {MP_OP_MKDIR, IORING_OP_MKDIRAT},
+  {MP_OP_SYMLINK, IORING_OP_SYMLINKAT},
+  {MP_OP_TRUNCATE, MP__IORING_OP_FTRUNCATE}, /* a handle's; paths: pool */
 };
+
+/* A file or path op the kernel has no opcode for: the threadpool's. */
+static int on_pool(const struct uring_state *s, const struct mp_op *op) {
+  return op->kind >= MP_OP_OPEN && op->kind <= MP_OP_WRITEFILE &&
+         (!s->native[op->kind] ||
+          (op->kind == MP_OP_TRUNCATE && op->handle == MP_INVALID_HANDLE));
+}
 
 /* Opcodes every op kind needs; without them, use epoll instead. */
 static const int needed_ops[] = {
@@ -259,8 +271,7 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
   unsigned len = op->u.rw.len > 0x7ffff000 ? 0x7ffff000
                                             : (unsigned)op->u.rw.len;
   struct uring_state *s = loop->bdata;
-  if (op->kind >= MP_OP_OPEN && op->kind <= MP_OP_WRITEFILE &&
-      !s->native[op->kind])
+  if (on_pool(s, op))
     return mp__pool_submit(loop, op); /* the kernel lacks the opcode */
   if (op->handle < 0 &&
       (op->kind <= MP_OP_CLOSE || op->kind > MP_OP_WRITEFILE))
@@ -270,6 +281,20 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
     op->result = fault;
     mp__queue_push(&s->fault.q, op);
     mp_loop_wake(loop); /* a host polling mp_loop_fd must come back */
+    return 0;
+  }
+  if (op->kind == MP_OP_SENDFILE) {
+    /* No opcode: sendfile(2) here, once the socket is writable (a poll,
+     * as after EAGAIN; poll_done submits again). */
+    int64_t r = mp__sendfile_try(op);
+    if (r != MP_EAGAIN) {
+      mp__op_complete(loop, op, r);
+      return 0;
+    }
+    sqe = get_sqe(loop);
+    io_uring_prep_poll_add(sqe, op->handle, POLLOUT);
+    io_uring_sqe_set_data64(sqe, (uintptr_t)op | TAG_POLL);
+    op->flags |= MP__F_POLL;
     return 0;
   }
   sqe = get_sqe(loop);
@@ -325,6 +350,13 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
     case MP_OP_MKDIR:
       io_uring_prep_mkdirat(sqe, AT_FDCWD, op->u.fs.path, op->u.fs.mode);
       break;
+    case MP_OP_SYMLINK:
+      io_uring_prep_symlinkat(sqe, op->u.fs.path2, AT_FDCWD, op->u.fs.path);
+      break;
+    case MP_OP_TRUNCATE:
+      io_uring_prep_rw(MP__IORING_OP_FTRUNCATE, sqe, op->handle, NULL, 0,
+                       (uint64_t)op->u.fs.len);
+      break;
     case MP_OP_SENDTO:
       io_uring_prep_sendmsg(sqe, op->handle, op->u.rw.buf,
                             MSG_NOSIGNAL | op->msgflags);
@@ -346,8 +378,7 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
 
 static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct uring_state *s = loop->bdata;
-  if (op->kind >= MP_OP_OPEN && op->kind <= MP_OP_WRITEFILE &&
-      !s->native[op->kind]) {
+  if (on_pool(s, op)) {
     mp__pool_cancel(loop, op); /* on the pool: a running job finishes */
     return;
   }

@@ -11,7 +11,12 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/random.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -206,6 +211,10 @@ static int wf_replace(const char *path, const char *data, size_t len);
 void mp__fs_blocking(struct mp_op *op) {
   int64_t r;
   int dfd = mp__fs_dirfd(op);
+  if (op->kind >= MP_OP_CHMOD && op->kind <= MP_OP_COPYFILE) {
+    op->result = mp__fsx_blocking(op); /* issue 14's, at the end */
+    return;
+  }
   if (op->kind == MP_OP_READDIR) {
     op->result = readdir_op(op);
     return;
@@ -431,3 +440,243 @@ out:
   return err;
 }
 
+
+/* --- more paths and files (issue 14) --------------------------------------
+ * The bodies of CHMOD..COPYFILE (always on the pool: only SYMLINK and a
+ * handle's TRUNCATE have io_uring opcodes, native when probed) and the
+ * SENDFILE attempt both backends make once the socket is writable. */
+
+const char *mp__fs_tmpdir(void) {
+  const char *d = getenv("TMPDIR");
+  return d && *d ? d : "/tmp";
+}
+
+static int64_t len_or_err(const char *s) {
+  return s ? (int64_t)strlen(s) : err_of(errno);
+}
+
+static int64_t readlink_op(struct mp_op *op) {
+  char *buf = op->u.fs.buf;
+  ssize_t n = readlink(op->u.fs.path, buf, MP__PATH_MAX);
+  if (n < 0) return err_of(errno);
+  if (n == MP__PATH_MAX) return MP_ENAMETOOLONG;
+  buf[n] = 0;
+  return n;
+}
+
+static int64_t utime_op(struct mp_op *op) {
+  const int64_t *t = op->u.fs.buf;
+  struct timespec ts[2];
+  for (int i = 0; i < 2; i++) {
+    if (t[i] == MP_UTIME_NOW) {
+      ts[i].tv_sec = 0;
+      ts[i].tv_nsec = UTIME_NOW;
+      continue;
+    }
+    int64_t sec = t[i] / 1000000000, ns = t[i] % 1000000000;
+    if (ns < 0) { /* before 1970: nsec stays in [0, 1e9) */
+      sec--;
+      ns += 1000000000;
+    }
+    ts[i].tv_sec = (time_t)sec;
+    ts[i].tv_nsec = (long)ns;
+  }
+  return utimensat(AT_FDCWD, op->u.fs.path, ts, 0) < 0 ? err_of(errno) : 0;
+}
+
+/* O_TMPFILE: a file that never has a name; where the filesystem cannot
+ * (EOPNOTSUPP, EISDIR before Linux 3.11), a named one removed at once,
+ * as glibc's tmpfile does. */
+static int64_t tmpfile_op(struct mp_op *op) {
+  char *dir = (char *)op->u.fs.path;
+  int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+    return err_of(errno);
+  strcat(dir, "/moonport-" MP__TEMPLATE); /* prep left room */
+  if ((fd = mkostemp(dir, O_CLOEXEC)) < 0) return err_of(errno);
+  unlink(dir);
+  return fd;
+}
+
+/* Bytes from in to out at their positions, in the kernel when it can:
+ * copy_file_range fails without copying anything across filesystems
+ * (EXDEV), on old kernels (ENOSYS) and some filesystems (EINVAL,
+ * EOPNOTSUPP), then a buffer does it. A first 0 is checked with read:
+ * files such as /proc's claim size 0 and copy_file_range copies
+ * nothing. */
+static int copy_fds(int in, int out, int *which) {
+  int kernel = 1;
+  char *buf = NULL;
+  int64_t total = 0;
+  int err = 0;
+  for (;;) {
+    ssize_t n;
+    if (kernel) {
+      n = copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0);
+      if ((n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+                     errno == EOPNOTSUPP)) || (n == 0 && total == 0)) {
+        kernel = 0;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) { /* which side failed is unknown: blame the target */
+        err = err_of(errno);
+        *which = 1;
+        break;
+      }
+      if (n == 0) break;
+      total += n;
+      continue;
+    }
+    if (!buf && !(buf = malloc(1 << 17))) {
+      err = MP_ENOMEM;
+      break;
+    }
+    n = read(in, buf, 1 << 17);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      err = err_of(errno);
+      *which = 0;
+      break;
+    }
+    if (n == 0) break;
+    if ((err = wf_write(out, buf, (size_t)n)) < 0) {
+      *which = 1;
+      break;
+    }
+    total += n;
+  }
+  free(buf);
+  return err;
+}
+
+/* COPYFILE: cp's semantics for a regular file: the target is truncated
+ * and rewritten in place (keeping its inode, mode and owner) or created
+ * with the source's permissions (minus the umask). */
+static int64_t copy_op(struct mp_op *op) {
+  struct stat si, so;
+  int err = 0, out = -1, which = 0;
+  /* O_NONBLOCK: a FIFO must not hold the pool thread; refused below */
+  int in = open(op->u.fs.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (in < 0) return err_of(errno);
+  if (fstat(in, &si) < 0) err = err_of(errno);
+  else if (S_ISDIR(si.st_mode)) err = MP_EISDIR;
+  else if (!S_ISREG(si.st_mode)) err = MP_EINVAL;
+  if (err) goto done;
+  which = 1;
+  if (stat(op->u.fs.path2, &so) == 0 && so.st_dev == si.st_dev &&
+      so.st_ino == si.st_ino) {
+    err = MP_EINVAL; /* onto itself: truncating would lose it */
+    goto done;
+  }
+  out = open(op->u.fs.path2, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+             si.st_mode & 0777);
+  if (out < 0) {
+    err = err_of(errno);
+    goto done;
+  }
+  err = copy_fds(in, out, &which);
+  if (close(out) < 0 && !err && errno != EINTR) { /* NFS reports late */
+    err = err_of(errno);
+    which = 1;
+  }
+done:
+  close(in);
+  op->u.fs.flags = err ? which : 0;
+  return err;
+}
+
+int64_t mp__fsx_blocking(struct mp_op *op) {
+  const char *path = op->u.fs.path;
+  int r;
+  switch (op->kind) {
+    case MP_OP_READLINK: return readlink_op(op);
+    case MP_OP_REALPATH: return len_or_err(realpath(path, op->u.fs.buf));
+    case MP_OP_MKDTEMP: return len_or_err(mkdtemp((char *)path));
+    case MP_OP_UTIME: return utime_op(op);
+    case MP_OP_TMPFILE: return tmpfile_op(op);
+    case MP_OP_COPYFILE: return copy_op(op);
+    default: break;
+  }
+  do {
+    switch (op->kind) {
+      case MP_OP_CHMOD:
+        r = fchmodat(AT_FDCWD, path, (mode_t)op->u.fs.mode, 0);
+        break;
+      case MP_OP_CHOWN:
+        r = chown(path, (uid_t)op->u.fs.mode, (gid_t)op->u.fs.flags);
+        break;
+      case MP_OP_SYMLINK:
+        r = symlinkat(op->u.fs.path2, AT_FDCWD, path);
+        break;
+      case MP_OP_TRUNCATE:
+        r = path ? truncate(path, (off_t)op->u.fs.len)
+                 : ftruncate(op->handle, (off_t)op->u.fs.len);
+        break;
+      default:
+        r = -1;
+        errno = EINVAL;
+    }
+  } while (r < 0 && errno == EINTR);
+  return r < 0 ? err_of(errno) : 0;
+}
+
+int mp_os_handle_mode(mp_handle_t h) {
+  int fl = fcntl(h, F_GETFL);
+  if (fl < 0) return err_of(errno);
+  int acc = fl & O_ACCMODE;
+  return (acc == O_WRONLY ? MP_O_WRONLY : acc == O_RDWR ? MP_O_RDWR
+                                                          : MP_O_RDONLY) |
+         (fl & O_APPEND ? MP_O_APPEND : 0);
+}
+
+int mp_os_set_append(mp_handle_t h) {
+  int fl = fcntl(h, F_GETFL);
+  if (fl < 0 || fcntl(h, F_SETFL, fl | O_APPEND) < 0) return err_of(errno);
+  return 0;
+}
+
+/* sendfile(2) cannot be told MSG_NOSIGNAL: SIGPIPE is blocked around it
+ * on this thread, and one it raised is taken back before the mask is
+ * restored. A file sendfile cannot read (EINVAL) goes through a buffer:
+ * pread leaves the file as it is, so bytes the socket did not take are
+ * simply not counted. Nor MSG_DONTWAIT: a blocking descriptor (adopted
+ * by mp.net.wrap, whose mode is not ours to change) is sent to only when
+ * writable, and 4 KiB at most, what a writable socket or pipe takes
+ * without waiting (as lstream.c cuts writes to a blocking pipe). */
+int64_t mp__sendfile_try(struct mp_op *op) {
+  sigset_t pipe_set, old, pending;
+  off_t off = (off_t)op->u.sf.off;
+  size_t len = op->u.sf.len > 0x7ffff000 ? 0x7ffff000 : op->u.sf.len;
+  ssize_t n;
+  int e, fl = fcntl(op->handle, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) {
+    struct pollfd p = {.fd = op->handle, .events = POLLOUT};
+    if (poll(&p, 1, 0) == 0) return MP_EAGAIN;
+    if (len > 4096) len = 4096;
+  }
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  int had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+  do n = sendfile(op->handle, op->u.sf.from, &off, len);
+  while (n < 0 && errno == EINTR);
+  e = errno;
+  if (n < 0 && (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP)) {
+    char buf[32768];
+    n = pread(op->u.sf.from, buf, len < sizeof buf ? len : sizeof buf,
+              (off_t)op->u.sf.off);
+    if (n > 0) n = send(op->handle, buf, (size_t)n,
+                        MSG_NOSIGNAL | MSG_DONTWAIT);
+    e = errno;
+  }
+  if (n < 0 && e == EPIPE && !had) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (n >= 0) return n;
+  if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR) return MP_EAGAIN;
+  return err_of(e);
+}

@@ -130,9 +130,21 @@ enum mp_op_kind {
   MP_OP_RMDIR,    /* rmdir(2) */
   MP_OP_MKDIR,    /* mkdir(2) */
   MP_OP_READDIR,  /* a directory's names, result the count (pool) */
+  /* More paths and files (issue 14; prep and result notes below) */
+  MP_OP_CHMOD,    /* chmod(2) (pool: io_uring has no opcode) */
+  MP_OP_CHOWN,    /* chown(2) (pool) */
+  MP_OP_UTIME,    /* utimensat(2) (pool) */
+  MP_OP_SYMLINK,  /* symlink(2) */
+  MP_OP_READLINK, /* readlink(2), the target in the op (pool) */
+  MP_OP_REALPATH, /* realpath(3), the absolute path in the op (pool) */
+  MP_OP_TRUNCATE, /* ftruncate(2) of a handle; truncate(2) (pool) */
+  MP_OP_MKDTEMP,  /* mkdtemp(3), the new path in the op (pool) */
+  MP_OP_TMPFILE,  /* an unnamed temporary file, result the handle (pool) */
+  MP_OP_COPYFILE, /* a file's bytes to another path (pool) */
   MP_OP_WRITEFILE, /* replace a file atomically and durably (pool) */
   MP_OP_SENDTO,   /* a datagram to an address (or the connected peer) */
   MP_OP_RECVFROM, /* a datagram and its source (mp_op_from) */
+  MP_OP_SENDFILE, /* file bytes to a socket in the kernel, as SEND */
   MP_OP_GETADDRINFO, /* names to addresses, on the threadpool */
   MP_OP_POLL,     /* completes once the handle is readable or signalled
                      (a process handle whose process ended, a signal
@@ -167,11 +179,16 @@ struct mp_op {
     struct {                                        /* OPEN..WRITEFILE */
       const char *path, *path2; /* in op->priv */
       void *buf;     /* STAT: struct mp_stat, READDIR: the names,
-                        WRITEFILE: the data; in op->priv */
-      size_t len;    /* READDIR: bytes of names; WRITEFILE: of data */
-      int flags;     /* OPEN, STAT: the platform's flags (translated) */
-      uint32_t mode;
+                        WRITEFILE: the data; READLINK..MKDTEMP: the
+                        resulting path; UTIME: the times; in op->priv */
+      size_t len;    /* READDIR: bytes of names; WRITEFILE: of data;
+                        TRUNCATE: the new size */
+      int flags;     /* OPEN, STAT: the platform's flags (translated);
+                        CHOWN: the gid; COPYFILE: out, 1 when the
+                        failure concerns path2 */
+      uint32_t mode; /* CHOWN: the uid */
     } fs;
+    struct { mp_handle_t from; int64_t off; size_t len; } sf; /* SENDFILE */
   } u;
   void *owned;             /* freed by mp_op_release: memory the op owns
                               (set it with mp_op_own) */
@@ -323,6 +340,59 @@ const char *mp_op_readdir_next(const struct mp_op *op, const char *prev);
  * failure. Temporaries left by killed writers are removed. */
 int mp_op_prep_writefile(struct mp_op *op, const char *path,
                          const void *data, size_t len);
+
+/* --- more paths and files (issue 14) ---
+ * As the path ops above: paths copied into the op, MP_ENOMEM when that
+ * fails, results >= 0 or MP_E* codes. */
+/* mode: permission bits (07777). */
+int mp_op_prep_chmod(struct mp_op *op, const char *path, uint32_t mode);
+/* MP_OWNER_KEEP leaves the uid or gid as it is. On systems without
+ * owners (Windows) it completes with MP_ENOSYS. */
+#define MP_OWNER_KEEP UINT32_MAX
+int mp_op_prep_chown(struct mp_op *op, const char *path, uint32_t uid,
+                     uint32_t gid);
+/* Access and modification times in ns since the epoch; MP_UTIME_NOW
+ * for the current time. Follows symlinks. */
+#define MP_UTIME_NOW INT64_MIN
+int mp_op_prep_utime(struct mp_op *op, const char *path, int64_t atime,
+                     int64_t mtime);
+/* Creates path as a symbolic link holding target. */
+int mp_op_prep_symlink(struct mp_op *op, const char *target,
+                       const char *path);
+/* READLINK, REALPATH and MKDTEMP leave their string in the op:
+ * mp_op_path_result, NUL-terminated, valid until the op is released or
+ * prepared again; result is its length. */
+int mp_op_prep_readlink(struct mp_op *op, const char *path);
+int mp_op_prep_realpath(struct mp_op *op, const char *path);
+/* A new directory (mode 0700) named prefix followed by six random
+ * characters; prefix NULL: "moonport-" in the system's temporary
+ * directory. */
+int mp_op_prep_mkdtemp(struct mp_op *op, const char *prefix);
+const char *mp_op_path_result(const struct mp_op *op);
+/* Sets the size of the file at path, or of the open handle h (path
+ * NULL), extending with zeros. */
+int mp_op_prep_truncate(struct mp_op *op, const char *path, mp_handle_t h,
+                        int64_t size);
+/* A new read-write file in the system's temporary directory that has no
+ * name (or loses it at once): it is gone when its handle is closed.
+ * Result is the handle. */
+int mp_op_prep_tmpfile(struct mp_op *op);
+/* Copies the bytes of the file from to the file to, which is created
+ * (with from's permissions) or truncated, as cp does: in the kernel
+ * (copy_file_range) where it can, else through a buffer. Copying a file
+ * onto itself fails with MP_EINVAL. u.fs.flags tells which path a
+ * failure concerns (0 from, 1 to). */
+int mp_op_prep_copyfile(struct mp_op *op, const char *from, const char *to);
+/* Sends up to len bytes of the file from, at offset off (>= 0, the
+ * file's own position untouched), to the stream socket h, in the kernel
+ * (sendfile); result is the count sent (0: off is at end of file), short
+ * like a SEND's. Never raises SIGPIPE. Waits for the socket to be
+ * writable as SEND does; the file's pages are read on the loop's thread
+ * (a file not in the page cache makes it wait for the disk). sendfile
+ * has no MSG_DONTWAIT: a blocking h (an adopted descriptor) is sent to
+ * only when writable, at most 4 KiB per call, so the loop never waits. */
+void mp_op_prep_sendfile(struct mp_op *op, mp_handle_t h, mp_handle_t from,
+                         int64_t off, size_t len);
 
 /* File metadata, as stat(2) gives it, in portable terms (MP_OP_STAT,
  * mp_os_fstat). mode holds the permission bits only; type the kind. */

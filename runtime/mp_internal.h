@@ -145,6 +145,17 @@ void mp__fs_complete(struct mp_op *op, int64_t res);
 /* The blocking body of a file or path op (OPEN..WRITEFILE, FSYNC). */
 void mp__fs_blocking(struct mp_op *op);
 
+/* fs_unix.c, issue 14: the longest path READLINK and REALPATH return
+ * (with its NUL), the suffix mkdtemp fills in, the system's temporary
+ * directory (TMPDIR, else /tmp), the bodies of CHMOD..COPYFILE, and one
+ * non-blocking SENDFILE attempt (the count, or MP_EAGAIN: wait for the
+ * socket to be writable). */
+enum { MP__PATH_MAX = 4096 };
+#define MP__TEMPLATE "XXXXXX"
+const char *mp__fs_tmpdir(void);
+int64_t mp__fsx_blocking(struct mp_op *op);
+int64_t mp__sendfile_try(struct mp_op *op);
+
 /* os_unix.c: the blocking body of an op a backend sends to the
  * threadpool (file and path ops on epoll, opcodes io_uring lacks); sets
  * op->result. */

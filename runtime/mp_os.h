@@ -88,6 +88,14 @@ int mp_os_thread_count(void);
 /* Sleeps the calling thread for ms milliseconds. */
 void mp_os_sleep_ms(int ms);
 
+/* ---- More files (issue 14, H6 fsx: runtime/fs_unix.c) ---- */
+
+/* How h was opened: MP_O_RDONLY, MP_O_WRONLY or MP_O_RDWR, plus
+ * MP_O_APPEND; MP_EBADF for a handle that is not open. */
+int mp_os_handle_mode(mp_handle_t h);
+/* Makes every write on h append (as fdopen's "a" modes do). */
+int mp_os_set_append(mp_handle_t h);
+
 /* ---- Adopted handles (H7 watch: runtime/adopt_unix.c) ---- */
 
 enum { MP_HK_STREAM, MP_HK_LISTENER, MP_HK_DGRAM, MP_HK_PIPE };

@@ -427,3 +427,100 @@ int mp_op_prep_writefile(struct mp_op *op, const char *path,
   op->u.fs.len = len;
   return 0;
 }
+
+/* --- more paths and files (issue 14) --------------------------------------
+ * READLINK and REALPATH keep [MP__PATH_MAX result][path] in op->priv;
+ * MKDTEMP its template, which the job fills in place; UTIME the two times
+ * ahead of the path. */
+
+int mp_op_prep_chmod(struct mp_op *op, const char *path, uint32_t mode) {
+  int r = prep_path(op, MP_OP_CHMOD, MP_INVALID_HANDLE, 0, path, NULL, 0);
+  op->u.fs.mode = mode;
+  return r;
+}
+
+int mp_op_prep_chown(struct mp_op *op, const char *path, uint32_t uid,
+                     uint32_t gid) {
+  int r = prep_path(op, MP_OP_CHOWN, MP_INVALID_HANDLE, 0, path, NULL, 0);
+  op->u.fs.mode = uid;
+  op->u.fs.flags = (int)gid;
+  return r;
+}
+
+int mp_op_prep_utime(struct mp_op *op, const char *path, int64_t atime,
+                     int64_t mtime) {
+  int r = prep_path(op, MP_OP_UTIME, MP_INVALID_HANDLE, 2 * sizeof(int64_t),
+                    path, NULL, 0);
+  if (r < 0) return r;
+  int64_t *t = op->u.fs.buf;
+  t[0] = atime;
+  t[1] = mtime;
+  return 0;
+}
+
+int mp_op_prep_symlink(struct mp_op *op, const char *target,
+                       const char *path) {
+  /* path first, as every path op names the file it makes or changes */
+  return prep_path(op, MP_OP_SYMLINK, MP_INVALID_HANDLE, 0, path, target, 0);
+}
+
+int mp_op_prep_readlink(struct mp_op *op, const char *path) {
+  return prep_path(op, MP_OP_READLINK, MP_INVALID_HANDLE, MP__PATH_MAX,
+                   path, NULL, 0);
+}
+
+int mp_op_prep_realpath(struct mp_op *op, const char *path) {
+  return prep_path(op, MP_OP_REALPATH, MP_INVALID_HANDLE, MP__PATH_MAX,
+                   path, NULL, 0);
+}
+
+int mp_op_prep_mkdtemp(struct mp_op *op, const char *prefix) {
+  char dflt[MP__PATH_MAX];
+  if (!prefix) {
+    snprintf(dflt, sizeof dflt, "%s/moonport-", mp__fs_tmpdir());
+    prefix = dflt;
+  }
+  int r = prep_path(op, MP_OP_MKDTEMP, MP_INVALID_HANDLE, 0, prefix, NULL,
+                    sizeof MP__TEMPLATE);
+  if (r < 0) return r;
+  strcat((char *)op->u.fs.path, MP__TEMPLATE);
+  op->u.fs.buf = (void *)op->u.fs.path;
+  return 0;
+}
+
+const char *mp_op_path_result(const struct mp_op *op) {
+  if ((op->kind != MP_OP_READLINK && op->kind != MP_OP_REALPATH &&
+       op->kind != MP_OP_MKDTEMP) || op->result < 0 || !op->priv)
+    return NULL;
+  return op->u.fs.buf;
+}
+
+int mp_op_prep_truncate(struct mp_op *op, const char *path, mp_handle_t h,
+                        int64_t size) {
+  int r = prep_path(op, MP_OP_TRUNCATE, path ? MP_INVALID_HANDLE : h, 0,
+                    path, NULL, 0);
+  op->u.fs.len = size < 0 ? 0 : (size_t)size;
+  if (r == 0 && size < 0) r = MP_EINVAL;
+  return r;
+}
+
+/* TMPFILE's path is the directory, with room for a template after it
+ * where the system has no unnamed files. */
+int mp_op_prep_tmpfile(struct mp_op *op) {
+  int r = prep_path(op, MP_OP_TMPFILE, MP_INVALID_HANDLE, 0,
+                    mp__fs_tmpdir(), NULL, sizeof "/moonport-" MP__TEMPLATE);
+  return r;
+}
+
+int mp_op_prep_copyfile(struct mp_op *op, const char *from, const char *to) {
+  return prep_path(op, MP_OP_COPYFILE, MP_INVALID_HANDLE, 0, from, to, 0);
+}
+
+void mp_op_prep_sendfile(struct mp_op *op, mp_handle_t h, mp_handle_t from,
+                         int64_t off, size_t len) {
+  op->kind = MP_OP_SENDFILE;
+  op->handle = h;
+  op->u.sf.from = from;
+  op->u.sf.off = off;
+  op->u.sf.len = len;
+}

@@ -243,11 +243,20 @@ TEST_IMPL(socket_ops) {
   return 0;
 }
 
+static char buf_for_bad_fd[8];
+
 TEST_IMPL(bad_fd) {
   struct mp_loop *loop = test_loop();
   nres = 0;
   struct mp_op *op = read_op(loop, -1, 8, -1);
   ASSERT_EQ(mp_op_submit(op), MP_EBADF); /* not started: still ours */
+  mp_op_release(op);
+  /* datagram ops too (epoll looped forever sizing its table for -1) */
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(mp_op_prep_sendto(op, -1, "x", 1, NULL), 0);
+  ASSERT_EQ(mp_op_submit(op), MP_EBADF);
+  ASSERT_EQ(mp_op_prep_recvfrom(op, -1, buf_for_bad_fd, 8), 0);
+  ASSERT_EQ(mp_op_submit(op), MP_EBADF);
   mp_op_release(op);
   int fd = open("/dev/null", O_RDONLY);
   close(fd); /* a closed descriptor: the op completes with EBADF */
