@@ -143,6 +143,18 @@ static int fmt_kind(lua_State *L, int idx, lua_Integer *count) {
   }
 }
 
+int lmp_rbuf_lines(lua_State *L, lua_CFunction iter) {
+  int n = lua_gettop(L) - 1;
+  luaL_argcheck(L, n <= 250, 252, "too many arguments");
+  lmp_rbuf_check_formats(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_pushinteger(L, n);
+  lua_insert(L, 3);
+  lua_pushcclosure(L, iter, 3 + n);
+  return 1;
+}
+
 void lmp_rbuf_check_formats(lua_State *L, int first) {
   int top = lua_gettop(L);
   for (int i = first; i <= top; i++) {

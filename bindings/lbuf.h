@@ -143,6 +143,10 @@ int64_t *lmp_rbuf_optag(struct mp_op *op);
 
 /* Raises (luaL_argerror) for a bad format at [first, top]. */
 void lmp_rbuf_check_formats(lua_State *L, int first);
+/* obj:lines(...) for a method whose object is at 1 (checked) and formats
+ * follow: returns iter as a closure with upvalues (the caller's upvalue
+ * 1, the object, the count of formats, the formats). */
+int lmp_rbuf_lines(lua_State *L, lua_CFunction iter);
 
 /* The engine. Object at 1, formats at 2..top ("l" when none). Returns the
  * number of results, through lmp_await continuations. */

@@ -101,16 +101,8 @@ static int lines_iter(lua_State *L) {
 }
 
 static int file_lines(lua_State *L) {
-  int n = lua_gettop(L) - 1;
   lfile_check(L);
-  luaL_argcheck(L, n <= 250, 252, "too many arguments");
-  lmp_rbuf_check_formats(L, 2);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_pushinteger(L, n);
-  lua_insert(L, 3);
-  lua_pushcclosure(L, lines_iter, 3 + n);
-  return 1;
+  return lmp_rbuf_lines(L, lines_iter);
 }
 
 /* --- positional read ------------------------------------------------------ */

@@ -72,13 +72,18 @@ static int path_k(lua_State *L, struct mp_op *op) {
   return 1;
 }
 
-static int path_await(lua_State *L, struct mp_op *op, int err,
-                      const char *fname) {
+int lmp_path_await(lua_State *L, struct mp_op *op, int err, lmp_done k,
+                   const char *fname) {
   if (err < 0) {
     mp_op_release(op);
     return lmp_fail(L, err, lua_tostring(L, 1));
   }
-  return lmp_await(L, op, path_k, fname);
+  return lmp_await(L, op, k, fname);
+}
+
+static int path_await(lua_State *L, struct mp_op *op, int err,
+                      const char *fname) {
+  return lmp_path_await(L, op, err, path_k, fname);
 }
 
 static struct mp_op *new_op(lua_State *L) {

@@ -49,11 +49,7 @@ static int path_k(lua_State *L, struct mp_op *op) {
 
 static int path_await(lua_State *L, struct mp_op *op, int err,
                       const char *fname) {
-  if (err < 0) {
-    mp_op_release(op);
-    return lmp_fail(L, err, lua_tostring(L, 1));
-  }
-  return lmp_await(L, op, path_k, fname);
+  return lmp_path_await(L, op, err, path_k, fname);
 }
 
 /* chmod(path, mode): mode an integer (0755) or a string of octal digits

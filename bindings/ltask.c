@@ -31,13 +31,9 @@ static int push_outcome(lua_State *L, struct lmp_task *t) {
   return t->nres + 1;
 }
 
-static int join_k(lua_State *L, int status, lua_KContext ctx) {
-  struct lmp_state *S = lmp_state(L);
-  struct lmp_task *t = check_task(L, 1);
-  (void)ctx;
-  (void)status;
-  if (t->status == LMP_DONE) return push_outcome(L, t);
-  /* waiters[t] = { ..., self } */
+/* Pushes waiters[t] for the task t at 1 (made if missing), above the
+ * waiters table itself. */
+static void push_joiners(lua_State *L, struct lmp_state *S) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiters);
   lua_pushvalue(L, 1);
   if (lua_rawget(L, -2) != LUA_TTABLE) {
@@ -47,6 +43,16 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushvalue(L, -2);
     lua_rawset(L, -4);
   }
+}
+
+static int join_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = check_task(L, 1);
+  (void)ctx;
+  (void)status;
+  if (t->status == LMP_DONE) return push_outcome(L, t);
+  /* waiters[t] = { ..., self } */
+  push_joiners(L, S);
   t->has_joiners = 1; /* before the append, which may run out of memory */
   lmp_push_task(L, lmp_self(S));
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
@@ -63,15 +69,7 @@ static int l_join_watch(lua_State *L) {
   struct lmp_task *t = check_task(L, 1);
   if (t->status == LMP_DONE) return 0;
   lua_settop(L, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiters);
-  lua_pushvalue(L, 1);
-  if (lua_rawget(L, -2) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -4);
-  }
+  push_joiners(L, S);
   t->has_joiners = 1;
   lmp_push_task(L, lmp_self(S));
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
