@@ -522,6 +522,20 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
   }
 }
 
+int lmp_rbuf_line(lua_State *L, struct lmp_rbuf *rb, int keep) {
+  size_t avail = rb->len - rb->off;
+  if (rb->pending || avail == 0) return 0;
+  const char *p = rb->p + rb->off, *nl = memchr(p, '\n', avail);
+  if (!nl || (size_t)(nl - p) > rb->maxline) return 0; /* the engine's */
+  size_t n = (size_t)(nl - p);
+  lua_pushlstring(L, p, keep ? n + 1 : n);
+  rb->off += n + 1; /* committed, as finish_ok does */
+  rb->tpos = rb->off;
+  rb->scanned = 0;
+  if (rb->off == rb->len) rb->off = rb->tpos = rb->len = 0;
+  return 1;
+}
+
 int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags) {
   struct lmp_rbuf *rb = vt->check(L);
   int nfmt;

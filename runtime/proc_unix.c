@@ -9,9 +9,12 @@
  * EPIPE (MSG_NOSIGNAL) instead of raising SIGPIPE. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -272,4 +275,29 @@ void mp_os_sigroute_close(struct mp_sigroute *r) {
   if (r->saved_ok) pthread_sigmask(SIG_SETMASK, &r->saved, NULL);
   atomic_fetch_and(&owned, ~bits);
   free(r);
+}
+
+/* ---- C stdio's stdout (issue 12: mp.stdout shares its buffer) ---- */
+
+int mp_os_stdout_buffer(size_t *pending, size_t *size) {
+  if (__flbf(stdout) || !__fwritable(stdout)) return MP_EOPNOTSUPP;
+  if (__fbufsize(stdout) == 0 && __fpending(stdout) == 0)
+    setvbuf(stdout, NULL, _IOFBF, BUFSIZ); /* nothing written yet: make
+                                              the buffer stdio would */
+  *size = __fbufsize(stdout);
+  *pending = __fpending(stdout);
+  /* unbuffered: a buffer of one byte that is never kept */
+  return *size > 1 ? 0 : MP_EOPNOTSUPP;
+}
+
+int mp_os_stdout_drain(mp_handle_t h) {
+  if (__fpending(stdout) == 0) return 1;
+  struct pollfd p = {.fd = h, .events = POLLOUT};
+  int r = poll(&p, 1, 0);
+  if (r < 0) return errno == EINTR ? 0 : mp_err_from_errno(errno);
+  if (r == 0) return 0;
+  if (fflush(stdout) == 0) return 1;
+  r = mp_err_from_errno(errno);
+  clearerr(stdout); /* reported here; the bytes are gone, as fflush's */
+  return r;
 }
