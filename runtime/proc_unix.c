@@ -281,9 +281,13 @@ void mp_os_sigroute_close(struct mp_sigroute *r) {
 
 int mp_os_stdout_buffer(size_t *pending, size_t *size) {
   if (__flbf(stdout) || !__fwritable(stdout)) return MP_EOPNOTSUPP;
-  if (__fbufsize(stdout) == 0 && __fpending(stdout) == 0)
-    setvbuf(stdout, NULL, _IOFBF, BUFSIZ); /* nothing written yet: make
-                                              the buffer stdio would */
+  if (__fbufsize(stdout) == 0 && __fpending(stdout) == 0) {
+    /* Nothing written yet: no buffer, and a terminal is not yet marked
+     * line-buffered (stdio does it with the buffer). Make the buffer
+     * stdio would. */
+    if (isatty(fileno(stdout))) return MP_EOPNOTSUPP;
+    setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
+  }
   *size = __fbufsize(stdout);
   *pending = __fpending(stdout);
   /* unbuffered: a buffer of one byte that is never kept */

@@ -423,6 +423,95 @@ describe("mp.stdin, mp.stdout, mp.stderr", function()
     end)
   end)
 
+  it("mp.stdout:write to a pipe does not suspend while it fits in "
+     .. "stdout's buffer (no op per line)", function()
+    H.run(function()
+      local out, code = proc.run({ MOONPORT, "-e", [[
+        local mp = require "moonport"
+        local ran = false
+        mp.spawn(function() ran = true end)
+        for _ = 1, 3 do mp.stdout:write("x") end
+        mp.stdout:write(" ", tostring(ran), "\n")
+        io.write("io ")
+        mp.stdout:write(tostring(ran), "\n")
+        mp.sleep(0)
+        mp.stdout:write(tostring(ran), "\n")]] })
+      assert.equal("xxx false\nio false\ntrue\n", out)
+      assert.equal(0, code)
+    end)
+  end)
+
+  it("keeps mp.stdout's buffered bytes at exit, os.exit and an error, in "
+     .. "order with io.write", function()
+    H.run(function()
+      local cases = {
+        { 'mp.stdout:write("a") io.write("b") mp.stdout:write("c")', "abc",
+          0 },
+        { 'mp.stdout:write("a") io.write("b") os.exit(3)', "ab", 3 },
+        { 'mp.stdout:write("a") error("boom")', "a", 1 },
+        { 'mp.spawn(function() mp.stdout:write("t") mp.sleep(0.01) ' ..
+          'mp.stdout:write("u") end)', "tu", 0 },
+        { 'mp.stdout:write(("z"):rep(100000), "!") io.write("w")',
+          ("z"):rep(100000) .. "!w", 0 },
+      }
+      for _, c in ipairs(cases) do
+        local out, code = proc.run({ MOONPORT, "-e",
+          'local mp = require "moonport" ' .. c[1] }, { stderr = "null" })
+        assert.equal(c[2], out)
+        assert.equal(c[3], code)
+      end
+    end)
+  end)
+
+  it("writes mp.stdout's buffered bytes out before waiting: a reader "
+     .. "waiting for them gets them", function()
+    H.run(function()
+      local p = assert(proc.spawn({ MOONPORT, "-e", [[
+        local mp = require "moonport"
+        mp.stdout:write("ping\n")
+        local reply = mp.stdin:read("l")
+        mp.stdout:write("got ", reply, "\n")
+        mp.sleep(0.05) -- a timer wait, not a read
+        mp.stdout:write("late\n")
+        mp.sleep(5)]] }, { stdin = "pipe", stdout = "pipe" }))
+      p.stdout:settimeout(5)
+      assert.equal("ping", p.stdout:read("l"))
+      assert(p.stdin:write("pong\n"))
+      assert.equal("got pong", p.stdout:read("l"))
+      assert.equal("late", p.stdout:read("l"))
+      p:kill()
+      p:wait()
+      p.stdin:close()
+      p.stdout:close()
+    end)
+  end)
+
+  it("a full stdout pipe stops neither the loop nor the timer; flush "
+     .. "waits for it", function()
+    H.run(function()
+      local p = assert(proc.spawn({ MOONPORT, "-e", [[
+        local mp = require "moonport"
+        local ticks = 0
+        local t = mp.spawn(function()
+          while true do mp.sleep(0.01) ticks = ticks + 1 end
+        end)
+        local line = ("y"):rep(99) .. "\n"
+        for _ = 1, 4000 do assert(mp.stdout:write(line)) end
+        assert(mp.stdout:flush())
+        mp.stderr:write(ticks, "\n")
+        t:cancel()]] }, { stdout = "pipe", stderr = "pipe" }))
+      mp.sleep(0.5) -- the child fills the pipe and waits
+      local out = p.stdout:read("a")
+      assert.equal(400000, #out)
+      assert.equal(("y"):rep(99) .. "\n", out:sub(-100))
+      local ticks = tonumber(p.stderr:read("l"))
+      assert.is_true(ticks >= 10, "ticks " .. tostring(ticks))
+      assert.equal(0, p:wait())
+      p.stdout:close()
+      p.stderr:close()
+    end)
+  end)
+
   it("works over regular files and /dev/null", function()
     H.run(function()
       local dir = H.tmpdir()
