@@ -9,8 +9,16 @@
 # stdout before the script).
 set -u
 : "${MOONPORT:?}" "${LUA54:?}"
+export LUA_CPATH="$(dirname "$MOONPORT")/lib/?.so;;"
+asan=""
+if ldd "$(dirname "$MOONPORT")/lib/moonport.so" 2>/dev/null | grep -q libasan
+then
+  asan=$(gcc -print-file-name=libasan.so)
+fi
 for prog in "$MOONPORT" "$LUA54"; do
-python3 - "$prog" <<'PY' || exit 1
+pre=""
+[ "$prog" = "$LUA54" ] && pre=$asan
+python3 - "$prog" "$pre" <<'PY' || exit 1
 import os, pty, select, sys, time
 mp = sys.argv[1]
 script = r'''
@@ -23,6 +31,8 @@ os.execute("sleep 6")
 '''
 pid, fd = pty.fork()
 if pid == 0:
+    if sys.argv[2]:
+        os.environ["LD_PRELOAD"] = sys.argv[2]  # an ASan build's module
     os.execvp(mp, [mp, "-e", script])
 out = b""
 def wait_for(s, timeout):
