@@ -86,24 +86,13 @@ static int file_read(lua_State *L) {
   return lmp_rbuf_read(L, &file_vt, 0);
 }
 
-/* Whether the formats of a lines iterator (upvalues 3..) are one line
- * format: 1 "l" (or none), 2 "L", else 0. */
-static int line_format(lua_State *L, int n) {
-  if (n == 0) return 1;
-  if (n > 1 || lua_type(L, lua_upvalueindex(4)) != LUA_TSTRING) return 0;
-  const char *s = lua_tostring(L, lua_upvalueindex(4));
-  if (*s == '*') s++;
-  return *s == 'l' ? 1 : *s == 'L' ? 2 : 0;
-}
-
 /* The iterator of file:lines(...): upvalues S, file, formats. */
 static int lines_iter(lua_State *L) {
   /* upvalue 2 is a file: file_lines checked it */
   struct lfile *wf = lua_touserdata(L, lua_upvalueindex(2));
-  int n = (int)lua_tointeger(L, lua_upvalueindex(3)), kind;
+  int n = (int)lua_tointeger(L, lua_upvalueindex(3));
   /* a whole line buffered: no format engine, no stack shuffling */
-  if (lfile_isopen(wf) && !wf->h->wlen && (kind = line_format(L, n)) &&
-      lmp_rbuf_line(L, &wf->rb, kind == 2))
+  if (lfile_isopen(wf) && !wf->h->wlen && lmp_rbuf_line(L, &wf->rb))
     return 1;
   lua_settop(L, 0);
   lua_pushvalue(L, lua_upvalueindex(2));
