@@ -463,6 +463,20 @@ describe("mp.stdin, mp.stdout, mp.stderr", function()
     end)
   end)
 
+  it("writes what waits in stdout's buffer before a child that inherits "
+     .. "stdout starts", function()
+    H.run(function()
+      local out, code = proc.run({ MOONPORT, "-e", [[
+        local mp = require "moonport"
+        mp.stdout:write("before ")
+        io.write("io ")
+        assert(mp.proc.spawn({ "echo", "child" })):wait()
+        mp.stdout:write("after\n")]] })
+      assert.equal("before io child\nafter\n", out)
+      assert.equal(0, code)
+    end)
+  end)
+
   it("writes mp.stdout's buffered bytes out before waiting: a reader "
      .. "waiting for them gets them", function()
     H.run(function()
