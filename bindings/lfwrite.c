@@ -17,7 +17,9 @@
  * on the other end may be waiting for these bytes), and by flush; only
  * once stdout is writable (it then takes the buffer's PIPE_BUF bytes at
  * once), waiting for that through the loop. print still flushes it
- * synchronously, as it always does. */
+ * synchronously, as it always does. What does not go there (a bigger
+ * write, mp.stderr, a terminal) is first written straight from the
+ * strings as far as the stream takes it at once (mp_os_trywrite). */
 #include <stdio.h>
 #include <string.h>
 
@@ -44,16 +46,34 @@ static size_t measure(lua_State *L, int first) {
   return n;
 }
 
-/* Copies the measured arguments [first, top] to dst. */
-static void copy_args(lua_State *L, int first, char *dst) {
+/* Copies the measured arguments [first, top] to dst, but for their
+ * first skip bytes. */
+static void copy_args(lua_State *L, int first, char *dst, size_t skip) {
   int top = lua_gettop(L);
   size_t n = 0;
   for (int i = first; i <= top; i++) {
     size_t l;
     const char *s = lua_tolstring(L, i, &l);
-    memcpy(dst + n, s, l);
-    n += l;
+    size_t k = skip < l ? skip : l;
+    skip -= k;
+    memcpy(dst + n, s + k, l - k);
+    n += l - k;
   }
+}
+
+/* Writes what the standard stream takes now, straight from the argument
+ * strings [first, top] (no copy, no op): the count written, MP_EAGAIN,
+ * or an MP_E* code. */
+static int64_t try_write(lua_State *L, struct lfile *f, int first) {
+  struct mp_iov iov[16];
+  int n = 0, top = lua_gettop(L);
+  for (int i = first; i <= top && n < 16; i++) {
+    size_t l;
+    iov[n].base = lua_tolstring(L, i, &l);
+    iov[n].len = l;
+    if (l) n++;
+  }
+  return mp_os_trywrite(f->h->handle, iov, n);
 }
 
 /* file:write and file:flush done: the position moves past the bytes. */
@@ -73,16 +93,17 @@ static int pwrite_done(lua_State *L, int64_t n, int64_t off) {
   return 1;
 }
 
-/* Writes the pending bytes followed by arguments [first, top] at off, in
- * one block the write owns; the pending write is emptied. */
+/* Writes the pending bytes followed by arguments [first, top] (but for
+ * their first skip bytes, already written) at off, in one block the
+ * write owns; the pending write is emptied. */
 static int start_write(lua_State *L, struct lfile *f, int first,
-                       int64_t off, lmp_wrote k) {
+                       int64_t off, lmp_wrote k, size_t skip) {
   struct lmp_handle *h = f->h;
-  size_t n = measure(L, first);
+  size_t n = measure(L, first) - skip;
   char *buf = lmp_handle_wbuf(h, h->wlen + n);
   if (!buf) return luaL_error(L, "not enough memory");
   if (h->wlen) memcpy(buf, h->wbuf, h->wlen);
-  copy_args(L, first, buf + h->wlen);
+  copy_args(L, first, buf + h->wlen, skip);
   n += h->wlen;
   h->wlen = 0;
   lua_settop(L, 1);
@@ -227,7 +248,7 @@ int lfile_write(lua_State *L) {
       f->end = off < 0 ? 0 : off;
       lmp_rbuf_reset(&f->rb);
     }
-    copy_args(L, 2, p);
+    copy_args(L, 2, p, 0);
     lua_settop(L, 1);
     return 1;
   }
@@ -240,7 +261,17 @@ int lfile_write(lua_State *L) {
     f->end = off < 0 ? lfile_pos(f) : off;
     lmp_rbuf_reset(&f->rb);
   }
-  return start_write(L, f, 2, off, write_done);
+  size_t done = 0;
+  if (f->std) { /* what the stream takes now needs no op */
+    int64_t r = try_write(L, f, 2);
+    if (r < 0 && r != MP_EAGAIN) return lfile_fail(L, f, (int)r);
+    if (r == (int64_t)n) {
+      lua_settop(L, 1);
+      return 1;
+    }
+    if (r > 0) done = (size_t)r;
+  }
+  return start_write(L, f, 2, off, write_done, done);
 }
 
 /* file:flush(): writes what write() buffered. */
@@ -264,5 +295,5 @@ int lfile_pwrite(lua_State *L) {
   if (f->stream) return lfile_fail(L, f, MP_ESPIPE);
   if (!(f->mode & F_WRITE) && lua_rawlen(L, 2) > 0)
     return lfile_fail(L, f, MP_EBADF);
-  return start_write(L, f, 2, off, pwrite_done);
+  return start_write(L, f, 2, off, pwrite_done, 0);
 }

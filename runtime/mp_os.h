@@ -188,6 +188,11 @@ int mp_os_stdout_buffer(size_t *pending, size_t *size);
  * with mp_op_prep_poll_out, then again), or an MP_E* code (the bytes are
  * dropped, as fflush drops them). */
 int mp_os_stdout_drain(mp_handle_t h);
+/* Writes what h (a pipe, terminal or file at its own position) takes now
+ * without waiting: the count written (maybe short), MP_EAGAIN when
+ * nothing fits or h cannot tell (then write through the loop), or an
+ * MP_E* code. At most 16 pieces of iov are tried. */
+int64_t mp_os_trywrite(mp_handle_t h, const struct mp_iov *iov, int n);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -304,4 +305,20 @@ int mp_os_stdout_drain(mp_handle_t h) {
   r = mp_err_from_errno(errno);
   clearerr(stdout); /* reported here; the bytes are gone, as fflush's */
   return r;
+}
+
+int64_t mp_os_trywrite(mp_handle_t h, const struct mp_iov *iov, int n) {
+  struct iovec v[16];
+  ssize_t r;
+  if (n > 16) n = 16; /* a short write, as allowed */
+  for (int i = 0; i < n; i++) {
+    v[i].iov_base = (void *)iov[i].base;
+    v[i].iov_len = iov[i].len;
+  }
+  do r = pwritev2(h, v, n < 0 ? 0 : n, -1, RWF_NOWAIT);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0) return r;
+  /* EOPNOTSUPP: a terminal or device that cannot say */
+  if (errno == EAGAIN || errno == EOPNOTSUPP) return MP_EAGAIN;
+  return mp_err_from_errno(errno);
 }

@@ -528,6 +528,31 @@ describe("mp.stdin, mp.stdout, mp.stderr", function()
     end)
   end)
 
+  it("mp.stdout writes bigger than stdout's buffer arrive whole and in "
+     .. "order through a full pipe", function()
+    H.run(function()
+      local p = assert(proc.spawn({ MOONPORT, "-e", [[
+        local mp = require "moonport"
+        mp.stderr:write("start\n")
+        for i = 1, 30 do
+          local c = string.char(64 + i)
+          assert(mp.stdout:write(c:rep(7000), "|", c:rep(13000)))
+          mp.stdout:write(tostring(i), "\n")
+        end]] }, { stdout = "pipe", stderr = "pipe" }))
+      assert.equal("start", p.stderr:read("l"))
+      mp.sleep(0.3) -- the child fills the pipe and waits
+      local want = {}
+      for i = 1, 30 do
+        local c = string.char(64 + i)
+        want[i] = c:rep(7000) .. "|" .. c:rep(13000) .. i .. "\n"
+      end
+      assert.is_true(table.concat(want) == p.stdout:read("a"))
+      assert.equal(0, p:wait())
+      p.stdout:close()
+      p.stderr:close()
+    end)
+  end)
+
   it("works over regular files and /dev/null", function()
     H.run(function()
       local dir = H.tmpdir()
