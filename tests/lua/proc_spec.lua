@@ -424,7 +424,8 @@ describe("mp.stdin, mp.stdout, mp.stderr", function()
   end)
 
   it("mp.stdout:write to a pipe does not suspend while it fits in "
-     .. "stdout's buffer (no op per line)", function()
+     .. "stdout's buffer (no op per line), nor a write the stream takes "
+     .. "at once", function()
     H.run(function()
       local out, code = proc.run({ MOONPORT, "-e", [[
         local mp = require "moonport"
@@ -434,9 +435,12 @@ describe("mp.stdin, mp.stdout, mp.stderr", function()
         mp.stdout:write(" ", tostring(ran), "\n")
         io.write("io ")
         mp.stdout:write(tostring(ran), "\n")
+        mp.stderr:write("err") -- taken at once: no op either
+        mp.stdout:write(("z"):rep(10000), tostring(ran), "\n") -- the same
         mp.sleep(0)
-        mp.stdout:write(tostring(ran), "\n")]] })
-      assert.equal("xxx false\nio false\ntrue\n", out)
+        mp.stdout:write(tostring(ran), "\n")]] }, { stderr = "null" })
+      assert.equal("xxx false\nio false\n" .. ("z"):rep(10000) ..
+                   "false\ntrue\n", out)
       assert.equal(0, code)
     end)
   end)
