@@ -343,7 +343,8 @@ struct hsreq {
   const char *fname;
   int raise;       /* a lines iterator: failures raise */
 };
-#define HS_HEAD 16
+#define HS_HEAD 32 /* sizeof(struct hsreq), rounded up to 16 */
+_Static_assert(sizeof(struct hsreq) <= HS_HEAD, "HS_HEAD too small");
 #define HS_BUF(r) ((r)->data + HS_HEAD)
 
 static void hs_broken(struct ltls *t, int err, const char *reason) {

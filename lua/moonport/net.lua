@@ -83,18 +83,14 @@ return function(core, M)
   end
 
   -- Client: the handshake under what is left of connect's timeout.
-  local function client_tls(s, o, host, left)
-    local c, msg, code = context(o, false, "connect", 3)
-    if c then
-      local name = o ~= true and o.servername or host
-      if left then s:settimeout(left) end
-      local ok
-      ok, msg, code = tls_start(s, c, name, false, nil, true)
-      if ok then
-        s:settimeout(nil)
-        hosts[s] = host
-        return s
-      end
+  local function client_tls(s, c, o, host, left)
+    local name = o ~= true and o.servername or host
+    if left then s:settimeout(left) end
+    local ok, msg, code = tls_start(s, c, name, false, nil, true)
+    if ok then
+      s:settimeout(nil)
+      hosts[s] = host
+      return s
     end
     s:close()
     return nil, msg, code
@@ -108,7 +104,11 @@ return function(core, M)
     opts = check_opts(opts, 3, "connect")
     local timeout = opts.timeout
     local start = timeout and M.now()
-    local list, msg, code
+    local ctx, list, msg, code
+    if opts.tls then
+      ctx, msg, code = context(opts.tls, false, "connect", 3)
+      if not ctx then return nil, msg, code end
+    end
     if timeout then
       local ok, a, b, c = M.timeout(timeout, addrs, host, port, false)
       if not ok then
@@ -126,7 +126,7 @@ return function(core, M)
       if s then
         if opts.tls then
           left = timeout and math.max(0, timeout - (M.now() - start))
-          return client_tls(s, opts.tls, host, left)
+          return client_tls(s, ctx, opts.tls, host, left)
         end
         hosts[s] = host
         return s
