@@ -485,6 +485,10 @@ static int hs_step(lua_State *L, struct lsock *s, struct mp_op *op) {
     return hs_ret(L, raise);
   }
   t->busy = 0;
+  /* The last receive may have brought records past the handshake (the
+   * client's first request with its Finished): the next read must look
+   * at them before receiving. */
+  t->rdmore = BIO_ctrl_pending(t->rbio) > 0 || SSL_has_pending(t->ssl);
   lua_CFunction fn = h->fn;
   mp_op_release(op);
   return fn(L);
