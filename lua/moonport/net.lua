@@ -220,6 +220,7 @@ return function(core, M)
   -- stream:starttls(opts): the server role for a stream from accept
   -- (or opts.server), else the client role checking the host given to
   -- connect (or opts.servername).
+  net.tls = core.tls -- built with TLS (MP_WITH_TLS)
   local stream = core.tls_stream_methods
   if stream then
     function stream.starttls(self, o)
