@@ -87,7 +87,10 @@ static struct lsock_req *rd_req(struct mp_op *op) {
 
 /* Runs after lbuf's own callback (which chains here). */
 static void rd_op_cb(struct mp_op *op) {
-  lsock_req_finish(rd_req(op));
+  struct lsock_req *r = rd_req(op);
+  if (r->linked && r->s && r->s->tls) /* ciphertext: never dropped */
+    ltls_feed(r->s, op, lmp_rbuf_opdata(op));
+  lsock_req_finish(r);
   lmp_task_op_cb(op);
 }
 

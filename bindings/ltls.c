@@ -328,6 +328,17 @@ int ltls_readable(struct lsock *s) {
   return t->rdmore || t->peer_closed || t->rderr;
 }
 
+void ltls_feed(struct lsock *s, struct mp_op *op, const char *buf) {
+  struct ltls *t = tls_of(s);
+  if (op->kind != MP_OP_RECV || op->result <= 0 || t->rderr) return;
+  t->rdmore = 1; /* for the next read, if this one's continuation never
+                    runs (cancel, mp.timeout) */
+  if (BIO_write(t->rbio, buf, (int)op->result) != op->result) {
+    snprintf(t->reason, sizeof t->reason, "out of memory");
+    t->rderr = 1;
+  }
+}
+
 /* ---- the handshake ----
  *
  * One op carries it from start to end (its deadline covers all of it):
@@ -354,9 +365,11 @@ static void hs_broken(struct ltls *t, int err, const char *reason) {
   snprintf(t->reason, sizeof t->reason, "%s", reason);
 }
 
-/* An op given up without its continuation running. */
+/* Feeds what a receive brought (first run); marks the handshake broken
+ * when the op is given up without its continuation running. */
 static void hs_op_cb(struct mp_op *op) {
   struct lsock_req *r = op->owned;
+  if (r->linked && r->s && r->s->tls) ltls_feed(r->s, op, HS_BUF(r));
   if (!op->data && r->s && r->s->tls && !r->s->closed &&
       tls_of(r->s)->busy)
     hs_broken(tls_of(r->s), LMP_ETLS, "handshake interrupted");
@@ -425,7 +438,7 @@ static int hs_recv_k(lua_State *L, struct mp_op *op) {
     ltls_fail(L, s, LMP_ETLS, fname);
     return hs_ret(L, raise);
   }
-  if (BIO_write(t->rbio, HS_BUF(r), (int)op->result) != op->result) {
+  if (t->rderr) { /* ltls_feed ran out of memory */
     hs_broken(t, MP_ENOMEM, "");
     mp_op_release(op);
     lsock_fail(L, s, MP_ENOMEM, fname);
@@ -557,7 +570,6 @@ int64_t ltls_decrypt(struct lsock *s, int64_t res, char *buf, size_t cap) {
     }
     return 0;
   }
-  if (res > 0 && BIO_write(t->rbio, buf, (int)res) != res) return MP_ENOMEM;
   size_t n = 0;
   t->rdmore = 0;
   while (n < cap && !t->peer_closed) {
@@ -583,6 +595,13 @@ int64_t ltls_decrypt(struct lsock *s, int64_t res, char *buf, size_t cap) {
   flush_now(s, t);
   if (n) return (int64_t)n;
   return t->peer_closed ? 0 : LMP_RBUF_RETRY;
+}
+
+static void recv_cb(struct mp_op *op) {
+  struct lsock_req *r = op->owned;
+  if (r->linked && r->s && r->s->tls) ltls_feed(r->s, op, r->data);
+  lsock_req_finish(r);
+  lmp_task_op_cb(op);
 }
 
 static void recv_prep(struct mp_op *op, struct lsock *s) {
@@ -619,6 +638,7 @@ int ltls_recv(lua_State *L, struct lsock *s, size_t max) {
   struct mp_op *op = lsock_op(L, s, max < RECV_CHUNK ? RECV_CHUNK : max,
                               lsock_deadline(s));
   struct lsock_req *r = op->owned;
+  op->cb = recv_cb;
   r->dir = LSOCK_RD;
   r->base = max;
   recv_prep(op, s);
@@ -901,6 +921,9 @@ int ltls_fail(lua_State *L, struct lsock *s, int err, const char *what) {
 }
 void ltls_accepted(lua_State *L, struct lsock *server, struct lsock *c) {
   (void)L; (void)server; (void)c;
+}
+void ltls_feed(struct lsock *s, struct mp_op *op, const char *buf) {
+  (void)s; (void)op; (void)buf;
 }
 void lmp_open_tls(lua_State *L, struct lmp_state *S) {
   (void)S; /* net.lua's starttls and settls fail with "ENOSYS" */

@@ -23,8 +23,12 @@ int ltls_handshake_then(lua_State *L, struct lsock *s, lua_CFunction fn,
                         const char *fname, int raise);
 /* Whether plaintext may be ready without receiving (use a NOP op). */
 int ltls_readable(struct lsock *s);
-/* Feeds res ciphertext bytes at buf (res < 0: none, res == 0: the peer
- * closed) and decrypts up to cap bytes into buf: the count, 0 at the end
+/* A receive op on s completed (its callback, first run): hands the
+ * ciphertext at buf to OpenSSL at once, so a read cancelled or timed out
+ * after its bytes arrived loses none. */
+void ltls_feed(struct lsock *s, struct mp_op *op, const char *buf);
+/* After a receive (res: its result, fed already; < 0: a NOP, 0: the peer
+ * closed), decrypts up to cap bytes into buf: the count, 0 at the end
  * of the stream, LMP_RBUF_RETRY (receive more), or LMP_ETLS. */
 int64_t ltls_decrypt(struct lsock *s, int64_t res, char *buf, size_t cap);
 /* stream:recv(max), stream:write(...) (the strings at 2..n+1, checked),
