@@ -450,7 +450,7 @@ static int hs_recv_k(lua_State *L, struct mp_op *op) {
 /* Why the handshake failed: the certificate check, else the protocol. */
 static void hs_error(struct ltls *t) {
   long v = SSL_get_verify_result(t->ssl);
-  if (v != X509_V_OK) {
+  if (v != X509_V_OK && (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER)) {
     t->err = LMP_ECERT;
     snprintf(t->reason, sizeof t->reason, "%s",
              X509_verify_cert_error_string(v));
@@ -578,6 +578,8 @@ int64_t ltls_decrypt(struct lsock *s, int64_t res, char *buf, size_t cap) {
     int k = SSL_read(t->ssl, buf + n, (int)want);
     if (k > 0) {
       n += (size_t)k;
+      /* Nothing left to decrypt: spare the call that says so. */
+      if (!SSL_pending(t->ssl) && !BIO_ctrl_pending(t->rbio)) break;
       continue;
     }
     int e = SSL_get_error(t->ssl, k);
@@ -645,6 +647,22 @@ int ltls_recv(lua_State *L, struct lsock *s, size_t max) {
   return lsock_await(L, s, op, recv_k, "recv");
 }
 
+/* Empties wbio once its bytes are sent or copied. BIO_reset clears the
+ * whole buffer it grew to: after a large write, a fresh BIO is cheaper. */
+static void wbio_clear(struct ltls *t) {
+  BUF_MEM *bm = NULL;
+  BIO_get_mem_ptr(t->wbio, &bm);
+  if (bm && bm->max > 256 * 1024) {
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b) {
+      SSL_set0_wbio(t->ssl, b); /* frees the old one */
+      t->wbio = b;
+      return;
+    }
+  }
+  (void)BIO_reset(t->wbio);
+}
+
 /* Sending wbio: mode 0 write (returns the stream), 1 shutdown. */
 static int sent_k(lua_State *L, struct mp_op *op) {
   struct lsock *s = lua_touserdata(L, 1);
@@ -684,7 +702,7 @@ static int send_out(lua_State *L, struct lsock *s, int shut) {
     struct mp_iov iov = {p, (size_t)out};
     int64_t r = mp_os_trysend(lsock_fd(s), &iov, 1);
     if (r < 0 && r != MP_EAGAIN) {
-      (void)BIO_reset(t->wbio);
+      wbio_clear(t);
       lsock_fail(L, s, (int)r, what);
       if (shut) return 3;
       lua_pushinteger(L, 0);
@@ -693,13 +711,13 @@ static int send_out(lua_State *L, struct lsock *s, int shut) {
     if (r > 0) sent = (size_t)r;
   }
   if (out <= 0 || sent == (size_t)out) {
-    (void)BIO_reset(t->wbio);
+    wbio_clear(t);
     return 0;
   }
   struct mp_op *op = lsock_op(L, s, (size_t)out - sent, lsock_deadline(s));
   struct lsock_req *r = op->owned;
   memcpy(r->data, p + sent, r->len);
-  (void)BIO_reset(t->wbio);
+  wbio_clear(t);
   r->dir = LSOCK_WR;
   r->base = (size_t)shut;
   lsock_prep_out(op, s, r->data, r->len);
