@@ -50,9 +50,8 @@ end
 -- A TLS echo server on 127.0.0.1: each connection echoes lines (or, after
 -- a line "BIN n", n bytes) until EOF. Returns the server and its port.
 local function echo_server(name, extra)
-  local srv = assert(mp.net.listen("127.0.0.1", 0, server_opts(name or
-                                                                "localhost",
-                                                                extra)))
+  local srv = assert(mp.net.listen("127.0.0.1", 0,
+                                    server_opts(name or "localhost", extra)))
   local _, port = srv:sockname()
   mp.spawn(function()
     while true do
@@ -173,7 +172,8 @@ describe("tls", function()
 
   it("keeps serving after garbage from a plain TCP client", function()
     H.run(function()
-      local srv = assert(mp.net.listen("127.0.0.1", 0, server_opts("localhost")))
+      local srv = assert(mp.net.listen("127.0.0.1", 0,
+                                        server_opts("localhost")))
       local _, port = srv:sockname()
       local res = mp.channel(1)
       mp.spawn(function()
@@ -290,7 +290,8 @@ describe("tls", function()
 
   it("negotiates ALPN in the server's order", function()
     H.run(function()
-      local srv, port = echo_server("localhost", { alpn = { "h2", "http/1.1" } })
+      local srv, port = echo_server("localhost",
+                                    { alpn = { "h2", "http/1.1" } })
       local s = assert(client(port, { cafile = CA,
                                       alpn = { "http/1.1", "h2" } }))
       assert.equal("h2", s:tlsinfo().alpn)
