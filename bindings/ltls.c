@@ -562,7 +562,7 @@ int64_t ltls_decrypt(struct lsock *s, int64_t res, char *buf, size_t cap) {
   if (res == 0) {
     /* The peer closed without close_notify: the end of the stream on a
      * record boundary (docs/tls.md), a failure inside a record. */
-    if (BIO_ctrl_pending(t->rbio)) {
+    if (BIO_ctrl_pending(t->rbio) || SSL_has_pending(t->ssl)) {
       snprintf(t->reason, sizeof t->reason,
                "connection closed inside a record");
       t->rderr = 1;

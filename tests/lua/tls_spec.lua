@@ -506,6 +506,78 @@ describe("tls", function()
     end)
   end)
 
+  -- A plain TCP proxy between a TLS client and server that forwards the
+  -- server's bytes record by record; told to, it ends the connection to
+  -- the client after the next record (cut = "boundary") or inside it
+  -- ("inside"), without close_notify.
+  local function truncating_proxy(port)
+    local px = assert(mp.net.listen("127.0.0.1", 0))
+    local _, pport = px:sockname()
+    local ctl = { cut = nil }
+    mp.spawn(function()
+      local c = assert(px:accept())
+      local up = assert(mp.net.connect("127.0.0.1", port))
+      mp.spawn(function() -- client to server, as is
+        while true do
+          local d = c:recv(65536)
+          if not d or not up:write(d) then break end
+        end
+      end)
+      local buf = ""
+      while true do
+        local d = up:recv(65536)
+        if not d then break end
+        buf = buf .. d
+        while #buf >= 5 do
+          local n = 5 + string.unpack(">I2", buf, 4)
+          if #buf < n then break end
+          local rec = buf:sub(1, n)
+          buf = buf:sub(n + 1)
+          if ctl.cut then
+            c:write(ctl.cut == "inside" and rec:sub(1, n - 3) or rec)
+            c:close()
+            up:close()
+            return
+          end
+          assert(c:write(rec))
+        end
+      end
+    end)
+    return px, pport, ctl
+  end
+
+  for _, case in ipairs({ { "boundary", "EOF" }, { "inside", "ETLS" } }) do
+    it("reads a close without close_notify " .. case[1] ..
+       " a record as " .. case[2], function()
+      H.run(function()
+        local srv = assert(mp.net.listen("127.0.0.1", 0,
+                                          server_opts("localhost")))
+        local _, port = srv:sockname()
+        local go = mp.channel(0)
+        mp.spawn(function()
+          local c = assert(srv:accept())
+          assert(c:write("A\n"))
+          go:recv()
+          assert(c:write("B\n"))
+          c:read("a")
+          c:close()
+        end)
+        local px, pport, ctl = truncating_proxy(port)
+        local s = assert(client(pport))
+        assert.equal("A", s:read("l"))
+        ctl.cut = case[1]
+        go:send(true)
+        if case[1] == "boundary" then assert.equal("B", s:read("l")) end
+        local l, msg, code = s:read("l")
+        assert.is_nil(l)
+        assert.equal(case[2], code, msg)
+        s:close()
+        px:close()
+        srv:close()
+      end)
+    end)
+  end
+
   it("talks to openssl s_server and s_client", function()
     H.run(function()
       -- s_server -rev answers each line reversed
