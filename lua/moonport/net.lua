@@ -58,11 +58,14 @@ return function(core, M)
   local ctxcache = setmetatable({}, { __mode = "v" })
   local hosts = setmetatable({}, { __mode = "k" }) -- stream -> connect host
 
-  local function context(o, server, fname, argn)
+  -- fresh: a server's own context (listen, settls) reads its files now,
+  -- so settls picks up a certificate replaced at the same path.
+  local function context(o, server, fname, argn, fresh)
     if not core.tls then
       return nil, fname .. ": TLS is not built in (no OpenSSL)", "ENOSYS"
     end
     if o == true then o = {} end
+    if fresh then return tls_ctx(o, server, fname, argn) end
     local alpn = o.alpn
     if type(alpn) == "table" then alpn = table.concat(alpn, "\0") end
     local key = table.concat({ server and "S" or "C", tostring(o.cert),
@@ -152,7 +155,7 @@ return function(core, M)
     local ctx
     if opts.tls then
       check_timeout(opts.tls ~= true and opts.tls.timeout, 3, "listen")
-      ctx, msg, code = context(opts.tls, true, "listen", 3)
+      ctx, msg, code = context(opts.tls, true, "listen", 3, true)
       if not ctx then return nil, msg, code end
     end
     local list, msg, code = addrs(host, port, true)
@@ -241,7 +244,7 @@ return function(core, M)
         argerr(2, "settls", "options table expected, got " .. type(o))
       end
       check_timeout(o.timeout, 2, "settls")
-      local c, msg, code = context(o, true, "settls", 2)
+      local c, msg, code = context(o, true, "settls", 2, true)
       if not c then return nil, msg, code end
       core.tls_server(self, c, o.timeout)
       return true

@@ -39,6 +39,43 @@ issue("other", "example.com", "DNS:example.com,IP:10.9.8.7", "-days 30")
 sh("openssl req -x509 " .. EC .. " -keyout self.key -out self.pem" ..
    " -days 30 -subj '/CN=localhost' -addext 'subjectAltName=DNS:localhost'")
 
+-- A failed assertion must fail the test, not leave tasks blocked on
+-- sockets (mp.run would wait for them): every socket a test opens is
+-- tracked, and closed when the test raises.
+local opened = setmetatable({}, { __mode = "k" })
+local function track(s)
+  if s then opened[s] = true end
+  return s
+end
+local raw_connect, raw_listen = mp.net.connect, mp.net.listen
+local accept_tracked = false
+mp.net.connect = function(...)
+  local s, msg, code = raw_connect(...)
+  return track(s), msg, code
+end
+mp.net.listen = function(...)
+  local s, msg, code = raw_listen(...)
+  if s and not accept_tracked then
+    accept_tracked = true
+    local methods = getmetatable(s).__index
+    local raw_accept = methods.accept
+    methods.accept = function(self)
+      local c, m, code2 = raw_accept(self)
+      return track(c), m, code2
+    end
+  end
+  return track(s), msg, code
+end
+local function run(fn)
+  H.run(function()
+    local ok, err = pcall(fn)
+    if not ok then
+      for s in pairs(opened) do pcall(s.close, s) end
+      error(err, 0)
+    end
+  end)
+end
+
 local function P(f) return dir .. "/" .. f end
 local CA = P("ca.pem")
 local function server_opts(name, extra)
@@ -86,7 +123,7 @@ describe("tls", function()
   teardown(function() H.rmtree(dir) end)
 
   it("echoes lines and 4 MiB of binary data both ways", function()
-    H.run(function()
+    run(function()
       local srv, port = echo_server()
       local s = assert(client(port))
       for i = 1, 50 do
@@ -114,7 +151,7 @@ describe("tls", function()
   end)
 
   it("checks an IP literal against the certificate's IP names", function()
-    H.run(function()
+    run(function()
       local srv, port = echo_server()
       local s = assert(client(port, nil, "127.0.0.1"))
       assert(s:write("ip\n"))
@@ -126,7 +163,7 @@ describe("tls", function()
   end)
 
   local function refused(name, host, pattern, tls)
-    H.run(function()
+    run(function()
       local srv, port = echo_server(name)
       local s, msg, code = client(port, tls, host)
       assert.is_nil(s)
@@ -159,7 +196,7 @@ describe("tls", function()
   end)
 
   it("connects without verification only when asked", function()
-    H.run(function()
+    run(function()
       local srv, port = echo_server("self")
       local s = assert(client(port, { verify = false }))
       assert(s:write("x\n"))
@@ -171,7 +208,7 @@ describe("tls", function()
   end)
 
   it("keeps serving after garbage from a plain TCP client", function()
-    H.run(function()
+    run(function()
       local srv = assert(mp.net.listen("127.0.0.1", 0,
                                         server_opts("localhost")))
       local _, port = srv:sockname()
@@ -204,7 +241,7 @@ describe("tls", function()
   end)
 
   it("times the handshake out against a silent listener", function()
-    H.run(function()
+    run(function()
       local srv = assert(mp.net.listen("127.0.0.1", 0))
       local _, port = srv:sockname()
       local t0 = mp.now()
@@ -217,7 +254,7 @@ describe("tls", function()
   end)
 
   it("runs the server handshake on first use, under tls.timeout", function()
-    H.run(function()
+    run(function()
       local srv = assert(mp.net.listen("127.0.0.1", 0,
         server_opts("localhost", { timeout = 0.3 })))
       local _, port = srv:sockname()
@@ -248,7 +285,7 @@ describe("tls", function()
   end)
 
   it("upgrades with STARTTLS and refuses plaintext sent ahead", function()
-    H.run(function()
+    run(function()
       local srv = assert(mp.net.listen("127.0.0.1", 0))
       local _, port = srv:sockname()
       local sopts = { cert = P("localhost.pem"), key = P("localhost.key") }
@@ -289,7 +326,7 @@ describe("tls", function()
   end)
 
   it("negotiates ALPN in the server's order", function()
-    H.run(function()
+    run(function()
       local srv, port = echo_server("localhost",
                                     { alpn = { "h2", "http/1.1" } })
       local s = assert(client(port, { cafile = CA,
@@ -307,7 +344,7 @@ describe("tls", function()
   end)
 
   it("serves 200 concurrent TLS clients", function()
-    H.run(function()
+    run(function()
       local srv, port = echo_server()
       mp.scope(function(sc)
         for i = 1, 200 do
@@ -325,7 +362,7 @@ describe("tls", function()
 
   it("has every stream method: recv, lines, timeout, cancel, close, " ..
      "shutdown", function()
-    H.run(function()
+    run(function()
       local srv = assert(mp.net.listen("127.0.0.1", 0,
                                         server_opts("localhost")))
       local _, port = srv:sockname()
@@ -368,7 +405,7 @@ describe("tls", function()
   end)
 
   it("completes a pending read with closed on close", function()
-    H.run(function()
+    run(function()
       local srv, port = echo_server()
       local s = assert(client(port))
       local r = mp.spawn(function() return s:read("l") end)
@@ -383,10 +420,13 @@ describe("tls", function()
   end)
 
   it("replaces the certificate for new connections with settls", function()
-    H.run(function()
-      local srv, port = echo_server()
+    run(function()
+      -- the new certificate is at the same path: settls reads it again
+      sh("cp localhost.pem rot.pem && cp localhost.key rot.key")
+      local srv, port = echo_server("rot")
       local s = assert(client(port))
-      assert(srv:settls({ cert = P("other.pem"), key = P("other.key") }))
+      sh("cp other.pem rot.pem && cp other.key rot.key")
+      assert(srv:settls({ cert = P("rot.pem"), key = P("rot.key") }))
       local s2, _, code = client(port)
       assert.is_nil(s2)
       assert.equal("ECERT", code)
@@ -398,7 +438,7 @@ describe("tls", function()
   end)
 
   it("reports unusable files and bad options", function()
-    H.run(function()
+    run(function()
       local s, msg, code = mp.net.listen("127.0.0.1", 0,
         { tls = { cert = P("missing.pem"), key = P("localhost.key") } })
       assert.is_nil(s)
@@ -421,7 +461,7 @@ describe("tls", function()
   end)
 
   it("refuses sendfile on a TLS stream", function()
-    H.run(function()
+    run(function()
       local srv, port = echo_server()
       local s = assert(client(port))
       local f = assert(mp.fs.open(P("ca.pem")))
@@ -435,7 +475,7 @@ describe("tls", function()
   end)
 
   it("caps lines at 1 MiB on TLS streams, as on plain ones", function()
-    H.run(function()
+    run(function()
       local srv = assert(mp.net.listen("127.0.0.1", 0,
                                         server_opts("localhost")))
       local _, port = srv:sockname()
@@ -458,7 +498,7 @@ describe("tls", function()
   end)
 
   it("lets a reader and a writer start on a fresh server stream", function()
-    H.run(function()
+    run(function()
       local srv = assert(mp.net.listen("127.0.0.1", 0,
                                         server_opts("localhost")))
       local _, port = srv:sockname()
@@ -481,7 +521,7 @@ describe("tls", function()
   end)
 
   it("refuses renegotiation (TLS 1.2, openssl s_client)", function()
-    H.run(function()
+    run(function()
       local srv = assert(mp.net.listen("127.0.0.1", 0,
                                         server_opts("localhost")))
       local _, port = srv:sockname()
@@ -549,7 +589,7 @@ describe("tls", function()
   for _, case in ipairs({ { "boundary", "EOF" }, { "inside", "ETLS" } }) do
     it("reads a close without close_notify " .. case[1] ..
        " a record as " .. case[2], function()
-      H.run(function()
+      run(function()
         local srv = assert(mp.net.listen("127.0.0.1", 0,
                                           server_opts("localhost")))
         local _, port = srv:sockname()
@@ -579,7 +619,7 @@ describe("tls", function()
   end
 
   it("talks to openssl s_server and s_client", function()
-    H.run(function()
+    run(function()
       -- s_server -rev answers each line reversed
       local p = assert(mp.proc.spawn({ "openssl", "s_server", "-accept",
         "127.0.0.1:0", "-cert", P("localhost.pem"), "-key",
