@@ -373,7 +373,10 @@ describe("tls", function()
         assert(c:write("got ", #all, "\n"))
         for i = 1, 3 do assert(c:write("l", i, "\n")) end
         done:recv()
-        c:close() -- close_notify: the client reads EOF
+        -- close_notify, sent in full (close() sends it only if the socket
+        -- takes it at once: under fault injection it may not)
+        assert(c:shutdown())
+        c:close()
       end)
       local s = assert(client(port))
       s:settimeout(0.2)
@@ -520,7 +523,12 @@ describe("tls", function()
     end)
   end)
 
-  it("refuses renegotiation (TLS 1.2, openssl s_client)", function()
+  -- The refusal is an alert the reading side sends with a non-blocking
+  -- send (docs/tls.md, Limits); the fault shim's refused sends would
+  -- leave s_client waiting for it.
+  local under_faults = os.getenv("MP_FAULT_SEED") ~= nil
+  ;(under_faults and pending or it)(
+     "refuses renegotiation (TLS 1.2, openssl s_client)", function()
     run(function()
       local srv = assert(mp.net.listen("127.0.0.1", 0,
                                         server_opts("localhost")))
@@ -618,6 +626,47 @@ describe("tls", function()
     end)
   end
 
+  it("presents a client certificate to a server that asks for one",
+     function()
+    run(function()
+      local srv = assert(mp.net.listen("127.0.0.1", 0, server_opts(
+        "localhost", { verify = true, cafile = CA })))
+      local _, port = srv:sockname()
+      local res = mp.channel(2)
+      mp.spawn(function()
+        for _ = 1, 2 do
+          local c = assert(srv:accept())
+          local line, msg, code = c:read("l")
+          local info = c:tlsinfo()
+          res:send({ line, code, info.peer, info.verified, msg })
+          if line then c:write("ok\n") end
+          c:close()
+        end
+      end)
+      local s = assert(client(port, { cafile = CA, cert = P("other.pem"),
+                                      key = P("other.key") }))
+      assert(s:write("me\n"))
+      assert.equal("ok", s:read("l"))
+      local r = res:recv()
+      assert.equal("me", r[1])
+      assert.truthy(r[3]:find("CN=example.com", 1, true))
+      assert.is_true(r[4])
+      s:close()
+      -- without one, the server's handshake fails (TLS 1.3: after the
+      -- client's own handshake is done)
+      s = client(port)
+      if s then
+        s:write("anon\n")
+        s:read("l")
+        s:close()
+      end
+      r = res:recv()
+      assert.is_nil(r[1])
+      assert.equal("ETLS", r[2], r[5])
+      srv:close()
+    end)
+  end)
+
   it("talks to openssl s_server and s_client", function()
     run(function()
       -- s_server -rev answers each line reversed
@@ -644,6 +693,7 @@ describe("tls", function()
         local c = assert(srv:accept())
         local line = assert(c:read("l"))
         assert(c:write("moonport says ", line, "\n"))
+        assert(c:shutdown()) -- s_client exits 0 on a complete close_notify
         c:close()
       end)
       local out, status = mp.proc.run({ "openssl", "s_client", "-connect",
