@@ -15,6 +15,7 @@
 #include "lrepl.h"
 #include "lsock.h"
 #include "ltask.h"
+#include "ltls.h"
 #include "lwatch.h"
 #include "lwork.h"
 
@@ -141,6 +142,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_watch(L, S);
   lmp_open_proc(L, S);
   lmp_open_fsx(L, S); /* adds to the file and stream classes */
+  lmp_open_tls(L, S); /* core.tls_*, stream:tlsinfo */
   load_modules(L, core);
   lmp_push_debug(L, S);
   lua_setfield(L, -2, "debug");
