@@ -12,6 +12,7 @@
 #include "lfs.h"
 #include "lproc.h"
 #include "lfsx.h"
+#include "lhttp.h"
 #include "lrepl.h"
 #include "lsock.h"
 #include "ltask.h"
@@ -141,6 +142,9 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_watch(L, S);
   lmp_open_proc(L, S);
   lmp_open_fsx(L, S); /* adds to the file and stream classes */
+#ifdef MP_WITH_HTTP
+  lmp_open_http(L, S);
+#endif
   load_modules(L, core);
   lmp_push_debug(L, S);
   lua_setfield(L, -2, "debug");
