@@ -38,6 +38,7 @@ struct lhttp {
   int in_body;             /* between "head" and "done" */
   int skipbody;            /* next response has no body (HEAD) */
   int event;               /* EV_* set by the callbacks */
+  int done;                /* "head" of a message already complete */
   int failed;              /* oom in a callback, or an error: stays */
   const char *reason;      /* why it failed, when not the parser's errno */
 };
@@ -142,7 +143,11 @@ static int on_headers_complete(http_parser *p) {
   h->in_value = 0;
   h->event = EV_HEAD;
   h->in_body = 1;
-  http_parser_pause(p, 1);
+  /* A request without a body completes at once: "head" says so, and the
+   * caller saves a call. */
+  if (p->type != HTTP_REQUEST || (p->flags & F_CHUNKED) ||
+      (p->content_length != 0 && p->content_length != ULLONG_MAX))
+    http_parser_pause(p, 1);
   if (h->skipbody) {
     h->skipbody = 0;
     return 1;
@@ -156,7 +161,8 @@ static int on_body(http_parser *p, const char *s, size_t n) {
 
 static int on_message_complete(http_parser *p) {
   struct lhttp *h = self(p);
-  h->event = EV_DONE;
+  if (h->event == EV_HEAD) h->done = 1;
+  else h->event = EV_DONE;
   h->in_body = 0;
   h->head_bytes = 0;
   http_parser_pause(p, 1);
@@ -188,14 +194,42 @@ static int fail(lua_State *L, struct lhttp *h) {
     msg = http_errno_description(e);
   } else if (strcmp(name, "HEADER_TOO_LARGE") == 0) {
     msg = "header larger than the limit";
-  } else {
+  } else if (strcmp(name, "OUT_OF_MEMORY") == 0) {
     msg = "not enough memory";
+  } else {
+    msg = "the parser failed earlier";
   }
   lua_pushnil(L);
   lua_pushfstring(L, "HTTP: %s", msg);
   lua_pushliteral(L, "EHTTP");
   lua_pushstring(L, name);
   return 4;
+}
+
+/* Pushes headers, method (a request's) or status (a response's), url,
+ * major, minor, keep_alive, content_length (nil when none), chunked,
+ * upgrade. */
+static int info(lua_State *L, struct lhttp *h) {
+  http_parser *p = &h->p;
+  lua_getiuservalue(L, 1, 1);
+  if (p->type == HTTP_REQUEST) {
+    lua_pushstring(L, http_method_str((enum http_method)p->method));
+    lua_pushlstring(L, h->url.p ? h->url.p : "", h->url.len);
+  } else {
+    lua_pushinteger(L, p->status_code);
+    lua_pushnil(L);
+  }
+  lua_pushinteger(L, p->http_major);
+  lua_pushinteger(L, p->http_minor);
+  lua_pushboolean(L, http_should_keep_alive(p));
+  if (p->content_length != ULLONG_MAX && !(p->flags & F_CHUNKED) &&
+      p->content_length <= (uint64_t)LUA_MAXINTEGER)
+    lua_pushinteger(L, (lua_Integer)p->content_length);
+  else
+    lua_pushnil(L);
+  lua_pushboolean(L, p->flags & F_CHUNKED);
+  lua_pushboolean(L, p->upgrade);
+  return 9;
 }
 
 /* Runs the parser over n bytes at s; pushes the results. The header
@@ -211,6 +245,7 @@ static int run(lua_State *L, struct lhttp *h, const char *s, size_t n,
   h->L = L;
   h->headers = lua_gettop(L);
   h->event = EV_NONE;
+  h->done = 0;
   h->body.len = 0;
   int counting = !h->in_body;
   h->failed = 1; /* until the parser returns: a raise in a callback */
@@ -221,14 +256,19 @@ static int run(lua_State *L, struct lhttp *h, const char *s, size_t n,
   enum http_errno e = HTTP_PARSER_ERRNO(&h->p);
   if (e != HPE_OK && e != HPE_PAUSED) return fail(L, h);
   if (counting) {
-    h->head_bytes += used;
-    if (h->head_bytes > h->max_header) {
+    if (h->head_bytes + used > h->max_header) {
       h->reason = "HEADER_TOO_LARGE";
       return fail(L, h);
     }
+    h->head_bytes = h->in_body || h->done ? 0 : h->head_bytes + used;
   }
-  lua_pushstring(L, h->event == EV_HEAD ? "head" :
-                    h->event == EV_DONE ? "done" : "more");
+  if (h->event == EV_HEAD) {
+    lua_pushliteral(L, "head");
+    lua_pushinteger(L, start + (lua_Integer)used);
+    lua_pushboolean(L, h->done);
+    return 3 + info(L, h);
+  }
+  lua_pushstring(L, h->event == EV_DONE ? "done" : "more");
   lua_pushinteger(L, start + (lua_Integer)used);
   if (h->body.len) lua_pushlstring(L, h->body.p, h->body.len);
   else lua_pushnil(L);
@@ -259,30 +299,8 @@ static int p_finish(lua_State *L) {
   return run(L, h, NULL, 0, 1);
 }
 
-/* headers, method (a request's) or status (a response's), url, major,
- * minor, keep_alive, content_length (nil when none), chunked, upgrade. */
 static int p_info(lua_State *L) {
-  struct lhttp *h = check(L);
-  http_parser *p = &h->p;
-  lua_getiuservalue(L, 1, 1);
-  if (p->type == HTTP_REQUEST) {
-    lua_pushstring(L, http_method_str((enum http_method)p->method));
-    lua_pushlstring(L, h->url.p ? h->url.p : "", h->url.len);
-  } else {
-    lua_pushinteger(L, p->status_code);
-    lua_pushnil(L);
-  }
-  lua_pushinteger(L, p->http_major);
-  lua_pushinteger(L, p->http_minor);
-  lua_pushboolean(L, http_should_keep_alive(p));
-  if (p->content_length != ULLONG_MAX && !(p->flags & F_CHUNKED) &&
-      p->content_length <= (uint64_t)LUA_MAXINTEGER)
-    lua_pushinteger(L, (lua_Integer)p->content_length);
-  else
-    lua_pushnil(L);
-  lua_pushboolean(L, p->flags & F_CHUNKED);
-  lua_pushboolean(L, p->upgrade);
-  return 9;
+  return info(L, check(L));
 }
 
 /* The next response has no body whatever its headers say (HEAD). */

@@ -8,6 +8,8 @@ set -e
 # clang, which --no-install-recommends leaves out. python3 drives the REPL
 # on a pty (tests/e2e/repl_tty.py).
 pkgs="cmake make gcc g++ pkg-config liblua5.4-dev lua5.4 liburing-dev libreadline-dev lua-busted luarocks strace clang libclang-rt-14-dev python3 $MP_DEPS_EXTRA"
+# mp.http: its parser, and the real clients its tests drive (issue 15).
+pkgs="$pkgs libhttp-parser-dev curl wrk"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

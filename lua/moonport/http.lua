@@ -61,17 +61,28 @@ return function(core, M)
     return { c = c, p = new_parser(kind, max_header), buf = "", pos = 1 }
   end
 
-  -- Parses until an event: "head", "done", or "more" with a body piece;
-  -- receives when the bytes run out. nil, msg, code[, reason] on failure
-  -- (the peer's close between messages is "EOF").
+  -- Parses until an event: "head" (then: done, headers, method or
+  -- status, url, major, minor, keep_alive, content_length, chunked),
+  -- "done", or "more" with a body piece; receives when the bytes run out.
+  -- nil, msg, code[, reason] on failure (the peer's close between
+  -- messages is "EOF"). The receive waits for conn.wait seconds (a
+  -- keep-alive connection's idle time; the deadline conn.wait_then
+  -- seconds away starts with its first byte) or until conn.deadline.
   local function step(conn)
     while true do
       if conn.pos > #conn.buf then
         local c = conn.c
-        if conn.deadline then
+        local wait = conn.wait
+        if wait then
+          if conn.tmo ~= wait then
+            c:settimeout(wait)
+            conn.tmo = wait
+          end
+        elseif conn.deadline then
           local left = conn.deadline - now()
           if left <= 0 then return nil, "HTTP: timed out", "timeout" end
           c:settimeout(left)
+          conn.tmo = nil
         end
         local data, msg, code = c:recv(RECV)
         if not data then
@@ -82,16 +93,17 @@ return function(core, M)
           return nil, m2, c2, r2
         end
         conn.rx = true
-        if conn.first_byte then -- the header deadline starts now
-          conn.first_byte = nil
-          conn.deadline = now() + conn.first_byte_timeout
+        if wait then -- the header deadline starts now
+          conn.wait = nil
+          conn.deadline = now() + conn.wait_then
         end
         conn.buf, conn.pos = data, 1
       end
-      local ev, nxt, piece, reason = conn.p:execute(conn.buf, conn.pos)
-      if not ev then return nil, nxt, piece, reason end
+      local ev, nxt, x, h, m, u, ma, mi, k, cl, ch =
+        conn.p:execute(conn.buf, conn.pos)
+      if not ev then return nil, nxt, x, h end
       conn.pos = nxt
-      if ev ~= "more" or piece then return ev, piece end
+      if ev ~= "more" or x then return ev, x, h, m, u, ma, mi, k, cl, ch end
     end
   end
 
@@ -126,14 +138,15 @@ return function(core, M)
   local Body = {}
   Body.__index = Body
 
-  local function body_new(src)
-    return setmetatable({ src = src, buf = "", pos = 1 }, Body)
+  local function body_new(pull_fn, src)
+    return setmetatable({ pull = pull_fn, src = src, buf = "", pos = 1 },
+                        Body)
   end
 
   -- true when bytes were added, false at the end, nil, msg, code.
   function Body:fill()
     if self.ended then return false end
-    local piece, msg, code = self.src:pull()
+    local piece, msg, code = self.pull(self.src)
     if not piece then
       if msg then return nil, msg, code end
       self.ended = true
@@ -156,7 +169,7 @@ return function(core, M)
       if self.pos <= #self.buf then parts[1] = self.buf:sub(self.pos) end
       self.buf, self.pos = "", 1
       while not self.ended do
-        local piece, msg, code = self.src:pull()
+        local piece, msg, code = self.pull(self.src)
         if piece then parts[#parts + 1] = piece
         elseif msg then
           self.buf = concat(parts) -- nothing lost
@@ -246,29 +259,26 @@ return function(core, M)
   local Res = {}
   Res.__index = Res
 
-  local function req_body(req)
-    local b = req._b
-    if not b then
-      b = body_new(req._conn)
-      req._b = b
-    end
-    return b
-  end
-
   -- The request's body source: sends 100 Continue on the first pull.
-  local ReqSrc = {}
-  ReqSrc.__index = ReqSrc
-  function ReqSrc:pull()
-    local conn = self.conn
+  local function req_pull(conn)
     if conn.expect and not conn.continued then
       conn.continued = true
-      if not self.res._started then
+      if not conn.res._started then
         local ok, msg, code = conn.c:write("HTTP/1.1 100 Continue\r\n\r\n")
         if not ok then conn.broken = true return nil, msg, code end
       end
     end
     conn.deadline = now() + conn.srv.timeout
     return pull(conn)
+  end
+
+  local function req_body(req)
+    local b = req._b
+    if not b then
+      b = body_new(req_pull, req._conn)
+      req._b = b
+    end
+    return b
   end
 
   Req.__index = function(req, k)
@@ -306,17 +316,23 @@ return function(core, M)
     return s:find("[%c]") ~= nil
   end
 
+  -- Valid header names, lower-cased (names are mostly constants).
+  local NAMES = setmetatable({}, { __mode = "k", __index = function(t, name)
+    if name == "" or name:find("[^%w!#$%%&'*+.^_`|~-]") then return false end
+    local lname = name:lower()
+    t[name] = lname
+    return lname
+  end })
+
   function Res:header(name, value)
     check_res(self, "header")
-    if type(name) ~= "string" or name == "" or name:find("[%s:%c]") then
-      argerr(1, "header", "header name expected")
-    end
+    local lname = type(name) == "string" and NAMES[name]
+    if not lname then argerr(1, "header", "header name expected") end
     local tv = type(value)
     if tv == "number" then value = tostring(value)
     elseif tv ~= "string" then argerr(2, "header", "string expected") end
     if bad_token(value) then argerr(2, "header", "control characters") end
     if self._started then error("header: the headers are sent", 2) end
-    local lname = name:lower()
     if lname == "content-length" then self._clen = tonumber(value)
     elseif lname == "connection" and value:lower():find("close") then
       self._keep = false
@@ -324,21 +340,30 @@ return function(core, M)
       argerr(1, "header", "Transfer-Encoding is the server's")
     end
     local h = self._h
-    h[#h + 1] = name .. ": " .. value .. "\r\n"
+    local n = #h
+    h[n + 1], h[n + 2], h[n + 3], h[n + 4] = name, ": ", value, "\r\n"
     return self
   end
 
   -- The status line and headers, with extra (a length or chunked).
   local function res_head(res, extra)
     local h = res._h
-    local srv = res._conn.srv
-    if srv.closing then res._keep = false end
-    local conn_line = ""
-    if not res._keep then conn_line = "Connection: close\r\n"
-    elseif res._v10 then conn_line = "Connection: keep-alive\r\n" end
-    return STATUS_LINE[res._code] .. concat(h) .. date() .. conn_line ..
-           extra .. "\r\n"
+    if res._conn.srv.closing then res._keep = false end
+    local n = #h
+    h[1] = STATUS_LINE[res._code]
+    h[n + 1] = date()
+    if not res._keep then h[n + 2] = "Connection: close\r\n"
+    elseif res._v10 then h[n + 2] = "Connection: keep-alive\r\n"
+    else h[n + 2] = "" end
+    h[n + 3], h[n + 4] = extra, "\r\n"
+    return concat(h)
   end
+
+  local CLEN = setmetatable({}, { __index = function(t, n)
+    local line = "Content-Length: " .. n .. "\r\n"
+    if n < 4096 then t[n] = line end
+    return line
+  end })
 
   local function no_body(code)
     return code < 200 or code == 204 or code == 304
@@ -403,8 +428,7 @@ return function(core, M)
     if no_body(self._code) then
       return res_fail(self, c:write(res_head(self, "")))
     end
-    local head = res_head(self, self._clen and "" or
-                          "Content-Length: " .. #body .. "\r\n")
+    local head = res_head(self, self._clen and "" or CLEN[#body])
     if self._head or body == "" then return res_fail(self, c:write(head)) end
     return res_fail(self, c:write(head, body))
   end
@@ -437,18 +461,20 @@ return function(core, M)
     local c = conn.c
     c:setoption("nodelay", true)
     conn.deadline = now() + srv.timeout -- the first request's headers
+    conn.wait_then = srv.timeout
     while not srv.closing do
       conn.idle = true
       if conn.pos > #conn.buf and conn.rx then
         -- Between requests: idle until a byte comes, then the deadline.
-        conn.deadline = now() + srv.idle
-        conn.first_byte, conn.first_byte_timeout = true, srv.timeout
+        conn.wait = srv.idle
       elseif conn.rx then
         conn.deadline = now() + srv.timeout
       end
-      local ev, msg, code, reason = step(conn)
-      conn.first_byte = nil
+      local ev, done, headers, method, url, major, minor, keep, clen,
+            chunked = step(conn)
+      conn.wait = nil
       if not ev then
+        local code, reason = headers, method
         if code == "EHTTP" then
           local status = (reason == "HEADER_TOO_LARGE" or
                           reason == "HEADER_OVERFLOW") and 431 or 400
@@ -461,8 +487,6 @@ return function(core, M)
         break
       end
       conn.idle = false
-      local headers, method, url, major, minor, keep, clen, chunked =
-        conn.p:info()
       -- A Transfer-Encoding that does not end in chunked leaves the
       -- body's end unknown (a smuggling vector): refused, as RFC 9112.
       if headers["transfer-encoding"] and not chunked then
@@ -473,7 +497,7 @@ return function(core, M)
         simple(conn, 413, false)
         break
       end
-      conn.msg_done, conn.nbody, conn.limit = false, 0, srv.max_body
+      conn.msg_done, conn.nbody, conn.limit = done, 0, srv.max_body
       conn.expect, conn.continued = nil, nil
       local expect = headers.expect
       if expect and major == 1 and minor >= 1 and
@@ -485,17 +509,16 @@ return function(core, M)
         method = method, url = url,
         path = q and url:sub(1, q - 1) or url,
         query = q and url:sub(q + 1) or nil,
-        headers = headers, version = major .. "." .. minor,
+        headers = headers,
+        version = major == 1 and (minor == 1 and "1.1" or minor == 0 and
+                  "1.0") or major .. "." .. minor,
         _conn = conn,
       }, Req)
-      local res = setmetatable({ _conn = conn, _code = 200, _h = {},
+      local res = setmetatable({ _conn = conn, _code = 200, _h = { "" },
         _keep = keep, _v10 = minor == 0 and major == 1,
         _head = method == "HEAD" }, Res)
-      conn.src = setmetatable({ conn = conn, res = res }, ReqSrc)
-      req._conn = conn.src
-      local t = spawn(run_handler, srv.handler, req, res, srv.on_error)
-      local jok, ok = t:join()
-      ok = jok and ok
+      conn.res = res
+      local ok = run_handler(srv.handler, req, res, srv.on_error)
       if not res._done then
         if res._started then
           if ok and not conn.broken then res:finish()
@@ -730,10 +753,7 @@ return function(core, M)
 
   -- The client's body source: returns the connection to the pool at the
   -- end of the body.
-  local ResSrc = {}
-  ResSrc.__index = ResSrc
-  function ResSrc:pull()
-    local res = self.res
+  local function res_pull(res)
     local conn = res._conn
     local piece, msg, code = pull(conn)
     if not piece and not res._closed then
@@ -826,6 +846,7 @@ return function(core, M)
           ev, msg, code, reason = step(conn)
           if ev ~= "head" then break end
           local _, status = conn.p:info()
+          conn.msg_done = msg
           if status >= 200 or status == 101 then break end
           repeat ev, piece = step(conn) until ev ~= "more" -- a 1xx: skip
           if not ev then break end
@@ -871,11 +892,11 @@ return function(core, M)
       local conn, msg, code = exchange(method, u, opts, body, deadline)
       if not conn then return nil, msg, code end
       local headers, status, _, major, minor, keep = conn.p:info()
-      conn.msg_done, conn.nbody, conn.limit = false, 0, nil
+      conn.nbody, conn.limit = 0, nil
       local res = setmetatable({ status = status, headers = headers,
         version = major .. "." .. minor, url = url, _conn = conn,
         _keep = keep }, Response)
-      res._b = body_new(setmetatable({ res = res }, ResSrc))
+      res._b = body_new(res_pull, res)
       local loc = headers.location
       if hop < redirects and REDIRECT[status] and type(loc) == "string" and
          (type(body) ~= "function" or status == 303) then
