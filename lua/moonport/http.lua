@@ -115,6 +115,7 @@ return function(core, M)
       local ev, piece, code = step(conn)
       if not ev then
         conn.broken = true
+        if code == "EHTTP" then conn.bad = true end
         return nil, piece, code
       end
       if ev == "done" then conn.msg_done = true end
@@ -348,7 +349,13 @@ return function(core, M)
   -- The status line and headers, with extra (a length or chunked).
   local function res_head(res, extra)
     local h = res._h
-    if res._conn.srv.closing then res._keep = false end
+    local conn = res._conn
+    -- A client waiting for a 100 Continue it did not get may or may not
+    -- send its body: the connection cannot go on.
+    if conn.srv.closing or (conn.expect and not conn.continued and
+                            not conn.msg_done) then
+      res._keep = false
+    end
     local n = #h
     h[1] = STATUS_LINE[res._code]
     h[n + 1] = date()
@@ -369,9 +376,13 @@ return function(core, M)
     return code < 200 or code == 204 or code == 304
   end
 
+  -- The response, or nil, msg, code (the connection is then dropped).
   local function res_fail(res, ok, msg, code)
-    if not ok then res._conn.broken = true end
-    return ok, msg, code
+    if not ok then
+      res._conn.broken = true
+      return nil, msg, code
+    end
+    return res
   end
 
   function Res:write(chunk, ...)
@@ -398,7 +409,7 @@ return function(core, M)
       return res_fail(self, c:write(head, fmt("%x\r\n", #chunk), chunk,
                                     "\r\n"))
     end
-    if chunk == "" or self._head or no_body(self._code) then return true end
+    if chunk == "" or self._head or no_body(self._code) then return self end
     if self._raw then return res_fail(self, c:write(chunk)) end
     return res_fail(self, c:write(fmt("%x\r\n", #chunk), chunk, "\r\n"))
   end
@@ -412,10 +423,10 @@ return function(core, M)
     local c = self._conn.c
     if self._started then
       self._done = true
-      if self._head or no_body(self._code) then return true end
+      if self._head or no_body(self._code) then return self end
       if self._raw then
         if body and body ~= "" then return res_fail(self, c:write(body)) end
-        return true
+        return self
       end
       if body and body ~= "" then
         return res_fail(self, c:write(fmt("%x\r\n", #body), body,
@@ -433,13 +444,29 @@ return function(core, M)
     return res_fail(self, c:write(head, body))
   end
 
-  -- A whole response, from the server itself (errors, limits).
+  -- A whole response, from the server itself (errors, limits). Unless
+  -- the connection goes on, it is closed gently: a close with unread
+  -- bytes would reset it and the client could lose the response, so the
+  -- write side is shut and what the client still sends is read and
+  -- dropped for a moment.
   local function simple(conn, code, keep)
     local body = REASON[code] .. "\n"
-    return conn.c:write(STATUS_LINE[code], date(),
+    local c = conn.c
+    local ok = c:write(STATUS_LINE[code], date(),
       keep and "" or "Connection: close\r\n",
       "Content-Type: text/plain\r\nContent-Length: ", tostring(#body),
       "\r\n\r\n", body)
+    if keep or not ok then return ok end
+    conn.broken = true
+    if c:shutdown() then
+      c:settimeout(1)
+      local n = 0
+      repeat
+        local data = c:recv(RECV)
+        n = n + (data and #data or 0)
+      until not data or n > 1024 * 1024
+    end
+    return ok
   end
 
   local function run_handler(handler, req, res, on_error)
@@ -526,6 +553,7 @@ return function(core, M)
         else
           res._keep = false -- what follows may be a body nobody read
           if conn.too_large then simple(conn, 413, false)
+          elseif conn.bad then simple(conn, 400, false)
           elseif not ok then
             res._keep = keep and not conn.broken
             simple(conn, 500, res._keep)
