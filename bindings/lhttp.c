@@ -46,6 +46,7 @@ struct lhttp {
 enum { EV_NONE, EV_HEAD, EV_DONE };
 
 static int sbuf_add(struct sbuf *b, const char *s, size_t n) {
+  if (n == 0) return 0;
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + n) cap *= 2;
@@ -163,8 +164,7 @@ static int on_message_complete(http_parser *p) {
   struct lhttp *h = self(p);
   if (h->event == EV_HEAD) h->done = 1;
   else h->event = EV_DONE;
-  h->in_body = 0;
-  h->head_bytes = 0;
+  h->in_body = 0; /* run() resets head_bytes: it adds this call first */
   http_parser_pause(p, 1);
   return 0;
 }

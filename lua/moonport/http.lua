@@ -455,7 +455,7 @@ return function(core, M)
     local ok = c:write(STATUS_LINE[code], date(),
       keep and "" or "Connection: close\r\n",
       "Content-Type: text/plain\r\nContent-Length: ", tostring(#body),
-      "\r\n\r\n", body)
+      "\r\n\r\n", conn.head and "" or body)
     if keep or not ok then return ok end
     conn.broken = true
     if c:shutdown() then
@@ -490,7 +490,7 @@ return function(core, M)
     conn.deadline = now() + srv.timeout -- the first request's headers
     conn.wait_then = srv.timeout
     while not srv.closing do
-      conn.idle = true
+      conn.idle, conn.head = true, false
       if conn.pos > #conn.buf and conn.rx then
         -- Between requests: idle until a byte comes, then the deadline.
         conn.wait = srv.idle
@@ -513,7 +513,7 @@ return function(core, M)
         simple(conn, 400, false)
         break
       end
-      conn.idle = false
+      conn.idle, conn.head = false, method == "HEAD"
       -- A Transfer-Encoding that does not end in chunked leaves the
       -- body's end unknown (a smuggling vector): refused, as RFC 9112.
       if headers["transfer-encoding"] and not chunked then
@@ -959,6 +959,21 @@ return function(core, M)
     local res, msg, code = http.request(o)
     if not res then return nil, msg, code end
     return res.body, res.status, res.headers
+  end
+
+  -- The parser itself: p:execute(s, i), p:finish(), p:info() (see
+  -- bindings/lhttp.c), for code that frames HTTP on its own.
+  http.parser = new_parser
+
+  -- Serves one connection over any object with the stream methods the
+  -- server uses (recv, write, settimeout, setoption, shutdown, close), in
+  -- the calling task: the fuzz target's way in (tests/fuzz/http.c).
+  function http._serve_stream(c, handler, opts)
+    local srv = setmetatable({ handler = handler, conns = {}, nconns = 0,
+      max_header = opts.max_header or 16384, max_body = opts.max_body or
+      8 * 1024 * 1024, timeout = 10, idle = 60, on_error = opts.on_error },
+      Server)
+    serve_conn(srv, c)
   end
 
   http.parse_url = parse_url
