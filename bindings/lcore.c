@@ -25,7 +25,9 @@ int lmp_fail(lua_State *L, int err, const char *what) {
     {LMP_ETIMEOUT, "timed out", "timeout"},
     {LMP_EEOS, "end of stream", "EOF"},
     {LMP_EBADPATH, "invalid socket path", "EINVAL"},
-    {LMP_EBADNAME, "invalid name (embedded zero byte)", "EINVAL"}};
+    {LMP_EBADNAME, "invalid name (embedded zero byte)", "EINVAL"},
+    {LMP_ETLS, "TLS failure", "ETLS"},
+    {LMP_ECERT, "certificate verification failed", "ECERT"}};
   const char *msg = mp_strerror(err), *name = mp_errname(err);
   for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
     if (own[i].err != err) continue;

@@ -144,7 +144,8 @@ int lmp_fail(lua_State *L, int err, const char *what);
  * two net argument failures named "EINVAL". */
 enum {
   LMP_ETIMEOUT = -5100, LMP_EEOS = -5101, LMP_EBADPATH = -5102,
-  LMP_EBADNAME = -5103
+  LMP_EBADNAME = -5103,
+  LMP_ETLS = -5104, LMP_ECERT = -5105 /* TLS: ltls.c adds the reason */
 };
 
 /* Registers an object type: metatable `name` with the metamethods meta and

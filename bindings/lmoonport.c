@@ -16,6 +16,7 @@
 #include "lrepl.h"
 #include "lsock.h"
 #include "ltask.h"
+#include "ltls.h"
 #include "lwatch.h"
 #include "lwork.h"
 
@@ -145,6 +146,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
 #ifdef MP_WITH_HTTP
   lmp_open_http(L, S);
 #endif
+  lmp_open_tls(L, S); /* core.tls_*, stream:tlsinfo */
   load_modules(L, core);
   lmp_push_debug(L, S);
   lua_setfield(L, -2, "debug");
