@@ -643,7 +643,7 @@ return function(core, M)
     }, Server)
     if srv.max_header < 1 then srv.max_header = 1 end
     local l, msg, code = M.net.listen(host, port,
-                                      { backlog = opts.backlog or 1024 })
+      { backlog = opts.backlog or 1024, tls = opts.tls })
     if not l then return nil, msg, code end
     srv.listener = l
     srv.task = spawn(function()
@@ -741,13 +741,7 @@ return function(core, M)
   local function connect(u, deadline, opts)
     if timed_out(deadline) then return nil, "HTTP: timed out", "timeout" end
     local copts = { timeout = deadline - now() }
-    if u.scheme == "https" then
-      if not M.net.connect_tls then
-        return nil, "HTTP: https is not supported in this build", "EHTTP"
-      end
-      copts.tls = opts.tls or {}
-      return M.net.connect_tls(u.host, u.port, copts)
-    end
+    if u.scheme == "https" then copts.tls = opts.tls or true end
     local c, msg, code = M.net.connect(u.host, u.port, copts)
     if not c then return nil, msg, code end
     c:setoption("nodelay", true)

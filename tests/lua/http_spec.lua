@@ -632,3 +632,41 @@ describe("mp.http client", function()
     srv:close()
   end))
 end)
+
+describe("mp.http over TLS", function()
+  if not mp.net.tls then
+    it("is not built in (MP_WITH_TLS off)", function() end)
+    return
+  end
+  local dir = H.tmpdir()
+  assert(os.execute("cd " .. dir .. " && openssl req -x509 -newkey ec " ..
+    "-pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout key.pem " ..
+    "-out cert.pem -days 2 -subj /CN=localhost " ..
+    "-addext subjectAltName=IP:127.0.0.1,DNS:localhost 2>/dev/null"))
+  local tls = { cert = dir .. "/cert.pem", key = dir .. "/key.pem" }
+
+  it("serves https to curl and to our client, keep-alive included",
+     test(function()
+    local srv = serve(echo, { tls = tls })
+    local _, port = srv:sockname()
+    local base = "https://127.0.0.1:" .. port
+    local out = run { "curl", "-s", "--cacert", tls.cert, "-w",
+                      " %{num_connects}\n", base .. "/", base .. "/" }
+    assert.are.equal("Hello, World! 1\nHello, World! 0\n", out)
+    local body, status = http.get(base .. "/", { tls = {
+      cafile = tls.cert } })
+    assert.are.equal(200, status)
+    assert.are.equal("Hello, World!", body)
+    local res = assert(http.request { url = base .. "/echo", method = "POST",
+      body = ("s"):rep(100000), tls = { cafile = tls.cert } })
+    assert.are.equal(100000, #res.body)
+    -- an unknown issuer is refused
+    local b, msg, code = http.get("https://localhost:" .. port .. "/")
+    assert.is_nil(b)
+    assert.are.equal("ECERT", code, msg)
+    http.close_idle()
+    srv:close()
+  end))
+
+  it("cleans up", function() H.rmtree(dir) end)
+end)
