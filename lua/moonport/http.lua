@@ -313,15 +313,28 @@ return function(core, M)
     return self
   end
 
+  -- Header values must not hold control characters (a tab aside): a
+  -- CR or LF would let a value inject headers. Values seen valid are
+  -- remembered (most are constants), up to a bound.
+  local good, ngood = {}, 0
   local function bad_token(s)
-    return s:find("[%c]") ~= nil
+    if good[s] then return false end
+    if s:find("[%z\1-\8\10-\31\127]") then return true end
+    if ngood < 1024 then
+      good[s], ngood = true, ngood + 1
+    end
+    return false
   end
 
-  -- Valid header names, lower-cased (names are mostly constants).
-  local NAMES = setmetatable({}, { __mode = "k", __index = function(t, name)
+  -- Valid header names, lower-cased (names are mostly constants: up to
+  -- a bound, they are remembered).
+  local nnames = 0
+  local NAMES = setmetatable({}, { __index = function(t, name)
     if name == "" or name:find("[^%w!#$%%&'*+.^_`|~-]") then return false end
     local lname = name:lower()
-    t[name] = lname
+    if nnames < 1024 then
+      t[name], nnames = lname, nnames + 1
+    end
     return lname
   end })
 
@@ -551,7 +564,6 @@ return function(core, M)
           if ok and not conn.broken then res:finish()
           else conn.broken = true end
         else
-          res._keep = false -- what follows may be a body nobody read
           if conn.too_large then simple(conn, 413, false)
           elseif conn.bad then simple(conn, 400, false)
           elseif not ok then
@@ -566,9 +578,7 @@ return function(core, M)
       if not conn.msg_done then
         if conn.expect and not conn.continued then break end
         conn.deadline = now() + srv.timeout
-        repeat
-          local piece, perr = pull(conn)
-        until not piece
+        repeat local piece = pull(conn) until not piece
         if not conn.msg_done then break end
       end
     end
