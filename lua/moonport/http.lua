@@ -353,15 +353,12 @@ return function(core, M)
     elseif lname == "transfer-encoding" then
       argerr(1, "header", "Transfer-Encoding is the server's")
     end
-    local h = self._h
-    local n = #h
-    h[n + 1], h[n + 2], h[n + 3], h[n + 4] = name, ": ", value, "\r\n"
+    self._hs = self._hs .. name .. ": " .. value .. "\r\n"
     return self
   end
 
   -- The status line and headers, with extra (a length or chunked).
   local function res_head(res, extra)
-    local h = res._h
     local conn = res._conn
     -- A client waiting for a 100 Continue it did not get may or may not
     -- send its body: the connection cannot go on.
@@ -369,14 +366,12 @@ return function(core, M)
                             not conn.msg_done) then
       res._keep = false
     end
-    local n = #h
-    h[1] = STATUS_LINE[res._code]
-    h[n + 1] = date()
-    if not res._keep then h[n + 2] = "Connection: close\r\n"
-    elseif res._v10 then h[n + 2] = "Connection: keep-alive\r\n"
-    else h[n + 2] = "" end
-    h[n + 3], h[n + 4] = extra, "\r\n"
-    return concat(h)
+    local conn_line = ""
+    if not res._keep then conn_line = "Connection: close\r\n"
+    elseif res._v10 then conn_line = "Connection: keep-alive\r\n" end
+    -- one concatenation (a single VM op: faster than table.concat)
+    return STATUS_LINE[res._code] .. res._hs .. date() .. conn_line ..
+           extra .. "\r\n"
   end
 
   local CLEN = setmetatable({}, { __index = function(t, n)
@@ -554,7 +549,7 @@ return function(core, M)
                   "1.0") or major .. "." .. minor,
         _conn = conn,
       }, Req)
-      local res = setmetatable({ _conn = conn, _code = 200, _h = { "" },
+      local res = setmetatable({ _conn = conn, _code = 200, _hs = "",
         _keep = keep, _v10 = minor == 0 and major == 1,
         _head = method == "HEAD" }, Res)
       conn.res = res
