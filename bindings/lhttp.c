@@ -80,32 +80,31 @@ static void commit(struct lhttp *h) {
   while (vl > 0 && (h->value.p[vl - 1] == ' ' || h->value.p[vl - 1] == '\t'))
     vl--;
   const char *v = vl ? h->value.p : "";
-  lua_pushlstring(L, f, h->field.len);
-  int t = lua_rawget(L, h->headers);
+  lua_pushlstring(L, f, h->field.len);     /* name */
+  lua_pushvalue(L, -1);
+  int t = lua_rawget(L, h->headers);       /* name, old */
   int cookie = h->field.len == 10 && memcmp(f, "set-cookie", 10) == 0;
   if (cookie) {
     if (t != LUA_TTABLE) {
       lua_pop(L, 1);
       lua_createtable(L, 1, 0);
-      lua_pushlstring(L, f, h->field.len);
+      lua_pushvalue(L, -2);
       lua_pushvalue(L, -2);
       lua_rawset(L, h->headers);
     }
     lua_pushlstring(L, v, vl);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    lua_pop(L, 1);
+    lua_pop(L, 2);
   } else {
-    lua_pushlstring(L, f, h->field.len);
-    if (t == LUA_TSTRING) {
-      lua_pushvalue(L, -2);
+    if (t == LUA_TSTRING) {                /* joined with ", " */
       lua_pushliteral(L, ", ");
       lua_pushlstring(L, v, vl);
       lua_concat(L, 3);
     } else {
+      lua_pop(L, 1);
       lua_pushlstring(L, v, vl);
     }
     lua_rawset(L, h->headers);
-    lua_pop(L, 1);
   }
   h->field.len = h->value.len = 0;
 }
@@ -114,7 +113,7 @@ static int on_message_begin(http_parser *p) {
   struct lhttp *h = self(p);
   h->url.len = h->field.len = h->value.len = 0;
   h->in_value = 0;
-  lua_newtable(h->L);
+  lua_createtable(h->L, 0, 8); /* room for a typical request's headers */
   lua_replace(h->L, h->headers);
   return 0;
 }
