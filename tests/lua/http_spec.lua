@@ -276,6 +276,48 @@ request = function() return req end
     srv:close()
   end))
 
+  it("finishes what a handler left unfinished; a broken stream closes",
+     test(function()
+    local srv, _, port = serve(function(req, res)
+      if req.path == "/nothing" then return end
+      if req.path == "/half" then
+        res:write("half")
+        return
+      end
+      res:write("streamed")
+      error("after the headers")
+    end)
+    local out = raw(port, "GET /nothing HTTP/1.1\r\n\r\n" ..
+                          "GET /half HTTP/1.1\r\n\r\n" ..
+                          "GET /raise HTTP/1.1\r\n\r\n" ..
+                          "GET /never HTTP/1.1\r\n\r\n")
+    local a, b, c = out:match("^(HTTP/1.1 200 OK\r\n.-\r\n\r\n)" ..
+      "(HTTP/1.1 200 OK\r\n.-\r\n\r\n4\r\nhalf\r\n0\r\n\r\n)" ..
+      "(HTTP/1.1 200 OK\r\n.-\r\n\r\n8\r\nstreamed\r\n)$")
+    assert.truthy(a, out)
+    assert.truthy(a:find("Content-Length: 0\r\n", 1, true))
+    assert.truthy(b and c, out)
+    srv:close()
+  end))
+
+  it("res methods check their use", test(function()
+    local errs = {}
+    local srv, base = serve(function(req, res)
+      errs[#errs + 1] = select(2, pcall(res.header, res, "Bad Name", "x"))
+      errs[#errs + 1] = select(2, pcall(res.header, res, "X", "a\r\nb"))
+      errs[#errs + 1] = select(2, pcall(res.status, res, 42))
+      res:finish("done")
+      errs[#errs + 1] = select(2, pcall(res.write, res, "more"))
+    end)
+    assert.are.equal("done", (http.get(base .. "/")))
+    assert.are.equal(4, #errs)
+    assert.truthy(errs[1]:find("bad argument #1 to 'header'", 1, true))
+    assert.truthy(errs[2]:find("bad argument #2 to 'header'", 1, true))
+    assert.truthy(errs[3]:find("bad argument #1 to 'status'", 1, true))
+    assert.truthy(errs[4]:find("the response is finished", 1, true))
+    srv:close()
+  end))
+
   it("refuses malformed requests with 400 and closes", test(function()
     local srv, _, port = serve(echo)
     local cases = {
