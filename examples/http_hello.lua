@@ -8,6 +8,7 @@
 --   moonport examples/http_hello.lua --serve 8080  serves until killed
 --       (bench/http_server.sh drives it with wrk; try curl 127.0.0.1:8080)
 local mp = require "moonport"
+if not mp.http then print("mp.http is not built in") return end
 
 local function hello(req, res)
   res:header("Content-Type", "text/plain")

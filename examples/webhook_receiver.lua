@@ -12,6 +12,7 @@
 --   moonport examples/webhook_receiver.lua --serve 8080 DIR SECRET
 --       (try: curl -H 'X-Token: SECRET' -d '{"a":1}' 127.0.0.1:8080/hook/x)
 local mp = require "moonport"
+if not mp.http then print("mp.http is not built in") return end
 
 local function receiver(dir, secret)
   local n = 0

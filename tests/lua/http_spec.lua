@@ -7,6 +7,11 @@ local H = require "helper"
 local mp = H.mp
 local http = mp.http
 
+if not http then -- a build without libhttp-parser (MP_WITH_HTTP off)
+  describe("mp.http", function() it("is not built in", function() end) end)
+  return
+end
+
 local LOCAL = "127.0.0.1"
 local QUIET = { on_error = function() end }
 
