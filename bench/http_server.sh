@@ -27,7 +27,8 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 export LUA_CPATH="$PWD/build/lib/?.so;;"
 
-command -v wrk >/dev/null || { echo "wrk not installed (apt-get install wrk)"; exit 1; }
+command -v wrk >/dev/null ||
+  { echo "wrk not installed (apt-get install wrk)"; exit 1; }
 names=(mp_http node_http mp_raw)
 declare -A cmd=(
   [mp_http]="$MP examples/http_hello.lua --serve"
@@ -60,7 +61,8 @@ bench() {
   local errs; errs=$(awk '/Non-2xx|Socket errors/' "$OUT/$name.wrk")
   [ -n "$errs" ] && echo "  $name: $errs" >&2
   awk -v t="$((t1 - t0))" -v hz="$hz" '
-    /requests in/ { r = $1 } /^Requests\/sec/ { rps = $2 } $1 == "99%" { p = $2 }
+    /requests in/ { r = $1 } /^Requests\/sec/ { rps = $2 }
+    $1 == "99%" { p = $2 }
     END { printf "%d %.0f %s %.2f\n", r, rps, p, t / hz * 1e6 / r }' \
     "$OUT/$name.wrk"
 }

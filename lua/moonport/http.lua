@@ -801,7 +801,9 @@ return function(core, M)
         if type(value) == "table" then
           for _, v in ipairs(value) do
             v = tostring(v)
-            if bad_token(v) then error("bad header value in opts.headers", 4) end
+            if bad_token(v) then
+              error("bad header value in opts.headers", 4)
+            end
             t[#t + 1] = name .. ": " .. v .. "\r\n"
           end
         else
@@ -881,7 +883,7 @@ return function(core, M)
       end
       if ev == "head" then return conn end
       c:close()
-      if code == "EHTTP" then msg = msg .. (reason and " (" .. reason .. ")" or "") end
+      if code == "EHTTP" and reason then msg = msg .. " (" .. reason .. ")" end
       if not (reused and not conn.rx and attempt == 1 and
               type(body) ~= "function" and code ~= "timeout") then
         return nil, msg, code

@@ -8,8 +8,8 @@
  *    method, url, version, framing and header table (lower-case string
  *    names; string values, set-cookie an array), the same body bytes, and
  *    a failure at the same point (the body of a message that fails is not
- *    compared: a call that fails drops what it decoded). Positions stay in bounds and every call
- *    either makes progress or asks for more.
+ *    compared: a call that fails drops what it decoded). Positions stay
+ *    in bounds and every call either makes progress or asks for more.
  * 2. The server: the same bytes arrive on a fake stream (no socket: recv
  *    hands out the pieces, write collects) served by mp.http's connection
  *    loop with a handler that reads the body in formats chosen by the
