@@ -218,8 +218,8 @@ return function(core, M)
         end
       end
       local s = self.buf:sub(self.pos, self.pos + f - 1)
+      if #s < f then return nil, EOB, "EOF" end -- the bytes stay, as streams
       self.pos = self.pos + #s
-      if #s < f then return nil, EOB, "EOF" end
       return s
     end
   end

@@ -455,6 +455,14 @@ request = function() return req end
     local res = assert(http.request { url = base, method = "POST",
       body = function() i = i + 1 return pieces[i] end })
     assert.are.equal("one,two,three|42| abc|defg|nil", res.body)
+    -- a count longer than what is left fails and leaves the bytes
+    srv:close()
+    srv, base = serve(function(req, res)
+      local a, msg, code = req:read(10)
+      res:finish(tostring(a) .. " " .. code .. " " .. req:read("a"))
+    end)
+    assert.are.equal("nil EOF short", (http.request { url = base,
+      method = "POST", body = "short" }).body)
     http.close_idle()
     srv:close()
   end))
