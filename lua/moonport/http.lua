@@ -358,7 +358,7 @@ return function(core, M)
   end
 
   -- The status line and headers, with extra (a length or chunked).
-  local function res_head(res, extra)
+  local function res_head(res, extra, body)
     local conn = res._conn
     -- A client waiting for a 100 Continue it did not get may or may not
     -- send its body: the connection cannot go on.
@@ -371,7 +371,7 @@ return function(core, M)
     elseif res._v10 then conn_line = "Connection: keep-alive\r\n" end
     -- one concatenation (a single VM op: faster than table.concat)
     return STATUS_LINE[res._code] .. res._hs .. date() .. conn_line ..
-           extra .. "\r\n"
+           extra .. "\r\n" .. (body or "")
   end
 
   local CLEN = setmetatable({}, { __index = function(t, n)
@@ -447,9 +447,14 @@ return function(core, M)
     if no_body(self._code) then
       return res_fail(self, c:write(res_head(self, "")))
     end
-    local head = res_head(self, self._clen and "" or CLEN[#body])
-    if self._head or body == "" then return res_fail(self, c:write(head)) end
-    return res_fail(self, c:write(head, body))
+    local extra = self._clen and "" or CLEN[#body]
+    if self._head or body == "" then
+      return res_fail(self, c:write(res_head(self, extra)))
+    end
+    if #body <= 2048 then -- one string, one buffer for the kernel
+      return res_fail(self, c:write(res_head(self, extra, body)))
+    end
+    return res_fail(self, c:write(res_head(self, extra), body))
   end
 
   -- A whole response, from the server itself (errors, limits). Unless
@@ -550,6 +555,7 @@ return function(core, M)
         _conn = conn,
       }, Req)
       local res = setmetatable({ _conn = conn, _code = 200, _hs = "",
+        _started = false, _done = false,
         _keep = keep, _v10 = minor == 0 and major == 1,
         _head = method == "HEAD" }, Res)
       conn.res = res
