@@ -862,10 +862,19 @@ return function(core, M)
         if ok and type(body) == "string" then ok, msg, code = c:write(body)
         elseif ok and type(body) == "function" then
           while ok do
-            local chunk = body()
+            local done, chunk = pcall(body)
+            if not done then -- the connection is half-written: drop it
+              c:close()
+              error(chunk, 0)
+            end
             if chunk == nil then
               ok, msg, code = c:write("0\r\n\r\n")
               break
+            end
+            if type(chunk) ~= "string" and type(chunk) ~= "number" then
+              c:close()
+              error("opts.body returned a " .. type(chunk) ..
+                    " (string or nil expected)", 0)
             end
             chunk = tostring(chunk)
             if #chunk > 0 then

@@ -662,6 +662,17 @@ describe("mp.http client", function()
     assert.are.equal("EHTTP", code, msg)
     t:join()
     g:close()
+    -- a body function that raises, or returns something else
+    local srv2, base2 = serve(echo)
+    assert.has_error(function()
+      http.request { url = base2 .. "/echo", method = "POST",
+                     body = function() error("no more data") end }
+    end, "no more data")
+    assert.has_error(function()
+      http.request { url = base2 .. "/echo", method = "POST",
+                     body = function() return {} end }
+    end, "opts.body returned a table (string or nil expected)")
+    srv2:close()
     assert.has_error(function() http.get(42) end)
     assert.has_error(function() http.request { url = "http://x/",
                                                method = "GE T" } end)
