@@ -12,6 +12,7 @@
 #include "lfs.h"
 #include "lproc.h"
 #include "lfsx.h"
+#include "lhttp.h"
 #include "lrepl.h"
 #include "lsock.h"
 #include "ltask.h"
@@ -142,6 +143,9 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_watch(L, S);
   lmp_open_proc(L, S);
   lmp_open_fsx(L, S); /* adds to the file and stream classes */
+#ifdef MP_WITH_HTTP
+  lmp_open_http(L, S);
+#endif
   lmp_open_tls(L, S); /* core.tls_*, stream:tlsinfo */
   load_modules(L, core);
   lmp_push_debug(L, S);

@@ -11,6 +11,8 @@ set -e
 # command the TLS tests make their certificates with.
 tls_pkgs="libssl-dev ca-certificates openssl"
 pkgs="$tls_pkgs cmake make gcc g++ pkg-config liblua5.4-dev lua5.4 liburing-dev libreadline-dev lua-busted luarocks strace clang libclang-rt-14-dev python3 $MP_DEPS_EXTRA"
+# mp.http: its parser, and the real clients its tests drive (issue 15).
+pkgs="$pkgs libhttp-parser-dev curl wrk"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -435,6 +435,10 @@ end
 -- mp.lock, mp.semaphore, mp.event, mp.ticker (lua/moonport/sync.lua).
 require("moonport.sync")(core, M)
 
+-- mp.http: HTTP/1.1 client and server (lua/moonport/http.lua), when the
+-- build has its parser (bindings/lhttp.c).
+if core.http_parser then M.http = require("moonport.http")(core, M) end
+
 --------------------------------------------------------------------------
 -- The coroutine library inside tasks. A moonport call made inside a
 -- script's own coroutine yields a private sentinel; these wrappers pass it
