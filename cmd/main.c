@@ -210,6 +210,26 @@ static int os_exit_closing(lua_State *L) {
   return 0;
 }
 
+/* print, as Lua's, but a worker's line is written in one piece: lines
+ * of workers printing at once never mix. */
+static int print_line(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  fwrite(s, 1, len, stdout);
+  fflush(stdout);
+  return 0;
+}
+
 static void l_message(const char *pname, const char *msg) {
   if (pname) lua_writestringerror("%s: ", pname);
   lua_writestringerror("%s\n", msg);
@@ -520,6 +540,7 @@ static int pmain(lua_State *L) {
   lua_pushcclosure(L, os_exit_closing, 1);
   lua_setfield(L, -2, "exit");
   lua_pop(L, 1);
+  if (self) lua_register(L, "print", print_line);
   /* moonport is built in: require "moonport" needs no search path. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   moonport_open(L, loop);

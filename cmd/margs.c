@@ -7,6 +7,14 @@
 static const char backend_opt[] = "--backend";
 static const char workers_opt[] = "--workers";
 
+/* Whether s is a number (all digits). */
+static int digits(const char *s) {
+  if (!*s) return 0;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9') return 0;
+  return 1;
+}
+
 /* s as a count of workers (all digits, 1..MP_WORKERS_MAX), else -1. */
 static int count(const char *s) {
   int n = 0;
@@ -28,7 +36,7 @@ int mp_args_words(char **argv, int i) {
   const char *s = argv[i];
   if (is_opt(s, workers_opt, sizeof workers_opt - 1))
     return s[sizeof workers_opt - 1] == '\0' && argv[i + 1] &&
-           count(argv[i + 1]) > 0 ? 2 : 1;
+           digits(argv[i + 1]) ? 2 : 1;
   return strchr(s, '=') ? 1 : 2; /* --backend */
 }
 
@@ -68,7 +76,10 @@ int mp_args_parse(int argc, char **argv, struct mp_args *a) {
         if (*v == '=') {
           if ((a->workers = count(v + 1)) < 0) goto bad;
         } else if (mp_args_words(argv, i) == 2) {
-          a->workers = count(argv[++i]);
+          if ((a->workers = count(argv[++i])) < 0) {
+            a->first = i - 1;
+            goto bad;
+          }
         } else {
           a->workers = MP_WORKERS_CPUS;
         }
@@ -117,8 +128,7 @@ void mp_args_error(const char *badopt, char *buf, unsigned size) {
       (strncmp(badopt, backend_opt, n) == 0 &&
        (badopt[n] == '\0' || badopt[n] == '=')))
     snprintf(buf, size, "'%s' needs argument", badopt);
-  else if (strncmp(badopt, workers_opt, sizeof workers_opt - 1) == 0 &&
-           badopt[sizeof workers_opt - 1] == '=')
+  else if (is_opt(badopt, workers_opt, sizeof workers_opt - 1))
     snprintf(buf, size, "'%s': a count from 1 to %d expected", badopt,
              MP_WORKERS_MAX);
   else

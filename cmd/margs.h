@@ -27,7 +27,8 @@ enum { MP_WORKERS_CPUS = -1, MP_WORKERS_MAX = 1024 };
  * is the next argument) or at "-" (the script is stdin). -e and -l take
  * their argument attached (-eSTAT) or as the next one, which must not
  * start with '-'. --workers takes an optional count, as make -j does:
- * "--workers=N", or "--workers N" when the next word is a number.
+ * "--workers=N", or "--workers N" when the next word is a number
+ * (1..MP_WORKERS_MAX, else an error).
  * Returns a->flags. */
 int mp_args_parse(int argc, char **argv, struct mp_args *a);
 
