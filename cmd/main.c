@@ -630,6 +630,7 @@ static int worker_start(struct worker *w) {
     fprintf(stderr, "%s: cannot start worker %d: %s\n", progname, w->index,
             mp_strerror(r));
     w->team->failed = 1;
+    if (w->team->alive == 0) mp_loop_stop(w->team->loop);
     return r;
   }
   w->team->alive++;
@@ -642,11 +643,15 @@ static void worker_done(struct mp_op *op) {
   mp_os_thread_join(w->thread);
   w->thread = NULL;
   t->alive--;
-  if (w->ok || t->stopping) return;
+  if (w->ok || t->stopping) {
+    if (t->alive == 0) mp_loop_stop(t->loop); /* the turn ends here */
+    return;
+  }
   if (w->restarts >= WORKER_RESTARTS) {
     fprintf(stderr, "%s: worker %d failed %d times: not restarted\n",
             progname, w->index, w->restarts + 1);
     t->failed = 1;
+    if (t->alive == 0) mp_loop_stop(t->loop);
     return;
   }
   w->restarts++;
@@ -721,6 +726,10 @@ static int run_workers(int argc, char **argv, struct mp_args *args) {
             mp_strerror(r < 0 ? r : MP_ENOMEM));
     return EXIT_FAILURE; /* the process ends: nothing to give back */
   }
+  /* Routed even where the parent ignored them (a background job's
+   * SIGINT), as lua.c's handler is installed whatever was there. */
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
   struct mp_op *sig = mp_op_new(t.loop, on_signal, &t);
   if (sig) {
     mp_op_prep_poll(sig, t.sigh);

@@ -14,9 +14,10 @@ check() { # name, condition (as a command)
   else fail=$((fail + 1)); echo "not ok - $1"; sed 's/^/  # /' "$tmp/out"; fi
 }
 
-# Waits up to 10 s for the process to end; its status in $st.
+# Waits up to 10 s for the process to end (then kills it); its status
+# in $st.
 finish() {
-  timeout 10 tail --pid="$1" -f /dev/null
+  timeout 10 tail --pid="$1" -f /dev/null || kill -KILL "$1"
   wait "$1"; st=$?
 }
 
