@@ -7,7 +7,7 @@
 set -u
 MP=${MOONPORT:?}
 SRC=${MP_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-DOCS="README.md docs/files.md docs/net.md docs/proc.md"
+DOCS="README.md docs/files.md docs/net.md docs/proc.md docs/workers.md"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0

@@ -64,6 +64,12 @@ LUA
 check "shared channel: 150 values from three workers to the first" \
   '[ $st -eq 0 ] && grep -q "^sum	3825	seen	150$" "$tmp/out"'
 
+# The example, on three workers.
+"$MP" --workers 3 "${MP_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}/examples/http_workers.lua" >"$tmp/out" 2>&1; st=$?
+check "examples/http_workers.lua on three workers" \
+  '[ $st -eq 0 ] && [ $(grep -c "^worker [123] served" "$tmp/out") -eq 3 ] &&
+   grep -q "^ok$" "$tmp/out"'
+
 # 3. A failed worker is reported and restarted; restarts are bounded.
 cat > "$tmp/crash.lua" <<'LUA'
 local mp = require "moonport"
