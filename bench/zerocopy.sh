@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# bench/zerocopy.sh: mp.fs.copy and stream:sendfile against the same
+# syscalls from C (bench/zerocopy_c.c: a copy_file_range loop, a sendfile
+# loop) and cp(1), in one invocation, on a page-cached file. Each command
+# is a process of its own, timed from start to exit (best of RUNS); the
+# socket's other end is the same C drain for both senders. Ratios are
+# the C program's time over moonport's (>= 1: moonport as fast).
+#   bench/zerocopy.sh       env: SIZE_MB (default 256), RUNS (5), PORT
+set -u
+cd "$(dirname "$0")/.."
+MP=${MOONPORT:-./build/moonport}
+SIZE_MB=${SIZE_MB:-256}
+RUNS=${RUNS:-5}
+PORT=${PORT:-18095}
+work=$(mktemp -d "${TMPDIR:-/tmp}/mpzc.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cc -O2 -o "$work/zc" bench/zerocopy_c.c || exit 1
+dd if=/dev/urandom of="$work/src" bs=1M count="$SIZE_MB" status=none
+cat "$work/src" >/dev/null # in the page cache
+
+now() { date +%s%N; }
+# best NAME CMD...: the best wall time of RUNS runs, in ms
+best() {
+  local b= t0 t1
+  for _ in $(seq "$RUNS"); do
+    rm -f "$work/dst"
+    t0=$(now); "$@" >/dev/null || { echo "failed: $*" >&2; return 1; }
+    t1=$(now)
+    local ms=$(( (t1 - t0) / 1000000 ))
+    [ -z "$b" ] || [ "$ms" -lt "$b" ] && b=$ms
+  done
+  echo "$b"
+}
+# A sender against the C drain: the drain starts first, then the sender
+# runs; returns once the drain has counted every byte.
+send() {
+  "$work/zc" drain "$PORT" >"$work/drain" &
+  local d=$!
+  for _ in $(seq 100); do grep -q ready "$work/drain" && break; sleep 0.01; done
+  "$@" || return 1
+  wait "$d"
+  [ "$(tail -1 "$work/drain")" = "$((SIZE_MB * 1048576))" ]
+}
+
+c_copy=$(best "$work/zc" copy "$work/src" "$work/dst")
+cp_copy=$(best cp "$work/src" "$work/dst")
+mp_copy=$(best "$MP" bench/zerocopy_mp.lua copy "$work/src" "$work/dst")
+c_sf=$(best send "$work/zc" sendfile "$work/src" "$PORT")
+mp_sf=$(best send "$MP" bench/zerocopy_mp.lua sendfile "$work/src" "$PORT")
+
+echo "$SIZE_MB MiB page-cached, best of $RUNS, $(stat -f -c %T "$work")," \
+     "backend ${MOONPORT_BACKEND:-default}"
+row() { awk -v n="$1" -v t="$2" -v p="$3" -v mb="$SIZE_MB" 'BEGIN {
+  printf "%-28s %6d ms %7.0f MiB/s", n, t, mb * 1000 / (t > 0 ? t : 1)
+  if (p != "") printf "   C/moonport %.2f", p / (t > 0 ? t : 1)
+  printf "\n" }'; }
+row "C copy_file_range loop" "$c_copy" ""
+row "cp" "$cp_copy" ""
+row "mp.fs.copy" "$mp_copy" "$c_copy"
+row "C sendfile loop" "$c_sf" ""
+row "stream:sendfile" "$mp_sf" "$c_sf"
