@@ -504,16 +504,24 @@ static int64_t tmpfile_op(struct mp_op *op) {
  * (EXDEV), on old kernels (ENOSYS) and some filesystems (EINVAL,
  * EOPNOTSUPP), then a buffer does it. A first 0 is checked with read:
  * files such as /proc's claim size 0 and copy_file_range copies
- * nothing. */
-static int copy_fds(int in, int out, int *which) {
+ * nothing. In chunks of COPY_CHUNK bytes, so that a cancel (which sets
+ * *abort from the loop's thread: mp__pool_cancel) stops the copy at the
+ * next one. */
+enum { COPY_CHUNK = 16 << 20 };
+
+static int copy_fds(int in, int out, int *which, const uint32_t *abort) {
   int kernel = 1;
   char *buf = NULL;
   int64_t total = 0;
   int err = 0;
   for (;;) {
     ssize_t n;
+    if (__atomic_load_n(abort, __ATOMIC_RELAXED)) {
+      err = MP_ECANCELED;
+      break;
+    }
     if (kernel) {
-      n = copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0);
+      n = copy_file_range(in, NULL, out, NULL, COPY_CHUNK, 0);
       if ((n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
                      errno == EOPNOTSUPP)) || (n == 0 && total == 0)) {
         kernel = 0;
@@ -553,7 +561,9 @@ static int copy_fds(int in, int out, int *which) {
 
 /* COPYFILE: cp's semantics for a regular file: the target is truncated
  * and rewritten in place (keeping its inode, mode and owner) or created
- * with the source's permissions (minus the umask). */
+ * with the source's permissions (minus the umask). Cancelled while it
+ * runs, it stops at the next chunk, the target left as far as it got
+ * (as an interrupted cp leaves it). */
 static int64_t copy_op(struct mp_op *op) {
   struct stat si, so;
   int err = 0, out = -1, which = 0;
@@ -576,7 +586,7 @@ static int64_t copy_op(struct mp_op *op) {
     err = err_of(errno);
     goto done;
   }
-  err = copy_fds(in, out, &which);
+  err = copy_fds(in, out, &which, &op->u.fs.mode);
   if (close(out) < 0 && !err && errno != EINTR) { /* NFS reports late */
     err = err_of(errno);
     which = 1;

@@ -520,6 +520,28 @@ describe("fs.copy", function()
     assert.is_true(get(path("large2")) == data)
   end)
 
+  it("a cancelled copy stops between chunks, not at the end", function()
+    -- 256 MiB: far more than one chunk. Cancelled at once, the copy
+    -- running on the pool must stop at its next chunk; without that it
+    -- copied everything before the cancel took effect.
+    local size = 256 * 1024 * 1024
+    local f = assert(io.open(path("huge"), "w"))
+    f:seek("set", size - 1)
+    f:write("x")
+    f:close()
+    H.run(function()
+      local t = mp.spawn(fs.copy, path("huge"), path("huge2"))
+      mp.sleep(0.001)
+      t:cancel()
+      assert.are.same({ false, "cancelled" }, { t:join() })
+      while mp.debug.stats().pool_jobs > 0 do mp.sleep(0.001) end
+    end)
+    local st = fs.stat(path("huge2"))
+    assert.is_true(st == nil or st.size < size, "the whole file was copied")
+    os.remove(path("huge"))
+    os.remove(path("huge2"))
+  end)
+
   it("replaces an existing file in place, as cp", function()
     put(path("src"), "short")
     put(path("dst"), string.rep("long old contents ", 100))
