@@ -31,10 +31,11 @@ time_ms() {
 # A sender against the C drain: the drain starts first, then the sender
 # runs; returns once the drain has counted every byte.
 send() {
+  rm -f "$work/drain" # a stale "ready" must not be read
   "$work/zc" drain "$PORT" >"$work/drain" &
   local d=$!
-  for _ in $(seq 100); do grep -q ready "$work/drain" && break; sleep 0.01; done
-  "$@" || return 1
+  for _ in $(seq 500); do grep -qs ready "$work/drain" && break; sleep 0.01; done
+  "$@" || { kill "$d"; wait "$d"; return 1; }
   wait "$d"
   [ "$(tail -1 "$work/drain")" = "$((SIZE_MB * 1048576))" ]
 }
