@@ -168,7 +168,7 @@ static int wait_change(lua_State *L, struct wlocal *l, struct xchan *c,
                        const char *fname) {
   struct lmp_state *S = lmp_state(L);
   struct mp_op *op = mp_op_new(S->loop, wait_cb, NULL);
-  struct wwait *x = op ? calloc(1, sizeof *x) : NULL;
+  struct wwait *x = op ? mp_loop_calloc(S->loop, 1, sizeof *x) : NULL;
   if (!x) {
     mp_os_mutex_unlock(l->w->lock);
     if (op) mp_op_release(op);
