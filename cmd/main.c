@@ -61,8 +61,9 @@ struct worker {
   struct team *team;
   int index, restarts, ok;
   struct mp_os_thread *thread;
-  struct mp_loop *loop; /* the state's, under team->lock (stop wakes it) */
+  struct mp_loop *loop; /* the state's, under team->lock (for stop_op) */
   atomic_int stop;      /* stop: cancel every task and end */
+  struct mp_op stop_op; /* posted to loop: its turn ends, stop is seen */
   struct mp_op done;    /* posted to the main thread's loop at the end */
 };
 static _Thread_local struct worker *self; /* the worker this thread runs */
@@ -623,8 +624,13 @@ static void worker_thread(void *arg) {
 
 static void worker_done(struct mp_op *op);
 
+/* On the worker's thread: the loop's turn ends here (a bare wake can be
+ * taken by a turn that then sleeps on), so the worker sees stop. */
+static void stop_cb(struct mp_op *op) { mp_loop_stop(op->loop); }
+
 static int worker_start(struct worker *w) {
   mp_op_init(&w->done, worker_done, w);
+  mp_op_init(&w->stop_op, stop_cb, w);
   int r = mp_os_thread_start(&w->thread, worker_thread, w);
   if (r < 0) {
     fprintf(stderr, "%s: cannot start worker %d: %s\n", progname, w->index,
@@ -661,13 +667,14 @@ static void worker_done(struct mp_op *op) {
   worker_start(w);
 }
 
-/* Asks every worker to stop: the flag, then a wake of its loop. */
+/* Asks every worker to stop: the flag, then a post to its loop (a
+ * worker whose loop is not out yet sees the flag before it runs). */
 static void team_stop(struct team *t) {
   t->stopping = 1;
   mp_os_mutex_lock(t->lock);
   for (int i = 0; i < t->n; i++) {
     atomic_store(&t->w[i].stop, 1);
-    if (t->w[i].loop) mp_loop_wake(t->w[i].loop);
+    if (t->w[i].loop) mp_loop_post(t->w[i].loop, &t->w[i].stop_op);
   }
   mp_os_mutex_unlock(t->lock);
 }
@@ -691,13 +698,12 @@ static void on_signal(struct mp_op *op) {
   if (mp_op_submit(op) < 0) mp_op_release(op);
 }
 
-/* The workers' loops are published to the main thread (for stop's wake)
- * while they are open. */
+/* The workers' loops are published to the main thread (for stop's
+ * post) while they are open. */
 static void worker_publish(struct mp_loop *loop) {
   if (!self) return;
   mp_os_mutex_lock(self->team->lock);
   self->loop = loop;
-  if (loop && atomic_load(&self->stop)) mp_loop_wake(loop);
   mp_os_mutex_unlock(self->team->lock);
 }
 
