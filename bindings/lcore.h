@@ -102,6 +102,7 @@ struct lmp_state {
   int deadlocked;            /* tasks cancelled by the last deadlock */
   int warn_dropped;         /* opened by require: say so if tasks are lost */
   int host_refs;            /* moonport_ref: the host feeds tasks */
+  int shared_process;       /* a worker: other states share the process */
   lua_State *volatile running; /* the running task's thread (a signal
                                   handler reads it: moonport_running) */
   int anchors;              /* registry ref: task anchor table */

@@ -19,6 +19,7 @@
 #include "ltls.h"
 #include "lwatch.h"
 #include "lwork.h"
+#include "lworker.h"
 
 struct lmp_embedded { const char *name, *src; size_t len; };
 extern const struct lmp_embedded lmp_embedded[];
@@ -132,6 +133,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_chan(L, S);
   lmp_open_deadline(L, S);
   lmp_open_work(L, S);
+  lmp_open_worker(L, S);
   lmp_open_repl(L, S);
   lmp_open_coro(L, S);
   lmp_open_file(L, S);

@@ -140,7 +140,7 @@ static int64_t attempt(struct mp_op *op) {
       break;
     }
     case MP_OP_SENDFILE:
-      return mp__sendfile_try(op);
+      return mp__sendfile_run(op); /* MP__EWARMING: with the pool now */
     case MP_OP_CONNECT: {
       int err = 0;
       socklen_t len = sizeof err;
@@ -163,7 +163,7 @@ static void run_queue(struct mp_loop *loop, struct mp__queue *q) {
     int64_t r = attempt(op);
     if (r == MP_EAGAIN) break;
     mp__queue_pop(q);
-    mp__op_complete(loop, op, r);
+    if (r != MP__EWARMING) mp__op_complete(loop, op, r);
   }
 }
 
@@ -214,7 +214,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
       r = attempt(op);
     }
     if (r != wait) {
-      mp__op_complete(loop, op, r);
+      if (r != MP__EWARMING) mp__op_complete(loop, op, r);
       return 0;
     }
   }
@@ -234,6 +234,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
 
 static void ep_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct epoll_state *s = loop->bdata;
+  if (mp__sendfile_cancel(op)) return; /* its pool job ends it */
   if (op->handle >= 0 && (size_t)op->handle < s->nfds) {
     struct fdstate *f = &s->fds[op->handle];
     if (mp__queue_remove(&f->rq, op) || mp__queue_remove(&f->wq, op)) {

@@ -286,7 +286,8 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
   if (op->kind == MP_OP_SENDFILE) {
     /* No opcode: sendfile(2) here, once the socket is writable (a poll,
      * as after EAGAIN; poll_done submits again). */
-    int64_t r = mp__sendfile_try(op);
+    int64_t r = mp__sendfile_run(op);
+    if (r == MP__EWARMING) return 0; /* the pool reads the file in */
     if (r != MP_EAGAIN) {
       mp__op_complete(loop, op, r);
       return 0;
@@ -379,6 +380,7 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
 
 static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct uring_state *s = loop->bdata;
+  if (mp__sendfile_cancel(op)) return; /* its pool job ends it */
   if (on_pool(s, op)) {
     mp__pool_cancel(loop, op); /* on the pool: a running job finishes */
     return;

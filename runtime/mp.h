@@ -190,7 +190,11 @@ struct mp_op {
                         failure concerns path2 */
       uint32_t mode; /* CHOWN: the uid */
     } fs;
-    struct { mp_handle_t from; int64_t off; size_t len; } sf; /* SENDFILE */
+    struct {                                        /* SENDFILE */
+      mp_handle_t from; int64_t off; size_t len;
+      struct mp_op *warm; /* private: the pool job reading the file in */
+      int warmed;         /* private: the next attempt skips the check */
+    } sf;
   } u;
   void *owned;             /* freed by mp_op_release: memory the op owns
                               (set it with mp_op_own) */
@@ -391,10 +395,14 @@ int mp_op_prep_copyfile(struct mp_op *op, const char *from, const char *to);
  * file's own position untouched), to the stream socket h, in the kernel
  * (sendfile); result is the count sent (0: off is at end of file), short
  * like a SEND's. Never raises SIGPIPE. Waits for the socket to be
- * writable as SEND does; the file's pages are read on the loop's thread
- * (a file not in the page cache makes it wait for the disk). sendfile
- * has no MSG_DONTWAIT: a blocking h (an adopted descriptor) is sent to
- * only when writable, at most 4 KiB per call, so the loop never waits. */
+ * writable as SEND does, then sends from the page cache on the loop's
+ * thread, at most 16 MiB per call; a range not in the page cache (its
+ * first and last pages probed) is read in on the threadpool first (4 MiB
+ * of it, then sent), so
+ * the loop never waits for the disk (cancelling the op stops that too).
+ * sendfile has no MSG_DONTWAIT: a blocking h (an adopted descriptor) is
+ * sent to only when writable, at most 4 KiB per call, so the loop never
+ * waits. */
 void mp_op_prep_sendfile(struct mp_op *op, mp_handle_t h, mp_handle_t from,
                          int64_t off, size_t len);
 

@@ -194,6 +194,24 @@ int mp_os_stdout_drain(mp_handle_t h);
  * MP_E* code. At most 16 pieces of iov are tried. */
 int64_t mp_os_trywrite(mp_handle_t h, const struct mp_iov *iov, int n);
 
+/* ---- Workers (issue 16: runtime/sys_unix.c) ---- */
+
+/* The number of CPUs the process may run on (at least 1). */
+int mp_os_cpu_count(void);
+/* A lock for state several threads share (moonport --workers). */
+struct mp_os_mutex;
+int mp_os_mutex_new(struct mp_os_mutex **m);
+void mp_os_mutex_lock(struct mp_os_mutex *m);
+void mp_os_mutex_unlock(struct mp_os_mutex *m);
+void mp_os_mutex_free(struct mp_os_mutex *m); /* NULL is fine */
+/* A thread running fn(arg), started with every signal blocked (the
+ * process's signals are routed by whoever routes them). */
+struct mp_os_thread;
+int mp_os_thread_start(struct mp_os_thread **t, void (*fn)(void *),
+                       void *arg);
+/* Waits for the thread's end and frees t. */
+void mp_os_thread_join(struct mp_os_thread *t);
+
 #ifdef __cplusplus
 }
 #endif

@@ -529,4 +529,6 @@ void mp_op_prep_sendfile(struct mp_op *op, mp_handle_t h, mp_handle_t from,
   op->u.sf.from = from;
   op->u.sf.off = off;
   op->u.sf.len = len;
+  op->u.sf.warm = NULL;
+  op->u.sf.warmed = 0;
 }

@@ -6,7 +6,7 @@ local core = ...
 
 local M = {}
 for _, name in ipairs { "spawn", "current", "sleep", "now", "backend",
-                        "work" } do
+                        "work", "worker", "shared_channel" } do
   M[name] = core[name]
 end
 
