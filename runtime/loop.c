@@ -164,15 +164,21 @@ static void dispatch(struct mp_loop *loop) {
 int mp_loop_run(struct mp_loop *loop, enum mp_run_mode mode) {
   loop->stop = 0;
   for (;;) {
-    if (atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
+    /* A wake taken here ends the turn without sleeping, as one taken in
+     * wait() does: the host that sent it (after setting a flag, say) may
+     * be waiting for this run to return. */
+    int woke = 0;
+    if (atomic_load_explicit(&loop->wake_pending, memory_order_relaxed)) {
       mp__drain_posted(loop);
+      woke = 1;
+    }
     mp_loop_update_time(loop);
     mp__timer_run(loop);
     dispatch(loop);
     if (loop->stop || (loop->ninflight == 0 && mode != MP_RUN_ONCE)) break;
     int64_t timeout = -1;
-    if (mode == MP_RUN_NOWAIT || loop->done.head || loop->ninflight == 0 ||
-        atomic_load(&loop->wake_pending))
+    if (mode == MP_RUN_NOWAIT || woke || loop->done.head ||
+        loop->ninflight == 0 || atomic_load(&loop->wake_pending))
       timeout = 0;
     else
       timeout = mp__timer_next(loop);

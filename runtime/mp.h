@@ -260,7 +260,9 @@ int mp_loop_wait(struct mp_loop *loop, int timeout_ms);
  * mp_op_init) as a completion and wakes the loop; its cb runs on the loop
  * thread, in posting order per thread. Wakes coalesce. */
 int mp_loop_post(struct mp_loop *loop, struct mp_op *op);
-void mp_loop_wake(struct mp_loop *loop); /* thread-safe */
+/* Thread-safe: ends the turn the loop is in, or the next one if it is
+ * between turns (a wake is never slept through). */
+void mp_loop_wake(struct mp_loop *loop);
 /* Threadpool size for this loop (created on first use). */
 int mp_loop_pool_size(struct mp_loop *loop);
 

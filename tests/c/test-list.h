@@ -5,6 +5,7 @@
   X(timer_order) X(timer_cancel) X(timer_zero_and_huge) X(timer_many)       \
   X(timer_wait_uses_deadline)                                               \
   X(post_cross_thread) X(post_wakes_waiting_loop)                           \
+  X(wake_before_turn_ends_it)                                               \
   X(pool_work) X(pool_cancel_queued) X(pool_size_env)                       \
   X(pipe_read_write) X(pipe_read_cancel) X(pipe_cancel_after_data)          \
   X(open_fifo_cancel)                                                       \

@@ -105,6 +105,25 @@ TEST_IMPL(post_wakes_waiting_loop) {
   return 0;
 }
 
+/* A wake that arrives before a turn starts ends that turn: a host that
+ * checks a flag and then runs one turn must not sleep through the wake
+ * another thread sent after setting the flag (the drain at the top of
+ * the turn used to take it and sleep until the next event). */
+TEST_IMPL(wake_before_turn_ends_it) {
+  struct mp_loop *loop = test_loop();
+  struct mp_op *t = mp_op_new(loop, noop_cb, NULL);
+  mp_op_prep_timer(t, 10000000000LL);
+  ASSERT_EQ(mp_op_submit(t), 0);
+  mp_loop_wake(loop);
+  ASSERT_EQ(mp_loop_run(loop, MP_RUN_ONCE), 1); /* returns, timer pending */
+  mp_loop_wake(loop);
+  ASSERT_EQ(mp_loop_run(loop, MP_RUN_ONCE), 1);
+  mp_op_cancel(t);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
 static void square(struct mp_op *op) {
   intptr_t x = (intptr_t)op->u.work.arg;
   op->result = x * x;
