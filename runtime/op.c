@@ -1,5 +1,8 @@
 /* op.c: struct mp_op: allocate, prepare, submit, cancel, release. */
 #include <malloc.h>
+#ifdef _WIN32
+#define malloc_usable_size _msize
+#endif
 #include <stdio.h>
 #include <string.h>
 
