@@ -49,7 +49,7 @@ struct mp_backend {
 };
 
 #ifdef _WIN32
-extern const struct mp_backend mp__backend_iocp;
+extern const struct mp_backend mp__backend_iocp; /* backend_iocp.c */
 #else
 extern const struct mp_backend mp__backend_epoll;
 #endif

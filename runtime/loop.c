@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #ifndef _WIN32
-#include <sys/socket.h>
+#include <sys/socket.h> /* struct msghdr: SENDTO/RECVFROM's u.rw.buf */
 #endif
 
 #include "mp_internal.h"
@@ -19,7 +19,7 @@ static const struct mp_backend *find_backend(const char *name) {
   return NULL;
 }
 
-#ifndef _WIN32
+#ifdef MP_WITH_URING
 static int debug_enabled(void) {
   const char *d = getenv("MOONPORT_DEBUG");
   return d && *d && strcmp(d, "0") != 0;
@@ -48,8 +48,7 @@ static int choose_backend(struct mp_loop *loop, const char *name) {
     return loop->backend->init(loop);
   }
 #ifdef _WIN32
-  loop->backend = &mp__backend_iocp;
-  return loop->backend->init(loop);
+  loop->backend = &mp__backend_iocp; /* the one Windows backend */
 #else
 #ifdef MP_WITH_URING
   int r = mp__backend_uring.init(loop);
@@ -65,8 +64,8 @@ static int choose_backend(struct mp_loop *loop, const char *name) {
   loop->fallback_reason = "built without liburing";
 #endif
   loop->backend = &mp__backend_epoll;
-  return loop->backend->init(loop);
 #endif
+  return loop->backend->init(loop);
 }
 
 int mp_loop_new(struct mp_loop **loopp, const char *backend) {
@@ -281,8 +280,8 @@ int mp_loop_buffer_inflight(struct mp_loop *loop, const void *p, size_t len) {
       case MP_OP_READ: case MP_OP_WRITE: case MP_OP_RECV: case MP_OP_SEND:
         if (overlaps(a, b, op->u.rw.buf, op->u.rw.len)) return 1;
         break;
-#ifdef _WIN32
-      case MP_OP_SENDTO: case MP_OP_RECVFROM: /* the data, struct mp__dgram */
+#ifdef _WIN32 /* net_win.c keeps the data in u.rw, the address in priv */
+      case MP_OP_SENDTO: case MP_OP_RECVFROM:
         if (overlaps(a, b, op->u.rw.buf, op->u.rw.len) ||
             overlaps(a, b, op->priv, sizeof(struct mp__dgram)))
           return 1;

@@ -1,12 +1,13 @@
 /* op.c: struct mp_op: allocate, prepare, submit, cancel, release. */
 #include <malloc.h>
-#ifdef _WIN32
-#define malloc_usable_size _msize
-#endif
 #include <stdio.h>
 #include <string.h>
 
 #include "mp_internal.h"
+
+#ifdef _WIN32
+#define malloc_usable_size _msize
+#endif
 
 enum { BLOCK_OPS = 128 };
 
