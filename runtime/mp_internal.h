@@ -120,6 +120,16 @@ struct mp__gai_job {
   struct mp_addr addrs[MP_ADDRS_MAX];
 };
 void mp__getaddrinfo_run(struct mp_op *op);
+#ifdef _WIN32
+/* net_win.c: op->priv of SENDTO / RECVFROM (the data is u.rw.buf/len):
+ * the address to send to (len 0: the connected peer) or the source
+ * received (len in/out: WSARecvFrom's lpFromlen), and WSARecvFrom's
+ * flags; both live until the op is released. */
+struct mp__dgram {
+  struct mp_addr addr;
+  unsigned long flags;
+};
+#endif
 
 /* threadpool.c */
 int mp__pool_submit(struct mp_loop *loop, struct mp_op *op);
