@@ -45,7 +45,11 @@ struct mp_backend {
   mp_handle_t (*fd)(struct mp_loop *loop);
 };
 
+#ifdef _WIN32
+extern const struct mp_backend mp__backend_iocp; /* backend_iocp.c */
+#else
 extern const struct mp_backend mp__backend_epoll;
+#endif
 #ifdef MP_WITH_URING
 extern const struct mp_backend mp__backend_uring;
 #endif

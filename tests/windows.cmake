@@ -1,0 +1,37 @@
+# The tests of the Windows build, run under wine64 through
+# CMAKE_CROSSCOMPILING_EMULATOR (docs/windows.md). Included by
+# tests/CMakeLists.txt in place of the Unix tests.
+#
+# Every test needs the wine fixture (a persistent wineserver and wine's
+# services started outside ctest's pipes) and has a timeout; winedbg is
+# disabled so that a crash fails with its exception code, never 0.
+set(MP_WINE_ENV "WINEDEBUG=-all;WINEDLLOVERRIDES=mscoree,mshtml,winedbg.exe=d")
+if(CMAKE_CROSSCOMPILING_EMULATOR MATCHES "wine")
+  get_filename_component(_wine_dir "${CMAKE_CROSSCOMPILING_EMULATOR}"
+                         DIRECTORY)
+  find_program(MP_WINESERVER NAMES wineserver wineserver64
+               PATHS ${_wine_dir} /usr/lib/wine
+               NO_DEFAULT_PATH NO_CMAKE_FIND_ROOT_PATH)
+  set(_fix ${CMAKE_SOURCE_DIR}/cmake/wine-fixture.sh)
+  add_test(NAME wine_setup COMMAND sh ${_fix} setup
+           ${CMAKE_CROSSCOMPILING_EMULATOR} ${MP_WINESERVER})
+  add_test(NAME wine_cleanup COMMAND sh ${_fix} cleanup
+           ${CMAKE_CROSSCOMPILING_EMULATOR} ${MP_WINESERVER})
+  set_tests_properties(wine_setup PROPERTIES FIXTURES_SETUP wine
+                       ENVIRONMENT "${MP_WINE_ENV}" TIMEOUT 120)
+  set_tests_properties(wine_cleanup PROPERTIES FIXTURES_CLEANUP wine)
+endif()
+
+# mp_win_test(NAME TIMEOUT COMMAND...): a test under wine.
+function(mp_win_test name timeout)
+  add_test(NAME ${name} COMMAND ${ARGN})
+  set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED wine
+    TIMEOUT ${timeout}
+    ENVIRONMENT "${MP_WINE_ENV};MP_EXPECT_BACKEND=iocp;MP_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+endfunction()
+
+# The command's option parsing (a pure function): the first exe under
+# wine, which shows the toolchain and the fixture work.
+add_executable(args_test c/args.c ${CMAKE_SOURCE_DIR}/cmd/margs.c)
+target_include_directories(args_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd)
+mp_win_test(args 60 args_test)
