@@ -120,13 +120,19 @@ struct mp__gai_job {
   struct mp_addr addrs[MP_ADDRS_MAX];
 };
 void mp__getaddrinfo_run(struct mp_op *op);
+
 #ifdef _WIN32
-/* net_win.c: op->priv of SENDTO / RECVFROM (the data is u.rw.buf/len):
- * the address to send to (len 0: the connected peer) or the source
- * received (len in/out: WSARecvFrom's lpFromlen), and WSARecvFrom's
- * flags; both live until the op is released. */
+/* error_win.c: a Win32 or Winsock error code (GetLastError,
+ * WSAGetLastError) as an MP_E* code; 0 -> 0, unknown -> MP_EUNKNOWN. */
+int mp_err_from_win(unsigned long code);
+
+/* net_win.c: op->priv of SENDTO / RECVFROM (the data is u.rw.buf and
+ * u.rw.len). SENDTO: addr is the destination, addr.len 0 the connected
+ * peer. RECVFROM: the backend gives WSARecvFrom addr.sa.b, addrlen and
+ * flags, which must live until the completion, and sets addr.len. */
 struct mp__dgram {
   struct mp_addr addr;
+  int addrlen;
   unsigned long flags;
 };
 #endif

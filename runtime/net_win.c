@@ -25,7 +25,6 @@
 #include "mp_internal.h"
 #include "mp_os.h"
 
-int mp_err_from_win(unsigned long code); /* error_win.c */
 
 _Static_assert(sizeof(struct sockaddr_storage) <= sizeof(struct mp_addr){0}.sa,
                "struct mp_addr holds any sockaddr");
@@ -48,21 +47,25 @@ static BOOL CALLBACK wsa_start(PINIT_ONCE once, PVOID arg, PVOID *ctx) {
   return TRUE;
 }
 
-/* 0, or the MP_E* code of a failed WSAStartup (the same every call). */
-static int net_init(void) {
+/* 0, or the MP_E* code of a failed WSAStartup (the same every call);
+ * adopt_win.c calls it too. */
+int mp__net_init(void);
+int mp__net_init(void) {
   static INIT_ONCE once = INIT_ONCE_STATIC_INIT;
   static int err; /* written once, under the INIT_ONCE */
   InitOnceExecuteOnce(&once, wsa_start, &err, NULL);
   return err ? mp_err_from_win((unsigned long)err) : 0;
 }
 
-static int fail(void) { return mp_err_from_win((unsigned long)WSAGetLastError()); }
+static int fail(void) {
+  return mp_err_from_win((unsigned long)WSAGetLastError());
+}
 
 /* ---- addresses ---- */
 
 int mp_addr_ip(struct mp_addr *a, const char *ip, int port) {
   memset(a, 0, sizeof *a);
-  if (port < 0 || port > 65535 || net_init() < 0) return MP_EINVAL;
+  if (port < 0 || port > 65535 || mp__net_init() < 0) return MP_EINVAL;
   struct sockaddr_in *in = (struct sockaddr_in *)a->sa.b;
   struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)a->sa.b;
   if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
@@ -114,12 +117,13 @@ int mp_addr_format(const struct mp_addr *a, char *host, size_t size,
   if (family == MP_AF_INET) {
     struct sockaddr_in in;
     memcpy(&in, a->sa.b, sizeof in);
-    if (net_init() == 0) inet_ntop(AF_INET, &in.sin_addr, text, sizeof text);
+    if (mp__net_init() == 0)
+      inet_ntop(AF_INET, &in.sin_addr, text, sizeof text);
     *port = ntohs(in.sin_port);
   } else if (family == MP_AF_INET6) {
     struct sockaddr_in6 in6;
     memcpy(&in6, a->sa.b, sizeof in6);
-    if (net_init() == 0)
+    if (mp__net_init() == 0)
       inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
     *port = ntohs(in6.sin6_port);
   } else if (family == MP_AF_UNIX) {
@@ -164,8 +168,7 @@ static int prep_dgram(struct mp_op *op, int kind, mp_handle_t h, void *buf,
   struct mp__dgram *d = mp__op_priv(op, sizeof *d);
   if (!d) return MP_ENOMEM;
   memset(d, 0, sizeof *d);
-  if (to) d->addr = *to;
-  if (kind == MP_OP_RECVFROM) d->addr.len = sizeof d->addr.sa.b;
+  if (to) d->addr = *to; /* RECVFROM: the backend sets addrlen */
   op->kind = (uint8_t)kind;
   op->handle = h;
   op->u.rw.buf = buf;
@@ -263,7 +266,7 @@ int mp_os_getaddrinfo(const char *host, int port, int family, int flags,
   int n = 0, err = check_name(host, flags);
   if (err < 0) return err;
   if (port < 0 || port > 65535) return MP_EINVAL;
-  if ((err = net_init()) < 0) return err;
+  if ((err = mp__net_init()) < 0) return err;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = to_af(family);
   hints.ai_socktype = SOCK_STREAM;
@@ -295,7 +298,7 @@ int mp_os_getaddrinfo(const char *host, int port, int family, int flags,
 int mp_os_socket(int family, int type, mp_handle_t *out) {
   int t = type == MP_SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM, err;
   u_long on = 1;
-  if ((err = net_init()) < 0) return err;
+  if ((err = mp__net_init()) < 0) return err;
   SOCKET s = WSASocketW(to_af(family), t, 0, NULL, 0,
                         WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
   if (s == INVALID_SOCKET) {

@@ -19,6 +19,7 @@
  * SetConsoleCtrlHandler on a thread of the system's: the handler counts
  * the arrival and sets the route's event, which MP_OP_POLL waits on.
  * Other signals cannot arrive: routing them is MP_ENOSYS. */
+#include <winsock2.h> /* before windows.h, as os.h has it */
 #include <windows.h>
 
 #include <stdatomic.h>
@@ -26,9 +27,9 @@
 #include <string.h>
 #include <wchar.h>
 
+#include "mp_internal.h"
 #include "mp_os.h"
 
-int mp_err_from_win(unsigned long code); /* error_win.c */
 
 static int fail(void) { return mp_err_from_win(GetLastError()); }
 
@@ -286,11 +287,7 @@ int mp_os_spawn(const struct mp_spawn *o, struct mp_proc *p,
   if (o->cwd && (r = check_dir(o->cwd, &cwd)) < 0) goto done;
   for (int i = 0; i < 3 && !r; i++) {
     switch (o->stdio[i]) {
-      case MP_STDIO_PIPE: {
-        HANDLE ph;
-        if ((r = pipe_pair(i == 0, &ph, &child[i])) == 0) pipes[i] = ph;
-        break;
-      }
+      case MP_STDIO_PIPE: r = pipe_pair(i == 0, &pipes[i], &child[i]); break;
       case MP_STDIO_NULL: r = null_handle(i, &child[i]); break;
       case MP_STDIO_STDOUT:
         if (i != 2) r = MP_EINVAL;
