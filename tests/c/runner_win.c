@@ -139,7 +139,6 @@ int main(int argc, char **argv) {
   int passed = 0, failed = 0, skipped = 0;
   SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
   SetUnhandledExceptionFilter(on_crash);
-  _set_abort_behavior(0, _WRITE_ABORT_MSG | _CALL_REPORTFAULT);
   setvbuf(stderr, NULL, _IONBF, 0);
   if (argc > 1) {
     for (int i = 0; i < NTESTS; i++)
