@@ -49,3 +49,18 @@ add_executable(mp_tests c/runner_win.c c/test-loop.c c/test-timer.c
                c/test-post.c c/test-net.c ${MP_WIN_C_TESTS})
 target_link_libraries(mp_tests PRIVATE mp_runtime pthread)
 mp_win_test(c 300 mp_tests)
+
+# The busted specs, run by moonport.exe with tests/win/busted.lua (busted
+# itself loads Linux C modules); what Windows cannot do is skipped by name
+# with its reason (tests/win/skip.lua), never silently.
+set(MP_WIN_LUA_PATH
+    "${CMAKE_SOURCE_DIR}/tests/win/?.lua\\;${CMAKE_SOURCE_DIR}/tests/lua/?.lua\\;\\;")
+file(GLOB MP_SPECS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/lua/*_spec.lua)
+foreach(spec ${MP_SPECS})
+  get_filename_component(name ${spec} NAME_WE)
+  mp_win_test(lua-${name} 300 moonport -l busted ${spec})
+  set_property(TEST lua-${name} APPEND PROPERTY ENVIRONMENT
+    "LUA_PATH=${MP_WIN_LUA_PATH};MOONPORT_LEAK_CHECK=1;MOONPORT=$<TARGET_FILE:moonport>")
+  set_tests_properties(lua-${name} PROPERTIES
+    WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/lua)
+endforeach()
