@@ -238,10 +238,10 @@ int mp_watch_open(const char *path, int flags, struct mp_watch **out) {
     goto fail;
   }
   if (!(w->thread = CreateThread(NULL, 64 * 1024, reader, w, 0, NULL))) {
-    DWORD n;
+    DWORD got;
     r = mp_err_from_win(GetLastError());
     CancelIoEx(w->dir, &w->rov);
-    GetOverlappedResult(w->dir, &w->rov, &n, TRUE);
+    GetOverlappedResult(w->dir, &w->rov, &got, TRUE);
     goto fail;
   }
   *out = w;
