@@ -211,7 +211,7 @@ const char *mp_loop_fallback_reason(struct mp_loop *loop) {
   return loop->fallback_reason;
 }
 mp_handle_t mp_loop_fd(struct mp_loop *loop) {
-  return loop->backend->fd(loop);
+  return loop->backend->fd ? loop->backend->fd(loop) : MP_INVALID_HANDLE;
 }
 
 int mp_loop_timeout(struct mp_loop *loop) {
@@ -230,6 +230,11 @@ int mp_loop_wait(struct mp_loop *loop, int timeout_ms) {
   /* a timer due first ends the sleep as "woken": it is work */
   int timer = t > 0 && (timeout_ms < 0 || t <= timeout_ms);
   int64_t ms = timer ? t : timeout_ms;
+  if (!loop->backend->fd) { /* nothing to poll: wait() only queues */
+    loop->backend->wait(loop, ms < 0 ? -1 : ms * 1000000);
+    if (loop->done.head || atomic_load(&loop->wake_pending)) return 1;
+    return timer;
+  }
   if (mp__wakefd_wait(mp_loop_fd(loop), ms < 0 ? -1 : ms * 1000000))
     return 1;
   return timer;
@@ -273,12 +278,15 @@ int mp_loop_buffer_inflight(struct mp_loop *loop, const void *p, size_t len) {
   for (struct mp_op *op = loop->inflight; op; op = op->next) {
     switch (op->kind) {
       case MP_OP_READ: case MP_OP_WRITE: case MP_OP_RECV: case MP_OP_SEND:
-#ifdef _WIN32 /* net_win.c keeps the data in u.rw (the address in priv) */
-      case MP_OP_SENDTO: case MP_OP_RECVFROM:
-#endif
         if (overlaps(a, b, op->u.rw.buf, op->u.rw.len)) return 1;
         break;
-#ifndef _WIN32
+#ifdef _WIN32 /* net_win.c keeps the data in u.rw, the address in priv */
+      case MP_OP_SENDTO: case MP_OP_RECVFROM:
+        if (overlaps(a, b, op->u.rw.buf, op->u.rw.len) ||
+            overlaps(a, b, op->priv, sizeof(struct mp__dgram)))
+          return 1;
+        break;
+#else
       case MP_OP_SENDTO: case MP_OP_RECVFROM: {
         const struct msghdr *m = op->u.rw.buf;
         if (overlaps(a, b, m, sizeof *m) ||
