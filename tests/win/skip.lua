@@ -15,4 +15,41 @@ return {
       "Windows has no descriptor limit to lower (ulimit -n): handles " ..
       "run out only with memory",
   },
+  -- W3: processes (runtime/proc_win.c); "mp.proc with a moonport child"
+  -- tests the same contract with a child that exists everywhere.
+  ["proc_spec.lua"] = (function()
+    local unix = "runs Unix programs (echo, sh, sleep, cat, ls, /proc); " ..
+      "the same is tested by 'mp.proc with a moonport child'"
+    local t = { ["mp.proc.run"] = unix }
+    for _, name in ipairs({
+      "runs a program with a piped stdout and gives its exit code",
+      "reports an exit by signal as nil, 'signal', signo",
+      "raises on misuse", "round-trips 1 MiB through cat",
+      "reads 1 MiB from stdout and from stderr in two tasks",
+      "gives EPIPE, not SIGPIPE, writing to a child that exited",
+      "pipes have stream:lines",
+      "sets the environment and the working directory",
+      "passes no descriptor but 0..2 to the child",
+      "with /dev/null: stdin reads nothing, stdout is dropped",
+      "reaps 100 children at once: no zombies",
+      "reaps a child whose process object was collected",
+      "lets any number of tasks wait",
+      "leaves the child waitable after a timed-out or cancelled wait",
+      "kill on a reaped child is ESRCH" }) do
+      t["mp.proc.spawn " .. name] = unix
+    end
+    t["mp.proc.signal delivers a signal to a waiting task and keeps one " ..
+      "nobody waits for"] = "Windows has no USR1 and no kill(1): only " ..
+      "the console's Ctrl-C/Ctrl-Break (INT, BREAK) and its closing " ..
+      "(HUP) reach a process, and wine offers no console to raise them"
+    t["mp.proc.signal children start with default dispositions and no " ..
+      "mask"] = "no signal masks or dispositions on Windows (/proc, sh)"
+    t["mp.stdin, mp.stdout, mp.stderr a child moonport reads mp.stdin " ..
+      "from a pipe while its timer ticks"] = "print and io.write write " ..
+      "\"\\r\\n\" on Windows (text mode, as lua.exe); mp.stdin on a " ..
+      "pipe is tested by 'mp.proc with a moonport child'"
+    t["mp.stdin, mp.stdout, mp.stderr works over regular files and " ..
+      "/dev/null"] = unix
+    return t
+  end)(),
 }
