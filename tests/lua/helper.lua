@@ -36,6 +36,14 @@ function H.tmpdir()
   return p
 end
 
+-- Makes directory p and its missing parents (mkdir -p).
+function H.mkdir_p(p)
+  if H.windows then -- cmd's mkdir makes the parents
+    return os.execute('mkdir "' .. p:gsub("/", "\\") .. '" 2>nul')
+  end
+  return os.execute("mkdir -p '" .. p .. "'")
+end
+
 function H.rmtree(p)
   if H.windows then
     os.execute('rmdir /s /q "' .. p:gsub("/", "\\") .. '"')

@@ -52,4 +52,13 @@ return {
       "/dev/null"] = unix
     return t
   end)(),
+  -- W3: watching (runtime/watch_win.c)
+  ["watch_spec.lua"] = {
+    ["mp.fs.watch a state closed while an open runs closes what it " ..
+     "opened"] = "runs the command through sh (env prefix, seq); the " ..
+      "orphaned open is the same code on every system",
+    ["mp.fs.watch recursive: watches new subdirectories and what they " ..
+     "hold"] = "wine 8's ReadDirectoryChangesW reports nothing below " ..
+      "the directory (bWatchSubtree), which Windows does",
+  },
 }
