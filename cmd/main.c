@@ -8,12 +8,17 @@
  * from the global `arg`, as `...`); errors print once, as lua.c prints
  * them. The command exits 0 when every task has ended, 1 at once if the
  * script raises, and 1 at the end if a task nobody joined raised. */
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <io.h> /* _isatty */
+#define isatty _isatty
+#else
+#include <pthread.h>
 #include <unistd.h>
+#endif
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -28,6 +33,12 @@
 
 static const char *progname = "moonport";
 
+#ifdef _WIN32
+#define MP_BACKEND_NAMES "iocp"
+#else
+#define MP_BACKEND_NAMES "io_uring, epoll"
+#endif
+
 /* Ctrl-C, as in lua.c: the handler sets a hook on the Lua thread that is
  * running (the running task's coroutine, or the main state) so that even
  * `while true do end` raises "interrupted!"; a task suspended in the loop
@@ -37,7 +48,9 @@ static const char *progname = "moonport";
 static lua_State *host_L;
 static struct mp_loop *host_loop;
 static lua_State *volatile *running; /* moonport_running */
+#ifndef _WIN32
 static pthread_t main_thread;
+#endif
 static volatile sig_atomic_t got_sigint;
 static volatile sig_atomic_t sigint_hooked; /* it stopped running Lua */
 static int sig_cancelled; /* a task was cancelled because of Ctrl-C */
@@ -59,6 +72,12 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "interrupted!");
 }
 
+#ifdef _WIN32
+/* The C runtime's signal() is SetConsoleCtrlHandler: Ctrl-C runs the
+ * handler on a thread Windows starts for it, as SIGINT's does on another
+ * thread here; it is reset to the default before the call. */
+static void set_sigint(void (*handler)(int)) { signal(SIGINT, handler); }
+#else
 static void set_sigint(void (*handler)(int)) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -67,13 +86,19 @@ static void set_sigint(void (*handler)(int)) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
 }
+#endif
 
 static void on_sigint(int sig) {
+#ifdef _WIN32
+  (void)sig;
+#else
   if (!pthread_equal(pthread_self(), main_thread)) {
     pthread_kill(main_thread, sig); /* a pool thread took it */
     return;
   }
-  if (!in_repl) set_sigint(SIG_DFL); /* a second Ctrl-C ends the process */
+#endif
+  /* A second Ctrl-C ends the process, but in the REPL. */
+  set_sigint(in_repl ? on_sigint : SIG_DFL);
   got_sigint = 1;
   lua_State *co = *running;
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
@@ -219,7 +244,7 @@ static void print_usage(const char *badoption) {
   "  -W        turn warnings on\n"
   "  --        stop handling options\n"
   "  -         stop handling options and execute stdin\n"
-  "  --backend NAME  use the loop backend NAME (io_uring, epoll)\n",
+  "  --backend NAME  use the loop backend NAME (" MP_BACKEND_NAMES ")\n",
   progname);
 }
 
@@ -424,10 +449,15 @@ static int dorepl(lua_State *L) {
 /* Checks the backend name before the loop sees it, to say what is valid. */
 static int check_backend(const char *name, const char *from) {
   static const char *const names[] = {
+#ifdef _WIN32
+    "iocp",
+#else
 #ifdef MP_WITH_URING
     "io_uring",
 #endif
-    "epoll", NULL};
+    "epoll",
+#endif
+    NULL};
   if (!name || !*name) return 1;
   for (int i = 0; names[i]; i++)
     if (strcmp(name, names[i]) == 0) return 1;
@@ -504,7 +534,9 @@ int main(int argc, char **argv) {
   struct mp_args args;
   struct mp_loop *loop;
   if (argv[0] && argv[0][0]) progname = argv[0];
+#ifndef _WIN32
   main_thread = pthread_self();
+#endif
   if (mp_args_parse(argc, argv, &args) & MP_ARGS_ERROR) {
     print_usage(argv[args.first]);
     return EXIT_FAILURE;
@@ -513,8 +545,10 @@ int main(int argc, char **argv) {
       (!args.backend &&
        !check_backend(getenv("MOONPORT_BACKEND"), "MOONPORT_BACKEND")))
     return EXIT_FAILURE;
+#ifdef SIGPIPE
   /* A write to a closed pipe must be an EPIPE result, not a dead process. */
   signal(SIGPIPE, SIG_IGN);
+#endif
   int r = mp_loop_new(&loop, args.backend);
   if (r < 0) {
     const char *name = args.backend ? args.backend

@@ -35,3 +35,17 @@ endfunction()
 add_executable(args_test c/args.c ${CMAKE_SOURCE_DIR}/cmd/margs.c)
 target_include_directories(args_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd)
 mp_win_test(args 60 args_test)
+
+# Everything below needs moonport.exe and the whole runtime (the IOCP
+# backend, sockets, processes).
+if(MP_NO_EXE)
+  return()
+endif()
+
+# C unit tests of the core (runner_win.c): those of test-list-win.h, each
+# in its own process with a timeout, crashes reported as such.
+file(GLOB MP_WIN_C_TESTS CONFIGURE_DEPENDS c/test-iocp*.c)
+add_executable(mp_tests c/runner_win.c c/test-loop.c c/test-timer.c
+               c/test-post.c c/test-net.c ${MP_WIN_C_TESTS})
+target_link_libraries(mp_tests PRIVATE mp_runtime pthread)
+mp_win_test(c 300 mp_tests)
