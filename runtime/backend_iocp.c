@@ -38,8 +38,9 @@ enum { KEY_IO = 0, KEY_WAKE = 1, KEY_POLL = 2 };
 enum {
   F_POOL = 16,    /* running on the threadpool */
   F_CLOSED = 32,  /* its handle was closed by an MP_OP_CLOSE meanwhile */
-  F_ADVANCE = 64, /* a read at the position of an overlapped file: move
-                     the position by the count when it completes */
+  F_ADVANCE = 64, /* at the position of an overlapped file (which the
+                     kernel does not keep for it): a read moves it by
+                     the count, an append to the end, as on Unix */
   F_WAIT = 128    /* POLL: in a waiter thread's table (ov.ev) */
 };
 
@@ -222,6 +223,14 @@ static void finish(struct mp_loop *loop, struct mp_op *op, int64_t res) {
   if (op->kind == MP_OP_SENDTO && (res == MP_EINVAL || res == MP_ENOTCONN) &&
       !((struct mp__dgram *)op->priv)->addr.len)
     res = MP_EDESTADDRREQ;
+  /* a directory opened as a file: Linux's error */
+  if ((op->kind == MP_OP_READ || op->kind == MP_OP_WRITE) &&
+      (res == MP_ENOSYS || res == MP_EACCES || res == MP_EINVAL)) {
+    BY_HANDLE_FILE_INFORMATION fi;
+    if (GetFileInformationByHandle(op->handle, &fi) &&
+        (fi.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY))
+      res = MP_EISDIR;
+  }
   if (res < 0 && (op->flags & MP__F_CANCEL)) res = MP_ECANCELED;
   else if (res < 0 && (op->flags & F_CLOSED)) res = MP_ECLOSED;
   if (op->kind == MP_OP_ACCEPT) {
@@ -231,8 +240,9 @@ static void finish(struct mp_loop *loop, struct mp_op *op, int64_t res) {
   if (res >= 0 && op->kind == MP_OP_CONNECT)
     setsockopt(sock_of(op), SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0);
   if (res > 0 && (op->flags & F_ADVANCE)) {
-    LARGE_INTEGER by = {.QuadPart = res};
-    SetFilePointerEx(op->handle, by, NULL, FILE_CURRENT);
+    LARGE_INTEGER by = {.QuadPart = op->kind == MP_OP_READ ? res : 0};
+    SetFilePointerEx(op->handle, by, NULL,
+                     op->kind == MP_OP_READ ? FILE_CURRENT : FILE_END);
   }
   if (op->kind == MP_OP_RECVFROM && res >= 0) {
     struct mp__dgram *d = op->priv;
@@ -286,6 +296,7 @@ static int rw_submit(struct mp_loop *loop, struct mp_op *op) {
   if ((r = associate(loop, h, type == FILE_TYPE_PIPE ? -1 : 0, 0, &skip)))
     return r;
   if (type == FILE_TYPE_DISK && op->u.rw.off < 0) {
+    op->flags |= F_ADVANCE;
     if (op->kind == MP_OP_WRITE) {
       set_offset(op, UINT64_MAX); /* FILE_WRITE_TO_END_OF_FILE: append */
     } else {
@@ -293,7 +304,6 @@ static int rw_submit(struct mp_loop *loop, struct mp_op *op) {
       LARGE_INTEGER zero = {.QuadPart = 0}, pos;
       if (!SetFilePointerEx(h, zero, &pos, FILE_CURRENT)) return last_err();
       set_offset(op, (uint64_t)pos.QuadPart);
-      op->flags |= F_ADVANCE;
     }
   } else if (op->u.rw.off >= 0) {
     set_offset(op, (uint64_t)op->u.rw.off);

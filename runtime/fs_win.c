@@ -48,6 +48,31 @@ static int narrow(const wchar_t *w, char *out, int cap) {
 
 static int last_err(void) { return mp_err_from_win(GetLastError()); }
 
+/* The last error of a call on path p. Where a component is a file, not
+ * a directory, Windows says the path is not found: Unix says ENOTDIR. */
+static int path_err(const wchar_t *p) {
+  DWORD e = GetLastError();
+  size_t n = wcslen(p);
+  wchar_t *q;
+  if (e != ERROR_PATH_NOT_FOUND || !(q = malloc((n + 1) * sizeof *q)))
+    return mp_err_from_win(e);
+  memcpy(q, p, (n + 1) * sizeof *q);
+  int r = MP_ENOENT;
+  while (n > 0) {
+    while (n > 0 && q[n - 1] != L'/' && q[n - 1] != L'\\') n--;
+    while (n > 0 && (q[n - 1] == L'/' || q[n - 1] == L'\\')) n--;
+    if (n == 0) break;
+    q[n] = 0;
+    DWORD a = GetFileAttributesW(q);
+    if (a != INVALID_FILE_ATTRIBUTES) {
+      if (!(a & FILE_ATTRIBUTE_DIRECTORY)) r = MP_ENOTDIR;
+      break;
+    }
+  }
+  free(q);
+  return r;
+}
+
 static int is_socket(HANDLE h) {
   int type, len = sizeof type;
   return getsockopt((SOCKET)h, SOL_SOCKET, SO_TYPE, (char *)&type, &len) == 0;
@@ -156,8 +181,7 @@ static int64_t sync_io(HANDLE h, int write, void *buf, size_t size,
   HANDLE ev = ov.hEvent;
   ov.hEvent = (HANDLE)((uintptr_t)ev | 1);
   BOOL ok;
-  if (off < 0 && !write) /* at the position: (the pool's) a synchronous
-                             handle's own */
+  if (off < 0 && !write) /* the position: a synchronous handle's own */
     ok = ReadFile(h, buf, len, &n, NULL);
   else /* pipes ignore the offset */
     ok = write ? WriteFile(h, buf, len, &n, &ov)
@@ -166,6 +190,10 @@ static int64_t sync_io(HANDLE h, int write, void *buf, size_t size,
     ok = GetOverlappedResult(h, &ov, &n, TRUE);
   DWORD e = ok ? 0 : GetLastError();
   CloseHandle(ev);
+  if (ok && write && off < 0 && GetFileType(h) == FILE_TYPE_DISK) {
+    LARGE_INTEGER zero = {.QuadPart = 0}; /* after an append, as Unix */
+    SetFilePointerEx(h, zero, NULL, FILE_END);
+  }
   if (ok) return n;
   /* end of file, a pipe's writer gone: a read of 0, as Unix's */
   if (!write && (e == ERROR_HANDLE_EOF || e == ERROR_BROKEN_PIPE)) return 0;
@@ -275,13 +303,20 @@ static int64_t open_op(struct mp_op *op, const wchar_t *p) {
   if (f & MP_O_NOFOLLOW) attrs |= FILE_FLAG_OPEN_REPARSE_POINT;
   HANDLE h = open_w(p, access, disp, attrs);
   if (h == INVALID_HANDLE_VALUE) {
-    DWORD e = GetLastError();
-    if (e == ERROR_ACCESS_DENIED && is_dir_w(p)) return MP_EISDIR;
-    return mp_err_from_win(e);
+    if (GetLastError() == ERROR_ACCESS_DENIED && is_dir_w(p))
+      return MP_EISDIR;
+    return path_err(p);
   }
-  if ((f & MP_O_DIRECTORY) && !is_dir_w(p)) {
+  BY_HANDLE_FILE_INFORMATION fi;
+  int dir = GetFileInformationByHandle(h, &fi) &&
+            (fi.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY);
+  if ((f & MP_O_DIRECTORY) && !dir) {
     CloseHandle(h);
     return MP_ENOTDIR;
+  }
+  if (dir && acc != MP_O_RDONLY) { /* Windows would open it */
+    CloseHandle(h);
+    return MP_EISDIR;
   }
   return (int64_t)(intptr_t)h;
 }
@@ -292,7 +327,7 @@ static int64_t stat_op(struct mp_op *op, const wchar_t *p) {
   HANDLE h = open_w(p, FILE_READ_ATTRIBUTES, OPEN_EXISTING,
                     op->u.fs.flags & MP_STAT_NOFOLLOW
                         ? FILE_FLAG_OPEN_REPARSE_POINT : 0);
-  if (h == INVALID_HANDLE_VALUE) return last_err();
+  if (h == INVALID_HANDLE_VALUE) return path_err(p);
   int r = mp_os_fstat(h, st);
   CloseHandle(h);
   return r;
@@ -301,6 +336,10 @@ static int64_t stat_op(struct mp_op *op, const wchar_t *p) {
 static int64_t unlink_op(const wchar_t *p) {
   if (DeleteFileW(p)) return 0;
   DWORD e = GetLastError(), a = GetFileAttributesW(p);
+  if (e == ERROR_PATH_NOT_FOUND) {
+    SetLastError(e);
+    return path_err(p);
+  }
   if (e == ERROR_ACCESS_DENIED && a != INVALID_FILE_ATTRIBUTES) {
     if (a & FILE_ATTRIBUTE_DIRECTORY) return MP_EISDIR;
     /* Unix removes a read-only file: its directory decides */
@@ -324,7 +363,7 @@ static int64_t readdir_op(struct mp_op *op, const wchar_t *p) {
   DWORD a = GetFileAttributesW(p);
   if (a == INVALID_FILE_ATTRIBUTES) {
     free(pat);
-    return last_err();
+    return path_err(p);
   }
   if (!(a & FILE_ATTRIBUTE_DIRECTORY)) {
     free(pat);
@@ -589,11 +628,11 @@ void mp__fs_blocking(struct mp_op *op) {
       r = FlushFileBuffers(op->handle) ? 0 : last_err();
       break;
     case MP_OP_RENAME:
-      r = MoveFileExW(p, p2, MOVEFILE_REPLACE_EXISTING) ? 0 : last_err();
+      r = MoveFileExW(p, p2, MOVEFILE_REPLACE_EXISTING) ? 0 : path_err(p);
       break;
     case MP_OP_UNLINK: r = unlink_op(p); break;
-    case MP_OP_RMDIR: r = RemoveDirectoryW(p) ? 0 : last_err(); break;
-    case MP_OP_MKDIR: r = CreateDirectoryW(p, NULL) ? 0 : last_err(); break;
+    case MP_OP_RMDIR: r = RemoveDirectoryW(p) ? 0 : path_err(p); break;
+    case MP_OP_MKDIR: r = CreateDirectoryW(p, NULL) ? 0 : path_err(p); break;
     case MP_OP_READDIR: r = readdir_op(op, p); break;
     case MP_OP_WRITEFILE: r = writefile_op(op, p); break;
     case MP_OP_CHMOD: {

@@ -95,8 +95,11 @@ static void socket_pair(struct mp_loop *loop, mp_handle_t *a, mp_handle_t *b) {
 static void temp_path(wchar_t *out, const wchar_t *name) {
   wchar_t dir[MAX_PATH];
   GetTempPathW(MAX_PATH, dir);
-  swprintf(out, MAX_PATH, L"%lsmp-iocp-%lu-%ls", dir,
-           (unsigned long)GetCurrentProcessId(), name);
+  LARGE_INTEGER t; /* wine reuses process ids: a failed run's name */
+  QueryPerformanceCounter(&t);
+  swprintf(out, MAX_PATH, L"%lsmp-iocp-%lu-%llx-%ls", dir,
+           (unsigned long)GetCurrentProcessId(),
+           (unsigned long long)t.QuadPart, name);
 }
 
 /* A named pipe pair, both ends overlapped (as W3's process pipes). */
@@ -300,6 +303,8 @@ TEST_IMPL(iocp_file_rw) {
   ASSERT_EQ(mp_op_submit(op), 0);
   run_until(loop, &r);
   ASSERT_EQ(r.r, 3);
+  /* ...which leaves the handle's position at the end, as O_APPEND */
+  ASSERT_EQ(mp_os_seek(h, 0, MP_SEEK_CUR), (int64_t)sizeof big + 3);
   op = op_new(loop, &r);
   mp_op_prep_fsync(op, h, 0);
   ASSERT_EQ(mp_op_submit(op), 0);
@@ -333,6 +338,96 @@ TEST_IMPL(iocp_file_rw) {
   ASSERT_EQ(mp_op_submit(op), 0);
   run_until(loop, &r);
   ASSERT_EQ(r.r, MP_ENOENT);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+/* One path op, run to its end: its result. */
+static int64_t path_op(struct mp_loop *loop, struct mp_op *op, int prep) {
+  struct res r;
+  ASSERT_EQ(prep, 0);
+  op->cb = res_cb;
+  op->data = &r;
+  memset(&r, 0, sizeof r);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_until(loop, &r);
+  return r.r;
+}
+
+static void utf8_of(char *out, const wchar_t *w) {
+  WideCharToMultiByte(CP_UTF8, 0, w, -1, out, MAX_PATH * 3, NULL, NULL);
+}
+
+/* The errors of path ops as Linux names them, though Windows says
+ * otherwise (a file inside a path: not found; a directory opened for
+ * writing or read: access denied), and a UTF-8 name round trip. */
+TEST_IMPL(iocp_fs_errors) {
+  struct mp_loop *loop = test_loop();
+  wchar_t wdir[MAX_PATH];
+  char dir[MAX_PATH * 3], p[MAX_PATH * 4];
+  struct mp_op *op;
+  temp_path(wdir, L"dir");
+  utf8_of(dir, wdir);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_mkdir(op, dir, 0755)), 0);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_mkdir(op, dir, 0755)), MP_EEXIST);
+  snprintf(p, sizeof p, "%s/plain", dir);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_writefile(op, p, "p", 1)), 0);
+  snprintf(p, sizeof p, "%s/plain/x", dir);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_open(op, p, MP_O_RDONLY, 0)),
+            MP_ENOTDIR);
+  snprintf(p, sizeof p, "%s/missing/x", dir);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_open(op, p, MP_O_RDONLY, 0)),
+            MP_ENOENT);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_open(op, dir, MP_O_WRONLY, 0)),
+            MP_EISDIR);
+  op = mp_op_new(loop, NULL, NULL); /* reading a directory: EISDIR */
+  int64_t h = path_op(loop, op, mp_op_prep_open(op, dir, MP_O_RDONLY, 0));
+  ASSERT_GT(h, 0);
+  static char buf[64];
+  struct res r;
+  op = op_new(loop, &r);
+  mp_op_prep_read(op, (mp_handle_t)h, buf, sizeof buf, 0);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_until(loop, &r);
+  ASSERT_EQ(r.r, MP_EISDIR);
+  ASSERT_EQ(mp_os_close((mp_handle_t)h), 0);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_rmdir(op, dir)), MP_ENOTEMPTY);
+  /* a name that is not ASCII, listed back as it was given */
+  snprintf(p, sizeof p, "%s/\xc3\xa9t\xc3\xa9-\xe2\x82\xac", dir);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_writefile(op, p, "", 0)), 0);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_readdir(op, dir)), 2);
+  op = mp_op_new(loop, NULL, NULL); /* again, kept to walk the names */
+  ASSERT_EQ(mp_op_prep_readdir(op, dir), 0);
+  op->cb = keep_cb;
+  op->data = &r;
+  memset(&r, 0, sizeof r);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_until(loop, &r);
+  int seen = 0;
+  for (const char *n = mp_op_readdir_next(op, NULL); n;
+       n = mp_op_readdir_next(op, n))
+    seen += !strcmp(n, "plain") * 1 +
+            !strcmp(n, "\xc3\xa9t\xc3\xa9-\xe2\x82\xac") * 2;
+  ASSERT_EQ(seen, 3);
+  mp_op_release(op);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_unlink(op, p)), 0);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_unlink(op, p)), MP_ENOENT);
+  snprintf(p, sizeof p, "%s/plain", dir);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_unlink(op, p)), 0);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_rmdir(op, dir)), 0);
   CLOSE_LOOP(loop);
   return 0;
 }
