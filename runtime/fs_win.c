@@ -595,7 +595,10 @@ static int64_t copy_op(struct mp_op *op, const wchar_t *from,
 static int64_t symlink_op(const wchar_t *path, const wchar_t *target) {
   /* 2: SYMBOLIC_LINK_FLAG_ALLOW_UNPRIVILEGED_CREATE (developer mode) */
   DWORD flags = 2 | (is_dir_w(target) ? SYMBOLIC_LINK_FLAG_DIRECTORY : 0);
-  if (CreateSymbolicLinkW(path, target, flags)) return 0;
+  /* wine 8's is a stub that succeeds and makes nothing */
+  if (CreateSymbolicLinkW(path, target, flags))
+    return GetFileAttributesW(path) != INVALID_FILE_ATTRIBUTES ? 0
+                                                               : MP_ENOSYS;
   DWORD e = GetLastError();
   if (e == ERROR_INVALID_PARAMETER && CreateSymbolicLinkW(path, target,
                                                           flags & ~2u))
