@@ -341,10 +341,6 @@ static int dgram_submit(struct mp_loop *loop, struct mp_op *op) {
     r = WSASendTo(sock_of(op), &b, 1, &n, op->msgflags,
                   d->addr.len ? (struct sockaddr *)d->addr.sa.b : NULL,
                   (int)d->addr.len, ov_of(op), NULL);
-    /* no address and no peer: Linux's code for it (W3) */
-    if (r && !d->addr.len && (WSAGetLastError() == WSAENOTCONN ||
-                              WSAGetLastError() == WSAEINVAL))
-      WSASetLastError(WSAEDESTADDRREQ);
   } else {
     d->addrlen = (int)sizeof d->addr.sa.b;
     d->flags = op->msgflags;
