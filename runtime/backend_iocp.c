@@ -219,6 +219,11 @@ static void finish(struct mp_loop *loop, struct mp_op *op, int64_t res) {
         break;
     }
   }
+  /* a stream with no connection (never made, or reset: wine says
+   * WSAENOTCONN where Windows says WSAECONNRESET): Linux's EPIPE */
+  if ((op->kind == MP_OP_SEND || op->kind == MP_OP_SENDFILE) &&
+      (res == MP_ENOTCONN || res == MP_ESHUTDOWN))
+    res = MP_EPIPE;
   /* a datagram to nobody on an unconnected socket: Linux's error */
   if (op->kind == MP_OP_SENDTO && (res == MP_EINVAL || res == MP_ENOTCONN) &&
       !((struct mp__dgram *)op->priv)->addr.len)
@@ -437,7 +442,10 @@ static int connect_submit(struct mp_loop *loop, struct mp_op *op) {
 }
 
 /* SENDFILE: TransmitFile, which reads the file in the kernel from the
- * OVERLAPPED's offset. */
+ * OVERLAPPED's offset, SENDFILE_MAX bytes at most: it completes only once
+ * all is sent, so a bounded op gives what Linux's sendfile gives on a
+ * socket that fills up, a short count to go on from. */
+enum { SENDFILE_MAX = 1 << 16 };
 static int sendfile_submit(struct mp_loop *loop, struct mp_op *op) {
   struct iocp_state *s = loop->bdata;
   int skip, r;
@@ -456,7 +464,7 @@ static int sendfile_submit(struct mp_loop *loop, struct mp_op *op) {
     mp__op_complete(loop, op, 0);
     return 0;
   }
-  size_t len = op->u.sf.len;
+  size_t len = op->u.sf.len < SENDFILE_MAX ? op->u.sf.len : SENDFILE_MAX;
   if ((uint64_t)len > (uint64_t)(size.QuadPart - op->u.sf.off))
     len = (size_t)(size.QuadPart - op->u.sf.off);
   if ((r = associate(loop, op->handle, 1, 0, &skip))) return r;
@@ -670,6 +678,12 @@ static void take(struct mp_loop *loop, OVERLAPPED_ENTRY *e) {
   }
   LONG status = (LONG)e->lpOverlapped->Internal;
   op->ov.b = e->dwNumberOfBytesTransferred;
+  /* bytes out before a cancel or an error: a short count, as a send
+   * interrupted on Unix (they are gone, the caller must know) */
+  if (status < 0 && e->dwNumberOfBytesTransferred > 0 &&
+      (op->kind == MP_OP_SEND || op->kind == MP_OP_WRITE ||
+       op->kind == MP_OP_SENDFILE))
+    status = 0;
   if (op->kind == MP_OP_POLL) { /* a socket's: an error is readable too */
     finish(loop, op, (op->flags & (MP__F_CANCEL | F_CLOSED)) && status < 0
                          ? MP_ECANCELED : 0);

@@ -134,6 +134,10 @@ int mp_os_fstat(mp_handle_t h, struct mp_stat *st) {
   st->ino = ((uint64_t)fi.nFileIndexHigh << 32) | fi.nFileIndexLow;
   st->dev = fi.dwVolumeSerialNumber;
   st->nlink = fi.nNumberOfLinks;
+  FILE_STANDARD_INFO si; /* a file to be deleted has no name: as unlinked */
+  if (GetFileInformationByHandleEx(h, FileStandardInfo, &si, sizeof si) &&
+      si.DeletePending)
+    st->nlink = 0;
   st->blocks = ((uint64_t)st->size + 511) / 512;
   st->mode = (fi.dwFileAttributes & FILE_ATTRIBUTE_READONLY ? 0444 : 0666) |
              (dir ? 0111 : 0);
@@ -303,8 +307,11 @@ static int64_t open_op(struct mp_op *op, const wchar_t *p) {
   if (f & MP_O_NOFOLLOW) attrs |= FILE_FLAG_OPEN_REPARSE_POINT;
   HANDLE h = open_w(p, access, disp, attrs);
   if (h == INVALID_HANDLE_VALUE) {
-    if (GetLastError() == ERROR_ACCESS_DENIED && is_dir_w(p))
+    DWORD e = GetLastError();
+    /* a directory to write (Windows: denied, or exists): Unix's error */
+    if ((e == ERROR_ACCESS_DENIED || acc != MP_O_RDONLY) && is_dir_w(p))
       return MP_EISDIR;
+    SetLastError(e);
     return path_err(p);
   }
   BY_HANDLE_FILE_INFORMATION fi;
@@ -321,15 +328,25 @@ static int64_t open_op(struct mp_op *op, const wchar_t *p) {
   return (int64_t)(intptr_t)h;
 }
 
+/* A path's metadata is its handle's; but the times are read first,
+ * without opening it (wine's open touches the access time). */
 static int64_t stat_op(struct mp_op *op, const wchar_t *p) {
   struct mp_stat *st = op->u.fs.buf;
+  WIN32_FILE_ATTRIBUTE_DATA ad;
   if (!p) return mp_os_fstat(op->handle, st);
+  int times = GetFileAttributesExW(p, GetFileExInfoStandard, &ad) &&
+              !(ad.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT);
   HANDLE h = open_w(p, FILE_READ_ATTRIBUTES, OPEN_EXISTING,
                     op->u.fs.flags & MP_STAT_NOFOLLOW
                         ? FILE_FLAG_OPEN_REPARSE_POINT : 0);
   if (h == INVALID_HANDLE_VALUE) return path_err(p);
   int r = mp_os_fstat(h, st);
   CloseHandle(h);
+  if (r == 0 && times) {
+    time_of(&ad.ftLastAccessTime, &st->atime.sec, &st->atime.nsec);
+    time_of(&ad.ftLastWriteTime, &st->mtime.sec, &st->mtime.nsec);
+    time_of(&ad.ftLastWriteTime, &st->ctime.sec, &st->ctime.nsec);
+  }
   return r;
 }
 
@@ -461,7 +478,7 @@ static int64_t writefile_op(struct mp_op *op, const wchar_t *p) {
     if (!w) break;
     HANDLE h = open_w(w, GENERIC_WRITE | DELETE, CREATE_NEW, 0);
     if (h == INVALID_HANDLE_VALUE) {
-      err = last_err();
+      err = path_err(w);
       free(w);
       if (err == MP_EEXIST) continue;
       break;
@@ -484,7 +501,7 @@ static int64_t utime_op(struct mp_op *op, const wchar_t *p) {
   const int64_t *t = op->u.fs.buf;
   FILETIME at = filetime_of(t[0]), mt = filetime_of(t[1]);
   HANDLE h = open_w(p, FILE_WRITE_ATTRIBUTES, OPEN_EXISTING, 0);
-  if (h == INVALID_HANDLE_VALUE) return last_err();
+  if (h == INVALID_HANDLE_VALUE) return path_err(p);
   BOOL ok = SetFileTime(h, NULL, &at, &mt);
   int64_t r = ok ? 0 : last_err();
   CloseHandle(h);
@@ -494,7 +511,7 @@ static int64_t utime_op(struct mp_op *op, const wchar_t *p) {
 static int64_t realpath_op(struct mp_op *op, const wchar_t *p) {
   wchar_t w[MP__PATH_MAX];
   HANDLE h = open_w(p, FILE_READ_ATTRIBUTES, OPEN_EXISTING, 0);
-  if (h == INVALID_HANDLE_VALUE) return last_err();
+  if (h == INVALID_HANDLE_VALUE) return path_err(p);
   DWORD n = GetFinalPathNameByHandleW(h, w, MP__PATH_MAX, 0);
   int64_t r = n == 0 ? last_err() : n >= MP__PATH_MAX ? MP_ENAMETOOLONG : 0;
   CloseHandle(h);
@@ -518,7 +535,7 @@ static int64_t mkdtemp_op(struct mp_op *op) {
     wchar_t *w = wide(path, &err);
     if (!w) return err;
     BOOL ok = CreateDirectoryW(w, NULL);
-    err = ok ? 0 : last_err();
+    err = ok ? 0 : path_err(w);
     free(w);
     if (ok) return (int64_t)n;
     if (err != MP_EEXIST) return err;
@@ -528,8 +545,9 @@ static int64_t mkdtemp_op(struct mp_op *op) {
 
 static int64_t truncate_op(struct mp_op *op, const wchar_t *p) {
   HANDLE h = op->handle;
+  if (p && is_dir_w(p)) return MP_EISDIR;
   if (p) h = open_w(p, GENERIC_WRITE, OPEN_EXISTING, 0);
-  if (h == INVALID_HANDLE_VALUE) return last_err();
+  if (h == INVALID_HANDLE_VALUE) return p ? path_err(p) : MP_EBADF;
   FILE_END_OF_FILE_INFO eof = {.EndOfFile.QuadPart = (LONGLONG)op->u.fs.len};
   BOOL ok = SetFileInformationByHandle(h, FileEndOfFileInfo, &eof,
                                        sizeof eof);
@@ -551,7 +569,7 @@ static int64_t tmpfile_op(struct mp_op *op) {
     HANDLE h = open_w(w, GENERIC_READ | GENERIC_WRITE | DELETE, CREATE_NEW,
                       FILE_ATTRIBUTE_TEMPORARY | FILE_FLAG_DELETE_ON_CLOSE |
                           FILE_FLAG_OVERLAPPED);
-    err = h == INVALID_HANDLE_VALUE ? last_err() : 0;
+    err = h == INVALID_HANDLE_VALUE ? path_err(w) : 0;
     free(w);
     if (!err) return (int64_t)(intptr_t)h;
     if (err != MP_EEXIST) return err;
@@ -562,7 +580,7 @@ static int64_t tmpfile_op(struct mp_op *op) {
 /* The identity of the file at p: 0, or an error. */
 static int file_id(const wchar_t *p, BY_HANDLE_FILE_INFORMATION *fi) {
   HANDLE h = open_w(p, FILE_READ_ATTRIBUTES, OPEN_EXISTING, 0);
-  if (h == INVALID_HANDLE_VALUE) return last_err();
+  if (h == INVALID_HANDLE_VALUE) return path_err(p);
   int r = GetFileInformationByHandle(h, fi) ? 0 : last_err();
   CloseHandle(h);
   return r;
@@ -587,7 +605,7 @@ static int64_t copy_op(struct mp_op *op, const wchar_t *from,
     op->u.fs.flags = 0;
     return 0;
   }
-  err = last_err();
+  err = path_err(to);
   if (GetFileAttributesW(from) == INVALID_FILE_ATTRIBUTES) op->u.fs.flags = 0;
   return err;
 }
@@ -595,6 +613,7 @@ static int64_t copy_op(struct mp_op *op, const wchar_t *from,
 static int64_t symlink_op(const wchar_t *path, const wchar_t *target) {
   /* 2: SYMBOLIC_LINK_FLAG_ALLOW_UNPRIVILEGED_CREATE (developer mode) */
   DWORD flags = 2 | (is_dir_w(target) ? SYMBOLIC_LINK_FLAG_DIRECTORY : 0);
+  if (GetFileAttributesW(path) != INVALID_FILE_ATTRIBUTES) return MP_EEXIST;
   /* wine 8's is a stub that succeeds and makes nothing */
   if (CreateSymbolicLinkW(path, target, flags))
     return GetFileAttributesW(path) != INVALID_FILE_ATTRIBUTES ? 0
@@ -641,7 +660,7 @@ void mp__fs_blocking(struct mp_op *op) {
     case MP_OP_CHMOD: {
       DWORD a = GetFileAttributesW(p);
       if (a == INVALID_FILE_ATTRIBUTES) {
-        r = last_err();
+        r = path_err(p);
         break;
       }
       a = op->u.fs.mode & 0200 ? a & ~(DWORD)FILE_ATTRIBUTE_READONLY
@@ -656,7 +675,16 @@ void mp__fs_blocking(struct mp_op *op) {
     case MP_OP_TRUNCATE: r = truncate_op(op, p); break;
     case MP_OP_TMPFILE: r = tmpfile_op(op); break;
     case MP_OP_COPYFILE: r = copy_op(op, p, p2); break;
-    case MP_OP_CHOWN: case MP_OP_READLINK: r = MP_ENOSYS; break;
+    case MP_OP_CHOWN: /* no owners: keeping both ids is all it can do */
+      if (GetFileAttributesW(p) == INVALID_FILE_ATTRIBUTES) r = path_err(p);
+      else r = op->u.fs.mode == MP_OWNER_KEEP &&
+                       (uint32_t)op->u.fs.flags == MP_OWNER_KEEP
+                   ? 0 : MP_ENOSYS;
+      break;
+    case MP_OP_READLINK:
+      r = GetFileAttributesW(p) == INVALID_FILE_ATTRIBUTES ? path_err(p)
+                                                           : MP_ENOSYS;
+      break;
     default: r = MP_EINVAL; break;
   }
   free(p);
