@@ -596,6 +596,7 @@ static int64_t copy_op(struct mp_op *op, const wchar_t *from,
   if (err) return err;
   if (a.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) return MP_EISDIR;
   op->u.fs.flags = 1;
+  if (is_dir_w(to)) return MP_EISDIR; /* (Windows: access denied) */
   if (file_id(to, &b) == 0 &&
       a.dwVolumeSerialNumber == b.dwVolumeSerialNumber &&
       a.nFileIndexHigh == b.nFileIndexHigh &&

@@ -499,6 +499,8 @@ TEST_IMPL(iocp_fs_more) {
   ASSERT_EQ(path_op(loop, op, mp_op_prep_copyfile(op, a, a)), MP_EINVAL);
   op = mp_op_new(loop, NULL, NULL);
   ASSERT_EQ(path_op(loop, op, mp_op_prep_copyfile(op, dir, b)), MP_EISDIR);
+  op = mp_op_new(loop, NULL, NULL);
+  ASSERT_EQ(path_op(loop, op, mp_op_prep_copyfile(op, a, dir)), MP_EISDIR);
   op = mp_op_new(loop, NULL, NULL); /* RENAME over an existing file */
   ASSERT_EQ(path_op(loop, op, mp_op_prep_rename(op, b, a)), 0);
   op = mp_op_new(loop, NULL, NULL);
