@@ -650,10 +650,28 @@ static int iocp_submit(struct mp_loop *loop, struct mp_op *op) {
   }
 }
 
+/* A READ or WRITE blocked on a pool thread (mp__os_blocking): the
+ * request first, which a call not yet made sees, then the interruption
+ * of one being made (retried while the thread is between the two). */
+static void pool_io_cancel(struct mp_op *op) {
+  InterlockedExchangePointer((void *volatile *)&op->ov.a, (void *)1);
+  for (int i = 0; i < 50; i++) {
+    void *in = InterlockedCompareExchangePointer(&op->ov.ev, NULL, NULL);
+    if (in != (void *)1) return; /* not started (sees the request), or done */
+    HANDLE t = OpenThread(THREAD_TERMINATE, FALSE, (DWORD)op->ov.b);
+    BOOL ok = t && CancelSynchronousIo(t);
+    if (t) CloseHandle(t);
+    if (ok) return;
+    Sleep(0); /* about to enter the call: let it */
+  }
+}
+
 static void iocp_cancel(struct mp_loop *loop, struct mp_op *op) {
   if (op->flags & F_POOL) {
-    mp__pool_cancel(loop, op); /* a running job finishes */
-    return;
+    if (!mp__pool_cancel(loop, op) &&
+        (op->kind == MP_OP_READ || op->kind == MP_OP_WRITE))
+      pool_io_cancel(op); /* running: interrupt its blocking call */
+    return; /* other jobs, once running, finish */
   }
   if (op->flags & F_WAIT) {
     if (poll_unwait(op)) mp__op_complete(loop, op, MP_ECANCELED);

@@ -693,12 +693,23 @@ void mp__fs_blocking(struct mp_op *op) {
   op->result = r;
 }
 
-/* The blocking body of an op the backend sent to the threadpool. */
+/* The blocking body of an op the backend sent to the threadpool. A
+ * READ or WRITE may wait for ever (a console, a pipe): the backend's
+ * cancel interrupts it with CancelSynchronousIo, finding this thread in
+ * op->ov (mp__pool_io_cancel). ov.a: the cancel request; ov.b: the
+ * thread; ov.ev: 1 while in the call, 2 after. */
 void mp__os_blocking(struct mp_op *op) {
   switch (op->kind) {
     case MP_OP_READ: case MP_OP_WRITE:
-      op->result = sync_io(op->handle, op->kind == MP_OP_WRITE,
-                           op->u.rw.buf, op->u.rw.len, op->u.rw.off);
+      op->ov.b = GetCurrentThreadId();
+      InterlockedExchangePointer(&op->ov.ev, (void *)1);
+      if (InterlockedCompareExchangePointer((void *volatile *)&op->ov.a,
+                                            NULL, NULL))
+        op->result = MP_ECANCELED;
+      else
+        op->result = sync_io(op->handle, op->kind == MP_OP_WRITE,
+                             op->u.rw.buf, op->u.rw.len, op->u.rw.off);
+      InterlockedExchangePointer(&op->ov.ev, (void *)2);
       break;
     case MP_OP_CLOSE:
       op->result = mp_os_close(op->handle);

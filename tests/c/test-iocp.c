@@ -654,6 +654,27 @@ TEST_IMPL(iocp_sync_handle_on_pool) {
   ASSERT_EQ(w.r, 4);
   ASSERT_EQ(r.r, 4);
   ASSERT_EQ(memcmp(buf, "ping", 4), 0);
+  /* a read blocked on a pool thread is interrupted by its cancel
+   * (CancelSynchronousIo), not left to hold the thread and the loop */
+  for (int round = 0; round < 20; round++) {
+    op = op_new(loop, &r);
+    mp_op_prep_read(op, rd, buf, sizeof buf, -1);
+    ASSERT_EQ(mp_op_submit(op), 0);
+    if (round % 2) run_for(loop, 5); /* surely blocked in ReadFile */
+    mp_op_cancel(op);
+    run_until(loop, &r);
+    ASSERT_EQ(r.r, MP_ECANCELED);
+  }
+  op = op_new(loop, &w); /* nothing lost: the pipe goes on */
+  mp_op_prep_write(op, wr, "pong", 4, -1);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_until(loop, &w);
+  op = op_new(loop, &r);
+  mp_op_prep_read(op, rd, buf, sizeof buf, -1);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_until(loop, &r);
+  ASSERT_EQ(r.r, 4);
+  ASSERT_EQ(memcmp(buf, "pong", 4), 0);
   CloseHandle(wr);
   op = op_new(loop, &r); /* the writer gone: end of file, 0 */
   mp_op_prep_read(op, rd, buf, sizeof buf, -1);
