@@ -371,7 +371,8 @@ static int family_of(SOCKET sock, SOCKADDR_STORAGE *ss, int *len) {
   *len = sizeof *ss;
   memset(ss, 0, sizeof *ss);
   if (getsockname(sock, (struct sockaddr *)ss, len) != 0) return wsa_err();
-  return ss->ss_family == AF_INET6 ? MP_AF_INET6 : MP_AF_INET;
+  return ss->ss_family == AF_INET6 ? MP_AF_INET6
+       : ss->ss_family == AF_UNIX ? MP_AF_UNIX : MP_AF_INET;
 }
 
 static int accept_submit(struct mp_loop *loop, struct mp_op *op) {
@@ -428,7 +429,8 @@ static int connect_submit(struct mp_loop *loop, struct mp_op *op) {
     return r;
   /* ConnectEx wants a bound socket: the wildcard, as connect() would */
   len = sizeof ss;
-  if (getsockname(sock_of(op), (struct sockaddr *)&ss, &len) != 0) {
+  if ((to->sa_family == AF_INET || to->sa_family == AF_INET6) &&
+      getsockname(sock_of(op), (struct sockaddr *)&ss, &len) != 0) {
     memset(&ss, 0, sizeof ss);
     ss.ss_family = to->sa_family;
     len = to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
