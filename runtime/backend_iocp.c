@@ -314,7 +314,7 @@ static int rw_submit(struct mp_loop *loop, struct mp_op *op) {
     set_offset(op, (uint64_t)op->u.rw.off);
   }
   DWORD len = clamp(op->u.rw.len);
-  BOOL ok = op->kind == MP_OP_READ
+  BOOL ok = op->kind == MP_OP_READ || op->kind == MP_OP_RECV
                 ? ReadFile(h, op->u.rw.buf, len, NULL, ov_of(op))
                 : WriteFile(h, op->u.rw.buf, len, NULL, ov_of(op));
   return started(loop, op, ok, ok ? 0 : GetLastError(), skip);
@@ -641,7 +641,10 @@ static int iocp_submit(struct mp_loop *loop, struct mp_op *op) {
   if (op->handle == MP_INVALID_HANDLE || !op->handle) return MP_EBADF;
   switch (op->kind) {
     case MP_OP_READ: case MP_OP_WRITE: return rw_submit(loop, op);
-    case MP_OP_RECV: case MP_OP_SEND: return stream_submit(loop, op);
+    case MP_OP_RECV: case MP_OP_SEND:
+      /* a child's pipe (mp_os_spawn's are named pipes) reads as a file */
+      return is_socket(op->handle) ? stream_submit(loop, op)
+                                   : rw_submit(loop, op);
     case MP_OP_SENDTO: case MP_OP_RECVFROM: return dgram_submit(loop, op);
     case MP_OP_ACCEPT: return accept_submit(loop, op);
     case MP_OP_CONNECT: return connect_submit(loop, op);
