@@ -673,8 +673,8 @@ static void pool_io_cancel(struct mp_op *op) {
 
 static void iocp_cancel(struct mp_loop *loop, struct mp_op *op) {
   if (op->flags & F_POOL) {
-    if (!mp__pool_cancel(loop, op) &&
-        (op->kind == MP_OP_READ || op->kind == MP_OP_WRITE))
+    if (!mp__pool_cancel(loop, op) && op->kind >= MP_OP_READ &&
+        op->kind <= MP_OP_SEND)
       pool_io_cancel(op); /* running: interrupt its blocking call */
     return; /* other jobs, once running, finish */
   }

@@ -700,14 +700,15 @@ void mp__fs_blocking(struct mp_op *op) {
  * thread; ov.ev: 1 while in the call, 2 after. */
 void mp__os_blocking(struct mp_op *op) {
   switch (op->kind) {
-    case MP_OP_READ: case MP_OP_WRITE:
+    case MP_OP_READ: case MP_OP_WRITE: case MP_OP_RECV: case MP_OP_SEND:
       op->ov.b = GetCurrentThreadId();
       InterlockedExchangePointer(&op->ov.ev, (void *)1);
       if (InterlockedCompareExchangePointer((void *volatile *)&op->ov.a,
                                             NULL, NULL))
         op->result = MP_ECANCELED;
       else
-        op->result = sync_io(op->handle, op->kind == MP_OP_WRITE,
+        op->result = sync_io(op->handle, op->kind == MP_OP_WRITE ||
+                                             op->kind == MP_OP_SEND,
                              op->u.rw.buf, op->u.rw.len, op->u.rw.off);
       InterlockedExchangePointer(&op->ov.ev, (void *)2);
       break;

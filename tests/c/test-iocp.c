@@ -655,10 +655,12 @@ TEST_IMPL(iocp_sync_handle_on_pool) {
   ASSERT_EQ(r.r, 4);
   ASSERT_EQ(memcmp(buf, "ping", 4), 0);
   /* a read blocked on a pool thread is interrupted by its cancel
-   * (CancelSynchronousIo), not left to hold the thread and the loop */
+   * (CancelSynchronousIo), not left to hold the thread and the loop; a
+   * RECV too (a pipe pushed as a stream reads as a file) */
   for (int round = 0; round < 20; round++) {
     op = op_new(loop, &r);
-    mp_op_prep_read(op, rd, buf, sizeof buf, -1);
+    if (round < 10) mp_op_prep_read(op, rd, buf, sizeof buf, -1);
+    else mp_op_prep_recv(op, rd, buf, sizeof buf);
     ASSERT_EQ(mp_op_submit(op), 0);
     if (round % 2) run_for(loop, 5); /* surely blocked in ReadFile */
     mp_op_cancel(op);
@@ -666,7 +668,7 @@ TEST_IMPL(iocp_sync_handle_on_pool) {
     ASSERT_EQ(r.r, MP_ECANCELED);
   }
   op = op_new(loop, &w); /* nothing lost: the pipe goes on */
-  mp_op_prep_write(op, wr, "pong", 4, -1);
+  mp_op_prep_send(op, wr, "pong", 4);
   ASSERT_EQ(mp_op_submit(op), 0);
   run_until(loop, &w);
   op = op_new(loop, &r);
@@ -857,11 +859,24 @@ TEST_IMPL(iocp_cancel_every_kind) {
   ASSERT(pending);
   ASSERT_EQ(mp_os_close(a), 0);
   ASSERT_EQ(mp_os_close(b), 0);
-  /* READ and WRITE on an overlapped named pipe */
+  /* READ, RECV and WRITE on an overlapped named pipe (a child's) */
   pipe_pair(&ps, &pc);
   op = op_new(loop, &r);
   mp_op_prep_read(op, ps, buf, sizeof buf, -1);
   cancel_one(loop, op, &r, 0);
+  op = op_new(loop, &r);
+  mp_op_prep_recv(op, ps, buf, sizeof buf);
+  cancel_one(loop, op, &r, 0);
+  op = op_new(loop, &r); /* and it reads what the other end sends */
+  mp_op_prep_recv(op, ps, buf, sizeof buf);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  s = op_new(loop, &w);
+  mp_op_prep_send(s, pc, "via", 3);
+  ASSERT_EQ(mp_op_submit(s), 0);
+  run_until(loop, &r);
+  run_until(loop, &w);
+  ASSERT_EQ(r.r, 3);
+  ASSERT_EQ(w.r, 3);
   pending = 0;
   for (int i = 0; i < 64 && !pending; i++) {
     op = op_new(loop, &r);
