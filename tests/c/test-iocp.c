@@ -221,6 +221,12 @@ static DWORD WINAPI late_post(void *arg) {
   return 0;
 }
 
+static DWORD WINAPI stale_wake(void *loop) {
+  Sleep(30);
+  ((struct mp_loop *)loop)->backend->wake(loop);
+  return 0;
+}
+
 static void count_cb(struct mp_op *op) {
   (*(int *)op->data)++;
   if (!(op->flags & MP__F_EXTERNAL)) mp_op_release(op);
@@ -238,6 +244,14 @@ TEST_IMPL(iocp_loop_wait) {
   ASSERT_EQ(ran, 0);                       /* ...and is not run yet */
   mp_loop_run(loop, MP_RUN_NOWAIT);
   ASSERT_EQ(ran, 1);
+  WaitForSingleObject(th, INFINITE);
+  CloseHandle(th);
+  /* a wake packet whose posts a turn already took (the poster was slow
+   * to send it) ends no sleep early */
+  th = CreateThread(NULL, 0, stale_wake, loop, 0, NULL);
+  int64_t t0 = mp__hrtime();
+  ASSERT_EQ(mp_loop_wait(loop, 150), 0);
+  ASSERT_GE(mp__hrtime() - t0, 140000000LL);
   WaitForSingleObject(th, INFINITE);
   CloseHandle(th);
   struct mp_op *t = mp_op_new(loop, count_cb, &ran);
