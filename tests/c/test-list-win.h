@@ -12,4 +12,6 @@
   X(iocp_loop_wait) X(iocp_file_rw) X(iocp_fs_errors)                      \
   X(iocp_fs_more) X(iocp_sendfile) X(iocp_sync_handle_on_pool)             \
   X(iocp_sync_success) X(iocp_udp) X(iocp_cancel_every_kind)                \
-  X(iocp_close_pending) X(iocp_thousand_connections)
+  X(iocp_close_pending) X(iocp_thousand_connections)                      \
+  X(win_spawn_status_kill) X(win_spawn_all_or_nothing)                      \
+  X(win_signal_names_and_routes)
