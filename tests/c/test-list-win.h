@@ -14,4 +14,4 @@
   X(iocp_sync_success) X(iocp_udp) X(iocp_cancel_every_kind)                \
   X(iocp_close_pending) X(iocp_thousand_connections)                      \
   X(win_spawn_status_kill) X(win_spawn_all_or_nothing)                      \
-  X(win_signal_names_and_routes)
+  X(win_signal_names_and_routes) X(win_adopt_kinds)

@@ -120,4 +120,35 @@ TEST_IMPL(win_signal_names_and_routes) {
   ASSERT_EQ(mp_os_dup(MP_INVALID_HANDLE, &d), MP_EBADF);
   return 0;
 }
+
+/* mp_os_adopt (adopt_win.c): what an inherited handle is. */
+TEST_IMPL(win_adopt_kinds) {
+  mp_handle_t s, u;
+  struct mp_addr a;
+  int kind, family;
+  HANDLE r, w;
+  ASSERT_EQ(mp_os_socket(MP_AF_INET, MP_SOCK_STREAM, &s), 0);
+  ASSERT_EQ(mp_os_adopt(s, &kind, &family), 0);
+  ASSERT(kind == MP_HK_STREAM && family == MP_AF_INET);
+  ASSERT_EQ(mp_addr_ip(&a, "127.0.0.1", 0), 0);
+  ASSERT_EQ(mp_os_bind(s, &a), 0);
+  ASSERT_EQ(mp_os_listen(s, 4), 0);
+  ASSERT_EQ(mp_os_adopt(s, &kind, &family), 0);
+  ASSERT_EQ(kind, MP_HK_LISTENER);
+  ASSERT_EQ(mp_os_socket(MP_AF_INET6, MP_SOCK_DGRAM, &u), 0);
+  ASSERT_EQ(mp_os_adopt(u, &kind, &family), 0);
+  ASSERT(kind == MP_HK_DGRAM && family == MP_AF_INET6);
+  ASSERT(CreatePipe(&r, &w, NULL, 0));
+  ASSERT_EQ(mp_os_adopt(r, &kind, &family), 0);
+  ASSERT(kind == MP_HK_PIPE && family == MP_AF_UNSPEC);
+  HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+  ASSERT_EQ(mp_os_adopt(ev, &kind, &family), MP_ENOTSOCK);
+  ASSERT_EQ(mp_os_adopt(MP_INVALID_HANDLE, &kind, &family), MP_EBADF);
+  CloseHandle(ev);
+  CloseHandle(r);
+  CloseHandle(w);
+  ASSERT_EQ(mp_os_close(s), 0);
+  ASSERT_EQ(mp_os_close(u), 0);
+  return 0;
+}
 #endif
