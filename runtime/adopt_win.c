@@ -38,10 +38,9 @@ int mp_os_adopt(mp_handle_t h, int *kind, int *family) {
     else if (type == SOCK_DGRAM) *kind = MP_HK_DGRAM;
     else return MP_EPROTOTYPE;
   } else {
-    DWORD t = GetFileType(h);
-    if (t == FILE_TYPE_UNKNOWN && GetLastError() != NO_ERROR)
-      return mp_err_from_win(GetLastError());
-    if (t != FILE_TYPE_PIPE) return MP_ENOTSOCK;
+    DWORD t = GetFileType(h), f;
+    if (!GetHandleInformation(h, &f)) return MP_EBADF; /* none at all */
+    if (t != FILE_TYPE_PIPE) return MP_ENOTSOCK; /* a file, an event */
     *kind = MP_HK_PIPE;
   }
   /* Not inherited by our own children (the flag is the handle's own). */

@@ -14,9 +14,9 @@
  * packet (the mode of each handle is remembered in a table, since a reused
  * handle value is associated afresh). Handles that cannot be overlapped
  * (consoles, inherited synchronous pipes and files) and the file and path
- * ops run on the threadpool. POLL waits on a process or event handle with
- * RegisterWaitForSingleObject, whose callback posts the completion; on a
- * socket it is a zero-byte WSARecv. Wakes (posts, pool results) are
+ * ops run on the threadpool. POLL waits on a process or event handle in
+ * the loop's waiter threads, which post the completion; on a socket it
+ * is a zero-byte WSARecv. Wakes (posts, pool results) are
  * PostQueuedCompletionStatus packets; timers are the GQCSEx timeout. */
 #include "mp_internal.h"
 #include "mp_os.h"
@@ -38,9 +38,10 @@ enum { KEY_IO = 0, KEY_WAKE = 1, KEY_POLL = 2 };
 enum {
   F_POOL = 16,    /* running on the threadpool */
   F_CLOSED = 32,  /* its handle was closed by an MP_OP_CLOSE meanwhile */
-  F_ADVANCE = 64, /* a read at the position of an overlapped file: move
-                     the position by the count when it completes */
-  F_WAIT = 128    /* POLL: a registered wait is outstanding */
+  F_ADVANCE = 64, /* at the position of an overlapped file (which the
+                     kernel does not keep for it): a read moves it by
+                     the count, an append to the end, as on Unix */
+  F_WAIT = 128    /* POLL: in a waiter thread's table (ov.ev) */
 };
 
 /* Handle modes remembered at association (a small open-addressing set). */
@@ -67,6 +68,7 @@ struct iocp_state {
   LPFN_TRANSMITFILE transmitfile;
   struct hslot *set;
   size_t nset, capset;
+  struct waiter *waiters; /* POLL's threads, created on first use */
 };
 
 /* ACCEPT's op->priv: the socket AcceptEx fills, and its address space. */
@@ -116,8 +118,11 @@ static int iocp_init(struct mp_loop *loop) {
   return 0;
 }
 
+static void waiters_close(struct iocp_state *s);
+
 static void iocp_close(struct mp_loop *loop) {
   struct iocp_state *s = loop->bdata;
+  waiters_close(s);
   CloseHandle(s->port);
   free(s->set);
   free(s);
@@ -214,6 +219,23 @@ static void finish(struct mp_loop *loop, struct mp_op *op, int64_t res) {
         break;
     }
   }
+  /* a stream with no connection (never made, or reset: wine says
+   * WSAENOTCONN where Windows says WSAECONNRESET): Linux's EPIPE */
+  if ((op->kind == MP_OP_SEND || op->kind == MP_OP_SENDFILE) &&
+      (res == MP_ENOTCONN || res == MP_ESHUTDOWN))
+    res = MP_EPIPE;
+  /* a datagram to nobody on an unconnected socket: Linux's error */
+  if (op->kind == MP_OP_SENDTO && (res == MP_EINVAL || res == MP_ENOTCONN) &&
+      !((struct mp__dgram *)op->priv)->addr.len)
+    res = MP_EDESTADDRREQ;
+  /* a directory opened as a file: Linux's error */
+  if ((op->kind == MP_OP_READ || op->kind == MP_OP_WRITE) &&
+      (res == MP_ENOSYS || res == MP_EACCES || res == MP_EINVAL)) {
+    BY_HANDLE_FILE_INFORMATION fi;
+    if (GetFileInformationByHandle(op->handle, &fi) &&
+        (fi.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY))
+      res = MP_EISDIR;
+  }
   if (res < 0 && (op->flags & MP__F_CANCEL)) res = MP_ECANCELED;
   else if (res < 0 && (op->flags & F_CLOSED)) res = MP_ECLOSED;
   if (op->kind == MP_OP_ACCEPT) {
@@ -223,8 +245,9 @@ static void finish(struct mp_loop *loop, struct mp_op *op, int64_t res) {
   if (res >= 0 && op->kind == MP_OP_CONNECT)
     setsockopt(sock_of(op), SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0);
   if (res > 0 && (op->flags & F_ADVANCE)) {
-    LARGE_INTEGER by = {.QuadPart = res};
-    SetFilePointerEx(op->handle, by, NULL, FILE_CURRENT);
+    LARGE_INTEGER by = {.QuadPart = op->kind == MP_OP_READ ? res : 0};
+    SetFilePointerEx(op->handle, by, NULL,
+                     op->kind == MP_OP_READ ? FILE_CURRENT : FILE_END);
   }
   if (op->kind == MP_OP_RECVFROM && res >= 0) {
     struct mp__dgram *d = op->priv;
@@ -278,6 +301,7 @@ static int rw_submit(struct mp_loop *loop, struct mp_op *op) {
   if ((r = associate(loop, h, type == FILE_TYPE_PIPE ? -1 : 0, 0, &skip)))
     return r;
   if (type == FILE_TYPE_DISK && op->u.rw.off < 0) {
+    op->flags |= F_ADVANCE;
     if (op->kind == MP_OP_WRITE) {
       set_offset(op, UINT64_MAX); /* FILE_WRITE_TO_END_OF_FILE: append */
     } else {
@@ -285,13 +309,12 @@ static int rw_submit(struct mp_loop *loop, struct mp_op *op) {
       LARGE_INTEGER zero = {.QuadPart = 0}, pos;
       if (!SetFilePointerEx(h, zero, &pos, FILE_CURRENT)) return last_err();
       set_offset(op, (uint64_t)pos.QuadPart);
-      op->flags |= F_ADVANCE;
     }
   } else if (op->u.rw.off >= 0) {
     set_offset(op, (uint64_t)op->u.rw.off);
   }
   DWORD len = clamp(op->u.rw.len);
-  BOOL ok = op->kind == MP_OP_READ
+  BOOL ok = op->kind == MP_OP_READ || op->kind == MP_OP_RECV
                 ? ReadFile(h, op->u.rw.buf, len, NULL, ov_of(op))
                 : WriteFile(h, op->u.rw.buf, len, NULL, ov_of(op));
   return started(loop, op, ok, ok ? 0 : GetLastError(), skip);
@@ -348,7 +371,8 @@ static int family_of(SOCKET sock, SOCKADDR_STORAGE *ss, int *len) {
   *len = sizeof *ss;
   memset(ss, 0, sizeof *ss);
   if (getsockname(sock, (struct sockaddr *)ss, len) != 0) return wsa_err();
-  return ss->ss_family == AF_INET6 ? MP_AF_INET6 : MP_AF_INET;
+  return ss->ss_family == AF_INET6 ? MP_AF_INET6
+       : ss->ss_family == AF_UNIX ? MP_AF_UNIX : MP_AF_INET;
 }
 
 static int accept_submit(struct mp_loop *loop, struct mp_op *op) {
@@ -405,7 +429,8 @@ static int connect_submit(struct mp_loop *loop, struct mp_op *op) {
     return r;
   /* ConnectEx wants a bound socket: the wildcard, as connect() would */
   len = sizeof ss;
-  if (getsockname(sock_of(op), (struct sockaddr *)&ss, &len) != 0) {
+  if ((to->sa_family == AF_INET || to->sa_family == AF_INET6) &&
+      getsockname(sock_of(op), (struct sockaddr *)&ss, &len) != 0) {
     memset(&ss, 0, sizeof ss);
     ss.ss_family = to->sa_family;
     len = to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
@@ -419,7 +444,10 @@ static int connect_submit(struct mp_loop *loop, struct mp_op *op) {
 }
 
 /* SENDFILE: TransmitFile, which reads the file in the kernel from the
- * OVERLAPPED's offset. */
+ * OVERLAPPED's offset, SENDFILE_MAX bytes at most: it completes only once
+ * all is sent, so a bounded op gives what Linux's sendfile gives on a
+ * socket that fills up, a short count to go on from. */
+enum { SENDFILE_MAX = 1 << 16 };
 static int sendfile_submit(struct mp_loop *loop, struct mp_op *op) {
   struct iocp_state *s = loop->bdata;
   int skip, r;
@@ -438,7 +466,7 @@ static int sendfile_submit(struct mp_loop *loop, struct mp_op *op) {
     mp__op_complete(loop, op, 0);
     return 0;
   }
-  size_t len = op->u.sf.len;
+  size_t len = op->u.sf.len < SENDFILE_MAX ? op->u.sf.len : SENDFILE_MAX;
   if ((uint64_t)len > (uint64_t)(size.QuadPart - op->u.sf.off))
     len = (size_t)(size.QuadPart - op->u.sf.off);
   if ((r = associate(loop, op->handle, 1, 0, &skip))) return r;
@@ -448,37 +476,151 @@ static int sendfile_submit(struct mp_loop *loop, struct mp_op *op) {
   return started(loop, op, ok, ok ? 0 : WSAGetLastError(), skip);
 }
 
-/* POLL on a waitable handle: a pool wait thread posts the op's packet
- * when it is signalled. ov.a says it did (read under UnregisterWaitEx's
- * barrier), ov.ev holds the wait. */
-static VOID CALLBACK poll_fired(PVOID arg, BOOLEAN timed_out) {
-  struct mp_op *op = arg;
-  struct iocp_state *s = op->loop->bdata;
-  (void)timed_out;
-  InterlockedExchangePointer((PVOID volatile *)&op->ov.a, (PVOID)1);
-  PostQueuedCompletionStatus(s->port, 0, KEY_POLL, ov_of(op));
+/* POLL on a waitable handle (a process, an event): the loop's waiter
+ * threads, each in WaitForMultipleObjects on up to 63 handles and its
+ * control event, post the op's packet when its handle is signalled (the
+ * count says how: 0, or the Win32 error of a handle it cannot wait on).
+ * An op is in a waiter's table until it is posted or cancelled, under
+ * the waiter's lock: a cancel that finds it there completes it, one that
+ * does not knows its packet is on the way. Threads of the loop's own,
+ * joined when it closes (the system's thread pool keeps its threads). */
+enum { WAIT_MAX = MAXIMUM_WAIT_OBJECTS - 1 };
+struct waiter {
+  mp__mutex lock;
+  mp__thread thread;
+  HANDLE ctl; /* set when the table changed or on stop */
+  int n, stop;
+  HANDLE h[WAIT_MAX];
+  struct mp_op *op[WAIT_MAX];
+  struct iocp_state *s;
+  struct waiter *next;
+};
+
+/* Takes entry i out (under the lock). */
+static void waiter_remove(struct waiter *w, int i) {
+  w->n--;
+  w->h[i] = w->h[w->n];
+  w->op[i] = w->op[w->n];
+}
+
+/* Posts entry i's op with how it ended (under the lock). */
+static void waiter_post(struct waiter *w, int i, DWORD how) {
+  struct mp_op *op = w->op[i];
+  waiter_remove(w, i);
+  PostQueuedCompletionStatus(w->s->port, how, KEY_POLL, ov_of(op));
+}
+
+static void *waiter_main(void *arg) {
+  struct waiter *w = arg;
+  HANDLE h[WAIT_MAX + 1];
+  struct mp_op *op[WAIT_MAX + 1];
+  for (;;) {
+    mp__mutex_lock(&w->lock);
+    int n = w->n, stop = w->stop;
+    memcpy(h + 1, w->h, (size_t)n * sizeof *h);
+    memcpy(op + 1, w->op, (size_t)n * sizeof *op);
+    mp__mutex_unlock(&w->lock);
+    if (stop) return NULL;
+    h[0] = w->ctl;
+    DWORD r = WaitForMultipleObjects((DWORD)n + 1, h, FALSE, INFINITE);
+    DWORD i = r >= WAIT_ABANDONED_0 && r <= WAIT_ABANDONED_0 + (DWORD)n
+                  ? r - WAIT_ABANDONED_0 : r - WAIT_OBJECT_0;
+    mp__mutex_lock(&w->lock);
+    if (r == WAIT_FAILED) {
+      /* a handle that cannot be waited on (closed meanwhile): it fails */
+      for (int k = w->n - 1; k >= 0; k--)
+        if (WaitForSingleObject(w->h[k], 0) == WAIT_FAILED)
+          waiter_post(w, k, GetLastError() ? GetLastError()
+                                           : ERROR_INVALID_HANDLE);
+    } else if (i >= 1 && i <= (DWORD)n) {
+      for (int k = 0; k < w->n; k++) /* unless cancelled meanwhile */
+        if (w->op[k] == op[i]) {
+          waiter_post(w, k, 0);
+          break;
+        }
+    }
+    mp__mutex_unlock(&w->lock);
+  }
+}
+
+static void waiters_close(struct iocp_state *s) {
+  while (s->waiters) {
+    struct waiter *w = s->waiters;
+    s->waiters = w->next;
+    mp__mutex_lock(&w->lock);
+    w->stop = 1;
+    mp__mutex_unlock(&w->lock);
+    SetEvent(w->ctl);
+    mp__thread_join(w->thread);
+    CloseHandle(w->ctl);
+    mp__mutex_destroy(&w->lock);
+    free(w);
+  }
+}
+
+static struct waiter *waiter_new(struct mp_loop *loop) {
+  struct iocp_state *s = loop->bdata;
+  struct waiter *w = mp_loop_calloc(loop, 1, sizeof *w);
+  if (!w) return NULL;
+  w->s = s;
+  w->ctl = CreateEventW(NULL, FALSE, FALSE, NULL);
+  if (!w->ctl || mp__mutex_init(&w->lock) < 0) {
+    if (w->ctl) CloseHandle(w->ctl);
+    free(w);
+    return NULL;
+  }
+  if (mp__thread_create(&w->thread, waiter_main, w) < 0) {
+    CloseHandle(w->ctl);
+    mp__mutex_destroy(&w->lock);
+    free(w);
+    return NULL;
+  }
+  w->next = s->waiters;
+  s->waiters = w;
+  return w;
 }
 
 static int poll_submit(struct mp_loop *loop, struct mp_op *op) {
-  HANDLE wait;
+  struct iocp_state *s = loop->bdata;
+  struct waiter *w;
   if (is_socket(op->handle)) return stream_submit(loop, op);
-  if (!RegisterWaitForSingleObject(&wait, op->handle, poll_fired, op,
-                                   INFINITE,
-                                   WT_EXECUTEONLYONCE |
-                                       WT_EXECUTEINWAITTHREAD))
-    return last_err();
-  op->ov.ev = wait;
+  /* a waiter with room that does not wait on this handle yet (a handle
+   * may not appear twice in one WaitForMultipleObjects) */
+  for (w = s->waiters; w; w = w->next) {
+    int ok;
+    mp__mutex_lock(&w->lock);
+    ok = w->n < WAIT_MAX;
+    for (int k = 0; ok && k < w->n; k++) ok = w->h[k] != op->handle;
+    if (ok) break;
+    mp__mutex_unlock(&w->lock);
+  }
+  if (!w) {
+    if (!(w = waiter_new(loop))) return MP_ENOMEM;
+    mp__mutex_lock(&w->lock);
+  }
+  w->h[w->n] = op->handle;
+  w->op[w->n++] = op;
   op->flags |= F_WAIT;
+  op->ov.ev = w;
+  mp__mutex_unlock(&w->lock);
+  SetEvent(w->ctl);
   return 0;
 }
 
-/* Ends the registered wait (blocking until a running callback is done):
- * 1 if the callback posted the packet. */
+/* Cancel of a POLL in a waiter: 1 if it was still there (taken out now),
+ * 0 if its packet is on the way. */
 static int poll_unwait(struct mp_op *op) {
-  op->flags &= (uint8_t)~F_WAIT;
-  UnregisterWaitEx(op->ov.ev, INVALID_HANDLE_VALUE);
-  return InterlockedCompareExchangePointer((PVOID volatile *)&op->ov.a,
-                                           NULL, NULL) != NULL;
+  struct waiter *w = op->ov.ev;
+  int found = 0;
+  mp__mutex_lock(&w->lock);
+  for (int k = 0; k < w->n && !found; k++)
+    if (w->op[k] == op) {
+      waiter_remove(w, k);
+      found = 1;
+    }
+  mp__mutex_unlock(&w->lock);
+  if (found) SetEvent(w->ctl);
+  return found;
 }
 
 /* MP_OP_CLOSE, at once: ops pending on the handle complete with errors
@@ -499,7 +641,10 @@ static int iocp_submit(struct mp_loop *loop, struct mp_op *op) {
   if (op->handle == MP_INVALID_HANDLE || !op->handle) return MP_EBADF;
   switch (op->kind) {
     case MP_OP_READ: case MP_OP_WRITE: return rw_submit(loop, op);
-    case MP_OP_RECV: case MP_OP_SEND: return stream_submit(loop, op);
+    case MP_OP_RECV: case MP_OP_SEND:
+      /* a child's pipe (mp_os_spawn's are named pipes) reads as a file */
+      return is_socket(op->handle) ? stream_submit(loop, op)
+                                   : rw_submit(loop, op);
     case MP_OP_SENDTO: case MP_OP_RECVFROM: return dgram_submit(loop, op);
     case MP_OP_ACCEPT: return accept_submit(loop, op);
     case MP_OP_CONNECT: return connect_submit(loop, op);
@@ -510,14 +655,32 @@ static int iocp_submit(struct mp_loop *loop, struct mp_op *op) {
   }
 }
 
+/* A READ or WRITE blocked on a pool thread (mp__os_blocking): the
+ * request first, which a call not yet made sees, then the interruption
+ * of one being made (retried while the thread is between the two). */
+static void pool_io_cancel(struct mp_op *op) {
+  InterlockedExchangePointer((void *volatile *)&op->ov.a, (void *)1);
+  for (int i = 0; i < 50; i++) {
+    void *in = InterlockedCompareExchangePointer(&op->ov.ev, NULL, NULL);
+    if (in != (void *)1) return; /* not started (sees the request), or done */
+    HANDLE t = OpenThread(THREAD_TERMINATE, FALSE, (DWORD)op->ov.b);
+    BOOL ok = t && CancelSynchronousIo(t);
+    if (t) CloseHandle(t);
+    if (ok) return;
+    Sleep(0); /* about to enter the call: let it */
+  }
+}
+
 static void iocp_cancel(struct mp_loop *loop, struct mp_op *op) {
   if (op->flags & F_POOL) {
-    mp__pool_cancel(loop, op); /* a running job finishes */
-    return;
+    if (!mp__pool_cancel(loop, op) && op->kind >= MP_OP_READ &&
+        op->kind <= MP_OP_SEND)
+      pool_io_cancel(op); /* running: interrupt its blocking call */
+    return; /* other jobs, once running, finish */
   }
   if (op->flags & F_WAIT) {
-    if (!poll_unwait(op)) mp__op_complete(loop, op, MP_ECANCELED);
-    return; /* else its packet is queued: it completes with 0 */
+    if (poll_unwait(op)) mp__op_complete(loop, op, MP_ECANCELED);
+    return; /* else its packet is queued: it completes with its result */
   }
   /* not found: it finished, its packet is on the way */
   CancelIoEx(op->handle, ov_of(op));
@@ -531,13 +694,19 @@ static void take(struct mp_loop *loop, OVERLAPPED_ENTRY *e) {
     return;
   }
   struct mp_op *op = op_of(e->lpOverlapped);
-  if (e->lpCompletionKey == KEY_POLL) {
-    if (op->flags & F_WAIT) poll_unwait(op); /* frees the wait */
-    finish(loop, op, 0);
+  if (e->lpCompletionKey == KEY_POLL) { /* from a waiter */
+    DWORD how = e->dwNumberOfBytesTransferred;
+    finish(loop, op, how ? mp_err_from_win(how) : 0);
     return;
   }
   LONG status = (LONG)e->lpOverlapped->Internal;
   op->ov.b = e->dwNumberOfBytesTransferred;
+  /* bytes out before a cancel or an error: a short count, as a send
+   * interrupted on Unix (they are gone, the caller must know) */
+  if (status < 0 && e->dwNumberOfBytesTransferred > 0 &&
+      (op->kind == MP_OP_SEND || op->kind == MP_OP_WRITE ||
+       op->kind == MP_OP_SENDFILE))
+    status = 0;
   if (op->kind == MP_OP_POLL) { /* a socket's: an error is readable too */
     finish(loop, op, (op->flags & (MP__F_CANCEL | F_CLOSED)) && status < 0
                          ? MP_ECANCELED : 0);

@@ -48,6 +48,31 @@ static int narrow(const wchar_t *w, char *out, int cap) {
 
 static int last_err(void) { return mp_err_from_win(GetLastError()); }
 
+/* The last error of a call on path p. Where a component is a file, not
+ * a directory, Windows says the path is not found: Unix says ENOTDIR. */
+static int path_err(const wchar_t *p) {
+  DWORD e = GetLastError();
+  size_t n = wcslen(p);
+  wchar_t *q;
+  if (e != ERROR_PATH_NOT_FOUND || !(q = malloc((n + 1) * sizeof *q)))
+    return mp_err_from_win(e);
+  memcpy(q, p, (n + 1) * sizeof *q);
+  int r = MP_ENOENT;
+  while (n > 0) {
+    while (n > 0 && q[n - 1] != L'/' && q[n - 1] != L'\\') n--;
+    while (n > 0 && (q[n - 1] == L'/' || q[n - 1] == L'\\')) n--;
+    if (n == 0) break;
+    q[n] = 0;
+    DWORD a = GetFileAttributesW(q);
+    if (a != INVALID_FILE_ATTRIBUTES) {
+      if (!(a & FILE_ATTRIBUTE_DIRECTORY)) r = MP_ENOTDIR;
+      break;
+    }
+  }
+  free(q);
+  return r;
+}
+
 static int is_socket(HANDLE h) {
   int type, len = sizeof type;
   return getsockopt((SOCKET)h, SOL_SOCKET, SO_TYPE, (char *)&type, &len) == 0;
@@ -109,6 +134,10 @@ int mp_os_fstat(mp_handle_t h, struct mp_stat *st) {
   st->ino = ((uint64_t)fi.nFileIndexHigh << 32) | fi.nFileIndexLow;
   st->dev = fi.dwVolumeSerialNumber;
   st->nlink = fi.nNumberOfLinks;
+  FILE_STANDARD_INFO si; /* a file to be deleted has no name: as unlinked */
+  if (GetFileInformationByHandleEx(h, FileStandardInfo, &si, sizeof si) &&
+      si.DeletePending)
+    st->nlink = 0;
   st->blocks = ((uint64_t)st->size + 511) / 512;
   st->mode = (fi.dwFileAttributes & FILE_ATTRIBUTE_READONLY ? 0444 : 0666) |
              (dir ? 0111 : 0);
@@ -156,8 +185,7 @@ static int64_t sync_io(HANDLE h, int write, void *buf, size_t size,
   HANDLE ev = ov.hEvent;
   ov.hEvent = (HANDLE)((uintptr_t)ev | 1);
   BOOL ok;
-  if (off < 0 && !write) /* at the position: (the pool's) a synchronous
-                             handle's own */
+  if (off < 0 && !write) /* the position: a synchronous handle's own */
     ok = ReadFile(h, buf, len, &n, NULL);
   else /* pipes ignore the offset */
     ok = write ? WriteFile(h, buf, len, &n, &ov)
@@ -166,6 +194,10 @@ static int64_t sync_io(HANDLE h, int write, void *buf, size_t size,
     ok = GetOverlappedResult(h, &ov, &n, TRUE);
   DWORD e = ok ? 0 : GetLastError();
   CloseHandle(ev);
+  if (ok && write && off < 0 && GetFileType(h) == FILE_TYPE_DISK) {
+    LARGE_INTEGER zero = {.QuadPart = 0}; /* after an append, as Unix */
+    SetFilePointerEx(h, zero, NULL, FILE_END);
+  }
   if (ok) return n;
   /* end of file, a pipe's writer gone: a read of 0, as Unix's */
   if (!write && (e == ERROR_HANDLE_EOF || e == ERROR_BROKEN_PIPE)) return 0;
@@ -276,31 +308,55 @@ static int64_t open_op(struct mp_op *op, const wchar_t *p) {
   HANDLE h = open_w(p, access, disp, attrs);
   if (h == INVALID_HANDLE_VALUE) {
     DWORD e = GetLastError();
-    if (e == ERROR_ACCESS_DENIED && is_dir_w(p)) return MP_EISDIR;
-    return mp_err_from_win(e);
+    /* a directory to write (Windows: denied, or exists): Unix's error */
+    if ((e == ERROR_ACCESS_DENIED || acc != MP_O_RDONLY) && is_dir_w(p))
+      return MP_EISDIR;
+    SetLastError(e);
+    return path_err(p);
   }
-  if ((f & MP_O_DIRECTORY) && !is_dir_w(p)) {
+  BY_HANDLE_FILE_INFORMATION fi;
+  int dir = GetFileInformationByHandle(h, &fi) &&
+            (fi.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY);
+  if ((f & MP_O_DIRECTORY) && !dir) {
     CloseHandle(h);
     return MP_ENOTDIR;
+  }
+  if (dir && acc != MP_O_RDONLY) { /* Windows would open it */
+    CloseHandle(h);
+    return MP_EISDIR;
   }
   return (int64_t)(intptr_t)h;
 }
 
+/* A path's metadata is its handle's; but the times are read first,
+ * without opening it (wine's open touches the access time). */
 static int64_t stat_op(struct mp_op *op, const wchar_t *p) {
   struct mp_stat *st = op->u.fs.buf;
+  WIN32_FILE_ATTRIBUTE_DATA ad;
   if (!p) return mp_os_fstat(op->handle, st);
+  int times = GetFileAttributesExW(p, GetFileExInfoStandard, &ad) &&
+              !(ad.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT);
   HANDLE h = open_w(p, FILE_READ_ATTRIBUTES, OPEN_EXISTING,
                     op->u.fs.flags & MP_STAT_NOFOLLOW
                         ? FILE_FLAG_OPEN_REPARSE_POINT : 0);
-  if (h == INVALID_HANDLE_VALUE) return last_err();
+  if (h == INVALID_HANDLE_VALUE) return path_err(p);
   int r = mp_os_fstat(h, st);
   CloseHandle(h);
+  if (r == 0 && times) {
+    time_of(&ad.ftLastAccessTime, &st->atime.sec, &st->atime.nsec);
+    time_of(&ad.ftLastWriteTime, &st->mtime.sec, &st->mtime.nsec);
+    time_of(&ad.ftLastWriteTime, &st->ctime.sec, &st->ctime.nsec);
+  }
   return r;
 }
 
 static int64_t unlink_op(const wchar_t *p) {
   if (DeleteFileW(p)) return 0;
   DWORD e = GetLastError(), a = GetFileAttributesW(p);
+  if (e == ERROR_PATH_NOT_FOUND) {
+    SetLastError(e);
+    return path_err(p);
+  }
   if (e == ERROR_ACCESS_DENIED && a != INVALID_FILE_ATTRIBUTES) {
     if (a & FILE_ATTRIBUTE_DIRECTORY) return MP_EISDIR;
     /* Unix removes a read-only file: its directory decides */
@@ -324,7 +380,7 @@ static int64_t readdir_op(struct mp_op *op, const wchar_t *p) {
   DWORD a = GetFileAttributesW(p);
   if (a == INVALID_FILE_ATTRIBUTES) {
     free(pat);
-    return last_err();
+    return path_err(p);
   }
   if (!(a & FILE_ATTRIBUTE_DIRECTORY)) {
     free(pat);
@@ -422,7 +478,7 @@ static int64_t writefile_op(struct mp_op *op, const wchar_t *p) {
     if (!w) break;
     HANDLE h = open_w(w, GENERIC_WRITE | DELETE, CREATE_NEW, 0);
     if (h == INVALID_HANDLE_VALUE) {
-      err = last_err();
+      err = path_err(w);
       free(w);
       if (err == MP_EEXIST) continue;
       break;
@@ -445,7 +501,7 @@ static int64_t utime_op(struct mp_op *op, const wchar_t *p) {
   const int64_t *t = op->u.fs.buf;
   FILETIME at = filetime_of(t[0]), mt = filetime_of(t[1]);
   HANDLE h = open_w(p, FILE_WRITE_ATTRIBUTES, OPEN_EXISTING, 0);
-  if (h == INVALID_HANDLE_VALUE) return last_err();
+  if (h == INVALID_HANDLE_VALUE) return path_err(p);
   BOOL ok = SetFileTime(h, NULL, &at, &mt);
   int64_t r = ok ? 0 : last_err();
   CloseHandle(h);
@@ -455,7 +511,7 @@ static int64_t utime_op(struct mp_op *op, const wchar_t *p) {
 static int64_t realpath_op(struct mp_op *op, const wchar_t *p) {
   wchar_t w[MP__PATH_MAX];
   HANDLE h = open_w(p, FILE_READ_ATTRIBUTES, OPEN_EXISTING, 0);
-  if (h == INVALID_HANDLE_VALUE) return last_err();
+  if (h == INVALID_HANDLE_VALUE) return path_err(p);
   DWORD n = GetFinalPathNameByHandleW(h, w, MP__PATH_MAX, 0);
   int64_t r = n == 0 ? last_err() : n >= MP__PATH_MAX ? MP_ENAMETOOLONG : 0;
   CloseHandle(h);
@@ -479,7 +535,7 @@ static int64_t mkdtemp_op(struct mp_op *op) {
     wchar_t *w = wide(path, &err);
     if (!w) return err;
     BOOL ok = CreateDirectoryW(w, NULL);
-    err = ok ? 0 : last_err();
+    err = ok ? 0 : path_err(w);
     free(w);
     if (ok) return (int64_t)n;
     if (err != MP_EEXIST) return err;
@@ -489,8 +545,9 @@ static int64_t mkdtemp_op(struct mp_op *op) {
 
 static int64_t truncate_op(struct mp_op *op, const wchar_t *p) {
   HANDLE h = op->handle;
+  if (p && is_dir_w(p)) return MP_EISDIR;
   if (p) h = open_w(p, GENERIC_WRITE, OPEN_EXISTING, 0);
-  if (h == INVALID_HANDLE_VALUE) return last_err();
+  if (h == INVALID_HANDLE_VALUE) return p ? path_err(p) : MP_EBADF;
   FILE_END_OF_FILE_INFO eof = {.EndOfFile.QuadPart = (LONGLONG)op->u.fs.len};
   BOOL ok = SetFileInformationByHandle(h, FileEndOfFileInfo, &eof,
                                        sizeof eof);
@@ -512,7 +569,7 @@ static int64_t tmpfile_op(struct mp_op *op) {
     HANDLE h = open_w(w, GENERIC_READ | GENERIC_WRITE | DELETE, CREATE_NEW,
                       FILE_ATTRIBUTE_TEMPORARY | FILE_FLAG_DELETE_ON_CLOSE |
                           FILE_FLAG_OVERLAPPED);
-    err = h == INVALID_HANDLE_VALUE ? last_err() : 0;
+    err = h == INVALID_HANDLE_VALUE ? path_err(w) : 0;
     free(w);
     if (!err) return (int64_t)(intptr_t)h;
     if (err != MP_EEXIST) return err;
@@ -523,7 +580,7 @@ static int64_t tmpfile_op(struct mp_op *op) {
 /* The identity of the file at p: 0, or an error. */
 static int file_id(const wchar_t *p, BY_HANDLE_FILE_INFORMATION *fi) {
   HANDLE h = open_w(p, FILE_READ_ATTRIBUTES, OPEN_EXISTING, 0);
-  if (h == INVALID_HANDLE_VALUE) return last_err();
+  if (h == INVALID_HANDLE_VALUE) return path_err(p);
   int r = GetFileInformationByHandle(h, fi) ? 0 : last_err();
   CloseHandle(h);
   return r;
@@ -539,6 +596,7 @@ static int64_t copy_op(struct mp_op *op, const wchar_t *from,
   if (err) return err;
   if (a.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) return MP_EISDIR;
   op->u.fs.flags = 1;
+  if (is_dir_w(to)) return MP_EISDIR; /* (Windows: access denied) */
   if (file_id(to, &b) == 0 &&
       a.dwVolumeSerialNumber == b.dwVolumeSerialNumber &&
       a.nFileIndexHigh == b.nFileIndexHigh &&
@@ -548,7 +606,7 @@ static int64_t copy_op(struct mp_op *op, const wchar_t *from,
     op->u.fs.flags = 0;
     return 0;
   }
-  err = last_err();
+  err = path_err(to);
   if (GetFileAttributesW(from) == INVALID_FILE_ATTRIBUTES) op->u.fs.flags = 0;
   return err;
 }
@@ -556,7 +614,11 @@ static int64_t copy_op(struct mp_op *op, const wchar_t *from,
 static int64_t symlink_op(const wchar_t *path, const wchar_t *target) {
   /* 2: SYMBOLIC_LINK_FLAG_ALLOW_UNPRIVILEGED_CREATE (developer mode) */
   DWORD flags = 2 | (is_dir_w(target) ? SYMBOLIC_LINK_FLAG_DIRECTORY : 0);
-  if (CreateSymbolicLinkW(path, target, flags)) return 0;
+  if (GetFileAttributesW(path) != INVALID_FILE_ATTRIBUTES) return MP_EEXIST;
+  /* wine 8's is a stub that succeeds and makes nothing */
+  if (CreateSymbolicLinkW(path, target, flags))
+    return GetFileAttributesW(path) != INVALID_FILE_ATTRIBUTES ? 0
+                                                               : MP_ENOSYS;
   DWORD e = GetLastError();
   if (e == ERROR_INVALID_PARAMETER && CreateSymbolicLinkW(path, target,
                                                           flags & ~2u))
@@ -589,17 +651,17 @@ void mp__fs_blocking(struct mp_op *op) {
       r = FlushFileBuffers(op->handle) ? 0 : last_err();
       break;
     case MP_OP_RENAME:
-      r = MoveFileExW(p, p2, MOVEFILE_REPLACE_EXISTING) ? 0 : last_err();
+      r = MoveFileExW(p, p2, MOVEFILE_REPLACE_EXISTING) ? 0 : path_err(p);
       break;
     case MP_OP_UNLINK: r = unlink_op(p); break;
-    case MP_OP_RMDIR: r = RemoveDirectoryW(p) ? 0 : last_err(); break;
-    case MP_OP_MKDIR: r = CreateDirectoryW(p, NULL) ? 0 : last_err(); break;
+    case MP_OP_RMDIR: r = RemoveDirectoryW(p) ? 0 : path_err(p); break;
+    case MP_OP_MKDIR: r = CreateDirectoryW(p, NULL) ? 0 : path_err(p); break;
     case MP_OP_READDIR: r = readdir_op(op, p); break;
     case MP_OP_WRITEFILE: r = writefile_op(op, p); break;
     case MP_OP_CHMOD: {
       DWORD a = GetFileAttributesW(p);
       if (a == INVALID_FILE_ATTRIBUTES) {
-        r = last_err();
+        r = path_err(p);
         break;
       }
       a = op->u.fs.mode & 0200 ? a & ~(DWORD)FILE_ATTRIBUTE_READONLY
@@ -614,7 +676,16 @@ void mp__fs_blocking(struct mp_op *op) {
     case MP_OP_TRUNCATE: r = truncate_op(op, p); break;
     case MP_OP_TMPFILE: r = tmpfile_op(op); break;
     case MP_OP_COPYFILE: r = copy_op(op, p, p2); break;
-    case MP_OP_CHOWN: case MP_OP_READLINK: r = MP_ENOSYS; break;
+    case MP_OP_CHOWN: /* no owners: keeping both ids is all it can do */
+      if (GetFileAttributesW(p) == INVALID_FILE_ATTRIBUTES) r = path_err(p);
+      else r = op->u.fs.mode == MP_OWNER_KEEP &&
+                       (uint32_t)op->u.fs.flags == MP_OWNER_KEEP
+                   ? 0 : MP_ENOSYS;
+      break;
+    case MP_OP_READLINK:
+      r = GetFileAttributesW(p) == INVALID_FILE_ATTRIBUTES ? path_err(p)
+                                                           : MP_ENOSYS;
+      break;
     default: r = MP_EINVAL; break;
   }
   free(p);
@@ -622,12 +693,24 @@ void mp__fs_blocking(struct mp_op *op) {
   op->result = r;
 }
 
-/* The blocking body of an op the backend sent to the threadpool. */
+/* The blocking body of an op the backend sent to the threadpool. A
+ * READ or WRITE may wait for ever (a console, a pipe): the backend's
+ * cancel interrupts it with CancelSynchronousIo, finding this thread in
+ * op->ov (mp__pool_io_cancel). ov.a: the cancel request; ov.b: the
+ * thread; ov.ev: 1 while in the call, 2 after. */
 void mp__os_blocking(struct mp_op *op) {
   switch (op->kind) {
-    case MP_OP_READ: case MP_OP_WRITE:
-      op->result = sync_io(op->handle, op->kind == MP_OP_WRITE,
-                           op->u.rw.buf, op->u.rw.len, op->u.rw.off);
+    case MP_OP_READ: case MP_OP_WRITE: case MP_OP_RECV: case MP_OP_SEND:
+      op->ov.b = GetCurrentThreadId();
+      InterlockedExchangePointer(&op->ov.ev, (void *)1);
+      if (InterlockedCompareExchangePointer((void *volatile *)&op->ov.a,
+                                            NULL, NULL))
+        op->result = MP_ECANCELED;
+      else
+        op->result = sync_io(op->handle, op->kind == MP_OP_WRITE ||
+                                             op->kind == MP_OP_SEND,
+                             op->u.rw.buf, op->u.rw.len, op->u.rw.off);
+      InterlockedExchangePointer(&op->ov.ev, (void *)2);
       break;
     case MP_OP_CLOSE:
       op->result = mp_os_close(op->handle);

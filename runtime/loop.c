@@ -230,10 +230,16 @@ int mp_loop_wait(struct mp_loop *loop, int timeout_ms) {
   /* a timer due first ends the sleep as "woken": it is work */
   int timer = t > 0 && (timeout_ms < 0 || t <= timeout_ms);
   int64_t ms = timer ? t : timeout_ms;
-  if (!loop->backend->fd) { /* nothing to poll: wait() only queues */
-    loop->backend->wait(loop, ms < 0 ? -1 : ms * 1000000);
-    if (loop->done.head || atomic_load(&loop->wake_pending)) return 1;
-    return timer;
+  if (!loop->backend->fd) {
+    /* nothing to poll: wait() only queues, and may return early (a wake
+     * whose posts a turn already took) */
+    int64_t end = mp__hrtime() + ms * 1000000;
+    for (;;) {
+      int64_t left = ms < 0 ? -1 : end - mp__hrtime();
+      loop->backend->wait(loop, left < 0 && ms >= 0 ? 0 : left);
+      if (loop->done.head || atomic_load(&loop->wake_pending)) return 1;
+      if (ms >= 0 && mp__hrtime() >= end) return timer;
+    }
   }
   if (mp__wakefd_wait(mp_loop_fd(loop), ms < 0 ? -1 : ms * 1000000))
     return 1;

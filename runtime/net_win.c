@@ -61,6 +61,18 @@ static int fail(void) {
   return mp_err_from_win((unsigned long)WSAGetLastError());
 }
 
+/* As fail(), for a call on h: no socket there because no handle at all
+ * is EBADF, as on Unix (Winsock says WSAENOTSOCK for both). */
+static int fail_on(mp_handle_t h) {
+  DWORD f;
+  int e = fail();
+  /* (-1 is also the process's own pseudo handle: valid for the system) */
+  if (e == MP_ENOTSOCK && (h == MP_INVALID_HANDLE || h == NULL ||
+                           !GetHandleInformation(h, &f)))
+    return MP_EBADF;
+  return e;
+}
+
 /* ---- addresses ---- */
 
 int mp_addr_ip(struct mp_addr *a, const char *ip, int port) {
@@ -317,11 +329,11 @@ int mp_os_socket(int family, int type, mp_handle_t *out) {
 }
 
 int mp_os_bind(mp_handle_t h, const struct mp_addr *addr) {
-  return bind(sock_of(h), csa_of(addr), (int)addr->len) ? fail() : 0;
+  return bind(sock_of(h), csa_of(addr), (int)addr->len) ? fail_on(h) : 0;
 }
 
 int mp_os_listen(mp_handle_t h, int backlog) {
-  return listen(sock_of(h), backlog) ? fail() : 0;
+  return listen(sock_of(h), backlog) ? fail_on(h) : 0;
 }
 
 /* SO_REUSEADDR: Windows binds over TIME_WAIT by default, and its own
@@ -337,7 +349,7 @@ int mp_os_setsockopt(mp_handle_t h, enum mp_sockopt opt, int value) {
   switch (opt) {
     case MP_SO_REUSEADDR:
       if (getsockopt(sock_of(h), SOL_SOCKET, SO_TYPE, (char *)&type, &tlen))
-        return fail();
+        return fail_on(h);
       if (type == SOCK_STREAM) return 0;
       name = SO_REUSEADDR;
       break;
@@ -353,10 +365,21 @@ int mp_os_setsockopt(mp_handle_t h, enum mp_sockopt opt, int value) {
       len = sizeof lg;
       break;
     case MP_TCP_NODELAY: level = IPPROTO_TCP; name = TCP_NODELAY; break;
-    case MP_IPV6_V6ONLY: level = IPPROTO_IPV6; name = IPV6_V6ONLY; break;
+    case MP_IPV6_V6ONLY: {
+      /* An IPv4 socket has no IPv6 options (as Linux; wine takes it) */
+      WSAPROTOCOL_INFOW pi;
+      int plen = sizeof pi;
+      if (getsockopt(sock_of(h), SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&pi,
+                     &plen))
+        return fail_on(h);
+      if (pi.iAddressFamily != AF_INET6) return MP_ENOPROTOOPT;
+      level = IPPROTO_IPV6;
+      name = IPV6_V6ONLY;
+      break;
+    }
     default: return MP_EINVAL;
   }
-  return setsockopt(sock_of(h), level, name, val, len) ? fail() : 0;
+  return setsockopt(sock_of(h), level, name, val, len) ? fail_on(h) : 0;
 }
 
 int mp_os_sockname(mp_handle_t h, struct mp_addr *addr, int peer) {
@@ -365,13 +388,13 @@ int mp_os_sockname(mp_handle_t h, struct mp_addr *addr, int peer) {
   struct sockaddr *sa = (struct sockaddr *)addr->sa.b;
   int r = peer ? getpeername(sock_of(h), sa, &len)
                : getsockname(sock_of(h), sa, &len);
-  if (r) return fail();
+  if (r) return fail_on(h);
   addr->len = (uint32_t)len;
   return 0;
 }
 
 int mp_os_shutdown(mp_handle_t h) {
-  return shutdown(sock_of(h), SD_SEND) ? fail() : 0;
+  return shutdown(sock_of(h), SD_SEND) ? fail_on(h) : 0;
 }
 
 enum { TRYSEND_IOV = 64 };
@@ -408,5 +431,9 @@ int64_t mp_os_trysendto(mp_handle_t h, const void *buf, size_t len,
   if (len > 0x7fffffff) return MP_EMSGSIZE;
   int r = sendto(sock_of(h), buf, (int)len, 0, to ? csa_of(to) : NULL,
                  to ? (int)to->len : 0);
+  /* no address and no peer: Linux's code for it */
+  if (r < 0 && !to && (WSAGetLastError() == WSAENOTCONN ||
+                       WSAGetLastError() == WSAEINVAL))
+    return MP_EDESTADDRREQ;
   return try_result(r < 0 ? r : 0, r < 0 ? 0 : (DWORD)r);
 }

@@ -44,7 +44,8 @@ endif()
 
 # C unit tests of the core (runner_win.c): those of test-list-win.h, each
 # in its own process with a timeout, crashes reported as such.
-file(GLOB MP_WIN_C_TESTS CONFIGURE_DEPENDS c/test-iocp*.c)
+file(GLOB MP_WIN_C_TESTS CONFIGURE_DEPENDS c/test-iocp*.c
+     c/test-win-*.c) # W3: test-win-proc.c
 add_executable(mp_tests c/runner_win.c c/test-loop.c c/test-timer.c
                c/test-post.c c/test-net.c ${MP_WIN_C_TESTS})
 target_link_libraries(mp_tests PRIVATE mp_runtime pthread)
