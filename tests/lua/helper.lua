@@ -21,14 +21,19 @@ end
 -- /proc, no Unix tools; paths use '/' all the same.
 H.windows = package.config:sub(1, 1) == "\\"
 
+-- On Windows the directories are made and removed in this process with
+-- mp.fs (in a task; H.run runs fn at once inside one): wine's cmd.exe
+-- costs a process start each time and has hung in rmdir under load.
+local function in_task(fn, ...)
+  return H.run(fn, ...)
+end
+
 -- A fresh temporary directory, removed by the caller with H.rmtree.
 function H.tmpdir()
   if H.windows then
-    local base = (os.getenv("TEMP") or "C:\\windows\\temp"):gsub("\\", "/")
-    local p = ("%s/moonport-%d-%d"):format(base, os.time(),
-                                           math.random(1 << 30))
-    assert(os.execute('mkdir "' .. p:gsub("/", "\\") .. '"'))
-    return p
+    return in_task(function()
+      return assert(mp.fs.mkdtemp()) -- in the system's temporary folder
+    end)
   end
   local p = os.tmpname()
   os.remove(p)
@@ -38,15 +43,38 @@ end
 
 -- Makes directory p and its missing parents (mkdir -p).
 function H.mkdir_p(p)
-  if H.windows then -- cmd's mkdir makes the parents
-    return os.execute('mkdir "' .. p:gsub("/", "\\") .. '" 2>nul')
+  if H.windows then
+    return in_task(function()
+      local at = p:match("^%a:/") or p:match("^/") or ""
+      for part in p:sub(#at + 1):gmatch("[^/]+") do
+        at = at == "" and part or (at:sub(-1) == "/" and at or at .. "/")
+          .. part
+        local st = mp.fs.stat(at)
+        if not st then
+          local ok, msg = mp.fs.mkdir(at)
+          if not ok then return nil, msg end
+        end
+      end
+      return true
+    end)
   end
   return os.execute("mkdir -p '" .. p .. "'")
 end
 
+-- Removes p and everything under it (rm -rf); what cannot be removed
+-- (still open on Windows) is left.
 function H.rmtree(p)
   if H.windows then
-    os.execute('rmdir /s /q "' .. p:gsub("/", "\\") .. '"')
+    local function rm(q)
+      local st = mp.fs.lstat(q)
+      if st and st.type == "directory" then
+        for _, name in ipairs(mp.fs.dir(q) or {}) do rm(q .. "/" .. name) end
+        mp.fs.rmdir(q)
+      elseif st then
+        mp.fs.remove(q)
+      end
+    end
+    in_task(rm, p)
     return
   end
   os.execute("rm -rf '" .. p .. "'")
