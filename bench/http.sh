@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/http.sh: wrk -t1 -c64 against the same HTTP/1.1 keep-alive
 # "Hello, World!" responder written five ways, in one invocation:
-# moonport (examples/http_hello.lua --serve), luv (callbacks), cqueues,
+# moonport (bench/http/raw_hello.lua --serve), luv (callbacks), cqueues,
 # Node.js net, and a plain C io_uring loop (bench/http_uring.c).
 #
 # The server runs pinned to CPU 0 and wrk to CPU 1. On a 2-core machine
@@ -32,7 +32,7 @@ cc -O2 -o "$OUT/http_uring" bench/http_uring.c -luring 2>/dev/null ||
 
 names=(moonport luv cqueues node c_uring c_plain)
 declare -A cmd=(
-  [moonport]="$MP examples/http_hello.lua --serve"
+  [moonport]="$MP bench/http/raw_hello.lua --serve"
   [luv]="lua5.4 bench/http/luv.lua"
   [cqueues]="lua5.4 bench/http/cqueues.lua"
   [node]="node bench/http/node.js"

@@ -25,7 +25,9 @@ int lmp_fail(lua_State *L, int err, const char *what) {
     {LMP_ETIMEOUT, "timed out", "timeout"},
     {LMP_EEOS, "end of stream", "EOF"},
     {LMP_EBADPATH, "invalid socket path", "EINVAL"},
-    {LMP_EBADNAME, "invalid name (embedded zero byte)", "EINVAL"}};
+    {LMP_EBADNAME, "invalid name (embedded zero byte)", "EINVAL"},
+    {LMP_ETLS, "TLS failure", "ETLS"},
+    {LMP_ECERT, "certificate verification failed", "ECERT"}};
   const char *msg = mp_strerror(err), *name = mp_errname(err);
   for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
     if (own[i].err != err) continue;
@@ -385,6 +387,7 @@ int lmp_step(struct lmp_state *S, int may_wait) {
     mp_loop_run(S->loop, MP_RUN_NOWAIT);
     return 1;
   }
+  if (S->before_wait) S->before_wait(S); /* nothing runs until a turn */
   if (mp_loop_inflight(S->loop) == 0) {
     /* Posts from other threads count only once the loop has taken them:
      * take them (their callbacks may ready a task or start an op) before

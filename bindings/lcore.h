@@ -102,6 +102,7 @@ struct lmp_state {
   int deadlocked;            /* tasks cancelled by the last deadlock */
   int warn_dropped;         /* opened by require: say so if tasks are lost */
   int host_refs;            /* moonport_ref: the host feeds tasks */
+  int shared_process;       /* a worker: other states share the process */
   lua_State *volatile running; /* the running task's thread (a signal
                                   handler reads it: moonport_running) */
   int anchors;              /* registry ref: task anchor table */
@@ -112,6 +113,13 @@ struct lmp_state {
   /* Hooks the layers above install (lsched.c, the host's lmp_repl_set): */
   void (*run_ready)(struct lmp_state *S); /* resumes the ready tasks */
   const struct lmp_lineio *lineio;        /* the REPL's line input */
+  /* Set while mp.stdout's bytes wait in C stdio's buffer of stdout
+   * (lfwrite.c): lmp_step calls it before the loop may wait, to write
+   * them out (through drain_op when stdout is not writable yet); a
+   * failure is kept in drain_err for mp.stdout's next write. */
+  void (*before_wait)(struct lmp_state *S);
+  struct mp_op *drain_op;
+  int drain_err;
 };
 
 /* What every suspension yields (the coroutine wrappers pass it up). */
@@ -144,7 +152,8 @@ int lmp_fail(lua_State *L, int err, const char *what);
  * two net argument failures named "EINVAL". */
 enum {
   LMP_ETIMEOUT = -5100, LMP_EEOS = -5101, LMP_EBADPATH = -5102,
-  LMP_EBADNAME = -5103
+  LMP_EBADNAME = -5103,
+  LMP_ETLS = -5104, LMP_ECERT = -5105 /* TLS: ltls.c adds the reason */
 };
 
 /* Registers an object type: metatable `name` with the metamethods meta and

@@ -372,6 +372,8 @@ static int stream_sendfile(lua_State *L) {
   if (!lfile_isopen(f)) return luaL_error(L, "attempt to use a closed file");
   if (s->writing)
     return luaL_error(L, "sendfile: another task is writing to this stream");
+  if (s->tls) /* the kernel would send plaintext */
+    return lsock_fail(L, s, MP_EOPNOTSUPP, "sendfile");
   if (f->h->wlen)
     return lmp_handle_flush_then(L, f->h, sf_flushed, stream_sendfile);
   int at_pos = lua_isnoneornil(L, 3);

@@ -70,4 +70,6 @@ int moonport_task_done(lua_State *L, int idx) {
   return t->status == LMP_DONE;
 }
 
+void moonport_cancel_all(lua_State *L) { lmp_cancel_all(lmp_getstate(L)); }
+
 int moonport_unhandled(lua_State *L) { return lmp_getstate(L)->unhandled; }

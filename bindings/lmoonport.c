@@ -12,11 +12,14 @@
 #include "lfs.h"
 #include "lproc.h"
 #include "lfsx.h"
+#include "lhttp.h"
 #include "lrepl.h"
 #include "lsock.h"
 #include "ltask.h"
+#include "ltls.h"
 #include "lwatch.h"
 #include "lwork.h"
+#include "lworker.h"
 
 struct lmp_embedded { const char *name, *src; size_t len; };
 extern const struct lmp_embedded lmp_embedded[];
@@ -130,6 +133,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_chan(L, S);
   lmp_open_deadline(L, S);
   lmp_open_work(L, S);
+  lmp_open_worker(L, S);
   lmp_open_repl(L, S);
   lmp_open_coro(L, S);
   lmp_open_file(L, S);
@@ -141,6 +145,10 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_watch(L, S);
   lmp_open_proc(L, S);
   lmp_open_fsx(L, S); /* adds to the file and stream classes */
+#ifdef MP_WITH_HTTP
+  lmp_open_http(L, S);
+#endif
+  lmp_open_tls(L, S); /* core.tls_*, stream:tlsinfo */
   load_modules(L, core);
   lmp_push_debug(L, S);
   lua_setfield(L, -2, "debug");

@@ -203,8 +203,9 @@ void lmp_task_cancel(struct lmp_task *t) {
   else if (t->status == LMP_PARKED && t != t->S->current) lmp_ready_push(t);
 }
 
-/* Cancels every live task (after a deadlock, so the state stays usable). */
-static void cancel_all(struct lmp_state *S) {
+/* Cancels every live task (after a deadlock, so the state stays usable;
+ * a worker asked to stop). */
+void lmp_cancel_all(struct lmp_state *S) {
   lua_State *L = S->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
   lua_pushnil(L);
@@ -247,7 +248,7 @@ int lmp_run_all(struct lmp_state *S) {
     int n = S->ntasks;
     describe_holders(S->L);
     for (int tries = 0; S->ntasks > 0 && tries < 3; tries++) {
-      cancel_all(S);
+      lmp_cancel_all(S);
       while (lmp_step(S, 1)) {}
     }
     S->deadlocked = n;

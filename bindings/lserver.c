@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "lsock.h"
+#include "ltls.h"
 #include "mp_os.h"
 
 enum {
@@ -57,7 +58,10 @@ static int accept_k(lua_State *L, struct mp_op *op) {
   if (res >= 0 && op->kind == MP_OP_ACCEPT) {
     mp_op_release(op);
     s->backoff = 0;
-    lsock_push(L, s->S, LSOCK_STREAM, (mp_handle_t)res, s->family);
+    struct lsock *c = lsock_push(L, s->S, LSOCK_STREAM, (mp_handle_t)res,
+                                 s->family);
+    c->accepted = 1;
+    if (s->tls) ltls_accepted(L, s, c); /* handshake on first use */
     return 1;
   }
   switch (res) {

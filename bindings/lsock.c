@@ -224,6 +224,7 @@ static struct lsock *any_sock(lua_State *L, int idx) {
  * one closes the descriptor. With none, it closes now (a port is free
  * again at once), on the pool if SO_LINGER may block. */
 void lsock_shut(struct lsock *s) {
+  if (s->tls) s->tls->release(s); /* close_notify while the fd is open */
   s->closed = 1;
   for (struct lsock_req *r = s->reqs; r; r = r->next) r->closed = 1;
   if (s->linger) {

@@ -18,6 +18,13 @@ enum { LSOCK_STREAM, LSOCK_SERVER, LSOCK_UDP };
 enum { LSOCK_RD = 1, LSOCK_WR = 2 };
 
 struct lsock_req;
+struct lsock;
+
+/* A socket's TLS state (ltls.c), NULL on a plain socket: lsock_shut
+ * calls release (close_notify, frees it) through this hook. */
+struct lsock_tls {
+  void (*release)(struct lsock *s);
+};
 
 /* The userdata of every socket object. Its descriptor's lifetime is an
  * lmp_handle: closed only once no op on it is in flight (an SQE still
@@ -35,11 +42,13 @@ struct lsock {
   unsigned char eof;       /* the peer closed its side */
   unsigned char pipe;      /* stream over a pipe (mp.net.wrap): read and
                               write ops rather than recv and send */
+  unsigned char accepted;  /* stream from accept: TLS server role */
   int64_t timeout;         /* settimeout, ns; -1: none */
   int64_t backoff;         /* accept: current EMFILE back-off, ns */
   int64_t rddl;            /* read(): the deadline of the call running */
   struct lsock_req *reqs;  /* the requests of the ops in flight */
   struct lmp_rbuf rb;      /* stream: bytes received, not yet read */
+  struct lsock_tls *tls;   /* TLS session (stream), context (server) */
 };
 
 /* The socket's descriptor (MP_INVALID_HANDLE once closed). */

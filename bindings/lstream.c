@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lsock.h"
+#include "ltls.h"
 #include "mp_os.h"
 
 enum {
@@ -63,6 +64,11 @@ static int stream_recv(lua_State *L) {
   if (lmp_rbuf_avail(&s->rb)) return rb_push(L, &s->rb, (size_t)max);
   if (s->eof) return eof_fail(L, s, "recv");
   size_t n = max > RECV_MAX ? RECV_MAX : (size_t)max;
+  if (s->tls) {
+    if (!ltls_ready(s)) return ltls_handshake_then(L, s, stream_recv,
+                                                   "recv", 0);
+    return ltls_recv(L, s, n);
+  }
   struct mp_op *op = lsock_op(L, s, n, lsock_deadline(s));
   lsock_req(op)->dir = LSOCK_RD;
   lsock_prep_in(op, s, lsock_req(op)->data, n);
@@ -81,7 +87,10 @@ static struct lsock_req *rd_req(struct mp_op *op) {
 
 /* Runs after lbuf's own callback (which chains here). */
 static void rd_op_cb(struct mp_op *op) {
-  lsock_req_finish(rd_req(op));
+  struct lsock_req *r = rd_req(op);
+  if (r->linked && r->s && r->s->tls) /* ciphertext: never dropped */
+    ltls_feed(r->s, op, lmp_rbuf_opdata(op));
+  lsock_req_finish(r);
   lmp_task_op_cb(op);
 }
 
@@ -107,8 +116,10 @@ static struct mp_op *rd_start(lua_State *L, size_t want, int *err) {
   r->op = op;
   r->deadline = s->rddl;
   r->dir = LSOCK_RD;
+  r->len = want;
   *lmp_rbuf_optag(op) = (int64_t)(intptr_t)r;
-  lsock_prep_in(op, s, buf, want);
+  if (s->tls && ltls_readable(s)) mp_op_prep_nop(op); /* no IO needed */
+  else lsock_prep_in(op, s, buf, want);
   if (lsock_req_link(s, r) < 0) {
     mp_op_release(op);
     *err = MP_ENOMEM;
@@ -123,12 +134,16 @@ static int64_t rd_done(lua_State *L, struct mp_op *op) {
   lsock_req_finish(r);
   if (r->closed || s->closed) return MP_ECLOSED;
   if (op->result == MP_ECANCELED && r->timed_out) return LMP_ETIMEOUT;
+  if (s->tls && op->result >= 0)
+    return ltls_decrypt(s, op->kind == MP_OP_NOP ? -1 : op->result,
+                        lmp_rbuf_opdata(op), r->len);
   return op->result;
 }
 
 static int rd_fail(lua_State *L, int err) {
   struct lsock *s = luaL_testudata(L, 1, LSOCK_STREAM_MT);
   if (s && s->closed) s = NULL;
+  if (err == LMP_ETLS || err == LMP_ECERT) return ltls_fail(L, s, err, "read");
   return lsock_rbuf_fail(L, s, err == MP_EOF ? LMP_EEOS : err, "read");
 }
 
@@ -140,6 +155,8 @@ static int stream_read(lua_State *L) {
   struct lsock *s = check_stream(L, "read");
   if (s->reading || s->rb.pending)
     return luaL_error(L, "read: another task is reading from this stream");
+  if (s->tls && !ltls_ready(s))
+    return ltls_handshake_then(L, s, stream_read, "read", 0);
   s->rddl = lsock_deadline(s);
   return lmp_rbuf_read(L, &stream_vt, LMP_RBUF_STREAM);
 }
@@ -156,6 +173,8 @@ static int lines_iter(lua_State *L) {
   for (int i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(3 + i));
   if (s->reading || s->rb.pending)
     return luaL_error(L, "read: another task is reading from this stream");
+  if (s->tls && !ltls_ready(s))
+    return ltls_handshake_then(L, s, lines_iter, "read", 1);
   s->rddl = lsock_deadline(s);
   return lmp_rbuf_read(L, &stream_vt, LMP_RBUF_RAISE);
 }
@@ -206,6 +225,11 @@ static int stream_write(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
+  if (s->tls) {
+    if (!ltls_ready(s)) return ltls_handshake_then(L, s, stream_write,
+                                                   "write", 0);
+    return ltls_write(L, s, n);
+  }
   /* Fast path: hand as much as the kernel takes right now (a socket: a
    * pipe may be blocking, and its mode is not ours to change). */
   if (n <= WRITE_IOV && !s->pipe) {
@@ -246,6 +270,7 @@ static int stream_write(lua_State *L) {
 
 static int stream_shutdown(lua_State *L) {
   struct lsock *s = check_stream(L, "shutdown");
+  if (s->tls) return ltls_shutdown(L, s);
   int r = mp_os_shutdown(lsock_fd(s));
   if (r < 0) return lsock_fail(L, s, r, "shutdown");
   lua_pushboolean(L, 1);

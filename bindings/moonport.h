@@ -108,6 +108,30 @@ lua_State *moonport_task_thread(lua_State *L, int idx);
  * lua.c does: take the address once; reading it is async-signal-safe. */
 lua_State *volatile *moonport_running(lua_State *L);
 
+/* Cancels every task (task:cancel() on each): a host stopping its
+ * tasks, as the moonport command stops a worker on SIGTERM. Their
+ * "cancelled" errors are not reported. Run the state afterwards. */
+void moonport_cancel_all(lua_State *L);
+
+/* ---- Workers (docs/workers.md) ----
+ *
+ * Several states, one thread and one loop each, that share nothing but a
+ * record: their count and named channels (mp.shared_channel) carrying
+ * the values mp.work copies. mp.worker() returns the state's index and
+ * the count. The host makes the record, attaches each state right after
+ * moonport_open (before running anything in it), and frees the record
+ * once every state attached to it is closed. A state that is attached to
+ * none is worker 1 of 1 with a record of its own. A restarted worker (a
+ * new state on a new loop) attaches to the index its predecessor held,
+ * once that one is closed. */
+struct moonport_workers;
+struct moonport_workers *moonport_workers_new(int n); /* NULL: no memory */
+void moonport_workers_free(struct moonport_workers *w);
+/* Makes L worker index (1..n) of w: 0, MP_EINVAL (bad index, no loop) or
+ * MP_EBUSY (L already is a worker, or used mp.worker before). */
+int moonport_worker_attach(lua_State *L, struct moonport_workers *w,
+                           int index);
+
 /* require "moonport" from a stock lua5.4 (build/lib/moonport.so). Tasks
  * still alive when that state closes are dropped with a message on stderr:
  * end the main chunk with mp.run(). */

@@ -48,6 +48,9 @@ add_custom_command(
   DEPENDS ${MP_LUA_MODULES} ${CMAKE_SOURCE_DIR}/scripts/embed.cmake
   VERBATIM)
 file(GLOB MP_BINDING_SOURCES CONFIGURE_DEPENDS bindings/l*.c)
+# No mp.http (no libhttp-parser for Windows) and no TLS (ltls.c without
+# MP_WITH_TLS: ENOSYS) yet.
+list(FILTER MP_BINDING_SOURCES EXCLUDE REGEX "/lhttp\\.c$")
 add_library(mp_lua STATIC ${MP_BINDING_SOURCES}
             ${CMAKE_BINARY_DIR}/lmp_embedded.c)
 target_include_directories(mp_lua PUBLIC bindings)

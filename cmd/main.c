@@ -7,8 +7,13 @@
  * script, each -e and LUA_INIT run as tasks (the script with its arguments
  * from the global `arg`, as `...`); errors print once, as lua.c prints
  * them. The command exits 0 when every task has ended, 1 at once if the
- * script raises, and 1 at the end if a task nobody joined raised. */
+ * script raises, and 1 at the end if a task nobody joined raised.
+ * --workers N runs N such states, one thread each (run_workers). */
+#ifndef _WIN32
+#include <pthread.h>
+#endif
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +21,6 @@
 #include <io.h> /* _isatty */
 #define isatty _isatty
 #else
-#include <pthread.h>
 #include <unistd.h>
 #endif
 
@@ -25,6 +29,7 @@
 
 #include "margs.h"
 #include "moonport.h"
+#include "mp_os.h"
 #ifdef MP_WITH_READLINE
 #include "mterm.h"
 #endif
@@ -44,19 +49,41 @@ static const char *progname = "moonport";
  * `while true do end` raises "interrupted!"; a task suspended in the loop
  * is woken and cancelled by the host loop instead (its "cancelled" error
  * is reported as "interrupted!"). These statics belong to the host
- * program, not to the library. */
-static lua_State *host_L;
-static struct mp_loop *host_loop;
-static lua_State *volatile *running; /* moonport_running */
+ * program, not to the library; each worker thread has its own (and no
+ * handler: the main thread routes signals to the workers). */
+static _Thread_local lua_State *host_L;
+static _Thread_local struct mp_loop *host_loop;
+static _Thread_local lua_State *volatile *running; /* moonport_running */
 #ifndef _WIN32
 static pthread_t main_thread;
 #endif
-static volatile sig_atomic_t got_sigint;
-static volatile sig_atomic_t sigint_hooked; /* it stopped running Lua */
-static int sig_cancelled; /* a task was cancelled because of Ctrl-C */
-static int in_repl;       /* the REPL keeps the handler after Ctrl-C */
-static int main_runs_lua; /* the main state runs Lua (-l), not the loop */
-static lua_State *repl_co; /* the REPL task's: never interrupted */
+static _Thread_local volatile sig_atomic_t got_sigint;
+static _Thread_local volatile sig_atomic_t sigint_hooked; /* it stopped
+                                                             running Lua */
+static _Thread_local int sig_cancelled; /* a task was cancelled because of
+                                           Ctrl-C */
+static _Thread_local int in_repl; /* the REPL keeps the handler after
+                                     Ctrl-C */
+static _Thread_local int main_runs_lua; /* the main state runs Lua (-l),
+                                           not the loop */
+static _Thread_local lua_State *repl_co; /* the REPL task's: never
+                                            interrupted */
+
+/* A worker (--workers): its thread runs a state as the command runs one;
+ * the main thread starts it, asks it to stop and restarts it. */
+struct team;
+struct worker {
+  struct team *team;
+  int index, restarts, ok;
+  struct mp_os_thread *thread;
+  struct mp_loop *loop; /* the state's, under team->lock (for stop_op) */
+  atomic_int stop;      /* stop: cancel every task and end */
+  struct mp_op stop_op; /* posted to loop: its turn ends, stop is seen */
+  struct mp_op done;    /* posted to the main thread's loop at the end */
+};
+static _Thread_local struct worker *self; /* the worker this thread runs */
+
+static int stop_asked(void) { return self && atomic_load(&self->stop); }
 
 /* MOONPORT_GC_TORTURE=1: a full collection on every line of every task
  * (the hook is inherited by coroutines created afterwards), to flush out
@@ -74,11 +101,51 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
 
 #ifdef _WIN32
 /* The C runtime's signal() is SetConsoleCtrlHandler: Ctrl-C runs the
- * handler on a thread Windows starts for it, as SIGINT's does on another
- * thread here; it is reset to the default before the call. */
-static void set_sigint(void (*handler)(int)) { signal(SIGINT, handler); }
+ * handler on a thread Windows starts for it, reset to the default before
+ * the call. That thread sees none of the main thread's thread-locals:
+ * set_sigint, on the main thread, leaves it their addresses. */
+static void on_sigint(int sig);
+static struct {
+  volatile sig_atomic_t *got, *hooked;
+  int *in_repl, *main_runs_lua;
+  lua_State *volatile **running;
+  lua_State **repl_co, **host_L;
+  struct mp_loop **host_loop;
+} ctrl;
+
+static void on_ctrl_c(int sig) {
+  (void)sig;
+  signal(SIGINT, *ctrl.in_repl ? on_ctrl_c : SIG_DFL); /* a second ends it */
+  *ctrl.got = 1;
+  lua_State *co = **ctrl.running;
+  int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+  if (co && co != *ctrl.repl_co) {
+    lua_sethook(co, stop_hook, mask, 1);
+    *ctrl.hooked = 1;
+  } else if (*ctrl.main_runs_lua) {
+    lua_sethook(*ctrl.host_L, stop_hook, mask, 1);
+  }
+  mp_loop_wake(*ctrl.host_loop);
+}
+
+static void set_sigint(void (*handler)(int)) {
+  if (self) return; /* the main thread routes the workers' signals */
+  if (handler == on_sigint) {
+    ctrl.got = &got_sigint;
+    ctrl.hooked = &sigint_hooked;
+    ctrl.in_repl = &in_repl;
+    ctrl.main_runs_lua = &main_runs_lua;
+    ctrl.running = &running;
+    ctrl.repl_co = &repl_co;
+    ctrl.host_L = &host_L;
+    ctrl.host_loop = &host_loop;
+    handler = on_ctrl_c;
+  }
+  signal(SIGINT, handler);
+}
 #else
 static void set_sigint(void (*handler)(int)) {
+  if (self) return; /* the main thread routes the workers' signals */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = handler;
@@ -89,7 +156,7 @@ static void set_sigint(void (*handler)(int)) {
 #endif
 
 static void on_sigint(int sig) {
-#ifdef _WIN32
+#ifdef _WIN32 /* on_ctrl_c runs instead */
   (void)sig;
 #else
   if (!pthread_equal(pthread_self(), main_thread)) {
@@ -97,8 +164,7 @@ static void on_sigint(int sig) {
     return;
   }
 #endif
-  /* A second Ctrl-C ends the process, but in the REPL. */
-  set_sigint(in_repl ? on_sigint : SIG_DFL);
+  if (!in_repl) set_sigint(SIG_DFL); /* a second Ctrl-C ends the process */
   got_sigint = 1;
   lua_State *co = *running;
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
@@ -191,10 +257,13 @@ static int os_exit_closing(lua_State *L) {
                                                             : EXIT_FAILURE)
                                      : (int)luaL_optinteger(L, 1, 0);
     /* Resetting wipes this stack: keep os.exit on the main one. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    lua_State *M = lua_tothread(L, -1);
+    lua_pop(L, 1);
     lua_pushvalue(L, lua_upvalueindex(1));
-    lua_xmove(L, host_L, 1);
+    lua_xmove(L, M, 1);
     lua_resetthread(L); /* this coroutine never runs again */
-    lua_xmove(host_L, L, 1);
+    lua_xmove(M, L, 1);
     lua_pushinteger(L, status);
     lua_pushboolean(L, 1);
     lua_call(L, 2, 0);
@@ -204,6 +273,26 @@ static int os_exit_closing(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, 2, 0);
+  return 0;
+}
+
+/* print, as Lua's, but a worker's line is written in one piece: lines
+ * of workers printing at once never mix. */
+static int print_line(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  fwrite(s, 1, len, stdout);
+  fflush(stdout);
   return 0;
 }
 
@@ -244,22 +333,39 @@ static void print_usage(const char *badoption) {
   "  -W        turn warnings on\n"
   "  --        stop handling options\n"
   "  -         stop handling options and execute stdin\n"
-  "  --backend NAME  use the loop backend NAME (" MP_BACKEND_NAMES ")\n",
+  "  --backend NAME  use the loop backend NAME (" MP_BACKEND_NAMES ")\n"
+  "  --workers [N]   run the script in N threads (default: one per CPU)\n",
   progname);
+}
+
+/* Whether the error on top is the "cancelled" of a worker told to stop
+ * (with the traceback msghandler added): not a failure. */
+static int stopped(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  return stop_asked() && msg && strncmp(msg, "cancelled", 9) == 0 &&
+         (msg[9] == '\0' || msg[9] == '\n');
 }
 
 /* Runs the chunk below its nargs arguments as a task and drives the loop
  * until that task has ended (other tasks keep running meanwhile and
  * afterwards). Returns its status, with the message on top on error. */
 static int run_task(lua_State *L, int nargs) {
+  if (stop_asked()) { /* a stopping worker starts nothing */
+    lua_pop(L, nargs + 1);
+    return LUA_OK;
+  }
   lua_pushcfunction(L, docall);
   moonport_spawn(L, nargs + 1);
   int task = lua_gettop(L);
   moonport_task_watch(L, task); /* its error is ours to print, once */
   got_sigint = 0;
   set_sigint(on_sigint);
-  int st = LUA_OK;
+  int st = LUA_OK, stopping = 0;
   while (!moonport_task_done(L, task)) {
+    if (!stopping && stop_asked()) {
+      stopping = 1;
+      moonport_cancel_all(L);
+    }
     if (got_sigint) {
       got_sigint = 0;
       sig_cancelled = 1;
@@ -278,7 +384,7 @@ static int run_task(lua_State *L, int nargs) {
     lua_getfield(L, task, "join");
     lua_pushvalue(L, task);
     lua_call(L, 1, 2);
-    st = lua_toboolean(L, -2) ? LUA_OK : LUA_ERRRUN;
+    st = lua_toboolean(L, -2) || stopped(L) ? LUA_OK : LUA_ERRRUN;
     lua_remove(L, -2);
     if (st == LUA_OK) lua_pop(L, 1);
   }
@@ -367,8 +473,8 @@ static int handle_script(lua_State *L, char **argv) {
 static int runargs(lua_State *L, char **argv, int n) {
   for (int i = 1; i < n; i++) {
     int option = argv[i][1];
-    if (option == '-') { /* --backend [NAME] */
-      if (!strchr(argv[i], '=')) i++;
+    if (option == '-') { /* --backend NAME, --workers [N] */
+      i += mp_args_words(argv, i) - 1;
       continue;
     }
     if (option == 'e' || option == 'l') {
@@ -470,13 +576,28 @@ static int check_backend(const char *name, const char *from) {
   return 0;
 }
 
+/* After the script: runs the tasks to their end; a worker told to stop
+ * cancels them. Returns what moonport_run does. */
+static int run_rest(lua_State *L) {
+  int n, stopping = 0;
+  if (!self) return moonport_run(L, MP_RUN_DEFAULT);
+  while ((n = moonport_run(L, MP_RUN_ONCE)) > 0) {
+    if (!stopping && stop_asked()) {
+      stopping = 1;
+      moonport_cancel_all(L);
+    }
+  }
+  return n;
+}
+
 static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = lua_touserdata(L, 2);
   struct mp_loop *loop = lua_touserdata(L, 3);
   struct mp_args *args = lua_touserdata(L, 4);
   int script = args->first, flags = args->flags;
-  if (flags & MP_ARGS_V) print_version(loop);
+  if ((flags & MP_ARGS_V) && (!self || self->index == 1))
+    print_version(loop);
   if (flags & MP_ARGS_NOENV) {
     lua_pushboolean(L, 1); /* tells package to ignore LUA_PATH & co. */
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
@@ -490,16 +611,23 @@ static int pmain(lua_State *L) {
   lua_pushcclosure(L, os_exit_closing, 1);
   lua_setfield(L, -2, "exit");
   lua_pop(L, 1);
+  if (self) lua_register(L, "print", print_line);
   /* moonport is built in: require "moonport" needs no search path. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   moonport_open(L, loop);
   lua_setfield(L, -2, "moonport");
   lua_pop(L, 1);
+  if (self && moonport_worker_attach(L, lua_touserdata(L, 5), self->index))
+    return luaL_error(L, "cannot attach worker %d", self->index);
 #ifdef MP_WITH_READLINE
   mterm_install(L); /* the REPL's lines: line editing, history */
 #endif
   running = moonport_running(L);
   createargtable(L, argv, argc, script);
+  /* Generational, as lua.c: a stream of large short-lived strings (64 KiB
+   * reads) made the incremental collector run a full cycle over the whole
+   * heap every few reads (bench/readfloor.sh, docs/performance.md). */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   if (!(flags & MP_ARGS_NOENV) && handle_luainit(L) != LUA_OK) goto fail;
   if (!runargs(L, argv, script)) goto fail;
   if (script < argc && handle_script(L, argv + script) != LUA_OK) goto fail;
@@ -516,7 +644,7 @@ static int pmain(lua_State *L) {
     }
   }
   /* The script has ended; the other tasks run to their end. */
-  if (moonport_run(L, MP_RUN_DEFAULT) < 0) {
+  if (run_rest(L) < 0) {
     report(L, LUA_ERRRUN);
     goto fail;
   }
@@ -530,9 +658,221 @@ fail:
   return 1;
 }
 
+/* Runs the command's state on a new loop (on this thread); hub: the
+ * workers' record, for a worker. Returns 1 on success. */
+static int run_one(int argc, char **argv, struct mp_args *args,
+                   struct moonport_workers *hub);
+
+/* ---- Workers (--workers N, docs/workers.md) ----
+ *
+ * The main thread runs no Lua: it starts the workers, routes SIGINT and
+ * SIGTERM (blocked in every thread, read through a loop of its own), and
+ * learns of each worker's end from a post to that loop. A signal asks
+ * every worker to stop: its tasks are cancelled (their to-be-closed
+ * variables and finalizers run) and it ends; a second one ends the
+ * process at once. A worker that fails (the script raises, a task nobody
+ * joined raised, a deadlock) is reported and restarted in a new state,
+ * at most WORKER_RESTARTS times. */
+enum { WORKER_RESTARTS = 5 };
+
+struct team {
+  struct mp_os_mutex *lock;
+  struct mp_loop *loop;           /* the main thread's */
+  struct moonport_workers *hub;
+  struct worker *w;
+  int n, alive, stopping, failed;
+  int argc;
+  char **argv;
+  struct mp_args *args;
+  struct mp_sigroute *route;
+  mp_handle_t sigh;
+};
+
+static void worker_thread(void *arg) {
+  struct worker *w = arg;
+  struct team *t = w->team;
+  self = w;
+  w->ok = run_one(t->argc, t->argv, t->args, t->hub);
+  mp_loop_post(t->loop, &w->done);
+}
+
+static void worker_done(struct mp_op *op);
+
+/* On the worker's thread: the loop's turn ends here (a bare wake can be
+ * taken by a turn that then sleeps on), so the worker sees stop. */
+static void stop_cb(struct mp_op *op) { mp_loop_stop(op->loop); }
+
+static int worker_start(struct worker *w) {
+  mp_op_init(&w->done, worker_done, w);
+  mp_op_init(&w->stop_op, stop_cb, w);
+  int r = mp_os_thread_start(&w->thread, worker_thread, w);
+  if (r < 0) {
+    fprintf(stderr, "%s: cannot start worker %d: %s\n", progname, w->index,
+            mp_strerror(r));
+    w->team->failed = 1;
+    if (w->team->alive == 0) mp_loop_stop(w->team->loop);
+    return r;
+  }
+  w->team->alive++;
+  return 0;
+}
+
+static void worker_done(struct mp_op *op) {
+  struct worker *w = op->data;
+  struct team *t = w->team;
+  mp_os_thread_join(w->thread);
+  w->thread = NULL;
+  t->alive--;
+  if (w->ok || t->stopping) {
+    if (t->alive == 0) mp_loop_stop(t->loop); /* the turn ends here */
+    return;
+  }
+  if (w->restarts >= WORKER_RESTARTS) {
+    fprintf(stderr, "%s: worker %d failed %d times: not restarted\n",
+            progname, w->index, w->restarts + 1);
+    t->failed = 1;
+    if (t->alive == 0) mp_loop_stop(t->loop);
+    return;
+  }
+  w->restarts++;
+  fprintf(stderr, "%s: worker %d failed: restarting it (%d of %d)\n",
+          progname, w->index, w->restarts, WORKER_RESTARTS);
+  fflush(stderr);
+  worker_start(w);
+}
+
+/* Asks every worker to stop: the flag, then a post to its loop (a
+ * worker whose loop is not out yet sees the flag before it runs). */
+static void team_stop(struct team *t) {
+  t->stopping = 1;
+  mp_os_mutex_lock(t->lock);
+  for (int i = 0; i < t->n; i++) {
+    atomic_store(&t->w[i].stop, 1);
+    if (t->w[i].loop) mp_loop_post(t->w[i].loop, &t->w[i].stop_op);
+  }
+  mp_os_mutex_unlock(t->lock);
+}
+
+static void on_signal(struct mp_op *op) {
+  struct team *t = op->data;
+  if (op->result < 0 || t->alive == 0) {
+    mp_op_release(op);
+    return;
+  }
+  int term = mp_os_sigroute_take(t->route, mp_os_signum("TERM")) == 1;
+  int intr = mp_os_sigroute_take(t->route, mp_os_signum("INT")) == 1;
+  if (term || intr) {
+    if (t->stopping) { /* the second one: now */
+      fprintf(stderr, "%s: stopped\n", progname);
+      _exit(128 + mp_os_signum(term ? "TERM" : "INT"));
+    }
+    team_stop(t);
+  }
+  mp_op_prep_poll(op, t->sigh);
+  if (mp_op_submit(op) < 0) mp_op_release(op);
+}
+
+/* The workers' loops are published to the main thread (for stop's
+ * post) while they are open. */
+static void worker_publish(struct mp_loop *loop) {
+  if (!self) return;
+  mp_os_mutex_lock(self->team->lock);
+  self->loop = loop;
+  mp_os_mutex_unlock(self->team->lock);
+}
+
+static int run_workers(int argc, char **argv, struct mp_args *args) {
+  struct team t;
+  int r;
+  memset(&t, 0, sizeof t);
+  t.argc = argc;
+  t.argv = argv;
+  t.args = args;
+  t.n = args->workers > 0 ? args->workers : mp_os_cpu_count();
+  if (args->first >= argc || (args->flags & MP_ARGS_I) ||
+      strcmp(argv[args->first], "-") == 0) {
+    l_message(progname, "--workers needs a script file (no REPL, no "
+                        "script from stdin)");
+    return EXIT_FAILURE;
+  }
+  if ((r = mp_os_mutex_new(&t.lock)) < 0 ||
+      (r = mp_loop_new(&t.loop, NULL)) < 0 ||
+      (r = mp_os_sigroute_open(&t.route, &t.sigh)) < 0 ||
+      (r = mp_os_sigroute_add(t.route, mp_os_signum("INT"))) < 0 ||
+      (r = mp_os_sigroute_add(t.route, mp_os_signum("TERM"))) < 0 ||
+      !(t.hub = moonport_workers_new(t.n)) ||
+      !(t.w = calloc((size_t)t.n, sizeof *t.w))) {
+    fprintf(stderr, "%s: cannot start the workers: %s\n", progname,
+            mp_strerror(r < 0 ? r : MP_ENOMEM));
+    return EXIT_FAILURE; /* the process ends: nothing to give back */
+  }
+  /* Routed even where the parent ignored them (a background job's
+   * SIGINT), as lua.c's handler is installed whatever was there. */
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  struct mp_op *sig = mp_op_new(t.loop, on_signal, &t);
+  if (sig) {
+    mp_op_prep_poll(sig, t.sigh);
+    if (mp_op_submit(sig) < 0) mp_op_release(sig), sig = NULL;
+  }
+  for (int i = 0; i < t.n; i++) {
+    t.w[i].team = &t;
+    t.w[i].index = i + 1;
+    if (worker_start(&t.w[i]) < 0) {
+      team_stop(&t);
+      break;
+    }
+  }
+  while (t.alive > 0) mp_loop_run(t.loop, MP_RUN_ONCE);
+  mp_loop_drain(t.loop); /* the signal wait */
+  mp_os_sigroute_close(t.route);
+  mp_os_close(t.sigh);
+  mp_loop_close(t.loop);
+  moonport_workers_free(t.hub);
+  mp_os_mutex_free(t.lock);
+  free(t.w);
+  return t.failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static int run_one(int argc, char **argv, struct mp_args *args,
+                   struct moonport_workers *hub) {
+  struct mp_loop *loop;
+  int r = mp_loop_new(&loop, args->backend);
+  if (r < 0) {
+    const char *name = args->backend ? args->backend
+                                     : getenv("MOONPORT_BACKEND");
+    fprintf(stderr, "%s: cannot start the %s backend: %s\n", progname,
+            name && *name ? name : "default", mp_strerror(r));
+    return 0;
+  }
+  lua_State *L = moonport_newstate();
+  if (!L) {
+    l_message(progname, "cannot create state: not enough memory");
+    mp_loop_close(loop);
+    return 0;
+  }
+  host_L = L;
+  host_loop = loop;
+  worker_publish(loop);
+  lua_setwarnf(L, warn_off, L);
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  lua_pushlightuserdata(L, loop);
+  lua_pushlightuserdata(L, args);
+  lua_pushlightuserdata(L, hub);
+  int st = lua_pcall(L, 5, 1, 0);
+  int ok = st == LUA_OK && lua_toboolean(L, -1);
+  if (st != LUA_OK) report(L, st);
+  moonport_closestate(L);
+  mp_loop_drain(loop);
+  worker_publish(NULL);
+  mp_loop_close(loop);
+  return ok;
+}
+
 int main(int argc, char **argv) {
   struct mp_args args;
-  struct mp_loop *loop;
   if (argv[0] && argv[0][0]) progname = argv[0];
 #ifndef _WIN32
   main_thread = pthread_self();
@@ -549,32 +889,6 @@ int main(int argc, char **argv) {
   /* A write to a closed pipe must be an EPIPE result, not a dead process. */
   signal(SIGPIPE, SIG_IGN);
 #endif
-  int r = mp_loop_new(&loop, args.backend);
-  if (r < 0) {
-    const char *name = args.backend ? args.backend
-                                    : getenv("MOONPORT_BACKEND");
-    fprintf(stderr, "%s: cannot start the %s backend: %s\n", progname,
-            name && *name ? name : "default", mp_strerror(r));
-    return EXIT_FAILURE;
-  }
-  lua_State *L = moonport_newstate();
-  if (!L) {
-    l_message(progname, "cannot create state: not enough memory");
-    return EXIT_FAILURE;
-  }
-  host_L = L;
-  host_loop = loop;
-  lua_setwarnf(L, warn_off, L);
-  lua_pushcfunction(L, pmain);
-  lua_pushinteger(L, argc);
-  lua_pushlightuserdata(L, argv);
-  lua_pushlightuserdata(L, loop);
-  lua_pushlightuserdata(L, &args);
-  int st = lua_pcall(L, 4, 1, 0);
-  int ok = st == LUA_OK && lua_toboolean(L, -1);
-  if (st != LUA_OK) report(L, st);
-  moonport_closestate(L);
-  mp_loop_drain(loop);
-  mp_loop_close(loop);
-  return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+  if (args.workers) return run_workers(argc, argv, &args);
+  return run_one(argc, argv, &args, NULL) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

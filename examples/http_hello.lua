@@ -1,100 +1,52 @@
--- http_hello.lua: a small HTTP/1.1 keep-alive responder ("Hello, World!"),
--- one task per connection, in plain sequential Lua.
+-- http_hello.lua: an HTTP/1.1 "Hello, World!" server on mp.http: keep-
+-- alive, pipelining, limits and errors are the library's; the handler is
+-- plain sequential Lua. (The same responder on raw sockets, for the
+-- benchmarks, is bench/http/raw_hello.lua.)
 --
 --   moonport examples/http_hello.lua               self-test: serves on a
---       free port, sends a few keep-alive requests to itself, exits
+--       free port, sends itself requests with mp.http's client, exits
 --   moonport examples/http_hello.lua --serve 8080  serves until killed
---       (bench/http.sh drives it with wrk)
+--       (bench/http_server.sh drives it with wrk; try curl 127.0.0.1:8080)
 local mp = require "moonport"
+if not mp.http then print("mp.http is not built in") return end
 
-local BODY = "Hello, World!"
-local RESPONSE = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" ..
-                 "Content-Length: " .. #BODY .. "\r\n\r\n" .. BODY
-local RESPONSE_CLOSE = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" ..
-                       "Content-Length: " .. #BODY ..
-                       "\r\nConnection: close\r\n\r\n" .. BODY
-
--- Serves one connection: requests (a request line and headers, no body)
--- until the peer closes or asks for Connection: close.
-local function serve(c)
-  c:setoption("nodelay", true)
-  while true do
-    local line = c:read("l")
-    if not line then break end
-    local keep = not line:find("HTTP/1.0", 1, true)
-    while true do
-      local h = c:read("l")
-      if not h then c:close() return end
-      if h == "\r" or h == "" then break end
-      local b = h:byte(1)
-      if b == 67 or b == 99 then -- only "Connection:" matters here
-        local name, value = h:match("^([%w-]+):%s*(.-)\r?$")
-        if name and name:lower() == "connection" then
-          value = value:lower()
-          if value == "close" then keep = false
-          elseif value == "keep-alive" then keep = true end
-        end
-      end
-    end
-    if not c:write(keep and RESPONSE or RESPONSE_CLOSE) or not keep then
-      break
-    end
+local function hello(req, res)
+  res:header("Content-Type", "text/plain")
+  if req.path == "/" then
+    res:finish("Hello, World!")
+  elseif req.path == "/echo" then -- the request body, back
+    res:finish(req.body)
+  else
+    res:status(404):finish("no page " .. req.path .. "\n")
   end
-  c:close()
-end
-
-local function listen(port)
-  local srv = assert(mp.net.listen("127.0.0.1", port, { backlog = 1024 }))
-  mp.spawn(function()
-    while true do
-      local c = srv:accept()
-      if not c then break end -- closed
-      mp.spawn(serve, c)
-    end
-  end)
-  return srv
 end
 
 if arg and arg[1] == "--serve" then
-  local srv = listen(tonumber(arg[2]) or 8080)
+  local srv = assert(mp.http.serve("127.0.0.1", tonumber(arg[2]) or 8080,
+                                   hello))
   print("listening on", srv:sockname())
   return
 end
 
--- Self-test: three clients, each sending three keep-alive requests (one
--- of them split across writes), then a Connection: close request.
-local srv = listen(0)
+-- Self-test: three clients, each sending a few keep-alive requests.
+local srv = assert(mp.http.serve("127.0.0.1", 0, hello))
 local _, port = srv:sockname()
+local base = "http://127.0.0.1:" .. port
 mp.scope(function(s)
   for id = 1, 3 do
     s:spawn(function()
-      local c = assert(mp.net.connect("127.0.0.1", port, { timeout = 5 }))
-      c:settimeout(5)
-      for i = 1, 4 do
-        if i == 2 then
-          c:write("GET / HTTP/1.1\r\nHo")
-          mp.sleep(0.01)
-          c:write("st: x\r\n\r\n")
-        elseif i == 4 then
-          c:write("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
-        else
-          c:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        end
-        local status = assert(c:read("l"))
-        local len
-        repeat
-          local h = assert(c:read("l"))
-          len = len or tonumber(h:match("^Content%-Length: (%d+)"))
-        until h == "\r"
-        local body = assert(c:read(len))
-        assert(status == "HTTP/1.1 200 OK\r" and body == BODY)
-        print(("client %d request %d: %s"):format(id, i, body))
-      end
-      local rest, err = c:read("a")
-      assert(rest == "", err) -- the server closed after the last one
-      c:close()
+      local body, status = assert(mp.http.get(base .. "/"))
+      assert(status == 200 and body == "Hello, World!")
+      local res = assert(mp.http.request { url = base .. "/echo",
+        method = "POST", body = "client " .. id })
+      assert(res.status == 200 and res.body == "client " .. id)
+      body, status = mp.http.get(base .. "/missing")
+      assert(status == 404, status)
+      print(("client %d: %s, echo %q, then %d"):format(id,
+            "Hello, World!", res.body, status))
     end)
   end
 end)
+mp.http.close_idle()
 srv:close()
 print("ok")

@@ -132,14 +132,15 @@ static int64_t attempt(struct mp_op *op) {
       r = recvmsg(fd, op->u.rw.buf, MSG_DONTWAIT | op->msgflags);
       break;
     case MP_OP_POLL: {
-      struct pollfd p = {.fd = fd, .events = POLLIN};
+      struct pollfd p = {.fd = fd,
+                         .events = op->msgflags ? POLLOUT : POLLIN};
       r = poll(&p, 1, 0);
       if (r > 0) return p.revents & POLLNVAL ? MP_EBADF : 0;
       if (r == 0) return MP_EAGAIN;
       break;
     }
     case MP_OP_SENDFILE:
-      return mp__sendfile_try(op);
+      return mp__sendfile_run(op); /* MP__EWARMING: with the pool now */
     case MP_OP_CONNECT: {
       int err = 0;
       socklen_t len = sizeof err;
@@ -162,7 +163,7 @@ static void run_queue(struct mp_loop *loop, struct mp__queue *q) {
     int64_t r = attempt(op);
     if (r == MP_EAGAIN) break;
     mp__queue_pop(q);
-    mp__op_complete(loop, op, r);
+    if (r != MP__EWARMING) mp__op_complete(loop, op, r);
   }
 }
 
@@ -198,7 +199,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
   if (!(f = fd_get(loop, s, op->handle))) return MP_ENOMEM;
   q = (op->kind == MP_OP_RECV || op->kind == MP_OP_ACCEPT ||
        op->kind == MP_OP_READ || op->kind == MP_OP_RECVFROM ||
-       op->kind == MP_OP_POLL) ? &f->rq : &f->wq;
+       (op->kind == MP_OP_POLL && !op->msgflags)) ? &f->rq : &f->wq;
   /* Sockets: try at once unless others are queued ahead (FIFO). */
   if (!q->head && op->kind != MP_OP_READ && op->kind != MP_OP_WRITE) {
     int wait = MP_EAGAIN; /* the result that means "wait for readiness" */
@@ -213,7 +214,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
       r = attempt(op);
     }
     if (r != wait) {
-      mp__op_complete(loop, op, r);
+      if (r != MP__EWARMING) mp__op_complete(loop, op, r);
       return 0;
     }
   }
@@ -233,6 +234,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
 
 static void ep_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct epoll_state *s = loop->bdata;
+  if (mp__sendfile_cancel(op)) return; /* its pool job ends it */
   if (op->handle >= 0 && (size_t)op->handle < s->nfds) {
     struct fdstate *f = &s->fds[op->handle];
     if (mp__queue_remove(&f->rq, op) || mp__queue_remove(&f->wq, op)) {

@@ -286,7 +286,8 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
   if (op->kind == MP_OP_SENDFILE) {
     /* No opcode: sendfile(2) here, once the socket is writable (a poll,
      * as after EAGAIN; poll_done submits again). */
-    int64_t r = mp__sendfile_try(op);
+    int64_t r = mp__sendfile_run(op);
+    if (r == MP__EWARMING) return 0; /* the pool reads the file in */
     if (r != MP_EAGAIN) {
       mp__op_complete(loop, op, r);
       return 0;
@@ -365,7 +366,8 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
       io_uring_prep_recvmsg(sqe, op->handle, op->u.rw.buf, op->msgflags);
       break;
     case MP_OP_POLL:
-      io_uring_prep_poll_add(sqe, op->handle, POLLIN);
+      io_uring_prep_poll_add(sqe, op->handle,
+                             op->msgflags ? POLLOUT : POLLIN);
       break;
     default:
       io_uring_prep_nop(sqe); /* keep the SQ consistent */
@@ -378,6 +380,7 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
 
 static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct uring_state *s = loop->bdata;
+  if (mp__sendfile_cancel(op)) return; /* its pool job ends it */
   if (on_pool(s, op)) {
     mp__pool_cancel(loop, op); /* on the pool: a running job finishes */
     return;

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/sendfile.h>
+#include <sys/uio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -504,16 +505,24 @@ static int64_t tmpfile_op(struct mp_op *op) {
  * (EXDEV), on old kernels (ENOSYS) and some filesystems (EINVAL,
  * EOPNOTSUPP), then a buffer does it. A first 0 is checked with read:
  * files such as /proc's claim size 0 and copy_file_range copies
- * nothing. */
-static int copy_fds(int in, int out, int *which) {
+ * nothing. In chunks of COPY_CHUNK bytes, so that a cancel (which sets
+ * *abort from the loop's thread: mp__pool_cancel) stops the copy at the
+ * next one. */
+enum { COPY_CHUNK = 16 << 20 };
+
+static int copy_fds(int in, int out, int *which, const uint32_t *abort) {
   int kernel = 1;
   char *buf = NULL;
   int64_t total = 0;
   int err = 0;
   for (;;) {
     ssize_t n;
+    if (__atomic_load_n(abort, __ATOMIC_RELAXED)) {
+      err = MP_ECANCELED;
+      break;
+    }
     if (kernel) {
-      n = copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0);
+      n = copy_file_range(in, NULL, out, NULL, COPY_CHUNK, 0);
       if ((n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
                      errno == EOPNOTSUPP)) || (n == 0 && total == 0)) {
         kernel = 0;
@@ -553,7 +562,9 @@ static int copy_fds(int in, int out, int *which) {
 
 /* COPYFILE: cp's semantics for a regular file: the target is truncated
  * and rewritten in place (keeping its inode, mode and owner) or created
- * with the source's permissions (minus the umask). */
+ * with the source's permissions (minus the umask). Cancelled while it
+ * runs, it stops at the next chunk, the target left as far as it got
+ * (as an interrupted cp leaves it). */
 static int64_t copy_op(struct mp_op *op) {
   struct stat si, so;
   int err = 0, out = -1, which = 0;
@@ -576,7 +587,7 @@ static int64_t copy_op(struct mp_op *op) {
     err = err_of(errno);
     goto done;
   }
-  err = copy_fds(in, out, &which);
+  err = copy_fds(in, out, &which, &op->u.fs.mode);
   if (close(out) < 0 && !err && errno != EINTR) { /* NFS reports late */
     err = err_of(errno);
     which = 1;
@@ -645,10 +656,27 @@ int mp_os_set_append(mp_handle_t h) {
  * by mp.net.wrap, whose mode is not ours to change) is sent to only when
  * writable, and 4 KiB at most, what a writable socket or pipe takes
  * without waiting (as lstream.c cuts writes to a blocking pipe). */
+/* The most one call sends from the page cache, and after a range was
+ * read in on the pool (smaller: the first bytes go out sooner). */
+enum { SF_SPAN = 16 << 20, SF_WARM = 4 << 20 };
+
+/* Whether the file's page holding off is in the page cache: one byte
+ * read with RWF_NOWAIT, which never waits for the disk. A filesystem
+ * that cannot tell (EOPNOTSUPP) says yes: sendfile then waits, as it
+ * always did there. */
+static int cached_at(int fd, int64_t off) {
+  char b;
+  struct iovec v = {&b, 1};
+  ssize_t n;
+  do n = preadv2(fd, &v, 1, (off_t)off, RWF_NOWAIT);
+  while (n < 0 && errno == EINTR);
+  return n >= 0 || errno != EAGAIN;
+}
+
 int64_t mp__sendfile_try(struct mp_op *op) {
   sigset_t pipe_set, old, pending;
   off_t off = (off_t)op->u.sf.off;
-  size_t len = op->u.sf.len > 0x7ffff000 ? 0x7ffff000 : op->u.sf.len;
+  size_t len = op->u.sf.len > SF_SPAN ? SF_SPAN : op->u.sf.len;
   ssize_t n;
   int e, fl = fcntl(op->handle, F_GETFL);
   if (fl >= 0 && !(fl & O_NONBLOCK)) {
@@ -656,6 +684,14 @@ int64_t mp__sendfile_try(struct mp_op *op) {
     if (poll(&p, 1, 0) == 0) return MP_EAGAIN;
     if (len > 4096) len = 4096;
   }
+  /* The range's first and last pages stand for it (readahead fills
+   * ranges): missing, the pool reads it in first (mp__sendfile_run). */
+  if (op->u.sf.warmed) {
+    op->u.sf.warmed = 0;
+    if (len > SF_WARM) len = SF_WARM;
+  } else if (len && (!cached_at(op->u.sf.from, off) ||
+                   !cached_at(op->u.sf.from, off + (off_t)len - 1)))
+    return MP__ECOLD;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
@@ -679,4 +715,78 @@ int64_t mp__sendfile_try(struct mp_op *op) {
   if (n >= 0) return n;
   if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR) return MP_EAGAIN;
   return err_of(e);
+}
+
+/* Reading a range into the page cache on the pool: what one call of
+ * mp__sendfile_try sends next. Errors are left to sendfile to report. */
+struct sf_warm {
+  int fd;
+  int64_t off;
+  size_t len;
+};
+
+static void warm_fn(struct mp_op *w) {
+  struct sf_warm *j = w->u.work.arg;
+  char *buf = malloc(1 << 17);
+  for (size_t done = 0; buf && done < j->len;) {
+    size_t want = j->len - done < (1 << 17) ? j->len - done : (1 << 17);
+    ssize_t n = pread(j->fd, buf, want, (off_t)(j->off + (int64_t)done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  free(buf);
+  w->result = 0;
+}
+
+/* Back on the loop's thread: the op goes to its backend again (a cancel
+ * that came meanwhile ends it). */
+static void warm_done(struct mp_op *w) {
+  struct mp_op *op = w->data;
+  struct mp_loop *loop = w->loop;
+  mp_op_release(w);
+  op->u.sf.warm = NULL;
+  if (op->flags & MP__F_CANCEL) {
+    mp__op_complete(loop, op, MP_ECANCELED);
+    return;
+  }
+  op->u.sf.warmed = 1;
+  int r = loop->backend->submit(loop, op);
+  if (r < 0) mp__op_complete(loop, op, r);
+}
+
+static int warm_start(struct mp_op *op) {
+  struct mp_loop *loop = op->loop;
+  struct mp_op *w = mp_op_new(loop, warm_done, op);
+  struct sf_warm *j = w ? mp_loop_malloc(loop, sizeof *j) : NULL;
+  if (!j) {
+    if (w) mp_op_release(w);
+    return MP_ENOMEM;
+  }
+  j->fd = op->u.sf.from;
+  j->off = op->u.sf.off;
+  j->len = op->u.sf.len > SF_WARM ? SF_WARM : op->u.sf.len;
+  mp_op_own(w, j, NULL);
+  mp_op_prep_work(w, warm_fn, j);
+  int r = mp_op_submit(w);
+  if (r < 0) {
+    mp_op_release(w);
+    return r;
+  }
+  op->u.sf.warm = w;
+  return 0;
+}
+
+int64_t mp__sendfile_run(struct mp_op *op) {
+  int64_t r = mp__sendfile_try(op);
+  if (r != MP__ECOLD) return r;
+  if (warm_start(op) == 0) return MP__EWARMING;
+  op->u.sf.warmed = 1; /* no job: send as before, waiting for the disk */
+  return mp__sendfile_try(op);
+}
+
+int mp__sendfile_cancel(struct mp_op *op) {
+  if (op->kind != MP_OP_SENDFILE || !op->u.sf.warm) return 0;
+  mp_op_cancel(op->u.sf.warm);
+  return 1;
 }

@@ -148,7 +148,8 @@ enum mp_op_kind {
   MP_OP_GETADDRINFO, /* names to addresses, on the threadpool */
   MP_OP_POLL,     /* completes once the handle is readable or signalled
                      (a process handle whose process ended, a signal
-                     handle with a signal pending); result 0 */
+                     handle with a signal pending), or writable
+                     (mp_op_prep_poll_out); result 0 */
   MP_OP_KIND_MAX
 };
 
@@ -165,7 +166,8 @@ struct mp_op {
   uint8_t kind;      /* in: enum mp_op_kind */
   uint8_t state;     /* private: enum in mp_internal.h */
   uint8_t flags;     /* private */
-  uint8_t msgflags;  /* in: extra flags for RECV/SEND (MSG_PEEK, ...) */
+  uint8_t msgflags;  /* in: extra flags for RECV/SEND (MSG_PEEK, ...);
+                        POLL: 1 waits for writable (prep_poll_out) */
   mp_handle_t handle; /* in: the file, socket or pipe the op works on */
 #ifdef _WIN32
   /* private: the OVERLAPPED the kernel owns while the op is in flight */
@@ -188,7 +190,11 @@ struct mp_op {
                         failure concerns path2 */
       uint32_t mode; /* CHOWN: the uid */
     } fs;
-    struct { mp_handle_t from; int64_t off; size_t len; } sf; /* SENDFILE */
+    struct {                                        /* SENDFILE */
+      mp_handle_t from; int64_t off; size_t len;
+      struct mp_op *warm; /* private: the pool job reading the file in */
+      int warmed;         /* private: the next attempt skips the check */
+    } sf;
   } u;
   void *owned;             /* freed by mp_op_release: memory the op owns
                               (set it with mp_op_own) */
@@ -304,6 +310,8 @@ void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf,
 void mp_op_prep_accept(struct mp_op *op, mp_handle_t h);
 void mp_op_prep_close(struct mp_op *op, mp_handle_t h);
 void mp_op_prep_poll(struct mp_op *op, mp_handle_t h);
+/* MP_OP_POLL completing once h is writable instead. */
+void mp_op_prep_poll_out(struct mp_op *op, mp_handle_t h);
 /* Path ops. Paths are relative to the current directory and copied
  * into memory the op owns (MP_ENOMEM when that fails). */
 enum { /* open flags: portable bits (the runtime translates them; the
@@ -389,10 +397,14 @@ int mp_op_prep_copyfile(struct mp_op *op, const char *from, const char *to);
  * file's own position untouched), to the stream socket h, in the kernel
  * (sendfile); result is the count sent (0: off is at end of file), short
  * like a SEND's. Never raises SIGPIPE. Waits for the socket to be
- * writable as SEND does; the file's pages are read on the loop's thread
- * (a file not in the page cache makes it wait for the disk). sendfile
- * has no MSG_DONTWAIT: a blocking h (an adopted descriptor) is sent to
- * only when writable, at most 4 KiB per call, so the loop never waits. */
+ * writable as SEND does, then sends from the page cache on the loop's
+ * thread, at most 16 MiB per call; a range not in the page cache (its
+ * first and last pages probed) is read in on the threadpool first (4 MiB
+ * of it, then sent), so
+ * the loop never waits for the disk (cancelling the op stops that too).
+ * sendfile has no MSG_DONTWAIT: a blocking h (an adopted descriptor) is
+ * sent to only when writable, at most 4 KiB per call, so the loop never
+ * waits. */
 void mp_op_prep_sendfile(struct mp_op *op, mp_handle_t h, mp_handle_t from,
                          int64_t off, size_t len);
 

@@ -171,6 +171,13 @@ enum { MP__PATH_MAX = 4096 };
 const char *mp__fs_tmpdir(void);
 int64_t mp__fsx_blocking(struct mp_op *op);
 int64_t mp__sendfile_try(struct mp_op *op);
+/* The backends' SENDFILE attempt: mp__sendfile_try, and when the range
+ * is not in the page cache, a pool job that reads it in (MP__EWARMING:
+ * the op is with that job, which submits it to the backend again when
+ * done). A cancel of the op while it warms: mp__sendfile_cancel. */
+enum { MP__EWARMING = -5200, MP__ECOLD = -5201 };
+int64_t mp__sendfile_run(struct mp_op *op);
+int mp__sendfile_cancel(struct mp_op *op); /* 1 if it was warming */
 
 /* os_unix.c: the blocking body of an op a backend sends to the
  * threadpool (file and path ops on epoll, opcodes io_uring lacks); sets

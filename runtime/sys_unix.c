@@ -3,6 +3,9 @@
  * check at state close list (descriptors from /proc/self/fd, threads from
  * /proc/self/task). */
 #include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,4 +91,79 @@ int mp_os_thread_count(void) {
 void mp_os_sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
   while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+}
+
+/* ---- Workers ---- */
+
+int mp_os_cpu_count(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+struct mp_os_mutex {
+  pthread_mutex_t m;
+};
+
+int mp_os_mutex_new(struct mp_os_mutex **m) {
+  struct mp_os_mutex *x = malloc(sizeof *x);
+  if (!x) return MP_ENOMEM;
+  int r = pthread_mutex_init(&x->m, NULL);
+  if (r) {
+    free(x);
+    return mp_err_from_errno(r);
+  }
+  *m = x;
+  return 0;
+}
+
+void mp_os_mutex_lock(struct mp_os_mutex *m) { pthread_mutex_lock(&m->m); }
+void mp_os_mutex_unlock(struct mp_os_mutex *m) {
+  pthread_mutex_unlock(&m->m);
+}
+
+void mp_os_mutex_free(struct mp_os_mutex *m) {
+  if (!m) return;
+  pthread_mutex_destroy(&m->m);
+  free(m);
+}
+
+struct mp_os_thread {
+  pthread_t t;
+  void (*fn)(void *);
+  void *arg;
+};
+
+static void *thread_main(void *p) {
+  struct mp_os_thread *t = p;
+  t->fn(t->arg);
+  return NULL;
+}
+
+int mp_os_thread_start(struct mp_os_thread **tp, void (*fn)(void *),
+                       void *arg) {
+  struct mp_os_thread *t = malloc(sizeof *t);
+  if (!t) return MP_ENOMEM;
+  t->fn = fn;
+  t->arg = arg;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int r = pthread_create(&t->t, NULL, thread_main, t);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (r) {
+    free(t);
+    return mp_err_from_errno(r);
+  }
+  *tp = t;
+  return 0;
+}
+
+void mp_os_thread_join(struct mp_os_thread *t) {
+  pthread_join(t->t, NULL);
+  free(t);
 }

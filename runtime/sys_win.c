@@ -123,3 +123,64 @@ int mp_os_thread_count(void) {
 }
 
 void mp_os_sleep_ms(int ms) { Sleep(ms < 0 ? 0 : (DWORD)ms); }
+
+/* ---- Workers ---- */
+
+int mp_os_cpu_count(void) {
+  DWORD n = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+  return n > 0 ? (int)n : 1;
+}
+
+struct mp_os_mutex {
+  SRWLOCK lock;
+};
+
+int mp_os_mutex_new(struct mp_os_mutex **m) {
+  if (!(*m = malloc(sizeof **m))) return MP_ENOMEM;
+  InitializeSRWLock(&(*m)->lock);
+  return 0;
+}
+
+void mp_os_mutex_lock(struct mp_os_mutex *m) {
+  AcquireSRWLockExclusive(&m->lock);
+}
+
+void mp_os_mutex_unlock(struct mp_os_mutex *m) {
+  ReleaseSRWLockExclusive(&m->lock);
+}
+
+void mp_os_mutex_free(struct mp_os_mutex *m) { free(m); }
+
+/* Windows threads take no signals (console events run on a thread of
+ * their own): nothing to block. */
+struct mp_os_thread {
+  HANDLE h;
+  void (*fn)(void *);
+  void *arg;
+};
+
+static DWORD WINAPI thread_main(LPVOID p) {
+  struct mp_os_thread *t = p;
+  t->fn(t->arg);
+  return 0;
+}
+
+int mp_os_thread_start(struct mp_os_thread **tp, void (*fn)(void *),
+                       void *arg) {
+  struct mp_os_thread *t = malloc(sizeof *t);
+  if (!t) return MP_ENOMEM;
+  t->fn = fn;
+  t->arg = arg;
+  if (!(t->h = CreateThread(NULL, 0, thread_main, t, 0, NULL))) {
+    free(t);
+    return MP_EAGAIN;
+  }
+  *tp = t;
+  return 0;
+}
+
+void mp_os_thread_join(struct mp_os_thread *t) {
+  WaitForSingleObject(t->h, INFINITE);
+  CloseHandle(t->h);
+  free(t);
+}

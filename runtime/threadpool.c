@@ -97,7 +97,9 @@ int mp__pool_submit(struct mp_loop *loop, struct mp_op *op) {
   return 0;
 }
 
-/* Cancels a job that has not started; a running job finishes normally. */
+/* Cancels a job that has not started; a running job finishes normally,
+ * but a COPYFILE, told through its u.fs.mode (unused by it otherwise,
+ * read atomically between chunks), stops at its next chunk. */
 int mp__pool_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct mp_pool *pool = loop->pool;
   int removed;
@@ -106,6 +108,8 @@ int mp__pool_cancel(struct mp_loop *loop, struct mp_op *op) {
   removed = mp__queue_remove(&pool->queue, op);
   mp__mutex_unlock(&pool->lock);
   if (removed) mp__op_complete(loop, op, MP_ECANCELED);
+  else if (op->kind == MP_OP_COPYFILE)
+    __atomic_store_n(&op->u.fs.mode, 1, __ATOMIC_RELAXED);
   return removed;
 }
 

@@ -10,7 +10,12 @@ pkgs_win="wine64 gcc-mingw-w64-x86-64-win32 dpkg-dev"
 # ASan, UBSan for clang) is libclang-rt-14-dev, only a recommendation of
 # clang, which --no-install-recommends leaves out. python3 drives the REPL
 # on a pty (tests/e2e/repl_tty.py).
-pkgs="$pkgs_win cmake make gcc g++ pkg-config liblua5.4-dev lua5.4 liburing-dev libreadline-dev lua-busted luarocks strace clang libclang-rt-14-dev python3 $MP_DEPS_EXTRA"
+# TLS (bindings/ltls.c): OpenSSL 3, the system's CA store, and the openssl
+# command the TLS tests make their certificates with.
+tls_pkgs="libssl-dev ca-certificates openssl"
+pkgs="$pkgs_win $tls_pkgs cmake make gcc g++ pkg-config liblua5.4-dev lua5.4 liburing-dev libreadline-dev lua-busted luarocks strace clang libclang-rt-14-dev python3 $MP_DEPS_EXTRA"
+# mp.http: its parser, and the real clients its tests drive (issue 15).
+pkgs="$pkgs libhttp-parser-dev curl wrk"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive

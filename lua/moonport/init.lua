@@ -6,7 +6,7 @@ local core = ...
 
 local M = {}
 for _, name in ipairs { "spawn", "current", "sleep", "now", "backend",
-                        "work" } do
+                        "work", "worker", "shared_channel" } do
   M[name] = core[name]
 end
 
@@ -434,6 +434,10 @@ end
 
 -- mp.lock, mp.semaphore, mp.event, mp.ticker (lua/moonport/sync.lua).
 require("moonport.sync")(core, M)
+
+-- mp.http: HTTP/1.1 client and server (lua/moonport/http.lua), when the
+-- build has its parser (bindings/lhttp.c).
+if core.http_parser then M.http = require("moonport.http")(core, M) end
 
 --------------------------------------------------------------------------
 -- The coroutine library inside tasks. A moonport call made inside a

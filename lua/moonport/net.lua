@@ -44,7 +44,59 @@ return function(core, M)
     if t ~= nil and (type(t) ~= "number" or t ~= t or t < 0) then
       argerr(n, fname, "opts.timeout must be a non-negative number", 4)
     end
+    local tls = opts.tls
+    if tls ~= nil and tls ~= false and tls ~= true and type(tls) ~= "table"
+    then
+      argerr(n, fname, "opts.tls must be true or a table", 4)
+    end
     return opts
+  end
+
+  -- TLS (bindings/ltls.c, docs/tls.md). Contexts are built once per set
+  -- of options and shared while in use (weak cache).
+  local tls_ctx, tls_start = core.tls_ctx, core.tls_start
+  local ctxcache = setmetatable({}, { __mode = "v" })
+  local hosts = setmetatable({}, { __mode = "k" }) -- stream -> connect host
+
+  -- fresh: a server's own context (listen, settls) reads its files now,
+  -- so settls picks up a certificate replaced at the same path.
+  local function context(o, server, fname, argn, fresh)
+    if not core.tls then
+      return nil, fname .. ": TLS is not built in (no OpenSSL)", "ENOSYS"
+    end
+    if o == true then o = {} end
+    if fresh then return tls_ctx(o, server, fname, argn) end
+    local alpn = o.alpn
+    if type(alpn) == "table" then alpn = table.concat(alpn, "\0") end
+    local key = table.concat({ server and "S" or "C", tostring(o.cert),
+      tostring(o.key), tostring(o.cafile), tostring(o.capath),
+      tostring(o.verify), tostring(alpn) }, "\1")
+    local c = ctxcache[key]
+    if c then return c end
+    local msg, code
+    c, msg, code = tls_ctx(o, server, fname, argn)
+    if c then ctxcache[key] = c end
+    return c, msg, code
+  end
+
+  local function check_timeout(t, n, fname)
+    if t ~= nil and (type(t) ~= "number" or t ~= t or t < 0) then
+      argerr(n, fname, "tls.timeout must be a non-negative number", 4)
+    end
+  end
+
+  -- Client: the handshake under what is left of connect's timeout.
+  local function client_tls(s, c, o, host, left)
+    local name = o ~= true and o.servername or host
+    if left then s:settimeout(left) end
+    local ok, msg, code = tls_start(s, c, name, false, nil, true)
+    if ok then
+      s:settimeout(nil)
+      hosts[s] = host
+      return s
+    end
+    s:close()
+    return nil, msg, code
   end
 
   -- Tries each address in turn; the timeout covers resolution and every
@@ -55,7 +107,11 @@ return function(core, M)
     opts = check_opts(opts, 3, "connect")
     local timeout = opts.timeout
     local start = timeout and M.now()
-    local list, msg, code
+    local ctx, list, msg, code
+    if opts.tls then
+      ctx, msg, code = context(opts.tls, false, "connect", 3)
+      if not ctx then return nil, msg, code end
+    end
     if timeout then
       local ok, a, b, c = M.timeout(timeout, addrs, host, port, false)
       if not ok then
@@ -70,7 +126,14 @@ return function(core, M)
       local left = timeout and math.max(0, timeout - (M.now() - start))
       local s
       s, msg, code = tcp_connect(a.sa, left)
-      if s then return s end
+      if s then
+        if opts.tls then
+          left = timeout and math.max(0, timeout - (M.now() - start))
+          return client_tls(s, ctx, opts.tls, host, left)
+        end
+        hosts[s] = host
+        return s
+      end
       if code == "timeout" then break end
     end
     return nil, msg, code
@@ -89,6 +152,12 @@ return function(core, M)
     end
     local reuseaddr = opts.reuseaddr
     if reuseaddr == nil then reuseaddr = true end
+    local ctx
+    if opts.tls then
+      check_timeout(opts.tls ~= true and opts.tls.timeout, 3, "listen")
+      ctx, msg, code = context(opts.tls, true, "listen", 3, true)
+      if not ctx then return nil, msg, code end
+    end
     local list, msg, code = addrs(host, port, true)
     if not list then return nil, msg, code end
     local s
@@ -96,7 +165,10 @@ return function(core, M)
       s, msg, code = tcp_listen(a.sa, math.min(backlog, 65535),
                                 opts.reuseport and true or false,
                                 reuseaddr and true or false)
-      if s then return s end
+      if s then
+        if ctx then core.tls_server(s, ctx, opts.tls.timeout) end
+        return s
+      end
     end
     return nil, msg, code
   end
@@ -146,6 +218,37 @@ return function(core, M)
     local list, msg, code = addrs(host, port, true)
     if not list then return nil, msg, code end
     return core.net_udp(list[1].sa)
+  end
+
+  -- stream:starttls(opts): the server role for a stream from accept
+  -- (or opts.server), else the client role checking the host given to
+  -- connect (or opts.servername).
+  net.tls = core.tls -- built with TLS (MP_WITH_TLS)
+  local stream = core.tls_stream_methods
+  if stream then
+    function stream.starttls(self, o)
+      if o == nil then o = {} end
+      if type(o) ~= "table" then
+        argerr(2, "starttls", "options table expected, got " .. type(o))
+      end
+      check_timeout(o.timeout, 2, "starttls")
+      local server = o.server
+      if server == nil then server = core.tls_accepted(self) end
+      local c, msg, code = context(o, server, "starttls", 2)
+      if not c then return nil, msg, code end
+      return tls_start(self, c, o.servername or hosts[self], server,
+                       o.timeout)
+    end
+    function core.tls_server_methods.settls(self, o)
+      if type(o) ~= "table" then
+        argerr(2, "settls", "options table expected, got " .. type(o))
+      end
+      check_timeout(o.timeout, 2, "settls")
+      local c, msg, code = context(o, true, "settls", 2, true)
+      if not c then return nil, msg, code end
+      core.tls_server(self, c, o.timeout)
+      return true
+    end
   end
 
   local udp = core.net_udp_methods

@@ -31,6 +31,28 @@ static void check(const char *cmd, int flags, int first, const char *backend) {
   }
 }
 
+/* --workers [N]: the count parsed and where the script is. */
+static void check_workers(const char *cmd, int flags, int first,
+                          int workers) {
+  char buf[256], *argv[32];
+  int argc = 0;
+  snprintf(buf, sizeof buf, "moonport %s", cmd);
+  for (char *w = strtok(buf, " "); w && argc < 31; w = strtok(NULL, " "))
+    argv[argc++] = w;
+  argv[argc] = NULL;
+  struct mp_args a;
+  int r = mp_args_parse(argc, argv, &a);
+  if (r == flags && a.first == first &&
+      (flags == MP_ARGS_ERROR || a.workers == workers)) {
+    passed++;
+    printf("ok - %s\n", cmd);
+  } else {
+    failed++;
+    printf("not ok - %s: flags %d first %d workers %d\n", cmd, r, a.first,
+           a.workers);
+  }
+}
+
 static void check_msg(const char *opt, const char *want) {
   char msg[128];
   mp_args_error(opt, msg, sizeof msg);
@@ -77,6 +99,23 @@ int main(void) {
   check("--backend=", ERR, 1, NULL);
   check("--backend _", ERR, 1, NULL);
   check("--backendx epoll", ERR, 1, NULL);
+  check_workers("x.lua", 0, 1, 0);
+  check_workers("--workers 4 x.lua", 0, 3, 4);
+  check_workers("--workers=4 x.lua", 0, 2, 4);
+  check_workers("--workers x.lua", 0, 2, MP_WORKERS_CPUS);
+  check_workers("--workers -e 1 x.lua", MP_ARGS_E, 4, MP_WORKERS_CPUS);
+  check_workers("--workers 1024 x.lua", 0, 3, 1024);
+  check_workers("--workers 1025 x.lua", ERR, 1, 0);
+  check_workers("--workers 0 x.lua", ERR, 1, 0);
+  check_workers("--workers 2 --backend epoll x.lua", 0, 5, 2);
+  check_workers("--workers", 0, 2, MP_WORKERS_CPUS);
+  check_workers("--workers=0 x.lua", ERR, 1, 0);
+  check_workers("--workers=-1 x.lua", ERR, 1, 0);
+  check_workers("--workers= x.lua", ERR, 1, 0);
+  check_workers("--workers=2x x.lua", ERR, 1, 0);
+  check_workers("--workersx x.lua", ERR, 1, 0);
+  check_msg("--workers=0", "'--workers=0': a count from 1 to 1024 expected");
+  check_msg("--workers", "'--workers': a count from 1 to 1024 expected");
   check_msg("-e", "'-e' needs argument");
   check_msg("-l", "'-l' needs argument");
   check_msg("--backend", "'--backend' needs argument");

@@ -16,8 +16,8 @@
   X(err_eai_mapping) X(op_handle_field)                                     \
   X(op_own_destructor) X(op_own_in_work) X(fs_open_flags)                  \
   X(fs_stat_fields) X(fs_readdir) X(fs_writefile) X(fs_path_ops)            \
-  X(fs_more_ops) X(sendfile_op)                                             \
+  X(fs_more_ops) X(sendfile_op) X(sendfile_uncached)                                             \
   X(loop_wait_post) X(loop_wait_timer)                                      \
   X(addr_parse_format) X(udp_sendto_recvfrom) X(getaddrinfo_op)             \
   X(os_socket_calls) X(socket_preps_keep_owned)                             \
-  X(op_poll) X(os_spawn) X(os_signal_names)
+  X(op_poll) X(op_poll_out) X(os_spawn) X(os_signal_names)

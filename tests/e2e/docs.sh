@@ -7,7 +7,10 @@
 set -u
 MP=${MOONPORT:?}
 SRC=${MP_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-DOCS="README.md docs/files.md docs/net.md docs/proc.md"
+DOCS="README.md docs/files.md docs/net.md docs/proc.md docs/workers.md"
+# mp.http's page when the build has it (MP_WITH_HTTP)
+"$MP" -e 'os.exit(require("moonport").http and 0 or 1)' 2>/dev/null &&
+  DOCS="$DOCS docs/http.md"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
