@@ -24,11 +24,18 @@ H.windows = package.config:sub(1, 1) == "\\"
 -- A fresh temporary directory, removed by the caller with H.rmtree.
 function H.tmpdir()
   if H.windows then
+    -- tmpnam's name differs per process (processes started together
+    -- under wine may draw the same random numbers); a taken one is
+    -- drawn again
     local base = (os.getenv("TEMP") or "C:\\windows\\temp"):gsub("\\", "/")
-    local p = ("%s/moonport-%d-%d"):format(base, os.time(),
-                                           math.random(1 << 30))
-    assert(os.execute('mkdir "' .. p:gsub("/", "\\") .. '"'))
-    return p
+    local tag = os.tmpname():gsub("[^%w]", "")
+    for _ = 1, 20 do
+      local p = ("%s/moonport-%s-%d"):format(base, tag, math.random(1 << 30))
+      if os.execute('mkdir "' .. p:gsub("/", "\\") .. '" 2>nul') then
+        return p
+      end
+    end
+    error("no temporary directory in " .. base)
   end
   local p = os.tmpname()
   os.remove(p)
