@@ -2,7 +2,9 @@
 # files.sh: mp.fs against plain C read(2), luv (Debian lua-luv) and Node.js
 # fs.promises, same invocation, same CPU pinning.
 #   (a) read a 1 GiB page-cached file in 64 KiB chunks
-#   (b) open+read+close 10,000 files of 4 KiB, 64 in flight (C: sequential)
+#   (b) open+read+close 10,000 files of 4 KiB, 64 in flight (C: sequential,
+#       and the C io_uring peer files_uring.c: linked open/read/close on
+#       direct descriptors), and mp.fs.readfile of the same files
 # Each peer runs RUNS times (default 3); the best time counts. Ratios are
 # throughput relative to moonport (>1: moonport is faster).
 #   bench/files.sh [build-dir]     env: CPUS (taskset list, default 0),
@@ -20,6 +22,7 @@ work=$(mktemp -d /tmp/mpbench.XXXXXX)
 trap 'rm -rf "$work"' EXIT INT TERM
 
 cc -O2 -o "$work/files_c" "$here/files_c.c"
+cc -O2 -o "$work/files_uring" "$here/files_uring.c" -luring
 pin="taskset -c $cpus"
 [ -f "$build/lib/moonport.so" ] || { echo "no $build/lib/moonport.so: build first" >&2; exit 1; }
 export LUA_CPATH="$build/lib/?.so;;"
@@ -64,10 +67,15 @@ echo "  moonport/C throughput:    $(ratio "$t_c_read" "$t_mp_read")x (target >= 
 
 echo "(b) open+read+close $nfiles x 4 KiB, $inflight in flight"
 best c_small_sequential $pin "$work/files_c" small "$work/small" "$nfiles"
+best c_small_uring $pin "$work/files_uring" "$work/small" "$nfiles" $inflight
 best mp_small $pin lua5.4 "$here/files_mp.lua" small "$work/small" "$nfiles" $inflight
+best mp_readfile $pin lua5.4 "$here/files_mp.lua" readfile "$work/small" "$nfiles" $inflight
 [ $have_luv = 1 ] && best luv_small $pin lua5.4 "$here/files_luv.lua" small "$work/small" "$nfiles" $inflight
 [ $have_node = 1 ] && best node_small $pin node "$here/files_node.mjs" small "$work/small" "$nfiles" $inflight
 echo "  moonport/C throughput:    $(ratio "$t_c_small_sequential" "$t_mp_small")x"
-[ $have_luv = 1 ] && echo "  moonport/luv throughput:  $(ratio "$t_luv_small" "$t_mp_small")x (target >= 3)"
+echo "  moonport/C io_uring:      $(ratio "$t_c_small_uring" "$t_mp_small")x," \
+     "readfile $(ratio "$t_c_small_uring" "$t_mp_readfile")x (target >= 0.67: within 1.5x)"
+[ $have_luv = 1 ] && echo "  moonport/luv throughput:  $(ratio "$t_luv_small" "$t_mp_small")x," \
+     "readfile $(ratio "$t_luv_small" "$t_mp_readfile")x (target >= 3)"
 [ $have_node = 1 ] && echo "  moonport/node throughput: $(ratio "$t_node_small" "$t_mp_small")x"
 exit 0

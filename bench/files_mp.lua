@@ -1,6 +1,6 @@
 -- files_mp.lua: moonport side of bench/files.sh (lua5.4 with the module
 -- from the build tree; the body runs as a task under mp.run).
---   files_mp.lua read PATH | small DIR N INFLIGHT
+--   files_mp.lua read PATH | small|readfile DIR N INFLIGHT
 -- Prints the elapsed milliseconds and the bytes read.
 local mp = require "moonport"
 local fs = mp.fs
@@ -26,10 +26,15 @@ else
         next_i = next_i + 1
         local i = next_i
         if i > n then return end
-        local f = assert(fs.open(dir .. "/f" .. i, "rb"))
-        local d = assert(f:read(65536)) -- (read before adding: it yields)
+        local d
+        if mode == "readfile" then
+          d = assert(fs.readfile(dir .. "/f" .. i))
+        else
+          local f = assert(fs.open(dir .. "/f" .. i, "rb"))
+          d = assert(f:read(65536)) -- (read before adding: it yields)
+          f:close()
+        end
         total = total + #d
-        f:close()
       end
     end)
   end

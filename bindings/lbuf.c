@@ -522,6 +522,33 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
   }
 }
 
+/* The formats of a lines iterator (upvalues 3, 4..): 1 one "l" (or
+ * none), 2 one "L", else 0. */
+static int line_format(lua_State *L) {
+  lua_Integer n = lua_tointeger(L, lua_upvalueindex(3));
+  if (n == 0) return 1;
+  if (n > 1 || lua_type(L, lua_upvalueindex(4)) != LUA_TSTRING) return 0;
+  const char *s = lua_tostring(L, lua_upvalueindex(4));
+  if (*s == '*') s++;
+  return *s == 'l' ? 1 : *s == 'L' ? 2 : 0;
+}
+
+int lmp_rbuf_line(lua_State *L, struct lmp_rbuf *rb) {
+  size_t avail = rb->len - rb->off;
+  int kind;
+  if (rb->pending || avail == 0 || !(kind = line_format(L))) return 0;
+  int keep = kind == 2;
+  const char *p = rb->p + rb->off, *nl = memchr(p, '\n', avail);
+  if (!nl || (size_t)(nl - p) > rb->maxline) return 0; /* the engine's */
+  size_t n = (size_t)(nl - p);
+  lua_pushlstring(L, p, keep ? n + 1 : n);
+  rb->off += n + 1; /* committed, as finish_ok does */
+  rb->tpos = rb->off;
+  rb->scanned = 0;
+  if (rb->off == rb->len) rb->off = rb->tpos = rb->len = 0;
+  return 1;
+}
+
 int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags) {
   struct lmp_rbuf *rb = vt->check(L);
   int nfmt;

@@ -148,6 +148,12 @@ void lmp_rbuf_check_formats(lua_State *L, int first);
  * 1, the object, the count of formats, the formats). */
 int lmp_rbuf_lines(lua_State *L, lua_CFunction iter);
 
+/* A lines iterator's fast path (its upvalues as lmp_rbuf_lines made
+ * them): when its format is one "l" or "L" (or none), no read is in
+ * flight on rb and a whole line is buffered, pushes the line, consumed,
+ * and returns 1; else 0 (go through lmp_rbuf_read). */
+int lmp_rbuf_line(lua_State *L, struct lmp_rbuf *rb);
+
 /* The engine. Object at 1, formats at 2..top ("l" when none). Returns the
  * number of results, through lmp_await continuations. */
 int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags);

@@ -385,6 +385,7 @@ int lmp_step(struct lmp_state *S, int may_wait) {
     mp_loop_run(S->loop, MP_RUN_NOWAIT);
     return 1;
   }
+  if (S->before_wait) S->before_wait(S); /* nothing runs until a turn */
   if (mp_loop_inflight(S->loop) == 0) {
     /* Posts from other threads count only once the loop has taken them:
      * take them (their callbacks may ready a task or start an op) before

@@ -112,6 +112,13 @@ struct lmp_state {
   /* Hooks the layers above install (lsched.c, the host's lmp_repl_set): */
   void (*run_ready)(struct lmp_state *S); /* resumes the ready tasks */
   const struct lmp_lineio *lineio;        /* the REPL's line input */
+  /* Set while mp.stdout's bytes wait in C stdio's buffer of stdout
+   * (lfwrite.c): lmp_step calls it before the loop may wait, to write
+   * them out (through drain_op when stdout is not writable yet); a
+   * failure is kept in drain_err for mp.stdout's next write. */
+  void (*before_wait)(struct lmp_state *S);
+  struct mp_op *drain_op;
+  int drain_err;
 };
 
 /* What every suspension yields (the coroutine wrappers pass it up). */

@@ -88,8 +88,12 @@ static int file_read(lua_State *L) {
 
 /* The iterator of file:lines(...): upvalues S, file, formats. */
 static int lines_iter(lua_State *L) {
-  struct lfile *wf = luaL_checkudata(L, lua_upvalueindex(2), LMP_FILE);
+  /* upvalue 2 is a file: file_lines checked it */
+  struct lfile *wf = lua_touserdata(L, lua_upvalueindex(2));
   int n = (int)lua_tointeger(L, lua_upvalueindex(3));
+  /* a whole line buffered: no format engine, no stack shuffling */
+  if (lfile_isopen(wf) && !wf->h->wlen && lmp_rbuf_line(L, &wf->rb))
+    return 1;
   lua_settop(L, 0);
   lua_pushvalue(L, lua_upvalueindex(2));
   if (lfile_isopen(wf) && wf->h->wlen) /* the file at 1, as flushes want */
@@ -505,9 +509,11 @@ static const luaL_Reg fs_funcs[] = {
   {"open", fs_open}, {NULL, NULL},
 };
 
+const char lfile_mt_key = 0;
+
 void lmp_open_file(lua_State *L, struct lmp_state *S) {
   lmp_new_class(L, S, LMP_FILE, file_meta, file_methods);
-  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lfile_mt_key);
   luaL_getsubtable(L, -1, "fs");
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, fs_funcs, 1);

@@ -183,11 +183,29 @@ static const char **strvec(lua_State *L, int idx) {
 /* core.proc_spawn(argv, env|nil, cwd|nil, mode0, mode1, mode2): handle,
  * pid, stdin, stdout, stderr (streams or nil); or nil, msg, code. The
  * arguments are checked by proc.lua. */
+static int proc_spawn(lua_State *L);
+
+static int spawn_again(lua_State *L, struct mp_op *op) {
+  mp_op_release(op);
+  return proc_spawn(L);
+}
+
 static int proc_spawn(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct mp_spawn o;
   struct mp_proc p;
   mp_handle_t pipes[3];
+  /* A child writing to our stdout comes after what we wrote there: what
+   * waits in C stdio's buffer (mp.stdout's bytes, io.write's) goes out
+   * first, once stdout is writable (a failure is the child's to meet). */
+  if (lua_tointeger(L, 5) == MP_STDIO_INHERIT &&
+      mp_os_stdout_drain(mp_os_stdhandle(1)) == 0) {
+    struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
+    if (!op) return luaL_error(L, "not enough memory");
+    mp_op_prep_poll_out(op, mp_os_stdhandle(1));
+    lua_settop(L, 6);
+    return lmp_await(L, op, spawn_again, "spawn");
+  }
   luaL_checktype(L, 1, LUA_TTABLE);
   o.argv = strvec(L, 1);
   o.env = lua_istable(L, 2) ? strvec(L, 2) : NULL;

@@ -500,6 +500,10 @@ static int pmain(lua_State *L) {
 #endif
   running = moonport_running(L);
   createargtable(L, argv, argc, script);
+  /* Generational, as lua.c: a stream of large short-lived strings (64 KiB
+   * reads) made the incremental collector run a full cycle over the whole
+   * heap every few reads (bench/readfloor.sh, docs/performance.md). */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   if (!(flags & MP_ARGS_NOENV) && handle_luainit(L) != LUA_OK) goto fail;
   if (!runargs(L, argv, script)) goto fail;
   if (script < argc && handle_script(L, argv + script) != LUA_OK) goto fail;

@@ -132,7 +132,8 @@ static int64_t attempt(struct mp_op *op) {
       r = recvmsg(fd, op->u.rw.buf, MSG_DONTWAIT | op->msgflags);
       break;
     case MP_OP_POLL: {
-      struct pollfd p = {.fd = fd, .events = POLLIN};
+      struct pollfd p = {.fd = fd,
+                         .events = op->msgflags ? POLLOUT : POLLIN};
       r = poll(&p, 1, 0);
       if (r > 0) return p.revents & POLLNVAL ? MP_EBADF : 0;
       if (r == 0) return MP_EAGAIN;
@@ -198,7 +199,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
   if (!(f = fd_get(loop, s, op->handle))) return MP_ENOMEM;
   q = (op->kind == MP_OP_RECV || op->kind == MP_OP_ACCEPT ||
        op->kind == MP_OP_READ || op->kind == MP_OP_RECVFROM ||
-       op->kind == MP_OP_POLL) ? &f->rq : &f->wq;
+       (op->kind == MP_OP_POLL && !op->msgflags)) ? &f->rq : &f->wq;
   /* Sockets: try at once unless others are queued ahead (FIFO). */
   if (!q->head && op->kind != MP_OP_READ && op->kind != MP_OP_WRITE) {
     int wait = MP_EAGAIN; /* the result that means "wait for readiness" */

@@ -365,7 +365,8 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
       io_uring_prep_recvmsg(sqe, op->handle, op->u.rw.buf, op->msgflags);
       break;
     case MP_OP_POLL:
-      io_uring_prep_poll_add(sqe, op->handle, POLLIN);
+      io_uring_prep_poll_add(sqe, op->handle,
+                             op->msgflags ? POLLOUT : POLLIN);
       break;
     default:
       io_uring_prep_nop(sqe); /* keep the SQ consistent */

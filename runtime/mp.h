@@ -148,7 +148,8 @@ enum mp_op_kind {
   MP_OP_GETADDRINFO, /* names to addresses, on the threadpool */
   MP_OP_POLL,     /* completes once the handle is readable or signalled
                      (a process handle whose process ended, a signal
-                     handle with a signal pending); result 0 */
+                     handle with a signal pending), or writable
+                     (mp_op_prep_poll_out); result 0 */
   MP_OP_KIND_MAX
 };
 
@@ -165,7 +166,8 @@ struct mp_op {
   uint8_t kind;      /* in: enum mp_op_kind */
   uint8_t state;     /* private: enum in mp_internal.h */
   uint8_t flags;     /* private */
-  uint8_t msgflags;  /* in: extra flags for RECV/SEND (MSG_PEEK, ...) */
+  uint8_t msgflags;  /* in: extra flags for RECV/SEND (MSG_PEEK, ...);
+                        POLL: 1 waits for writable (prep_poll_out) */
   mp_handle_t handle; /* in: the file, socket or pipe the op works on */
 #ifdef _WIN32
   /* private: the OVERLAPPED the kernel owns while the op is in flight */
@@ -304,6 +306,8 @@ void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf,
 void mp_op_prep_accept(struct mp_op *op, mp_handle_t h);
 void mp_op_prep_close(struct mp_op *op, mp_handle_t h);
 void mp_op_prep_poll(struct mp_op *op, mp_handle_t h);
+/* MP_OP_POLL completing once h is writable instead. */
+void mp_op_prep_poll_out(struct mp_op *op, mp_handle_t h);
 /* Path ops. Paths are relative to the current directory and copied
  * into memory the op owns (MP_ENOMEM when that fails). */
 enum { /* open flags: portable bits (the runtime translates them; the

@@ -172,6 +172,28 @@ int mp_os_sigroute_take(struct mp_sigroute *r, int signo);
  * previous mask is restored, the ownership given back. Frees r. */
 void mp_os_sigroute_close(struct mp_sigroute *r);
 
+/* ---- C stdio's stdout (issue 12, lines: runtime/proc_unix.c) ----
+ * mp.stdout writes small pieces into C stdio's buffer of stdout, which
+ * print and io.write use too: one buffer keeps them in order, and exit()
+ * flushes it. */
+
+/* When C's stdout is fully buffered (not a terminal, not unbuffered):
+ * the bytes waiting in its buffer and the buffer's size, so that fwrite
+ * of up to size - pending more bytes writes nothing (its buffer is made
+ * first if nothing was written yet); 0. Else MP_EOPNOTSUPP. */
+int mp_os_stdout_buffer(size_t *pending, size_t *size);
+/* Writes out C's stdout buffer (fflush) if h (a handle on the same file)
+ * takes it now without blocking, as a pipe takes PIPE_BUF bytes once it
+ * is writable: 1 (done, or nothing was waiting), 0 (not writable: wait
+ * with mp_op_prep_poll_out, then again), or an MP_E* code (the bytes are
+ * dropped, as fflush drops them). */
+int mp_os_stdout_drain(mp_handle_t h);
+/* Writes what h (a pipe, terminal or file at its own position) takes now
+ * without waiting: the count written (maybe short), MP_EAGAIN when
+ * nothing fits or h cannot tell (then write through the loop), or an
+ * MP_E* code. At most 16 pieces of iov are tried. */
+int64_t mp_os_trywrite(mp_handle_t h, const struct mp_iov *iov, int n);
+
 #ifdef __cplusplus
 }
 #endif

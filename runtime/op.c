@@ -322,6 +322,12 @@ void mp_op_prep_close(struct mp_op *op, mp_handle_t h) {
 void mp_op_prep_poll(struct mp_op *op, mp_handle_t h) {
   op->kind = MP_OP_POLL;
   op->handle = h;
+  op->msgflags = 0;
+}
+
+void mp_op_prep_poll_out(struct mp_op *op, mp_handle_t h) {
+  mp_op_prep_poll(op, h);
+  op->msgflags = 1; /* the backends read it as "writable" */
 }
 
 /* Path ops keep [head bytes][path\0][path2\0] in op->priv, so the

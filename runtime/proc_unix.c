@@ -9,14 +9,18 @@
  * EPIPE (MSG_NOSIGNAL) instead of raising SIGPIPE. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -272,4 +276,49 @@ void mp_os_sigroute_close(struct mp_sigroute *r) {
   if (r->saved_ok) pthread_sigmask(SIG_SETMASK, &r->saved, NULL);
   atomic_fetch_and(&owned, ~bits);
   free(r);
+}
+
+/* ---- C stdio's stdout (issue 12: mp.stdout shares its buffer) ---- */
+
+int mp_os_stdout_buffer(size_t *pending, size_t *size) {
+  if (__flbf(stdout) || !__fwritable(stdout)) return MP_EOPNOTSUPP;
+  if (__fbufsize(stdout) == 0 && __fpending(stdout) == 0) {
+    /* Nothing written yet: no buffer, and a terminal is not yet marked
+     * line-buffered (stdio does it with the buffer). Make the buffer
+     * stdio would. */
+    if (isatty(fileno(stdout))) return MP_EOPNOTSUPP;
+    setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
+  }
+  *size = __fbufsize(stdout);
+  *pending = __fpending(stdout);
+  /* unbuffered: a buffer of one byte that is never kept */
+  return *size > 1 ? 0 : MP_EOPNOTSUPP;
+}
+
+int mp_os_stdout_drain(mp_handle_t h) {
+  if (__fpending(stdout) == 0) return 1;
+  struct pollfd p = {.fd = h, .events = POLLOUT};
+  int r = poll(&p, 1, 0);
+  if (r < 0) return errno == EINTR ? 0 : mp_err_from_errno(errno);
+  if (r == 0) return 0;
+  if (fflush(stdout) == 0) return 1;
+  r = mp_err_from_errno(errno);
+  clearerr(stdout); /* reported here; the bytes are gone, as fflush's */
+  return r;
+}
+
+int64_t mp_os_trywrite(mp_handle_t h, const struct mp_iov *iov, int n) {
+  struct iovec v[16];
+  ssize_t r;
+  if (n > 16) n = 16; /* a short write, as allowed */
+  for (int i = 0; i < n; i++) {
+    v[i].iov_base = (void *)iov[i].base;
+    v[i].iov_len = iov[i].len;
+  }
+  do r = pwritev2(h, v, n < 0 ? 0 : n, -1, RWF_NOWAIT);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0) return r;
+  /* EOPNOTSUPP: a terminal or device that cannot say */
+  if (errno == EAGAIN || errno == EOPNOTSUPP) return MP_EAGAIN;
+  return mp_err_from_errno(errno);
 }

@@ -53,6 +53,47 @@ TEST_IMPL(op_poll) {
   return 0;
 }
 
+/* A poll for writable (mp_op_prep_poll_out) on a full pipe completes
+ * once the reader took some, and writes nothing; on a pipe with room, at
+ * once. */
+TEST_IMPL(op_poll_out) {
+  struct mp_loop *loop = test_loop();
+  int fds[2];
+  char buf[4096] = {0};
+  ASSERT_EQ(pipe(fds), 0);
+  npres = 0;
+  struct mp_op *op = mp_op_new(loop, pres_cb, NULL);
+  mp_op_prep_poll_out(op, fds[1]);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(npres, 1);
+  ASSERT_EQ(pres[0], 0);
+  ASSERT_EQ(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
+  ASSERT_EQ(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+  size_t filled = 0;
+  ssize_t w;
+  while ((w = write(fds[1], buf, sizeof buf)) > 0) filled += (size_t)w;
+  op = mp_op_new(loop, pres_cb, NULL);
+  mp_op_prep_poll_out(op, fds[1]);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  mp_loop_run(loop, MP_RUN_NOWAIT);
+  ASSERT_EQ(npres, 1); /* full: waits */
+  size_t got = 0;
+  while (got < filled) {
+    ssize_t r = read(fds[0], buf, sizeof buf);
+    ASSERT(r > 0);
+    got += (size_t)r;
+  }
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(npres, 2);
+  ASSERT_EQ(pres[1], 0);
+  ASSERT_EQ(read(fds[0], buf, 1), -1); /* it wrote nothing */
+  close(fds[0]);
+  close(fds[1]);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
 /* A child with a piped stdout: its output, a poll on its handle that
  * completes when it ends, its exit status, then ESRCH. A missing program
  * fails at spawn and leaves nothing open. */

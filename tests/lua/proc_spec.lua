@@ -617,6 +617,140 @@ describe("mp.stdin, mp.stdout, mp.stderr", function()
     end)
   end)
 
+  it("mp.stdout:write to a pipe does not suspend while it fits in "
+     .. "stdout's buffer (no op per line), nor a write the stream takes "
+     .. "at once", function()
+    H.run(function()
+      local out, code = proc.run({ MOONPORT, "-e", [[
+        local mp = require "moonport"
+        local ran = false
+        mp.spawn(function() ran = true end)
+        for _ = 1, 3 do mp.stdout:write("x") end
+        mp.stdout:write(" ", tostring(ran), "\n")
+        io.write("io ")
+        mp.stdout:write(tostring(ran), "\n")
+        mp.stderr:write("err") -- taken at once: no op either
+        mp.stdout:write(("z"):rep(10000), tostring(ran), "\n") -- the same
+        mp.sleep(0)
+        mp.stdout:write(tostring(ran), "\n")]] }, { stderr = "null" })
+      assert.equal("xxx false\nio false\n" .. ("z"):rep(10000) ..
+                   "false\ntrue\n", out)
+      assert.equal(0, code)
+    end)
+  end)
+
+  it("keeps mp.stdout's buffered bytes at exit, os.exit and an error, in "
+     .. "order with io.write", function()
+    H.run(function()
+      local cases = {
+        { 'mp.stdout:write("a") io.write("b") mp.stdout:write("c")', "abc",
+          0 },
+        { 'mp.stdout:write("a") io.write("b") os.exit(3)', "ab", 3 },
+        { 'mp.stdout:write("a") error("boom")', "a", 1 },
+        { 'mp.spawn(function() mp.stdout:write("t") mp.sleep(0.01) ' ..
+          'mp.stdout:write("u") end)', "tu", 0 },
+        { 'mp.stdout:write(("z"):rep(100000), "!") io.write("w")',
+          ("z"):rep(100000) .. "!w", 0 },
+      }
+      for _, c in ipairs(cases) do
+        local out, code = proc.run({ MOONPORT, "-e",
+          'local mp = require "moonport" ' .. c[1] }, { stderr = "null" })
+        assert.equal(c[2], out)
+        assert.equal(c[3], code)
+      end
+    end)
+  end)
+
+  it("writes what waits in stdout's buffer before a child that inherits "
+     .. "stdout starts", function()
+    H.run(function()
+      local out, code = proc.run({ MOONPORT, "-e", [[
+        local mp = require "moonport"
+        mp.stdout:write("before ")
+        io.write("io ")
+        assert(mp.proc.spawn({ "echo", "child" })):wait()
+        mp.stdout:write("after\n")]] })
+      assert.equal("before io child\nafter\n", out)
+      assert.equal(0, code)
+    end)
+  end)
+
+  it("writes mp.stdout's buffered bytes out before waiting: a reader "
+     .. "waiting for them gets them", function()
+    H.run(function()
+      local p = assert(proc.spawn({ MOONPORT, "-e", [[
+        local mp = require "moonport"
+        mp.stdout:write("ping\n")
+        local reply = mp.stdin:read("l")
+        mp.stdout:write("got ", reply, "\n")
+        mp.sleep(0.05) -- a timer wait, not a read
+        mp.stdout:write("late\n")
+        mp.sleep(5)]] }, { stdin = "pipe", stdout = "pipe" }))
+      p.stdout:settimeout(5)
+      assert.equal("ping", p.stdout:read("l"))
+      assert(p.stdin:write("pong\n"))
+      assert.equal("got pong", p.stdout:read("l"))
+      assert.equal("late", p.stdout:read("l"))
+      p:kill()
+      p:wait()
+      p.stdin:close()
+      p.stdout:close()
+    end)
+  end)
+
+  it("a full stdout pipe stops neither the loop nor the timer; flush "
+     .. "waits for it", function()
+    H.run(function()
+      local p = assert(proc.spawn({ MOONPORT, "-e", [[
+        local mp = require "moonport"
+        local ticks = 0
+        local t = mp.spawn(function()
+          while true do mp.sleep(0.01) ticks = ticks + 1 end
+        end)
+        local line = ("y"):rep(99) .. "\n"
+        mp.stderr:write("start\n")
+        for _ = 1, 4000 do assert(mp.stdout:write(line)) end
+        assert(mp.stdout:flush())
+        mp.stderr:write(ticks, "\n")
+        t:cancel()]] }, { stdout = "pipe", stderr = "pipe" }))
+      assert.equal("start", p.stderr:read("l"))
+      mp.sleep(0.5) -- the child fills the pipe and waits
+      local out = p.stdout:read("a")
+      assert.equal(400000, #out)
+      assert.equal(("y"):rep(99) .. "\n", out:sub(-100))
+      local ticks = tonumber(p.stderr:read("l"))
+      assert.is_true(ticks >= 5, "ticks " .. tostring(ticks)) -- ~50
+      assert.equal(0, p:wait())
+      p.stdout:close()
+      p.stderr:close()
+    end)
+  end)
+
+  it("mp.stdout writes bigger than stdout's buffer arrive whole and in "
+     .. "order through a full pipe", function()
+    H.run(function()
+      local p = assert(proc.spawn({ MOONPORT, "-e", [[
+        local mp = require "moonport"
+        mp.stderr:write("start\n")
+        for i = 1, 30 do
+          local c = string.char(64 + i)
+          assert(mp.stdout:write(c:rep(7000), "|", c:rep(13000)))
+          mp.stdout:write(tostring(i), "\n")
+        end]] }, { stdout = "pipe", stderr = "pipe" }))
+      assert.equal("start", p.stderr:read("l"))
+      mp.sleep(0.3) -- the child fills the pipe and waits
+      local want = {}
+      for i = 1, 30 do
+        local c = string.char(64 + i)
+        want[i] = c:rep(7000) .. "|" .. c:rep(13000) .. i .. "\n"
+      end
+      assert.is_true(table.concat(want) == p.stdout:read("a"))
+      assert.equal(0, p:wait())
+      p.stdout:close()
+      p.stderr:close()
+    end)
+  end)
+
   it("works over regular files and /dev/null", function()
     H.run(function()
       local dir = H.tmpdir()
