@@ -65,3 +65,10 @@ foreach(spec ${MP_SPECS})
   set_tests_properties(lua-${name} PROPERTIES
     WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/lua)
 endforeach()
+
+# The command end to end under wine (tests/win/cli.sh): run by bash on
+# the host, which starts moonport.exe through wine for each case.
+add_test(NAME e2e-cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/win/cli.sh
+         ${CMAKE_CROSSCOMPILING_EMULATOR} $<TARGET_FILE:moonport>)
+set_tests_properties(e2e-cli PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 300
+                     ENVIRONMENT "${MP_WINE_ENV}")

@@ -21,21 +21,19 @@ end
 -- /proc, no Unix tools; paths use '/' all the same.
 H.windows = package.config:sub(1, 1) == "\\"
 
+-- On Windows the directories are made and removed in this process with
+-- mp.fs (in a task; H.run runs fn at once inside one): wine's cmd.exe
+-- costs a process start each time and has hung in rmdir under load.
+local function in_task(fn, ...)
+  return H.run(fn, ...)
+end
+
 -- A fresh temporary directory, removed by the caller with H.rmtree.
 function H.tmpdir()
   if H.windows then
-    -- tmpnam's name differs per process (processes started together
-    -- under wine may draw the same random numbers); a taken one is
-    -- drawn again
-    local base = (os.getenv("TEMP") or "C:\\windows\\temp"):gsub("\\", "/")
-    local tag = os.tmpname():gsub("[^%w]", "")
-    for _ = 1, 20 do
-      local p = ("%s/moonport-%s-%d"):format(base, tag, math.random(1 << 30))
-      if os.execute('mkdir "' .. p:gsub("/", "\\") .. '" 2>nul') then
-        return p
-      end
-    end
-    error("no temporary directory in " .. base)
+    return in_task(function()
+      return assert(mp.fs.mkdtemp()) -- in the system's temporary folder
+    end)
   end
   local p = os.tmpname()
   os.remove(p)
@@ -45,15 +43,38 @@ end
 
 -- Makes directory p and its missing parents (mkdir -p).
 function H.mkdir_p(p)
-  if H.windows then -- cmd's mkdir makes the parents
-    return os.execute('mkdir "' .. p:gsub("/", "\\") .. '" 2>nul')
+  if H.windows then
+    return in_task(function()
+      local at = p:match("^%a:/") or p:match("^/") or ""
+      for part in p:sub(#at + 1):gmatch("[^/]+") do
+        at = at == "" and part or (at:sub(-1) == "/" and at or at .. "/")
+          .. part
+        local st = mp.fs.stat(at)
+        if not st then
+          local ok, msg = mp.fs.mkdir(at)
+          if not ok then return nil, msg end
+        end
+      end
+      return true
+    end)
   end
   return os.execute("mkdir -p '" .. p .. "'")
 end
 
+-- Removes p and everything under it (rm -rf); what cannot be removed
+-- (still open on Windows) is left.
 function H.rmtree(p)
   if H.windows then
-    os.execute('rmdir /s /q "' .. p:gsub("/", "\\") .. '"')
+    local function rm(q)
+      local st = mp.fs.lstat(q)
+      if st and st.type == "directory" then
+        for _, name in ipairs(mp.fs.dir(q) or {}) do rm(q .. "/" .. name) end
+        mp.fs.rmdir(q)
+      elseif st then
+        mp.fs.remove(q)
+      end
+    end
+    in_task(rm, p)
     return
   end
   os.execute("rm -rf '" .. p .. "'")
@@ -111,8 +132,8 @@ local function counts()
     ["task anchors left in the registry"] = s.anchors,
     ["join waiters left"] = s.waiters,
     ["registry references left"] = s.registry,
-    -- (not on Windows: the system's own thread pool, whose wait threads
-    -- run MP_OP_POLL on process handles, grows and shrinks by itself)
+    -- (not on Windows: the IOCP loop's POLL waiter threads start on
+    -- first use and stay with the loop, outside the pool's count)
     ["threads still running"] = H.windows and 0
                                 or (s.threads or 0) - s.pool_threads,
   }
