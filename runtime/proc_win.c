@@ -23,6 +23,7 @@
 #include <windows.h>
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
@@ -506,4 +507,30 @@ void mp_os_sigroute_close(struct mp_sigroute *r) {
   /* The handler stays installed: without an owner it passes every event
    * on, as if it were not there. */
   free(r);
+}
+
+/* ---- C stdio's stdout ----
+ * The Microsoft C runtime tells no one how many bytes wait in a FILE's
+ * buffer: mp.stdout does not share it, and writes through the loop. */
+
+int mp_os_stdout_buffer(size_t *pending, size_t *size) {
+  (void)pending;
+  (void)size;
+  return MP_EOPNOTSUPP;
+}
+
+/* Before a child that inherits stdout starts: what print and io.write
+ * left in C's buffer goes out first (blocking, as their own writes do). */
+int mp_os_stdout_drain(mp_handle_t h) {
+  (void)h;
+  return fflush(stdout) == 0 ? 1 : MP_EIO;
+}
+
+/* A named pipe, console or file cannot be written without waiting by a
+ * synchronous call: every write goes through the loop. */
+int64_t mp_os_trywrite(mp_handle_t h, const struct mp_iov *iov, int n) {
+  (void)h;
+  (void)iov;
+  (void)n;
+  return MP_EAGAIN;
 }

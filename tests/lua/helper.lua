@@ -132,8 +132,8 @@ local function counts()
     ["task anchors left in the registry"] = s.anchors,
     ["join waiters left"] = s.waiters,
     ["registry references left"] = s.registry,
-    -- (not on Windows: the system's own thread pool, whose wait threads
-    -- run MP_OP_POLL on process handles, grows and shrinks by itself)
+    -- (not on Windows: the IOCP loop's POLL waiter threads start on
+    -- first use and stay with the loop, outside the pool's count)
     ["threads still running"] = H.windows and 0
                                 or (s.threads or 0) - s.pool_threads,
   }

@@ -105,6 +105,14 @@ return {
       "pipe is tested by 'mp.proc with a moonport child'"
     t["mp.stdin, mp.stdout, mp.stderr works over regular files and " ..
       "/dev/null"] = unix
+    t["mp.stdin, mp.stdout, mp.stderr writes what waits in stdout's " ..
+      "buffer before a child that inherits stdout starts"] = unix
+    t["mp.stdin, mp.stdout, mp.stderr mp.stdout:write to a pipe does not " ..
+      "suspend while it fits in stdout's buffer (no op per line), nor a " ..
+      "write the stream takes at once"] = "mp.stdout does not share the " ..
+      "C runtime's stdout buffer on Windows (msvcrt does not tell how " ..
+      "much waits in it) and no pipe write is tried at once: each " ..
+      "write is an op of the loop"
     return t
   end)(),
   -- W3: watching (runtime/watch_win.c)
