@@ -799,7 +799,8 @@ static int run_workers(int argc, char **argv, struct mp_args *args) {
       (r = mp_loop_new(&t.loop, NULL)) < 0 ||
       (r = mp_os_sigroute_open(&t.route, &t.sigh)) < 0 ||
       (r = mp_os_sigroute_add(t.route, mp_os_signum("INT"))) < 0 ||
-      (r = mp_os_sigroute_add(t.route, mp_os_signum("TERM"))) < 0 ||
+      ((r = mp_os_sigroute_add(t.route, mp_os_signum("TERM"))) < 0 &&
+       r != MP_ENOSYS) || /* Windows: no TERM reaches a process */
       !(t.hub = moonport_workers_new(t.n)) ||
       !(t.w = calloc((size_t)t.n, sizeof *t.w))) {
     fprintf(stderr, "%s: cannot start the workers: %s\n", progname,

@@ -104,5 +104,16 @@ check "files and sockets from a script" \
   '[ $st -eq 0 ] && [ "$out" = "line 1	line 2	ping!" ]' ||
   cat "$tmp/err"
 
+cat > "$tmp/workers.lua" <<'LUA'
+local mp = require "moonport"
+mp.sleep(0.01)
+print("worker " .. mp.worker())
+LUA
+out=$(mp --workers 2 "$tmp/workers.lua" 2>"$tmp/err" | tr -d '\r' | sort)
+st=$?
+check "--workers 2 runs the script in two workers" \
+  '[ $st -eq 0 ] && [ "$out" = "worker 1
+worker 2" ]' || cat "$tmp/err"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
