@@ -9,13 +9,20 @@
  * them. The command exits 0 when every task has ended, 1 at once if the
  * script raises, and 1 at the end if a task nobody joined raised.
  * --workers N runs N such states, one thread each (run_workers). */
+#ifndef _WIN32
 #include <pthread.h>
+#endif
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <io.h> /* _isatty */
+#define isatty _isatty
+#else
 #include <unistd.h>
+#endif
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -31,6 +38,12 @@
 
 static const char *progname = "moonport";
 
+#ifdef _WIN32
+#define MP_BACKEND_NAMES "iocp"
+#else
+#define MP_BACKEND_NAMES "io_uring, epoll"
+#endif
+
 /* Ctrl-C, as in lua.c: the handler sets a hook on the Lua thread that is
  * running (the running task's coroutine, or the main state) so that even
  * `while true do end` raises "interrupted!"; a task suspended in the loop
@@ -41,7 +54,9 @@ static const char *progname = "moonport";
 static _Thread_local lua_State *host_L;
 static _Thread_local struct mp_loop *host_loop;
 static _Thread_local lua_State *volatile *running; /* moonport_running */
+#ifndef _WIN32
 static pthread_t main_thread;
+#endif
 static _Thread_local volatile sig_atomic_t got_sigint;
 static _Thread_local volatile sig_atomic_t sigint_hooked; /* it stopped
                                                              running Lua */
@@ -84,6 +99,51 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "interrupted!");
 }
 
+#ifdef _WIN32
+/* The C runtime's signal() is SetConsoleCtrlHandler: Ctrl-C runs the
+ * handler on a thread Windows starts for it, reset to the default before
+ * the call. That thread sees none of the main thread's thread-locals:
+ * set_sigint, on the main thread, leaves it their addresses. */
+static void on_sigint(int sig);
+static struct {
+  volatile sig_atomic_t *got, *hooked;
+  int *in_repl, *main_runs_lua;
+  lua_State *volatile **running;
+  lua_State **repl_co, **host_L;
+  struct mp_loop **host_loop;
+} ctrl;
+
+static void on_ctrl_c(int sig) {
+  (void)sig;
+  signal(SIGINT, *ctrl.in_repl ? on_ctrl_c : SIG_DFL); /* a second ends it */
+  *ctrl.got = 1;
+  lua_State *co = **ctrl.running;
+  int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+  if (co && co != *ctrl.repl_co) {
+    lua_sethook(co, stop_hook, mask, 1);
+    *ctrl.hooked = 1;
+  } else if (*ctrl.main_runs_lua) {
+    lua_sethook(*ctrl.host_L, stop_hook, mask, 1);
+  }
+  mp_loop_wake(*ctrl.host_loop);
+}
+
+static void set_sigint(void (*handler)(int)) {
+  if (self) return; /* the main thread routes the workers' signals */
+  if (handler == on_sigint) {
+    ctrl.got = &got_sigint;
+    ctrl.hooked = &sigint_hooked;
+    ctrl.in_repl = &in_repl;
+    ctrl.main_runs_lua = &main_runs_lua;
+    ctrl.running = &running;
+    ctrl.repl_co = &repl_co;
+    ctrl.host_L = &host_L;
+    ctrl.host_loop = &host_loop;
+    handler = on_ctrl_c;
+  }
+  signal(SIGINT, handler);
+}
+#else
 static void set_sigint(void (*handler)(int)) {
   if (self) return; /* the main thread routes the workers' signals */
   struct sigaction sa;
@@ -93,12 +153,17 @@ static void set_sigint(void (*handler)(int)) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
 }
+#endif
 
 static void on_sigint(int sig) {
+#ifdef _WIN32 /* on_ctrl_c runs instead */
+  (void)sig;
+#else
   if (!pthread_equal(pthread_self(), main_thread)) {
     pthread_kill(main_thread, sig); /* a pool thread took it */
     return;
   }
+#endif
   if (!in_repl) set_sigint(SIG_DFL); /* a second Ctrl-C ends the process */
   got_sigint = 1;
   lua_State *co = *running;
@@ -268,7 +333,7 @@ static void print_usage(const char *badoption) {
   "  -W        turn warnings on\n"
   "  --        stop handling options\n"
   "  -         stop handling options and execute stdin\n"
-  "  --backend NAME  use the loop backend NAME (io_uring, epoll)\n"
+  "  --backend NAME  use the loop backend NAME (" MP_BACKEND_NAMES ")\n"
   "  --workers [N]   run the script in N threads (default: one per CPU)\n",
   progname);
 }
@@ -490,10 +555,15 @@ static int dorepl(lua_State *L) {
 /* Checks the backend name before the loop sees it, to say what is valid. */
 static int check_backend(const char *name, const char *from) {
   static const char *const names[] = {
+#ifdef _WIN32
+    "iocp",
+#else
 #ifdef MP_WITH_URING
     "io_uring",
 #endif
-    "epoll", NULL};
+    "epoll",
+#endif
+    NULL};
   if (!name || !*name) return 1;
   for (int i = 0; names[i]; i++)
     if (strcmp(name, names[i]) == 0) return 1;
@@ -729,7 +799,8 @@ static int run_workers(int argc, char **argv, struct mp_args *args) {
       (r = mp_loop_new(&t.loop, NULL)) < 0 ||
       (r = mp_os_sigroute_open(&t.route, &t.sigh)) < 0 ||
       (r = mp_os_sigroute_add(t.route, mp_os_signum("INT"))) < 0 ||
-      (r = mp_os_sigroute_add(t.route, mp_os_signum("TERM"))) < 0 ||
+      ((r = mp_os_sigroute_add(t.route, mp_os_signum("TERM"))) < 0 &&
+       r != MP_ENOSYS) || /* Windows: no TERM reaches a process */
       !(t.hub = moonport_workers_new(t.n)) ||
       !(t.w = calloc((size_t)t.n, sizeof *t.w))) {
     fprintf(stderr, "%s: cannot start the workers: %s\n", progname,
@@ -804,7 +875,9 @@ static int run_one(int argc, char **argv, struct mp_args *args,
 int main(int argc, char **argv) {
   struct mp_args args;
   if (argv[0] && argv[0][0]) progname = argv[0];
+#ifndef _WIN32
   main_thread = pthread_self();
+#endif
   if (mp_args_parse(argc, argv, &args) & MP_ARGS_ERROR) {
     print_usage(argv[args.first]);
     return EXIT_FAILURE;
@@ -813,8 +886,10 @@ int main(int argc, char **argv) {
       (!args.backend &&
        !check_backend(getenv("MOONPORT_BACKEND"), "MOONPORT_BACKEND")))
     return EXIT_FAILURE;
+#ifdef SIGPIPE
   /* A write to a closed pipe must be an EPIPE result, not a dead process. */
   signal(SIGPIPE, SIG_IGN);
+#endif
   if (args.workers) return run_workers(argc, argv, &args);
   return run_one(argc, argv, &args, NULL) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

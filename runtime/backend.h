@@ -41,11 +41,18 @@ struct mp_backend {
   void (*wake)(struct mp_loop *loop);
   void (*unwake)(struct mp_loop *loop);
   /* The handle hosts sleep on (mp_loop_fd): it turns readable when the
-   * loop has work, a wake included. */
+   * loop has work, a wake included. NULL when there is none (IOCP: a
+   * completion port cannot be polled): mp_loop_fd is MP_INVALID_HANDLE,
+   * and mp_loop_wait sleeps in wait(), which then must only queue
+   * completions (never run callbacks). */
   mp_handle_t (*fd)(struct mp_loop *loop);
 };
 
+#ifdef _WIN32
+extern const struct mp_backend mp__backend_iocp; /* backend_iocp.c */
+#else
 extern const struct mp_backend mp__backend_epoll;
+#endif
 #ifdef MP_WITH_URING
 extern const struct mp_backend mp__backend_uring;
 #endif

@@ -1,22 +1,30 @@
 /* loop.c: loop setup and teardown, backend choice, run, dispatch, posts. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
+#ifndef _WIN32
+#include <sys/socket.h> /* struct msghdr: SENDTO/RECVFROM's u.rw.buf */
+#endif
 
 #include "mp_internal.h"
 
 static const struct mp_backend *find_backend(const char *name) {
+#ifdef _WIN32
+  if (strcmp(name, "iocp") == 0) return &mp__backend_iocp;
+#else
 #ifdef MP_WITH_URING
   if (strcmp(name, "io_uring") == 0) return &mp__backend_uring;
 #endif
   if (strcmp(name, "epoll") == 0) return &mp__backend_epoll;
+#endif
   return NULL;
 }
 
+#ifdef MP_WITH_URING
 static int debug_enabled(void) {
   const char *d = getenv("MOONPORT_DEBUG");
   return d && *d && strcmp(d, "0") != 0;
 }
+#endif
 
 /* Poison and quarantine released op buffers (see mp_internal.h): on with
  * MOONPORT_DEBUG_BUFFERS=1, and by default in MP_DEBUG builds. */
@@ -39,6 +47,9 @@ static int choose_backend(struct mp_loop *loop, const char *name) {
     if (!loop->backend) return MP_EINVAL;
     return loop->backend->init(loop);
   }
+#ifdef _WIN32
+  loop->backend = &mp__backend_iocp; /* the one Windows backend */
+#else
 #ifdef MP_WITH_URING
   int r = mp__backend_uring.init(loop);
   if (r == 0) {
@@ -53,6 +64,7 @@ static int choose_backend(struct mp_loop *loop, const char *name) {
   loop->fallback_reason = "built without liburing";
 #endif
   loop->backend = &mp__backend_epoll;
+#endif
   return loop->backend->init(loop);
 }
 
@@ -205,7 +217,7 @@ const char *mp_loop_fallback_reason(struct mp_loop *loop) {
   return loop->fallback_reason;
 }
 mp_handle_t mp_loop_fd(struct mp_loop *loop) {
-  return loop->backend->fd(loop);
+  return loop->backend->fd ? loop->backend->fd(loop) : MP_INVALID_HANDLE;
 }
 
 int mp_loop_timeout(struct mp_loop *loop) {
@@ -224,6 +236,17 @@ int mp_loop_wait(struct mp_loop *loop, int timeout_ms) {
   /* a timer due first ends the sleep as "woken": it is work */
   int timer = t > 0 && (timeout_ms < 0 || t <= timeout_ms);
   int64_t ms = timer ? t : timeout_ms;
+  if (!loop->backend->fd) {
+    /* nothing to poll: wait() only queues, and may return early (a wake
+     * whose posts a turn already took) */
+    int64_t end = mp__hrtime() + ms * 1000000;
+    for (;;) {
+      int64_t left = ms < 0 ? -1 : end - mp__hrtime();
+      loop->backend->wait(loop, left < 0 && ms >= 0 ? 0 : left);
+      if (loop->done.head || atomic_load(&loop->wake_pending)) return 1;
+      if (ms >= 0 && mp__hrtime() >= end) return timer;
+    }
+  }
   if (mp__wakefd_wait(mp_loop_fd(loop), ms < 0 ? -1 : ms * 1000000))
     return 1;
   return timer;
@@ -269,6 +292,13 @@ int mp_loop_buffer_inflight(struct mp_loop *loop, const void *p, size_t len) {
       case MP_OP_READ: case MP_OP_WRITE: case MP_OP_RECV: case MP_OP_SEND:
         if (overlaps(a, b, op->u.rw.buf, op->u.rw.len)) return 1;
         break;
+#ifdef _WIN32 /* net_win.c keeps the data in u.rw, the address in priv */
+      case MP_OP_SENDTO: case MP_OP_RECVFROM:
+        if (overlaps(a, b, op->u.rw.buf, op->u.rw.len) ||
+            overlaps(a, b, op->priv, sizeof(struct mp__dgram)))
+          return 1;
+        break;
+#else
       case MP_OP_SENDTO: case MP_OP_RECVFROM: {
         const struct msghdr *m = op->u.rw.buf;
         if (overlaps(a, b, m, sizeof *m) ||
@@ -281,6 +311,7 @@ int mp_loop_buffer_inflight(struct mp_loop *loop, const void *p, size_t len) {
             return 1;
         break;
       }
+#endif
       case MP_OP_CONNECT:
         if (overlaps(a, b, op->u.sa.addr, op->u.sa.addrlen)) return 1;
         break;

@@ -217,8 +217,9 @@ enum mp_run_mode {
 };
 
 /* Creates a loop. backend is "io_uring", "epoll" or NULL for the default
- * (io_uring when it can be set up, else epoll; the MOONPORT_BACKEND
- * environment variable overrides NULL). Returns 0 or an MP_E* code. */
+ * (io_uring when it can be set up, else epoll; on Windows "iocp", the
+ * only one; the MOONPORT_BACKEND environment variable overrides NULL).
+ * Returns 0 or an MP_E* code. */
 int mp_loop_new(struct mp_loop **loopp, const char *backend);
 /* MP_EBUSY while any op is in flight (cancel them and run the loop first).
  * mp_loop_drain cancels every op (but protected ones, which it waits for)
@@ -242,7 +243,8 @@ const char *mp_loop_fallback_reason(struct mp_loop *loop);
  * sleep before the next mp_loop_run(MP_RUN_NOWAIT) for timers. Sleep in
  * poll(mp_loop_fd, mp_loop_timeout) and run: nothing spins, nothing is
  * missed. The handle belongs to the backend (an eventfd on io_uring, the
- * epoll instance on epoll). */
+ * epoll instance on epoll). On Windows there is none (a completion port
+ * cannot be polled): MP_INVALID_HANDLE; use mp_loop_wait (docs/iocp.md). */
 mp_handle_t mp_loop_fd(struct mp_loop *loop);
 /* Milliseconds until a timer is due (rounded up), 0 when a completion or
  * a post already waits, -1 when no timer is pending. Call it right before

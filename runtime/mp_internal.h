@@ -121,6 +121,22 @@ struct mp__gai_job {
 };
 void mp__getaddrinfo_run(struct mp_op *op);
 
+#ifdef _WIN32
+/* error_win.c: a Win32 or Winsock error code (GetLastError,
+ * WSAGetLastError) as an MP_E* code; 0 -> 0, unknown -> MP_EUNKNOWN. */
+int mp_err_from_win(unsigned long code);
+
+/* net_win.c: op->priv of SENDTO / RECVFROM (the data is u.rw.buf and
+ * u.rw.len). SENDTO: addr is the destination, addr.len 0 the connected
+ * peer. RECVFROM: the backend gives WSARecvFrom addr.sa.b, addrlen and
+ * flags, which must live until the completion, and sets addr.len. */
+struct mp__dgram {
+  struct mp_addr addr;
+  int addrlen;
+  unsigned long flags;
+};
+#endif
+
 /* threadpool.c */
 int mp__pool_submit(struct mp_loop *loop, struct mp_op *op);
 int mp__pool_cancel(struct mp_loop *loop, struct mp_op *op);

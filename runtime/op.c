@@ -5,6 +5,10 @@
 
 #include "mp_internal.h"
 
+#ifdef _WIN32
+#define malloc_usable_size _msize
+#endif
+
 enum { BLOCK_OPS = 128 };
 
 struct mp_op *mp_op_new(struct mp_loop *loop, mp_op_cb cb, void *data) {

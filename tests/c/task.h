@@ -12,6 +12,15 @@
 
 #include "mp.h"
 
+#ifdef _WIN32
+/* POSIX's environment calls, for the tests that set variables. */
+static inline int setenv(const char *name, const char *value, int over) {
+  (void)over;
+  return _putenv_s(name, value);
+}
+static inline int unsetenv(const char *name) { return _putenv_s(name, ""); }
+#endif
+
 #define TEST_IMPL(name) \
   int test_##name(void);  \
   int test_##name(void)

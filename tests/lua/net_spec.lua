@@ -111,6 +111,27 @@ describe("mp.net echo", function()
     H.rmtree(dir)
   end)
 
+  it("over Unix-domain sockets, or EAFNOSUPPORT where the system has none",
+     function()
+    -- Linux always has them; Windows since 10, wine 8 not at all
+    local dir = H.tmpdir()
+    H.run(function()
+      local path = dir .. "/af.sock"
+      local srv, msg, code = net.listen_unix(path)
+      if srv or not H.windows then
+        assert(srv, msg)
+        srv:close()
+      else
+        assert.are.equal("EAFNOSUPPORT", code)
+        assert.matches(path, msg, 1, true)
+        local c, _, code2 = net.connect_unix(path)
+        assert.is_nil(c)
+        assert.are.equal("EAFNOSUPPORT", code2)
+      end
+    end)
+    H.rmtree(dir)
+  end)
+
   it("over UDP, with binary data and recvfrom timeouts", function()
     H.run(function()
       local a = assert(net.udp(LOCAL, 0))

@@ -1,0 +1,138 @@
+/* error_win.c: Win32 and Winsock error codes as MP_E* codes.
+ *
+ * One table for both: GetLastError, WSAGetLastError and an overlapped
+ * completion's status (through RtlNtStatusToDosError, which yields Win32
+ * codes even for sockets: ERROR_CONNECTION_REFUSED, not WSAECONNREFUSED)
+ * all land here. A code with no MP_E* twin is MP_EUNKNOWN. */
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <winsock2.h>
+#include <windows.h>
+
+#include "mp_internal.h"
+
+/* Newer than mingw-w64's headers. */
+#ifndef ERROR_DIRECTORY_NOT_SUPPORTED
+#define ERROR_DIRECTORY_NOT_SUPPORTED 336L
+#endif
+#ifndef ERROR_HANDLES_CLOSED
+#define ERROR_HANDLES_CLOSED 676L
+#endif
+#ifndef ERROR_ELEVATION_REQUIRED
+#define ERROR_ELEVATION_REQUIRED 740L
+#endif
+
+int mp_err_from_win(unsigned long code) {
+  switch (code) {
+    case ERROR_SUCCESS: return 0;
+    case ERROR_FILE_NOT_FOUND: case ERROR_PATH_NOT_FOUND:
+    case ERROR_INVALID_DRIVE: case ERROR_BAD_NETPATH:
+    case ERROR_BAD_NET_NAME: case ERROR_MOD_NOT_FOUND:
+    case ERROR_INVALID_NAME: case ERROR_BAD_PATHNAME:
+      return MP_ENOENT;
+    case ERROR_DIRECTORY: return MP_ENOTDIR; /* a file, not a directory */
+    case ERROR_TOO_MANY_OPEN_FILES: case WSAEMFILE: return MP_EMFILE;
+    case ERROR_ACCESS_DENIED: case ERROR_SHARING_VIOLATION:
+    case ERROR_LOCK_VIOLATION: case ERROR_NETWORK_ACCESS_DENIED:
+    case ERROR_CANT_ACCESS_FILE: case WSAEACCES:
+      return MP_EACCES;
+    case ERROR_PRIVILEGE_NOT_HELD: case ERROR_NOT_OWNER:
+      return MP_EPERM;
+    case ERROR_INVALID_HANDLE: case WSAEBADF: return MP_EBADF;
+    case ERROR_NOT_ENOUGH_MEMORY: case ERROR_OUTOFMEMORY:
+    case ERROR_NO_SYSTEM_RESOURCES: case ERROR_COMMITMENT_LIMIT:
+      return MP_ENOMEM;
+    case ERROR_FILE_EXISTS: case ERROR_ALREADY_EXISTS: return MP_EEXIST;
+    case ERROR_NOT_SAME_DEVICE: return MP_EXDEV;
+    case ERROR_DIR_NOT_EMPTY: return MP_ENOTEMPTY;
+    case ERROR_DISK_FULL: case ERROR_HANDLE_DISK_FULL: return MP_ENOSPC;
+    case ERROR_FILENAME_EXCED_RANGE: case ERROR_BUFFER_OVERFLOW:
+    case WSAENAMETOOLONG:
+      return MP_ENAMETOOLONG;
+    case ERROR_WRITE_PROTECT: return MP_EROFS;
+    case ERROR_NEGATIVE_SEEK: case ERROR_SEEK_ON_DEVICE: return MP_ESPIPE;
+    case ERROR_BROKEN_PIPE: case ERROR_NO_DATA: case ERROR_PIPE_NOT_CONNECTED:
+      return MP_EPIPE;
+    case ERROR_HANDLE_EOF: return MP_EOF;
+    case ERROR_NOT_SUPPORTED: case ERROR_CALL_NOT_IMPLEMENTED:
+    case ERROR_INVALID_FUNCTION:
+      return MP_ENOSYS;
+    case ERROR_INVALID_PARAMETER: case ERROR_INVALID_FLAGS:
+    case WSAEINVAL:
+      return MP_EINVAL;
+    case ERROR_DIRECTORY_NOT_SUPPORTED: return MP_EISDIR;
+    case ERROR_CANT_RESOLVE_FILENAME: case ERROR_TOO_MANY_LINKS:
+      return MP_ELOOP;
+    case ERROR_NO_UNICODE_TRANSLATION: return MP_EILSEQ;
+    case ERROR_BUSY: case ERROR_PIPE_BUSY: return MP_EBUSY;
+    case ERROR_SEM_TIMEOUT: case WAIT_TIMEOUT: case WSAETIMEDOUT:
+      return MP_ETIMEDOUT;
+    case ERROR_OPERATION_ABORTED: /* = WSA_OPERATION_ABORTED */
+    case ERROR_CANCELLED: case WSAECANCELLED:
+      return MP_ECANCELED;
+    case ERROR_HANDLES_CLOSED: return MP_ECLOSED;
+    case ERROR_IO_PENDING: case WSAEWOULDBLOCK: case ERROR_RETRY:
+      return MP_EAGAIN;
+    case ERROR_MORE_DATA: case WSAEMSGSIZE: return MP_EMSGSIZE;
+    case WSAEINTR: return MP_EINTR;
+    case WSAEFAULT: case ERROR_NOACCESS: return MP_EFAULT;
+    case WSAEINPROGRESS: return MP_EINPROGRESS;
+    case WSAEALREADY: return MP_EALREADY;
+    case WSAENOTSOCK: return MP_ENOTSOCK;
+    case WSAEDESTADDRREQ: return MP_EDESTADDRREQ;
+    case WSAEPROTOTYPE: return MP_EPROTOTYPE;
+    case WSAENOPROTOOPT: return MP_ENOPROTOOPT;
+    case WSAEPROTONOSUPPORT: return MP_EPROTONOSUPPORT;
+    case WSAESOCKTNOSUPPORT: return MP_ESOCKTNOSUPPORT;
+    case WSAEOPNOTSUPP: return MP_EOPNOTSUPP;
+    case WSAEPFNOSUPPORT: return MP_EPFNOSUPPORT;
+    case WSAEAFNOSUPPORT: return MP_EAFNOSUPPORT;
+    case WSAEADDRINUSE: case ERROR_ADDRESS_ALREADY_ASSOCIATED:
+      return MP_EADDRINUSE;
+    case WSAEADDRNOTAVAIL: case ERROR_INVALID_NETNAME:
+      return MP_EADDRNOTAVAIL;
+    case WSAENETDOWN: case ERROR_NETWORK_BUSY: return MP_ENETDOWN;
+    case WSAENETUNREACH: case ERROR_NETWORK_UNREACHABLE:
+      return MP_ENETUNREACH;
+    case WSAENETRESET: return MP_ENETRESET;
+    case WSAECONNABORTED: case ERROR_CONNECTION_ABORTED:
+    case ERROR_REQUEST_ABORTED:
+      return MP_ECONNABORTED;
+    case WSAECONNRESET: case ERROR_NETNAME_DELETED:
+    case ERROR_UNEXP_NET_ERR:
+      return MP_ECONNRESET;
+    case WSAENOBUFS: return MP_ENOBUFS;
+    case WSAEISCONN: case ERROR_CONNECTION_ACTIVE: return MP_EISCONN;
+    case WSAENOTCONN: case ERROR_CONNECTION_INVALID: return MP_ENOTCONN;
+    case WSAESHUTDOWN: return MP_EPIPE; /* send after shutdown, as Linux */
+    case WSAETOOMANYREFS: return MP_ETOOMANYREFS;
+    case WSAECONNREFUSED: case ERROR_CONNECTION_REFUSED:
+      return MP_ECONNREFUSED;
+    case WSAELOOP: return MP_ELOOP;
+    case WSAEHOSTDOWN: return MP_EHOSTDOWN;
+    case WSAEHOSTUNREACH: case ERROR_HOST_UNREACHABLE:
+    case ERROR_PROTOCOL_UNREACHABLE:
+      return MP_EHOSTUNREACH;
+    case ERROR_PORT_UNREACHABLE: return MP_ECONNREFUSED;
+    case WSAENOTEMPTY: return MP_ENOTEMPTY;
+    case WSAEUSERS: return MP_EUSERS;
+    case WSAEDQUOT: return MP_EDQUOT;
+    case WSAESTALE: return MP_ESTALE;
+    case WSAEREMOTE: return MP_EREMOTE;
+    case WSAEPROCLIM: return MP_EAGAIN;
+    case WSANOTINITIALISED: case WSASYSNOTREADY: return MP_ENETDOWN;
+    case WSAVERNOTSUPPORTED: return MP_ENOSYS;
+    case ERROR_NOT_READY: return MP_EAGAIN;
+    case ERROR_CRC: case ERROR_READ_FAULT: case ERROR_WRITE_FAULT:
+    case ERROR_GEN_FAILURE: case ERROR_IO_DEVICE:
+      return MP_EIO;
+    case ERROR_INVALID_REPARSE_DATA: case ERROR_NOT_A_REPARSE_POINT:
+      return MP_EINVAL;
+    case ERROR_ENVVAR_NOT_FOUND: return MP_ENOENT;
+    case ERROR_BAD_EXE_FORMAT: case ERROR_EXE_MACHINE_TYPE_MISMATCH:
+      return MP_ENOEXEC;
+    case ERROR_ELEVATION_REQUIRED: return MP_EACCES;
+    default: return MP_EUNKNOWN;
+  }
+}
