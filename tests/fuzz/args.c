@@ -9,8 +9,9 @@
  * ASan sees a read past either.
  *
  * Checks, against an independent model of lua.c's collectargs plus
- * --backend NAME / --backend=NAME: the same flags, script index and
- * backend (the same pointer into argv); the index is in range (the
+ * --backend NAME / --backend=NAME and --workers [N] / --workers=N: the
+ * same flags, script index, backend (the same pointer into argv) and
+ * worker count; the index is in range (the
  * offending option on an error, the script or argc otherwise); the
  * message for a bad option is lua.c's wording, NUL-terminated and within
  * any buffer size; argv is left untouched. */
@@ -24,21 +25,33 @@ static const char *const words[] = {
   "-lmod", "-l", "g=mod", "mod", "x.lua", "-e-", "-iv", "-vi", "-Ex",
   "---", "--x", "--e", "--backend", "--backend=", "--backend=epoll",
   "--backendx", "--backend=-", "epoll", "-E-", "-\xff", "\xff\xfe",
-  "-e\xc3", "\xc3\x28", "a b", "-W-",
+  "-e\xc3", "\xc3\x28", "a b", "-W-", "--workers", "--workers=",
+  "--workers=2", "--workers=0", "--workers=1025", "--workersx", "2", "0",
+  "1024", "1025", "007",
 };
 enum { NWORDS = sizeof words / sizeof words[0], MAXPAT = 64 };
 
 /* The model: lua.c's collectargs, written as a scan over the words with
  * n = the number of words before the first NULL (at most argc). */
 struct model {
-  int flags, first;
+  int flags, first, workers;
   const char *backend;
 };
 
 static int is_opt(const char *s) { return s[0] == '-'; }
 
+/* --workers' count: decimal digits only, 1..MP_WORKERS_MAX; else -1. */
+static int model_count(const char *s) {
+  long n = 0;
+  if (!*s || strspn(s, "0123456789") != strlen(s)) return -1;
+  for (; *s; s++)
+    if ((n = n * 10 + (*s - '0')) > MP_WORKERS_MAX) return -1;
+  return n >= 1 ? (int)n : -1;
+}
+
 static void model(int n, char **v, struct model *m) {
   m->flags = 0;
+  m->workers = 0;
   m->backend = NULL;
   m->first = n < 1 ? n : 1;
   int i = 1;
@@ -63,6 +76,17 @@ static void model(int n, char **v, struct model *m) {
     } else if (strncmp(s, "--backend=", 10) == 0) {
       if (!s[10]) goto bad;
       m->backend = s + 10;
+    } else if (strcmp(s, "--workers") == 0) {
+      /* a count when the next word is all digits, else every CPU */
+      const char *nx = i + 1 < n ? v[i + 1] : "";
+      if (*nx && strspn(nx, "0123456789") == strlen(nx)) {
+        if ((m->workers = model_count(nx)) < 0) goto bad;
+        i++;
+      } else {
+        m->workers = MP_WORKERS_CPUS;
+      }
+    } else if (strncmp(s, "--workers=", 10) == 0) {
+      if ((m->workers = model_count(s + 10)) < 0) goto bad;
     } else {
       goto bad;
     }
@@ -79,6 +103,9 @@ static void model_msg(const char *s, char *buf, size_t size) {
   if (s[1] == 'e' || s[1] == 'l' || strcmp(s, "--backend") == 0 ||
       strncmp(s, "--backend=", 10) == 0)
     snprintf(buf, size, "'%s' needs argument", s);
+  else if (strcmp(s, "--workers") == 0 || strncmp(s, "--workers=", 10) == 0)
+    snprintf(buf, size, "'%s': a count from 1 to %d expected", s,
+             MP_WORKERS_MAX);
   else
     snprintf(buf, size, "unrecognized option '%s'", s);
 }
@@ -165,6 +192,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
                bufsize, got, want);
     free(got);
   } else {
+    FUZZ_CHECK(a.workers == m.workers, "workers %d, expected %d",
+               a.workers, m.workers);
     FUZZ_CHECK(a.backend == m.backend, "backend %s, expected %s",
                a.backend ? a.backend : "(none)",
                m.backend ? m.backend : "(none)");
