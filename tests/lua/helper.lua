@@ -41,6 +41,21 @@ function H.tmpdir()
   return p
 end
 
+-- A fresh file name for a test's scratch file, removed by the caller
+-- with os.remove. On Windows os.tmpname (msvcrt's tmpnam) names a file
+-- in the root of the current drive ("\\s10."), which is / under wine:
+-- there the name is made in the system's temporary folder instead.
+local ntmp = 0
+function H.tmpname()
+  if not H.windows then return os.tmpname() end
+  ntmp = ntmp + 1
+  local dir = (os.getenv("TEMP") or os.getenv("TMP") or "."):gsub("\\", "/")
+  local p = ("%s/mp-%d-%d-%d.tmp"):format(dir, os.time(), ntmp,
+                                          math.random(1 << 30))
+  assert(io.open(p, "w")):close()
+  return p
+end
+
 -- Makes directory p and its missing parents (mkdir -p).
 function H.mkdir_p(p)
   if H.windows then

@@ -703,7 +703,7 @@ describe("mp.net load", function()
       return
     end
     f:close()
-    local script = os.tmpname()
+    local script = H.tmpname()
     f = assert(io.open(script, "w"))
     f:write([[
 local mp = require "moonport"

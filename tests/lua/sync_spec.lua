@@ -125,7 +125,7 @@ describe("mp.select", function()
     -- t fails while the select watches it (so it is not reported then),
     -- and the select returns the channel: t's failure is unhandled.
     local mp_cmd = H.moonport()
-    local script = os.tmpname()
+    local script = H.tmpname()
     local f = assert(io.open(script, "w"))
     f:write([[
       local mp = require "moonport"

@@ -731,7 +731,7 @@ describe("the coroutine library inside tasks", function()
 
   it("a coroutine abandoned while suspended raises when resumed later", function()
     H.run(function()
-      local path = os.tmpname()
+      local path = H.tmpname()
       local h = io.open(path, "wb") h:write("one\ntwo\n") h:close()
       local f = assert(mp.fs.open(path))
       local co = coroutine.create(function() return f:read("l") end)
