@@ -320,12 +320,18 @@ int mp_os_handle_mode(mp_handle_t h) {
   return mode;
 }
 
-/* A handle's rights cannot change; writes at offset -1 append anyway
- * (sync_io, the backend). */
+/* A handle's rights cannot change. Writes at offset -1 on an overlapped
+ * file append anyway (sync_io, the backend); a synchronous one writes at
+ * its position, which moves to the end here (an append for one writer;
+ * a handle opened for append only appends whatever happens). */
 int mp_os_set_append(mp_handle_t h) {
   DWORD type = GetFileType(h);
   if (type == FILE_TYPE_UNKNOWN && GetLastError() != NO_ERROR)
     return MP_EBADF;
+  if (type == FILE_TYPE_DISK && is_sync(h)) {
+    LARGE_INTEGER zero = {.QuadPart = 0};
+    SetFilePointerEx(h, zero, NULL, FILE_END);
+  }
   return 0;
 }
 
