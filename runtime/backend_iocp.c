@@ -158,17 +158,21 @@ static int remember(struct mp_loop *loop, uintptr_t h, uint8_t mode) {
 /* Associates h with the port (first use) and says whether an op that
  * succeeds at once also queues a packet: 1 skips it (a socket), 0 queues
  * it. A datagram socket also stops reporting ICMP port-unreachable as a
- * WSAECONNRESET on its next receive (Linux never does). */
+ * WSAECONNRESET on its next receive (Linux never does). MP_EBUSY: h is
+ * associated with another port (association belongs to the file object:
+ * a DuplicateHandle copy, or a std handle another loop uses), where its
+ * packets would go; the caller runs the op on the pool or refuses it. */
 static int associate(struct mp_loop *loop, HANDLE h, int sock, int dgram,
                      int *skip) {
   struct iocp_state *s = loop->bdata;
   if (!CreateIoCompletionPort(h, s->port, KEY_IO, 0)) {
     DWORD e = GetLastError();
     if (e != ERROR_INVALID_PARAMETER) return mp_err_from_win(e);
-    /* already associated: with this port, as nobody else associates */
+    /* already associated: with this port only if this loop did it (and
+     * remembered it); never a guess */
     struct hslot *slot = s->capset ? slot_of(s, (uintptr_t)h) : NULL;
-    if (slot && slot->h) *skip = slot->mode == M_SKIP;
-    else *skip = sock || is_socket(h);
+    if (!slot || !slot->h || !slot->mode) return MP_EBUSY;
+    *skip = slot->mode == M_SKIP;
     return 0;
   }
   if (sock < 0) sock = is_socket(h);
@@ -181,7 +185,8 @@ static int associate(struct mp_loop *loop, HANDLE h, int sock, int dgram,
     WSAIoctl((SOCKET)h, SIO_UDP_CONNRESET, &off, sizeof off, NULL, 0, &n,
              NULL, NULL);
   }
-  /* a table that cannot grow only costs a guess (is_socket) later */
+  /* a table that cannot grow: this op completes on the port, the next
+   * ones on h read as another port's (MP_EBUSY: the pool, or refused) */
   remember(loop, (uintptr_t)h, *skip ? M_SKIP : M_NOSKIP);
   return 0;
 }
@@ -298,8 +303,9 @@ static int rw_submit(struct mp_loop *loop, struct mp_op *op) {
         (mode & SYNC_IO_FLAGS))
       return to_pool(loop, op); /* opened without FILE_FLAG_OVERLAPPED */
   }
-  if ((r = associate(loop, h, type == FILE_TYPE_PIPE ? -1 : 0, 0, &skip)))
-    return r;
+  r = associate(loop, h, type == FILE_TYPE_PIPE ? -1 : 0, 0, &skip);
+  if (r == MP_EBUSY) return to_pool(loop, op); /* another loop's port */
+  if (r) return r;
   if (type == FILE_TYPE_DISK && op->u.rw.off < 0) {
     op->flags |= F_ADVANCE;
     if (op->kind == MP_OP_WRITE) {
@@ -528,13 +534,22 @@ static void *waiter_main(void *arg) {
     mp__mutex_lock(&w->lock);
     if (r == WAIT_FAILED) {
       /* a handle that cannot be waited on (closed meanwhile): it fails */
+      DWORD all = GetLastError(), was = (DWORD)w->n;
       for (int k = w->n - 1; k >= 0; k--)
         if (WaitForSingleObject(w->h[k], 0) == WAIT_FAILED)
           waiter_post(w, k, GetLastError() ? GetLastError()
                                            : ERROR_INVALID_HANDLE);
+      /* none fails alone (the table changed meanwhile, or the wait
+       * failed as a whole): all fail with its error, or the thread
+       * would spin on the same failing wait */
+      if ((DWORD)w->n == was)
+        while (w->n > 0)
+          waiter_post(w, w->n - 1, all ? all : ERROR_INVALID_HANDLE);
     } else if (i >= 1 && i <= (DWORD)n) {
-      for (int k = 0; k < w->n; k++) /* unless cancelled meanwhile */
-        if (w->op[k] == op[i]) {
+      /* unless cancelled meanwhile: a record reused by a new POLL (on
+       * another handle) is not the one signalled */
+      for (int k = 0; k < w->n; k++)
+        if (w->op[k] == op[i] && w->h[k] == h[i]) {
           waiter_post(w, k, 0);
           break;
         }
@@ -626,9 +641,22 @@ static int poll_unwait(struct mp_op *op) {
 /* MP_OP_CLOSE, at once: ops pending on the handle complete with errors
  * (they read MP_ECLOSED). */
 static int close_submit(struct mp_loop *loop, struct mp_op *op) {
-  for (struct mp_op *o = loop->inflight; o; o = o->next)
-    if (o != op && o->handle == op->handle && (o->flags & MP__F_BACKEND))
-      o->flags |= F_CLOSED;
+  struct iocp_state *s = loop->bdata;
+  struct mp_op *o, *next;
+  for (o = loop->inflight; o; o = next) {
+    next = o->next;
+    if (o == op || o->handle != op->handle || !(o->flags & MP__F_BACKEND))
+      continue;
+    o->flags |= F_CLOSED;
+    /* a waiter would wait on the closed handle (for ever, an event
+     * nobody sets): taken out, it ends here */
+    if ((o->flags & F_WAIT) && poll_unwait(o))
+      mp__op_complete(loop, o, MP_ECLOSED);
+  }
+  /* the value may come back for another file object: forgotten (a slot
+   * keeps its place in the probe chain, with a mode nobody can have) */
+  struct hslot *slot = s->capset ? slot_of(s, (uintptr_t)op->handle) : NULL;
+  if (slot && slot->h) slot->mode = 0;
   mp__op_complete(loop, op, mp_os_close(op->handle));
   return 0;
 }
@@ -655,19 +683,29 @@ static int iocp_submit(struct mp_loop *loop, struct mp_op *op) {
   }
 }
 
-/* A READ or WRITE blocked on a pool thread (mp__os_blocking): the
- * request first, which a call not yet made sees, then the interruption
- * of one being made (retried while the thread is between the two). */
+/* A READ or WRITE blocked on a pool thread (fs_win.c's sync_io, whose
+ * call_enter is the other half): the request first, which a call not
+ * yet made sees; then, while the thread is in the call (ov.ev 1), the
+ * interruption, holding it there (ov.ev 3) so that the call aborted is
+ * this op's and not the next op's of that thread. Between publishing
+ * "in the call" and entering it there is nothing to interrupt yet: the
+ * cancel tries again, with no bound, until the call is interrupted or
+ * over. (A race too narrow to force in a test: iocp_sync_handle_on_pool
+ * and iocp_foreign_port cancel blocked and unblocked calls.) */
 static void pool_io_cancel(struct mp_op *op) {
   InterlockedExchangePointer((void *volatile *)&op->ov.a, (void *)1);
-  for (int i = 0; i < 50; i++) {
-    void *in = InterlockedCompareExchangePointer(&op->ov.ev, NULL, NULL);
-    if (in != (void *)1) return; /* not started (sees the request), or done */
+  for (;;) {
+    if (InterlockedCompareExchangePointer(&op->ov.ev, (void *)3,
+                                          (void *)1) != (void *)1)
+      return; /* not in the call (it sees the request), or done */
     HANDLE t = OpenThread(THREAD_TERMINATE, FALSE, (DWORD)op->ov.b);
-    BOOL ok = t && CancelSynchronousIo(t);
+    OVERLAPPED *ov = (OVERLAPPED *)(uintptr_t)op->ov.off;
+    BOOL ok = (t && CancelSynchronousIo(t)) ||
+              (ov && CancelIoEx(op->handle, ov)); /* an overlapped wait */
     if (t) CloseHandle(t);
+    InterlockedExchangePointer(&op->ov.ev, (void *)1);
     if (ok) return;
-    Sleep(0); /* about to enter the call: let it */
+    Sleep(1); /* about to enter the call: let it */
   }
 }
 

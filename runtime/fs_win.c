@@ -157,46 +157,113 @@ int64_t mp_os_seek(mp_handle_t h, int64_t off, int whence) {
   return to.QuadPart;
 }
 
-/* One blocking ReadFile or WriteFile at off (-1: the position; on an
- * overlapped file, whose position is not kept, a write appends). An
- * event whose low bit is set keeps a handle associated with a port from
- * queueing a packet. Console text is written as UTF-16 (the console's
- * code page would garble UTF-8). */
+/* The handshake with the backend's cancel of a pool READ or WRITE
+ * (pool_io_cancel): op->ov.ev is 1 while this thread is in (or about to
+ * enter) the blocking call, 2 out of it, 3 while a cancel interrupts it
+ * (this thread cannot leave the call then, so a cancel never aborts
+ * another op's call); ov.off is the OVERLAPPED of an overlapped wait
+ * (for CancelIoEx), ov.a the request, checked once in. */
+static int call_enter(struct mp_op *op, OVERLAPPED *ov) {
+  if (!op) return 1;
+  op->ov.off = (uintptr_t)ov;
+  InterlockedExchangePointer(&op->ov.ev, (void *)1);
+  return !InterlockedCompareExchangePointer((void *volatile *)&op->ov.a,
+                                            NULL, NULL);
+}
+
+static void call_leave(struct mp_op *op) {
+  if (!op) return;
+  while (InterlockedCompareExchangePointer(&op->ov.ev, (void *)2,
+                                           (void *)1) != (void *)1)
+    Sleep(0); /* a cancel holds it: its CancelSynchronousIo ends soon */
+}
+
+/* Opened without FILE_FLAG_OVERLAPPED: the handle keeps a position. */
+static int is_sync(HANDLE h) {
+  typedef LONG(WINAPI * qif_fn)(HANDLE, PVOID, PVOID, ULONG, int);
+  static const int FileModeInformation = 16;
+  struct { LONG_PTR status; ULONG_PTR info; } io;
+  ULONG mode = 0;
+  qif_fn qif = (qif_fn)(void (*)(void))GetProcAddress(
+      GetModuleHandleW(L"ntdll.dll"), "NtQueryInformationFile");
+  if (!qif || qif(h, &io, &mode, sizeof mode, FileModeInformation) < 0)
+    return 1;
+  return (mode & 0x30) != 0; /* FILE_SYNCHRONOUS_IO_(NON)ALERT */
+}
+
+/* One blocking ReadFile or WriteFile at off (-1: a synchronous handle's
+ * position, as Unix's read and write; an overlapped file keeps none: its
+ * file pointer is used and moved, and a write appends, as the backend
+ * does). An event whose low bit is set keeps a handle associated with a
+ * port (another loop's) from queueing a packet. Console text is written
+ * as UTF-16 (the console's code page would garble UTF-8). op: a pool op
+ * its cancel can interrupt (call_enter), or NULL. */
 static int64_t sync_io(HANDLE h, int write, void *buf, size_t size,
-                       int64_t off) {
+                       int64_t off, struct mp_op *op) {
   DWORD len = size > 0x7ffff000 ? 0x7ffff000 : (DWORD)size, n = 0, mode;
-  if (write && GetFileType(h) == FILE_TYPE_CHAR && GetConsoleMode(h, &mode)) {
+  DWORD type = GetFileType(h), e;
+  if (write && type == FILE_TYPE_CHAR && GetConsoleMode(h, &mode)) {
     int wn = MultiByteToWideChar(CP_UTF8, 0, buf, (int)len, NULL, 0);
     wchar_t *w = wn > 0 ? malloc((size_t)wn * sizeof *w) : NULL;
     if (w) {
       MultiByteToWideChar(CP_UTF8, 0, buf, (int)len, w, wn);
-      BOOL ok = WriteConsoleW(h, w, (DWORD)wn, &n, NULL);
+      BOOL ok = call_enter(op, NULL) &&
+                WriteConsoleW(h, w, (DWORD)wn, &n, NULL);
+      e = ok ? 0 : GetLastError();
+      call_leave(op);
+      /* a short write: the bytes of what was written */
+      if (ok && n < (DWORD)wn)
+        len = (DWORD)WideCharToMultiByte(CP_UTF8, 0, w, (int)n, NULL, 0,
+                                         NULL, NULL);
       free(w);
-      return ok ? (int64_t)len : last_err();
+      if (!ok) return e ? mp_err_from_win(e) : MP_ECANCELED;
+      return len;
     }
+  }
+  int sync = is_sync(h), advance = off < 0 && !sync && type == FILE_TYPE_DISK;
+  uint64_t at = off < 0 ? 0 : (uint64_t)off;
+  if (advance && write) {
+    at = UINT64_MAX; /* FILE_WRITE_TO_END_OF_FILE */
+  } else if (advance) {
+    LARGE_INTEGER zero = {.QuadPart = 0}, pos;
+    if (!SetFilePointerEx(h, zero, &pos, FILE_CURRENT))
+      return mp_err_from_win(GetLastError());
+    at = (uint64_t)pos.QuadPart;
   }
   OVERLAPPED ov;
   memset(&ov, 0, sizeof ov);
-  ov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
-  if (!ov.hEvent) return last_err();
-  uint64_t at = off < 0 ? UINT64_MAX : (uint64_t)off;
-  ov.Offset = (DWORD)at;
-  ov.OffsetHigh = (DWORD)(at >> 32);
-  HANDLE ev = ov.hEvent;
-  ov.hEvent = (HANDLE)((uintptr_t)ev | 1);
+  HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (!ev) return mp_err_from_win(GetLastError());
   BOOL ok;
-  if (off < 0 && !write) /* the position: a synchronous handle's own */
-    ok = ReadFile(h, buf, len, &n, NULL);
-  else /* pipes ignore the offset */
-    ok = write ? WriteFile(h, buf, len, &n, &ov)
-               : ReadFile(h, buf, len, &n, &ov);
-  if (!ok && GetLastError() == ERROR_IO_PENDING)
-    ok = GetOverlappedResult(h, &ov, &n, TRUE);
-  DWORD e = ok ? 0 : GetLastError();
+  for (;;) {
+    memset(&ov, 0, sizeof ov);
+    ov.Offset = (DWORD)at;
+    ov.OffsetHigh = (DWORD)(at >> 32);
+    ov.hEvent = (HANDLE)((uintptr_t)ev | 1);
+    OVERLAPPED *o = sync && off < 0 ? NULL : &ov; /* NULL: the position */
+    n = 0;
+    if (!call_enter(op, o)) {
+      call_leave(op);
+      ok = FALSE;
+      e = ERROR_OPERATION_ABORTED;
+      break;
+    }
+    ok = write ? WriteFile(h, buf, len, &n, o) : ReadFile(h, buf, len, &n, o);
+    if (!ok && o && GetLastError() == ERROR_IO_PENDING)
+      ok = GetOverlappedResult(h, o, &n, TRUE);
+    e = ok ? 0 : GetLastError();
+    call_leave(op);
+    /* aborted with no cancel of this op asking (nothing done): again */
+    if (e != ERROR_OPERATION_ABORTED || !op || n ||
+        InterlockedCompareExchangePointer((void *volatile *)&op->ov.a, NULL,
+                                          NULL))
+      break;
+    ResetEvent(ev);
+  }
   CloseHandle(ev);
-  if (ok && write && off < 0 && GetFileType(h) == FILE_TYPE_DISK) {
-    LARGE_INTEGER zero = {.QuadPart = 0}; /* after an append, as Unix */
-    SetFilePointerEx(h, zero, NULL, FILE_END);
+  if (ok && advance) {
+    LARGE_INTEGER by = {.QuadPart = write ? 0 : n};
+    SetFilePointerEx(h, by, NULL, write ? FILE_END : FILE_CURRENT);
   }
   if (ok) return n;
   /* end of file, a pipe's writer gone: a read of 0, as Unix's */
@@ -206,7 +273,7 @@ static int64_t sync_io(HANDLE h, int write, void *buf, size_t size,
 
 int64_t mp_os_pwrite(mp_handle_t h, const void *buf, size_t len,
                      int64_t off) {
-  return sync_io(h, 1, (void *)buf, len, off);
+  return sync_io(h, 1, (void *)buf, len, off, NULL);
 }
 
 int mp_os_set_nonblock(mp_handle_t h, int on) {
@@ -253,12 +320,18 @@ int mp_os_handle_mode(mp_handle_t h) {
   return mode;
 }
 
-/* A handle's rights cannot change; writes at offset -1 append anyway
- * (sync_io, the backend). */
+/* A handle's rights cannot change. Writes at offset -1 on an overlapped
+ * file append anyway (sync_io, the backend); a synchronous one writes at
+ * its position, which moves to the end here (an append for one writer;
+ * a handle opened for append only appends whatever happens). */
 int mp_os_set_append(mp_handle_t h) {
   DWORD type = GetFileType(h);
   if (type == FILE_TYPE_UNKNOWN && GetLastError() != NO_ERROR)
     return MP_EBADF;
+  if (type == FILE_TYPE_DISK && is_sync(h)) {
+    LARGE_INTEGER zero = {.QuadPart = 0};
+    SetFilePointerEx(h, zero, NULL, FILE_END);
+  }
   return 0;
 }
 
@@ -447,7 +520,7 @@ static void fill_template(char *x, unsigned try) {
 static int64_t write_all(HANDLE h, const char *p, size_t n) {
   int64_t off = 0;
   while (n > 0) {
-    int64_t r = sync_io(h, 1, (void *)p, n, off);
+    int64_t r = sync_io(h, 1, (void *)p, n, off, NULL);
     if (r < 0) return r;
     if (r == 0) return MP_EIO;
     p += r;
@@ -695,21 +768,16 @@ void mp__fs_blocking(struct mp_op *op) {
 
 /* The blocking body of an op the backend sent to the threadpool. A
  * READ or WRITE may wait for ever (a console, a pipe): the backend's
- * cancel interrupts it with CancelSynchronousIo, finding this thread in
- * op->ov (mp__pool_io_cancel). ov.a: the cancel request; ov.b: the
- * thread; ov.ev: 1 while in the call, 2 after. */
+ * cancel interrupts it (CancelSynchronousIo of the thread in ov.b, or
+ * CancelIoEx), by the handshake of call_enter. */
 void mp__os_blocking(struct mp_op *op) {
   switch (op->kind) {
     case MP_OP_READ: case MP_OP_WRITE: case MP_OP_RECV: case MP_OP_SEND:
       op->ov.b = GetCurrentThreadId();
-      InterlockedExchangePointer(&op->ov.ev, (void *)1);
-      if (InterlockedCompareExchangePointer((void *volatile *)&op->ov.a,
-                                            NULL, NULL))
-        op->result = MP_ECANCELED;
-      else
-        op->result = sync_io(op->handle, op->kind == MP_OP_WRITE ||
-                                             op->kind == MP_OP_SEND,
-                             op->u.rw.buf, op->u.rw.len, op->u.rw.off);
+      op->result = sync_io(op->handle, op->kind == MP_OP_WRITE ||
+                                           op->kind == MP_OP_SEND,
+                           op->u.rw.buf, op->u.rw.len, op->u.rw.off, op);
+      /* done (a cancel that still finds 0 here has nothing to stop) */
       InterlockedExchangePointer(&op->ov.ev, (void *)2);
       break;
     case MP_OP_CLOSE:

@@ -1005,6 +1005,134 @@ TEST_IMPL(iocp_close_pending) {
   return 0;
 }
 
+/* ---- review fixes ---- */
+
+/* Association belongs to the file object, not the handle value: a
+ * duplicate of a handle another loop has associated (or a std handle
+ * two loops share) is associated with that loop's port, where its
+ * packets would go. This loop must not guess (its op would never
+ * complete, or a wrong guess complete twice): such READ/WRITE ops run on
+ * the pool, other kinds are refused with MP_EBUSY. */
+TEST_IMPL(iocp_foreign_port) {
+  struct mp_loop *one = test_loop(), *two = test_loop();
+  mp_handle_t s, c, c2, s2, a, b;
+  struct res r, w;
+  char buf[16];
+  pipe_pair(&s, &c);
+  struct mp_op *op = op_new(one, &w); /* associates c with loop one */
+  mp_op_prep_write(op, c, "one", 3, -1);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_until(one, &w);
+  ASSERT_EQ(w.r, 3);
+  op = op_new(one, &r); /* and s */
+  mp_op_prep_read(op, s, buf, sizeof buf, -1);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_until(one, &r);
+  ASSERT_EQ(r.r, 3);
+  ASSERT(DuplicateHandle(GetCurrentProcess(), c, GetCurrentProcess(), &c2,
+                         0, FALSE, DUPLICATE_SAME_ACCESS));
+  ASSERT(DuplicateHandle(GetCurrentProcess(), s, GetCurrentProcess(), &s2,
+                         0, FALSE, DUPLICATE_SAME_ACCESS));
+  op = op_new(two, &w);
+  mp_op_prep_write(op, c2, "two", 3, -1);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_until(two, &w);
+  ASSERT_EQ(w.r, 3);
+  op = op_new(two, &r);
+  mp_op_prep_read(op, s2, buf, sizeof buf, -1);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_until(two, &r);
+  ASSERT_EQ(r.r, 3);
+  ASSERT_EQ(memcmp(buf, "two", 3), 0);
+  /* a read blocked on the pool (an overlapped wait) is cancelled too */
+  op = op_new(two, &r);
+  mp_op_prep_read(op, s2, buf, sizeof buf, -1);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_for(two, 20);
+  ASSERT_EQ(r.n, 0);
+  mp_op_cancel(op);
+  run_until(two, &r);
+  ASSERT_EQ(r.r, MP_ECANCELED);
+  run_for(one, 20); /* loop one got no stray packet (it would abort) */
+  /* a socket of loop one (the same handle: a duplicate is no socket to
+   * Winsock): loop two refuses what needs the port */
+  socket_pair(one, &a, &b);
+  struct mp_addr to;
+  ASSERT_EQ(mp_addr_ip(&to, "127.0.0.1", 9), 0);
+  op = op_new(two, &r);
+  mp_op_prep_recv(op, b, buf, sizeof buf);
+  ASSERT_EQ(mp_op_submit(op), MP_EBUSY);
+  ASSERT_EQ(mp_op_prep_connect(op, b, &to), 0);
+  ASSERT_EQ(mp_op_submit(op), MP_EBUSY);
+  mp_op_release(op);
+  ASSERT_EQ(mp_os_close(a), 0);
+  ASSERT_EQ(mp_os_close(b), 0);
+  CloseHandle(c2);
+  CloseHandle(s2);
+  ASSERT_EQ(mp_os_close(c), 0);
+  ASSERT_EQ(mp_os_close(s), 0);
+  CLOSE_LOOP(two);
+  CLOSE_LOOP(one);
+  return 0;
+}
+
+/* An MP_OP_CLOSE of a handle a POLL waits on (in a waiter thread)
+ * completes the POLL with MP_ECLOSED: waiting on a closed handle never
+ * ends for an event nobody sets. */
+TEST_IMPL(iocp_close_ends_poll) {
+  struct mp_loop *loop = test_loop();
+  struct res p, c;
+  HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+  ASSERT(ev);
+  struct mp_op *op = op_new(loop, &p);
+  mp_op_prep_poll(op, ev);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_for(loop, 20); /* surely in WaitForMultipleObjects */
+  ASSERT_EQ(p.n, 0);
+  op = op_new(loop, &c);
+  mp_op_prep_close(op, ev);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_until(loop, &c);
+  run_until(loop, &p);
+  ASSERT_EQ(c.r, 0);
+  ASSERT_EQ(p.r, MP_ECLOSED);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+/* A write at offset -1 through a synchronous file handle writes at the
+ * handle's position (as Unix without O_APPEND), and moves it; the read
+ * path already did. */
+TEST_IMPL(iocp_sync_file_position) {
+  struct mp_loop *loop = test_loop();
+  wchar_t wp[MAX_PATH];
+  struct res w;
+  char buf[32];
+  DWORD n;
+  temp_path(wp, L"pos");
+  HANDLE f = CreateFileW(wp, GENERIC_READ | GENERIC_WRITE, 0, NULL,
+                         CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
+  ASSERT(f != INVALID_HANDLE_VALUE);
+  ASSERT_EQ(mp_os_pwrite(f, "hello world", 11, -1), 11);
+  ASSERT_EQ(mp_os_seek(f, 0, MP_SEEK_SET), 0);
+  ASSERT_EQ(mp_os_pwrite(f, "HE", 2, -1), 2);
+  ASSERT_EQ(mp_os_seek(f, 0, MP_SEEK_CUR), 2);
+  struct mp_op *op = op_new(loop, &w); /* the pool's write too */
+  mp_op_prep_write(op, f, "LL", 2, -1);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  run_until(loop, &w);
+  ASSERT_EQ(w.r, 2);
+  ASSERT_EQ(mp_os_seek(f, 0, MP_SEEK_CUR), 4);
+  ASSERT_EQ(mp_os_seek(f, 0, MP_SEEK_SET), 0);
+  ASSERT(ReadFile(f, buf, sizeof buf, &n, NULL));
+  ASSERT_EQ(n, 11);
+  ASSERT_EQ(memcmp(buf, "HELLo world", 11), 0);
+  CloseHandle(f);
+  ASSERT(DeleteFileW(wp));
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
 /* ---- 1,000 concurrent connections ---- */
 
 enum { CONNS = 1000, ACCEPTS = 32, MSGLEN = 32 };

@@ -13,5 +13,6 @@
   X(iocp_fs_more) X(iocp_sendfile) X(iocp_sync_handle_on_pool)             \
   X(iocp_sync_success) X(iocp_udp) X(iocp_cancel_every_kind)                \
   X(iocp_close_pending) X(iocp_thousand_connections)                      \
+  X(iocp_foreign_port) X(iocp_close_ends_poll) X(iocp_sync_file_position) \
   X(win_spawn_status_kill) X(win_spawn_all_or_nothing)                      \
   X(win_signal_names_and_routes) X(win_adopt_kinds)
