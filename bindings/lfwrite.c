@@ -101,7 +101,10 @@ static int start_write(lua_State *L, struct lfile *f, int first,
   struct lmp_handle *h = f->h;
   size_t n = measure(L, first) - skip;
   char *buf = lmp_handle_wbuf(h, h->wlen + n);
-  if (!buf) return luaL_error(L, "not enough memory");
+  if (!buf) {
+    lmp_handle_turn_drop(h);
+    return luaL_error(L, "not enough memory");
+  }
   if (h->wlen) memcpy(buf, h->wbuf, h->wlen);
   copy_args(L, first, buf + h->wlen, skip);
   n += h->wlen;
@@ -221,6 +224,16 @@ static int std_flush(lua_State *L, struct lfile *f) {
   return 1;
 }
 
+/* A write to a pipe or device whose turn came (the writes made before
+ * it are out): straight to an op, as nothing can go ahead of it now. */
+static int write_turn(lua_State *L, struct mp_op *op) {
+  struct lfile *f = lfile_to(L);
+  int err = lmp_handle_turn(f->h, op);
+  if (err < 0) return lfile_fail(L, f, err);
+  if (f->std) fflush(f->std == 1 ? stdout : stderr); /* print, io.write */
+  return start_write(L, f, 2, -1, write_done, 0);
+}
+
 int lfile_write(lua_State *L) {
   struct lfile *f = lfile_check(L);
   struct lmp_handle *h = f->h;
@@ -232,6 +245,10 @@ int lfile_write(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
+  /* A pipe or device with a write in flight or waiting: behind it, not
+   * into C's buffer nor tried at once (output keeps its order). */
+  if (f->stream && lmp_handle_wbusy(h))
+    return lmp_handle_wait_turn(L, h, write_turn);
   if (f->std == 1) {
     int r = std_write(L, f, n);
     if (r >= 0) return r;
