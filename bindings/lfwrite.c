@@ -188,26 +188,37 @@ static int wait_writable(lua_State *L, struct lfile *f, lmp_done k) {
 /* mp.stdout:write of the n bytes of arguments [2, top] through C's
  * buffer: the results, or -1 when C's stdout is not fully buffered or
  * they do not fit even in an empty buffer (write them at once). */
-static int std_write(lua_State *L, struct lfile *f, size_t n) {
-  struct lmp_state *S = lmp_state(L);
+/* Under stdout's lock: 1 written, 0 wait for writable, 2 not through the
+ * buffer, or an MP_E* code; nothing here raises or yields. */
+static int std_put(lua_State *L, struct lfile *f, size_t n) {
   size_t pending, size;
-  int err = drain_failed(S);
-  if (err < 0) return lfile_fail(L, f, err);
-  if (mp_os_stdout_buffer(&pending, &size) < 0) return -1;
+  if (mp_os_stdout_buffer(&pending, &size) < 0) return 2;
   if (n > size - pending) { /* write the buffer out first */
     if (pending) {
       int r = mp_os_stdout_drain(f->h->handle);
-      if (r < 0) return lfile_fail(L, f, r);
-      if (r == 0) return wait_writable(L, f, write_again);
+      if (r != 1) return r < 0 ? r : 0;
     }
-    if (n > size) return -1;
+    if (n > size) return 2;
   }
   int top = lua_gettop(L);
   for (int i = 2; i <= top; i++) {
     size_t l;
-    const char *p = lua_tolstring(L, i, &l);
-    if (fwrite(p, 1, l, stdout) != l) return lfile_fail(L, f, MP_EIO);
+    const char *p = lua_tolstring(L, i, &l); /* strings already */
+    if (fwrite(p, 1, l, stdout) != l) return MP_EIO;
   }
+  return 1;
+}
+
+static int std_write(lua_State *L, struct lfile *f, size_t n) {
+  struct lmp_state *S = lmp_state(L);
+  int err = drain_failed(S);
+  if (err < 0) return lfile_fail(L, f, err);
+  mp_os_stdout_lock();
+  int r = std_put(L, f, n);
+  mp_os_stdout_unlock();
+  if (r == 2) return -1;
+  if (r < 0) return lfile_fail(L, f, r);
+  if (r == 0) return wait_writable(L, f, write_again);
   S->before_wait = drain_bg;
   lua_settop(L, 1);
   return 1;
