@@ -19,7 +19,11 @@
  * once), waiting for that through the loop. print still flushes it
  * synchronously, as it always does. What does not go there (a bigger
  * write, mp.stderr, a terminal) is first written straight from the
- * strings as far as the stream takes it at once (mp_os_trywrite). */
+ * strings as far as the stream takes it at once (mp_os_trywrite). But a
+ * write to a pipe or device while another is in flight or waiting waits
+ * its turn (lhandle.c) and then goes out in an op: output keeps the order
+ * it was written in. C's buffer is checked and filled under stdout's
+ * lock: other threads print into it too. */
 #include <stdio.h>
 #include <string.h>
 
