@@ -317,12 +317,14 @@ int lmp_handle_wait_turn(lua_State *L, struct lmp_handle *h, lmp_done k) {
 
 int lmp_handle_turn(struct lmp_handle *h, struct mp_op *op) {
   int mine = h->wturn == op;
+  int64_t r = op->result;
   if (mine) {
     h->wturn = NULL;
     h->wheld = 1;
   }
   mp_op_release(op); /* not mine: gate_free takes it out of the queue */
-  if (!mine) return MP_ECLOSED; /* only a close ends a gate otherwise */
+  if (!mine) /* a close ended the wait, or the gate failed to start */
+    return lmp_handle_closed(h) || r >= 0 ? MP_ECLOSED : (int)r;
   if (lmp_handle_closed(h)) {
     lmp_handle_turn_drop(h);
     return MP_ECLOSED;
