@@ -39,5 +39,26 @@ for stream in stdout stderr; do
     fail=1
   fi
 done
+# closing the file ends the writes waiting their turn (a FIFO nobody reads)
+mkfifo "$dir/fifo"
+sleep 5 <"$dir/fifo" &
+holder=$!
+cat > "$dir/c.lua" <<'LUA'
+local mp = require "moonport"
+local f = assert(mp.fs.open(arg[1], "w"))
+local a = mp.spawn(function() return f:write(string.rep("a", 1 << 20)) end)
+local b = mp.spawn(function() mp.sleep(0.02); return f:write("B") end)
+mp.sleep(0.1)
+f:close()
+local ra, rb = { a:join() }, { b:join() }
+assert(ra[1] and ra[2] == nil, "the write in flight fails")
+assert(rb[1] and rb[2] == nil and rb[3], "the waiting write fails")
+print("closed: " .. rb[3])
+LUA
+if ! timeout 20 "$MOONPORT" "$dir/c.lua" "$dir/fifo" >"$dir/c.out" 2>&1; then
+  echo "close with writes waiting:"; cat "$dir/c.out"; fail=1
+fi
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
 [ $fail = 0 ] && echo ok
 exit $fail
