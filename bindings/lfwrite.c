@@ -19,7 +19,11 @@
  * once), waiting for that through the loop. print still flushes it
  * synchronously, as it always does. What does not go there (a bigger
  * write, mp.stderr, a terminal) is first written straight from the
- * strings as far as the stream takes it at once (mp_os_trywrite). */
+ * strings as far as the stream takes it at once (mp_os_trywrite). But a
+ * write to a pipe or device while another is in flight or waiting waits
+ * its turn (lhandle.c) and then goes out in an op: output keeps the order
+ * it was written in. C's buffer is checked and filled under stdout's
+ * lock: other threads print into it too. */
 #include <stdio.h>
 #include <string.h>
 
@@ -101,7 +105,10 @@ static int start_write(lua_State *L, struct lfile *f, int first,
   struct lmp_handle *h = f->h;
   size_t n = measure(L, first) - skip;
   char *buf = lmp_handle_wbuf(h, h->wlen + n);
-  if (!buf) return luaL_error(L, "not enough memory");
+  if (!buf) {
+    lmp_handle_turn_drop(h);
+    return luaL_error(L, "not enough memory");
+  }
   if (h->wlen) memcpy(buf, h->wbuf, h->wlen);
   copy_args(L, first, buf + h->wlen, skip);
   n += h->wlen;
@@ -185,26 +192,37 @@ static int wait_writable(lua_State *L, struct lfile *f, lmp_done k) {
 /* mp.stdout:write of the n bytes of arguments [2, top] through C's
  * buffer: the results, or -1 when C's stdout is not fully buffered or
  * they do not fit even in an empty buffer (write them at once). */
-static int std_write(lua_State *L, struct lfile *f, size_t n) {
-  struct lmp_state *S = lmp_state(L);
+/* Under stdout's lock: 1 written, 0 wait for writable, 2 not through the
+ * buffer, or an MP_E* code; nothing here raises or yields. */
+static int std_put(lua_State *L, struct lfile *f, size_t n) {
   size_t pending, size;
-  int err = drain_failed(S);
-  if (err < 0) return lfile_fail(L, f, err);
-  if (mp_os_stdout_buffer(&pending, &size) < 0) return -1;
+  if (mp_os_stdout_buffer(&pending, &size) < 0) return 2;
   if (n > size - pending) { /* write the buffer out first */
     if (pending) {
       int r = mp_os_stdout_drain(f->h->handle);
-      if (r < 0) return lfile_fail(L, f, r);
-      if (r == 0) return wait_writable(L, f, write_again);
+      if (r != 1) return r < 0 ? r : 0;
     }
-    if (n > size) return -1;
+    if (n > size) return 2;
   }
   int top = lua_gettop(L);
   for (int i = 2; i <= top; i++) {
     size_t l;
-    const char *p = lua_tolstring(L, i, &l);
-    if (fwrite(p, 1, l, stdout) != l) return lfile_fail(L, f, MP_EIO);
+    const char *p = lua_tolstring(L, i, &l); /* strings already */
+    if (fwrite(p, 1, l, stdout) != l) return MP_EIO;
   }
+  return 1;
+}
+
+static int std_write(lua_State *L, struct lfile *f, size_t n) {
+  struct lmp_state *S = lmp_state(L);
+  int err = drain_failed(S);
+  if (err < 0) return lfile_fail(L, f, err);
+  mp_os_stdout_lock();
+  int r = std_put(L, f, n);
+  mp_os_stdout_unlock();
+  if (r == 2) return -1;
+  if (r < 0) return lfile_fail(L, f, r);
+  if (r == 0) return wait_writable(L, f, write_again);
   S->before_wait = drain_bg;
   lua_settop(L, 1);
   return 1;
@@ -221,6 +239,16 @@ static int std_flush(lua_State *L, struct lfile *f) {
   return 1;
 }
 
+/* A write to a pipe or device whose turn came (the writes made before
+ * it are out): straight to an op, as nothing can go ahead of it now. */
+static int write_turn(lua_State *L, struct mp_op *op) {
+  struct lfile *f = lfile_to(L);
+  int err = lmp_handle_turn(f->h, op);
+  if (err < 0) return lfile_fail(L, f, err);
+  if (f->std) fflush(f->std == 1 ? stdout : stderr); /* print, io.write */
+  return start_write(L, f, 2, -1, write_done, 0);
+}
+
 int lfile_write(lua_State *L) {
   struct lfile *f = lfile_check(L);
   struct lmp_handle *h = f->h;
@@ -232,6 +260,10 @@ int lfile_write(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
+  /* A pipe or device with a write in flight or waiting: behind it, not
+   * into C's buffer nor tried at once (output keeps its order). */
+  if (f->stream && lmp_handle_wbusy(h))
+    return lmp_handle_wait_turn(L, h, write_turn);
   if (f->std == 1) {
     int r = std_write(L, f, n);
     if (r >= 0) return r;

@@ -45,6 +45,7 @@ static void drop_ref(struct lmp_handle *h) {
   close_handle(h); /* nothing names it any more */
   free(h->ops);
   free(h->wbuf);
+  free(h->wwait);
   free(h);
 }
 
@@ -234,12 +235,119 @@ static void bounded_cb(struct mp_op *op) {
   mp_op_release(op); /* frees w, drops its reference */
 }
 
+/* --- the turn of writes to a pipe or device ---------------------------- */
+
+/* The write holding the turn is done: hands it to the first waiter (its
+ * gate op ends: lmp_handle_turn), or frees it. */
+static void turn_pass(struct lmp_handle *h) {
+  if (h->nwait == 0) {
+    h->wbusy = 0;
+    return;
+  }
+  struct mp_op *op = h->wwait[0];
+  h->nwait--;
+  memmove(h->wwait, h->wwait + 1, (size_t)h->nwait * sizeof *h->wwait);
+  h->wturn = op;
+  mp_op_cancel(op); /* a no-op if it ended already (a close) */
+}
+
+static void unwait(struct lmp_handle *h, struct mp_op *op) {
+  for (int i = 0; i < h->nwait; i++)
+    if (h->wwait[i] == op) {
+      h->nwait--;
+      memmove(h->wwait + i, h->wwait + i + 1,
+              (size_t)(h->nwait - i) * sizeof *h->wwait);
+      return;
+    }
+}
+
+void lmp_handle_turn_drop(struct lmp_handle *h) {
+  if (!h->wheld) return;
+  h->wheld = 0;
+  turn_pass(h);
+}
+
+/* A waiter's gate: a timer that never fires by itself; its record holds a
+ * reference on the handle record. Freed unused (the task was cancelled,
+ * timed out or abandoned): it leaves the queue, or passes on the turn it
+ * was handed. */
+struct gate {
+  struct lmp_handle *h;
+  struct mp_op *op;
+};
+
+static void gate_free(void *p) {
+  struct gate *g = p;
+  struct lmp_handle *h = g->h;
+  if (h->wturn == g->op) {
+    h->wturn = NULL;
+    turn_pass(h);
+  } else {
+    unwait(h, g->op);
+  }
+  free(g);
+  drop_ref(h);
+}
+
+int lmp_handle_wait_turn(lua_State *L, struct lmp_handle *h, lmp_done k) {
+  if (h->nwait == h->capwait) {
+    int cap = h->capwait ? h->capwait * 2 : 4;
+    struct mp_op **w = mp_loop_realloc(h->loop, h->wwait,
+                                       (size_t)cap * sizeof *w);
+    if (!w) return luaL_error(L, "not enough memory");
+    h->wwait = w;
+    h->capwait = cap;
+  }
+  struct gate *g = mp_loop_malloc(h->loop, sizeof *g);
+  if (!g) return luaL_error(L, "not enough memory");
+  int err;
+  struct mp_op *op = lmp_handle_op(h, &err);
+  if (!op) {
+    free(g);
+    return luaL_error(L, "not enough memory");
+  }
+  g->h = h;
+  g->op = op;
+  h->refs++;
+  h->wwait[h->nwait++] = op;
+  mp_op_own(op, g, gate_free);
+  mp_op_prep_timer(op, (int64_t)1 << 62); /* ended by turn_pass */
+  return lmp_await(L, op, k, "write");
+}
+
+int lmp_handle_turn(struct lmp_handle *h, struct mp_op *op) {
+  int mine = h->wturn == op;
+  int64_t r = op->result;
+  if (mine) {
+    h->wturn = NULL;
+    h->wheld = 1;
+  }
+  mp_op_release(op); /* not mine: gate_free takes it out of the queue */
+  if (!mine) /* a close ended the wait, or the gate failed to start */
+    return lmp_handle_closed(h) || r >= 0 ? MP_ECLOSED : (int)r;
+  if (lmp_handle_closed(h)) {
+    lmp_handle_turn_drop(h);
+    return MP_ECLOSED;
+  }
+  return 0;
+}
+
+/* A write to a pipe or device holds the turn until its record goes. */
+static void stream_wreq_free(void *p) {
+  struct wreq *w = p;
+  struct lmp_handle *h = w->h;
+  free(w);
+  turn_pass(h);
+  drop_ref(h);
+}
+
 static int start(lua_State *L, struct lmp_handle *h, char *buf, size_t len,
                  int64_t off, lmp_wrote k, lua_CFunction then,
                  const char *fname) {
   struct wreq *w = wreq_of(buf);
   if (len == 0) { /* nothing to do, but still a valid call */
     free(w);
+    lmp_handle_turn_drop(h);
     int nret = k(L, 0, off);
     return nret || !then ? nret : then(L);
   }
@@ -247,6 +355,7 @@ static int start(lua_State *L, struct lmp_handle *h, char *buf, size_t len,
   struct mp_op *op = mp_op_new(h->loop, bounded ? bounded_cb : NULL, NULL);
   if (!op) {
     free(w);
+    if (!bounded) lmp_handle_turn_drop(h);
     return luaL_error(L, "not enough memory");
   }
   w->k = k;
@@ -261,7 +370,10 @@ static int start(lua_State *L, struct lmp_handle *h, char *buf, size_t len,
     mp_op_own(op, w, wreq_free);
     mp_op_protect(op);
   } else {
-    op->owned = w;
+    h->refs++;
+    h->wbusy = 1;
+    h->wheld = 0; /* the write holds the turn now */
+    mp_op_own(op, w, stream_wreq_free);
   }
   return write_more(L, op);
 }

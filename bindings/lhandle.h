@@ -55,6 +55,15 @@ struct lmp_handle {
   char *wbuf;
   size_t wlen;
   int64_t woff;
+  /* Writes to a pipe or device go one at a time, in the order they were
+   * made (lmp_handle_wait_turn): wbusy while one is in flight (its
+   * continuations included) or its turn is handed on (wturn: the gate op
+   * of the waiter it went to; wheld: taken, the write not yet started);
+   * wwait: the gates of the writers waiting, first first. */
+  unsigned char wbusy, wheld;
+  struct mp_op *wturn;
+  struct mp_op **wwait;
+  int nwait, capwait;
 };
 
 enum { LMP_WBUF_MAX = 64 * 1024 };
@@ -113,6 +122,21 @@ char *lmp_handle_wbuf(struct lmp_handle *h, size_t len);
 int lmp_handle_write(lua_State *L, struct lmp_handle *h, char *buf,
                      size_t len, int64_t off, lmp_wrote k,
                      const char *fname);
+/* Whether a write to a pipe or device must wait its turn: a write is in
+ * flight on h or waiting. */
+static inline int lmp_handle_wbusy(const struct lmp_handle *h) {
+  return h->wbusy;
+}
+/* Suspends the caller until the writes on h ahead of it are done, then
+ * k(L, op); k calls lmp_handle_turn(h, op) first. */
+int lmp_handle_wait_turn(lua_State *L, struct lmp_handle *h, lmp_done k);
+/* In k: releases op; 0: the turn is the caller's, who starts its write
+ * now (lmp_handle_write) or gives the turn up (lmp_handle_turn_drop);
+ * else an MP_E* code (closed meanwhile). */
+int lmp_handle_turn(struct lmp_handle *h, struct mp_op *op);
+/* The turn taken is not used (a failure before the write started). */
+void lmp_handle_turn_drop(struct lmp_handle *h);
+
 /* Writes the pending bytes as lmp_handle_write, emptying the buffer;
  * raises when out of memory. */
 int lmp_handle_flush(lua_State *L, struct lmp_handle *h, lmp_wrote k);

@@ -39,6 +39,10 @@ static int state_gc(lua_State *L) {
   if (S->lineio && S->lineio->abort)
     S->lineio->abort(); /* a line read on the pool would hold the drain */
   mp_loop_drain(S->loop);
+  /* mp.stdout's bytes still in C's buffer (their drain was cancelled):
+   * out now if stdout takes them without blocking, else exit() or the
+   * host's next flush writes them (docs/embedding.md) */
+  if (S->before_wait) mp_os_stdout_drain(mp_os_stdhandle(1));
   struct mp_loop_stats st;
   mp_loop_stats(S->loop, &st);
   int r = S->own_loop ? mp_loop_close(S->loop) : 0;

@@ -182,6 +182,12 @@ void mp_os_sigroute_close(struct mp_sigroute *r);
  * of up to size - pending more bytes writes nothing (its buffer is made
  * first if nothing was written yet); 0. Else MP_EOPNOTSUPP. */
 int mp_os_stdout_buffer(size_t *pending, size_t *size);
+/* C's stdout lock (flockfile; recursive): held across mp_os_stdout_buffer,
+ * the fwrite and any drain, so that other threads (mp.work, other states)
+ * printing cannot fill the buffer in between (fwrite would then write out
+ * synchronously, blocking the loop on a full pipe). */
+void mp_os_stdout_lock(void);
+void mp_os_stdout_unlock(void);
 /* Writes out C's stdout buffer (fflush) if h (a handle on the same file)
  * takes it now without blocking, as a pipe takes PIPE_BUF bytes once it
  * is writable: 1 (done, or nothing was waiting), 0 (not writable: wait

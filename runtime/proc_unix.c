@@ -295,15 +295,25 @@ int mp_os_stdout_buffer(size_t *pending, size_t *size) {
   return *size > 1 ? 0 : MP_EOPNOTSUPP;
 }
 
-int mp_os_stdout_drain(mp_handle_t h) {
+void mp_os_stdout_lock(void) { flockfile(stdout); }
+void mp_os_stdout_unlock(void) { funlockfile(stdout); }
+
+static int stdout_drain(mp_handle_t h) {
   if (__fpending(stdout) == 0) return 1;
   struct pollfd p = {.fd = h, .events = POLLOUT};
   int r = poll(&p, 1, 0);
   if (r < 0) return errno == EINTR ? 0 : mp_err_from_errno(errno);
   if (r == 0) return 0;
-  if (fflush(stdout) == 0) return 1;
+  if (fflush_unlocked(stdout) == 0) return 1;
   r = mp_err_from_errno(errno);
-  clearerr(stdout); /* reported here; the bytes are gone, as fflush's */
+  clearerr_unlocked(stdout); /* reported here; the bytes are gone */
+  return r;
+}
+
+int mp_os_stdout_drain(mp_handle_t h) {
+  flockfile(stdout); /* no other thread fills it between check and flush */
+  int r = stdout_drain(h);
+  funlockfile(stdout);
   return r;
 }
 

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -182,6 +183,19 @@ int main(void) {
                               strstr(lua_tostring(L, -1), "deadlock") != NULL);
   moonport_closestate(L);
   CHECK("the host's loop closes clean", mp_loop_close(loop) == 0);
+
+  /* mp.stdout's bytes left in C's buffer (stdout is a pipe under ctest:
+   * fully buffered) go out when the state closes, not at exit. */
+  L = luaL_newstate();
+  luaL_openlibs(L);
+  moonport_open(L, NULL);
+  lua_setglobal(L, "mp");
+  fflush(stdout);
+  run(L, "assert(mp.stdout:write('# mp.stdout at lua_close\\n'))");
+  int buffered = __fpending(stdout) > 0;
+  lua_close(L);
+  CHECK("lua_close writes out mp.stdout's buffered bytes",
+        !buffered || __fpending(stdout) == 0);
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
