@@ -519,6 +519,10 @@ int mp_os_stdout_buffer(size_t *pending, size_t *size) {
   return MP_EOPNOTSUPP;
 }
 
+/* The C runtime's own lock on stdout (recursive, as flockfile). */
+void mp_os_stdout_lock(void) { _lock_file(stdout); }
+void mp_os_stdout_unlock(void) { _unlock_file(stdout); }
+
 /* Before a child that inherits stdout starts: what print and io.write
  * left in C's buffer goes out first (blocking, as their own writes do). */
 int mp_os_stdout_drain(mp_handle_t h) {
