@@ -112,7 +112,10 @@ int64_t mp__timer_next(struct mp_loop *loop); /* ns until due, -1 if none */
  * op->priv unchanged). */
 void *mp__op_priv(struct mp_op *op, size_t size);
 
-/* net_unix.c: MP_OP_GETADDRINFO's op->priv, and its body, on a pool
+/* resolve.c: MP_EAI_NONAME for a host name the resolver must not see
+ * (invalid by RFC 1123, so never sent to a DNS server), else 0. */
+int mp__check_name(const char *host, int flags);
+/* resolve.c: MP_OP_GETADDRINFO's op->priv, and its body, on a pool
  * thread (which writes the addresses). */
 struct mp__gai_job {
   char host[256];
