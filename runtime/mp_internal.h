@@ -112,6 +112,25 @@ int64_t mp__timer_next(struct mp_loop *loop); /* ns until due, -1 if none */
  * op->priv unchanged). */
 void *mp__op_priv(struct mp_op *op, size_t size);
 
+/* watchq.c: a watcher's queue of decoded events, bounded by
+ * MP_WATCH_QUEUE; once events are dropped (the queue full, or the
+ * watcher setting lost), one MP_WEV_OVERFLOW stands for all of them.
+ * push takes path and from (malloc'd: freed when dropped); take hands
+ * out the next event, valid until the next take; free empties it. */
+struct mp__wev {
+  int type;
+  char *path, *from;
+};
+struct mp__wq {
+  struct mp__wev *q; /* q[head..len) */
+  size_t head, len, cap;
+  int lost;          /* events were dropped: report an overflow next */
+  struct mp__wev cur; /* the event take handed out */
+};
+void mp__wq_push(struct mp__wq *w, int type, char *path, char *from);
+int mp__wq_take(struct mp__wq *w, struct mp_watch_event *ev);
+void mp__wq_free(struct mp__wq *w);
+
 /* resolve.c: MP_EAI_NONAME for a host name the resolver must not see
  * (invalid by RFC 1123, so never sent to a DNS server), else 0. */
 int mp__check_name(const char *host, int flags);

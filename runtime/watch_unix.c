@@ -27,58 +27,16 @@ struct wdir {
   char *path;
 };
 
-struct wev {
-  int type;
-  char *path, *from;
-};
-
 struct mp_watch {
   int fd, flags;
   struct wdir *dirs; /* dirs[0]: the watched path itself */
   size_t ndirs, capdirs;
-  struct wev *q;     /* the decoded events, q[head..len) */
-  size_t head, len, cap;
-  int lost;          /* events were dropped: report an overflow next */
-  struct wev cur;    /* the event mp_watch_take handed out */
+  struct mp__wq ev;  /* the decoded events */
   /* A MOVED_FROM waiting for its MOVED_TO (the next event). */
   char *moved;
   uint32_t cookie;
   int moved_dir;
 };
-
-static void wev_free(struct wev *e) {
-  free(e->path);
-  free(e->from);
-  e->path = e->from = NULL;
-}
-
-/* Queues an event, taking path and from; drops it once events were lost
- * (until the overflow is taken) or when the queue is full. */
-static void push(struct mp_watch *w, int type, char *path, char *from) {
-  size_t n = w->len - w->head;
-  if (!w->lost && n < MP_WATCH_QUEUE && (path || type == MP_WEV_OVERFLOW)) {
-    if (w->head > 0 && w->len == w->cap) {
-      memmove(w->q, w->q + w->head, n * sizeof *w->q);
-      w->head = 0;
-      w->len = n;
-    }
-    if (w->len == w->cap) {
-      size_t cap = w->cap ? w->cap * 2 : 64;
-      struct wev *q = realloc(w->q, cap * sizeof *q);
-      if (q) {
-        w->q = q;
-        w->cap = cap;
-      }
-    }
-    if (w->len < w->cap) {
-      w->q[w->len++] = (struct wev){type, path, from};
-      return;
-    }
-  }
-  w->lost = 1;
-  free(path);
-  free(from);
-}
 
 static char *join(const char *dir, const char *name) {
   size_t a = strlen(dir), b = strlen(name);
@@ -158,7 +116,7 @@ static int walk(struct mp_watch *w, const char *dir, int emit) {
       r = add_dir(w, p, IN_ONLYDIR | IN_DONT_FOLLOW);
       if (r != MP_ENOSPC && r != MP_ENOMEM) r = walk(w, p, emit);
     }
-    if (emit) push(w, MP_WEV_CREATE, p, NULL);
+    if (emit) mp__wq_push(&w->ev, MP_WEV_CREATE, p, NULL);
     else free(p);
   }
   closedir(d);
@@ -219,7 +177,7 @@ static void flush_moved(struct mp_watch *w) {
       }
     }
   }
-  push(w, MP_WEV_DELETE, w->moved, NULL);
+  mp__wq_push(&w->ev, MP_WEV_DELETE, w->moved, NULL);
   w->moved = NULL;
 }
 
@@ -244,7 +202,7 @@ static void rename_dirs(struct mp_watch *w, const char *from,
 static void new_dir(struct mp_watch *w, const char *path) {
   int r = add_dir(w, path, IN_ONLYDIR | IN_DONT_FOLLOW);
   if (r == 0) r = walk(w, path, 1);
-  if (r == MP_ENOSPC || r == MP_ENOMEM) w->lost = 1;
+  if (r == MP_ENOSPC || r == MP_ENOMEM) w->ev.lost = 1;
 }
 
 void mp_watch_feed(struct mp_watch *w, const void *buf, size_t len) {
@@ -259,7 +217,7 @@ void mp_watch_feed(struct mp_watch *w, const void *buf, size_t len) {
     if (w->moved && !((e.mask & IN_MOVED_TO) && e.cookie == w->cookie))
       flush_moved(w);
     if (e.mask & IN_Q_OVERFLOW) {
-      w->lost = 1;
+      w->ev.lost = 1;
       continue;
     }
     int i = find(w, e.wd);
@@ -274,7 +232,7 @@ void mp_watch_feed(struct mp_watch *w, const void *buf, size_t len) {
     char *path = name ? join(w->dirs[i].path, name)
                       : strdup(w->dirs[i].path);
     if (!path) {
-      w->lost = 1;
+      w->ev.lost = 1;
       continue;
     }
     if (e.mask & IN_MOVED_FROM) {
@@ -284,23 +242,23 @@ void mp_watch_feed(struct mp_watch *w, const void *buf, size_t len) {
     } else if (e.mask & IN_MOVED_TO) {
       if (w->moved) {
         if (isdir && rec) rename_dirs(w, w->moved, path);
-        push(w, MP_WEV_RENAME, path, w->moved);
+        mp__wq_push(&w->ev, MP_WEV_RENAME, path, w->moved);
         w->moved = NULL;
       } else {
         if (isdir && rec) new_dir(w, path);
-        push(w, MP_WEV_CREATE, path, NULL);
+        mp__wq_push(&w->ev, MP_WEV_CREATE, path, NULL);
       }
     } else if (e.mask & IN_CREATE) {
       /* reported first: what the new directory holds comes after it */
       char *again = isdir && rec ? strdup(path) : NULL;
-      if (isdir && rec && !again) w->lost = 1; /* it goes unwatched */
-      push(w, MP_WEV_CREATE, path, NULL);
+      if (isdir && rec && !again) w->ev.lost = 1; /* it goes unwatched */
+      mp__wq_push(&w->ev, MP_WEV_CREATE, path, NULL);
       if (again) new_dir(w, again);
       free(again);
     } else if (e.mask & (IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF)) {
-      push(w, MP_WEV_DELETE, path, NULL);
+      mp__wq_push(&w->ev, MP_WEV_DELETE, path, NULL);
     } else if (e.mask & (IN_MODIFY | IN_ATTRIB)) {
-      push(w, MP_WEV_MODIFY, path, NULL);
+      mp__wq_push(&w->ev, MP_WEV_MODIFY, path, NULL);
     } else {
       free(path);
     }
@@ -311,29 +269,14 @@ void mp_watch_feed(struct mp_watch *w, const void *buf, size_t len) {
 }
 
 int mp_watch_take(struct mp_watch *w, struct mp_watch_event *ev) {
-  wev_free(&w->cur);
-  if (w->head < w->len) {
-    w->cur = w->q[w->head++];
-    if (w->head == w->len) w->head = w->len = 0;
-  } else if (w->lost) {
-    w->lost = 0;
-    w->cur = (struct wev){MP_WEV_OVERFLOW, NULL, NULL};
-  } else {
-    return 0;
-  }
-  ev->type = w->cur.type;
-  ev->path = w->cur.path;
-  ev->from = w->cur.from;
-  return 1;
+  return mp__wq_take(&w->ev, ev);
 }
 
 void mp_watch_free(struct mp_watch *w) {
   if (!w) return;
   for (size_t i = 0; i < w->ndirs; i++) free(w->dirs[i].path);
-  for (size_t i = w->head; i < w->len; i++) wev_free(&w->q[i]);
-  wev_free(&w->cur);
+  mp__wq_free(&w->ev);
   free(w->moved);
   free(w->dirs);
-  free(w->q);
   free(w);
 }

@@ -30,11 +30,6 @@ enum { BATCH = 32768 };
    FILE_NOTIFY_CHANGE_SIZE | FILE_NOTIFY_CHANGE_LAST_WRITE |               \
    FILE_NOTIFY_CHANGE_ATTRIBUTES | FILE_NOTIFY_CHANGE_CREATION)
 
-struct wev {
-  int type;
-  char *path, *from;
-};
-
 struct mp_watch {
   int flags;
   char *root;       /* the watched path as given, no trailing separator */
@@ -42,46 +37,10 @@ struct mp_watch {
   wchar_t *name;    /* a watched file's name in dirw, else NULL */
   HANDLE dir, pipe, writer, stop, thread;
   OVERLAPPED rov, wov;      /* the thread's reads and writes */
-  struct wev *q;    /* the decoded events, q[head..len) */
-  size_t head, len, cap;
-  int lost;
-  struct wev cur;
+  struct mp__wq ev; /* the decoded events */
   unsigned char buf[BATCH]; /* what the system fills */
   unsigned char out[BATCH]; /* the batch being passed on */
 };
-
-static void wev_free(struct wev *e) {
-  free(e->path);
-  free(e->from);
-  e->path = e->from = NULL;
-}
-
-/* Queues an event, taking path and from (as watch_unix.c). */
-static void push(struct mp_watch *w, int type, char *path, char *from) {
-  size_t n = w->len - w->head;
-  if (!w->lost && n < MP_WATCH_QUEUE && (path || type == MP_WEV_OVERFLOW)) {
-    if (w->head > 0 && w->len == w->cap) {
-      memmove(w->q, w->q + w->head, n * sizeof *w->q);
-      w->head = 0;
-      w->len = n;
-    }
-    if (w->len == w->cap) {
-      size_t cap = w->cap ? w->cap * 2 : 64;
-      struct wev *q = realloc(w->q, cap * sizeof *q);
-      if (q) {
-        w->q = q;
-        w->cap = cap;
-      }
-    }
-    if (w->len < w->cap) {
-      w->q[w->len++] = (struct wev){type, path, from};
-      return;
-    }
-  }
-  w->lost = 1;
-  free(path);
-  free(from);
-}
 
 static wchar_t *wide(const char *s, int *err) {
   int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
@@ -297,7 +256,7 @@ void mp_watch_feed(struct mp_watch *w, const void *buf, size_t len) {
   size_t off = 0;
   const size_t head = offsetof(FILE_NOTIFY_INFORMATION, FileName);
   if (len < head) { /* the thread's one-byte message */
-    push(w, MP_WEV_OVERFLOW, NULL, NULL);
+    mp__wq_push(&w->ev, MP_WEV_OVERFLOW, NULL, NULL);
     return;
   }
   for (;;) {
@@ -316,19 +275,19 @@ void mp_watch_feed(struct mp_watch *w, const void *buf, size_t len) {
     char *path = mine ? join(w, name, nlen) : NULL;
     free(name);
     if (fi.Action == FILE_ACTION_RENAMED_NEW_NAME) {
-      if (old && path) push(w, MP_WEV_RENAME, path, old);
-      else if (path) push(w, MP_WEV_CREATE, path, NULL);
-      else if (old) push(w, MP_WEV_DELETE, old, NULL);
+      if (old && path) mp__wq_push(&w->ev, MP_WEV_RENAME, path, old);
+      else if (path) mp__wq_push(&w->ev, MP_WEV_CREATE, path, NULL);
+      else if (old) mp__wq_push(&w->ev, MP_WEV_DELETE, old, NULL);
       old = NULL;
     } else {
-      if (old) push(w, MP_WEV_DELETE, old, NULL); /* moved out */
+      if (old) mp__wq_push(&w->ev, MP_WEV_DELETE, old, NULL); /* moved out */
       old = NULL;
       switch (fi.Action) {
-        case FILE_ACTION_ADDED: push(w, MP_WEV_CREATE, path, NULL); break;
-        case FILE_ACTION_REMOVED: push(w, MP_WEV_DELETE, path, NULL); break;
+        case FILE_ACTION_ADDED: mp__wq_push(&w->ev, MP_WEV_CREATE, path, NULL); break;
+        case FILE_ACTION_REMOVED: mp__wq_push(&w->ev, MP_WEV_DELETE, path, NULL); break;
         case FILE_ACTION_RENAMED_OLD_NAME: old = path; break;
         case FILE_ACTION_MODIFIED:
-          if (path && !is_dir(path)) push(w, MP_WEV_MODIFY, path, NULL);
+          if (path && !is_dir(path)) mp__wq_push(&w->ev, MP_WEV_MODIFY, path, NULL);
           else free(path);
           break;
         default: free(path); break;
@@ -337,24 +296,11 @@ void mp_watch_feed(struct mp_watch *w, const void *buf, size_t len) {
     if (!fi.NextEntryOffset) break;
     off += fi.NextEntryOffset;
   }
-  if (old) push(w, MP_WEV_DELETE, old, NULL);
+  if (old) mp__wq_push(&w->ev, MP_WEV_DELETE, old, NULL);
 }
 
 int mp_watch_take(struct mp_watch *w, struct mp_watch_event *ev) {
-  wev_free(&w->cur);
-  if (w->head < w->len) {
-    w->cur = w->q[w->head++];
-    if (w->head == w->len) w->head = w->len = 0;
-  } else if (w->lost) {
-    w->lost = 0;
-    w->cur = (struct wev){MP_WEV_OVERFLOW, NULL, NULL};
-  } else {
-    return 0;
-  }
-  ev->type = w->cur.type;
-  ev->path = w->cur.path;
-  ev->from = w->cur.from;
-  return 1;
+  return mp__wq_take(&w->ev, ev);
 }
 
 void mp_watch_free(struct mp_watch *w) {
@@ -369,9 +315,7 @@ void mp_watch_free(struct mp_watch *w) {
   if (w->wov.hEvent) CloseHandle(w->wov.hEvent);
   if (w->writer) CloseHandle(w->writer);
   if (w->dir) CloseHandle(w->dir);
-  for (size_t i = w->head; i < w->len; i++) wev_free(&w->q[i]);
-  wev_free(&w->cur);
-  free(w->q);
+  mp__wq_free(&w->ev);
   free(w->root);
   free(w->dirw);
   free(w->name);
