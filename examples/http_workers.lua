@@ -49,14 +49,14 @@ local function listen(port)
     srv = assert(mp.net.listen("127.0.0.1", port,
                                { reuseport = true, backlog = 1024 }))
   end
-  mp.spawn(function()
+  local acceptor = mp.spawn(function()
     while true do
       local c = srv:accept()
       if not c then break end -- closed
       mp.spawn(serve, c)
     end
   end)
-  return srv, port
+  return srv, port, acceptor
 end
 
 if arg and arg[1] == "--serve" then
@@ -72,7 +72,7 @@ end
 
 -- Self-test. Worker 1 sends 40 connections of 5 requests each, then
 -- tells every worker to stop and sums what they served.
-local srv, port = listen(0)
+local srv, port, acceptor = listen(0)
 local stop = mp.shared_channel("stop", n)
 local counts = mp.shared_channel("counts", n)
 if me == 1 then
@@ -93,6 +93,9 @@ if me == 1 then
   for _ = 1, n do stop:send(true) end
 end
 stop:recv() -- every response was read: each worker counted its own
+-- The acceptor is stopped first: it may not have reached accept yet, and
+-- accept on a closed server raises (a worker that raises is restarted).
+acceptor:cancel()
 srv:close()
 counts:send({ worker = me, requests = served })
 if me == 1 then
