@@ -34,7 +34,7 @@ file(GLOB MP_WIN_SOURCES CONFIGURE_DEPENDS
      ${CMAKE_SOURCE_DIR}/runtime/backend_iocp.c)
 add_library(mp_runtime STATIC
   runtime/loop.c runtime/op.c runtime/timer.c runtime/threadpool.c
-  runtime/error.c runtime/resolve.c runtime/watchq.c ${MP_WIN_SOURCES})
+  runtime/error.c runtime/resolve.c runtime/addr.c runtime/watchq.c ${MP_WIN_SOURCES})
 target_include_directories(mp_runtime PUBLIC runtime)
 target_link_libraries(mp_runtime PUBLIC ws2_32 mswsock)
 
