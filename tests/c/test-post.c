@@ -1,4 +1,5 @@
 /* test-post.c: cross-thread posts and the threadpool. */
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "task.h"
@@ -153,7 +154,10 @@ TEST_IMPL(pool_work) {
   return 0;
 }
 
+static atomic_int sleepy_started;
+
 static void sleepy(struct mp_op *op) {
+  atomic_fetch_add(&sleepy_started, 1);
   usleep(50000);
   op->result = 1;
 }
@@ -172,12 +176,17 @@ TEST_IMPL(pool_cancel_queued) {
   loop = test_loop();
   struct mp_op *ops[5];
   ncancelled = nran = 0;
+  atomic_store(&sleepy_started, 0);
   for (int i = 0; i < 5; i++) {
     ops[i] = mp_op_new(loop, cancel_cb, NULL);
     mp_op_prep_work(ops[i], sleepy, NULL);
     ASSERT_EQ(mp_op_submit(ops[i]), 0);
   }
-  usleep(10000); /* the single worker has taken the first job */
+  /* until the single worker has taken the first job (a fixed sleep was
+   * too short on a loaded machine) */
+  for (int ms = 0; atomic_load(&sleepy_started) == 0 && ms < 10000; ms++)
+    usleep(1000);
+  ASSERT_EQ(atomic_load(&sleepy_started), 1);
   for (int i = 0; i < 5; i++) mp_op_cancel(ops[i]);
   mp_loop_run(loop, MP_RUN_DEFAULT);
   ASSERT_EQ(nran, 1);       /* a running job cannot be cancelled */

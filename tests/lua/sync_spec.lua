@@ -494,9 +494,11 @@ describe("mp.ticker", function()
       tk:close()
       -- A sleep loop loses at least 3 ms a tick here: 60 ticks. The ticker
       -- counts what fell due: elapsed time and count agree within a tick
-      -- (plus slack for a loaded machine descheduling us).
+      -- (plus slack for a loaded machine descheduling us, and for the
+      -- neighbour's 20 ms slices: compared with the count, not N, which
+      -- the last call may overshoot).
       assert.is_true(elapsed >= N * P, "early: " .. elapsed)
-      assert.is_true(elapsed < (N + 15) * P,
+      assert.is_true(elapsed < (count + 25) * P,
                      ("drifted: %d ticks in %.3f s"):format(count, elapsed))
       assert.is_true(coalesced > 0, "late ticks were not coalesced")
       assert.is_true(calls < count)
