@@ -15,6 +15,7 @@ enum {
 };
 
 struct shared {
+  struct lmp_state *S;
   struct lmp_share *x;
   mp_handle_t fd;
   int family;
@@ -22,8 +23,7 @@ struct shared {
 
 static int push_shared(lua_State *L) {
   struct shared *p = lua_touserdata(L, 1);
-  struct lsock *s = lsock_push(L, lmp_state(L), LSOCK_SERVER, p->fd,
-                               p->family);
+  struct lsock *s = lsock_push(L, p->S, LSOCK_SERVER, p->fd, p->family);
   s->share = p->x;
   return 1;
 }
@@ -31,9 +31,10 @@ static int push_shared(lua_State *L) {
 /* reuseport where the system has no SO_REUSEPORT (Windows): the listener
  * on that address the workers share (docs/workers.md), through a handle
  * of this server's own. */
-static int listen_shared(lua_State *L, const struct mp_addr *a, int backlog,
-                         int reuseaddr, const char *what) {
-  struct shared p = {NULL, MP_INVALID_HANDLE, mp_addr_family(a)};
+static int listen_shared(lua_State *L, struct lmp_state *S,
+                         const struct mp_addr *a, int backlog, int reuseaddr,
+                         const char *what) {
+  struct shared p = {S, NULL, MP_INVALID_HANDLE, mp_addr_family(a)};
   int err = lmp_share_listen(L, a, backlog, reuseaddr, &p.x, &p.fd);
   if (err < 0) return lmp_fail(L, err, what);
   lua_pushcfunction(L, push_shared);
@@ -64,7 +65,7 @@ static int l_listen(lua_State *L) {
   if (family != MP_AF_UNIX && reuseport &&
       (err = mp_os_setsockopt(fd, MP_SO_REUSEPORT, 1)) == MP_EOPNOTSUPP) {
     mp_os_close(fd);
-    return listen_shared(L, &a, (int)backlog, reuseaddr, what);
+    return listen_shared(L, S, &a, (int)backlog, reuseaddr, what);
   }
   if (err < 0 ||
       (family != MP_AF_UNIX && reuseaddr &&
