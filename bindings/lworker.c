@@ -353,10 +353,11 @@ void lmp_share_leave(struct lmp_share *x) {
     while (*p != x) p = &(*p)->next;
     *p = x->next;
   }
+  /* closed under the lock: a listen on the address meanwhile finds the
+   * port free (the accept thread joined here takes no workers' lock) */
+  if (last) mp_share_close(x->sh);
   mp_os_mutex_unlock(w->lock);
-  if (!last) return;
-  mp_share_close(x->sh); /* (outside the lock: it joins a thread) */
-  free(x);
+  if (last) free(x);
 }
 
 /* ---- shared channels ---- */
