@@ -6,12 +6,45 @@
 
 #include "lsock.h"
 #include "ltls.h"
+#include "lworker.h"
 #include "mp_os.h"
 
 enum {
   BACKOFF_MIN = 10000000,  /* accept EMFILE back-off: 10 ms ... */
   BACKOFF_MAX = 1000000000 /* ... doubling up to 1 s */
 };
+
+struct shared {
+  struct lmp_state *S;
+  struct lmp_share *x;
+  mp_handle_t fd;
+  int family;
+};
+
+static int push_shared(lua_State *L) {
+  struct shared *p = lua_touserdata(L, 1);
+  struct lsock *s = lsock_push(L, p->S, LSOCK_SERVER, p->fd, p->family);
+  s->share = p->x;
+  return 1;
+}
+
+/* reuseport where the system has no SO_REUSEPORT (Windows): the listener
+ * on that address the workers share (docs/workers.md), through a handle
+ * of this server's own. */
+static int listen_shared(lua_State *L, struct lmp_state *S,
+                         const struct mp_addr *a, int backlog, int reuseaddr,
+                         const char *what) {
+  struct shared p = {S, NULL, MP_INVALID_HANDLE, mp_addr_family(a)};
+  int err = lmp_share_listen(L, a, backlog, reuseaddr, &p.x, &p.fd);
+  if (err < 0) return lmp_fail(L, err, what);
+  lua_pushcfunction(L, push_shared);
+  lua_pushlightuserdata(L, &p);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* out of memory: fd closed */
+    lmp_share_leave(p.x);
+    return lua_error(L);
+  }
+  return 1;
+}
 
 /* core.net_listen(packed, backlog, reuseport, reuseaddr) */
 static int l_listen(lua_State *L) {
@@ -29,11 +62,14 @@ static int l_listen(lua_State *L) {
                 "backlog out of range (1..65535)");
   if ((err = mp_os_socket(family, MP_SOCK_STREAM, &fd)) < 0)
     return lmp_fail(L, err, what);
-  if ((family != MP_AF_UNIX &&
-       ((reuseaddr &&
-         (err = mp_os_setsockopt(fd, MP_SO_REUSEADDR, 1)) < 0) ||
-        (reuseport &&
-         (err = mp_os_setsockopt(fd, MP_SO_REUSEPORT, 1)) < 0))) ||
+  if (family != MP_AF_UNIX && reuseport &&
+      (err = mp_os_setsockopt(fd, MP_SO_REUSEPORT, 1)) == MP_EOPNOTSUPP) {
+    mp_os_close(fd);
+    return listen_shared(L, S, &a, (int)backlog, reuseaddr, what);
+  }
+  if (err < 0 ||
+      (family != MP_AF_UNIX && reuseaddr &&
+       (err = mp_os_setsockopt(fd, MP_SO_REUSEADDR, 1)) < 0) ||
       (err = mp_os_bind(fd, &a)) < 0 ||
       (err = mp_os_listen(fd, (int)backlog)) < 0) {
     mp_os_close(fd);
@@ -41,6 +77,11 @@ static int l_listen(lua_State *L) {
   }
   lsock_push(L, S, LSOCK_SERVER, fd, family);
   return 1;
+}
+
+static void prep_accept(struct mp_op *op, struct lsock *s) {
+  if (s->share) mp_op_prep_accept_shared(op, lmp_share_get(s->share));
+  else mp_op_prep_accept(op, lsock_fd(s));
 }
 
 static int accept_k(lua_State *L, struct mp_op *op) {
@@ -52,7 +93,7 @@ static int accept_k(lua_State *L, struct mp_op *op) {
     return lsock_fail_op(L, s, op, "accept");
   }
   if (op->kind == MP_OP_TIMER && res == 0) { /* back-off over: retry */
-    mp_op_prep_accept(op, lsock_fd(s));
+    prep_accept(op, s);
     return lsock_await(L, s, op, accept_k, "accept");
   }
   if (res >= 0 && op->kind == MP_OP_ACCEPT) {
@@ -76,7 +117,7 @@ static int accept_k(lua_State *L, struct mp_op *op) {
     case MP_ECONNABORTED: case MP_EINTR: case MP_EAGAIN: case MP_EPROTO:
     case MP_EPERM:
       /* The peer gave up before we got to it: the next one, then. */
-      mp_op_prep_accept(op, lsock_fd(s));
+      prep_accept(op, s);
       return lsock_await(L, s, op, accept_k, "accept");
     default:
       return lsock_fail_op(L, s, op, "accept");
@@ -87,7 +128,7 @@ static int server_accept(lua_State *L) {
   struct lsock *s = lsock_check(L, 1, LSOCK_SERVER, "accept");
   lua_settop(L, 1);
   struct mp_op *op = lsock_op(L, s, 0, lsock_deadline(s));
-  mp_op_prep_accept(op, lsock_fd(s));
+  prep_accept(op, s);
   return lsock_await(L, s, op, accept_k, "accept");
 }
 

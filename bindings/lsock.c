@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lsock.h"
+#include "lworker.h"
 #include "mp_os.h"
 
 static const char *const type_names[] = {"stream", "server", "udp"};
@@ -232,6 +233,10 @@ void lsock_shut(struct lsock *s) {
   } else {
     mp_handle_t fd = lmp_handle_take(s->h);
     if (fd != MP_INVALID_HANDLE) mp_os_close(fd);
+  }
+  if (s->share) { /* its accepts are cancelled: let the listener go */
+    lmp_share_leave(s->share);
+    s->share = NULL;
   }
   lmp_rbuf_free(&s->rb);
 }

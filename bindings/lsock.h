@@ -49,6 +49,9 @@ struct lsock {
   struct lsock_req *reqs;  /* the requests of the ops in flight */
   struct lmp_rbuf rb;      /* stream: bytes received, not yet read */
   struct lsock_tls *tls;   /* TLS session (stream), context (server) */
+  struct lmp_share *share; /* server: the listener the workers share
+                              (lworker.c; reuseport where the system has
+                              no SO_REUSEPORT), else NULL */
 };
 
 /* The socket's descriptor (MP_INVALID_HANDLE once closed). */

@@ -50,11 +50,21 @@ struct wslot {
   int posted;            /* post is queued on loop */
 };
 
+/* A listener the workers share (lmp_share_listen), by its address. */
+struct lmp_share {
+  struct lmp_share *next;
+  struct moonport_workers *w;
+  struct mp_share *sh;
+  struct mp_addr addr; /* where it listens (its sockname) */
+  int users;           /* server objects holding it */
+};
+
 struct moonport_workers {
   struct mp_os_mutex *lock; /* everything below and the channels */
   int n;
   struct wslot *slots;
   struct xchan *chans;
+  struct lmp_share *shares;
 };
 
 /* A task waiting on a channel: its timer op owns this. */
@@ -90,6 +100,11 @@ struct moonport_workers *moonport_workers_new(int n) {
 
 void moonport_workers_free(struct moonport_workers *w) {
   if (!w) return;
+  for (struct lmp_share *x = w->shares, *next; x; x = next) {
+    next = x->next; /* (every user is gone: their states closed) */
+    mp_share_close(x->sh);
+    free(x);
+  }
   for (struct xchan *c = w->chans, *next; c; c = next) {
     next = c->next;
     for (struct msg *m = c->head, *mn; m; m = mn) {
@@ -265,6 +280,84 @@ static int l_worker(lua_State *L) {
   lua_pushinteger(L, l->index + 1);
   lua_pushinteger(L, l->w->n);
   return 2;
+}
+
+/* ---- shared listeners ---- */
+
+/* The same address: family, host and port (the bytes may differ in
+ * padding). */
+static int same_addr(const struct mp_addr *a, const struct mp_addr *b) {
+  char ha[128], hb[128];
+  int pa, pb;
+  return mp_addr_format(a, ha, sizeof ha, &pa) ==
+             mp_addr_format(b, hb, sizeof hb, &pb) &&
+         pa == pb && strcmp(ha, hb) == 0;
+}
+
+/* Under the lock: a new listening socket on a, shared. */
+static int share_new(struct moonport_workers *w, const struct mp_addr *a,
+                     int backlog, int reuseaddr, struct lmp_share **out) {
+  struct lmp_share *x = calloc(1, sizeof *x);
+  mp_handle_t fd;
+  int err;
+  if (!x) return MP_ENOMEM;
+  if ((err = mp_os_socket(mp_addr_family(a), MP_SOCK_STREAM, &fd)) < 0) {
+    free(x);
+    return err;
+  }
+  if ((reuseaddr && (err = mp_os_setsockopt(fd, MP_SO_REUSEADDR, 1)) < 0) ||
+      (err = mp_os_bind(fd, a)) < 0 || (err = mp_os_listen(fd, backlog)) < 0 ||
+      (err = mp_os_sockname(fd, &x->addr, 0)) < 0 ||
+      (err = mp_share_new(fd, &x->sh)) < 0) {
+    mp_os_close(fd);
+    free(x);
+    return err;
+  }
+  x->w = w;
+  x->next = w->shares;
+  w->shares = x;
+  *out = x;
+  return 0;
+}
+
+int lmp_share_listen(lua_State *L, const struct mp_addr *a, int backlog,
+                     int reuseaddr, struct lmp_share **out,
+                     mp_handle_t *fd) {
+  struct moonport_workers *w = get_link(L)->w;
+  struct lmp_share *x = NULL;
+  char host[128];
+  int port, err = 0;
+  mp_addr_format(a, host, sizeof host, &port);
+  mp_os_mutex_lock(w->lock);
+  if (port > 0) /* (port 0: a new port, as every listen on 0 gets) */
+    for (x = w->shares; x && !same_addr(&x->addr, a); x = x->next) {}
+  if (!x) err = share_new(w, a, backlog, reuseaddr, &x);
+  if (!err && (err = mp_share_dup(x->sh, fd)) == 0) x->users++;
+  mp_os_mutex_unlock(w->lock);
+  if (err) {
+    if (x && !x->users) lmp_share_leave(x); /* made for nobody */
+    return err;
+  }
+  *out = x;
+  return 0;
+}
+
+struct mp_share *lmp_share_get(struct lmp_share *x) { return x->sh; }
+
+void lmp_share_leave(struct lmp_share *x) {
+  struct moonport_workers *w = x->w;
+  mp_os_mutex_lock(w->lock);
+  int last = x->users == 0 || --x->users == 0;
+  if (last) {
+    struct lmp_share **p = &w->shares;
+    while (*p != x) p = &(*p)->next;
+    *p = x->next;
+  }
+  /* closed under the lock: a listen on the address meanwhile finds the
+   * port free (the accept thread joined here takes no workers' lock) */
+  if (last) mp_share_close(x->sh);
+  mp_os_mutex_unlock(w->lock);
+  if (last) free(x);
 }
 
 /* ---- shared channels ---- */

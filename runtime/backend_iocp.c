@@ -30,7 +30,8 @@ _Static_assert(sizeof(((struct mp_op *)0)->ov) == sizeof(OVERLAPPED),
                "op->ov is an OVERLAPPED");
 
 /* Completion keys: every handle gets KEY_IO (the OVERLAPPED names the
- * op); the loop's own packets carry the others. */
+ * op); the loop's own packets carry the others (and MP__KEY_SHARE, 3, a
+ * shared listener's: share_win.c). */
 enum { KEY_IO = 0, KEY_WAKE = 1, KEY_POLL = 2 };
 
 /* Op flags private to this backend (mp_internal.h's end at 8; 16 is
@@ -662,6 +663,7 @@ static int close_submit(struct mp_loop *loop, struct mp_op *op) {
 }
 
 static int iocp_submit(struct mp_loop *loop, struct mp_op *op) {
+  struct iocp_state *s = loop->bdata;
   op->flags &= (uint8_t)~(F_POOL | F_CLOSED | F_ADVANCE | F_WAIT);
   memset(&op->ov, 0, sizeof op->ov);
   if (op->kind >= MP_OP_OPEN && op->kind <= MP_OP_WRITEFILE)
@@ -674,7 +676,9 @@ static int iocp_submit(struct mp_loop *loop, struct mp_op *op) {
       return is_socket(op->handle) ? stream_submit(loop, op)
                                    : rw_submit(loop, op);
     case MP_OP_SENDTO: case MP_OP_RECVFROM: return dgram_submit(loop, op);
-    case MP_OP_ACCEPT: return accept_submit(loop, op);
+    case MP_OP_ACCEPT: /* from a shared listener: its thread accepts */
+      return op->u.sa.addr ? mp__share_submit(op, s->port)
+                           : accept_submit(loop, op);
     case MP_OP_CONNECT: return connect_submit(loop, op);
     case MP_OP_SENDFILE: return sendfile_submit(loop, op);
     case MP_OP_POLL: return poll_submit(loop, op);
@@ -720,6 +724,10 @@ static void iocp_cancel(struct mp_loop *loop, struct mp_op *op) {
     if (poll_unwait(op)) mp__op_complete(loop, op, MP_ECANCELED);
     return; /* else its packet is queued: it completes with its result */
   }
+  if (op->kind == MP_OP_ACCEPT && op->u.sa.addr) {
+    mp__share_cancel(loop, op);
+    return;
+  }
   /* not found: it finished, its packet is on the way */
   CancelIoEx(op->handle, ov_of(op));
 }
@@ -732,6 +740,10 @@ static void take(struct mp_loop *loop, OVERLAPPED_ENTRY *e) {
     return;
   }
   struct mp_op *op = op_of(e->lpOverlapped);
+  if (e->lpCompletionKey == MP__KEY_SHARE) {
+    mp__share_done(loop, op);
+    return;
+  }
   if (e->lpCompletionKey == KEY_POLL) { /* from a waiter */
     DWORD how = e->dwNumberOfBytesTransferred;
     finish(loop, op, how ? mp_err_from_win(how) : 0);

@@ -410,6 +410,34 @@ int mp_op_prep_copyfile(struct mp_op *op, const char *from, const char *to);
 void mp_op_prep_sendfile(struct mp_op *op, mp_handle_t h, mp_handle_t from,
                          int64_t off, size_t len);
 
+/* Shared listeners (issue 16): one listening socket that ops of any
+ * number of loops accept from, on any threads: each connection goes to
+ * the accept that has waited longest (a FIFO over every loop), which
+ * spreads connections evenly over loops that are all waiting. Windows'
+ * stand-in for SO_REUSEPORT, whose sockets belong to one completion port
+ * each: a thread of the listener's own accepts (AcceptEx on a private
+ * port) and posts each connection to the waiting op's loop. Elsewhere
+ * mp_share_new fails with MP_EOPNOTSUPP (Linux has SO_REUSEPORT). */
+struct mp_share;
+/* Takes over the listening socket h (not yet used by any loop); MP_EBUSY
+ * if a loop's port has it. On failure h is still the caller's. */
+int mp_share_new(mp_handle_t h, struct mp_share **out);
+/* A handle of the caller's own on the listening socket (sockname,
+ * options); closing it leaves the listener open. */
+int mp_share_dup(struct mp_share *sh, mp_handle_t *out);
+/* Closes the listener: the waiting accepts complete with MP_ECLOSED,
+ * connections taken for no op yet are closed, the thread ends (joined
+ * here). Any thread, once; no accept may be prepared on sh afterwards.
+ * The record is freed once the last op that named it has completed. */
+void mp_share_close(struct mp_share *sh);
+/* MP_OP_ACCEPT from sh: result is the new handle, as from
+ * mp_op_prep_accept. A cancel takes the op out of the queue
+ * (MP_ECANCELED); a connection already on its way to it goes to the next
+ * waiting accept instead (or waits for one), never lost. */
+void mp_op_prep_accept_shared(struct mp_op *op, struct mp_share *sh);
+/* For tests: the accepts waiting and the connections taken for none. */
+void mp_share_stats(struct mp_share *sh, int *waiting, int *held);
+
 /* File metadata, as stat(2) gives it, in portable terms (MP_OP_STAT,
  * mp_os_fstat). mode holds the permission bits only; type the kind. */
 enum { MP_FT_UNKNOWN, MP_FT_FILE, MP_FT_DIR, MP_FT_LINK, MP_FT_FIFO,

@@ -157,6 +157,14 @@ struct mp__dgram {
   int addrlen;
   unsigned long flags;
 };
+
+/* share_win.c: MP_OP_ACCEPT from a shared listener (op->u.sa.addr set),
+ * for backend_iocp.c: submit (port: the loop's, where the op's packet
+ * comes with key MP__KEY_SHARE), cancel, and that packet taken. */
+enum { MP__KEY_SHARE = 3 };
+int mp__share_submit(struct mp_op *op, void *port);
+void mp__share_cancel(struct mp_loop *loop, struct mp_op *op);
+void mp__share_done(struct mp_loop *loop, struct mp_op *op);
 #endif
 
 /* threadpool.c */

@@ -224,3 +224,25 @@ int64_t mp_os_trysendto(mp_handle_t h, const void *buf, size_t len,
   if (r >= 0) return r;
   return errno == EWOULDBLOCK ? MP_EAGAIN : fail();
 }
+
+/* Shared listeners (mp.h): Linux spreads connections with SO_REUSEPORT,
+ * so nothing shares a listener here (share_win.c is Windows'). */
+int mp_share_new(mp_handle_t h, struct mp_share **out) {
+  (void)h;
+  (void)out;
+  return MP_EOPNOTSUPP;
+}
+int mp_share_dup(struct mp_share *sh, mp_handle_t *out) {
+  (void)sh;
+  (void)out;
+  return MP_EOPNOTSUPP;
+}
+void mp_share_close(struct mp_share *sh) { (void)sh; }
+void mp_op_prep_accept_shared(struct mp_op *op, struct mp_share *sh) {
+  (void)sh;
+  mp_op_prep_accept(op, MP_INVALID_HANDLE); /* fails with EBADF */
+}
+void mp_share_stats(struct mp_share *sh, int *waiting, int *held) {
+  (void)sh;
+  *waiting = *held = 0;
+}

@@ -305,6 +305,7 @@ void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf,
 void mp_op_prep_accept(struct mp_op *op, mp_handle_t h) {
   op->kind = MP_OP_ACCEPT;
   op->handle = h;
+  op->u.sa.addr = NULL; /* no shared listener (mp_op_prep_accept_shared) */
 }
 
 void *mp__op_priv(struct mp_op *op, size_t size) {

@@ -155,3 +155,72 @@ describe("mp.shared_channel", function()
     mp.run()
   end)
 end)
+
+-- Listeners sharing a port (reuseport): SO_REUSEPORT on Linux; on
+-- Windows the listener the workers' record shares (runtime/share_win.c).
+-- Across worker threads: tests/e2e/workers.sh and tests/win/cli.sh.
+describe("reuseport in one state", function()
+  it("listeners on one port share its connections; the last close frees it",
+     function()
+    H.run(function()
+      local a = assert(mp.net.listen("127.0.0.1", 0, { reuseport = true }))
+      local _, port = a:sockname()
+      local b = assert(mp.net.listen("127.0.0.1", port, { reuseport = true }))
+      assert.are.equal(port, select(2, b:sockname()))
+      local _, msg, code = mp.net.listen("127.0.0.1", port)
+      assert.is_nil(_)
+      assert.are.equal("EADDRINUSE", code, msg)
+      local got = { [a] = 0, [b] = 0 }
+      local function serve(s, name)
+        return mp.spawn(function()
+          while true do
+            local c, err = s:accept()
+            if not c then return err end
+            got[s] = got[s] + 1
+            c:write(name .. "\n")
+            c:close()
+          end
+        end)
+      end
+      local ta, tb = serve(a, "a"), serve(b, "b")
+      local function ask()
+        local c = assert(mp.net.connect("127.0.0.1", port))
+        local r = assert(c:read("l"))
+        c:close()
+        return r
+      end
+      for _ = 1, 20 do ask() end
+      assert.are.equal(20, got[a] + got[b])
+      assert.is_true(got[a] > 0 and got[b] > 0, got[a] .. "/" .. got[b])
+      -- one closed, the other keeps the port
+      a:close()
+      local ok, err = ta:join()
+      assert.is_true(ok)
+      assert.is_truthy(tostring(err):find("closed"))
+      for _ = 1, 5 do assert.are.equal("b", ask()) end
+      b:close()
+      tb:join()
+      local again = assert(mp.net.listen("127.0.0.1", port))
+      again:close()
+    end)
+  end)
+
+  it("an accept that times out takes no connection with it", function()
+    H.run(function()
+      local s = assert(mp.net.listen("127.0.0.1", 0, { reuseport = true }))
+      local _, port = s:sockname()
+      s:settimeout(0.05)
+      local none, _, code = s:accept()
+      assert.is_nil(none)
+      assert.are.equal("timeout", code)
+      local c = assert(mp.net.connect("127.0.0.1", port))
+      s:settimeout(nil)
+      local got = assert(s:accept())
+      c:write("hi\n")
+      assert.are.equal("hi", got:read("l"))
+      got:close()
+      c:close()
+      s:close()
+    end)
+  end)
+end)

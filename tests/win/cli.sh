@@ -115,5 +115,64 @@ check "--workers 2 runs the script in two workers" \
   '[ $st -eq 0 ] && [ "$out" = "worker 1
 worker 2" ]' || cat "$tmp/err"
 
+# A server on both workers sharing one port (reuseport: on Windows the
+# listener the workers' record shares, runtime/share_win.c). Worker 1
+# picks the port, worker 2 listens on it; a client task in worker 1 makes
+# 20 connections one after the other and counts which worker answered;
+# then both close their servers and end: exit 0.
+cat > "$tmp/share.lua" <<'LUA'
+local mp = require "moonport"
+local me, n = mp.worker()
+local ports = mp.shared_channel("port", n)
+local ready = mp.shared_channel("ready", n)
+local stop = mp.shared_channel("stop", n)
+local srv
+if me == 1 then
+  srv = assert(mp.net.listen("127.0.0.1", 0, { reuseport = true }))
+  local _, port = srv:sockname()
+  for _ = 2, n do ports:send(port) end
+else
+  srv = assert(mp.net.listen("127.0.0.1", ports:recv(), { reuseport = true }))
+  ready:send(me)
+end
+local served = 0
+local acceptor = mp.spawn(function()
+  while true do
+    local c = srv:accept()
+    if not c then return end
+    served = served + 1
+    c:write(me .. "\n")
+    c:close()
+  end
+end)
+if me == 1 then
+  for _ = 2, n do ready:recv() end
+  local _, port = srv:sockname()
+  local by = {}
+  for _ = 1, 20 do
+    local c = assert(mp.net.connect("127.0.0.1", port))
+    local w = assert(c:read("l"))
+    c:close()
+    by[w] = (by[w] or 0) + 1
+  end
+  print(("answered %d %d"):format(by["1"] or 0, by["2"] or 0))
+  for _ = 2, n do stop:send(true) end
+else
+  stop:recv()
+end
+srv:close()
+acceptor:join()
+io.stderr:write(("worker %d served %d\n"):format(me, served))
+LUA
+mp --workers 2 "$tmp/share.lua" >"$tmp/out" 2>"$tmp/err"; st=$?
+out=$(tr -d '\r' <"$tmp/out")
+read -r word a b <<<"$out"
+check "--workers 2: a reuseport server on both workers, each serves some" \
+  '[ $st -eq 0 ] && [ "$word" = answered ] && [ $((a + b)) -eq 20 ] &&
+   [ "$a" -ge 5 ] && [ "$b" -ge 5 ]' || { echo "$out"; cat "$tmp/err"; }
+check "and both stop cleanly (each counted what it served)" \
+  'grep -q "^worker 1 served $a" "$tmp/err" &&
+   grep -q "^worker 2 served $b" "$tmp/err"'
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
