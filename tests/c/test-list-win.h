@@ -15,4 +15,5 @@
   X(iocp_close_pending) X(iocp_thousand_connections)                      \
   X(iocp_foreign_port) X(iocp_close_ends_poll) X(iocp_sync_file_position) \
   X(win_spawn_status_kill) X(win_spawn_all_or_nothing)                      \
-  X(win_signal_names_and_routes) X(win_adopt_kinds)
+  X(win_signal_names_and_routes) X(win_adopt_kinds)                        \
+  X(win_readfile)
