@@ -426,14 +426,18 @@ void lfile_adopt(lua_State *L, struct lfile *f, mp_handle_t fd, int fmode,
     int64_t pos = mp_os_seek(h->handle, 0, MP_SEEK_CUR);
     f->end = pos < 0 ? 0 : pos;
   }
-  /* Opened non-blocking (fs_open). io_uring wants blocking handles (it
-   * polls pipes itself, and would fail non-blocking ones with EAGAIN, or
-   * never read uncached file pages inline); the epoll backend wants
-   * non-blocking streams, or a write bigger than a pipe's free space
-   * would block the loop after its readiness wait. An adopted handle
-   * may be shared with another process: its flags stay as they are. */
-  if (!adopted &&
-      (!f->stream || strcmp(mp_loop_backend(S->loop), "epoll") != 0))
+  /* Opened non-blocking (fs_open). io_uring wants blocking pipes (it
+   * polls them itself, and would fail non-blocking ones with EAGAIN) and
+   * blocking files to write (a filesystem without non-blocking IO answers
+   * EAGAIN); the epoll backend wants non-blocking streams, or a write
+   * bigger than a pipe's free space would block the loop after its
+   * readiness wait. A regular file only read keeps the flag: its reads
+   * are positional, which read(2) and the pool do not care about, and an
+   * EAGAIN of io_uring's sends the read to io-wq (backend_uring.c); one
+   * syscall less per open (issue 16). An adopted handle may be shared
+   * with another process: its flags stay as they are. */
+  if (!adopted && (f->stream ? strcmp(mp_loop_backend(S->loop), "epoll")
+                             : fmode & F_WRITE))
     mp_os_set_nonblock(h->handle, 0);
   f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
 }

@@ -389,6 +389,7 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
       io_uring_sqe_set_data64(sqe, TAG_IGNORE);
       return MP_EINVAL;
   }
+  if (op->flags & MP__F_ASYNC) sqe->flags |= IOSQE_ASYNC;
   io_uring_sqe_set_data(sqe, op);
   return 0;
 }
@@ -427,7 +428,9 @@ static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
  * short read breaks a plain link). A read of 0 is the end; a FIFO, a
  * /proc file or a growing file reads on, one read at a time (the buffer
  * doubling). The file was opened non-blocking, so a FIFO never holds the
- * open; an EAGAIN (a device, or a filesystem without non-blocking reads)
+ * open; a read of nothing at all is followed by a poll and another read
+ * (a FIFO with no writer yet reads 0); an EAGAIN (a device, or a
+ * filesystem without non-blocking reads)
  * sends the next read to io-wq (IOSQE_ASYNC), a second one waits for a
  * poll. At the end a CLOSE of the slot is queued, unlinked: SQEs are
  * issued in ring order and a direct close never goes async, so the slot
@@ -507,7 +510,7 @@ static int rf_submit(struct mp_loop *loop, struct mp_op *op) {
   struct io_uring_sqe *sqe;
   rf->slot = -1;
   rf->len = 0;
-  rf->out = rf->pending = rf->async = 0;
+  rf->out = rf->pending = rf->async = rf->waited = 0;
   if (!rf_table(loop, s) || !s->rf_nfree)
     return mp__pool_submit(loop, op); /* no table, or every slot busy */
   if (!rf->buf) {
@@ -609,21 +612,27 @@ static void rf_cqe(struct mp_loop *loop, struct mp_op *op, unsigned step,
     err = r < 0 && r != MP_EAGAIN ? r : 0;
     last = MP_EAGAIN; /* ready: read again */
     if (!err && !(op->flags & MP__F_CANCEL)) err = rf_next(loop, op, RF_READ);
-    if (err || (op->flags & MP__F_CANCEL)) {
+    if (err || (op->flags & MP__F_CANCEL))
       rf_finish(loop, op, err ? err : MP_ECANCELED);
-    }
     return;
   } else {
     if (r > 0) rf->len += (size_t)r;
     err = r < 0 && r != MP_EAGAIN ? r : 0;
     last = r;
   }
-  if (!err && last == 0) {
+  if (!err && last == 0 && rf->len == 0 && !rf->waited &&
+      !(op->flags & MP__F_CANCEL)) {
+    /* Nothing at all: an empty file, or a FIFO no writer has opened yet,
+     * which reads 0 when non-blocking but polls as not ready until a
+     * writer comes (as fs.open's file waits): poll once, read again. */
+    rf->waited = 1;
+    err = rf_next(loop, op, RF_POLL);
+  } else if (!err && last == 0) {
     rf_finish(loop, op, (int64_t)rf->len); /* the end, even if cancelled */
     return;
-  }
-  if (!err && (op->flags & MP__F_CANCEL)) err = MP_ECANCELED;
-  if (!err && last == MP_EAGAIN) {
+  } else if (!err && (op->flags & MP__F_CANCEL)) {
+    err = MP_ECANCELED;
+  } else if (!err && last == MP_EAGAIN) {
     /* to io-wq first; then, told again, wait for readiness */
     err = rf_next(loop, op, rf->async ? RF_POLL : RF_READ);
     rf->async = 1;
@@ -647,6 +656,13 @@ static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
   if ((intr || again) && is_io(op->kind)) {
     if (op->flags & MP__F_CANCEL) {
       res = MP_ECANCELED;
+    } else if (again && op->kind == MP_OP_READ && op->u.rw.off >= 0 &&
+               !(op->flags & MP__F_ASYNC)) {
+      /* A file (positional): polling it says ready at once. A file kept
+       * non-blocking (lfile.c) on a filesystem without non-blocking
+       * reads answers EAGAIN: io-wq reads it blocking. */
+      op->flags |= MP__F_ASYNC;
+      if ((res = ur_submit(loop, op)) == 0) return;
     } else if (again) {
       int in = op->kind == MP_OP_READ || op->kind == MP_OP_RECV ||
                op->kind == MP_OP_ACCEPT || op->kind == MP_OP_RECVFROM;
@@ -659,6 +675,7 @@ static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
       return;
     }
   }
+  op->flags &= (uint8_t)~MP__F_ASYNC;
   if (op->kind == MP_OP_STAT) mp__fs_complete(op, res); /* statx: portable */
   if (op->kind == MP_OP_POLL && res > 0)
     res = res & POLLNVAL ? MP_EBADF : 0; /* the event mask: ready */
@@ -674,7 +691,10 @@ static void poll_done(struct mp_loop *loop, struct mp_op *op, int res) {
   else if (res < 0 && !(res <= -512 && res >= -514)) r = res;
   else r = ur_submit(loop, op); /* ready, or a poll's restart code leaked
                                    by an interrupted worker: try again */
-  if (r < 0) mp__op_complete(loop, op, r);
+  if (r < 0) {
+    op->flags &= (uint8_t)~MP__F_ASYNC;
+    mp__op_complete(loop, op, r);
+  }
 }
 
 /* A CQE's result as an MP_E* code (the kernel's restart codes, which

@@ -20,7 +20,9 @@ enum {
   MP__F_EXTERNAL = 2, /* caller-owned memory (mp_op_init), not pooled */
   MP__F_BACKEND = 4,  /* handed to the backend (vs heap/pool/nop) */
   MP__F_PROTECT = 8,  /* mp_loop_drain waits for it instead of cancelling */
-  MP__F_POLL = 16     /* io_uring: waiting for readiness after EAGAIN */
+  MP__F_POLL = 16,    /* io_uring: waiting for readiness after EAGAIN */
+  MP__F_ASYNC = 32    /* io_uring: issued to io-wq (a positional READ of
+                         a non-blocking file answered EAGAIN) */
 };
 
 /* Debug buffer checks (MOONPORT_DEBUG_BUFFERS=1, always in MP_DEBUG
@@ -217,6 +219,7 @@ struct mp__rf {
   uint8_t out;        /* bits: which tags are with the kernel (io_uring) */
   uint8_t phase;      /* io_uring: chain, read or poll */
   uint8_t async;      /* io_uring: reads go to io-wq after an EAGAIN */
+  uint8_t waited;     /* io_uring: polled after an empty first read */
 };
 int64_t mp__readfile_blocking(struct mp_op *op);
 
