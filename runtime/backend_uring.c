@@ -446,9 +446,13 @@ static int rf_table(struct mp_loop *loop, struct uring_state *s) {
   int n = RF_SLOTS;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur / 2 < (rlim_t)n)
     n = (int)(rl.rlim_cur / 2);
-  s->rf_ready = -1;
-  if (n < 8 || !(s->rf_free = mp_loop_malloc(loop, (size_t)n * sizeof(int))))
+  if (n < 8) {
+    s->rf_ready = -1;
     return 0;
+  }
+  if (!(s->rf_free = mp_loop_malloc(loop, (size_t)n * sizeof(int))))
+    return 0; /* out of memory: the pool this time */
+  s->rf_ready = -1;
   if (io_uring_register_files_sparse(&s->ring, (unsigned)n) < 0) {
     free(s->rf_free);
     s->rf_free = NULL;
