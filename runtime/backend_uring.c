@@ -430,11 +430,11 @@ static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
  * doubling). The file was opened non-blocking, so a FIFO never holds the
  * open; a read of nothing at all is followed by a poll and another read
  * (a FIFO with no writer yet reads 0); an EAGAIN (a device, or a
- * filesystem without non-blocking reads)
- * sends the next read to io-wq (IOSQE_ASYNC), a second one waits for a
- * poll. At the end a CLOSE of the slot is queued, unlinked: SQEs are
- * issued in ring order and a direct close never goes async, so the slot
- * is free for any SQE queued after it, at once. */
+ * filesystem without non-blocking reads) sends the next reads to io-wq
+ * (IOSQE_ASYNC), a second one waits for a poll first. At the end a
+ * CLOSE of the slot is queued, unlinked: SQEs are issued in ring order
+ * and a direct close never goes async, so the slot is free for any SQE
+ * queued after it, at once. */
 enum { RF_FIRST = 16384, RF_SECOND = 16384, RF_SLOTS = 1024,
        RF_CHAIN = 0, RF_READ = 1, RF_POLL = 2 };
 
@@ -638,8 +638,9 @@ static void rf_cqe(struct mp_loop *loop, struct mp_op *op, unsigned step,
     err = MP_ECANCELED;
   } else if (!err && last == MP_EAGAIN) {
     /* to io-wq first; then, told again, wait for readiness */
-    err = rf_next(loop, op, rf->async ? RF_POLL : RF_READ);
-    rf->async = 1;
+    int polled = rf->async;
+    rf->async = 1; /* (every read from now on goes to io-wq) */
+    err = rf_next(loop, op, polled ? RF_POLL : RF_READ);
   } else if (!err) {
     err = rf_next(loop, op, RF_READ);
   }

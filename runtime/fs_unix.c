@@ -268,6 +268,9 @@ int64_t mp__readfile_blocking(struct mp_op *op) {
   struct mp__rf *rf = op->u.fs.buf;
   struct stat st;
   int fd, e = 0;
+  free(rf->buf); /* an op submitted again: its last bytes go */
+  rf->buf = NULL;
+  rf->cap = rf->len = 0;
   do fd = openat(mp__fs_dirfd(op), op->u.fs.path,
                  O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   while (fd < 0 && errno == EINTR);

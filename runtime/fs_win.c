@@ -537,6 +537,9 @@ static int64_t write_all(HANDLE h, const char *p, size_t n) {
 static int64_t readfile_op(struct mp_op *op, const wchar_t *p) {
   struct mp__rf *rf = op->u.fs.buf;
   BY_HANDLE_FILE_INFORMATION fi;
+  free(rf->buf); /* an op submitted again: its last bytes go */
+  rf->buf = NULL;
+  rf->cap = rf->len = 0;
   int64_t r = open_op(op, p), e = 0;
   if (r < 0) return r;
   HANDLE h = (HANDLE)(intptr_t)r;

@@ -23,4 +23,4 @@
   X(os_socket_calls) X(socket_preps_keep_owned)                             \
   X(op_poll) X(op_poll_out) X(os_spawn) X(os_signal_names)                 \
   X(readfile_sizes) X(readfile_failures) X(readfile_proc)                   \
-  X(readfile_fifo) X(readfile_cancel) X(readfile_slots)
+  X(readfile_fifo) X(readfile_cancel) X(readfile_slots) X(readfile_tty)

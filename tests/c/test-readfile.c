@@ -276,3 +276,38 @@ TEST_IMPL(readfile_slots) {
   CLOSE_LOOP(loop);
   return 0;
 }
+
+/* A terminal (a pty's other side): non-blocking reads answer EAGAIN
+ * until a line comes; io_uring's chain goes to io-wq, then polls, and
+ * reads until the end-of-file character. The pool hands it back. */
+TEST_IMPL(readfile_tty) {
+  struct mp_loop *loop = test_loop();
+  int m = posix_openpt(O_RDWR | O_NOCTTY);
+  if (m < 0) return TEST_SKIP; /* no ptys here */
+  ASSERT_EQ(grantpt(m), 0);
+  ASSERT_EQ(unlockpt(m), 0);
+  char name[128];
+  ASSERT_EQ(ptsname_r(m, name, sizeof name), 0);
+  int before = ndone;
+  struct mp_op *op = start(loop, name);
+  run_ms(loop, 50);
+  if (is_uring(loop)) {
+    ASSERT_EQ(ndone, before); /* waiting for a line */
+    ASSERT_EQ(write(m, "hello\n", 6), 6);
+    run_ms(loop, 50);
+    ASSERT_EQ(ndone, before); /* and for the end */
+    ASSERT_EQ(write(m, "\x04", 1), 1); /* ^D at a line's start: EOF */
+    while (ndone == before) mp_loop_run(loop, MP_RUN_ONCE);
+    ASSERT_EQ(op->result, 6);
+    ASSERT_EQ(memcmp(mp_op_readfile_data(op), "hello\n", 6), 0);
+  } else {
+    ASSERT_EQ(ndone, before + 1);
+    ASSERT_EQ(op->result, MP_EAGAIN);
+    ASSERT(isatty(op->handle));
+    close(op->handle);
+  }
+  mp_op_release(op);
+  close(m);
+  CLOSE_LOOP(loop);
+  return 0;
+}
