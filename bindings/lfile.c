@@ -426,14 +426,18 @@ void lfile_adopt(lua_State *L, struct lfile *f, mp_handle_t fd, int fmode,
     int64_t pos = mp_os_seek(h->handle, 0, MP_SEEK_CUR);
     f->end = pos < 0 ? 0 : pos;
   }
-  /* Opened non-blocking (fs_open). io_uring wants blocking handles (it
-   * polls pipes itself, and would fail non-blocking ones with EAGAIN, or
-   * never read uncached file pages inline); the epoll backend wants
-   * non-blocking streams, or a write bigger than a pipe's free space
-   * would block the loop after its readiness wait. An adopted handle
-   * may be shared with another process: its flags stay as they are. */
-  if (!adopted &&
-      (!f->stream || strcmp(mp_loop_backend(S->loop), "epoll") != 0))
+  /* Opened non-blocking (fs_open). io_uring wants blocking pipes (it
+   * polls them itself, and would fail non-blocking ones with EAGAIN) and
+   * blocking files to write (a filesystem without non-blocking IO answers
+   * EAGAIN); the epoll backend wants non-blocking streams, or a write
+   * bigger than a pipe's free space would block the loop after its
+   * readiness wait. A regular file only read keeps the flag: its reads
+   * are positional, which read(2) and the pool do not care about, and an
+   * EAGAIN of io_uring's sends the read to io-wq (backend_uring.c); one
+   * syscall less per open (issue 16). An adopted handle may be shared
+   * with another process: its flags stay as they are. */
+  if (!adopted && (f->stream ? strcmp(mp_loop_backend(S->loop), "epoll")
+                             : fmode & F_WRITE))
     mp_os_set_nonblock(h->handle, 0);
   f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
 }
@@ -491,6 +495,94 @@ static int fs_open(lua_State *L) {
   return lmp_await(L, op, open_k, "open");
 }
 
+/* --- mp.fs.readfile ---------------------------------------------------
+ *
+ * One READFILE op: the runtime opens, reads to the end and closes (a
+ * linked chain on io_uring, one pool job elsewhere), and the bytes become
+ * the string. A FIFO or device the op hands back unread (it would hold a
+ * pool thread) is read here as fs.open(path):read("a") reads it, then
+ * closed, also when the read raises (a cancel). */
+
+/* A discarded op (its task gone) may hold a handle handed back. */
+static void readfile_cb(struct mp_op *op) {
+  if (!op->data && op->result == MP_EAGAIN &&
+      op->handle != MP_INVALID_HANDLE) {
+    mp_os_close(op->handle);
+    op->handle = MP_INVALID_HANDLE;
+  }
+  lmp_task_op_cb(op);
+}
+
+/* Stack: path, file, then read's results or the error it raised. */
+static int readrest_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  close_now(lua_touserdata(L, 2));
+  if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+  if (lua_isnil(L, 3)) return 3;
+  lua_settop(L, 3);
+  return 1;
+}
+
+static int push_file(lua_State *L) {
+  size_t len;
+  const char *path = lua_tolstring(L, 1, &len);
+  lfile_push(L, path, len);
+  return 1;
+}
+
+static int readfile_stream(lua_State *L, mp_handle_t fd) {
+  lua_settop(L, 1);
+  lua_pushcfunction(L, push_file);
+  lua_pushvalue(L, 1);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* out of memory */
+    mp_os_close(fd);
+    return lua_error(L);
+  }
+  lfile_adopt(L, lua_touserdata(L, 2), fd, F_READ, 0);
+  lua_getfield(L, 2, "read");
+  lua_pushvalue(L, 2);
+  lua_pushliteral(L, "a");
+  return readrest_k(L, lua_pcallk(L, 2, 3, 0, 0, readrest_k), 0);
+}
+
+static int push_data(lua_State *L) {
+  const struct mp_op *op = lua_touserdata(L, 1);
+  lua_pushlstring(L, mp_op_readfile_data(op), (size_t)op->result);
+  return 1;
+}
+
+static int readfile_k(lua_State *L, struct mp_op *op) {
+  int64_t r = op->result;
+  if (r >= 0) {
+    /* pushing may run out of memory: the op is released either way */
+    lua_pushcfunction(L, push_data);
+    lua_pushlightuserdata(L, op);
+    int st = lua_pcall(L, 1, 1, 0);
+    mp_op_release(op);
+    return st == LUA_OK ? 1 : lua_error(L);
+  }
+  mp_handle_t fd = r == MP_EAGAIN ? op->handle : MP_INVALID_HANDLE;
+  op->handle = MP_INVALID_HANDLE;
+  mp_op_release(op);
+  if (fd != MP_INVALID_HANDLE) return readfile_stream(L, fd);
+  return lmp_fail(L, (int)r, lua_tostring(L, 1));
+}
+
+static int fs_readfile(lua_State *L) {
+  struct lmp_state *S = lmp_state(L);
+  const char *path = luaL_checkstring(L, 1);
+  luaL_argcheck(L, strlen(path) == lua_rawlen(L, 1), 1,
+                "path contains a NUL byte");
+  lua_settop(L, 1);
+  struct mp_op *op = mp_op_new(S->loop, readfile_cb, NULL);
+  if (!op) return luaL_error(L, "not enough memory");
+  if (mp_op_prep_readfile(op, path) < 0) {
+    mp_op_release(op);
+    return luaL_error(L, "not enough memory");
+  }
+  return lmp_await(L, op, readfile_k, "readfile");
+}
+
 static const luaL_Reg file_methods[] = {
   {"read", file_read},     {"lines", file_lines}, {"write", lfile_write},
   {"pread", file_pread},   {"pwrite", lfile_pwrite}, {"seek", file_seek},
@@ -506,7 +598,7 @@ static const luaL_Reg file_meta[] = {
 };
 
 static const luaL_Reg fs_funcs[] = {
-  {"open", fs_open}, {NULL, NULL},
+  {"open", fs_open}, {"readfile", fs_readfile}, {NULL, NULL},
 };
 
 const char lfile_mt_key = 0;

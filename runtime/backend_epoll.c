@@ -235,7 +235,10 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
 static void ep_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct epoll_state *s = loop->bdata;
   if (mp__sendfile_cancel(op)) return; /* its pool job ends it */
-  if (op->handle >= 0 && (size_t)op->handle < s->nfds) {
+  /* (file and path ops are pool jobs: a READFILE's may be writing
+   * op->handle right now) */
+  int path_op = op->kind >= MP_OP_OPEN && op->kind <= MP_OP_WRITEFILE;
+  if (!path_op && op->handle >= 0 && (size_t)op->handle < s->nfds) {
     struct fdstate *f = &s->fds[op->handle];
     if (mp__queue_remove(&f->rq, op) || mp__queue_remove(&f->wq, op)) {
       fd_update(s, op->handle, f);

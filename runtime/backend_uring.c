@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -21,6 +22,7 @@
 
 #define TAG_IGNORE 0u  /* cancel CQEs */
 #define TAG_POLL 1u    /* low bit of an op's address: its readiness poll */
+#define TAG_RF 6u      /* READFILE's steps: op | 2, 4 or 6 (rf_cqe) */
 
 /* Test-only fault injection (MP_FAULT_SEED, MP_FAULT_RATE, MP_FAULT_HARD,
  * read at init): a seeded share of socket and file ops is shortened (asks
@@ -45,6 +47,10 @@ struct uring_state {
    * run on the threadpool. */
   unsigned char native[MP_OP_KIND_MAX];
   struct faults fault;
+  /* READFILE's direct descriptors: a sparse table registered at the
+   * first READFILE (rf_ready: 1 done, -1 refused), and its free slots. */
+  int rf_ready, rf_nfree;
+  int *rf_free;
 };
 
 /* Linux 6.9's ftruncate opcode (liburing 2.3 predates it). */
@@ -76,6 +82,10 @@ static const int needed_ops[] = {
 };
 
 static void reap(struct mp_loop *loop);
+static int rf_submit(struct mp_loop *loop, struct mp_op *op);
+static void rf_cancel(struct mp_loop *loop, struct mp_op *op);
+static void rf_cqe(struct mp_loop *loop, struct mp_op *op, unsigned step,
+                   int res);
 
 /* A SINGLE_ISSUER ring answers EEXIST to any other thread: a loop belongs
  * to the thread that created it. Carrying on would spin or lose IO. */
@@ -113,6 +123,9 @@ static int probe(struct uring_state *s) {
     s->native[optional_ops[i].kind] =
         !(nofs && *nofs == '1') &&
         io_uring_opcode_supported(p, optional_ops[i].opcode);
+  /* READFILE's chain: direct opens and closes (5.15; the sparse table it
+   * needs, 5.19, is registered at first use) */
+  s->native[MP_OP_READFILE] = s->native[MP_OP_OPEN];
   io_uring_free_probe(p);
   return ok ? 0 : MP_ENOSYS;
 }
@@ -259,6 +272,7 @@ static int ur_init(struct mp_loop *loop) {
 
 static void ur_close(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
+  free(s->rf_free);
   faults_report(&s->fault);
   io_uring_queue_exit(&s->ring);
   mp__close_fd(s->wakefd);
@@ -273,6 +287,7 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
   struct uring_state *s = loop->bdata;
   if (on_pool(s, op))
     return mp__pool_submit(loop, op); /* the kernel lacks the opcode */
+  if (op->kind == MP_OP_READFILE) return rf_submit(loop, op);
   if (op->handle < 0 &&
       (op->kind <= MP_OP_CLOSE || op->kind > MP_OP_WRITEFILE))
     return MP_EBADF;
@@ -374,6 +389,7 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
       io_uring_sqe_set_data64(sqe, TAG_IGNORE);
       return MP_EINVAL;
   }
+  if (op->flags & MP__F_ASYNC) sqe->flags |= IOSQE_ASYNC;
   io_uring_sqe_set_data(sqe, op);
   return 0;
 }
@@ -381,6 +397,10 @@ static int ur_submit(struct mp_loop *loop, struct mp_op *op) {
 static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct uring_state *s = loop->bdata;
   if (mp__sendfile_cancel(op)) return; /* its pool job ends it */
+  if (op->kind == MP_OP_READFILE && !on_pool(s, op)) {
+    rf_cancel(loop, op);
+    return;
+  }
   if (on_pool(s, op)) {
     mp__pool_cancel(loop, op); /* on the pool: a running job finishes */
     return;
@@ -391,6 +411,240 @@ static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
   io_uring_prep_cancel64(sqe, (uintptr_t)op | (op->flags & MP__F_POLL ?
                                                TAG_POLL : 0), 0);
   io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+}
+
+/* --- READFILE: open, read, read as one linked chain ---------------------
+ *
+ * The open puts the file into a direct descriptor (a slot of the ring's
+ * table, never a process descriptor: no fstat, no fcntl, nothing to
+ * inherit), and two reads at the file's position follow it through that
+ * slot, as the peer C program does. Each SQE's user_data is the op with
+ * its step in bits 1-2 (TAG_RF); the op completes once every CQE of its
+ * steps has arrived, so nothing the kernel uses is released before.
+ * Slots are ours to pick (IORING_FILE_INDEX_ALLOC would pick one too,
+ * but a linked read must name its slot when it is queued).
+ *
+ * The second read is hard-linked: it runs whatever the first returned (a
+ * short read breaks a plain link). A read of 0 is the end; a FIFO, a
+ * /proc file or a growing file reads on, one read at a time (the buffer
+ * doubling). The file was opened non-blocking, so a FIFO never holds the
+ * open; a read of nothing at all is followed by a poll and another read
+ * (a FIFO with no writer yet reads 0); an EAGAIN (a device, or a
+ * filesystem without non-blocking reads) sends the next reads to io-wq
+ * (IOSQE_ASYNC), a second one waits for a poll first. At the end a
+ * CLOSE of the slot is queued, unlinked: SQEs are issued in ring order
+ * and a direct close never goes async, so the slot is free for any SQE
+ * queued after it, at once. */
+enum { RF_FIRST = 16384, RF_SECOND = 16384, RF_SLOTS = 1024,
+       RF_CHAIN = 0, RF_READ = 1, RF_POLL = 2 };
+
+/* Registers the slot table at the first READFILE: RF_SLOTS, fewer if
+ * the descriptor limit (which the kernel applies to it) is lower. */
+static int rf_table(struct mp_loop *loop, struct uring_state *s) {
+  struct rlimit rl;
+  if (s->rf_ready) return s->rf_ready > 0;
+  int n = RF_SLOTS;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur / 2 < (rlim_t)n)
+    n = (int)(rl.rlim_cur / 2);
+  if (n < 8) {
+    s->rf_ready = -1;
+    return 0;
+  }
+  if (!(s->rf_free = mp_loop_malloc(loop, (size_t)n * sizeof(int))))
+    return 0; /* out of memory: the pool this time */
+  s->rf_ready = -1;
+  if (io_uring_register_files_sparse(&s->ring, (unsigned)n) < 0) {
+    free(s->rf_free);
+    s->rf_free = NULL;
+    return 0;
+  }
+  for (int i = 0; i < n; i++) s->rf_free[i] = n - 1 - i;
+  s->rf_nfree = n;
+  s->rf_ready = 1;
+  return 1;
+}
+
+/* n SQEs in a row: a chain split by a submit would lose its links. */
+static void rf_room(struct mp_loop *loop, unsigned n) {
+  struct uring_state *s = loop->bdata;
+  while (io_uring_sq_space_left(&s->ring) < n) {
+    int r = io_uring_submit(&s->ring);
+    check_thread(r);
+    if (r < 0 && r != -EINTR) reap(loop);
+  }
+}
+
+static void rf_sqe(struct io_uring_sqe *sqe, struct mp_op *op, unsigned tag,
+                   unsigned flags) {
+  struct mp__rf *rf = op->u.fs.buf;
+  sqe->flags |= (uint8_t)flags;
+  io_uring_sqe_set_data64(sqe, (uintptr_t)op | tag);
+  rf->out |= (uint8_t)(1u << (tag >> 1));
+  rf->pending++;
+}
+
+/* One more read (phase RF_READ) or readiness poll (RF_POLL). */
+static int rf_next(struct mp_loop *loop, struct mp_op *op, int phase) {
+  struct mp__rf *rf = op->u.fs.buf;
+  if (phase == RF_READ && rf->cap - rf->len < RF_FIRST / 2) {
+    size_t cap = rf->cap * 2;
+    char *p = cap > rf->cap ? mp_loop_realloc(loop, rf->buf, cap) : NULL;
+    if (!p) return MP_ENOMEM;
+    rf->buf = p;
+    rf->cap = cap;
+  }
+  size_t want = rf->cap - rf->len > 0x7ffff000 ? 0x7ffff000
+                                               : rf->cap - rf->len;
+  struct io_uring_sqe *sqe = get_sqe(loop);
+  rf->phase = (uint8_t)phase;
+  if (phase == RF_POLL) {
+    io_uring_prep_poll_add(sqe, rf->slot, POLLIN);
+    rf_sqe(sqe, op, 2, IOSQE_FIXED_FILE);
+  } else {
+    io_uring_prep_read(sqe, rf->slot, rf->buf + rf->len, (unsigned)want,
+                       (uint64_t)-1);
+    rf_sqe(sqe, op, 4, IOSQE_FIXED_FILE | (rf->async ? IOSQE_ASYNC : 0));
+  }
+  return 0;
+}
+
+static int rf_submit(struct mp_loop *loop, struct mp_op *op) {
+  struct uring_state *s = loop->bdata;
+  struct mp__rf *rf = op->u.fs.buf;
+  struct io_uring_sqe *sqe;
+  rf->slot = -1;
+  rf->len = 0;
+  rf->out = rf->pending = rf->async = rf->waited = 0;
+  if (!rf_table(loop, s) || !s->rf_nfree)
+    return mp__pool_submit(loop, op); /* no table, or every slot busy */
+  if (!rf->buf) {
+    if (!(rf->buf = mp_loop_malloc(loop, RF_FIRST + RF_SECOND)))
+      return MP_ENOMEM;
+    rf->cap = RF_FIRST + RF_SECOND;
+  }
+  rf_room(loop, 3);
+  rf->slot = s->rf_free[--s->rf_nfree];
+  rf->phase = RF_CHAIN;
+  rf->open = rf->r[0] = rf->r[1] = 0;
+  sqe = io_uring_get_sqe(&s->ring);
+  io_uring_prep_openat_direct(sqe, mp__fs_dirfd(op), op->u.fs.path,
+                              O_RDONLY | O_NONBLOCK, 0, (unsigned)rf->slot);
+  rf_sqe(sqe, op, 2, IOSQE_IO_LINK);
+  sqe = io_uring_get_sqe(&s->ring);
+  io_uring_prep_read(sqe, rf->slot, rf->buf, RF_FIRST, (uint64_t)-1);
+  rf_sqe(sqe, op, 4, IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK);
+  sqe = io_uring_get_sqe(&s->ring);
+  io_uring_prep_read(sqe, rf->slot, rf->buf + RF_FIRST, RF_SECOND,
+                     (uint64_t)-1);
+  rf_sqe(sqe, op, 6, IOSQE_FIXED_FILE);
+  return 0;
+}
+
+/* Asks the kernel to cancel every step still with it. A step queued
+ * behind another in the chain is not found yet: rf_cqe asks again at
+ * each CQE while the op is cancelled, and by the time a CQE is seen the
+ * kernel has issued the step that follows it. */
+static void rf_cancel(struct mp_loop *loop, struct mp_op *op) {
+  struct mp__rf *rf = op->u.fs.buf;
+  if (rf->slot < 0) {
+    mp__pool_cancel(loop, op); /* on the pool: a running job finishes */
+    return;
+  }
+  for (unsigned step = 1; step <= 3; step++) {
+    if (!(rf->out & (1u << step))) continue;
+    struct io_uring_sqe *sqe = get_sqe(loop);
+    io_uring_prep_cancel64(sqe, (uintptr_t)op | (step << 1), 0);
+    io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+  }
+}
+
+/* The end: the slot is closed (queued) and free, the op completes. */
+static void rf_finish(struct mp_loop *loop, struct mp_op *op, int64_t res) {
+  struct uring_state *s = loop->bdata;
+  struct mp__rf *rf = op->u.fs.buf;
+  if (rf->open >= 0) {
+    struct io_uring_sqe *sqe = get_sqe(loop);
+    io_uring_prep_close_direct(sqe, (unsigned)rf->slot);
+    io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+    if (s->ring.features & IORING_FEAT_CQE_SKIP)
+      sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  }
+  s->rf_free[s->rf_nfree++] = rf->slot;
+  rf->slot = -1;
+  mp__op_complete(loop, op, res);
+}
+
+/* A read's result: restart codes leaked by an interrupted worker and
+ * EINTR moved nothing, as EAGAIN. */
+static int64_t rf_res(struct mp_op *op, int res) {
+  if (res >= 0) return res;
+  if (res <= -512 && res >= -514)
+    return op->flags & MP__F_CANCEL ? MP_ECANCELED : MP_EAGAIN;
+  int64_t r = mp_err_from_errno(-res);
+  return r == MP_EINTR ? MP_EAGAIN : r;
+}
+
+static void rf_cqe(struct mp_loop *loop, struct mp_op *op, unsigned step,
+                   int res) {
+  struct mp__rf *rf = op->u.fs.buf;
+  int64_t r = rf_res(op, res), last, err = 0;
+  rf->out &= (uint8_t)~(1u << step);
+  if (rf->phase == RF_CHAIN && step == 1)
+    rf->open = r == MP_EAGAIN && res != -EAGAIN ? MP_EINTR : r;
+  else if (step == 3) rf->r[1] = r;
+  else rf->r[0] = r;
+  if (--rf->pending) {
+    if (op->flags & MP__F_CANCEL) rf_cancel(loop, op);
+    return;
+  }
+  if (rf->phase == RF_CHAIN) {
+    if (rf->open < 0) { /* the reads were cancelled by the link */
+      rf_finish(loop, op, rf->open);
+      return;
+    }
+    /* both reads' bytes, the second's after the first's */
+    int64_t r1 = rf->r[0], r2 = rf->r[1];
+    rf->len = r1 > 0 ? (size_t)r1 : 0;
+    if (r2 > 0) {
+      if (rf->len != RF_FIRST)
+        memmove(rf->buf + rf->len, rf->buf + RF_FIRST, (size_t)r2);
+      rf->len += (size_t)r2;
+    }
+    err = r1 < 0 && r1 != MP_EAGAIN ? r1 : r2 < 0 && r2 != MP_EAGAIN ? r2 : 0;
+    last = r2;
+  } else if (rf->phase == RF_POLL) {
+    err = r < 0 && r != MP_EAGAIN ? r : 0;
+    last = MP_EAGAIN; /* ready: read again */
+    if (!err && !(op->flags & MP__F_CANCEL)) err = rf_next(loop, op, RF_READ);
+    if (err || (op->flags & MP__F_CANCEL))
+      rf_finish(loop, op, err ? err : MP_ECANCELED);
+    return;
+  } else {
+    if (r > 0) rf->len += (size_t)r;
+    err = r < 0 && r != MP_EAGAIN ? r : 0;
+    last = r;
+  }
+  if (!err && last == 0 && rf->len == 0 && !rf->waited &&
+      !(op->flags & MP__F_CANCEL)) {
+    /* Nothing at all: an empty file, or a FIFO no writer has opened yet,
+     * which reads 0 when non-blocking but polls as not ready until a
+     * writer comes (as fs.open's file waits): poll once, read again. */
+    rf->waited = 1;
+    err = rf_next(loop, op, RF_POLL);
+  } else if (!err && last == 0) {
+    rf_finish(loop, op, (int64_t)rf->len); /* the end, even if cancelled */
+    return;
+  } else if (!err && (op->flags & MP__F_CANCEL)) {
+    err = MP_ECANCELED;
+  } else if (!err && last == MP_EAGAIN) {
+    /* to io-wq first; then, told again, wait for readiness */
+    int polled = rf->async;
+    rf->async = 1; /* (every read from now on goes to io-wq) */
+    err = rf_next(loop, op, polled ? RF_POLL : RF_READ);
+  } else if (!err) {
+    err = rf_next(loop, op, RF_READ);
+  }
+  if (err) rf_finish(loop, op, err);
 }
 
 /* The kernel (or the fault injector) answered EINTR or EAGAIN: nothing was
@@ -407,6 +661,13 @@ static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
   if ((intr || again) && is_io(op->kind)) {
     if (op->flags & MP__F_CANCEL) {
       res = MP_ECANCELED;
+    } else if (again && op->kind == MP_OP_READ && op->u.rw.off >= 0 &&
+               !(op->flags & MP__F_ASYNC)) {
+      /* A file (positional): polling it says ready at once. A file kept
+       * non-blocking (lfile.c) on a filesystem without non-blocking
+       * reads answers EAGAIN: io-wq reads it blocking. */
+      op->flags |= MP__F_ASYNC;
+      if ((res = ur_submit(loop, op)) == 0) return;
     } else if (again) {
       int in = op->kind == MP_OP_READ || op->kind == MP_OP_RECV ||
                op->kind == MP_OP_ACCEPT || op->kind == MP_OP_RECVFROM;
@@ -419,6 +680,7 @@ static void complete(struct mp_loop *loop, struct mp_op *op, int res) {
       return;
     }
   }
+  op->flags &= (uint8_t)~MP__F_ASYNC;
   if (op->kind == MP_OP_STAT) mp__fs_complete(op, res); /* statx: portable */
   if (op->kind == MP_OP_POLL && res > 0)
     res = res & POLLNVAL ? MP_EBADF : 0; /* the event mask: ready */
@@ -434,7 +696,10 @@ static void poll_done(struct mp_loop *loop, struct mp_op *op, int res) {
   else if (res < 0 && !(res <= -512 && res >= -514)) r = res;
   else r = ur_submit(loop, op); /* ready, or a poll's restart code leaked
                                    by an interrupted worker: try again */
-  if (r < 0) mp__op_complete(loop, op, r);
+  if (r < 0) {
+    op->flags &= (uint8_t)~MP__F_ASYNC;
+    mp__op_complete(loop, op, r);
+  }
 }
 
 /* A CQE's result as an MP_E* code (the kernel's restart codes, which
@@ -458,7 +723,10 @@ static void reap(struct mp_loop *loop) {
       uint64_t ud = cqe->user_data;
       n++;
       if (ud == TAG_IGNORE || ud == LIBURING_UDATA_TIMEOUT) continue;
-      if (ud & TAG_POLL)
+      if (ud & TAG_RF)
+        rf_cqe(loop, (struct mp_op *)(uintptr_t)(ud & ~(uint64_t)TAG_RF),
+               (unsigned)(ud & TAG_RF) >> 1, cqe->res);
+      else if (ud & TAG_POLL)
         poll_done(loop, (struct mp_op *)(uintptr_t)(ud & ~(uint64_t)TAG_POLL),
                   cqe_res(cqe->res));
       else

@@ -224,6 +224,10 @@ void mp__fs_blocking(struct mp_op *op) {
     op->result = wf_replace(op->u.fs.path, op->u.fs.buf, op->u.fs.len);
     return;
   }
+  if (op->kind == MP_OP_READFILE) {
+    op->result = mp__readfile_blocking(op);
+    return;
+  }
   do {
     switch (op->kind) {
       case MP_OP_OPEN:
@@ -253,6 +257,70 @@ void mp__fs_blocking(struct mp_op *op) {
     }
   } while (r < 0 && errno == EINTR);
   op->result = r < 0 ? err_of(errno) : r;
+}
+
+/* READFILE on the pool: open (non-blocking: a FIFO never waits for its
+ * writer here), fstat, read a regular file to its end into a buffer of
+ * its size (plus one byte: a read of 0 proves the end), close. Anything
+ * else but a directory (a FIFO, a device) would hold this thread: handed
+ * back open, unread. Pool threads use malloc, not the loop's. */
+int64_t mp__readfile_blocking(struct mp_op *op) {
+  struct mp__rf *rf = op->u.fs.buf;
+  struct stat st;
+  int fd, e = 0;
+  free(rf->buf); /* an op submitted again: its last bytes go */
+  rf->buf = NULL;
+  rf->cap = rf->len = 0;
+  do fd = openat(mp__fs_dirfd(op), op->u.fs.path,
+                 O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return err_of(errno);
+  if (fstat(fd, &st) < 0) e = err_of(errno);
+  else if (S_ISDIR(st.st_mode)) e = MP_EISDIR;
+  if (e < 0) {
+    close(fd);
+    return e;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    op->handle = fd;
+    return MP_EAGAIN;
+  }
+  size_t cap = st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX / 2
+                   ? (size_t)st.st_size + 1 : 4096;
+  char *buf = malloc(cap);
+  size_t len = 0;
+  for (;;) {
+    if (!buf) {
+      e = MP_ENOMEM;
+      break;
+    }
+    if (len == cap) { /* it grew, or its size said 0 (a /proc file) */
+      char *p = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+      if (!p) {
+        e = MP_ENOMEM;
+        break;
+      }
+      buf = p;
+      cap *= 2;
+    }
+    size_t want = cap - len > 0x7ffff000 ? 0x7ffff000 : cap - len;
+    ssize_t n = read(fd, buf + len, want);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      e = n < 0 ? err_of(errno) : 0;
+      break;
+    }
+    len += (size_t)n;
+  }
+  close(fd);
+  if (e < 0) {
+    free(buf);
+    return e;
+  }
+  rf->buf = buf;
+  rf->cap = cap;
+  rf->len = len;
+  return (int64_t)len;
 }
 
 /* --- writefile -------------------------------------------------------------

@@ -530,6 +530,65 @@ static int64_t write_all(HANDLE h, const char *p, size_t n) {
   return 0;
 }
 
+/* READFILE: the file opened as fs.open opens it for reading; a disk
+ * file read to its end into a buffer of its size (plus one byte: a read
+ * of 0 proves the end), then closed; a pipe or a console would hold this
+ * thread: handed back open, unread. */
+static int64_t readfile_op(struct mp_op *op, const wchar_t *p) {
+  struct mp__rf *rf = op->u.fs.buf;
+  BY_HANDLE_FILE_INFORMATION fi;
+  free(rf->buf); /* an op submitted again: its last bytes go */
+  rf->buf = NULL;
+  rf->cap = rf->len = 0;
+  int64_t r = open_op(op, p), e = 0;
+  if (r < 0) return r;
+  HANDLE h = (HANDLE)(intptr_t)r;
+  if (GetFileType(h) != FILE_TYPE_DISK) {
+    op->handle = h;
+    return MP_EAGAIN;
+  }
+  if (!GetFileInformationByHandle(h, &fi)) e = last_err();
+  else if (fi.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) e = MP_EISDIR;
+  if (e < 0) {
+    CloseHandle(h);
+    return e;
+  }
+  uint64_t size = ((uint64_t)fi.nFileSizeHigh << 32) | fi.nFileSizeLow;
+  size_t cap = size > 0 && size < SIZE_MAX / 2 ? (size_t)size + 1 : 4096;
+  size_t len = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (!buf) {
+      e = MP_ENOMEM;
+      break;
+    }
+    if (len == cap) { /* it grew */
+      char *q = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+      if (!q) {
+        e = MP_ENOMEM;
+        break;
+      }
+      buf = q;
+      cap *= 2;
+    }
+    r = sync_io(h, 0, buf + len, cap - len, (int64_t)len, NULL);
+    if (r <= 0) {
+      e = r;
+      break;
+    }
+    len += (size_t)r;
+  }
+  CloseHandle(h);
+  if (e < 0) {
+    free(buf);
+    return e;
+  }
+  rf->buf = buf;
+  rf->cap = cap;
+  rf->len = len;
+  return (int64_t)len;
+}
+
 /* WRITEFILE: a temporary in the same directory (TARGET.mp-tmp-PID-XXXXXX,
  * created exclusively), written, flushed, and moved over the target;
  * removed on any failure. */
@@ -731,6 +790,7 @@ void mp__fs_blocking(struct mp_op *op) {
     case MP_OP_MKDIR: r = CreateDirectoryW(p, NULL) ? 0 : path_err(p); break;
     case MP_OP_READDIR: r = readdir_op(op, p); break;
     case MP_OP_WRITEFILE: r = writefile_op(op, p); break;
+    case MP_OP_READFILE: r = readfile_op(op, p); break;
     case MP_OP_CHMOD: {
       DWORD a = GetFileAttributesW(p);
       if (a == INVALID_FILE_ATTRIBUTES) {

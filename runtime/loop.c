@@ -318,6 +318,11 @@ int mp_loop_buffer_inflight(struct mp_loop *loop, const void *p, size_t len) {
       case MP_OP_STAT:
         if (overlaps(a, b, op->u.fs.buf, MP__STAT_HEAD)) return 1;
         break;
+      case MP_OP_READFILE: { /* in a ring's chain (a pool job's is its own) */
+        const struct mp__rf *rf = op->u.fs.buf;
+        if (rf->slot >= 0 && overlaps(a, b, rf->buf, rf->cap)) return 1;
+        break;
+      }
       case MP_OP_GETADDRINFO: /* the pool writes the addresses */
         if (overlaps(a, b, op->priv, sizeof(struct mp__gai_job))) return 1;
         break;

@@ -141,6 +141,7 @@ enum mp_op_kind {
   MP_OP_MKDTEMP,  /* mkdtemp(3), the new path in the op (pool) */
   MP_OP_TMPFILE,  /* an unnamed temporary file, result the handle (pool) */
   MP_OP_COPYFILE, /* a file's bytes to another path (pool) */
+  MP_OP_READFILE, /* a whole file's bytes: open, read, close in one op */
   MP_OP_WRITEFILE, /* replace a file atomically and durably (pool) */
   MP_OP_SENDTO,   /* a datagram to an address (or the connected peer) */
   MP_OP_RECVFROM, /* a datagram and its source (mp_op_from) */
@@ -352,6 +353,20 @@ const char *mp_op_readdir_next(const struct mp_op *op, const char *prev);
  * failure. Temporaries left by killed writers are removed. */
 int mp_op_prep_writefile(struct mp_op *op, const char *path,
                          const void *data, size_t len);
+
+/* The whole contents of the file at path, in one op (issue 16): opened
+ * read-only without waiting for a FIFO's writer, read until a read
+ * returns 0, closed. On io_uring one linked chain on a direct descriptor
+ * (open, read, read; more reads while the file has more), else one pool
+ * job. result is the byte count; the bytes are mp_op_readfile_data(op),
+ * valid until the op is released or prepared again. A directory fails
+ * with MP_EISDIR. Cancelled, it closes what it opened. Where reading
+ * could hold a pool thread (a FIFO, a device, a socket, when the op runs
+ * on the pool), nothing is read: the op completes with MP_EAGAIN and the
+ * open (non-blocking) handle in op->handle, for the caller to read and
+ * close (an MP_EAGAIN with no handle is the open's own failure). */
+int mp_op_prep_readfile(struct mp_op *op, const char *path);
+const char *mp_op_readfile_data(const struct mp_op *op);
 
 /* --- more paths and files (issue 14) ---
  * As the path ops above: paths copied into the op, MP_ENOMEM when that

@@ -20,7 +20,9 @@ enum {
   MP__F_EXTERNAL = 2, /* caller-owned memory (mp_op_init), not pooled */
   MP__F_BACKEND = 4,  /* handed to the backend (vs heap/pool/nop) */
   MP__F_PROTECT = 8,  /* mp_loop_drain waits for it instead of cancelling */
-  MP__F_POLL = 16     /* io_uring: waiting for readiness after EAGAIN */
+  MP__F_POLL = 16,    /* io_uring: waiting for readiness after EAGAIN */
+  MP__F_ASYNC = 32    /* io_uring: issued to io-wq (a positional READ of
+                         a non-blocking file answered EAGAIN) */
 };
 
 /* Debug buffer checks (MOONPORT_DEBUG_BUFFERS=1, always in MP_DEBUG
@@ -208,6 +210,26 @@ int64_t mp__sendfile_try(struct mp_op *op);
 enum { MP__EWARMING = -5200, MP__ECOLD = -5201 };
 int64_t mp__sendfile_run(struct mp_op *op);
 int mp__sendfile_cancel(struct mp_op *op); /* 1 if it was warming */
+
+/* READFILE's head of op->priv (op.c), the path after it; u.fs.buf
+ * points here. buf (malloc'd, freed with the op) holds len bytes read,
+ * cap allocated. slot: the direct descriptor of io_uring's chain, -1 when
+ * the op is not (or no longer) in a chain (the pool's job never touches
+ * it, so the loop thread may read the rest then). The pool's body is
+ * mp__readfile_blocking (fs_unix.c; fs_win.c's readfile_op); the ring's
+ * chain is in backend_uring.c. */
+struct mp__rf {
+  char *buf;
+  size_t cap, len;
+  int64_t open, r[2]; /* the chain's results (io_uring) */
+  int slot;
+  uint8_t pending;    /* CQEs due for the current step (io_uring) */
+  uint8_t out;        /* bits: which tags are with the kernel (io_uring) */
+  uint8_t phase;      /* io_uring: chain, read or poll */
+  uint8_t async;      /* io_uring: reads go to io-wq after an EAGAIN */
+  uint8_t waited;     /* io_uring: polled after an empty first read */
+};
+int64_t mp__readfile_blocking(struct mp_op *op);
 
 /* os_unix.c: the blocking body of an op a backend sends to the
  * threadpool (file and path ops on epoll, opcodes io_uring lacks); sets

@@ -133,6 +133,7 @@ void mp_op_own(struct mp_op *op, void *p, void (*free_fn)(void *)) {
 static void priv_drop(struct mp_op *op, void *p) {
   /* READDIR's head points at the names its pool job collected */
   if (p && op->kind == MP_OP_READDIR) free(*(char **)p);
+  if (p && op->kind == MP_OP_READFILE) free(((struct mp__rf *)p)->buf);
   if (p && op->loop && op->loop->quarantine)
     quarantine_put(op->loop, p, op->kind);
   else
@@ -437,6 +438,26 @@ int mp_op_prep_writefile(struct mp_op *op, const char *path,
   op->u.fs.buf = d;
   op->u.fs.len = len;
   return 0;
+}
+
+/* READFILE's priv: [struct mp__rf][path]; the buffer comes at submit
+ * (io_uring) or in the pool's job, which knows the size. */
+int mp_op_prep_readfile(struct mp_op *op, const char *path) {
+  int r = prep_path(op, MP_OP_READFILE, MP_INVALID_HANDLE,
+                    sizeof(struct mp__rf), path, NULL, 0);
+  if (r < 0) return r;
+  struct mp__rf *rf = op->u.fs.buf;
+  memset(rf, 0, sizeof *rf);
+  rf->slot = -1;
+  return 0;
+}
+
+const char *mp_op_readfile_data(const struct mp_op *op) {
+  const struct mp__rf *rf = op->u.fs.buf;
+  if (op->kind != MP_OP_READFILE || op->result < 0 || !op->priv ||
+      (void *)rf != op->priv)
+    return NULL;
+  return rf->buf ? rf->buf : "";
 }
 
 /* --- more paths and files (issue 14) --------------------------------------

@@ -511,23 +511,9 @@ if not rawget(coroutine, "moonport") then
 end
 
 --------------------------------------------------------------------------
--- mp.fs: files (bindings/lfile.c, lfs.c) plus readfile, written in Lua.
+-- mp.fs: files (bindings/lfile.c: open, readfile; lfs.c, lfsx.c).
 local fs = core.fs
 M.fs = fs
-
--- Whole contents, or nil, msg, code. The file is closed even if the task
--- is cancelled mid-read (to-be-closed variable).
-function fs.readfile(path)
-  if type(path) ~= "string" and type(path) ~= "number" then
-    error("bad argument #1 to 'readfile' (string expected, got "
-          .. type(path) .. ")", 2)
-  end
-  local f <close>, err, code = fs.open(path, "rb")
-  if not f then return nil, err, code end
-  local data, rerr, rcode = f:read("a")
-  if data == nil then return nil, rerr, rcode end
-  return data
-end
 
 -- fs.writefile (an atomic replace) is in C: bindings/lfs.c.
 

@@ -805,3 +805,127 @@ describe("mp.fs buffered writes", function()
     assert(ok, err)
   end)
 end)
+
+-- mp.fs.readfile is one op (issue 16): io_uring's open/read/read chain on
+-- a direct descriptor with its two 16 KiB reads, or a pool job; these
+-- pin what it must keep of fs.open(path):read("a").
+describe("mp.fs.readfile", function()
+  local function bytes(n)
+    local t, i = {}, 0
+    while i < n do
+      local k = math.min(4096, n - i)
+      t[#t + 1] = string.rep(string.char(i // 4096 % 256), k)
+      i = i + k
+    end
+    local s = table.concat(t)
+    return #s > 0 and ("\0" .. s:sub(2)) or s -- and a zero byte
+  end
+
+  it("reads every size around its buffers", function()
+    local sizes = {0, 1, 4096, 16383, 16384, 16385, 32767, 32768, 32769,
+                   65536, 65537, 1024 * 1024 + 1}
+    H.run(function()
+      for _, n in ipairs(sizes) do
+        local p = path("size" .. n)
+        put(p, bytes(n))
+        local d = fs.readfile(p)
+        assert.are.equal(n, #d)
+        assert.is_true(d == get(p), "contents of " .. n .. " bytes")
+      end
+    end)
+  end)
+
+  it("fails as fs.open and read fail: nil, 'path: message', code", function()
+    put(path("plain"), "p")
+    H.run(function()
+      assert.are.same({nil, path("nope") .. ": No such file or directory",
+                       "ENOENT"}, {fs.readfile(path("nope"))})
+      assert.are.same({nil, dir .. ": Is a directory", "EISDIR"},
+                      {fs.readfile(dir)})
+      assert.are.same({nil, path("plain/x") .. ": Not a directory",
+                       "ENOTDIR"}, {fs.readfile(path("plain/x"))})
+      assert.has_error(function() fs.readfile({}) end,
+        "bad argument #1 to 'readfile' (string expected, got table)")
+      assert.has_error(function() fs.readfile("a\0b") end,
+        "bad argument #1 to 'readfile' (path contains a NUL byte)")
+    end)
+  end)
+
+  it("EACCES for an unprivileged user", function()
+    if os.execute("command -v setpriv >/dev/null") ~= true then
+      pending("setpriv not available")
+      return
+    end
+    local p = path("secret2")
+    put(p, "s")
+    os.execute("chmod 600 '" .. p .. "'; chmod 755 '" .. dir .. "'")
+    local script = path("eacces2.lua")
+    put(script, ([[
+      local mp = require "moonport"
+      print(mp.fs.readfile(%q))
+    ]]):format(p))
+    local cmd = ("setpriv --reuid=65534 --regid=65534 --clear-groups " ..
+                 "env LUA_CPATH=%q lua5.4 %q 2>&1"):format(
+                   package.cpath, script)
+    local h = io.popen(cmd)
+    local out = h:read("a")
+    h:close()
+    assert.are.equal("nil\t" .. p .. ": Permission denied\tEACCES\n", out)
+  end)
+
+  it("reads a /proc file whose size says 0", function()
+    H.run(function()
+      local d = assert(fs.readfile("/proc/self/status"))
+      assert.truthy(d:find("^Name:"))
+      assert.truthy(d:find("\nPid:"))
+      assert.are.equal(0, assert(fs.stat("/proc/self/status")).size)
+    end)
+  end)
+
+  it("waits for a FIFO's writer and reads until it closes", function()
+    local p = path("rffifo")
+    assert(os.execute("mkfifo '" .. p .. "'"))
+    H.run(function()
+      os.execute("(sleep 0.1; printf 'hello '; sleep 0.1; printf world) > '"
+                 .. p .. "' &")
+      local ok, d = mp.timeout(10, fs.readfile, p)
+      assert.are.same({true, "hello world"}, {ok, d})
+    end)
+  end)
+
+  it("a timeout or cancel mid-readfile closes what it opened", function()
+    local p = path("rffifo2")
+    assert(os.execute("mkfifo '" .. p .. "'"))
+    H.run(function()
+      collectgarbage()
+      collectgarbage()
+      mp.sleep(0.01)
+      local before = H.fd_count()
+      -- no writer: it waits, and the timeout ends it
+      assert.are.same({false, "timeout"}, {mp.timeout(0.05, fs.readfile, p)})
+      -- a writer that writes and stays: the read waits for its end
+      local w = assert(fs.open(p, "r+"))
+      assert(w:write("partial"))
+      local t = mp.spawn(fs.readfile, p)
+      mp.sleep(0.05)
+      t:cancel()
+      assert.are.same({false, "cancelled"}, {t:join()})
+      w:close()
+      -- nothing left open, no op in flight (the leak check too)
+      assert.is_true(H.fds_back_to(before))
+      assert.are.equal(0, mp.debug.stats().ops_inflight)
+      -- and the path still reads
+      put(path("after"), "after")
+      assert.are.equal("after", fs.readfile(path("after")))
+    end)
+  end)
+
+  it("many at once, more than io_uring has direct descriptors", function()
+    put(path("many"), "many")
+    H.run(function()
+      local ts = {}
+      for i = 1, 1500 do ts[i] = mp.spawn(fs.readfile, path("many")) end
+      for i = 1, 1500 do assert.are.same({true, "many"}, {ts[i]:join()}) end
+    end)
+  end)
+end)

@@ -1,8 +1,9 @@
 # fs.open of a FIFO never blocks (a pool thread or the loop) waiting for
 # the other end, on every backend: "r" opens at once and its reads wait for
 # data (cancel and timeout work); "w" with no reader fails at once with
-# ENXIO; the pool stays usable and the process exits. Opened descriptors
-# are blocking again (O_NONBLOCK is only for the open).
+# ENXIO; the pool stays usable and the process exits. Opened FIFOs are
+# blocking again where the backend wants it (docs/files.md, "FIFOs and
+# devices"; only a regular file opened for reading keeps O_NONBLOCK).
 set -u
 MP=${MOONPORT:?}
 dir=$(mktemp -d)

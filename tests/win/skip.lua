@@ -26,6 +26,12 @@ return {
      "read loses no data"] = FIFO,
     ["mp.fs close, cancel and collection with ops in flight collecting " ..
      "a file with a read in flight is safe"] = FIFO,
+    ["mp.fs.readfile reads a /proc file whose size says 0"] =
+      "no /proc on Windows",
+    ["mp.fs.readfile waits for a FIFO's writer and reads until it " ..
+     "closes"] = FIFO,
+    ["mp.fs.readfile a timeout or cancel mid-readfile closes what it " ..
+     "opened"] = FIFO,
     ["mp.fs buffered writes a write error found while flushing is " ..
      "reported, not lost"] = "mounts a 64 KiB tmpfs to fill",
   },
