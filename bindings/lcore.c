@@ -88,15 +88,20 @@ void lmp_push_task(lua_State *L, struct lmp_task *t) {
   lua_remove(L, -2);
 }
 
-/* Raises the pending interruption: a cancel (once) or an expired deadline
- * (for as long as that mp.timeout is on the stack). */
-static int raise_interrupt(lua_State *L, struct lmp_task *t) {
+/* Pushes the pending interruption: a cancel (once) or an expired
+ * deadline (for as long as that mp.timeout is on the stack). */
+static int push_interrupt(lua_State *L, struct lmp_task *t) {
   if (t->cancel) {
     t->cancel = 0;
     lua_pushliteral(L, "cancelled");
   } else {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &timeout_key);
   }
+  return 1;
+}
+
+static int raise_interrupt(lua_State *L, struct lmp_task *t) {
+  push_interrupt(L, t);
   return lua_error(L);
 }
 
@@ -133,9 +138,16 @@ void lmp_task_op_cb(struct mp_op *op) {
   else if (t->status == LMP_WAITING && t->op == op) lmp_ready_push(t);
 }
 
+#define CANNOT_SUSPEND "%s: cannot suspend here (inside a C call such as " \
+                       "table.sort, string.gsub, tostring or require)"
+#define ABANDONED "operation abandoned (a coroutine suspended in moonport " \
+                  "was resumed after its task stopped waiting for it, or " \
+                  "by another task)"
+#define DEADLOCK "%s: deadlock: nothing left that could wake the main " \
+                 "program"
+
 static int cannot_suspend(lua_State *L, const char *fname) {
-  return luaL_error(L, "%s: cannot suspend here (inside a C call such as "
-                       "table.sort, string.gsub, tostring or require)", fname);
+  return luaL_error(L, CANNOT_SUSPEND, fname);
 }
 
 void lmp_op_discard(struct mp_op *op) {
@@ -170,7 +182,7 @@ void lmp_forget_wait(lua_State *L, struct lmp_task *t) {
   t->pk = NULL;
   t->wait = 0;
   if (t->cleanup != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->cleanup);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->cleanup); /* none if negative */
     t->cleanup = LUA_NOREF;
   }
 }
@@ -214,9 +226,7 @@ static struct lmp_task *check_wait(lua_State *L, lua_KContext ctx) {
   struct lmp_task *t = lmp_self(S);
   if (!ctx || t->wait != ctx) {
     if (ctx) release_owner(L, S, ctx);
-    luaL_error(L, "operation abandoned (a coroutine suspended in moonport "
-                  "was resumed after its task stopped waiting for it, or "
-                  "by another task)");
+    luaL_error(L, ABANDONED);
   }
   t->wait = 0;
   return t;
@@ -326,9 +336,7 @@ int lmp_park_cleanup(lua_State *L, lua_KFunction k, lua_KContext ctx,
   }
   if (t->is_main) {
     while (!t->woken && !interrupted(t)) {
-      if (!lmp_step(S, 1))
-        return luaL_error(L, "%s: deadlock: nothing left that could wake "
-                             "the main program", fname);
+      if (!lmp_step(S, 1)) return luaL_error(L, DEADLOCK, fname);
     }
     if (!t->woken) return raise_interrupt(L, t);
     t->woken = 0;
@@ -371,6 +379,70 @@ int lmp_yield(lua_State *L, const char *fname) {
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
   lmp_ready_push(t);
   return suspend(L, t, nothing_k, 0, 0);
+}
+
+/* lmp_wait's continuation: park_k, but what park_k raises is returned. */
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  (void)status;
+  if (!ctx || t->wait != ctx) {
+    if (ctx) release_owner(L, S, ctx);
+    lua_pushliteral(L, ABANDONED);
+    return 1;
+  }
+  t->wait = 0;
+  t->cleanup = LUA_NOREF;
+  if (t->woken) t->woken = 0;
+  else if (interrupted(t)) return push_interrupt(L, t);
+  return 0;
+}
+
+int lmp_wait(lua_State *L, const char *fname) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (interrupted_at(L, t)) return push_interrupt(L, t);
+  if (t->woken) {
+    t->woken = 0;
+    return 0;
+  }
+  if (t->is_main) {
+    while (!t->woken && !interrupted(t)) {
+      if (!lmp_step(S, 1)) {
+        lua_pushfstring(L, DEADLOCK, fname);
+        return 1;
+      }
+    }
+    if (!t->woken) return push_interrupt(L, t);
+    t->woken = 0;
+    return 0;
+  }
+  if (!lua_isyieldable(L)) {
+    lua_pushfstring(L, CANNOT_SUSPEND, fname);
+    return 1;
+  }
+  lua_settop(L, 3);
+  t->status = LMP_PARKED;
+  lua_KContext id = new_wait(L, t);
+  t->cleanup = LMP_CLEANUP_FRAME;
+  lua_pushlightuserdata(L, LMP_SENTINEL);
+  return lua_yieldk(L, 1, id, wait_k);
+}
+
+/* Runs the cleanup of the suspension t just let go of, which came from
+ * co: a function registered by ref, or (LMP_CLEANUP_FRAME) the one lmp_wait
+ * left in its frame on co's stack, with the two values after it. */
+static void run_cleanup(lua_State *L, lua_State *co, int cleanup) {
+  if (cleanup == LMP_CLEANUP_FRAME) {
+    lua_checkstack(co, 3); /* within lmp_wait's frame: cannot fail */
+    for (int i = 1; i <= 3; i++) lua_pushvalue(co, i);
+    lua_xmove(co, L, 3);
+    lua_call(L, 2, 0);
+  } else if (cleanup != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
+    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
+    lua_call(L, 0, 0);
+  }
 }
 
 void lmp_task_release_ops(struct lmp_task *t) {
@@ -439,16 +511,13 @@ static int task_gc(lua_State *L) {
 static int l_abandon(lua_State *L) {
   struct lmp_task *t = lmp_self(lmp_state(L));
   int cleanup = t->cleanup;
+  lua_State *co = t->wait_co;
   if (t->is_main || !t->wait) return 0;
   t->cleanup = LUA_NOREF;
   if (t->status == LMP_READY) lmp_ready_remove(t); /* sleep(0) */
   lmp_forget_wait(L, t);
   t->status = LMP_RUNNING;
-  if (cleanup != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
-    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
-    lua_call(L, 0, 0);
-  }
+  run_cleanup(L, co, cleanup);
   return 0;
 }
 
@@ -485,11 +554,7 @@ void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co) {
     if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
       lmp_ready_push(owner);
   }
-  if (cleanup != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
-    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
-    lua_call(L, 0, 0);
-  }
+  run_cleanup(L, co, cleanup);
 }
 
 static int timeout_tostring(lua_State *L) {

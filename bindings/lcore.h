@@ -58,7 +58,8 @@ struct lmp_task {
   lua_KContext pctx;
   lua_KContext wait;     /* id of the pending suspension, 0 if none */
   lua_State *wait_co;    /* the coroutine that suspended (when wait) */
-  int cleanup;           /* parked: ref of the function run if abandoned */
+  int cleanup;           /* parked: ref of the function run if abandoned,
+                            or LMP_CLEANUP_FRAME */
   struct lmp_task *next; /* ready queue */
   struct lmp_deadline *deadlines; /* mp.timeout timers, oldest first */
   int ndeadlines, capdeadlines;
@@ -228,6 +229,15 @@ int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
 int lmp_park_cleanup(lua_State *L, lua_KFunction k, lua_KContext ctx,
                      const char *fname, int cleanup);
 void lmp_wake(struct lmp_task *t);
+/* As lmp_park_cleanup, but what it would raise (an interruption,
+ * "operation abandoned", cannot suspend, the main program's deadlock) is
+ * returned instead: 0 results when woken, 1 (the error) otherwise, so a
+ * waiter takes itself out of its queue without a pcall. The cleanup run
+ * if its coroutine is abandoned or closed is the function at stack index
+ * 1, called with the values at 2 and 3: nothing is allocated to park
+ * (the stack is cut to those three). */
+int lmp_wait(lua_State *L, const char *fname);
+#define LMP_CLEANUP_FRAME (-3) /* task->cleanup: lmp_wait's */
 /* sleep(0): lets the other ready tasks run, then returns nothing. */
 int lmp_yield(lua_State *L, const char *fname);
 /* Ends t's pending suspension without running its continuation. */
