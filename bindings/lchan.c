@@ -22,7 +22,7 @@ static int l_park(lua_State *L) {
  * when woken): a waiter takes its record back without a pcall. */
 static int l_wait(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  return lmp_wait(L, "wait");
+  return lmp_wait(L, "park");
 }
 
 static int l_wake(lua_State *L) {
