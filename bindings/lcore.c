@@ -105,7 +105,9 @@ static int raise_interrupt(lua_State *L, struct lmp_task *t) {
   return lua_error(L);
 }
 
-static int interrupted(struct lmp_task *t) { return t->cancel || t->nexpired; }
+static int interrupted(struct lmp_task *t) {
+  return t->cancel || (t->dl && t->dl->nexpired);
+}
 
 /* Is co running (it is L) or resuming another coroutine? Within a task,
  * those are the coroutines L's suspension would pass through. */
@@ -119,11 +121,13 @@ static int on_chain(lua_State *L, lua_State *co) {
  * resume chain: one left in a coroutine suspended elsewhere, closed or
  * dropped waits, harmless, for that coroutine (or its guard's __gc). */
 static int interrupted_at(lua_State *L, struct lmp_task *t) {
-  t->nexpired = 0;
-  for (int i = 0; i < t->ndeadlines; i++) {
-    struct lmp_deadline *d = &t->deadlines[i];
+  struct lmp_deadlines *dl = t->dl;
+  if (!dl) return t->cancel;
+  dl->nexpired = 0;
+  for (int i = 0; i < dl->n; i++) {
+    struct lmp_deadline *d = &dl->d[i];
     d->live = on_chain(L, d->co);
-    if (d->live && !mp_op_inflight(d->op)) t->nexpired++;
+    if (d->live && !mp_op_inflight(d->op)) dl->nexpired++;
   }
   return interrupted(t);
 }
@@ -449,8 +453,9 @@ void lmp_task_release_ops(struct lmp_task *t) {
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->wait = 0;
-  for (int i = 0; i < t->ndeadlines; i++) lmp_drop_op(t->deadlines[i].op);
-  t->ndeadlines = t->nexpired = 0;
+  if (!t->dl) return;
+  for (int i = 0; i < t->dl->n; i++) lmp_drop_op(t->dl->d[i].op);
+  t->dl->n = t->dl->nexpired = 0;
 }
 
 int lmp_step(struct lmp_state *S, int may_wait) {
@@ -498,8 +503,8 @@ void lmp_unanchor(lua_State *L, struct lmp_task *t) {
 static int task_gc(lua_State *L) {
   struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
   lmp_task_release_ops(t);
-  free(t->deadlines);
-  t->deadlines = NULL;
+  free(t->dl);
+  t->dl = NULL;
   return 0;
 }
 

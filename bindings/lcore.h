@@ -49,28 +49,37 @@ struct lmp_deadline {
   int live;
 };
 
+/* A task's mp.timeout deadlines, allocated by the first one (most tasks
+ * never have any: kept out of the task record). */
+struct lmp_deadlines {
+  int n, cap;
+  int nexpired;          /* fired deadlines that apply (live) */
+  struct lmp_deadline d[]; /* oldest first */
+};
+
+/* Every parked task has one, so it is kept small (bench/parked.sh). */
 struct lmp_task {
   struct lmp_state *S;
   lua_State *co;         /* the coroutine (the userdata's user value) */
   struct mp_op *op;      /* the op it waits on, until its continuation */
-  lmp_done k;            /* what gets op then */
-  lua_KFunction pk;      /* parked: what runs when it wakes */
+  union {                /* one suspension at a time: */
+    lmp_done k;          /* waiting on op: what gets op then */
+    lua_KFunction pk;    /* parked: what runs when it wakes */
+  };
   lua_KContext pctx;
   lua_KContext wait;     /* id of the pending suspension, 0 if none */
   lua_State *wait_co;    /* the coroutine that suspended (when wait) */
+  struct lmp_task *next; /* ready queue */
+  struct lmp_deadlines *dl; /* mp.timeout timers, NULL until the first */
   int cleanup;           /* parked: ref of the function run if abandoned,
                             or LMP_CLEANUP_FRAME */
-  struct lmp_task *next; /* ready queue */
-  struct lmp_deadline *deadlines; /* mp.timeout timers, oldest first */
-  int ndeadlines, capdeadlines;
-  int nexpired;          /* fired deadlines that apply (live) */
   int anchor;            /* ref in S's anchor table while not DONE */
   int nres;              /* DONE: results (or the error) on co's stack */
-  unsigned char status;
-  unsigned char cancel;  /* cancel() requested, not yet raised */
-  unsigned char woken;   /* lmp_wake arrived, not yet consumed by a park */
-  unsigned char failed, joined, reported, watched, is_main;
-  unsigned char has_joiners; /* S->waiters holds an entry for it */
+  unsigned status : 3;
+  unsigned cancel : 1;   /* cancel() requested, not yet raised */
+  unsigned woken : 1;    /* lmp_wake arrived, not yet consumed by a park */
+  unsigned failed : 1, joined : 1, reported : 1, watched : 1, is_main : 1;
+  unsigned has_joiners : 1; /* S->waiters holds an entry for it */
 };
 
 /* The REPL's line input: lrepl.c reads lines with stdio unless the host
