@@ -177,9 +177,12 @@ void lmp_drop_op(struct mp_op *op) {
   }
 }
 
+static void sleeper_remove(struct lmp_task *t);
+
 /* Ends the task's pending suspension without running its continuation
  * (its coroutine was abandoned, resumed elsewhere, or the task ended). */
 void lmp_forget_wait(lua_State *L, struct lmp_task *t) {
+  if (t->sleeping) sleeper_remove(t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->k = NULL;
@@ -361,13 +364,168 @@ int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
 void lmp_wake(struct lmp_task *t) {
   if (t->status == LMP_DONE) return;
   t->woken = 1;
-  if (t->status == LMP_PARKED && t != t->S->current) lmp_ready_push(t);
+  if (t->status == LMP_PARKED && !t->sleeping && t != t->S->current)
+    lmp_ready_push(t);
   else if (t->is_main) mp_loop_stop(t->S->loop);
 }
 
 static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
   (void)L, (void)status, (void)ctx;
   return 0;
+}
+
+/* ---- mp.sleep ----
+ * The sleeping tasks are a min-heap in the state; one loop timer is
+ * armed for the earliest. When it fires, every task due by then is
+ * readied, in order, and the timer is armed for the next. A sleep that
+ * ends otherwise (cancel, timeout, its coroutine abandoned, the task
+ * collected) takes its entry out; a timer armed for an entry gone just
+ * fires for nothing. */
+static int sleeper_before(const struct lmp_sleeper *a,
+                          const struct lmp_sleeper *b) {
+  return a->due < b->due || (a->due == b->due && a->t->wait < b->t->wait);
+}
+
+static void sleeper_place(struct lmp_state *S, size_t i,
+                          struct lmp_sleeper s) {
+  S->sleepers[i] = s;
+  s.t->slot = i;
+}
+
+static void sleeper_up(struct lmp_state *S, size_t i) {
+  struct lmp_sleeper s = S->sleepers[i];
+  while (i > 0 && sleeper_before(&s, &S->sleepers[(i - 1) / 2])) {
+    sleeper_place(S, i, S->sleepers[(i - 1) / 2]);
+    i = (i - 1) / 2;
+  }
+  sleeper_place(S, i, s);
+}
+
+static void sleeper_down(struct lmp_state *S, size_t i) {
+  struct lmp_sleeper s = S->sleepers[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= S->nsleepers) break;
+    if (c + 1 < S->nsleepers &&
+        sleeper_before(&S->sleepers[c + 1], &S->sleepers[c]))
+      c++;
+    if (!sleeper_before(&S->sleepers[c], &s)) break;
+    sleeper_place(S, i, S->sleepers[c]);
+    i = c;
+  }
+  sleeper_place(S, i, s);
+}
+
+static void sleep_cb(struct mp_op *op);
+
+/* Gives the armed timer up: released by sleep_cb when it completes. */
+static void sleep_disarm(struct lmp_state *S) {
+  S->sleep_op->data = NULL;
+  mp_op_cancel(S->sleep_op);
+  S->sleep_op = NULL;
+}
+
+/* The last sleeper gone, so is the timer: an op in flight for nothing
+ * would hide a deadlock (and keep a drained state waiting). */
+static void sleeper_remove(struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  size_t i = t->slot;
+  t->sleeping = 0;
+  struct lmp_sleeper last = S->sleepers[--S->nsleepers];
+  if (!S->nsleepers && S->sleep_op) sleep_disarm(S);
+  if (i == S->nsleepers) return;
+  sleeper_place(S, i, last);
+  sleeper_down(S, i);
+  sleeper_up(S, last.t->slot);
+}
+
+/* Arms the timer for the earliest sleeper, unless one fires by then; an
+ * armed one due later is given up (orphaned). 0, or an MP_E* code. */
+static int sleep_arm(struct lmp_state *S) {
+  if (!S->nsleepers) return 0;
+  int64_t due = S->sleepers[0].due;
+  if (S->sleep_op) {
+    if (S->sleep_due <= due) return 0;
+    sleep_disarm(S);
+  }
+  struct mp_op *op = mp_op_new(S->loop, sleep_cb, S);
+  if (!op) return MP_ENOMEM;
+  int64_t now = mp_loop_now(S->loop);
+  mp_op_prep_timer(op, due > now ? due - now : 0);
+  int r = mp_op_submit(op);
+  if (r < 0) {
+    mp_op_release(op);
+    return r;
+  }
+  S->sleep_op = op;
+  S->sleep_due = due;
+  return 0;
+}
+
+static void sleep_cb(struct mp_op *op) {
+  struct lmp_state *S = op->data;
+  mp_op_release(op);
+  if (!S) return; /* given up for an earlier one */
+  S->sleep_op = NULL;
+  if (S->closing) return;
+  int64_t now = mp_loop_now(S->loop);
+  while (S->nsleepers && S->sleepers[0].due <= now) {
+    struct lmp_task *t = S->sleepers[0].t;
+    sleeper_remove(t);
+    lmp_ready_push(t);
+  }
+  /* Out of memory: the next mp.sleep arms it (a task sleeping now
+   * keeps the loop from finding a deadlock meanwhile, as ever). */
+  sleep_arm(S);
+}
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_task *t = check_wait(L, ctx);
+  (void)status;
+  if (!t->sleeping) return 0; /* due */
+  sleeper_remove(t);
+  if (interrupted(t)) return raise_interrupt(L, t);
+  return 0;
+}
+
+static int sleep_done(lua_State *L, struct mp_op *op) {
+  (void)L;
+  mp_op_release(op);
+  return 0;
+}
+
+int lmp_sleep(lua_State *L, int64_t ns, const char *fname) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  mp_loop_update_time(S->loop); /* the sleep starts now, not at turn start */
+  if (t->is_main) { /* it may nest (a finalizer): an op of its own */
+    struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
+    if (!op) return luaL_error(L, "not enough memory");
+    mp_op_prep_timer(op, ns);
+    return lmp_await(L, op, sleep_done, fname);
+  }
+  if (interrupted_at(L, t)) return raise_interrupt(L, t);
+  if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  if (S->nsleepers == S->capsleepers) {
+    size_t cap = S->capsleepers ? S->capsleepers * 2 : 64;
+    struct lmp_sleeper *h = realloc(S->sleepers, cap * sizeof *h);
+    if (!h) return luaL_error(L, "not enough memory");
+    S->sleepers = h;
+    S->capsleepers = cap;
+  }
+  lua_KContext id = new_wait(L, t);
+  S->sleepers[S->nsleepers] =
+      (struct lmp_sleeper){mp_loop_now(S->loop) + ns, t};
+  t->sleeping = 1;
+  sleeper_up(S, S->nsleepers++);
+  if (sleep_arm(S) < 0) {
+    sleeper_remove(t);
+    t->wait = 0;
+    return luaL_error(L, "not enough memory");
+  }
+  t->status = LMP_PARKED;
+  lua_pushlightuserdata(L, LMP_SENTINEL);
+  return lua_yieldk(L, 1, id, sleep_k);
 }
 
 /* Yields to the other ready tasks (sleep(0)): the main context runs one
@@ -450,6 +608,7 @@ static void run_cleanup(lua_State *L, lua_State *co, int cleanup) {
 }
 
 void lmp_task_release_ops(struct lmp_task *t) {
+  if (t->sleeping) sleeper_remove(t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->wait = 0;

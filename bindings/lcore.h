@@ -66,7 +66,10 @@ struct lmp_task {
     lmp_done k;          /* waiting on op: what gets op then */
     lua_KFunction pk;    /* parked: what runs when it wakes */
   };
-  lua_KContext pctx;
+  union {
+    lua_KContext pctx;   /* parked: k's context */
+    size_t slot;         /* sleeping: its entry in S->sleepers */
+  };
   lua_KContext wait;     /* id of the pending suspension, 0 if none */
   lua_State *wait_co;    /* the coroutine that suspended (when wait) */
   struct lmp_task *next; /* ready queue */
@@ -80,6 +83,14 @@ struct lmp_task {
   unsigned woken : 1;    /* lmp_wake arrived, not yet consumed by a park */
   unsigned failed : 1, joined : 1, reported : 1, watched : 1, is_main : 1;
   unsigned has_joiners : 1; /* S->waiters holds an entry for it */
+  unsigned sleeping : 1; /* in mp.sleep: an entry in S->sleepers */
+};
+
+/* A task in mp.sleep: an entry in its state's min-heap, ordered by due
+ * time, then by start (the suspension id, t->wait). */
+struct lmp_sleeper {
+  int64_t due;
+  struct lmp_task *t;
 };
 
 /* The REPL's line input: lrepl.c reads lines with stdio unless the host
@@ -119,6 +130,12 @@ struct lmp_state {
   lua_KContext lastwait;    /* suspension ids, unique in this state */
   int waiters;              /* registry ref: target task -> joiners */
   int taskcos;              /* registry ref: the tasks' coroutines (weak) */
+  /* mp.sleep's timers (lcore.c): the sleeping tasks, and one loop timer
+   * armed for the earliest (sleep_op, due at sleep_due) */
+  struct lmp_sleeper *sleepers;
+  size_t nsleepers, capsleepers;
+  struct mp_op *sleep_op;
+  int64_t sleep_due;
   struct lmp_leakcheck *leakcheck; /* MOONPORT_LEAK_CHECK (ldebug.c) */
   /* Hooks the layers above install (lsched.c, the host's lmp_repl_set): */
   void (*run_ready)(struct lmp_state *S); /* resumes the ready tasks */
@@ -247,6 +264,11 @@ void lmp_wake(struct lmp_task *t);
  * (the stack is cut to those three). */
 int lmp_wait(lua_State *L, const char *fname);
 #define LMP_CLEANUP_FRAME (-3) /* task->cleanup: lmp_wait's */
+/* Suspends the task for ns nanoseconds (> 0) from now, then returns
+ * nothing; raises "cancelled" or the timeout error when interrupted. A
+ * sleeping task costs an entry in its state's heap of sleepers (no op:
+ * one loop timer serves them all). */
+int lmp_sleep(lua_State *L, int64_t ns, const char *fname);
 /* sleep(0): lets the other ready tasks run, then returns nothing. */
 int lmp_yield(lua_State *L, const char *fname);
 /* Ends t's pending suspension without running its continuation. */
