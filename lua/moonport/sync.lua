@@ -129,7 +129,7 @@ return function(core, M)
   end
 
   function Semaphore:acquire()
-    check_sem(self, "acquire")
+    if getmetatable(self) ~= Semaphore then check_sem(self, "acquire") end
     return acquire(self)
   end
 
@@ -209,9 +209,13 @@ return function(core, M)
   end
 
   function Lock:lock()
-    check_lock(self, "lock")
-    lock(self) -- not a tail call: lock's errors name our caller
-    return true
+    -- (calls here stay one level deep: see Channel:send)
+    if getmetatable(self) ~= Lock then check_lock(self, "lock") end
+    if (self.holders[self_task()] or 0) > 0 then
+      error("lock: the lock is already held by this task (locks are not "
+            .. "reentrant)", 2)
+    end
+    return acquire(self) -- a tail call: one call frame less while parked
   end
 
   function Lock:unlock()
