@@ -427,10 +427,13 @@ static void sleep_disarm(struct lmp_state *S) {
 
 /* The last sleeper gone, so is the timer: an op in flight for nothing
  * would hide a deadlock (and keep a drained state waiting). */
+#define NOT_QUEUED ((size_t)-1) /* sleeping, its entry gone (sleep_cb) */
+
 static void sleeper_remove(struct lmp_task *t) {
   struct lmp_state *S = t->S;
   size_t i = t->slot;
   t->sleeping = 0;
+  if (i == NOT_QUEUED) return;
   struct lmp_sleeper last = S->sleepers[--S->nsleepers];
   if (!S->nsleepers && S->sleep_op) sleep_disarm(S);
   if (i == S->nsleepers) return;
@@ -471,8 +474,15 @@ static void sleep_cb(struct mp_op *op) {
   int64_t now = mp_loop_now(S->loop);
   while (S->nsleepers && S->sleepers[0].due <= now) {
     struct lmp_task *t = S->sleepers[0].t;
+    int parked = t->status == LMP_PARKED;
     sleeper_remove(t);
-    lmp_ready_push(t);
+    if (parked) {
+      lmp_ready_push(t);
+    } else { /* a cancel or deadline readied it first: that wins, as it
+              * would have cancelled an op (sleep_k) */
+      t->sleeping = 1;
+      t->slot = NOT_QUEUED;
+    }
   }
   /* Out of memory: the next mp.sleep arms it (a task sleeping now
    * keeps the loop from finding a deadlock meanwhile, as ever). */
