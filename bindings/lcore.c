@@ -425,10 +425,10 @@ static void sleep_disarm(struct lmp_state *S) {
   S->sleep_op = NULL;
 }
 
-/* The last sleeper gone, so is the timer: an op in flight for nothing
- * would hide a deadlock (and keep a drained state waiting). */
 #define NOT_QUEUED ((size_t)-1) /* sleeping, its entry gone (sleep_cb) */
 
+/* The last sleeper gone, so is the timer: an op in flight for nothing
+ * would hide a deadlock (and keep a drained state waiting). */
 static void sleeper_remove(struct lmp_task *t) {
   struct lmp_state *S = t->S;
   size_t i = t->slot;
