@@ -17,6 +17,14 @@ static int l_park(lua_State *L) {
                           lua_isnil(L, 1) ? 0 : 1);
 }
 
+/* core.wait(leave, a, b): parks as core.park(function() leave(a, b) end)
+ * would, allocating nothing, and returns the error park would raise (nil
+ * when woken): a waiter takes its record back without a pcall. */
+static int l_wait(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  return lmp_wait(L, "park");
+}
+
 static int l_wake(lua_State *L) {
   lmp_wake(luaL_checkudata(L, 1, LMP_TASK));
   return 0;
@@ -42,7 +50,8 @@ static int l_self(lua_State *L) {
 
 void lmp_open_chan(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg funcs[] = {
-    {"park", l_park}, {"wake", l_wake}, {"waiting", l_waiting},
+    {"park", l_park}, {"wait", l_wait}, {"wake", l_wake},
+    {"waiting", l_waiting},
     {"self", l_self}, {NULL, NULL}};
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, funcs, 1);

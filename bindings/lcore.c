@@ -88,19 +88,26 @@ void lmp_push_task(lua_State *L, struct lmp_task *t) {
   lua_remove(L, -2);
 }
 
-/* Raises the pending interruption: a cancel (once) or an expired deadline
- * (for as long as that mp.timeout is on the stack). */
-static int raise_interrupt(lua_State *L, struct lmp_task *t) {
+/* Pushes the pending interruption: a cancel (once) or an expired
+ * deadline (for as long as that mp.timeout is on the stack). */
+static int push_interrupt(lua_State *L, struct lmp_task *t) {
   if (t->cancel) {
     t->cancel = 0;
     lua_pushliteral(L, "cancelled");
   } else {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &timeout_key);
   }
+  return 1;
+}
+
+static int raise_interrupt(lua_State *L, struct lmp_task *t) {
+  push_interrupt(L, t);
   return lua_error(L);
 }
 
-static int interrupted(struct lmp_task *t) { return t->cancel || t->nexpired; }
+static int interrupted(struct lmp_task *t) {
+  return t->cancel || (t->dl && t->dl->nexpired);
+}
 
 /* Is co running (it is L) or resuming another coroutine? Within a task,
  * those are the coroutines L's suspension would pass through. */
@@ -114,11 +121,13 @@ static int on_chain(lua_State *L, lua_State *co) {
  * resume chain: one left in a coroutine suspended elsewhere, closed or
  * dropped waits, harmless, for that coroutine (or its guard's __gc). */
 static int interrupted_at(lua_State *L, struct lmp_task *t) {
-  t->nexpired = 0;
-  for (int i = 0; i < t->ndeadlines; i++) {
-    struct lmp_deadline *d = &t->deadlines[i];
+  struct lmp_deadlines *dl = t->dl;
+  if (!dl) return t->cancel;
+  dl->nexpired = 0;
+  for (int i = 0; i < dl->n; i++) {
+    struct lmp_deadline *d = &dl->d[i];
     d->live = on_chain(L, d->co);
-    if (d->live && !mp_op_inflight(d->op)) t->nexpired++;
+    if (d->live && !mp_op_inflight(d->op)) dl->nexpired++;
   }
   return interrupted(t);
 }
@@ -133,9 +142,16 @@ void lmp_task_op_cb(struct mp_op *op) {
   else if (t->status == LMP_WAITING && t->op == op) lmp_ready_push(t);
 }
 
+#define CANNOT_SUSPEND "%s: cannot suspend here (inside a C call such as " \
+                       "table.sort, string.gsub, tostring or require)"
+#define ABANDONED "operation abandoned (a coroutine suspended in moonport " \
+                  "was resumed after its task stopped waiting for it, or " \
+                  "by another task)"
+#define DEADLOCK "%s: deadlock: nothing left that could wake the main " \
+                 "program"
+
 static int cannot_suspend(lua_State *L, const char *fname) {
-  return luaL_error(L, "%s: cannot suspend here (inside a C call such as "
-                       "table.sort, string.gsub, tostring or require)", fname);
+  return luaL_error(L, CANNOT_SUSPEND, fname);
 }
 
 void lmp_op_discard(struct mp_op *op) {
@@ -161,16 +177,19 @@ void lmp_drop_op(struct mp_op *op) {
   }
 }
 
+static void sleeper_remove(struct lmp_task *t);
+
 /* Ends the task's pending suspension without running its continuation
  * (its coroutine was abandoned, resumed elsewhere, or the task ended). */
 void lmp_forget_wait(lua_State *L, struct lmp_task *t) {
+  if (t->sleeping) sleeper_remove(t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->k = NULL;
   t->pk = NULL;
   t->wait = 0;
   if (t->cleanup != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->cleanup);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->cleanup); /* none if negative */
     t->cleanup = LUA_NOREF;
   }
 }
@@ -214,9 +233,7 @@ static struct lmp_task *check_wait(lua_State *L, lua_KContext ctx) {
   struct lmp_task *t = lmp_self(S);
   if (!ctx || t->wait != ctx) {
     if (ctx) release_owner(L, S, ctx);
-    luaL_error(L, "operation abandoned (a coroutine suspended in moonport "
-                  "was resumed after its task stopped waiting for it, or "
-                  "by another task)");
+    luaL_error(L, ABANDONED);
   }
   t->wait = 0;
   return t;
@@ -326,9 +343,7 @@ int lmp_park_cleanup(lua_State *L, lua_KFunction k, lua_KContext ctx,
   }
   if (t->is_main) {
     while (!t->woken && !interrupted(t)) {
-      if (!lmp_step(S, 1))
-        return luaL_error(L, "%s: deadlock: nothing left that could wake "
-                             "the main program", fname);
+      if (!lmp_step(S, 1)) return luaL_error(L, DEADLOCK, fname);
     }
     if (!t->woken) return raise_interrupt(L, t);
     t->woken = 0;
@@ -349,13 +364,178 @@ int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
 void lmp_wake(struct lmp_task *t) {
   if (t->status == LMP_DONE) return;
   t->woken = 1;
-  if (t->status == LMP_PARKED && t != t->S->current) lmp_ready_push(t);
+  if (t->status == LMP_PARKED && !t->sleeping && t != t->S->current)
+    lmp_ready_push(t);
   else if (t->is_main) mp_loop_stop(t->S->loop);
 }
 
 static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
   (void)L, (void)status, (void)ctx;
   return 0;
+}
+
+/* ---- mp.sleep ----
+ * The sleeping tasks are a min-heap in the state; one loop timer is
+ * armed for the earliest. When it fires, every task due by then is
+ * readied, in order, and the timer is armed for the next. A sleep that
+ * ends otherwise (cancel, timeout, its coroutine abandoned, the task
+ * collected) takes its entry out; a timer armed for an entry gone just
+ * fires for nothing. */
+static int sleeper_before(const struct lmp_sleeper *a,
+                          const struct lmp_sleeper *b) {
+  return a->due < b->due || (a->due == b->due && a->t->wait < b->t->wait);
+}
+
+static void sleeper_place(struct lmp_state *S, size_t i,
+                          struct lmp_sleeper s) {
+  S->sleepers[i] = s;
+  s.t->slot = i;
+}
+
+static void sleeper_up(struct lmp_state *S, size_t i) {
+  struct lmp_sleeper s = S->sleepers[i];
+  while (i > 0 && sleeper_before(&s, &S->sleepers[(i - 1) / 2])) {
+    sleeper_place(S, i, S->sleepers[(i - 1) / 2]);
+    i = (i - 1) / 2;
+  }
+  sleeper_place(S, i, s);
+}
+
+static void sleeper_down(struct lmp_state *S, size_t i) {
+  struct lmp_sleeper s = S->sleepers[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= S->nsleepers) break;
+    if (c + 1 < S->nsleepers &&
+        sleeper_before(&S->sleepers[c + 1], &S->sleepers[c]))
+      c++;
+    if (!sleeper_before(&S->sleepers[c], &s)) break;
+    sleeper_place(S, i, S->sleepers[c]);
+    i = c;
+  }
+  sleeper_place(S, i, s);
+}
+
+static void sleep_cb(struct mp_op *op);
+
+/* Gives the armed timer up: released by sleep_cb when it completes. */
+static void sleep_disarm(struct lmp_state *S) {
+  S->sleep_op->data = NULL;
+  mp_op_cancel(S->sleep_op);
+  S->sleep_op = NULL;
+}
+
+#define NOT_QUEUED ((size_t)-1) /* sleeping, its entry gone (sleep_cb) */
+
+/* The last sleeper gone, so is the timer: an op in flight for nothing
+ * would hide a deadlock (and keep a drained state waiting). */
+static void sleeper_remove(struct lmp_task *t) {
+  struct lmp_state *S = t->S;
+  size_t i = t->slot;
+  t->sleeping = 0;
+  if (i == NOT_QUEUED) return;
+  struct lmp_sleeper last = S->sleepers[--S->nsleepers];
+  if (!S->nsleepers && S->sleep_op) sleep_disarm(S);
+  if (i == S->nsleepers) return;
+  sleeper_place(S, i, last);
+  sleeper_down(S, i);
+  sleeper_up(S, last.t->slot);
+}
+
+/* Arms the timer for the earliest sleeper, unless one fires by then; an
+ * armed one due later is given up (orphaned). 0, or an MP_E* code. */
+static int sleep_arm(struct lmp_state *S) {
+  if (!S->nsleepers) return 0;
+  int64_t due = S->sleepers[0].due;
+  if (S->sleep_op) {
+    if (S->sleep_due <= due) return 0;
+    sleep_disarm(S);
+  }
+  struct mp_op *op = mp_op_new(S->loop, sleep_cb, S);
+  if (!op) return MP_ENOMEM;
+  int64_t now = mp_loop_now(S->loop);
+  mp_op_prep_timer(op, due > now ? due - now : 0);
+  int r = mp_op_submit(op);
+  if (r < 0) {
+    mp_op_release(op);
+    return r;
+  }
+  S->sleep_op = op;
+  S->sleep_due = due;
+  return 0;
+}
+
+static void sleep_cb(struct mp_op *op) {
+  struct lmp_state *S = op->data;
+  mp_op_release(op);
+  if (!S) return; /* given up for an earlier one */
+  S->sleep_op = NULL;
+  if (S->closing) return;
+  int64_t now = mp_loop_now(S->loop);
+  while (S->nsleepers && S->sleepers[0].due <= now) {
+    struct lmp_task *t = S->sleepers[0].t;
+    int parked = t->status == LMP_PARKED;
+    sleeper_remove(t);
+    if (parked) {
+      lmp_ready_push(t);
+    } else { /* a cancel or deadline readied it first: that wins, as it
+              * would have cancelled an op (sleep_k) */
+      t->sleeping = 1;
+      t->slot = NOT_QUEUED;
+    }
+  }
+  /* Out of memory: the next mp.sleep arms it (a task sleeping now
+   * keeps the loop from finding a deadlock meanwhile, as ever). */
+  sleep_arm(S);
+}
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_task *t = check_wait(L, ctx);
+  (void)status;
+  if (!t->sleeping) return 0; /* due */
+  sleeper_remove(t);
+  if (interrupted(t)) return raise_interrupt(L, t);
+  return 0;
+}
+
+static int sleep_done(lua_State *L, struct mp_op *op) {
+  (void)L;
+  mp_op_release(op);
+  return 0;
+}
+
+int lmp_sleep(lua_State *L, int64_t ns, const char *fname) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  mp_loop_update_time(S->loop); /* the sleep starts now, not at turn start */
+  if (t->is_main) { /* it may nest (a finalizer): an op of its own */
+    struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
+    if (!op) return luaL_error(L, "not enough memory");
+    mp_op_prep_timer(op, ns);
+    return lmp_await(L, op, sleep_done, fname);
+  }
+  if (interrupted_at(L, t)) return raise_interrupt(L, t);
+  if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  if (S->nsleepers == S->capsleepers) {
+    size_t cap = S->capsleepers ? S->capsleepers * 2 : 64;
+    struct lmp_sleeper *h = realloc(S->sleepers, cap * sizeof *h);
+    if (!h) return luaL_error(L, "not enough memory");
+    S->sleepers = h;
+    S->capsleepers = cap;
+  }
+  lua_KContext id = new_wait(L, t);
+  S->sleepers[S->nsleepers] =
+      (struct lmp_sleeper){mp_loop_now(S->loop) + ns, t};
+  t->sleeping = 1;
+  sleeper_up(S, S->nsleepers++);
+  if (sleep_arm(S) < 0) {
+    sleeper_remove(t);
+    t->wait = 0;
+    return luaL_error(L, "not enough memory");
+  }
+  t->status = LMP_PARKED;
+  lua_pushlightuserdata(L, LMP_SENTINEL);
+  return lua_yieldk(L, 1, id, sleep_k);
 }
 
 /* Yields to the other ready tasks (sleep(0)): the main context runs one
@@ -373,12 +553,78 @@ int lmp_yield(lua_State *L, const char *fname) {
   return suspend(L, t, nothing_k, 0, 0);
 }
 
+/* lmp_wait's continuation: park_k, but what park_k raises is returned. */
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  (void)status;
+  if (!ctx || t->wait != ctx) {
+    if (ctx) release_owner(L, S, ctx);
+    lua_pushliteral(L, ABANDONED);
+    return 1;
+  }
+  t->wait = 0;
+  t->cleanup = LUA_NOREF;
+  if (t->woken) t->woken = 0;
+  else if (interrupted(t)) return push_interrupt(L, t);
+  return 0;
+}
+
+int lmp_wait(lua_State *L, const char *fname) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (interrupted_at(L, t)) return push_interrupt(L, t);
+  if (t->woken) {
+    t->woken = 0;
+    return 0;
+  }
+  if (t->is_main) {
+    while (!t->woken && !interrupted(t)) {
+      if (!lmp_step(S, 1)) {
+        lua_pushfstring(L, DEADLOCK, fname);
+        return 1;
+      }
+    }
+    if (!t->woken) return push_interrupt(L, t);
+    t->woken = 0;
+    return 0;
+  }
+  if (!lua_isyieldable(L)) {
+    lua_pushfstring(L, CANNOT_SUSPEND, fname);
+    return 1;
+  }
+  lua_settop(L, 3);
+  t->status = LMP_PARKED;
+  lua_KContext id = new_wait(L, t);
+  t->cleanup = LMP_CLEANUP_FRAME;
+  lua_pushlightuserdata(L, LMP_SENTINEL);
+  return lua_yieldk(L, 1, id, wait_k);
+}
+
+/* Runs the cleanup of the suspension t just let go of, which came from
+ * co: a function registered by ref, or (LMP_CLEANUP_FRAME) the one lmp_wait
+ * left in its frame on co's stack, with the two values after it. */
+static void run_cleanup(lua_State *L, lua_State *co, int cleanup) {
+  if (cleanup == LMP_CLEANUP_FRAME) {
+    lua_checkstack(co, 3); /* within lmp_wait's frame: cannot fail */
+    for (int i = 1; i <= 3; i++) lua_pushvalue(co, i);
+    lua_xmove(co, L, 3);
+    lua_call(L, 2, 0);
+  } else if (cleanup != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
+    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
+    lua_call(L, 0, 0);
+  }
+}
+
 void lmp_task_release_ops(struct lmp_task *t) {
+  if (t->sleeping) sleeper_remove(t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->wait = 0;
-  for (int i = 0; i < t->ndeadlines; i++) lmp_drop_op(t->deadlines[i].op);
-  t->ndeadlines = t->nexpired = 0;
+  if (!t->dl) return;
+  for (int i = 0; i < t->dl->n; i++) lmp_drop_op(t->dl->d[i].op);
+  t->dl->n = t->dl->nexpired = 0;
 }
 
 int lmp_step(struct lmp_state *S, int may_wait) {
@@ -426,8 +672,8 @@ void lmp_unanchor(lua_State *L, struct lmp_task *t) {
 static int task_gc(lua_State *L) {
   struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
   lmp_task_release_ops(t);
-  free(t->deadlines);
-  t->deadlines = NULL;
+  free(t->dl);
+  t->dl = NULL;
   return 0;
 }
 
@@ -439,16 +685,13 @@ static int task_gc(lua_State *L) {
 static int l_abandon(lua_State *L) {
   struct lmp_task *t = lmp_self(lmp_state(L));
   int cleanup = t->cleanup;
+  lua_State *co = t->wait_co;
   if (t->is_main || !t->wait) return 0;
   t->cleanup = LUA_NOREF;
   if (t->status == LMP_READY) lmp_ready_remove(t); /* sleep(0) */
   lmp_forget_wait(L, t);
   t->status = LMP_RUNNING;
-  if (cleanup != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
-    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
-    lua_call(L, 0, 0);
-  }
+  run_cleanup(L, co, cleanup);
   return 0;
 }
 
@@ -485,11 +728,7 @@ void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co) {
     if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
       lmp_ready_push(owner);
   }
-  if (cleanup != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
-    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
-    lua_call(L, 0, 0);
-  }
+  run_cleanup(L, co, cleanup);
 }
 
 static int timeout_tostring(lua_State *L) {

@@ -49,27 +49,48 @@ struct lmp_deadline {
   int live;
 };
 
+/* A task's mp.timeout deadlines, allocated by the first one (most tasks
+ * never have any: kept out of the task record). */
+struct lmp_deadlines {
+  int n, cap;
+  int nexpired;          /* fired deadlines that apply (live) */
+  struct lmp_deadline d[]; /* oldest first */
+};
+
+/* Every parked task has one, so it is kept small (bench/parked.sh). */
 struct lmp_task {
   struct lmp_state *S;
   lua_State *co;         /* the coroutine (the userdata's user value) */
   struct mp_op *op;      /* the op it waits on, until its continuation */
-  lmp_done k;            /* what gets op then */
-  lua_KFunction pk;      /* parked: what runs when it wakes */
-  lua_KContext pctx;
+  union {                /* one suspension at a time: */
+    lmp_done k;          /* waiting on op: what gets op then */
+    lua_KFunction pk;    /* parked: what runs when it wakes */
+  };
+  union {
+    lua_KContext pctx;   /* parked: k's context */
+    size_t slot;         /* sleeping: its entry in S->sleepers */
+  };
   lua_KContext wait;     /* id of the pending suspension, 0 if none */
   lua_State *wait_co;    /* the coroutine that suspended (when wait) */
-  int cleanup;           /* parked: ref of the function run if abandoned */
   struct lmp_task *next; /* ready queue */
-  struct lmp_deadline *deadlines; /* mp.timeout timers, oldest first */
-  int ndeadlines, capdeadlines;
-  int nexpired;          /* fired deadlines that apply (live) */
+  struct lmp_deadlines *dl; /* mp.timeout timers, NULL until the first */
+  int cleanup;           /* parked: ref of the function run if abandoned,
+                            or LMP_CLEANUP_FRAME */
   int anchor;            /* ref in S's anchor table while not DONE */
   int nres;              /* DONE: results (or the error) on co's stack */
-  unsigned char status;
-  unsigned char cancel;  /* cancel() requested, not yet raised */
-  unsigned char woken;   /* lmp_wake arrived, not yet consumed by a park */
-  unsigned char failed, joined, reported, watched, is_main;
-  unsigned char has_joiners; /* S->waiters holds an entry for it */
+  unsigned status : 3;
+  unsigned cancel : 1;   /* cancel() requested, not yet raised */
+  unsigned woken : 1;    /* lmp_wake arrived, not yet consumed by a park */
+  unsigned failed : 1, joined : 1, reported : 1, watched : 1, is_main : 1;
+  unsigned has_joiners : 1; /* S->waiters holds an entry for it */
+  unsigned sleeping : 1; /* in mp.sleep: an entry in S->sleepers */
+};
+
+/* A task in mp.sleep: an entry in its state's min-heap, ordered by due
+ * time, then by start (the suspension id, t->wait). */
+struct lmp_sleeper {
+  int64_t due;
+  struct lmp_task *t;
 };
 
 /* The REPL's line input: lrepl.c reads lines with stdio unless the host
@@ -109,6 +130,12 @@ struct lmp_state {
   lua_KContext lastwait;    /* suspension ids, unique in this state */
   int waiters;              /* registry ref: target task -> joiners */
   int taskcos;              /* registry ref: the tasks' coroutines (weak) */
+  /* mp.sleep's timers (lcore.c): the sleeping tasks, and one loop timer
+   * armed for the earliest (sleep_op, due at sleep_due) */
+  struct lmp_sleeper *sleepers;
+  size_t nsleepers, capsleepers;
+  struct mp_op *sleep_op;
+  int64_t sleep_due;
   struct lmp_leakcheck *leakcheck; /* MOONPORT_LEAK_CHECK (ldebug.c) */
   /* Hooks the layers above install (lsched.c, the host's lmp_repl_set): */
   void (*run_ready)(struct lmp_state *S); /* resumes the ready tasks */
@@ -228,6 +255,20 @@ int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
 int lmp_park_cleanup(lua_State *L, lua_KFunction k, lua_KContext ctx,
                      const char *fname, int cleanup);
 void lmp_wake(struct lmp_task *t);
+/* As lmp_park_cleanup, but what it would raise (an interruption,
+ * "operation abandoned", cannot suspend, the main program's deadlock) is
+ * returned instead: 0 results when woken, 1 (the error) otherwise, so a
+ * waiter takes itself out of its queue without a pcall. The cleanup run
+ * if its coroutine is abandoned or closed is the function at stack index
+ * 1, called with the values at 2 and 3: nothing is allocated to park
+ * (the stack is cut to those three). */
+int lmp_wait(lua_State *L, const char *fname);
+#define LMP_CLEANUP_FRAME (-3) /* task->cleanup: lmp_wait's */
+/* Suspends the task for ns nanoseconds (> 0) from now, then returns
+ * nothing; raises "cancelled" or the timeout error when interrupted. A
+ * sleeping task costs an entry in its state's heap of sleepers (no op:
+ * one loop timer serves them all). */
+int lmp_sleep(lua_State *L, int64_t ns, const char *fname);
 /* sleep(0): lets the other ready tasks run, then returns nothing. */
 int lmp_yield(lua_State *L, const char *fname);
 /* Ends t's pending suspension without running its continuation. */

@@ -20,9 +20,10 @@ static void deadline_cb(struct mp_op *op) {
     mp_op_release(op);
     return;
   }
-  while (i < t->ndeadlines && t->deadlines[i].op != op) i++;
-  if (i == t->ndeadlines || !t->deadlines[i].live) return;
-  t->nexpired++;
+  struct lmp_deadlines *dl = t->dl; /* op is on it */
+  while (i < dl->n && dl->d[i].op != op) i++;
+  if (i == dl->n || !dl->d[i].live) return;
+  dl->nexpired++;
   if (t->op && mp_op_inflight(t->op)) lmp_interrupt_op(t->op);
   else if (t->status == LMP_PARKED) lmp_ready_push(t);
   else if (t->is_main) mp_loop_stop(t->S->loop);
@@ -45,13 +46,14 @@ static int l_deadline_push(lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   lua_pushthread(L);
   lua_setiuservalue(L, -2, 2);
-  if (t->ndeadlines == t->capdeadlines) {
-    int cap = t->capdeadlines ? t->capdeadlines * 2 : 4;
-    struct lmp_deadline *d = mp_loop_realloc(S->loop, t->deadlines,
-                                             (size_t)cap * sizeof *d);
-    if (!d) return luaL_error(L, "not enough memory");
-    t->deadlines = d;
-    t->capdeadlines = cap;
+  if (!t->dl || t->dl->n == t->dl->cap) {
+    int cap = t->dl ? t->dl->cap * 2 : 4;
+    struct lmp_deadlines *dl = mp_loop_realloc(S->loop, t->dl,
+        sizeof *dl + (size_t)cap * sizeof dl->d[0]);
+    if (!dl) return luaL_error(L, "not enough memory");
+    if (!t->dl) dl->n = dl->nexpired = 0;
+    dl->cap = cap;
+    t->dl = dl;
   }
   struct mp_op *op = mp_op_new(S->loop, deadline_cb, t);
   if (!op) return luaL_error(L, "not enough memory");
@@ -62,7 +64,7 @@ static int l_deadline_push(lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   *id = ++S->lastwait;
-  t->deadlines[t->ndeadlines++] = (struct lmp_deadline){op, L, *id, 1};
+  t->dl->d[t->dl->n++] = (struct lmp_deadline){op, L, *id, 1};
   return 1;
 }
 
@@ -74,19 +76,20 @@ static int remove_deadline(lua_State *L) {
   lua_getiuservalue(L, 1, 1);
   struct lmp_task *t = lua_touserdata(L, -1);
   lua_pop(L, 1); /* the guard keeps it */
-  int i = t ? t->ndeadlines - 1 : -1;
-  while (i >= 0 && t->deadlines[i].id != *id) i--;
+  struct lmp_deadlines *dl = t ? t->dl : NULL;
+  int i = dl ? dl->n - 1 : -1;
+  while (i >= 0 && dl->d[i].id != *id) i--;
   *id = 0;
   if (i < 0) return 0; /* gone with its task */
-  struct lmp_deadline d = t->deadlines[i];
-  memmove(&t->deadlines[i], &t->deadlines[i + 1],
-          (size_t)(t->ndeadlines - i - 1) * sizeof *t->deadlines);
-  t->ndeadlines--;
+  struct lmp_deadline d = dl->d[i];
+  memmove(&dl->d[i], &dl->d[i + 1],
+          (size_t)(dl->n - i - 1) * sizeof dl->d[0]);
+  dl->n--;
   if (mp_op_inflight(d.op)) {
     lmp_drop_op(d.op);
     return 0;
   }
-  if (d.live) t->nexpired--;
+  if (d.live) dl->nexpired--;
   mp_op_release(d.op);
   return 1;
 }

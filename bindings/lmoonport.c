@@ -38,7 +38,9 @@ static int state_gc(lua_State *L) {
                     "mp.run() to wait for them)\n", S->ntasks);
   if (S->lineio && S->lineio->abort)
     S->lineio->abort(); /* a line read on the pool would hold the drain */
-  mp_loop_drain(S->loop);
+  mp_loop_drain(S->loop); /* mp.sleep's timer too (lcore.c) */
+  free(S->sleepers);
+  S->sleepers = NULL;
   /* mp.stdout's bytes still in C's buffer (their drain was cancelled):
    * out now if stdout takes them without blocking, else exit() or the
    * host's next flush writes them (docs/embedding.md) */

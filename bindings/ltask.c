@@ -142,25 +142,14 @@ static int l_current(lua_State *L) {
   return 1;
 }
 
-static int sleep_done(lua_State *L, struct mp_op *op) {
-  (void)L;
-  mp_op_release(op);
-  return 0;
-}
-
 static int l_sleep(lua_State *L) {
-  struct lmp_state *S = lmp_state(L);
   luaL_checktype(L, 1, LUA_TNUMBER); /* "1" is a mistake, not a second */
   lua_Number s = lua_tonumber(L, 1);
   luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
   if (s == 0) return lmp_yield(L, "sleep"); /* to the other tasks */
   /* Up to ~146 years; math.huge sleeps until cancelled. */
   int64_t ns = s >= 4.6e9 ? INT64_C(1) << 62 : (int64_t)(s * 1e9);
-  struct mp_op *op = mp_op_new(S->loop, NULL, NULL);
-  if (!op) return luaL_error(L, "not enough memory");
-  mp_loop_update_time(S->loop); /* the sleep starts now, not at turn start */
-  mp_op_prep_timer(op, ns);
-  return lmp_await(L, op, sleep_done, "sleep");
+  return lmp_sleep(L, ns, "sleep");
 }
 
 static int l_now(lua_State *L) {

@@ -183,31 +183,46 @@ local function pass_on(ch, rec)
   end
 end
 
-local running = coroutine.running
+local running, cwait = coroutine.running, core.wait
 
+-- What a waiter's coroutine abandoned or closed while it waits runs
+-- (core.wait keeps it and its arguments in its frame: nothing is
+-- allocated per wait).
+local leave = {
+  receivers = function(ch, rec)
+    remove(ch.receivers, rec)
+    if rec.done then pass_on(ch, rec) end
+  end,
+  senders = function(ch, rec) remove(ch.senders, rec) end,
+}
+
+-- Queues rec in ch[name] and waits for a hand-over or the close; returns
+-- what recv or send returns. Called in tail position, so a parked waiter
+-- holds no frame between its caller's and core.wait's.
 local function wait(ch, name, rec)
   local q = ch[name]
-  rec.co, q[#q + 1] = running(), rec
-  local function leave() -- run if abandoned or its coroutine closed
-    remove(ch[name], rec)
-    if rec.done and name == "receivers" then pass_on(ch, rec) end
-  end
-  local ok, err = pcall(function()
-    repeat
-      core.park(leave)
-      if rec.skipped then -- back in line, unless the channel closed
-        rec.skipped, rec.closed = nil, ch.closed
-        q = ch[name]
-        if not rec.closed then q[#q + 1] = rec end
+  q[#q + 1] = rec
+  repeat
+    local err = cwait(leave[name], ch, rec)
+    if err ~= nil then
+      -- Done: the coroutine was resumed by another task after the
+      -- hand-over ("operation abandoned"); it still owns what it got.
+      if not rec.done then
+        remove(ch[name], rec)
+        error(err, 0)
       end
-    until rec.done or rec.closed
-  end)
-  -- Not ok and done: the coroutine was resumed by another task after the
-  -- hand-over (core.park raised "operation abandoned"); it still owns it.
-  if not ok and not rec.done then
-    remove(ch[name], rec)
-    error(err, 0)
+    elseif rec.skipped then -- back in line, unless the channel closed
+      rec.skipped, rec.closed = nil, ch.closed
+      q = ch[name]
+      if not rec.closed then q[#q + 1] = rec end
+    end
+  until rec.done or rec.closed
+  if name == "senders" then
+    if rec.done then return true end
+    return nil, "channel closed", "closed"
   end
+  if rec.done then return rec.value end
+  return nil, "closed"
 end
 
 function M.channel(capacity)
@@ -226,10 +241,13 @@ local function check(ch, name)
   end
 end
 
+-- On the way to a park, send and recv call nothing more than one level
+-- deep: Lua keeps a spare call frame (64 bytes) in a coroutine that went
+-- deeper than where it is suspended.
 function Channel:send(v)
-  check(self, "send")
+  if getmetatable(self) ~= Channel then check(self, "send") end
   if self.closed then return nil, "channel closed", "closed" end
-  local r = take(self, "receivers")
+  local r = self.receivers[1] and take(self, "receivers")
   if r then
     r.value, r.done = v, true
     core.wake(r.task)
@@ -240,10 +258,8 @@ function Channel:send(v)
     self.buf[self.tail] = v
     return true
   end
-  local rec = { task = core.self(), value = v }
-  wait(self, "senders", rec)
-  if rec.done then return true end
-  return nil, "channel closed", "closed"
+  return wait(self, "senders", { task = core.self(), co = running(),
+                                 value = v })
 end
 
 -- A receive that does not wait: true and what recv returns, or false.
@@ -272,13 +288,12 @@ local function try_recv(self)
 end
 
 function Channel:recv()
-  check(self, "recv")
-  local ok, v, closed = try_recv(self)
-  if ok then return v, closed end
-  local rec = { task = core.self() }
-  wait(self, "receivers", rec)
-  if rec.done then return rec.value end
-  return nil, "closed"
+  if getmetatable(self) ~= Channel then check(self, "recv") end
+  if self.tail >= self.head or self.senders[1] or self.closed then
+    local ok, v, closed = try_recv(self)
+    if ok then return v, closed end
+  end
+  return wait(self, "receivers", { task = core.self(), co = running() })
 end
 
 function Channel:close()

@@ -14,6 +14,7 @@
 return function(core, M)
   local park, wake, waiting, self_task = core.park, core.wake, core.waiting,
                                          core.self
+  local cwait = core.wait
   local running = coroutine.running
   local fmt = string.format
 
@@ -78,43 +79,47 @@ return function(core, M)
     end
   end
 
-  -- Waits for a permit; returns holding one, or raises holding none.
+  -- What a waiter lets go of when it leaves without the permit (an
+  -- error, its coroutine abandoned or closed): its record, and a permit
+  -- handed to it.
+  local function leave(s, rec)
+    remove(s.waiters, rec)
+    if rec.done then
+      rec.done = false
+      drop_holder(s, rec.task)
+      give_back(s)
+    end
+    if s.holders[rec.task] == 0 then s.holders[rec.task] = nil end
+  end
+
+  -- Waits for a permit; returns true holding one, or raises holding none.
+  -- Called in tail position (a parked waiter holds fewer frames).
   local function acquire(s)
     local me = self_task()
     if s.count > 0 and not s.waiters[1] then
       grant(s, me) -- first: out of memory there changes nothing
       s.count = s.count - 1
-      return
+      return true
     end
     -- Every field and entry the hand-over sets exists before the waiter
     -- is queued: setting them allocates nothing.
     local rec = { task = me, co = running(), done = false, skipped = false }
-    local function leave() -- let go of everything
-      remove(s.waiters, rec)
-      if rec.done then
-        rec.done = false
-        drop_holder(s, me)
-        give_back(s)
-      end
-      if s.holders[me] == 0 then s.holders[me] = nil end
-    end
-    local function wait()
-      repeat
-        park(leave) -- leave runs if the coroutine is abandoned or closed
-        if rec.skipped then -- back in line
-          rec.skipped = false
-          s.waiters[#s.waiters + 1] = rec
-        end
-      until rec.done
-    end
     s.holders[me] = s.holders[me] or 0
     local q = s.waiters
     q[#q + 1] = rec
-    local ok, err = pcall(wait)
-    if not ok then
-      leave()
-      error(err, 0)
-    end
+    repeat
+      -- leave(s, rec) runs if the coroutine is abandoned or closed
+      local err = cwait(leave, s, rec)
+      if err ~= nil then
+        leave(s, rec)
+        error(err, 0)
+      end
+      if rec.skipped then -- back in line
+        rec.skipped = false
+        s.waiters[#s.waiters + 1] = rec
+      end
+    until rec.done
+    return true
   end
 
   local function check_sem(s, fname)
@@ -124,9 +129,8 @@ return function(core, M)
   end
 
   function Semaphore:acquire()
-    check_sem(self, "acquire")
-    acquire(self)
-    return true
+    if getmetatable(self) ~= Semaphore then check_sem(self, "acquire") end
+    return acquire(self)
   end
 
   -- Any task may release (the permit is taken from the caller's count,
@@ -201,13 +205,17 @@ return function(core, M)
       error("lock: the lock is already held by this task (locks are not "
             .. "reentrant)", 3)
     end
-    acquire(l)
+    return acquire(l)
   end
 
   function Lock:lock()
-    check_lock(self, "lock")
-    lock(self)
-    return true
+    -- (calls here stay one level deep: see Channel:send)
+    if getmetatable(self) ~= Lock then check_lock(self, "lock") end
+    if (self.holders[self_task()] or 0) > 0 then
+      error("lock: the lock is already held by this task (locks are not "
+            .. "reentrant)", 2)
+    end
+    return acquire(self) -- a tail call: one call frame less while parked
   end
 
   function Lock:unlock()
