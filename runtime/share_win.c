@@ -51,6 +51,8 @@ static void unref(struct mp_share *sh) {
   int last = --sh->refs == 0;
   mp__mutex_unlock(&sh->lock);
   if (!last) return;
+  /* (close closed them; any held since would be lost with the record) */
+  while (sh->nheld > 0) closesocket(sh->held[--sh->nheld]);
   CloseHandle(sh->port);
   free(sh->held);
   mp__mutex_destroy(&sh->lock);
@@ -146,9 +148,12 @@ static void *share_main(void *arg) {
     mp__mutex_lock(&sh->lock);
     sh->accepting = 0;
     /* a reset before it was taken is the next one's turn (as Linux's
-     * accept never reports it) */
-    if (!err || (err != MP_ECONNRESET && !sh->closed))
+     * accept never reports it); closed meanwhile, nobody takes it */
+    if (sh->closed) {
+      if (!err) closesocket(s);
+    } else if (err != MP_ECONNRESET) {
       hand(sh, err ? INVALID_SOCKET : s, err);
+    }
     mp__mutex_unlock(&sh->lock);
   }
   if (sh->as != INVALID_SOCKET) { /* pending: cancelled, then taken */
