@@ -59,25 +59,32 @@ static void unref(struct mp_share *sh) {
   free(sh);
 }
 
-/* Under the lock: the op's packet to its loop, with a socket or an
- * error. The op leaves the queue but keeps its reference. */
-static void post(struct mp_op *op, SOCKET s, int err) {
+/* Under the lock: the oldest waiting op's packet to its loop, with a
+ * socket or an error; the op leaves the queue but keeps its reference.
+ * 0, or -1 with none waiting or the packet not posted (out of memory):
+ * then the op stays first in the queue. (It leaves before the post: once
+ * posted, its loop may use its link.) */
+static int post(struct mp_share *sh, SOCKET s, int err) {
+  struct mp_op *op = mp__queue_pop(&sh->wait);
+  if (!op) return -1;
   op->ov.a = (uintptr_t)(intptr_t)err;
   op->ov.b = (uintptr_t)s;
-  PostQueuedCompletionStatus((HANDLE)op->ov.ev, 0, MP__KEY_SHARE,
-                             (OVERLAPPED *)&op->ov);
+  if (!PostQueuedCompletionStatus((HANDLE)op->ov.ev, 0, MP__KEY_SHARE,
+                                  (OVERLAPPED *)&op->ov)) {
+    op->link = sh->wait.head; /* back in front */
+    sh->wait.head = op;
+    if (!sh->wait.tail) sh->wait.tail = op;
+    return -1;
+  }
+  sh->nwait--;
+  return 0;
 }
 
 /* Under the lock: a connection (or an accept's error) to the oldest
- * waiting op; with none, a connection is held for the next, an error
- * forgotten. */
+ * waiting op; with none (or its packet not posted), a connection is held
+ * for the next, an error forgotten. */
 static void hand(struct mp_share *sh, SOCKET s, int err) {
-  struct mp_op *op = mp__queue_pop(&sh->wait);
-  if (op) {
-    sh->nwait--;
-    post(op, s, err);
-    return;
-  }
+  if (post(sh, s, err) == 0) return;
   if (s == INVALID_SOCKET) return;
   if (sh->nheld == sh->capheld) {
     int cap = sh->capheld ? 2 * sh->capheld : 4;
@@ -235,12 +242,14 @@ int mp_share_dup(struct mp_share *sh, mp_handle_t *out) {
 }
 
 void mp_share_close(struct mp_share *sh) {
-  struct mp_op *op;
   mp__mutex_lock(&sh->lock);
   sh->closed = 1;
-  while ((op = mp__queue_pop(&sh->wait))) post(op, INVALID_SOCKET,
-                                               MP_ECLOSED);
-  sh->nwait = 0;
+  /* one not posted stays in the queue, for its cancel (a loop's drain) */
+  struct mp__queue left = {NULL, NULL};
+  while (sh->wait.head)
+    if (post(sh, INVALID_SOCKET, MP_ECLOSED) < 0)
+      mp__queue_push(&left, mp__queue_pop(&sh->wait));
+  sh->wait = left;
   while (sh->nheld > 0) closesocket(sh->held[--sh->nheld]);
   sh->poked = 0;
   poke(sh);

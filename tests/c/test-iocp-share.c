@@ -350,4 +350,53 @@ TEST_IMPL(iocp_share_close_races_accept) {
   return 0;
 }
 
+/* ---- a packet that cannot be posted ---- */
+
+/* PostQueuedCompletionStatus fails (out of memory; here the op's port is
+ * an event): the op stays first in the queue and the connection is held,
+ * nothing lost; the op's cancel ends it and the next accept takes the
+ * connection. At close, the same: the op waits for its cancel (a loop's
+ * drain), never for a packet that will not come. */
+TEST_IMPL(iocp_share_post_fails) {
+  struct mp_loop *loop = test_loop();
+  struct mp_addr at;
+  struct mp_share *sh;
+  struct res a, b, c;
+  int port;
+  HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+  mp_handle_t l = listener(&at);
+  ASSERT(ev);
+  ASSERT_EQ(mp_share_new(l, &sh), 0);
+  struct mp_op *oa = accept_op(loop, sh, &a);
+  await_stats(sh, 1, 0);
+  void *port_of_loop = oa->ov.ev;
+  oa->ov.ev = ev;
+  SOCKET s1 = client(&at, &port);
+  await_stats(sh, 1, 1); /* still waiting, its connection held */
+  oa->ov.ev = port_of_loop;
+  mp_op_cancel(oa);
+  run_until(loop, &a);
+  ASSERT_EQ(a.r, MP_ECANCELED);
+  await_stats(sh, 0, 1);
+  accept_op(loop, sh, &b);
+  run_until(loop, &b);
+  ASSERT_GE(b.r, 0);
+  ASSERT_EQ(peer_port((mp_handle_t)b.r), port);
+  mp_os_close((mp_handle_t)b.r);
+  closesocket(s1);
+
+  struct mp_op *oc = accept_op(loop, sh, &c);
+  await_stats(sh, 1, 0);
+  oc->ov.ev = ev;
+  mp_share_close(sh); /* (the record lives on with oc's reference) */
+  await_stats(sh, 1, 0);
+  oc->ov.ev = port_of_loop;
+  mp_op_cancel(oc);
+  run_until(loop, &c);
+  ASSERT_EQ(c.r, MP_ECANCELED);
+  CloseHandle(ev);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
 #endif /* _WIN32 */

@@ -17,4 +17,4 @@
   X(win_spawn_status_kill) X(win_spawn_all_or_nothing)                      \
   X(win_signal_names_and_routes) X(win_adopt_kinds)                       \
   X(iocp_share_spread) X(iocp_share_cancel)                        \
-  X(iocp_share_close_races_accept)
+  X(iocp_share_close_races_accept) X(iocp_share_post_fails)
