@@ -195,11 +195,15 @@ int mp_share_new(mp_handle_t h, struct mp_share **out) {
   sh->ls = (SOCKET)h;
   sh->as = INVALID_SOCKET;
   sh->refs = 1;
-  mp__mutex_init(&sh->lock);
+  if ((r = mp__mutex_init(&sh->lock)) < 0) {
+    free(sh);
+    return r;
+  }
   if (getsockname(sh->ls, (struct sockaddr *)&ss, &len) != 0 ||
       WSAIoctl(sh->ls, SIO_GET_EXTENSION_FUNCTION_POINTER, &id, sizeof id,
                &sh->acceptex, sizeof sh->acceptex, &n, NULL, NULL) != 0) {
     r = mp_err_from_win(WSAGetLastError());
+    mp__mutex_destroy(&sh->lock);
     free(sh);
     return r;
   }
@@ -208,6 +212,7 @@ int mp_share_new(mp_handle_t h, struct mp_share **out) {
   if (!(sh->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0,
                                           1))) {
     r = mp_err_from_win(GetLastError());
+    mp__mutex_destroy(&sh->lock);
     free(sh);
     return r;
   }
@@ -215,6 +220,7 @@ int mp_share_new(mp_handle_t h, struct mp_share **out) {
   if (!CreateIoCompletionPort(h, sh->port, KEY_ACCEPT, 0)) {
     DWORD e = GetLastError();
     CloseHandle(sh->port);
+    mp__mutex_destroy(&sh->lock);
     free(sh);
     return e == ERROR_INVALID_PARAMETER ? MP_EBUSY : mp_err_from_win(e);
   }
@@ -222,6 +228,7 @@ int mp_share_new(mp_handle_t h, struct mp_share **out) {
     /* h stays the caller's, associated with a port that is gone: no
      * loop can use it for overlapped ops any more; it can only close */
     CloseHandle(sh->port);
+    mp__mutex_destroy(&sh->lock);
     free(sh);
     return r;
   }
