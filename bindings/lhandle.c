@@ -131,6 +131,14 @@ mp_handle_t lmp_handle_take(struct lmp_handle *h) {
   return fd;
 }
 
+mp_handle_t lmp_handle_take_now(struct lmp_handle *h) {
+  mp_handle_t fd = h->handle;
+  if (h->closing) return MP_INVALID_HANDLE;
+  start_close(h);
+  h->handle = MP_INVALID_HANDLE; /* (the last op closes nothing then) */
+  return fd;
+}
+
 void lmp_handle_unref(struct lmp_handle *h) {
   if (!h) return;
   lmp_handle_close(h);

@@ -30,6 +30,8 @@
  *   lmp_handle_take(h)                      close() that wants the close's
  *                                           result: the handle if nothing
  *                                           is in flight, else invalid
+ *   lmp_handle_take_now(h)                  the same, ops in flight or not,
+ *                                           when none names the handle
  *   lmp_handle_unref(h)                     __gc: closes, drops the owner's
  *                                           ref */
 #ifndef LHANDLE_H
@@ -96,6 +98,10 @@ void lmp_handle_close(struct lmp_handle *h);
  * to the caller (who closes it, say with a waited close op) instead of
  * being closed here; MP_INVALID_HANDLE otherwise. */
 mp_handle_t lmp_handle_take(struct lmp_handle *h);
+/* As lmp_handle_take, but the handle even with ops in flight (they are
+ * cancelled), for an owner whose ops never name it: a shared server's
+ * accepts name the listener's socket, so its own handle closes at once. */
+mp_handle_t lmp_handle_take_now(struct lmp_handle *h);
 /* The owner lets go (__gc): closes if not yet closed; the record is freed
  * with the last tracked op. NULL is fine. */
 void lmp_handle_unref(struct lmp_handle *h);

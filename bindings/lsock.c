@@ -228,10 +228,14 @@ void lsock_shut(struct lsock *s) {
   if (s->tls) s->tls->release(s); /* close_notify while the fd is open */
   s->closed = 1;
   for (struct lsock_req *r = s->reqs; r; r = r->next) r->closed = 1;
-  if (s->linger) {
+  if (s->linger && !s->share) {
     lmp_handle_close(s->h);
   } else {
-    mp_handle_t fd = lmp_handle_take(s->h);
+    /* a shared server's accepts name the listener's socket, never its
+     * own handle: that closes now, so the last close frees the port
+     * (SO_LINGER does nothing on a listening socket) */
+    mp_handle_t fd = s->share ? lmp_handle_take_now(s->h)
+                              : lmp_handle_take(s->h);
     if (fd != MP_INVALID_HANDLE) mp_os_close(fd);
   }
   if (s->share) { /* its accepts are cancelled: let the listener go */

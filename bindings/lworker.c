@@ -320,11 +320,22 @@ static int share_new(struct moonport_workers *w, const struct mp_addr *a,
   return 0;
 }
 
+/* Under the lock: x, which nobody uses any more, leaves the record and
+ * closes (under the lock: a listen on the address meanwhile finds the
+ * port free; the accept thread joined here takes no workers' lock). The
+ * caller frees x. */
+static void share_drop(struct moonport_workers *w, struct lmp_share *x) {
+  struct lmp_share **p = &w->shares;
+  while (*p != x) p = &(*p)->next;
+  *p = x->next;
+  mp_share_close(x->sh);
+}
+
 int lmp_share_listen(lua_State *L, const struct mp_addr *a, int backlog,
                      int reuseaddr, struct lmp_share **out,
                      mp_handle_t *fd) {
   struct moonport_workers *w = get_link(L)->w;
-  struct lmp_share *x = NULL;
+  struct lmp_share *x = NULL, *unused = NULL;
   char host[128];
   int port, err = 0;
   mp_addr_format(a, host, sizeof host, &port);
@@ -332,12 +343,14 @@ int lmp_share_listen(lua_State *L, const struct mp_addr *a, int backlog,
   if (port > 0) /* (port 0: a new port, as every listen on 0 gets) */
     for (x = w->shares; x && !same_addr(&x->addr, a); x = x->next) {}
   if (!x) err = share_new(w, a, backlog, reuseaddr, &x);
-  if (!err && (err = mp_share_dup(x->sh, fd)) == 0) x->users++;
+  if (!err && (err = mp_share_dup(x->sh, fd)) == 0)
+    x->users++;
+  else if (x && x->users == 0) /* new, made for nobody: before another
+                                  listen can find it */
+    share_drop(w, unused = x);
   mp_os_mutex_unlock(w->lock);
-  if (err) {
-    if (x && !x->users) lmp_share_leave(x); /* made for nobody */
-    return err;
-  }
+  free(unused);
+  if (err) return err;
   *out = x;
   return 0;
 }
@@ -347,15 +360,8 @@ struct mp_share *lmp_share_get(struct lmp_share *x) { return x->sh; }
 void lmp_share_leave(struct lmp_share *x) {
   struct moonport_workers *w = x->w;
   mp_os_mutex_lock(w->lock);
-  int last = x->users == 0 || --x->users == 0;
-  if (last) {
-    struct lmp_share **p = &w->shares;
-    while (*p != x) p = &(*p)->next;
-    *p = x->next;
-  }
-  /* closed under the lock: a listen on the address meanwhile finds the
-   * port free (the accept thread joined here takes no workers' lock) */
-  if (last) mp_share_close(x->sh);
+  int last = --x->users == 0;
+  if (last) share_drop(w, x);
   mp_os_mutex_unlock(w->lock);
   if (last) free(x);
 }

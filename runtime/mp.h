@@ -432,7 +432,8 @@ void mp_op_prep_sendfile(struct mp_op *op, mp_handle_t h, mp_handle_t from,
  * stand-in for SO_REUSEPORT, whose sockets belong to one completion port
  * each: a thread of the listener's own accepts (AcceptEx on a private
  * port) and posts each connection to the waiting op's loop. Elsewhere
- * mp_share_new fails with MP_EOPNOTSUPP (Linux has SO_REUSEPORT). */
+ * mp_share_new fails with MP_EOPNOTSUPP (Linux has SO_REUSEPORT) and the
+ * other calls, which no record can reach, abort. */
 struct mp_share;
 /* Takes over the listening socket h (not yet used by any loop); MP_EBUSY
  * if a loop's port has it. On failure h is still the caller's. */

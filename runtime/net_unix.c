@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -226,23 +227,36 @@ int64_t mp_os_trysendto(mp_handle_t h, const void *buf, size_t len,
 }
 
 /* Shared listeners (mp.h): Linux spreads connections with SO_REUSEPORT,
- * so nothing shares a listener here (share_win.c is Windows'). */
+ * so nothing shares a listener here (share_win.c is Windows'): as no
+ * mp_share_new succeeds, any other call is a caller's bug. */
 int mp_share_new(mp_handle_t h, struct mp_share **out) {
   (void)h;
   (void)out;
   return MP_EOPNOTSUPP;
 }
+static void share_misuse(const char *fn) {
+  fprintf(stderr, "moonport: %s: no shared listener exists here "
+          "(mp_share_new fails with MP_EOPNOTSUPP)\n", fn);
+  abort();
+}
 int mp_share_dup(struct mp_share *sh, mp_handle_t *out) {
   (void)sh;
   (void)out;
+  share_misuse("mp_share_dup");
   return MP_EOPNOTSUPP;
 }
-void mp_share_close(struct mp_share *sh) { (void)sh; }
-void mp_op_prep_accept_shared(struct mp_op *op, struct mp_share *sh) {
+void mp_share_close(struct mp_share *sh) {
   (void)sh;
-  mp_op_prep_accept(op, MP_INVALID_HANDLE); /* fails with EBADF */
+  share_misuse("mp_share_close");
+}
+void mp_op_prep_accept_shared(struct mp_op *op, struct mp_share *sh) {
+  (void)op;
+  (void)sh;
+  share_misuse("mp_op_prep_accept_shared");
 }
 void mp_share_stats(struct mp_share *sh, int *waiting, int *held) {
   (void)sh;
-  *waiting = *held = 0;
+  (void)waiting;
+  (void)held;
+  share_misuse("mp_share_stats");
 }

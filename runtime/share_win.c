@@ -51,31 +51,40 @@ static void unref(struct mp_share *sh) {
   int last = --sh->refs == 0;
   mp__mutex_unlock(&sh->lock);
   if (!last) return;
+  /* (close closed them; any held since would be lost with the record) */
+  while (sh->nheld > 0) closesocket(sh->held[--sh->nheld]);
   CloseHandle(sh->port);
   free(sh->held);
   mp__mutex_destroy(&sh->lock);
   free(sh);
 }
 
-/* Under the lock: the op's packet to its loop, with a socket or an
- * error. The op leaves the queue but keeps its reference. */
-static void post(struct mp_op *op, SOCKET s, int err) {
+/* Under the lock: the oldest waiting op's packet to its loop, with a
+ * socket or an error; the op leaves the queue but keeps its reference.
+ * 0, or -1 with none waiting or the packet not posted (out of memory):
+ * then the op stays first in the queue. (It leaves before the post: once
+ * posted, its loop may use its link.) */
+static int post(struct mp_share *sh, SOCKET s, int err) {
+  struct mp_op *op = mp__queue_pop(&sh->wait);
+  if (!op) return -1;
   op->ov.a = (uintptr_t)(intptr_t)err;
   op->ov.b = (uintptr_t)s;
-  PostQueuedCompletionStatus((HANDLE)op->ov.ev, 0, MP__KEY_SHARE,
-                             (OVERLAPPED *)&op->ov);
+  if (!PostQueuedCompletionStatus((HANDLE)op->ov.ev, 0, MP__KEY_SHARE,
+                                  (OVERLAPPED *)&op->ov)) {
+    op->link = sh->wait.head; /* back in front */
+    sh->wait.head = op;
+    if (!sh->wait.tail) sh->wait.tail = op;
+    return -1;
+  }
+  sh->nwait--;
+  return 0;
 }
 
 /* Under the lock: a connection (or an accept's error) to the oldest
- * waiting op; with none, a connection is held for the next, an error
- * forgotten. */
+ * waiting op; with none (or its packet not posted), a connection is held
+ * for the next, an error forgotten. */
 static void hand(struct mp_share *sh, SOCKET s, int err) {
-  struct mp_op *op = mp__queue_pop(&sh->wait);
-  if (op) {
-    sh->nwait--;
-    post(op, s, err);
-    return;
-  }
+  if (post(sh, s, err) == 0) return;
   if (s == INVALID_SOCKET) return;
   if (sh->nheld == sh->capheld) {
     int cap = sh->capheld ? 2 * sh->capheld : 4;
@@ -146,9 +155,12 @@ static void *share_main(void *arg) {
     mp__mutex_lock(&sh->lock);
     sh->accepting = 0;
     /* a reset before it was taken is the next one's turn (as Linux's
-     * accept never reports it) */
-    if (!err || (err != MP_ECONNRESET && !sh->closed))
+     * accept never reports it); closed meanwhile, nobody takes it */
+    if (sh->closed) {
+      if (!err) closesocket(s);
+    } else if (err != MP_ECONNRESET) {
       hand(sh, err ? INVALID_SOCKET : s, err);
+    }
     mp__mutex_unlock(&sh->lock);
   }
   if (sh->as != INVALID_SOCKET) { /* pending: cancelled, then taken */
@@ -183,11 +195,15 @@ int mp_share_new(mp_handle_t h, struct mp_share **out) {
   sh->ls = (SOCKET)h;
   sh->as = INVALID_SOCKET;
   sh->refs = 1;
-  mp__mutex_init(&sh->lock);
+  if ((r = mp__mutex_init(&sh->lock)) < 0) {
+    free(sh);
+    return r;
+  }
   if (getsockname(sh->ls, (struct sockaddr *)&ss, &len) != 0 ||
       WSAIoctl(sh->ls, SIO_GET_EXTENSION_FUNCTION_POINTER, &id, sizeof id,
                &sh->acceptex, sizeof sh->acceptex, &n, NULL, NULL) != 0) {
     r = mp_err_from_win(WSAGetLastError());
+    mp__mutex_destroy(&sh->lock);
     free(sh);
     return r;
   }
@@ -196,6 +212,7 @@ int mp_share_new(mp_handle_t h, struct mp_share **out) {
   if (!(sh->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0,
                                           1))) {
     r = mp_err_from_win(GetLastError());
+    mp__mutex_destroy(&sh->lock);
     free(sh);
     return r;
   }
@@ -203,6 +220,7 @@ int mp_share_new(mp_handle_t h, struct mp_share **out) {
   if (!CreateIoCompletionPort(h, sh->port, KEY_ACCEPT, 0)) {
     DWORD e = GetLastError();
     CloseHandle(sh->port);
+    mp__mutex_destroy(&sh->lock);
     free(sh);
     return e == ERROR_INVALID_PARAMETER ? MP_EBUSY : mp_err_from_win(e);
   }
@@ -210,6 +228,7 @@ int mp_share_new(mp_handle_t h, struct mp_share **out) {
     /* h stays the caller's, associated with a port that is gone: no
      * loop can use it for overlapped ops any more; it can only close */
     CloseHandle(sh->port);
+    mp__mutex_destroy(&sh->lock);
     free(sh);
     return r;
   }
@@ -230,12 +249,14 @@ int mp_share_dup(struct mp_share *sh, mp_handle_t *out) {
 }
 
 void mp_share_close(struct mp_share *sh) {
-  struct mp_op *op;
   mp__mutex_lock(&sh->lock);
   sh->closed = 1;
-  while ((op = mp__queue_pop(&sh->wait))) post(op, INVALID_SOCKET,
-                                               MP_ECLOSED);
-  sh->nwait = 0;
+  /* one not posted stays in the queue, for its cancel (a loop's drain) */
+  struct mp__queue left = {NULL, NULL};
+  while (sh->wait.head)
+    if (post(sh, INVALID_SOCKET, MP_ECLOSED) < 0)
+      mp__queue_push(&left, mp__queue_pop(&sh->wait));
+  sh->wait = left;
   while (sh->nheld > 0) closesocket(sh->held[--sh->nheld]);
   sh->poked = 0;
   poke(sh);

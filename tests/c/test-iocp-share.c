@@ -274,4 +274,129 @@ TEST_IMPL(iocp_share_cancel) {
   return 0;
 }
 
+
+/* ---- close while the thread holds a connection it has not handed ---- */
+
+#include <tlhelp32.h>
+
+/* The ids of this process's threads, in ids (up to n); their count. */
+static int thread_ids(DWORD *ids, int n) {
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+  THREADENTRY32 te = {.dwSize = sizeof te};
+  int k = 0;
+  ASSERT(snap != INVALID_HANDLE_VALUE);
+  for (BOOL ok = Thread32First(snap, &te); ok; ok = Thread32Next(snap, &te))
+    if (te.th32OwnerProcessID == GetCurrentProcessId() && k < n)
+      ids[k++] = te.th32ThreadID;
+  CloseHandle(snap);
+  return k;
+}
+
+static DWORD WINAPI closer(void *arg) {
+  mp_share_close(arg);
+  return 0;
+}
+
+/* The accept thread is stopped (SuspendThread) with its AcceptEx pending;
+ * a client connects (the completion is queued on the private port), then
+ * mp_share_close runs (on a thread: it joins) and ends the waiting
+ * accept; the accept thread, resumed, takes the completion before the
+ * close's poke. The connection must be closed (the client sees the end),
+ * not kept in `held` after close (leaked: the client waits for ever). */
+TEST_IMPL(iocp_share_close_races_accept) {
+  struct mp_loop *loop = test_loop();
+  struct mp_addr at;
+  struct mp_share *sh;
+  struct res a;
+  DWORD before[256], after[256], tid = 0;
+  int port, nb, na;
+  mp_handle_t l = listener(&at);
+  nb = thread_ids(before, 256);
+  ASSERT_EQ(mp_share_new(l, &sh), 0);
+  na = thread_ids(after, 256);
+  for (int i = 0; i < na && !tid; i++) {
+    int old = 0;
+    for (int j = 0; j < nb; j++) old |= after[i] == before[j];
+    if (!old) tid = after[i];
+  }
+  ASSERT(tid != 0);
+  HANDLE t = OpenThread(THREAD_SUSPEND_RESUME, FALSE, tid);
+  ASSERT(t);
+  accept_op(loop, sh, &a);
+  await_stats(sh, 1, 0);
+  Sleep(200); /* the thread has started its AcceptEx and waits */
+  ASSERT(SuspendThread(t) != (DWORD)-1);
+  SOCKET s = client(&at, &port);
+  Sleep(300); /* the AcceptEx completes: its packet is queued */
+  HANDLE ct = CreateThread(NULL, 0, closer, sh, 0, NULL);
+  ASSERT(ct);
+  Sleep(300); /* closed: the accept ended, the poke queued, joining */
+  ASSERT(ResumeThread(t) != (DWORD)-1);
+  ASSERT_EQ(WaitForSingleObject(ct, 10000), WAIT_OBJECT_0);
+  CloseHandle(ct);
+  CloseHandle(t);
+  run_until(loop, &a);
+  ASSERT_EQ(a.r, MP_ECLOSED);
+  DWORD ms = 3000;
+  char byte;
+  ASSERT_EQ(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (char *)&ms, sizeof ms),
+            0);
+  int got = recv(s, &byte, 1, 0);
+  int e = WSAGetLastError();
+  closesocket(s);
+  ASSERT_LE(got, 0);
+  ASSERT(e != WSAETIMEDOUT); /* the server side was closed */
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+/* ---- a packet that cannot be posted ---- */
+
+/* PostQueuedCompletionStatus fails (out of memory; here the op's port is
+ * an event): the op stays first in the queue and the connection is held,
+ * nothing lost; the op's cancel ends it and the next accept takes the
+ * connection. At close, the same: the op waits for its cancel (a loop's
+ * drain), never for a packet that will not come. */
+TEST_IMPL(iocp_share_post_fails) {
+  struct mp_loop *loop = test_loop();
+  struct mp_addr at;
+  struct mp_share *sh;
+  struct res a, b, c;
+  int port;
+  HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+  mp_handle_t l = listener(&at);
+  ASSERT(ev);
+  ASSERT_EQ(mp_share_new(l, &sh), 0);
+  struct mp_op *oa = accept_op(loop, sh, &a);
+  await_stats(sh, 1, 0);
+  void *port_of_loop = oa->ov.ev;
+  oa->ov.ev = ev;
+  SOCKET s1 = client(&at, &port);
+  await_stats(sh, 1, 1); /* still waiting, its connection held */
+  oa->ov.ev = port_of_loop;
+  mp_op_cancel(oa);
+  run_until(loop, &a);
+  ASSERT_EQ(a.r, MP_ECANCELED);
+  await_stats(sh, 0, 1);
+  accept_op(loop, sh, &b);
+  run_until(loop, &b);
+  ASSERT_GE(b.r, 0);
+  ASSERT_EQ(peer_port((mp_handle_t)b.r), port);
+  mp_os_close((mp_handle_t)b.r);
+  closesocket(s1);
+
+  struct mp_op *oc = accept_op(loop, sh, &c);
+  await_stats(sh, 1, 0);
+  oc->ov.ev = ev;
+  mp_share_close(sh); /* (the record lives on with oc's reference) */
+  await_stats(sh, 1, 0);
+  oc->ov.ev = port_of_loop;
+  mp_op_cancel(oc);
+  run_until(loop, &c);
+  ASSERT_EQ(c.r, MP_ECANCELED);
+  CloseHandle(ev);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
 #endif /* _WIN32 */

@@ -16,4 +16,5 @@
   X(iocp_foreign_port) X(iocp_close_ends_poll) X(iocp_sync_file_position) \
   X(win_spawn_status_kill) X(win_spawn_all_or_nothing)                      \
   X(win_signal_names_and_routes) X(win_adopt_kinds)                       \
-  X(iocp_share_spread) X(iocp_share_cancel) X(win_readfile)
+  X(iocp_share_spread) X(iocp_share_cancel) X(win_readfile)                \
+  X(iocp_share_close_races_accept) X(iocp_share_post_fails)

@@ -21,6 +21,7 @@
   X(loop_wait_post) X(loop_wait_timer)                                      \
   X(addr_parse_format) X(udp_sendto_recvfrom) X(getaddrinfo_op)             \
   X(os_socket_calls) X(socket_preps_keep_owned)                             \
+  X(share_unsupported)                                                      \
   X(op_poll) X(op_poll_out) X(os_spawn) X(os_signal_names)                 \
   X(readfile_sizes) X(readfile_failures) X(readfile_proc)                   \
   X(readfile_fifo) X(readfile_cancel) X(readfile_slots) X(readfile_tty)

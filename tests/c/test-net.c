@@ -366,3 +366,61 @@ TEST_IMPL(socket_preps_keep_owned) {
   CLOSE_LOOP(loop);
   return 0;
 }
+
+#ifndef _WIN32
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Whether fn(h) aborts (its message expected: stderr closed). */
+static int aborts(void (*fn)(mp_handle_t), mp_handle_t h) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(2);
+    fn(h);
+    _exit(0);
+  }
+  int status;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+/* (no mp_share_new succeeds here: a made-up record stands for a bug's) */
+static struct mp_share *bogus(void) { return (struct mp_share *)&nres; }
+static void share_dup(mp_handle_t h) {
+  mp_share_dup(bogus(), &h);
+}
+static void share_close(mp_handle_t h) {
+  (void)h;
+  mp_share_close(bogus());
+}
+static void share_accept(mp_handle_t h) {
+  struct mp_op op;
+  (void)h;
+  mp_op_prep_accept_shared(&op, bogus());
+}
+static void share_stats(mp_handle_t h) {
+  int w, k;
+  (void)h;
+  mp_share_stats(bogus(), &w, &k);
+}
+
+/* Shared listeners are Windows' (SO_REUSEPORT here): mp_share_new says
+ * so and leaves the socket the caller's; every other call, which only a
+ * caller's bug can make, aborts instead of quietly doing nothing. */
+TEST_IMPL(share_unsupported) {
+  struct mp_share *sh = NULL;
+  struct mp_addr a;
+  mp_handle_t l;
+  ASSERT_EQ(mp_os_socket(MP_AF_INET, MP_SOCK_STREAM, &l), 0);
+  ASSERT_EQ(mp_share_new(l, &sh), MP_EOPNOTSUPP);
+  ASSERT(sh == NULL);
+  ASSERT_EQ(mp_os_sockname(l, &a, 0), 0); /* still open */
+  ASSERT(aborts(share_dup, l));
+  ASSERT(aborts(share_close, l));
+  ASSERT(aborts(share_accept, l));
+  ASSERT(aborts(share_stats, l));
+  ASSERT_EQ(mp_os_close(l), 0);
+  return 0;
+}
+#endif

@@ -224,3 +224,22 @@ describe("reuseport in one state", function()
     end)
   end)
 end)
+
+describe("reuseport: the port after the last close", function()
+  it("is free at once, even with an accept waiting when it closed",
+     function()
+    H.run(function()
+      local s = assert(mp.net.listen("127.0.0.1", 0, { reuseport = true }))
+      local _, port = s:sockname()
+      local t = mp.spawn(function() return s:accept() end)
+      mp.sleep(0.05) -- the task waits in accept
+      s:close()
+      -- Linux: a second SO_REUSEPORT socket binds beside the closing one
+      local again, msg = mp.net.listen("127.0.0.1", port,
+                                       { reuseport = true })
+      assert.is_truthy(again, msg)
+      again:close()
+      t:join()
+    end)
+  end)
+end)
