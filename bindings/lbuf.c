@@ -533,20 +533,40 @@ static int line_format(lua_State *L) {
   return *s == 'l' ? 1 : *s == 'L' ? 2 : 0;
 }
 
-int lmp_rbuf_line(lua_State *L, struct lmp_rbuf *rb) {
+/* Pushes the whole line buffered at off (keep: with its '\n'), consumed
+ * (committed, as finish_ok does): 1; 0 when no whole line within the
+ * limit is buffered or a read is in flight (the engine's case). */
+static int take_line(lua_State *L, struct lmp_rbuf *rb, int keep) {
   size_t avail = rb->len - rb->off;
-  int kind;
-  if (rb->pending || avail == 0 || !(kind = line_format(L))) return 0;
-  int keep = kind == 2;
   const char *p = rb->p + rb->off, *nl = memchr(p, '\n', avail);
-  if (!nl || (size_t)(nl - p) > rb->maxline) return 0; /* the engine's */
+  if (!nl || (size_t)(nl - p) > rb->maxline) return 0;
   size_t n = (size_t)(nl - p);
   lua_pushlstring(L, p, keep ? n + 1 : n);
-  rb->off += n + 1; /* committed, as finish_ok does */
+  rb->off += n + 1;
   rb->tpos = rb->off;
   rb->scanned = 0;
   if (rb->off == rb->len) rb->off = rb->tpos = rb->len = 0;
   return 1;
+}
+
+int lmp_rbuf_line(lua_State *L, struct lmp_rbuf *rb) {
+  int kind;
+  if (rb->pending || rb->off == rb->len || !(kind = line_format(L)))
+    return 0;
+  return take_line(L, rb, kind == 2);
+}
+
+int lmp_rbuf_read_line(lua_State *L, struct lmp_rbuf *rb) {
+  int top = lua_gettop(L), keep = 0;
+  if (rb->pending || rb->off == rb->len || top > 2) return 0;
+  if (top == 2) {
+    if (lua_type(L, 2) != LUA_TSTRING) return 0;
+    const char *s = lua_tostring(L, 2);
+    if (*s == '*') s++;
+    if (*s != 'l' && *s != 'L') return 0;
+    keep = *s == 'L';
+  }
+  return take_line(L, rb, keep);
 }
 
 int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags) {

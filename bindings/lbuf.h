@@ -153,6 +153,9 @@ int lmp_rbuf_lines(lua_State *L, lua_CFunction iter);
  * flight on rb and a whole line is buffered, pushes the line, consumed,
  * and returns 1; else 0 (go through lmp_rbuf_read). */
 int lmp_rbuf_line(lua_State *L, struct lmp_rbuf *rb);
+/* The same for a read method's formats (2..top): one "l" or "L", or
+ * none. The caller has checked the object (at 1) and that it may read. */
+int lmp_rbuf_read_line(lua_State *L, struct lmp_rbuf *rb);
 
 /* The engine. Object at 1, formats at 2..top ("l" when none). Returns the
  * number of results, through lmp_await continuations. */
