@@ -160,6 +160,10 @@ int lmp_rbuf_read_line(lua_State *L, struct lmp_rbuf *rb);
 /* The engine. Object at 1, formats at 2..top ("l" when none). Returns the
  * number of results, through lmp_await continuations. */
 int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags);
+/* The same for a caller that has just checked the object (as vt->check
+ * would) and passes its rbuf: the engine does not check it again. */
+int lmp_rbuf_read_on(lua_State *L, const struct lmp_rbuf_vt *vt,
+                     struct lmp_rbuf *rb, int flags);
 
 /* Pushes nil, "what: message", code; knows LMP_ELINETOOLONG. */
 int lmp_rbuf_fail(lua_State *L, int err, const char *what, size_t maxline);

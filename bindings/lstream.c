@@ -23,7 +23,7 @@ enum {
  * else (other callers, errors) takes lsock_check. */
 static struct lsock *check_stream(lua_State *L, const char *fname) {
   if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+    int same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(2));
     lua_pop(L, 1);
     struct lsock *s = lua_touserdata(L, 1);
     if (same && !s->closed) return s;
@@ -170,7 +170,7 @@ static int stream_read(lua_State *L) {
   /* a whole line buffered (a request's headers): no format engine */
   if (lmp_rbuf_read_line(L, &s->rb)) return 1;
   s->rddl = lsock_deadline(s);
-  return lmp_rbuf_read(L, &stream_vt, LMP_RBUF_STREAM);
+  return lmp_rbuf_read_on(L, &stream_vt, &s->rb, LMP_RBUF_STREAM);
 }
 
 /* stream:lines(...): an iterator over read(...) (default "l"), as
