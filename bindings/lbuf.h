@@ -104,8 +104,9 @@ enum {
 struct lmp_rbuf_vt {
   const char *fname; /* "read": error messages name it */
   /* The rbuf of the object at stack index 1; raises if it is closed or not
-   * the right type. Called at each (re)entry, since the object may have
-   * been closed while the task was suspended. */
+   * the right type. Called once per call (not by lmp_rbuf_read_on), and
+   * after a suspension unless the fill op's rbuf is still attached (close
+   * and __gc detach it: the object may have been closed meanwhile). */
   struct lmp_rbuf *(*check)(lua_State *L);
   /* Prepares ONE op reading exactly want bytes (or fewer) into
    * lmp_rbuf_opbuf(rb, op, n). Returns it, not submitted, or NULL with *err
