@@ -353,14 +353,17 @@ static int finish_ok(lua_State *L, struct lmp_rbuf *rb, int base) {
   return lua_gettop(L) - base;
 }
 
-static int engine(lua_State *L, const struct lmp_rbuf_vt *vt);
+static int engine(lua_State *L, const struct lmp_rbuf_vt *vt,
+                  struct lmp_rbuf *rb);
 
 /* The count that may bypass the buffer: the last format is a count and
  * the buffer is empty. 0 otherwise. */
 static size_t direct_size(lua_State *L, struct lmp_rbuf *rb) {
   int nfmt = NFMT(L), nres = lua_gettop(L) - 3 - nfmt;
   lua_Integer count;
-  if (nres != nfmt - 1 || rb->tpos != rb->len) return 0;
+  if (nres != nfmt - 1 || rb->tpos != rb->len ||
+      lua_type(L, 4 + nres) != LUA_TNUMBER) /* "l": no fmt_kind */
+    return 0;
   if (fmt_kind(L, 4 + nres, &count) != F_COUNT || count <= 0) return 0;
   return (size_t)count;
 }
@@ -380,9 +383,13 @@ static void keep_spare(struct lmp_rbuf *rb, struct opbuf *h) {
 
 /* Absorbs a completed fill op. Returns 0 (bytes buffered, or EOF noted),
  * 1 (the last format was served straight from the op's memory and pushed),
- * or an error code. Releases op. */
+ * or an error code. Releases op. live: the rbuf the op was started for,
+ * if still attached (the object is open: close and __gc detach it), else
+ * NULL: then the object is checked again. *rbp: the object's rbuf when
+ * known (else NULL). */
 static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
-                  struct mp_op *op) {
+                  struct mp_op *op, struct lmp_rbuf *live,
+                  struct lmp_rbuf **rbp) {
   int64_t n = vt->done(L, op); /* first: it notices a closed object */
   struct lmp_rbuf *rb = NULL;
   int r = 0;
@@ -391,13 +398,13 @@ static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
   } else if (n < 0) {
     r = (int)n;
   } else if (n == 0) {
-    rb = vt->check(L);
+    rb = live ? live : vt->check(L);
     rb->eof = 1;
   } else {
     struct opbuf *h = op->owned;
     char *data = lmp_rbuf_opdata(op);
     size_t direct, skip = 0;
-    rb = vt->check(L);
+    rb = live ? live : vt->check(L);
     direct = direct_size(L, rb);
     if (direct && (size_t)n >= direct) { /* straight into the string */
       lua_pushlstring(L, data, direct);
@@ -432,6 +439,7 @@ static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
     op->owned = NULL;
   }
   mp_op_release(op);
+  *rbp = rb;
   return r;
 }
 
@@ -439,14 +447,15 @@ static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
 static int rbuf_k(lua_State *L, struct mp_op *op) {
   const struct lmp_rbuf_vt *vt = lua_touserdata(L, 2);
   struct opbuf *h = op->owned;
-  if (h->rb) { /* not busy any more */
-    h->rb->pending = NULL;
+  struct lmp_rbuf *live = h->rb, *rb;
+  if (live) { /* not busy any more */
+    live->pending = NULL;
     h->rb = NULL;
   }
-  int r = absorb(L, vt, op);
+  int r = absorb(L, vt, op, live, &rb);
   if (r < 0) return finish_err(L, vt, NULL, r);
-  if (r == 1) return finish_ok(L, vt->check(L), 3 + NFMT(L));
-  return engine(L, vt);
+  if (r == 1) return finish_ok(L, rb, 3 + NFMT(L));
+  return engine(L, vt, rb); /* checked by absorb, or NULL */
 }
 
 /* Continuation after a fill in the main context (no task): returns to
@@ -459,21 +468,24 @@ static int main_k(lua_State *L, struct mp_op *op) {
     h->rb->pending = NULL;
     h->rb = NULL;
   }
-  return absorb(L, vt, op);
+  struct lmp_rbuf *rb;
+  return absorb(L, vt, op, NULL, &rb);
 }
 
-static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
+/* rb: the object's rbuf when the caller has just checked it, or NULL. */
+static int engine(lua_State *L, const struct lmp_rbuf_vt *vt,
+                  struct lmp_rbuf *rb) {
   int nfmt = NFMT(L), flags = FLAGS(L), base = 3 + nfmt;
   struct lmp_state *S = lmp_state(L);
-  for (;;) {
-    struct lmp_rbuf *rb = vt->check(L);
+  for (;; rb = NULL) { /* after a wait, the object may be closed */
     size_t want = 0;
-    int err = 0, pr = P_OK;
+    int err = 0, pr = P_OK, kind = F_LINE;
+    lua_Integer count = 0;
+    if (!rb) rb = vt->check(L);
     while (lua_gettop(L) - base < nfmt) {
       int idx = 4 + (lua_gettop(L) - base);
-      lua_Integer count = 0;
       luaL_checkstack(L, 4, "too many results");
-      int kind = fmt_kind(L, idx, &count);
+      kind = fmt_kind(L, idx, &count);
       pr = parse_one(L, rb, kind, count, flags, &want, &err);
       if (pr != P_OK) break;
     }
@@ -496,14 +508,13 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt) {
     size_t sz = want > LMP_RBUF_CHUNK ? want : LMP_RBUF_CHUNK;
     if (sz > LMP_RBUF_MAXREAD) sz = LMP_RBUF_MAXREAD;
     {
-      int nres = lua_gettop(L) - base, idx = 4 + nres;
-      lua_Integer count;
+      int nres = lua_gettop(L) - base;
       /* a count that is the last format, into an empty buffer: read it
        * and some more (LMP_RBUF_AHEAD): the first bytes go straight into
        * the Lua string, the rest stays for the next reads, in the same
        * memory (absorb adopts it): one op per AHEAD bytes, one copy */
       if (nres == nfmt - 1 && rb->tpos == rb->len &&
-          fmt_kind(L, idx, &count) == F_COUNT && count > 0 &&
+          kind == F_COUNT && count > 0 &&
           (size_t)count >= LMP_RBUF_CHUNK)
         sz = (size_t)count > LMP_RBUF_AHEAD ? (size_t)count : LMP_RBUF_AHEAD;
       if (sz > LMP_RBUF_MAXREAD) sz = LMP_RBUF_MAXREAD;
@@ -533,24 +544,48 @@ static int line_format(lua_State *L) {
   return *s == 'l' ? 1 : *s == 'L' ? 2 : 0;
 }
 
-int lmp_rbuf_line(lua_State *L, struct lmp_rbuf *rb) {
+/* Pushes the whole line buffered at off (keep: with its '\n'), consumed
+ * (committed, as finish_ok does): 1; 0 when no whole line within the
+ * limit is buffered or a read is in flight (the engine's case). */
+static int take_line(lua_State *L, struct lmp_rbuf *rb, int keep) {
   size_t avail = rb->len - rb->off;
-  int kind;
-  if (rb->pending || avail == 0 || !(kind = line_format(L))) return 0;
-  int keep = kind == 2;
   const char *p = rb->p + rb->off, *nl = memchr(p, '\n', avail);
-  if (!nl || (size_t)(nl - p) > rb->maxline) return 0; /* the engine's */
+  if (!nl || (size_t)(nl - p) > rb->maxline) return 0;
   size_t n = (size_t)(nl - p);
   lua_pushlstring(L, p, keep ? n + 1 : n);
-  rb->off += n + 1; /* committed, as finish_ok does */
+  rb->off += n + 1;
   rb->tpos = rb->off;
   rb->scanned = 0;
   if (rb->off == rb->len) rb->off = rb->tpos = rb->len = 0;
   return 1;
 }
 
+int lmp_rbuf_line(lua_State *L, struct lmp_rbuf *rb) {
+  int kind;
+  if (rb->pending || rb->off == rb->len || !(kind = line_format(L)))
+    return 0;
+  return take_line(L, rb, kind == 2);
+}
+
+int lmp_rbuf_read_line(lua_State *L, struct lmp_rbuf *rb) {
+  int top = lua_gettop(L), keep = 0;
+  if (rb->pending || rb->off == rb->len || top > 2) return 0;
+  if (top == 2) {
+    if (lua_type(L, 2) != LUA_TSTRING) return 0;
+    const char *s = lua_tostring(L, 2);
+    if (*s == '*') s++;
+    if (*s != 'l' && *s != 'L') return 0;
+    keep = *s == 'L';
+  }
+  return take_line(L, rb, keep);
+}
+
 int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags) {
-  struct lmp_rbuf *rb = vt->check(L);
+  return lmp_rbuf_read_on(L, vt, vt->check(L), flags);
+}
+
+int lmp_rbuf_read_on(lua_State *L, const struct lmp_rbuf_vt *vt,
+                     struct lmp_rbuf *rb, int flags) {
   int nfmt;
   if (lua_gettop(L) < 2) lua_pushliteral(L, "l");
   lmp_rbuf_check_formats(L, 2);
@@ -564,5 +599,5 @@ int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags) {
   lua_insert(L, 2);
   lua_pushinteger(L, (lua_Integer)nfmt * 4 + (flags & 3));
   lua_insert(L, 3);
-  return engine(L, vt);
+  return engine(L, vt, rb);
 }

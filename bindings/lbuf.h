@@ -104,8 +104,9 @@ enum {
 struct lmp_rbuf_vt {
   const char *fname; /* "read": error messages name it */
   /* The rbuf of the object at stack index 1; raises if it is closed or not
-   * the right type. Called at each (re)entry, since the object may have
-   * been closed while the task was suspended. */
+   * the right type. Called once per call (not by lmp_rbuf_read_on), and
+   * after a suspension unless the fill op's rbuf is still attached (close
+   * and __gc detach it: the object may have been closed meanwhile). */
   struct lmp_rbuf *(*check)(lua_State *L);
   /* Prepares ONE op reading exactly want bytes (or fewer) into
    * lmp_rbuf_opbuf(rb, op, n). Returns it, not submitted, or NULL with *err
@@ -153,10 +154,17 @@ int lmp_rbuf_lines(lua_State *L, lua_CFunction iter);
  * flight on rb and a whole line is buffered, pushes the line, consumed,
  * and returns 1; else 0 (go through lmp_rbuf_read). */
 int lmp_rbuf_line(lua_State *L, struct lmp_rbuf *rb);
+/* The same for a read method's formats (2..top): one "l" or "L", or
+ * none. The caller has checked the object (at 1) and that it may read. */
+int lmp_rbuf_read_line(lua_State *L, struct lmp_rbuf *rb);
 
 /* The engine. Object at 1, formats at 2..top ("l" when none). Returns the
  * number of results, through lmp_await continuations. */
 int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags);
+/* The same for a caller that has just checked the object (as vt->check
+ * would) and passes its rbuf: the engine does not check it again. */
+int lmp_rbuf_read_on(lua_State *L, const struct lmp_rbuf_vt *vt,
+                     struct lmp_rbuf *rb, int flags);
 
 /* Pushes nil, "what: message", code; knows LMP_ELINETOOLONG. */
 int lmp_rbuf_fail(lua_State *L, int err, const char *what, size_t maxline);

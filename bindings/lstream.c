@@ -17,7 +17,17 @@ enum {
 
 /* ---- streams ---- */
 
+/* The stream methods carry the stream metatable as upvalue 2 (see
+ * lmp_open_socket): every call checks its object, and comparing with it
+ * is cheaper than luaL_testudata's registry lookup by name. Anything
+ * else (other callers, errors) takes lsock_check. */
 static struct lsock *check_stream(lua_State *L, const char *fname) {
+  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
+    int same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(2));
+    lua_pop(L, 1);
+    struct lsock *s = lua_touserdata(L, 1);
+    if (same && !s->closed) return s;
+  }
   return lsock_check(L, 1, LSOCK_STREAM, fname);
 }
 
@@ -157,8 +167,10 @@ static int stream_read(lua_State *L) {
     return luaL_error(L, "read: another task is reading from this stream");
   if (s->tls && !ltls_ready(s))
     return ltls_handshake_then(L, s, stream_read, "read", 0);
+  /* a whole line buffered (a request's headers): no format engine */
+  if (lmp_rbuf_read_line(L, &s->rb)) return 1;
   s->rddl = lsock_deadline(s);
-  return lmp_rbuf_read(L, &stream_vt, LMP_RBUF_STREAM);
+  return lmp_rbuf_read_on(L, &stream_vt, &s->rb, LMP_RBUF_STREAM);
 }
 
 /* stream:lines(...): an iterator over read(...) (default "l"), as
@@ -366,6 +378,12 @@ void lmp_open_socket(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg funcs[] = {
     {"net_connect", l_connect}, {"net_wrap", l_wrap}, {NULL, NULL}};
   lsock_new_type(L, S, LSOCK_STREAM_MT, stream);
+  luaL_getmetatable(L, LSOCK_STREAM_MT); /* again, with it (check_stream) */
+  lua_getfield(L, -1, "__index");
+  lua_pushlightuserdata(L, S);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, stream, 2);
+  lua_pop(L, 2);
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, funcs, 1);
 }

@@ -5,8 +5,10 @@
  * WRITE at the current position on a pollable descriptor (pipe, tty,
  * socket) wait for readiness first so a blocking descriptor never blocks
  * the loop; everything else (regular files, positional IO, close) runs on
- * the threadpool. Level-triggered; a descriptor is registered only while
- * ops wait on it, so a hung-up peer nobody reads cannot spin the loop. */
+ * the threadpool. Level-triggered and one-shot: each event disarms its
+ * descriptor, which stays in the set and is re-armed (one epoll_ctl) only
+ * when an op waits on it again, so a receive that waits costs no ADD and
+ * DEL pair, and a hung-up peer nobody reads cannot spin the loop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,7 +24,8 @@
 
 struct fdstate {
   struct mp__queue rq, wq; /* ops waiting for readable / writable */
-  uint32_t events;         /* interest registered with epoll, 0: none */
+  uint32_t events;         /* interest armed, 0: none (an event disarms) */
+  unsigned char added;     /* in the epoll set, armed or not */
 };
 
 struct epoll_state {
@@ -76,24 +79,35 @@ static struct fdstate *fd_get(struct mp_loop *loop, struct epoll_state *s,
   return &s->fds[fd];
 }
 
-/* Makes the epoll interest match the queues. */
+/* Arms the interest the queues want. With nobody waiting it is left
+ * disarmed (after an event) or removed (after a cancel: fd_drop), so a
+ * descriptor closed behind the loop's back is never left armed. */
 static int fd_update(struct epoll_state *s, int fd, struct fdstate *f) {
   uint32_t want = (f->rq.head ? EPOLLIN : 0) | (f->wq.head ? EPOLLOUT : 0);
-  struct epoll_event ev = {.events = want, .data.fd = fd};
-  int r = 0;
-  if (want == f->events) return 0;
-  if (!want) r = epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, &ev);
-  else if (!f->events) r = epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
-  else r = epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
-  if (r < 0 && errno == EEXIST)
-    r = epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev); /* stale after close */
-  else if (r < 0 && errno == ENOENT && want)
+  struct epoll_event ev = {.events = want | EPOLLONESHOT, .data.fd = fd};
+  int r;
+  if (!want || want == f->events) return 0;
+  r = epoll_ctl(s->epfd, f->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+  if (r < 0 && errno == EEXIST) /* stale: added before a close */
+    r = epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
+  else if (r < 0 && errno == ENOENT) /* closed since: gone from the set */
     r = epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
-  else if (r < 0 && errno == ENOENT)
-    r = 0;
   if (r < 0) return mp_err_from_errno(errno);
+  f->added = 1;
   f->events = want;
   return 0;
+}
+
+/* Takes the descriptor out of the set when nobody waits on it any more
+ * (a cancel, a close). */
+static void fd_drop(struct epoll_state *s, int fd, struct fdstate *f) {
+  if (f->rq.head || f->wq.head) {
+    fd_update(s, fd, f); /* narrower interest: a failure leaves more */
+    return;
+  }
+  if (f->added) epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+  f->added = 0;
+  f->events = 0;
 }
 
 /* One non-blocking attempt. Returns the result, or MP_EAGAIN to keep
@@ -178,8 +192,7 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
       if ((size_t)op->handle < s->nfds) {
         f = &s->fds[op->handle];
         if (f->rq.head || f->wq.head) return MP_EBUSY; /* cancel them first */
-        if (f->events) epoll_ctl(s->epfd, EPOLL_CTL_DEL, op->handle, NULL);
-        f->events = 0;
+        fd_drop(s, op->handle, f);
       }
       mp__op_complete(loop, op,
                       close(op->handle) < 0 ? mp_err_from_errno(errno) : 0);
@@ -241,7 +254,7 @@ static void ep_cancel(struct mp_loop *loop, struct mp_op *op) {
   if (!path_op && op->handle >= 0 && (size_t)op->handle < s->nfds) {
     struct fdstate *f = &s->fds[op->handle];
     if (mp__queue_remove(&f->rq, op) || mp__queue_remove(&f->wq, op)) {
-      fd_update(s, op->handle, f);
+      fd_drop(s, op->handle, f);
       mp__op_complete(loop, op, MP_ECANCELED);
       return;
     }
@@ -266,6 +279,7 @@ static void ep_wait(struct mp_loop *loop, int64_t timeout_ns) {
     if ((size_t)fd >= s->nfds) continue;
     struct fdstate *f = &s->fds[fd];
     uint32_t e = evs[i].events;
+    f->events = 0; /* one-shot: disarmed */
     if (e & (EPOLLIN | EPOLLERR | EPOLLHUP)) run_queue(loop, &f->rq);
     if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) run_queue(loop, &f->wq);
     fd_update(s, fd, f);

@@ -202,6 +202,12 @@ int64_t mp_os_trysend(mp_handle_t h, const struct mp_iov *iov, int n) {
   struct iovec v[TRYSEND_IOV];
   struct msghdr mh;
   ssize_t r;
+  if (n == 1) { /* send: the kernel copies no msghdr and no iovec */
+    do r = send(h, iov[0].base, iov[0].len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) return r;
+    return errno == EWOULDBLOCK ? MP_EAGAIN : fail();
+  }
   if (n > TRYSEND_IOV) n = TRYSEND_IOV; /* a partial send, as allowed */
   for (int i = 0; i < n; i++) {
     v[i].iov_base = (void *)iov[i].base;

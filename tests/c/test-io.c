@@ -243,6 +243,83 @@ TEST_IMPL(socket_ops) {
   return 0;
 }
 
+/* A receive waits on a fresh socketpair whose descriptor number was
+ * used before (closed behind the loop's back, as streams close); data
+ * written then must complete it within the timer's bound. */
+static void recv_on_reused_fd(struct mp_loop *loop, int expect_fd) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                       0, sv), 0);
+  ASSERT_EQ(sv[0], expect_fd); /* the lowest free number again */
+  nres = 0;
+  char *buf = calloc(1, 16);
+  struct mp_op *r = mp_op_new(loop, res_cb, NULL);
+  r->owned = buf;
+  mp_op_prep_recv(r, sv[0], buf, 16);
+  ASSERT_EQ(mp_op_submit(r), 0);
+  mp_loop_run(loop, MP_RUN_NOWAIT); /* nothing to read: it waits */
+  ASSERT_EQ(nres, 0);
+  ASSERT_EQ(write(sv[1], "y", 1), 1);
+  struct mp_op *t = mp_op_new(loop, res_cb, NULL);
+  mp_op_prep_timer(t, 5000000000LL);
+  ASSERT_EQ(mp_op_submit(t), 0);
+  mp_loop_run(loop, MP_RUN_ONCE);
+  ASSERT_EQ(nres, 1);
+  ASSERT_EQ(res[0], 1); /* the receive, not the timer */
+  mp_op_cancel(t);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+/* epoll keeps a descriptor in its set between waits (one-shot, re-armed
+ * per wait): a number closed directly and reused, after a completed or a
+ * cancelled receive, must be armed again. */
+TEST_IMPL(socket_fd_reuse) {
+  struct mp_loop *loop = test_loop();
+  int sv[2];
+  char *buf;
+  struct mp_op *r;
+  /* a receive that completed: the descriptor stays in the set */
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                       0, sv), 0);
+  int fd = sv[0];
+  nres = 0;
+  buf = calloc(1, 16);
+  r = mp_op_new(loop, res_cb, NULL);
+  r->owned = buf;
+  mp_op_prep_recv(r, sv[0], buf, 16);
+  ASSERT_EQ(mp_op_submit(r), 0);
+  mp_loop_run(loop, MP_RUN_NOWAIT);
+  ASSERT_EQ(write(sv[1], "x", 1), 1);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(nres, 1);
+  ASSERT_EQ(res[0], 1);
+  close(sv[0]);
+  close(sv[1]);
+  recv_on_reused_fd(loop, fd);
+  /* a receive that was cancelled while it waited */
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                       0, sv), 0);
+  ASSERT_EQ(sv[0], fd);
+  nres = 0;
+  buf = calloc(1, 16);
+  r = mp_op_new(loop, res_cb, NULL);
+  r->owned = buf;
+  mp_op_prep_recv(r, sv[0], buf, 16);
+  ASSERT_EQ(mp_op_submit(r), 0);
+  mp_loop_run(loop, MP_RUN_NOWAIT);
+  mp_op_cancel(r);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(nres, 1);
+  ASSERT_EQ(res[0], MP_ECANCELED);
+  close(sv[0]);
+  close(sv[1]);
+  recv_on_reused_fd(loop, fd);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
 static char buf_for_bad_fd[8];
 
 TEST_IMPL(bad_fd) {

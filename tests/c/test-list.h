@@ -10,6 +10,7 @@
   X(pipe_read_write) X(pipe_read_cancel) X(pipe_cancel_after_data)          \
   X(open_fifo_cancel)                                                       \
   X(drain_cancels_everything) X(file_pread_pwrite) X(socket_ops)            \
+  X(socket_fd_reuse)                                                        \
   X(bad_fd) X(buffer_registry) X(two_loops) X(many_ops_cq_overflow)          \
   X(credentials_drop) X(nonblocking_pipe_waits)                           \
   X(debug_buffers_catch_release_under_kernel) X(host_step_submits_retries) \

@@ -248,6 +248,79 @@ describe("mp.net stream reads", function()
     end)
   end)
 
+  it("serves buffered lines in every line format, as the engine does",
+     function()
+    H.run(function()
+      local c, s, srv = pair()
+      -- one write: after the first read the rest is buffered, so these
+      -- take read's buffered-line path (no format engine, no receive)
+      s:write("a\r\nb\nc\nd\ne\nf\n7 8\ng\n\nlast")
+      assert.are.equal("a\r", c:read("l"))
+      assert.are.equal("b\n", c:read("L"))
+      assert.are.equal("c", c:read("*l"))
+      assert.are.equal("d\n", c:read("*L"))
+      assert.are.equal("e", c:read())
+      assert.are.equal("f", c:read("line")) -- the first letter counts
+      assert.are.same({ 7, 8 }, { c:read("n", "n") })
+      assert.are.equal("", c:read("l")) -- the rest of "7 8"'s line
+      assert.are.same({ "g", "" }, { c:read("l", "l") })
+      assert.has_error(function() c:read("x") end)
+      assert.has_error(function() c:read("") end)
+      local t = mp.spawn(function() return c:read("l") end)
+      mp.sleep(0.01) -- t waits for the end of "last": a read in flight
+      assert.has_error(function() c:read("l") end,
+                       "read: another task is reading from this stream")
+      s:write("\n")
+      assert.are.same({ true, "last" }, { t:join() })
+      s:write("x\n")
+      mp.sleep(0.01)
+      c:close() -- buffered bytes or not, a closed stream raises
+      assert.has_error(function() c:read("l") end,
+                       "read: attempt to use a closed stream")
+      s:close() srv:close()
+    end)
+  end)
+
+  it("a buffered line over the cap fails again with ELINETOOLONG",
+     function()
+    H.run(function()
+      local c, s, srv = pair()
+      local big = ("z"):rep(1024 * 1024 + 1)
+      mp.spawn(function() s:write("ok\n", big, "\nafter\n") end)
+      assert.are.equal("ok", c:read("l"))
+      for _ = 1, 2 do -- the second finds the line (or most of it) buffered
+        local none, _, code = c:read("L")
+        assert.is_true(none == nil, none and "got a line of " .. #none)
+        assert.are.equal("ELINETOOLONG", code)
+      end
+      assert.is_true(big == c:read(#big))
+      assert.are.equal("", c:read("l"))
+      assert.are.equal("after", c:read("l"))
+      c:close() s:close() srv:close()
+    end)
+  end)
+
+  it("stream methods check their object, whatever its metatable",
+     function()
+    H.run(function()
+      local c, s, srv = pair()
+      local mt = getmetatable(c)
+      local fake = setmetatable({}, mt) -- a table, not a stream
+      assert.has_error(function() fake:read("l") end)
+      assert.has_error(function() fake:write("x") end)
+      assert.has_error(function() c.read("l") end)
+      assert.has_error(function() c.write(srv, "x") end)
+      assert.has_error(function() c.read(io.stdout) end)
+      local u = net.udp()
+      assert.has_error(function() c.read(u) end)
+      assert.has_error(function() c.write(u, "x") end)
+      u:close()
+      s:write("still\n")
+      assert.are.equal("still", c:read("l"))
+      c:close() s:close() srv:close()
+    end)
+  end)
+
   it("half-closes with shutdown", function()
     H.run(function()
       local c, s, srv = pair()
