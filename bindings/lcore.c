@@ -442,35 +442,47 @@ static void sleeper_remove(struct lmp_task *t) {
   sleeper_up(S, last.t->slot);
 }
 
-/* Arms the timer for the earliest sleeper, unless one fires by then; an
- * armed one due later is given up (orphaned). 0, or an MP_E* code. */
-static int sleep_arm(struct lmp_state *S) {
-  if (!S->nsleepers) return 0;
-  int64_t due = S->sleepers[0].due;
-  if (S->sleep_op) {
-    if (S->sleep_due <= due) return 0;
-    sleep_disarm(S);
-  }
-  struct mp_op *op = mp_op_new(S->loop, sleep_cb, S);
-  if (!op) return MP_ENOMEM;
-  int64_t now = mp_loop_now(S->loop);
+/* Submits op (idle) as the timer for the earliest sleeper. */
+static int sleep_submit(struct lmp_state *S, struct mp_op *op) {
+  int64_t due = S->sleepers[0].due, now = mp_loop_now(S->loop);
   mp_op_prep_timer(op, due > now ? due - now : 0);
   int r = mp_op_submit(op);
-  if (r < 0) {
-    mp_op_release(op);
-    return r;
-  }
+  if (r < 0) return r;
   S->sleep_op = op;
   S->sleep_due = due;
   return 0;
 }
 
+/* Arms the timer for the earliest sleeper, unless one fires by then; an
+ * armed one due later is given up (orphaned) only once its successor is
+ * in flight: out of memory leaves the other sleepers their timer. 0, or
+ * an MP_E* code. */
+static int sleep_arm(struct lmp_state *S) {
+  if (!S->nsleepers) return 0;
+  if (S->sleep_op && S->sleep_due <= S->sleepers[0].due) return 0;
+  struct mp_op *old = S->sleep_op;
+  struct mp_op *op = mp_op_new(S->loop, sleep_cb, S);
+  if (!op) return MP_ENOMEM;
+  int r = sleep_submit(S, op);
+  if (r < 0) {
+    mp_op_release(op);
+    return r;
+  }
+  if (old) {
+    old->data = NULL;
+    mp_op_cancel(old);
+  }
+  return 0;
+}
+
 static void sleep_cb(struct mp_op *op) {
   struct lmp_state *S = op->data;
-  mp_op_release(op);
-  if (!S) return; /* given up for an earlier one */
+  if (!S || S->closing) { /* given up for an earlier one, or closing */
+    if (S) S->sleep_op = NULL;
+    mp_op_release(op);
+    return;
+  }
   S->sleep_op = NULL;
-  if (S->closing) return;
   int64_t now = mp_loop_now(S->loop);
   while (S->nsleepers && S->sleepers[0].due <= now) {
     struct lmp_task *t = S->sleepers[0].t;
@@ -484,9 +496,10 @@ static void sleep_cb(struct mp_op *op) {
       t->slot = NOT_QUEUED;
     }
   }
-  /* Out of memory: the next mp.sleep arms it (a task sleeping now
-   * keeps the loop from finding a deadlock meanwhile, as ever). */
-  sleep_arm(S);
+  /* The same record again for the next: nothing to allocate (its heap
+   * slot is the one it just left). */
+  if (!S->nsleepers || sleep_submit(S, op) < 0) mp_op_release(op);
+  if (S->nsleepers && !S->sleep_op) sleep_arm(S);
 }
 
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
@@ -597,15 +610,23 @@ int lmp_wait(lua_State *L, const char *fname) {
   t->status = LMP_PARKED;
   lua_KContext id = new_wait(L, t);
   t->cleanup = LMP_CLEANUP_FRAME;
+  lua_pushlightuserdata(L, (void *)id); /* whose frame: run_cleanup */
   lua_pushlightuserdata(L, LMP_SENTINEL);
   return lua_yieldk(L, 1, id, wait_k);
 }
 
-/* Runs the cleanup of the suspension t just let go of, which came from
- * co: a function registered by ref, or (LMP_CLEANUP_FRAME) the one lmp_wait
- * left in its frame on co's stack, with the two values after it. */
-static void run_cleanup(lua_State *L, lua_State *co, int cleanup) {
+/* Runs the cleanup of suspension id that t just let go of, which came
+ * from co (a live thread: the caller holds it): a function registered by
+ * ref, or (LMP_CLEANUP_FRAME) the one lmp_wait left in its frame on co's
+ * stack, with the two values after it, if co is still suspended there
+ * (a park a foreign resume swallowed leaves a wait whose coroutine may
+ * have run on, or been collected and its address reused). */
+static void run_cleanup(lua_State *L, lua_State *co, int cleanup,
+                        lua_KContext id) {
   if (cleanup == LMP_CLEANUP_FRAME) {
+    if (!co || lua_status(co) != LUA_YIELD || lua_gettop(co) < 4 ||
+        lua_touserdata(co, 4) != (void *)id)
+      return;
     lua_checkstack(co, 3); /* within lmp_wait's frame: cannot fail */
     for (int i = 1; i <= 3; i++) lua_pushvalue(co, i);
     lua_xmove(co, L, 3);
@@ -685,13 +706,17 @@ static int task_gc(lua_State *L) {
 static int l_abandon(lua_State *L) {
   struct lmp_task *t = lmp_self(lmp_state(L));
   int cleanup = t->cleanup;
-  lua_State *co = t->wait_co;
+  lua_KContext id = t->wait;
+  /* the end of the chain that suspended: t->wait_co, unless that wait
+   * is stale (its coroutine may be gone) */
+  lua_State *co = lua_tothread(L, 1);
+  if (co != t->wait_co) co = NULL;
   if (t->is_main || !t->wait) return 0;
   t->cleanup = LUA_NOREF;
   if (t->status == LMP_READY) lmp_ready_remove(t); /* sleep(0) */
   lmp_forget_wait(L, t);
   t->status = LMP_RUNNING;
-  run_cleanup(L, co, cleanup);
+  run_cleanup(L, co, cleanup, id);
   return 0;
 }
 
@@ -721,6 +746,7 @@ void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co) {
   lua_pop(L, owner ? 2 : 1);
   if (!owner) return;
   int cleanup = owner->cleanup;
+  lua_KContext id = owner->wait;
   owner->cleanup = LUA_NOREF;
   lmp_forget_wait(L, owner);
   if (owner != S->current) {
@@ -728,7 +754,7 @@ void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co) {
     if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
       lmp_ready_push(owner);
   }
-  run_cleanup(L, co, cleanup);
+  run_cleanup(L, co, cleanup, id);
 }
 
 static int timeout_tostring(lua_State *L) {

@@ -83,7 +83,7 @@ static const int needed_ops[] = {
 
 static void reap(struct mp_loop *loop);
 static int rf_submit(struct mp_loop *loop, struct mp_op *op);
-static void rf_cancel(struct mp_loop *loop, struct mp_op *op);
+static void rf_cancel(struct mp_loop *loop, struct mp_op *op, int first);
 static void rf_cqe(struct mp_loop *loop, struct mp_op *op, unsigned step,
                    int res);
 
@@ -398,7 +398,7 @@ static void ur_cancel(struct mp_loop *loop, struct mp_op *op) {
   struct uring_state *s = loop->bdata;
   if (mp__sendfile_cancel(op)) return; /* its pool job ends it */
   if (op->kind == MP_OP_READFILE && !on_pool(s, op)) {
-    rf_cancel(loop, op);
+    rf_cancel(loop, op, 1);
     return;
   }
   if (on_pool(s, op)) {
@@ -515,11 +515,14 @@ static int rf_submit(struct mp_loop *loop, struct mp_op *op) {
   rf->slot = -1;
   rf->len = 0;
   rf->out = rf->pending = rf->async = rf->waited = 0;
+  op->handle = MP_INVALID_HANDLE; /* an output (a pool's hand-back) */
   if (!rf_table(loop, s) || !s->rf_nfree)
     return mp__pool_submit(loop, op); /* no table, or every slot busy */
-  if (!rf->buf) {
-    if (!(rf->buf = mp_loop_malloc(loop, RF_FIRST + RF_SECOND)))
-      return MP_ENOMEM;
+  if (!rf->buf || rf->cap < RF_FIRST + RF_SECOND) {
+    /* (an op submitted again may hold a pool job's smaller buffer) */
+    char *p = mp_loop_realloc(loop, rf->buf, RF_FIRST + RF_SECOND);
+    if (!p) return MP_ENOMEM;
+    rf->buf = p;
     rf->cap = RF_FIRST + RF_SECOND;
   }
   rf_room(loop, 3);
@@ -527,7 +530,7 @@ static int rf_submit(struct mp_loop *loop, struct mp_op *op) {
   rf->phase = RF_CHAIN;
   rf->open = rf->r[0] = rf->r[1] = 0;
   sqe = io_uring_get_sqe(&s->ring);
-  io_uring_prep_openat_direct(sqe, mp__fs_dirfd(op), op->u.fs.path,
+  io_uring_prep_openat_direct(sqe, AT_FDCWD, op->u.fs.path,
                               O_RDONLY | O_NONBLOCK, 0, (unsigned)rf->slot);
   rf_sqe(sqe, op, 2, IOSQE_IO_LINK);
   sqe = io_uring_get_sqe(&s->ring);
@@ -544,16 +547,26 @@ static int rf_submit(struct mp_loop *loop, struct mp_op *op) {
  * behind another in the chain is not found yet: rf_cqe asks again at
  * each CQE while the op is cancelled, and by the time a CQE is seen the
  * kernel has issued the step that follows it. */
-static void rf_cancel(struct mp_loop *loop, struct mp_op *op) {
+static void rf_cancel(struct mp_loop *loop, struct mp_op *op, int first) {
   struct mp__rf *rf = op->u.fs.buf;
+  struct io_uring_sqe *sqe;
   if (rf->slot < 0) {
     mp__pool_cancel(loop, op); /* on the pool: a running job finishes */
     return;
   }
   for (unsigned step = 1; step <= 3; step++) {
     if (!(rf->out & (1u << step))) continue;
-    struct io_uring_sqe *sqe = get_sqe(loop);
+    sqe = get_sqe(loop);
     io_uring_prep_cancel64(sqe, (uintptr_t)op | (step << 1), 0);
+    io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+  }
+  /* A linked read not issued yet (its open completed in this very
+   * submit; it runs later, as task work) is found by no cancel: with
+   * the slot emptied it fails with EBADF when issued, rather than wait
+   * on a silent FIFO or terminal. The slot stays ours (rf_finish). */
+  if (first && rf->phase == RF_CHAIN) {
+    sqe = get_sqe(loop);
+    io_uring_prep_close_direct(sqe, (unsigned)rf->slot);
     io_uring_sqe_set_data64(sqe, TAG_IGNORE);
   }
 }
@@ -594,7 +607,7 @@ static void rf_cqe(struct mp_loop *loop, struct mp_op *op, unsigned step,
   else if (step == 3) rf->r[1] = r;
   else rf->r[0] = r;
   if (--rf->pending) {
-    if (op->flags & MP__F_CANCEL) rf_cancel(loop, op);
+    if (op->flags & MP__F_CANCEL) rf_cancel(loop, op, 0);
     return;
   }
   if (rf->phase == RF_CHAIN) {
@@ -644,6 +657,7 @@ static void rf_cqe(struct mp_loop *loop, struct mp_op *op, unsigned step,
   } else if (!err) {
     err = rf_next(loop, op, RF_READ);
   }
+  if (err && (op->flags & MP__F_CANCEL)) err = MP_ECANCELED; /* (EBADF) */
   if (err) rf_finish(loop, op, err);
 }
 

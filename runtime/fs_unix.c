@@ -271,7 +271,8 @@ int64_t mp__readfile_blocking(struct mp_op *op) {
   free(rf->buf); /* an op submitted again: its last bytes go */
   rf->buf = NULL;
   rf->cap = rf->len = 0;
-  do fd = openat(mp__fs_dirfd(op), op->u.fs.path,
+  op->handle = MP_INVALID_HANDLE; /* an output: a last hand-back's */
+  do fd = openat(AT_FDCWD, op->u.fs.path,
                  O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return err_of(errno);

@@ -540,6 +540,7 @@ static int64_t readfile_op(struct mp_op *op, const wchar_t *p) {
   free(rf->buf); /* an op submitted again: its last bytes go */
   rf->buf = NULL;
   rf->cap = rf->len = 0;
+  op->handle = MP_INVALID_HANDLE; /* an output: a last hand-back's */
   int64_t r = open_op(op, p), e = 0;
   if (r < 0) return r;
   HANDLE h = (HANDLE)(intptr_t)r;

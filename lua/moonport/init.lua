@@ -477,7 +477,9 @@ local parked = setmetatable({}, { __mode = "k" })
 local function pass(co, ok, ...)
   if ok and (...) == SENTINEL and co_status(co) == "suspended" then
     if not co_isyieldable() then
-      core.abandon()
+      local bottom = co -- where the suspension came from
+      while via[bottom] do bottom = via[bottom] end
+      core.abandon(bottom)
       error("attempt to suspend a task across a C-call boundary", 2)
     end
     local me = co_running()

@@ -25,4 +25,6 @@
   X(share_unsupported)                                                      \
   X(op_poll) X(op_poll_out) X(os_spawn) X(os_signal_names)                 \
   X(readfile_sizes) X(readfile_failures) X(readfile_proc)                   \
-  X(readfile_fifo) X(readfile_cancel) X(readfile_slots) X(readfile_tty)
+  X(readfile_fifo) X(readfile_cancel) X(readfile_slots) X(readfile_tty)  \
+  X(readfile_pool_then_ring) X(readfile_cancel_same_turn)                \
+  X(readfile_again_after_handback)

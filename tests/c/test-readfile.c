@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -308,6 +309,138 @@ TEST_IMPL(readfile_tty) {
   }
   mp_op_release(op);
   close(m);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+/* Refuses the slot table's allocation (RF_SLOTS ints, fewer under a low
+ * descriptor limit): the first READFILE goes to the pool. */
+static size_t refuse_size;
+
+static int refuse_table(void *ud, size_t size) {
+  (void)ud;
+  return size == refuse_size;
+}
+
+/* An op submitted again (mp.h: "or submits it again") after a pool job
+ * read it must not keep the pool's buffer, sized to the file then, as
+ * the ring chain's 32 KiB: the file grew, and the chain's reads would
+ * run past it. */
+TEST_IMPL(readfile_pool_then_ring) {
+  struct mp_loop *loop = test_loop();
+  struct rlimit rl;
+  char dir[64], p[128];
+  size_t n = 1024;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur / 2 < n)
+    n = (size_t)(rl.rlim_cur / 2);
+  refuse_size = n * sizeof(int);
+  tmpdir(dir);
+  snprintf(p, sizeof p, "%s/f", dir);
+  put(p, "12345", 5);
+  struct mp_op *op = mp_op_new(loop, count_cb, NULL);
+  ASSERT(op != NULL);
+  ASSERT_EQ(mp_op_prep_readfile(op, p), 0);
+  int before = ndone;
+  mp_loop_set_alloc_fail(loop, refuse_table, NULL);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  mp_loop_set_alloc_fail(loop, NULL, NULL);
+  while (ndone == before) mp_loop_run(loop, MP_RUN_ONCE);
+  ASSERT_EQ(op->result, 5);
+  /* the file grows; the same op again (the table now registers) */
+  enum { BIG = 40000 };
+  char *data = pattern(BIG);
+  put(p, data, BIG);
+  before = ndone;
+  ASSERT_EQ(mp_op_submit(op), 0);
+  while (ndone == before) mp_loop_run(loop, MP_RUN_ONCE);
+  ASSERT_EQ(op->result, BIG);
+  ASSERT_EQ(memcmp(mp_op_readfile_data(op), data, BIG), 0);
+  mp_op_release(op);
+  free(data);
+  rm_rf(dir);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+/* Runs the loop until the op count reaches want or ms pass. */
+static void run_until(struct mp_loop *loop, int want, int ms) {
+  struct mp_op *t = mp_op_new(loop, timer_cb, NULL);
+  mp_op_prep_timer(t, (int64_t)ms * 1000000);
+  timer_done = 0;
+  ASSERT_EQ(mp_op_submit(t), 0);
+  while (!timer_done && ndone < want) mp_loop_run(loop, MP_RUN_ONCE);
+  if (!timer_done) {
+    mp_op_cancel(t);
+    while (!timer_done) mp_loop_run(loop, MP_RUN_ONCE);
+  }
+  mp_op_release(t);
+}
+
+/* Cancelled in the turn that started it (a task cancelled by another in
+ * the same scheduler pass): a FIFO whose writer is there but silent.
+ * The cancel must not be lost while the chain's reads are not issued
+ * yet (they would then wait for data nobody sends). */
+TEST_IMPL(readfile_cancel_same_turn) {
+  struct mp_loop *loop = test_loop();
+  char dir[64], p[128];
+  signal(SIGPIPE, SIG_IGN);
+  tmpdir(dir);
+  snprintf(p, sizeof p, "%s/fifo", dir);
+  ASSERT_EQ(mkfifo(p, 0600), 0);
+  int hold = open(p, O_RDWR | O_NONBLOCK); /* a writer, silent */
+  ASSERT_GE(hold, 0);
+  for (int i = 0; i < 3; i++) {
+    int before = ndone;
+    struct mp_op *op = start(loop, p);
+    mp_op_cancel(op);
+    run_until(loop, before + 1, 2000);
+    int done = ndone == before + 1;
+    if (!done) { /* unblock it before failing: no op left in flight */
+      close(hold);
+      hold = -1;
+      while (ndone == before) mp_loop_run(loop, MP_RUN_ONCE);
+    }
+    ASSERT(done);
+    ASSERT(op->result == MP_ECANCELED || op->result == MP_EAGAIN);
+    if (op->result == MP_EAGAIN) close(op->handle); /* the pool's */
+    mp_op_release(op);
+  }
+  close(hold);
+  rm_rf(dir);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
+/* Submitted again after a pool job handed a FIFO back (and the caller
+ * closed it): the handle is an output, not the directory a relative
+ * path is opened in. (The pool's path: io_uring reads FIFOs itself.) */
+TEST_IMPL(readfile_again_after_handback) {
+  struct mp_loop *loop = test_loop();
+  char dir[64], cwd[512];
+  if (is_uring(loop)) {
+    CLOSE_LOOP(loop);
+    return TEST_SKIP;
+  }
+  tmpdir(dir);
+  ASSERT(getcwd(cwd, sizeof cwd) != NULL);
+  ASSERT_EQ(chdir(dir), 0);
+  ASSERT_EQ(mkfifo("fifo", 0600), 0);
+  int hold = open("fifo", O_RDWR | O_NONBLOCK); /* a writer */
+  ASSERT_GE(hold, 0);
+  struct mp_op *op = readfile(loop, "fifo");
+  ASSERT_EQ(op->result, MP_EAGAIN); /* handed back */
+  ASSERT(op->handle != MP_INVALID_HANDLE);
+  close(op->handle);
+  int before = ndone;
+  ASSERT_EQ(mp_op_submit(op), 0);
+  while (ndone == before) mp_loop_run(loop, MP_RUN_ONCE);
+  ASSERT_EQ(op->result, MP_EAGAIN); /* not EBADF (the closed handle) */
+  ASSERT(op->handle != MP_INVALID_HANDLE);
+  close(op->handle);
+  mp_op_release(op);
+  close(hold);
+  ASSERT_EQ(chdir(cwd), 0);
+  rm_rf(dir);
   CLOSE_LOOP(loop);
   return 0;
 }

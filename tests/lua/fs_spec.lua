@@ -920,6 +920,26 @@ describe("mp.fs.readfile", function()
     end)
   end)
 
+  it("a cancel in the turn that started it is not lost", function()
+    -- (io_uring: the chain's reads are issued after the submit that
+    -- carried the open and the cancel: no cancel finds them)
+    local p = path("rffifo3")
+    assert(os.execute("mkfifo '" .. p .. "'"))
+    H.run(function()
+      local w = assert(fs.open(p, "r+")) -- a writer, silent
+      local got = {}
+      for i = 1, 3 do
+        local t = mp.spawn(fs.readfile, p)
+        mp.spawn(function() t:cancel() end)
+        got[i] = {mp.timeout(2, t.join, t)}
+      end
+      w:close() -- ends any readfile left waiting
+      for i = 1, 3 do
+        assert.are.same({true, false, "cancelled"}, got[i])
+      end
+    end)
+  end)
+
   it("many at once, more than io_uring has direct descriptors", function()
     put(path("many"), "many")
     H.run(function()

@@ -32,6 +32,8 @@ return {
      "closes"] = FIFO,
     ["mp.fs.readfile a timeout or cancel mid-readfile closes what it " ..
      "opened"] = FIFO,
+    ["mp.fs.readfile a cancel in the turn that started it is not lost"] =
+      FIFO,
     ["mp.fs buffered writes a write error found while flushing is " ..
      "reported, not lost"] = "mounts a 64 KiB tmpfs to fill",
   },
