@@ -259,6 +259,15 @@ void mp__fs_blocking(struct mp_op *op) {
   op->result = r < 0 ? err_of(errno) : r;
 }
 
+/* mp__readfile_all's read: the next bytes of *h (a descriptor). */
+static int64_t read_fd(void *h, void *buf, size_t len, int64_t off) {
+  (void)off;
+  ssize_t n;
+  do n = read(*(int *)h, buf, len);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? err_of(errno) : n;
+}
+
 /* READFILE on the pool: open (non-blocking: a FIFO never waits for its
  * writer here), fstat, read a regular file to its end into a buffer of
  * its size (plus one byte: a read of 0 proves the end), close. Anything
@@ -286,42 +295,10 @@ int64_t mp__readfile_blocking(struct mp_op *op) {
     op->handle = fd;
     return MP_EAGAIN;
   }
-  size_t cap = st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX / 2
-                   ? (size_t)st.st_size + 1 : 4096;
-  char *buf = malloc(cap);
-  size_t len = 0;
-  for (;;) {
-    if (!buf) {
-      e = MP_ENOMEM;
-      break;
-    }
-    if (len == cap) { /* it grew, or its size said 0 (a /proc file) */
-      char *p = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-      if (!p) {
-        e = MP_ENOMEM;
-        break;
-      }
-      buf = p;
-      cap *= 2;
-    }
-    size_t want = cap - len > 0x7ffff000 ? 0x7ffff000 : cap - len;
-    ssize_t n = read(fd, buf + len, want);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      e = n < 0 ? err_of(errno) : 0;
-      break;
-    }
-    len += (size_t)n;
-  }
+  int64_t r = mp__readfile_all(rf, st.st_size > 0 ? (uint64_t)st.st_size : 0,
+                               read_fd, &fd);
   close(fd);
-  if (e < 0) {
-    free(buf);
-    return e;
-  }
-  rf->buf = buf;
-  rf->cap = cap;
-  rf->len = len;
-  return (int64_t)len;
+  return r;
 }
 
 /* --- writefile -------------------------------------------------------------

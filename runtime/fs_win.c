@@ -530,6 +530,11 @@ static int64_t write_all(HANDLE h, const char *p, size_t n) {
   return 0;
 }
 
+/* mp__readfile_all's read: bytes of h (a disk file) at off. */
+static int64_t read_at(void *h, void *buf, size_t len, int64_t off) {
+  return sync_io(h, 0, buf, len, off, NULL);
+}
+
 /* READFILE: the file opened as fs.open opens it for reading; a disk
  * file read to its end into a buffer of its size (plus one byte: a read
  * of 0 proves the end), then closed; a pipe or a console would hold this
@@ -555,39 +560,9 @@ static int64_t readfile_op(struct mp_op *op, const wchar_t *p) {
     return e;
   }
   uint64_t size = ((uint64_t)fi.nFileSizeHigh << 32) | fi.nFileSizeLow;
-  size_t cap = size > 0 && size < SIZE_MAX / 2 ? (size_t)size + 1 : 4096;
-  size_t len = 0;
-  char *buf = malloc(cap);
-  for (;;) {
-    if (!buf) {
-      e = MP_ENOMEM;
-      break;
-    }
-    if (len == cap) { /* it grew */
-      char *q = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-      if (!q) {
-        e = MP_ENOMEM;
-        break;
-      }
-      buf = q;
-      cap *= 2;
-    }
-    r = sync_io(h, 0, buf + len, cap - len, (int64_t)len, NULL);
-    if (r <= 0) {
-      e = r;
-      break;
-    }
-    len += (size_t)r;
-  }
+  r = mp__readfile_all(rf, size, read_at, h);
   CloseHandle(h);
-  if (e < 0) {
-    free(buf);
-    return e;
-  }
-  rf->buf = buf;
-  rf->cap = cap;
-  rf->len = len;
-  return (int64_t)len;
+  return r;
 }
 
 /* WRITEFILE: a temporary in the same directory (TARGET.mp-tmp-PID-XXXXXX,

@@ -230,6 +230,10 @@ struct mp__rf {
   uint8_t waited;     /* io_uring: polled after an empty first read */
 };
 int64_t mp__readfile_blocking(struct mp_op *op);
+int64_t mp__readfile_all(struct mp__rf *rf, uint64_t size,
+                         int64_t (*rd)(void *h, void *buf, size_t len,
+                                       int64_t off),
+                         void *h);
 
 /* os_unix.c: the blocking body of an op a backend sends to the
  * threadpool (file and path ops on epoll, opcodes io_uring lacks); sets

@@ -452,6 +452,51 @@ int mp_op_prep_readfile(struct mp_op *op, const char *path) {
   return 0;
 }
 
+/* The pool's READFILE body after the open, for both platforms: reads
+ * with rd(h, buf, len, off) (bytes, 0 at the end, < 0 an MP_E* code)
+ * into a buffer of size + 1 bytes (a read of 0 proves the end; 4096 when
+ * the size says nothing, as /proc's), doubling it while the file grows.
+ * The result is the length, or an error with nothing kept. */
+int64_t mp__readfile_all(struct mp__rf *rf, uint64_t size,
+                         int64_t (*rd)(void *h, void *buf, size_t len,
+                                       int64_t off),
+                         void *h) {
+  size_t cap = size > 0 && size < SIZE_MAX / 2 ? (size_t)size + 1 : 4096;
+  size_t len = 0;
+  int64_t e = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (!buf) {
+      e = MP_ENOMEM;
+      break;
+    }
+    if (len == cap) { /* it grew, or its size said 0 */
+      char *q = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+      if (!q) {
+        e = MP_ENOMEM;
+        break;
+      }
+      buf = q;
+      cap *= 2;
+    }
+    size_t want = cap - len > 0x7ffff000 ? 0x7ffff000 : cap - len;
+    int64_t n = rd(h, buf + len, want, (int64_t)len);
+    if (n <= 0) {
+      e = n;
+      break;
+    }
+    len += (size_t)n;
+  }
+  if (e < 0) {
+    free(buf);
+    return e;
+  }
+  rf->buf = buf;
+  rf->cap = cap;
+  rf->len = len;
+  return (int64_t)len;
+}
+
 const char *mp_op_readfile_data(const struct mp_op *op) {
   const struct mp__rf *rf = op->u.fs.buf;
   if (op->kind != MP_OP_READFILE || op->result < 0 || !op->priv ||
