@@ -29,12 +29,16 @@
  * the kernel for fewer bytes, which it may always return) or never reaches
  * the kernel and completes with MP_EINTR or MP_EAGAIN (with MP_FAULT_HARD,
  * MP_ECANCELED). Faults are made before the kernel sees the op, so no byte
- * is lost or duplicated by the injection itself. */
+ * is lost or duplicated by the injection itself. MP_FAULT_BUSY=N: the
+ * first N SQEs asked for inside a reap reap first, as when the SQ is full
+ * and the kernel refuses it (EBUSY with a CQ backlog). */
 struct faults {
   uint64_t rng;          /* xorshift64 state; 0: faults off */
   uint32_t rate;         /* per 2^32 */
   int hard;
   struct mp__queue q;    /* faulted ops, completed by the next reap */
+  int busy;              /* MP_FAULT_BUSY: get_sqe calls made while
+                            reaping still to reap first */
   const char *stats;     /* MP_FAULT_STATS: appended to at close */
   uint64_t seed, nrolls, nfaults;
 };
@@ -51,6 +55,7 @@ struct uring_state {
    * first READFILE (rf_ready: 1 done, -1 refused), and its free slots. */
   int rf_ready, rf_nfree;
   int *rf_free;
+  int reaping; /* depth of reap() calls (a full SQ reaps inside a reap) */
 };
 
 /* Linux 6.9's ftruncate opcode (liburing 2.3 predates it). */
@@ -96,17 +101,24 @@ static void check_thread(int r) {
   abort();
 }
 
+/* SQ full: hand the batch to the kernel; if the kernel pushes back
+ * (EBUSY with a CQ backlog), reap completions first. This may run inside
+ * a reap (a completion that submits again): reap() is reentrant. */
+static void submit_full(struct mp_loop *loop) {
+  struct uring_state *s = loop->bdata;
+  int r = io_uring_submit(&s->ring);
+  check_thread(r);
+  if (r < 0 && r != -EINTR) reap(loop);
+}
+
 static struct io_uring_sqe *get_sqe(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
-  struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-  while (!sqe) {
-    /* SQ full: hand the batch to the kernel; if the kernel pushes back
-     * (EBUSY with a CQ backlog), reap completions first. */
-    int r = io_uring_submit(&s->ring);
-    check_thread(r);
-    if (r < 0 && r != -EINTR) reap(loop);
-    sqe = io_uring_get_sqe(&s->ring);
+  struct io_uring_sqe *sqe;
+  if (s->fault.busy && s->reaping) { /* (test: as a refused full SQ) */
+    s->fault.busy--;
+    reap(loop);
   }
+  while (!(sqe = io_uring_get_sqe(&s->ring))) submit_full(loop);
   return sqe;
 }
 
@@ -155,7 +167,9 @@ static int is_io(int kind) {
 static void faults_init(struct faults *f) {
   const char *seed = getenv("MP_FAULT_SEED"), *rate = getenv("MP_FAULT_RATE");
   const char *hard = getenv("MP_FAULT_HARD");
+  const char *busy = getenv("MP_FAULT_BUSY");
   double r = rate ? atof(rate) : 0;
+  f->busy = busy ? atoi(busy) : 0;
   if (!seed || !*seed || r <= 0) return;
   f->seed = strtoull(seed, NULL, 0);
   f->rng = f->seed * 0x9e3779b97f4a7c15ull | 1;
@@ -467,11 +481,7 @@ static int rf_table(struct mp_loop *loop, struct uring_state *s) {
 /* n SQEs in a row: a chain split by a submit would lose its links. */
 static void rf_room(struct mp_loop *loop, unsigned n) {
   struct uring_state *s = loop->bdata;
-  while (io_uring_sq_space_left(&s->ring) < n) {
-    int r = io_uring_submit(&s->ring);
-    check_thread(r);
-    if (r < 0 && r != -EINTR) reap(loop);
-  }
+  while (io_uring_sq_space_left(&s->ring) < n) submit_full(loop);
 }
 
 static void rf_sqe(struct io_uring_sqe *sqe, struct mp_op *op, unsigned tag,
@@ -723,35 +733,47 @@ static int cqe_res(int res) {
              ? res : mp_err_from_errno(-res);
 }
 
+/* The oldest CQE not consumed, or NULL (no syscall, unlike
+ * io_uring_peek_cqe with task work pending). */
+static struct io_uring_cqe *next_cqe(struct io_uring *ring) {
+  unsigned head;
+  struct io_uring_cqe *cqe;
+  io_uring_for_each_cqe(ring, head, cqe) return cqe;
+  return NULL;
+}
+
 static void reap(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
   struct io_uring_cqe *cqe;
-  unsigned head, n;
   struct mp__queue faulted = s->fault.q;
   struct mp_op *op;
+  s->reaping++;
   s->fault.q.head = s->fault.q.tail = NULL;
   while ((op = mp__queue_pop(&faulted))) complete(loop, op, (int)op->result);
   for (;;) {
-    n = 0;
-    io_uring_for_each_cqe(&s->ring, head, cqe) {
+    /* Each CQE is consumed before it is handled: handling one may fill
+     * the SQ and reap inside this reap (get_sqe), which must not see it
+     * again. */
+    while ((cqe = next_cqe(&s->ring))) {
       uint64_t ud = cqe->user_data;
-      n++;
+      int res = cqe->res;
+      io_uring_cq_advance(&s->ring, 1);
       if (ud == TAG_IGNORE || ud == LIBURING_UDATA_TIMEOUT) continue;
       if (ud & TAG_RF)
         rf_cqe(loop, (struct mp_op *)(uintptr_t)(ud & ~(uint64_t)TAG_RF),
-               (unsigned)(ud & TAG_RF) >> 1, cqe->res);
+               (unsigned)(ud & TAG_RF) >> 1, res);
       else if (ud & TAG_POLL)
         poll_done(loop, (struct mp_op *)(uintptr_t)(ud & ~(uint64_t)TAG_POLL),
-                  cqe_res(cqe->res));
+                  cqe_res(res));
       else
-        complete(loop, (struct mp_op *)(uintptr_t)ud, cqe_res(cqe->res));
+        complete(loop, (struct mp_op *)(uintptr_t)ud, cqe_res(res));
     }
-    io_uring_cq_advance(&s->ring, n);
     /* With NODROP, overflowed CQEs wait in the kernel until asked for. */
     if (!io_uring_cq_has_overflow(&s->ring)) break;
     s->overflows++;
     io_uring_get_events(&s->ring);
   }
+  s->reaping--;
 }
 
 static void ur_wait(struct mp_loop *loop, int64_t timeout_ns) {

@@ -14,6 +14,7 @@
   X(bad_fd) X(buffer_registry) X(two_loops) X(many_ops_cq_overflow)          \
   X(credentials_drop) X(nonblocking_pipe_waits)                           \
   X(debug_buffers_catch_release_under_kernel) X(host_step_submits_retries) \
+  X(reap_inside_reap)                                                       \
   X(err_errno_round_trip) X(err_linux_errnos_keep_text)                      \
   X(err_eai_mapping) X(op_handle_field)                                     \
   X(op_own_destructor) X(op_own_in_work) X(fs_open_flags)                  \
