@@ -436,10 +436,21 @@ static void sleeper_remove(struct lmp_task *t) {
   if (i == NOT_QUEUED) return;
   struct lmp_sleeper last = S->sleepers[--S->nsleepers];
   if (!S->nsleepers && S->sleep_op) sleep_disarm(S);
-  if (i == S->nsleepers) return;
-  sleeper_place(S, i, last);
-  sleeper_down(S, i);
-  sleeper_up(S, last.t->slot);
+  if (i != S->nsleepers) {
+    sleeper_place(S, i, last);
+    sleeper_down(S, i);
+    sleeper_up(S, last.t->slot);
+  }
+  /* a burst of sleepers gone: give the memory back (a failed shrink
+   * keeps the larger heap) */
+  if (S->capsleepers > 64 && S->nsleepers < S->capsleepers / 4) {
+    struct lmp_sleeper *h = mp_loop_realloc(
+        S->loop, S->sleepers, S->capsleepers / 2 * sizeof *h);
+    if (h) {
+      S->sleepers = h;
+      S->capsleepers /= 2;
+    }
+  }
 }
 
 /* Submits op (idle) as the timer for the earliest sleeper. */
@@ -531,7 +542,8 @@ int lmp_sleep(lua_State *L, int64_t ns, const char *fname) {
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
   if (S->nsleepers == S->capsleepers) {
     size_t cap = S->capsleepers ? S->capsleepers * 2 : 64;
-    struct lmp_sleeper *h = realloc(S->sleepers, cap * sizeof *h);
+    struct lmp_sleeper *h =
+        mp_loop_realloc(S->loop, S->sleepers, cap * sizeof *h);
     if (!h) return luaL_error(L, "not enough memory");
     S->sleepers = h;
     S->capsleepers = cap;
