@@ -616,7 +616,7 @@ TEST_IMPL(sendfile_uncached) {
   setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
   struct mp_loop_stats st0, st;
   mp_loop_stats(loop, &st0);
-  for (int round = 0; round < 2; round++) {
+  for (int round = 0, tries = 0; round < 2; round++) {
     posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     if (page_cached(fd, 0)) {
       printf("# the page cache keeps the file here: skipped\n");
@@ -628,7 +628,17 @@ TEST_IMPL(sendfile_uncached) {
     ASSERT_EQ(mp_op_submit(op), 0);
     mp_loop_stats(loop, &st);
     /* read in on the pool, not here: the job's record is out (released
-     * on this thread only, when its completion is dispatched) */
+     * on this thread only, when its completion is dispatched). On a busy
+     * machine the range may be back in the cache already (sent at once):
+     * that round again, a few times. */
+    if (st.ops_live == st0.ops_live + 1 && ++tries < 8) {
+      while (!nready) mp_loop_run(loop, MP_RUN_ONCE);
+      ASSERT_EQ(op->result, 4096 * 3);
+      ASSERT_EQ(read(sv[1], got, SIZE), 4096 * 3);
+      mp_op_release(op);
+      round--;
+      continue;
+    }
     ASSERT_EQ(st.ops_live, st0.ops_live + 2);
     if (round == 1) mp_op_cancel(op);
     while (!nready) mp_loop_run(loop, MP_RUN_ONCE);

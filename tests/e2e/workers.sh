@@ -17,7 +17,7 @@ check() { # name, condition (as a command)
 # Waits up to 10 s for the process to end (then kills it); its status
 # in $st.
 finish() {
-  timeout 10 tail --pid="$1" -f /dev/null || kill -KILL "$1"
+  timeout 30 tail --pid="$1" -f /dev/null || kill -KILL "$1"
   wait "$1"; st=$?
 }
 
@@ -146,7 +146,7 @@ LUA
 for sig in TERM INT; do
   "$MP" --workers 2 "$tmp/server.lua" >"$tmp/out" 2>&1 &
   pid=$!
-  for _ in $(seq 200); do
+  for _ in $(seq 600); do
     [ $(grep -c "^listening" "$tmp/out") -eq 2 ] && break
     sleep 0.05
   done
@@ -180,7 +180,7 @@ while true do end
 LUA
 "$MP" --workers 2 "$tmp/spin.lua" >"$tmp/out" 2>&1 &
 pid=$!
-for _ in $(seq 200); do
+for _ in $(seq 600); do
   [ $(grep -c "^spinning" "$tmp/out") -eq 2 ] && break
   sleep 0.05
 done
