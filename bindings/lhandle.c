@@ -11,6 +11,8 @@ struct lmp_handle *lmp_handle_new(struct mp_loop *loop, mp_handle_t handle) {
   h->handle = handle;
   h->loop = loop;
   h->refs = 1;
+  h->ops = h->inl;
+  h->capops = 2;
   return h;
 }
 
@@ -43,7 +45,7 @@ static void close_handle(struct lmp_handle *h) {
 static void drop_ref(struct lmp_handle *h) {
   if (--h->refs > 0) return;
   close_handle(h); /* nothing names it any more */
-  free(h->ops);
+  if (h->ops != h->inl) free(h->ops);
   free(h->wbuf);
   free(h->wwait);
   free(h);
@@ -51,10 +53,12 @@ static void drop_ref(struct lmp_handle *h) {
 
 int lmp_handle_track(struct lmp_handle *h, struct mp_op *op) {
   if (h->nops == h->capops) {
-    int cap = h->capops ? h->capops * 2 : 4;
-    struct mp_op **ops = mp_loop_realloc(h->loop, h->ops,
+    int cap = h->capops * 2;
+    struct mp_op **old = h->ops == h->inl ? NULL : h->ops;
+    struct mp_op **ops = mp_loop_realloc(h->loop, old,
                                          (size_t)cap * sizeof *ops);
     if (!ops) return MP_ENOMEM;
+    if (!old) memcpy(ops, h->inl, sizeof h->inl);
     h->ops = ops;
     h->capops = cap;
   }

@@ -47,7 +47,10 @@ struct lmp_handle {
   struct mp_loop *loop;
   int refs;               /* the owner (until unref) + tracked ops */
   int nops, capops;
-  struct mp_op **ops;     /* tracked ops, cancelled at close */
+  struct mp_op **ops;     /* tracked ops, cancelled at close: inl until
+                             more are in flight (a file has one or two:
+                             no allocation per open, issue 16) */
+  struct mp_op *inl[2];
   unsigned char closing;  /* close asked for: methods see a closed object */
   unsigned char blocking_close; /* close may block (SO_LINGER): pool */
   unsigned char bounded_writes; /* a regular file: writes are never

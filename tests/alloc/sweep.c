@@ -122,6 +122,13 @@ static const struct sweep_case cases[] = {
   {"fs_open_write_close", NULL,
    "local f = mp.fs.open(DIR .. '/w', 'w')\n"
    "if f then f:write('abc', 1, '\\n') f:close() end"},
+  /* more ops in flight than a handle tracks without allocating */
+  {"fs_preads_in_flight", FILES,
+   "local f = mp.fs.open(DIR .. '/r')\n"
+   "if f then local ts = {}\n"
+   "  for i = 1, 4 do ts[i] = mp.spawn(f.pread, f, 2, i) end\n"
+   "  mp.sleep(0) f:close()\n"
+   "  for i = 1, 4 do if ts[i] then ts[i]:join() end end end"},
   {"fs_read_formats", FILES,
    "local f = mp.fs.open(DIR .. '/r')\n"
    "if f then f:read('l') f:read('n') f:read(3) f:read('a') f:close() end"},

@@ -630,6 +630,42 @@ describe("mp.fs close, cancel and collection with ops in flight", function()
     end)
   end)
 
+  -- A handle tracks its first two ops without allocating (lhandle.c);
+  -- more ops in flight move the list to the heap, and close must still
+  -- find every one of them.
+  it("many positional reads in flight on one file, then close", function()
+    local data = {}
+    for i = 0, 63 do data[#data + 1] = string.format("%04d", i) end
+    put(path("many"), table.concat(data))
+    H.run(function()
+      collectgarbage()
+      collectgarbage()
+      mp.sleep(0.01)
+      local before = H.fd_count()
+      for round = 1, 2 do
+        local f = assert(fs.open(path("many"), "rb"))
+        local ts = {}
+        for i = 1, 8 do
+          ts[i] = mp.spawn(function() return f:pread(4, (i - 1) * 4) end)
+        end
+        mp.sleep(0) -- the reads start, all tracked at once
+        if round == 2 then assert.is_true(f:close()) end
+        for i = 1, 8 do
+          local ok, r, _, code = ts[i]:join()
+          assert.is_true(ok)
+          if round == 1 or r then
+            assert.are.equal(string.format("%04d", i - 1), r)
+          else
+            assert.are.equal("closed", code)
+          end
+        end
+        if round == 1 then assert.is_true(f:close()) end
+      end
+      mp.sleep(0.01)
+      assert.is_true(H.fds_back_to(before))
+    end)
+  end)
+
   it("collecting a file with a read in flight is safe", function()
     H.run(function()
       collectgarbage()
