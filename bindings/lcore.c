@@ -723,15 +723,15 @@ static int l_abandon(lua_State *L) {
 /* Whether the thread at idx, neither running nor normal, is a task's own
  * coroutine (lcoro.c). Not started or ended, its stack is at its base,
  * where lmp_spawn put the task at index 1 (a plain coroutine may hold a
- * task there too: t->co tells). Suspended, it is parked or waiting: its
- * task is among the anchored ones (a scan, as lmp_release's). */
+ * task there too: t->co tells). Suspended (parked or waiting) or failed
+ * (its error being reported, before fail closes it), its task is among
+ * the anchored ones (a scan, as lmp_release's). */
 int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx) {
   lua_State *co = lua_tothread(L, idx);
   struct lmp_task *t;
   int r = 0;
-  if (lua_status(co) != LUA_YIELD) {
-    if (lua_status(co) != LUA_OK || lua_gettop(co) < 1 ||
-        !lua_checkstack(co, 2)) /* for luaL_testudata */
+  if (lua_status(co) == LUA_OK) {
+    if (lua_gettop(co) < 1 || !lua_checkstack(co, 2)) /* luaL_testudata */
       return 0;
     t = luaL_testudata(co, 1, LMP_TASK);
     return t && t->co == co;
