@@ -732,13 +732,30 @@ static int l_abandon(lua_State *L) {
   return 0;
 }
 
-/* Whether the thread at idx is a task's own coroutine (lcoro.c). */
+/* Whether the thread at idx, neither running nor normal, is a task's own
+ * coroutine (lcoro.c). Not started or ended, its stack is at its base,
+ * where lmp_spawn put the task at index 1 (a plain coroutine may hold a
+ * task there too: t->co tells). Suspended (parked or waiting) or failed
+ * (its error being reported, before fail closes it), its task is among
+ * the anchored ones (a scan, as lmp_release's). */
 int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx) {
-  idx = lua_absindex(L, idx);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->taskcos);
-  lua_pushvalue(L, idx);
-  int r = lua_rawget(L, -2) != LUA_TNIL;
-  lua_pop(L, 2);
+  lua_State *co = lua_tothread(L, idx);
+  struct lmp_task *t;
+  int r = 0;
+  if (lua_status(co) == LUA_OK) {
+    if (lua_gettop(co) < 1 || !lua_checkstack(co, 2)) /* luaL_testudata */
+      return 0;
+    t = luaL_testudata(co, 1, LMP_TASK);
+    return t && t->co == co;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (!r && lua_next(L, -2)) {
+    t = luaL_testudata(L, -1, LMP_TASK);
+    r = t && t->co == co;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, r ? 2 : 1);
   return r;
 }
 

@@ -129,7 +129,6 @@ struct lmp_state {
   int anchors;              /* registry ref: task anchor table */
   lua_KContext lastwait;    /* suspension ids, unique in this state */
   int waiters;              /* registry ref: target task -> joiners */
-  int taskcos;              /* registry ref: the tasks' coroutines (weak) */
   /* mp.sleep's timers (lcore.c): the sleeping tasks, and one loop timer
    * armed for the earliest (sleep_op, due at sleep_due) */
   struct lmp_sleeper *sleepers;

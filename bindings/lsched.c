@@ -104,6 +104,7 @@ static void fail(struct lmp_task *t) {
    * so keep a copy. */
   lua_pushvalue(co, -1);
   lua_xmove(co, L, 1);
+  lmp_push_task(L, t); /* back at co's index 1 (lmp_spawn) */
 #if LUA_VERSION_RELEASE_NUM >= 50406
   st = lua_closethread(co, L);
 #else
@@ -111,9 +112,12 @@ static void fail(struct lmp_task *t) {
 #endif
   if (st == LUA_OK) {
     lua_settop(co, 0);
-    lua_xmove(L, co, 1);
+    lua_xmove(L, co, 2); /* the task, the error */
+    lua_insert(co, 1);
   } else {
     lua_settop(co, 1);
+    lua_xmove(L, co, 1);
+    lua_insert(co, 1); /* the task, the newer error */
     lua_pop(L, 1);
   }
   t->nres = 1;
@@ -125,14 +129,14 @@ static void resume_task(struct lmp_state *S, struct lmp_task *t) {
   int nargs = 0, nres = 0, st;
   if (t->status == LMP_NEW) {
     if (t->cancel) { /* cancelled before its first turn: never runs */
-      lua_settop(co, 0);
+      lua_settop(co, 1); /* the task itself (lmp_spawn) */
       lua_pushliteral(co, "cancelled");
       t->failed = 1;
       t->nres = 1;
       finish(t);
       return;
     }
-    nargs = lua_gettop(co) - 1;
+    nargs = lua_gettop(co) - 2; /* below the body: the task */
   }
   struct lmp_task *prev = S->current;
   t->status = LMP_RUNNING;
@@ -153,7 +157,7 @@ static void resume_task(struct lmp_state *S, struct lmp_task *t) {
     st = LUA_ERRRUN;
   }
   if (st == LUA_OK) {
-    t->nres = nres;
+    t->nres = nres - 1; /* lua counts the whole stack: not the task */
     finish(t);
   } else {
     fail(t);
@@ -179,14 +183,14 @@ struct lmp_task *lmp_spawn(lua_State *L, struct lmp_state *S, int fidx,
                            int nargs) {
   struct lmp_task *t = lmp_new_task(L, S);
   lua_State *co = lua_newthread(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->taskcos);
-  lua_pushvalue(L, -2);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
   t->co = co;
+  /* The task stays at index 1 of co's stack, below the body and later
+   * its results or error: that is how lmp_is_task_co knows co (no table
+   * entry per task). */
+  luaL_checkstack(co, nargs + 2, "too many arguments to spawn");
+  lua_pushvalue(L, -2);
+  lua_xmove(L, co, 1);
   lua_setiuservalue(L, -2, 1);
-  luaL_checkstack(co, nargs + 1, "too many arguments to spawn");
   for (int i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
   lua_xmove(L, co, nargs + 1);
   t->status = LMP_NEW;

@@ -26,7 +26,9 @@ static int push_outcome(lua_State *L, struct lmp_task *t) {
   luaL_checkstack(L, t->nres + 1, "too many results");
   luaL_checkstack(co, t->nres, "too many results");
   lua_pushboolean(L, !t->failed);
-  for (int i = 1; i <= t->nres; i++) lua_pushvalue(co, i);
+  /* on top of co's stack, above the task itself (lmp_spawn) */
+  int base = lua_gettop(co) - t->nres;
+  for (int i = 1; i <= t->nres; i++) lua_pushvalue(co, base + i);
   lua_xmove(co, L, t->nres);
   return t->nres + 1;
 }

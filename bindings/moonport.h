@@ -100,7 +100,9 @@ int moonport_stalled(lua_State *L);
  * printed nor counted by moonport_unhandled. */
 void moonport_task_watch(lua_State *L, int idx);
 
-/* The coroutine the task at idx runs in. */
+/* The coroutine the task at idx runs in. Index 1 of its stack (below the
+ * task's function, later its results or error) holds the task itself:
+ * that is how moonport knows the coroutine is a task's. */
 lua_State *moonport_task_thread(lua_State *L, int idx);
 
 /* Where moonport keeps the thread of the task running now (NULL outside
