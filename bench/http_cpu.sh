@@ -20,9 +20,12 @@
 #   mp_epoll    the same on MOONPORT_BACKEND=epoll
 #   http        examples/http_hello.lua --serve: mp.http on io_uring
 #   http_epoll  mp.http on epoll
+#   base        the raw responder on io_uring run by another moonport
+#               binary, BASE=path (e.g. main's build): before/after
 #
 #   bench/http_cpu.sh                 ROUNDS=10 SECS=2 (about 2 minutes)
 #   ROUNDS=30 PEERS="mp" bench/http_cpu.sh
+#   BASE=../main/build/moonport PEERS="base mp" bench/http_cpu.sh
 #   SYSCALLS=1 bench/http_cpu.sh      + one extra round per server under
 #                                     perf stat: syscalls per request
 #   INSNS=1 bench/http_cpu.sh         + user-space instructions per request
@@ -58,7 +61,12 @@ declare -A cmd=(
   [mp_epoll]="env MOONPORT_BACKEND=epoll $MP bench/http/raw_hello.lua --serve"
   [http]="env MOONPORT_BACKEND=io_uring $MP examples/http_hello.lua --serve"
   [http_epoll]="env MOONPORT_BACKEND=epoll $MP examples/http_hello.lua --serve"
+  [base]="env MOONPORT_BACKEND=io_uring ${BASE:-none}
+          bench/http/raw_hello.lua --serve"
 )
+case " $PEERS " in
+  *" base "*) [ -x "${BASE:-}" ] || { echo "base: set BASE=binary"; exit 1; }
+esac
 hz=$(getconf CLK_TCK)
 # utime + stime of the whole process (field 14, 15; the name may hold
 # spaces, so count from the closing parenthesis)
@@ -179,8 +187,10 @@ if [ "${INSNS:-0}" = 1 ]; then
        "after a warm-up, counters zeroed in between):"
   for n in $PEERS; do
     p=$((BASEPORT + 50))
-    ${cmd[$n]/$MP/valgrind --tool=callgrind \
-      --callgrind-out-file=$OUT/$n.cg $MP} "$p" >"$OUT/$n.vg" 2>&1 &
+    bin=$MP
+    [ "$n" = base ] && bin=$BASE
+    ${cmd[$n]/$bin/valgrind --tool=callgrind \
+      --callgrind-out-file=$OUT/$n.cg $bin} "$p" >"$OUT/$n.vg" 2>&1 &
     vp=$!
     wait_port "$p" || { echo "  $n: no start under valgrind"; continue; }
     wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$p/" >/dev/null 2>&1
