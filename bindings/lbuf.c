@@ -23,6 +23,8 @@ struct opbuf {
   mp_op_cb next_cb;    /* the type's callback, or lmp_task_op_cb */
   size_t cap;          /* data bytes */
   int64_t tag;         /* for the object type */
+  const struct lmp_rbuf_vt *vt; /* a line wait's: for line_k */
+  int flags;                    /* a line wait's read flags */
   /* data follows, aligned */
 };
 #define OPBUF_HDR ((sizeof(struct opbuf) + 15) & ~(size_t)15)
@@ -381,16 +383,32 @@ static void keep_spare(struct lmp_rbuf *rb, struct opbuf *h) {
   }
 }
 
-/* Absorbs a completed fill op. Returns 0 (bytes buffered, or EOF noted),
- * 1 (the last format was served straight from the op's memory and pushed),
- * or an error code. Releases op. live: the rbuf the op was started for,
- * if still attached (the object is open: close and __gc detach it), else
- * NULL: then the object is checked again. *rbp: the object's rbuf when
- * known (else NULL). */
+/* Nothing buffered: the op's memory (n bytes, the first skip of them
+ * already taken) becomes the buffer, no copy; the old storage becomes the
+ * spare. */
+static void adopt(struct lmp_rbuf *rb, struct mp_op *op, size_t n,
+                  size_t skip) {
+  struct opbuf *h = op->owned, *old = rb->blk;
+  rb->p = lmp_rbuf_opdata(op);
+  op->owned = NULL;
+  rb->blk = h;
+  rb->cap = h->cap;
+  rb->off = 0;
+  rb->tpos = skip; /* committed by finish_ok */
+  rb->len = n;
+  rb->scanned = 0;
+  keep_spare(rb, old);
+}
+
+/* Absorbs a completed fill op, n what vt->done made of it. Returns 0
+ * (bytes buffered, or EOF noted), 1 (the last format was served straight
+ * from the op's memory and pushed), or an error code. Releases op. live:
+ * the rbuf the op was started for, if still attached (the object is open:
+ * close and __gc detach it), else NULL: then the object is checked again.
+ * *rbp: the object's rbuf when known (else NULL). */
 static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
-                  struct mp_op *op, struct lmp_rbuf *live,
+                  struct mp_op *op, int64_t n, struct lmp_rbuf *live,
                   struct lmp_rbuf **rbp) {
-  int64_t n = vt->done(L, op); /* first: it notices a closed object */
   struct lmp_rbuf *rb = NULL;
   int r = 0;
   if (n == LMP_RBUF_RETRY) {
@@ -401,7 +419,6 @@ static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
     rb = live ? live : vt->check(L);
     rb->eof = 1;
   } else {
-    struct opbuf *h = op->owned;
     char *data = lmp_rbuf_opdata(op);
     size_t direct, skip = 0;
     rb = live ? live : vt->check(L);
@@ -412,18 +429,7 @@ static int absorb(lua_State *L, const struct lmp_rbuf_vt *vt,
       r = 1;
     }
     if ((size_t)n > skip && rb->off == rb->len) {
-      /* Nothing buffered: the op's memory becomes the buffer (no copy);
-       * the old storage becomes the spare. */
-      struct opbuf *old = rb->blk;
-      op->owned = NULL;
-      rb->blk = h;
-      rb->p = data;
-      rb->cap = h->cap;
-      rb->off = 0;
-      rb->tpos = skip; /* committed by finish_ok when r == 1 */
-      rb->len = (size_t)n;
-      rb->scanned = 0;
-      keep_spare(rb, old);
+      adopt(rb, op, (size_t)n, skip);
     } else if ((size_t)n > skip) {
       int e = reserve(rb, (size_t)n - skip);
       if (e == 0) {
@@ -452,7 +458,8 @@ static int rbuf_k(lua_State *L, struct mp_op *op) {
     live->pending = NULL;
     h->rb = NULL;
   }
-  int r = absorb(L, vt, op, live, &rb);
+  /* vt->done first: it notices a closed object */
+  int r = absorb(L, vt, op, vt->done(L, op), live, &rb);
   if (r < 0) return finish_err(L, vt, NULL, r);
   if (r == 1) return finish_ok(L, rb, 3 + NFMT(L));
   return engine(L, vt, rb); /* checked by absorb, or NULL */
@@ -469,7 +476,16 @@ static int main_k(lua_State *L, struct mp_op *op) {
     h->rb = NULL;
   }
   struct lmp_rbuf *rb;
-  return absorb(L, vt, op, NULL, &rb);
+  return absorb(L, vt, op, vt->done(L, op), NULL, &rb);
+}
+
+/* Links a fill op started by vt->start to rb, behind rbuf_op_cb. */
+static void arm(struct lmp_rbuf *rb, struct mp_op *op) {
+  struct opbuf *h = op->owned;
+  if (op->cb) h->next_cb = op->cb;
+  op->cb = rbuf_op_cb;
+  h->rb = rb;
+  rb->pending = op;
 }
 
 /* rb: the object's rbuf when the caller has just checked it, or NULL. */
@@ -521,11 +537,7 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt,
     }
     struct mp_op *op = vt->start(L, sz, &err);
     if (!op) return finish_err(L, vt, rb, err);
-    struct opbuf *h = op->owned;
-    if (op->cb) h->next_cb = op->cb;
-    op->cb = rbuf_op_cb;
-    h->rb = rb;
-    rb->pending = op;
+    arm(rb, op);
     if (!lmp_self(S)->is_main) return lmp_await(L, op, rbuf_k, vt->fname);
     int r = lmp_await(L, op, main_k, vt->fname);
     if (r < 0) return finish_err(L, vt, NULL, r);
@@ -584,20 +596,80 @@ int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags) {
   return lmp_rbuf_read_on(L, vt, vt->check(L), flags);
 }
 
+/* The engine's stack layout (see the top) over the formats at 2..top. */
+static void layout(lua_State *L, const struct lmp_rbuf_vt *vt, int flags) {
+  int nfmt = lua_gettop(L) - 1;
+  lua_pushlightuserdata(L, (void *)vt);
+  lua_insert(L, 2);
+  lua_pushinteger(L, (lua_Integer)nfmt * 4 + (flags & 3));
+  lua_insert(L, 3);
+}
+
+/* The format at 2..top: 1 one "l" (or none), 2 one "L", else 0. */
+static int one_line_format(lua_State *L) {
+  int top = lua_gettop(L);
+  if (top == 1) return 1;
+  if (top != 2 || lua_type(L, 2) != LUA_TSTRING) return 0;
+  const char *s = lua_tostring(L, 2);
+  if (*s == '*') s++;
+  return *s == 'l' ? 1 : *s == 'L' ? 2 : 0;
+}
+
+/* Continuation of a line wait (LMP_RBUF_WAITLINE): the stack is the
+ * object and its format, if any. A fill that brought a whole line is
+ * adopted as the buffer and the line taken from it; anything else (no
+ * line yet, EOF, an error, a closed object) continues as the engine would
+ * have after the same fill. */
+static int line_k(lua_State *L, struct mp_op *op) {
+  struct opbuf *h = op->owned;
+  const struct lmp_rbuf_vt *vt = h->vt;
+  struct lmp_rbuf *live = h->rb, *rb;
+  int flags = h->flags, keep = one_line_format(L) == 2;
+  if (live) { /* not busy any more */
+    live->pending = NULL;
+    h->rb = NULL;
+  }
+  int64_t n = vt->done(L, op); /* first: it notices a closed object */
+  if (n > 0 && live && live->off == live->len) {
+    adopt(live, op, (size_t)n, 0);
+    mp_op_release(op);
+    if (take_line(L, live, keep)) return 1;
+    if (lua_gettop(L) < 2) lua_pushliteral(L, "l");
+    layout(L, vt, flags);
+    return engine(L, vt, live);
+  }
+  if (lua_gettop(L) < 2) lua_pushliteral(L, "l");
+  layout(L, vt, flags);
+  int r = absorb(L, vt, op, n, live, &rb);
+  if (r < 0) return finish_err(L, vt, NULL, r);
+  return engine(L, vt, rb); /* no count: r is 0 */
+}
+
 int lmp_rbuf_read_on(lua_State *L, const struct lmp_rbuf_vt *vt,
                      struct lmp_rbuf *rb, int flags) {
-  int nfmt;
+  if ((flags & LMP_RBUF_WAITLINE) && !rb->pending && rb->off == rb->len &&
+      one_line_format(L)) {
+    /* Nothing buffered: the engine would ask for a chunk right away. */
+    int err;
+    struct mp_op *op = vt->start(L, LMP_RBUF_CHUNK, &err);
+    if (op) {
+      struct opbuf *h = op->owned;
+      rb->tpos = rb->off;
+      rb->scanned = 0;
+      rb->eof = 0;
+      h->vt = vt;
+      h->flags = flags;
+      arm(rb, op);
+      return lmp_await(L, op, line_k, vt->fname);
+    }
+  }
   if (lua_gettop(L) < 2) lua_pushliteral(L, "l");
   lmp_rbuf_check_formats(L, 2);
-  nfmt = lua_gettop(L) - 1;
   if (rb->pending)
     return luaL_error(L, "%s: another task is already reading", vt->fname);
   rb->tpos = rb->off;
   rb->scanned = 0;
   rb->eof = 0;
-  lua_pushlightuserdata(L, (void *)vt);
-  lua_insert(L, 2);
-  lua_pushinteger(L, (lua_Integer)nfmt * 4 + (flags & 3));
-  lua_insert(L, 3);
+  layout(L, vt, flags);
   return engine(L, vt, rb);
 }

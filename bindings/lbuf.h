@@ -98,7 +98,12 @@ struct lmp_rbuf {
 enum {
   LMP_RBUF_STREAM = 1, /* EOF before any byte of a format: nil, msg, "EOF"
                           (files: plain nil, as liolib) */
-  LMP_RBUF_RAISE = 2   /* errors raise (for lines iterators) */
+  LMP_RBUF_RAISE = 2,  /* errors raise (for lines iterators) */
+  /* lmp_rbuf_read_on, one "l"/"L" (or no format) and nothing buffered:
+   * the fill starts at once and its continuation takes the line, without
+   * the format engine (a keep-alive server waiting for its next request);
+   * only for a vt whose start does not look past the object (index 1) */
+  LMP_RBUF_WAITLINE = 4
 };
 
 struct lmp_rbuf_vt {

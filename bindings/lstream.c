@@ -170,7 +170,8 @@ static int stream_read(lua_State *L) {
   /* a whole line buffered (a request's headers): no format engine */
   if (lmp_rbuf_read_line(L, &s->rb)) return 1;
   s->rddl = lsock_deadline(s);
-  return lmp_rbuf_read_on(L, &stream_vt, &s->rb, LMP_RBUF_STREAM);
+  return lmp_rbuf_read_on(L, &stream_vt, &s->rb,
+                          LMP_RBUF_STREAM | LMP_RBUF_WAITLINE);
 }
 
 /* stream:lines(...): an iterator over read(...) (default "l"), as

@@ -281,6 +281,57 @@ describe("mp.net stream reads", function()
     end)
   end)
 
+  it("waits for a line on an empty buffer in every line format, as the " ..
+     "engine does", function()
+    H.run(function()
+      local c, s, srv = pair()
+      -- each read starts with nothing buffered, so it takes the line
+      -- wait's continuation (no format engine) when the fill brings a
+      -- whole line, and the engine when it does not
+      local cases = {
+        { {}, "one\r\ntwo\n", "one\r", "two" },
+        { { "l" }, "one\ntwo\n", "one", "two" },
+        { { "L" }, "one\ntwo\n", "one\n", "two\n" },
+        { { "*l" }, "one\n\n", "one", "" },
+        { { "*L" }, "\none\n", "\n", "one\n" },
+        { { "line" }, "x\ny\n", "x", "y" },
+      }
+      for _, case in ipairs(cases) do
+        local fmt, data, first, second = table.unpack(case)
+        local t = mp.spawn(function()
+          return c:read(table.unpack(fmt)), c:read(table.unpack(fmt))
+        end)
+        mp.sleep(0.005)
+        s:write(data)
+        assert.are.same({ true, first, second }, { t:join() })
+      end
+      -- a fill without a whole line: the engine waits for the rest
+      local t = mp.spawn(function() return c:read("L") end)
+      mp.sleep(0.005)
+      s:write("no end yet")
+      mp.sleep(0.005)
+      assert.is_false(t:done())
+      s:write(" - now\nnext")
+      assert.are.same({ true, "no end yet - now\n" }, { t:join() })
+      -- bytes after the line stay buffered: a count reads them
+      s:write("!")
+      assert.are.equal("next!", c:read(5))
+      -- a format that is not one line takes the engine from the start
+      t = mp.spawn(function() return c:read("l", 2) end)
+      mp.sleep(0.005)
+      s:write("a\nbc")
+      assert.are.same({ true, "a", "bc" }, { t:join() })
+      -- a line wait cut by EOF: the partial line, then EOF
+      s:write("tail")
+      s:close()
+      assert.are.equal("tail", c:read("l"))
+      local none, _, code = c:read("l")
+      assert.is_nil(none)
+      assert.are.equal("EOF", code)
+      c:close() srv:close()
+    end)
+  end)
+
   it("a buffered line over the cap fails again with ELINETOOLONG",
      function()
     H.run(function()
