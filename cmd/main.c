@@ -296,9 +296,12 @@ static int print_line(lua_State *L) {
   return 0;
 }
 
+/* One write per message (lua.c makes two): a worker's report must not
+ * be split by another worker's output (--workers). */
 static void l_message(const char *pname, const char *msg) {
-  if (pname) lua_writestringerror("%s: ", pname);
-  lua_writestringerror("%s\n", msg);
+  if (pname) fprintf(stderr, "%s: %s\n", pname, msg);
+  else fprintf(stderr, "%s\n", msg);
+  fflush(stderr);
 }
 
 static int report(lua_State *L, int status) {
