@@ -74,7 +74,9 @@ static _Thread_local lua_State *repl_co; /* the REPL task's: never
 struct team;
 struct worker {
   struct team *team;
-  int index, restarts, ok;
+  int index, ok;
+  int nfails, oldest;   /* failure times kept in fails[], a ring */
+  int64_t fails[64];    /* (mp_loop_now) of the last restart.burst */
   struct mp_os_thread *thread;
   struct mp_loop *loop; /* the state's, under team->lock (for stop_op) */
   atomic_int stop;      /* stop: cancel every task and end */
@@ -675,8 +677,12 @@ static int run_one(int argc, char **argv, struct mp_args *args,
  * variables and finalizers run) and it ends; a second one ends the
  * process at once. A worker that fails (the script raises, a task nobody
  * joined raised, a deadlock) is reported and restarted in a new state,
- * at most WORKER_RESTARTS times. */
-enum { WORKER_RESTARTS = 5 };
+ * unless it already failed burst times within the last seconds: a rate,
+ * not a total, so a server whose worker fails once a day keeps running
+ * while one that fails at startup stops (MOONPORT_WORKER_RESTARTS). */
+struct restarts {
+  int burst, seconds;
+};
 
 struct team {
   struct mp_os_mutex *lock;
@@ -687,6 +693,7 @@ struct team {
   int argc;
   char **argv;
   struct mp_args *args;
+  struct restarts limit;
   struct mp_sigroute *route;
   mp_handle_t sigh;
 };
@@ -730,16 +737,29 @@ static void worker_done(struct mp_op *op) {
     if (t->alive == 0) mp_loop_stop(t->loop); /* the turn ends here */
     return;
   }
-  if (w->restarts >= WORKER_RESTARTS) {
-    fprintf(stderr, "%s: worker %d failed %d times: not restarted\n",
-            progname, w->index, w->restarts + 1);
+  /* the ring holds the failures still inside the window, at most burst */
+  int64_t now = mp_loop_now(t->loop);
+  int64_t window = (int64_t)t->limit.seconds * 1000000000;
+  int cap = t->limit.burst;
+  while (w->nfails > 0 && now - w->fails[w->oldest] >= window) {
+    w->oldest = (w->oldest + 1) % cap;
+    w->nfails--;
+  }
+  if (w->nfails >= cap) {
+    if (cap == 0)
+      fprintf(stderr, "%s: worker %d failed: not restarted\n", progname,
+              w->index);
+    else
+      fprintf(stderr, "%s: worker %d failed %d times in %d s: not "
+                      "restarted\n",
+              progname, w->index, w->nfails + 1, t->limit.seconds);
     t->failed = 1;
     if (t->alive == 0) mp_loop_stop(t->loop);
     return;
   }
-  w->restarts++;
-  fprintf(stderr, "%s: worker %d failed: restarting it (%d of %d)\n",
-          progname, w->index, w->restarts, WORKER_RESTARTS);
+  w->fails[(w->oldest + w->nfails++) % cap] = now;
+  fprintf(stderr, "%s: worker %d failed: restarting it (%d of %d in %d s)\n",
+          progname, w->index, w->nfails, cap, t->limit.seconds);
   fflush(stderr);
   worker_start(w);
 }
@@ -784,10 +804,37 @@ static void worker_publish(struct mp_loop *loop) {
   mp_os_mutex_unlock(self->team->lock);
 }
 
+/* MOONPORT_WORKER_RESTARTS: "BURST" or "BURST/SECONDS" (default 5/60):
+ * a worker that fails is restarted unless it failed BURST times in the
+ * last SECONDS; 0 never restarts. Returns 0 (reported) if malformed. */
+static int restart_limit(struct restarts *r) {
+  const char *s = getenv("MOONPORT_WORKER_RESTARTS");
+  r->burst = 5;
+  r->seconds = 60;
+  if (!s || !*s) return 1;
+  char *end;
+  long b = strtol(s, &end, 10), sec = r->seconds;
+  if (end != s && *end == '/') {
+    const char *p = end + 1;
+    sec = strtol(p, &end, 10);
+    if (end == p) end = (char *)p - 1; /* "5/": malformed */
+  }
+  if (end == s || *end || b < 0 || b > 64 || sec < 1 || sec > 86400) {
+    fprintf(stderr, "%s: MOONPORT_WORKER_RESTARTS: '%s': expected BURST or "
+                    "BURST/SECONDS (BURST 0-64, SECONDS 1-86400)\n",
+            progname, s);
+    return 0;
+  }
+  r->burst = (int)b;
+  r->seconds = (int)sec;
+  return 1;
+}
+
 static int run_workers(int argc, char **argv, struct mp_args *args) {
   struct team t;
   int r;
   memset(&t, 0, sizeof t);
+  if (!restart_limit(&t.limit)) return EXIT_FAILURE;
   t.argc = argc;
   t.argv = argv;
   t.args = args;

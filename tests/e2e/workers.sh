@@ -96,7 +96,34 @@ LUA
 check "restarts are bounded: exit 1 after the last one" \
   '[ $st -eq 1 ] && grep -q "^worker 1 ok$" "$tmp/out" &&
    [ $(grep -c "restarting it" "$tmp/out") -eq 5 ] &&
-   grep -q "worker 2 failed 6 times: not restarted" "$tmp/out"'
+   grep -q "worker 2 failed 6 times in 60 s: not restarted" "$tmp/out"'
+MOONPORT_WORKER_RESTARTS=0 "$MP" --workers 2 "$tmp/always.lua" \
+  >"$tmp/out" 2>&1; st=$?
+check "MOONPORT_WORKER_RESTARTS=0: a failed worker stays down" \
+  '[ $st -eq 1 ] && grep -q "^worker 1 ok$" "$tmp/out" &&
+   ! grep -q "restarting it" "$tmp/out" &&
+   grep -q "worker 2 failed: not restarted" "$tmp/out"'
+# The bound is a rate: failures further apart than the window never add
+# up (each run sleeps past the 1 s window before failing, so the spacing
+# only grows on a loaded machine). A total of 1 would stop it at run 2.
+cat > "$tmp/spaced.lua" <<'LUA'
+local mp = require "moonport"
+local path = os.getenv("RUNS") .. "/s" .. mp.worker()
+local f = io.open(path, "a") f:write("x") f:close()
+f = io.open(path) local runs = #f:read("a") f:close()
+if runs < 4 then mp.sleep(1.1) error("fails, run " .. runs) end
+print("done on run " .. runs)
+LUA
+RUNS=$tmp/runs MOONPORT_WORKER_RESTARTS=1/1 "$MP" --workers 1 \
+  "$tmp/spaced.lua" >"$tmp/out" 2>&1; st=$?
+check "restarts are a rate: failures spaced past the window go on" \
+  '[ $st -eq 0 ] && grep -q "^done on run 4$" "$tmp/out" &&
+   [ $(grep -c "restarting it (1 of 1 in 1 s)" "$tmp/out") -eq 3 ]'
+MOONPORT_WORKER_RESTARTS=5/x "$MP" --workers 1 "$tmp/always.lua" \
+  >"$tmp/out" 2>&1; st=$?
+check "a malformed MOONPORT_WORKER_RESTARTS is refused" \
+  '[ $st -eq 1 ] && grep -q "MOONPORT_WORKER_RESTARTS: .5/x.: expected" \
+   "$tmp/out" && ! grep -q "worker 1 ok" "$tmp/out"'
 cat > "$tmp/unjoined.lua" <<'LUA'
 local mp = require "moonport"
 local i = mp.worker()
