@@ -564,10 +564,14 @@ static void rf_cancel(struct mp_loop *loop, struct mp_op *op, int first) {
     mp__pool_cancel(loop, op); /* on the pool: a running job finishes */
     return;
   }
+  /* get_sqe may reap (a full SQ the kernel refuses), and the op may end
+   * there (rf_finish: slot -1): its SQE is then a NOP, never a close of
+   * slot -1, which liburing would encode as a close of descriptor 0. */
   for (unsigned step = 1; step <= 3; step++) {
     if (!(rf->out & (1u << step))) continue;
     sqe = get_sqe(loop);
-    io_uring_prep_cancel64(sqe, (uintptr_t)op | (step << 1), 0);
+    if (rf->slot < 0) io_uring_prep_nop(sqe);
+    else io_uring_prep_cancel64(sqe, (uintptr_t)op | (step << 1), 0);
     io_uring_sqe_set_data64(sqe, TAG_IGNORE);
   }
   /* A linked read not issued yet (its open completed in this very
@@ -576,7 +580,8 @@ static void rf_cancel(struct mp_loop *loop, struct mp_op *op, int first) {
    * on a silent FIFO or terminal. The slot stays ours (rf_finish). */
   if (first && rf->phase == RF_CHAIN) {
     sqe = get_sqe(loop);
-    io_uring_prep_close_direct(sqe, (unsigned)rf->slot);
+    if (rf->slot < 0) io_uring_prep_nop(sqe);
+    else io_uring_prep_close_direct(sqe, (unsigned)rf->slot);
     io_uring_sqe_set_data64(sqe, TAG_IGNORE);
   }
 }
