@@ -82,9 +82,27 @@ void lmp_ready_remove(struct lmp_task *t) {
   t->next = NULL;
 }
 
+/* Pushes co (a live thread of L's state, in any status) onto L. */
+static void push_thread(lua_State *L, lua_State *co) {
+  if (co == L) {
+    lua_pushthread(L);
+    return;
+  }
+  if (!lua_checkstack(co, 1)) luaL_error(L, "not enough memory");
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+}
+
+/* A live task is found by its coroutine in the anchor table (the main
+ * context, which has none, by its address). */
 void lmp_push_task(lua_State *L, struct lmp_task *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
-  lua_rawgeti(L, -1, t->anchor);
+  if (t->is_main) {
+    lua_rawgetp(L, -1, t);
+  } else {
+    push_thread(L, t->co);
+    lua_rawget(L, -2);
+  }
   lua_remove(L, -2);
 }
 
@@ -660,7 +678,10 @@ void lmp_task_release_ops(struct lmp_task *t) {
   t->dl->n = t->dl->nexpired = 0;
 }
 
+static void retry_unanchor(struct lmp_state *S);
+
 int lmp_step(struct lmp_state *S, int may_wait) {
+  if (S->undone) retry_unanchor(S);
   if (S->ready_head) {
     S->run_ready(S);
     mp_loop_run(S->loop, MP_RUN_NOWAIT);
@@ -679,27 +700,72 @@ int lmp_step(struct lmp_state *S, int may_wait) {
 }
 
 struct lmp_task *lmp_new_task(lua_State *L, struct lmp_state *S) {
-  struct lmp_task *t = lua_newuserdatauv(L, sizeof *t, 1);
+  struct lmp_task *t = lua_newuserdatauv(L, sizeof *t, 0);
   memset(t, 0, sizeof *t);
   t->S = S;
-  t->anchor = LUA_NOREF;
   t->cleanup = LUA_NOREF;
   luaL_setmetatable(L, LMP_TASK);
   return t;
 }
 
+/* anchors[co] = task: both live while the task does (co's stack holds
+ * the task at index 1: lmp_spawn). */
 void lmp_anchor(lua_State *L, struct lmp_task *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
-  lua_pushvalue(L, -2);
-  t->anchor = luaL_ref(L, -2);
+  if (t->is_main) lua_pushlightuserdata(L, t);
+  else push_thread(L, t->co);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);
   lua_pop(L, 1);
 }
 
-void lmp_unanchor(lua_State *L, struct lmp_task *t) {
+/* done[task] = co (weak keys), so co, which keeps the results or error
+ * for join, lives as long as the task, and no longer keeps it alive. */
+static int move_done(lua_State *L) {
+  struct lmp_task *t = lua_touserdata(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->done);
+  lmp_push_task(L, t);
+  push_thread(L, t->co);
+  lua_rawset(L, -3);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
-  luaL_unref(L, -1, t->anchor);
+  push_thread(L, t->co);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+static int try_unanchor(lua_State *L, struct lmp_task *t) {
+  if (!lua_checkstack(L, 2)) return 0;
+  lua_pushcfunction(L, move_done);
+  lua_pushlightuserdata(L, t);
+  if (lua_pcall(L, 1, 0, 0) == LUA_OK) return 1;
   lua_pop(L, 1);
-  t->anchor = LUA_NOREF;
+  return 0;
+}
+
+/* The task has ended. Out of memory leaves it anchored (its results
+ * safe) until lmp_step retries. */
+void lmp_unanchor(lua_State *L, struct lmp_task *t) {
+  if (!try_unanchor(L, t)) t->S->undone++;
+}
+
+/* Unanchors the ended tasks out of memory left anchored. */
+static void retry_unanchor(struct lmp_state *S) {
+  lua_State *L = S->L;
+  if (!lua_checkstack(L, 4)) return;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (S->undone && lua_next(L, -2)) {
+    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
+    lua_pop(L, 1);
+    /* clearing the entry lua_next is at is allowed */
+    if (t && t->status == LMP_DONE && !t->is_main) {
+      if (!try_unanchor(L, t)) break;
+      S->undone--;
+    }
+  }
+  lua_settop(L, top);
 }
 
 static int task_gc(lua_State *L) {
@@ -736,12 +802,12 @@ static int l_abandon(lua_State *L) {
  * coroutine (lcoro.c). Not started or ended, its stack is at its base,
  * where lmp_spawn put the task at index 1 (a plain coroutine may hold a
  * task there too: t->co tells). Suspended (parked or waiting) or failed
- * (its error being reported, before fail closes it), its task is among
- * the anchored ones (a scan, as lmp_release's). */
+ * (its error being reported, before fail closes it), it is a key of the
+ * anchor table. */
 int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx) {
   lua_State *co = lua_tothread(L, idx);
   struct lmp_task *t;
-  int r = 0;
+  idx = lua_absindex(L, idx);
   if (lua_status(co) == LUA_OK) {
     if (lua_gettop(co) < 1 || !lua_checkstack(co, 2)) /* luaL_testudata */
       return 0;
@@ -749,13 +815,9 @@ int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx) {
     return t && t->co == co;
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
-  lua_pushnil(L);
-  while (!r && lua_next(L, -2)) {
-    t = luaL_testudata(L, -1, LMP_TASK);
-    r = t && t->co == co;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, r ? 2 : 1);
+  lua_pushvalue(L, idx);
+  int r = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
   return r;
 }
 

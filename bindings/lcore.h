@@ -60,7 +60,8 @@ struct lmp_deadlines {
 /* Every parked task has one, so it is kept small (bench/parked.sh). */
 struct lmp_task {
   struct lmp_state *S;
-  lua_State *co;         /* the coroutine (the userdata's user value) */
+  lua_State *co;         /* the coroutine (kept by S->anchors, then
+                            S->done: lmp_anchor) */
   struct mp_op *op;      /* the op it waits on, until its continuation */
   union {                /* one suspension at a time: */
     lmp_done k;          /* waiting on op: what gets op then */
@@ -76,7 +77,6 @@ struct lmp_task {
   struct lmp_deadlines *dl; /* mp.timeout timers, NULL until the first */
   int cleanup;           /* parked: ref of the function run if abandoned,
                             or LMP_CLEANUP_FRAME */
-  int anchor;            /* ref in S's anchor table while not DONE */
   int nres;              /* DONE: results (or the error) on co's stack */
   unsigned status : 3;
   unsigned cancel : 1;   /* cancel() requested, not yet raised */
@@ -126,7 +126,10 @@ struct lmp_state {
   int shared_process;       /* a worker: other states share the process */
   lua_State *volatile running; /* the running task's thread (a signal
                                   handler reads it: moonport_running) */
-  int anchors;              /* registry ref: task anchor table */
+  int anchors;              /* registry ref: co -> task while not DONE */
+  int done;                 /* registry ref: task -> co once DONE (weak
+                               keys) */
+  int undone;               /* DONE tasks still anchored (out of memory) */
   lua_KContext lastwait;    /* suspension ids, unique in this state */
   int waiters;              /* registry ref: target task -> joiners */
   /* mp.sleep's timers (lcore.c): the sleeping tasks, and one loop timer
@@ -193,8 +196,10 @@ void lmp_new_class(lua_State *L, struct lmp_state *S, const char *name,
 
 /* Pushes a new task record (status 0, no coroutine yet). */
 struct lmp_task *lmp_new_task(lua_State *L, struct lmp_state *S);
-/* Anchors the task at the top of the stack (it is not collected while
- * alive); lmp_unanchor lets it go. */
+/* Anchors the task at the top of the stack, with its coroutine t->co (set
+ * first; none for the main context): neither is collected while the task
+ * is alive. lmp_unanchor lets the task go when it ends; from then on the
+ * task keeps co alive. lmp_push_task pushes an anchored task. */
 void lmp_anchor(lua_State *L, struct lmp_task *t);
 void lmp_unanchor(lua_State *L, struct lmp_task *t);
 void lmp_push_task(lua_State *L, struct lmp_task *t);
