@@ -13,8 +13,7 @@ static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_park(lua_State *L) {
   lua_settop(L, 1);
   if (!lua_isnil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
-  return lmp_park_cleanup(L, nothing_k, 0, "park",
-                          lua_isnil(L, 1) ? 0 : 1);
+  return lmp_park_cleanup(L, nothing_k, "park", lua_isnil(L, 1) ? 0 : 1);
 }
 
 /* core.wait(leave, a, b): parks as core.park(function() leave(a, b) end)
@@ -38,7 +37,7 @@ static int l_wake(lua_State *L) {
 static int l_waiting(lua_State *L) {
   struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
   lua_State *co = lua_tothread(L, 2);
-  lua_pushboolean(L, t->is_main || (t->wait && t->wait_co == co &&
+  lua_pushboolean(L, t->is_main || (t->wait && lmp_wait_co(t) == co &&
                                     t != t->S->current));
   return 1;
 }

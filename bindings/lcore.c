@@ -124,7 +124,7 @@ static int raise_interrupt(lua_State *L, struct lmp_task *t) {
 }
 
 static int interrupted(struct lmp_task *t) {
-  return t->cancel || (t->dl && t->dl->nexpired);
+  return t->cancel || (t->side && t->side->nexpired);
 }
 
 /* Is co running (it is L) or resuming another coroutine? Within a task,
@@ -139,8 +139,8 @@ static int on_chain(lua_State *L, lua_State *co) {
  * resume chain: one left in a coroutine suspended elsewhere, closed or
  * dropped waits, harmless, for that coroutine (or its guard's __gc). */
 static int interrupted_at(lua_State *L, struct lmp_task *t) {
-  struct lmp_deadlines *dl = t->dl;
-  if (!dl) return t->cancel;
+  struct lmp_side *dl = t->side;
+  if (!dl || !dl->n) return t->cancel;
   dl->nexpired = 0;
   for (int i = 0; i < dl->n; i++) {
     struct lmp_deadline *d = &dl->d[i];
@@ -212,15 +212,29 @@ void lmp_forget_wait(lua_State *L, struct lmp_task *t) {
   }
 }
 
+/* Whether a suspension of t from L cannot be recorded: L is a coroutine
+ * inside the task and t has no side record, nor memory for one. To be
+ * asked before anything is done that the suspension would undo. */
+static int no_side(lua_State *L, struct lmp_task *t) {
+  if (L == t->co || t->side) return 0;
+  struct lmp_side *x = mp_loop_realloc(t->S->loop, NULL, sizeof *x);
+  if (!x) return 1;
+  memset(x, 0, sizeof *x);
+  t->side = x;
+  return 0;
+}
+
 /* Starts a suspension: a task running Lua code has none pending, unless
  * a coroutine that suspended it was resumed by someone else; that one is
- * stale. Returns its id. */
+ * stale. Returns its id. (no_side was asked.) */
 static lua_KContext new_wait(lua_State *L, struct lmp_task *t) {
   if (t->wait) lmp_forget_wait(L, t);
   t->wait = ++t->S->lastwait;
-  t->wait_co = L;
+  if (t->side) t->side->wait_co = L == t->co ? NULL : L;
   return t->wait;
 }
+
+#define NOMEM "not enough memory"
 
 /* A coroutine suspended by task `owner` was resumed by another: owner
  * stops waiting for it (its op orphaned) and goes on, finding the
@@ -282,10 +296,12 @@ int lmp_await(lua_State *L, struct mp_op *op, lmp_done k,
               const char *fname) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
-  if (interrupted_at(L, t) || (!t->is_main && !lua_isyieldable(L))) {
+  if (interrupted_at(L, t) || (!t->is_main && !lua_isyieldable(L)) ||
+      (!t->is_main && no_side(L, t))) {
     lmp_op_discard(op); /* its callback frees what it owns */
     if (interrupted(t)) return raise_interrupt(L, t);
-    return cannot_suspend(L, fname);
+    if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+    return luaL_error(L, NOMEM);
   }
   if (!op->cb) op->cb = lmp_task_op_cb;
   op->data = t;
@@ -331,16 +347,15 @@ static int park_k(lua_State *L, int status, lua_KContext ctx) {
   }
   if (t->woken) t->woken = 0;
   else if (interrupted(t)) return raise_interrupt(L, t);
-  return k(L, LUA_YIELD, t->pctx);
+  return k(L, LUA_YIELD, 0);
 }
 
 /* Yields with the park continuation; status is what the task is until
  * something readies it. */
 static int suspend(lua_State *L, struct lmp_task *t, lua_KFunction k,
-                   lua_KContext ctx, int cleanup) {
+                   int cleanup) {
   lua_KContext id = new_wait(L, t);
   t->pk = k;
-  t->pctx = ctx;
   if (cleanup) {
     lua_pushvalue(L, cleanup);
     t->cleanup = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -350,14 +365,14 @@ static int suspend(lua_State *L, struct lmp_task *t, lua_KFunction k,
 }
 
 /* cleanup: stack index of a function l_abandon calls, or 0. */
-int lmp_park_cleanup(lua_State *L, lua_KFunction k, lua_KContext ctx,
-                     const char *fname, int cleanup) {
+int lmp_park_cleanup(lua_State *L, lua_KFunction k, const char *fname,
+                     int cleanup) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
   if (interrupted_at(L, t)) return raise_interrupt(L, t);
   if (t->woken) {
     t->woken = 0;
-    return k(L, LUA_OK, ctx);
+    return k(L, LUA_OK, 0);
   }
   if (t->is_main) {
     while (!t->woken && !interrupted(t)) {
@@ -365,16 +380,16 @@ int lmp_park_cleanup(lua_State *L, lua_KFunction k, lua_KContext ctx,
     }
     if (!t->woken) return raise_interrupt(L, t);
     t->woken = 0;
-    return k(L, LUA_OK, ctx);
+    return k(L, LUA_OK, 0);
   }
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  if (no_side(L, t)) return luaL_error(L, NOMEM);
   t->status = LMP_PARKED;
-  return suspend(L, t, k, ctx, cleanup);
+  return suspend(L, t, k, cleanup);
 }
 
-int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
-             const char *fname) {
-  return lmp_park_cleanup(L, k, ctx, fname, 0);
+int lmp_park(lua_State *L, lua_KFunction k, const char *fname) {
+  return lmp_park_cleanup(L, k, fname, 0);
 }
 
 /* A running task is never queued: its status may still say PARKED if a
@@ -558,6 +573,7 @@ int lmp_sleep(lua_State *L, int64_t ns, const char *fname) {
   }
   if (interrupted_at(L, t)) return raise_interrupt(L, t);
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  if (no_side(L, t)) return luaL_error(L, NOMEM);
   if (S->nsleepers == S->capsleepers) {
     size_t cap = S->capsleepers ? S->capsleepers * 2 : 64;
     struct lmp_sleeper *h =
@@ -592,8 +608,9 @@ int lmp_yield(lua_State *L, const char *fname) {
     return 0;
   }
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  if (no_side(L, t)) return luaL_error(L, NOMEM);
   lmp_ready_push(t);
-  return suspend(L, t, nothing_k, 0, 0);
+  return suspend(L, t, nothing_k, 0);
 }
 
 /* lmp_wait's continuation: park_k, but what park_k raises is returned. */
@@ -636,6 +653,10 @@ int lmp_wait(lua_State *L, const char *fname) {
     lua_pushfstring(L, CANNOT_SUSPEND, fname);
     return 1;
   }
+  if (no_side(L, t)) {
+    lua_pushliteral(L, NOMEM);
+    return 1;
+  }
   lua_settop(L, 3);
   t->status = LMP_PARKED;
   lua_KContext id = new_wait(L, t);
@@ -673,9 +694,9 @@ void lmp_task_release_ops(struct lmp_task *t) {
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->wait = 0;
-  if (!t->dl) return;
-  for (int i = 0; i < t->dl->n; i++) lmp_drop_op(t->dl->d[i].op);
-  t->dl->n = t->dl->nexpired = 0;
+  if (!t->side) return;
+  for (int i = 0; i < t->side->n; i++) lmp_drop_op(t->side->d[i].op);
+  t->side->n = t->side->nexpired = 0;
 }
 
 static void retry_unanchor(struct lmp_state *S);
@@ -771,8 +792,8 @@ static void retry_unanchor(struct lmp_state *S) {
 static int task_gc(lua_State *L) {
   struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
   lmp_task_release_ops(t);
-  free(t->dl);
-  t->dl = NULL;
+  free(t->side);
+  t->side = NULL;
   return 0;
 }
 
@@ -788,7 +809,7 @@ static int l_abandon(lua_State *L) {
   /* the end of the chain that suspended: t->wait_co, unless that wait
    * is stale (its coroutine may be gone) */
   lua_State *co = lua_tothread(L, 1);
-  if (co != t->wait_co) co = NULL;
+  if (co != lmp_wait_co(t)) co = NULL;
   if (t->is_main || !t->wait) return 0;
   t->cleanup = LUA_NOREF;
   if (t->status == LMP_READY) lmp_ready_remove(t); /* sleep(0) */
@@ -831,7 +852,7 @@ void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co) {
   lua_pushnil(L);
   while (!owner && lua_next(L, -2)) {
     struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
-    if (t && !t->is_main && t->wait && t->wait_co == co) owner = t;
+    if (t && !t->is_main && t->wait && lmp_wait_co(t) == co) owner = t;
     lua_pop(L, 1);
   }
   lua_pop(L, owner ? 2 : 1);

@@ -120,7 +120,6 @@ static void fail(struct lmp_task *t) {
     lua_insert(co, 1); /* the task, the newer error */
     lua_pop(L, 1);
   }
-  t->nres = 1;
   finish(t);
 }
 
@@ -132,7 +131,6 @@ static void resume_task(struct lmp_state *S, struct lmp_task *t) {
       lua_settop(co, 1); /* the task itself (lmp_spawn) */
       lua_pushliteral(co, "cancelled");
       t->failed = 1;
-      t->nres = 1;
       finish(t);
       return;
     }
@@ -156,8 +154,7 @@ static void resume_task(struct lmp_state *S, struct lmp_task *t) {
     lua_pushliteral(co, "attempt to yield from outside a coroutine");
     st = LUA_ERRRUN;
   }
-  if (st == LUA_OK) {
-    t->nres = nres - 1; /* lua counts the whole stack: not the task */
+  if (st == LUA_OK) { /* co's stack: the task, the results */
     finish(t);
   } else {
     fail(t);
