@@ -293,7 +293,9 @@ function Channel:recv()
     local ok, v, closed = try_recv(self)
     if ok then return v, closed end
   end
-  return wait(self, "receivers", { task = core.self(), co = running() })
+  local me, co = core.self() -- co: only if not the task's own
+  return wait(self, "receivers", co and { task = me, co = co }
+                                    or { task = me })
 end
 
 function Channel:close()
