@@ -13,8 +13,7 @@ static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_park(lua_State *L) {
   lua_settop(L, 1);
   if (!lua_isnil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
-  return lmp_park_cleanup(L, nothing_k, 0, "park",
-                          lua_isnil(L, 1) ? 0 : 1);
+  return lmp_park_cleanup(L, nothing_k, "park", lua_isnil(L, 1) ? 0 : 1);
 }
 
 /* core.wait(leave, a, b): parks as core.park(function() leave(a, b) end)
@@ -30,22 +29,29 @@ static int l_wake(lua_State *L) {
   return 0;
 }
 
-/* core.waiting(task, co): is task suspended on co's park, so that what is
+/* core.waiting(task[, co]): is task suspended on co's park (by default
+ * its own coroutine's), so that what is
  * handed to co's waiter will be returned? Not if a resume that bypasses
  * the coroutine wrappers (one saved before moonport was loaded, or a C
  * library's lua_resume) swallowed co's suspension: the task ran on. The
  * main context parks without yielding: always. */
 static int l_waiting(lua_State *L) {
   struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
-  lua_State *co = lua_tothread(L, 2);
-  lua_pushboolean(L, t->is_main || (t->wait && t->wait_co == co &&
+  lua_State *co = lua_isnoneornil(L, 2) ? t->co : lua_tothread(L, 2);
+  lua_pushboolean(L, t->is_main || (t->wait && lmp_wait_co(t) == co &&
                                     t != t->S->current));
   return 1;
 }
 
+/* core.self(): the running task and, if the caller is a coroutine inside
+ * it rather than its own, that coroutine (a waiter's record keeps it only
+ * then: a smaller table). */
 static int l_self(lua_State *L) {
-  lmp_push_task(L, lmp_self(lmp_state(L)));
-  return 1;
+  struct lmp_task *t = lmp_self(lmp_state(L));
+  lmp_push_task(L, t);
+  if (t->is_main || L == t->co) return 1;
+  lua_pushthread(L);
+  return 2;
 }
 
 void lmp_open_chan(lua_State *L, struct lmp_state *S) {

@@ -82,9 +82,27 @@ void lmp_ready_remove(struct lmp_task *t) {
   t->next = NULL;
 }
 
+/* Pushes co (a live thread of L's state, in any status) onto L. */
+static void push_thread(lua_State *L, lua_State *co) {
+  if (co == L) {
+    lua_pushthread(L);
+    return;
+  }
+  if (!lua_checkstack(co, 1)) luaL_error(L, "not enough memory");
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+}
+
+/* A live task is found by its coroutine in the anchor table (the main
+ * context, which has none, by its address). */
 void lmp_push_task(lua_State *L, struct lmp_task *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
-  lua_rawgeti(L, -1, t->anchor);
+  if (t->is_main) {
+    lua_rawgetp(L, -1, t);
+  } else {
+    push_thread(L, t->co);
+    lua_rawget(L, -2);
+  }
   lua_remove(L, -2);
 }
 
@@ -106,7 +124,7 @@ static int raise_interrupt(lua_State *L, struct lmp_task *t) {
 }
 
 static int interrupted(struct lmp_task *t) {
-  return t->cancel || (t->dl && t->dl->nexpired);
+  return t->cancel || (t->side && t->side->nexpired);
 }
 
 /* Is co running (it is L) or resuming another coroutine? Within a task,
@@ -121,8 +139,8 @@ static int on_chain(lua_State *L, lua_State *co) {
  * resume chain: one left in a coroutine suspended elsewhere, closed or
  * dropped waits, harmless, for that coroutine (or its guard's __gc). */
 static int interrupted_at(lua_State *L, struct lmp_task *t) {
-  struct lmp_deadlines *dl = t->dl;
-  if (!dl) return t->cancel;
+  struct lmp_side *dl = t->side;
+  if (!dl || !dl->n) return t->cancel;
   dl->nexpired = 0;
   for (int i = 0; i < dl->n; i++) {
     struct lmp_deadline *d = &dl->d[i];
@@ -194,15 +212,29 @@ void lmp_forget_wait(lua_State *L, struct lmp_task *t) {
   }
 }
 
+/* Whether a suspension of t from L cannot be recorded: L is a coroutine
+ * inside the task and t has no side record, nor memory for one. To be
+ * asked before anything is done that the suspension would undo. */
+static int no_side(lua_State *L, struct lmp_task *t) {
+  if (L == t->co || t->side) return 0;
+  struct lmp_side *x = mp_loop_realloc(t->S->loop, NULL, sizeof *x);
+  if (!x) return 1;
+  memset(x, 0, sizeof *x);
+  t->side = x;
+  return 0;
+}
+
 /* Starts a suspension: a task running Lua code has none pending, unless
  * a coroutine that suspended it was resumed by someone else; that one is
- * stale. Returns its id. */
+ * stale. Returns its id. (no_side was asked.) */
 static lua_KContext new_wait(lua_State *L, struct lmp_task *t) {
   if (t->wait) lmp_forget_wait(L, t);
   t->wait = ++t->S->lastwait;
-  t->wait_co = L;
+  if (t->side) t->side->wait_co = L == t->co ? NULL : L;
   return t->wait;
 }
+
+#define NOMEM "not enough memory"
 
 /* A coroutine suspended by task `owner` was resumed by another: owner
  * stops waiting for it (its op orphaned) and goes on, finding the
@@ -264,10 +296,12 @@ int lmp_await(lua_State *L, struct mp_op *op, lmp_done k,
               const char *fname) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
-  if (interrupted_at(L, t) || (!t->is_main && !lua_isyieldable(L))) {
+  if (interrupted_at(L, t) || (!t->is_main && !lua_isyieldable(L)) ||
+      (!t->is_main && no_side(L, t))) {
     lmp_op_discard(op); /* its callback frees what it owns */
     if (interrupted(t)) return raise_interrupt(L, t);
-    return cannot_suspend(L, fname);
+    if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+    return luaL_error(L, NOMEM);
   }
   if (!op->cb) op->cb = lmp_task_op_cb;
   op->data = t;
@@ -313,16 +347,15 @@ static int park_k(lua_State *L, int status, lua_KContext ctx) {
   }
   if (t->woken) t->woken = 0;
   else if (interrupted(t)) return raise_interrupt(L, t);
-  return k(L, LUA_YIELD, t->pctx);
+  return k(L, LUA_YIELD, 0);
 }
 
 /* Yields with the park continuation; status is what the task is until
  * something readies it. */
 static int suspend(lua_State *L, struct lmp_task *t, lua_KFunction k,
-                   lua_KContext ctx, int cleanup) {
+                   int cleanup) {
   lua_KContext id = new_wait(L, t);
   t->pk = k;
-  t->pctx = ctx;
   if (cleanup) {
     lua_pushvalue(L, cleanup);
     t->cleanup = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -332,14 +365,14 @@ static int suspend(lua_State *L, struct lmp_task *t, lua_KFunction k,
 }
 
 /* cleanup: stack index of a function l_abandon calls, or 0. */
-int lmp_park_cleanup(lua_State *L, lua_KFunction k, lua_KContext ctx,
-                     const char *fname, int cleanup) {
+int lmp_park_cleanup(lua_State *L, lua_KFunction k, const char *fname,
+                     int cleanup) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
   if (interrupted_at(L, t)) return raise_interrupt(L, t);
   if (t->woken) {
     t->woken = 0;
-    return k(L, LUA_OK, ctx);
+    return k(L, LUA_OK, 0);
   }
   if (t->is_main) {
     while (!t->woken && !interrupted(t)) {
@@ -347,16 +380,16 @@ int lmp_park_cleanup(lua_State *L, lua_KFunction k, lua_KContext ctx,
     }
     if (!t->woken) return raise_interrupt(L, t);
     t->woken = 0;
-    return k(L, LUA_OK, ctx);
+    return k(L, LUA_OK, 0);
   }
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  if (no_side(L, t)) return luaL_error(L, NOMEM);
   t->status = LMP_PARKED;
-  return suspend(L, t, k, ctx, cleanup);
+  return suspend(L, t, k, cleanup);
 }
 
-int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
-             const char *fname) {
-  return lmp_park_cleanup(L, k, ctx, fname, 0);
+int lmp_park(lua_State *L, lua_KFunction k, const char *fname) {
+  return lmp_park_cleanup(L, k, fname, 0);
 }
 
 /* A running task is never queued: its status may still say PARKED if a
@@ -540,6 +573,7 @@ int lmp_sleep(lua_State *L, int64_t ns, const char *fname) {
   }
   if (interrupted_at(L, t)) return raise_interrupt(L, t);
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  if (no_side(L, t)) return luaL_error(L, NOMEM);
   if (S->nsleepers == S->capsleepers) {
     size_t cap = S->capsleepers ? S->capsleepers * 2 : 64;
     struct lmp_sleeper *h =
@@ -574,8 +608,9 @@ int lmp_yield(lua_State *L, const char *fname) {
     return 0;
   }
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  if (no_side(L, t)) return luaL_error(L, NOMEM);
   lmp_ready_push(t);
-  return suspend(L, t, nothing_k, 0, 0);
+  return suspend(L, t, nothing_k, 0);
 }
 
 /* lmp_wait's continuation: park_k, but what park_k raises is returned. */
@@ -618,6 +653,10 @@ int lmp_wait(lua_State *L, const char *fname) {
     lua_pushfstring(L, CANNOT_SUSPEND, fname);
     return 1;
   }
+  if (no_side(L, t)) {
+    lua_pushliteral(L, NOMEM);
+    return 1;
+  }
   lua_settop(L, 3);
   t->status = LMP_PARKED;
   lua_KContext id = new_wait(L, t);
@@ -655,12 +694,15 @@ void lmp_task_release_ops(struct lmp_task *t) {
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->wait = 0;
-  if (!t->dl) return;
-  for (int i = 0; i < t->dl->n; i++) lmp_drop_op(t->dl->d[i].op);
-  t->dl->n = t->dl->nexpired = 0;
+  if (!t->side) return;
+  for (int i = 0; i < t->side->n; i++) lmp_drop_op(t->side->d[i].op);
+  t->side->n = t->side->nexpired = 0;
 }
 
+static void retry_unanchor(struct lmp_state *S);
+
 int lmp_step(struct lmp_state *S, int may_wait) {
+  if (S->undone) retry_unanchor(S);
   if (S->ready_head) {
     S->run_ready(S);
     mp_loop_run(S->loop, MP_RUN_NOWAIT);
@@ -679,34 +721,79 @@ int lmp_step(struct lmp_state *S, int may_wait) {
 }
 
 struct lmp_task *lmp_new_task(lua_State *L, struct lmp_state *S) {
-  struct lmp_task *t = lua_newuserdatauv(L, sizeof *t, 1);
+  struct lmp_task *t = lua_newuserdatauv(L, sizeof *t, 0);
   memset(t, 0, sizeof *t);
   t->S = S;
-  t->anchor = LUA_NOREF;
   t->cleanup = LUA_NOREF;
   luaL_setmetatable(L, LMP_TASK);
   return t;
 }
 
+/* anchors[co] = task: both live while the task does (co's stack holds
+ * the task at index 1: lmp_spawn). */
 void lmp_anchor(lua_State *L, struct lmp_task *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
-  lua_pushvalue(L, -2);
-  t->anchor = luaL_ref(L, -2);
+  if (t->is_main) lua_pushlightuserdata(L, t);
+  else push_thread(L, t->co);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);
   lua_pop(L, 1);
 }
 
-void lmp_unanchor(lua_State *L, struct lmp_task *t) {
+/* done[task] = co (weak keys), so co, which keeps the results or error
+ * for join, lives as long as the task, and no longer keeps it alive. */
+static int move_done(lua_State *L) {
+  struct lmp_task *t = lua_touserdata(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->done);
+  lmp_push_task(L, t);
+  push_thread(L, t->co);
+  lua_rawset(L, -3);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
-  luaL_unref(L, -1, t->anchor);
+  push_thread(L, t->co);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+static int try_unanchor(lua_State *L, struct lmp_task *t) {
+  if (!lua_checkstack(L, 2)) return 0;
+  lua_pushcfunction(L, move_done);
+  lua_pushlightuserdata(L, t);
+  if (lua_pcall(L, 1, 0, 0) == LUA_OK) return 1;
   lua_pop(L, 1);
-  t->anchor = LUA_NOREF;
+  return 0;
+}
+
+/* The task has ended. Out of memory leaves it anchored (its results
+ * safe) until lmp_step retries. */
+void lmp_unanchor(lua_State *L, struct lmp_task *t) {
+  if (!try_unanchor(L, t)) t->S->undone++;
+}
+
+/* Unanchors the ended tasks out of memory left anchored. */
+static void retry_unanchor(struct lmp_state *S) {
+  lua_State *L = S->L;
+  if (!lua_checkstack(L, 4)) return;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
+  lua_pushnil(L);
+  while (S->undone && lua_next(L, -2)) {
+    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
+    lua_pop(L, 1);
+    /* clearing the entry lua_next is at is allowed */
+    if (t && t->status == LMP_DONE && !t->is_main) {
+      if (!try_unanchor(L, t)) break;
+      S->undone--;
+    }
+  }
+  lua_settop(L, top);
 }
 
 static int task_gc(lua_State *L) {
   struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
   lmp_task_release_ops(t);
-  free(t->dl);
-  t->dl = NULL;
+  free(t->side);
+  t->side = NULL;
   return 0;
 }
 
@@ -722,7 +809,7 @@ static int l_abandon(lua_State *L) {
   /* the end of the chain that suspended: t->wait_co, unless that wait
    * is stale (its coroutine may be gone) */
   lua_State *co = lua_tothread(L, 1);
-  if (co != t->wait_co) co = NULL;
+  if (co != lmp_wait_co(t)) co = NULL;
   if (t->is_main || !t->wait) return 0;
   t->cleanup = LUA_NOREF;
   if (t->status == LMP_READY) lmp_ready_remove(t); /* sleep(0) */
@@ -736,12 +823,12 @@ static int l_abandon(lua_State *L) {
  * coroutine (lcoro.c). Not started or ended, its stack is at its base,
  * where lmp_spawn put the task at index 1 (a plain coroutine may hold a
  * task there too: t->co tells). Suspended (parked or waiting) or failed
- * (its error being reported, before fail closes it), its task is among
- * the anchored ones (a scan, as lmp_release's). */
+ * (its error being reported, before fail closes it), it is a key of the
+ * anchor table. */
 int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx) {
   lua_State *co = lua_tothread(L, idx);
   struct lmp_task *t;
-  int r = 0;
+  idx = lua_absindex(L, idx);
   if (lua_status(co) == LUA_OK) {
     if (lua_gettop(co) < 1 || !lua_checkstack(co, 2)) /* luaL_testudata */
       return 0;
@@ -749,13 +836,9 @@ int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx) {
     return t && t->co == co;
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
-  lua_pushnil(L);
-  while (!r && lua_next(L, -2)) {
-    t = luaL_testudata(L, -1, LMP_TASK);
-    r = t && t->co == co;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, r ? 2 : 1);
+  lua_pushvalue(L, idx);
+  int r = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
   return r;
 }
 
@@ -769,7 +852,7 @@ void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co) {
   lua_pushnil(L);
   while (!owner && lua_next(L, -2)) {
     struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
-    if (t && !t->is_main && t->wait && t->wait_co == co) owner = t;
+    if (t && !t->is_main && t->wait && lmp_wait_co(t) == co) owner = t;
     lua_pop(L, 1);
   }
   lua_pop(L, owner ? 2 : 1);

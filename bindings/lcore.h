@@ -49,10 +49,13 @@ struct lmp_deadline {
   int live;
 };
 
-/* A task's mp.timeout deadlines, allocated by the first one (most tasks
- * never have any: kept out of the task record). */
-struct lmp_deadlines {
-  int n, cap;
+/* What few tasks need, kept out of the task record: allocated by the
+ * first mp.timeout deadline or the first suspension that came from a
+ * coroutine inside the task. */
+struct lmp_side {
+  lua_State *wait_co;    /* the coroutine that suspended (when the task's
+                            wait is pending), if not the task's own */
+  int n, cap;            /* mp.timeout deadlines */
   int nexpired;          /* fired deadlines that apply (live) */
   struct lmp_deadline d[]; /* oldest first */
 };
@@ -60,24 +63,19 @@ struct lmp_deadlines {
 /* Every parked task has one, so it is kept small (bench/parked.sh). */
 struct lmp_task {
   struct lmp_state *S;
-  lua_State *co;         /* the coroutine (the userdata's user value) */
+  lua_State *co;         /* the coroutine (kept by S->anchors, then
+                            S->done: lmp_anchor) */
   struct mp_op *op;      /* the op it waits on, until its continuation */
   union {                /* one suspension at a time: */
     lmp_done k;          /* waiting on op: what gets op then */
     lua_KFunction pk;    /* parked: what runs when it wakes */
-  };
-  union {
-    lua_KContext pctx;   /* parked: k's context */
     size_t slot;         /* sleeping: its entry in S->sleepers */
   };
   lua_KContext wait;     /* id of the pending suspension, 0 if none */
-  lua_State *wait_co;    /* the coroutine that suspended (when wait) */
   struct lmp_task *next; /* ready queue */
-  struct lmp_deadlines *dl; /* mp.timeout timers, NULL until the first */
+  struct lmp_side *side; /* NULL until needed */
   int cleanup;           /* parked: ref of the function run if abandoned,
                             or LMP_CLEANUP_FRAME */
-  int anchor;            /* ref in S's anchor table while not DONE */
-  int nres;              /* DONE: results (or the error) on co's stack */
   unsigned status : 3;
   unsigned cancel : 1;   /* cancel() requested, not yet raised */
   unsigned woken : 1;    /* lmp_wake arrived, not yet consumed by a park */
@@ -85,6 +83,12 @@ struct lmp_task {
   unsigned has_joiners : 1; /* S->waiters holds an entry for it */
   unsigned sleeping : 1; /* in mp.sleep: an entry in S->sleepers */
 };
+/* Once DONE, co's stack holds the task, then its results or error. */
+
+/* The coroutine a pending suspension (t->wait) came from. */
+static inline lua_State *lmp_wait_co(const struct lmp_task *t) {
+  return t->side && t->side->wait_co ? t->side->wait_co : t->co;
+}
 
 /* A task in mp.sleep: an entry in its state's min-heap, ordered by due
  * time, then by start (the suspension id, t->wait). */
@@ -126,7 +130,10 @@ struct lmp_state {
   int shared_process;       /* a worker: other states share the process */
   lua_State *volatile running; /* the running task's thread (a signal
                                   handler reads it: moonport_running) */
-  int anchors;              /* registry ref: task anchor table */
+  int anchors;              /* registry ref: co -> task while not DONE */
+  int done;                 /* registry ref: task -> co once DONE (weak
+                               keys) */
+  int undone;               /* DONE tasks still anchored (out of memory) */
   lua_KContext lastwait;    /* suspension ids, unique in this state */
   int waiters;              /* registry ref: target task -> joiners */
   /* mp.sleep's timers (lcore.c): the sleeping tasks, and one loop timer
@@ -193,8 +200,10 @@ void lmp_new_class(lua_State *L, struct lmp_state *S, const char *name,
 
 /* Pushes a new task record (status 0, no coroutine yet). */
 struct lmp_task *lmp_new_task(lua_State *L, struct lmp_state *S);
-/* Anchors the task at the top of the stack (it is not collected while
- * alive); lmp_unanchor lets it go. */
+/* Anchors the task at the top of the stack, with its coroutine t->co (set
+ * first; none for the main context): neither is collected while the task
+ * is alive. lmp_unanchor lets the task go when it ends; from then on the
+ * task keeps co alive. lmp_push_task pushes an anchored task. */
 void lmp_anchor(lua_State *L, struct lmp_task *t);
 void lmp_unanchor(lua_State *L, struct lmp_task *t);
 void lmp_push_task(lua_State *L, struct lmp_task *t);
@@ -243,16 +252,15 @@ void lmp_interrupt_op(struct mp_op *op);
 void lmp_task_op_cb(struct mp_op *op);
 
 /* Suspends the caller until lmp_wake(task) (or returns at once if a wake
- * already arrived), then returns k(L, LUA_YIELD or LUA_OK, ctx). Raises
+ * already arrived), then returns k(L, LUA_YIELD or LUA_OK, 0). Raises
  * "cancelled" or the timeout error, unless a wake arrived first: then the
  * interruption applies to the next suspension, so what a waker handed over
  * (a channel value) is never lost. lmp_park_cleanup: cleanup is the stack
  * index of a function run if the parked coroutine is abandoned (so a
  * channel can take its waiter back), or 0. */
-int lmp_park(lua_State *L, lua_KFunction k, lua_KContext ctx,
-             const char *fname);
-int lmp_park_cleanup(lua_State *L, lua_KFunction k, lua_KContext ctx,
-                     const char *fname, int cleanup);
+int lmp_park(lua_State *L, lua_KFunction k, const char *fname);
+int lmp_park_cleanup(lua_State *L, lua_KFunction k, const char *fname,
+                     int cleanup);
 void lmp_wake(struct lmp_task *t);
 /* As lmp_park_cleanup, but what it would raise (an interruption,
  * "operation abandoned", cannot suspend, the main program's deadlock) is

@@ -20,7 +20,7 @@ static void deadline_cb(struct mp_op *op) {
     mp_op_release(op);
     return;
   }
-  struct lmp_deadlines *dl = t->dl; /* op is on it */
+  struct lmp_side *dl = t->side; /* op is on it */
   while (i < dl->n && dl->d[i].op != op) i++;
   if (i == dl->n || !dl->d[i].live) return;
   dl->nexpired++;
@@ -46,14 +46,17 @@ static int l_deadline_push(lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   lua_pushthread(L);
   lua_setiuservalue(L, -2, 2);
-  if (!t->dl || t->dl->n == t->dl->cap) {
-    int cap = t->dl ? t->dl->cap * 2 : 4;
-    struct lmp_deadlines *dl = mp_loop_realloc(S->loop, t->dl,
+  if (!t->side || t->side->n == t->side->cap) {
+    int cap = t->side && t->side->cap ? t->side->cap * 2 : 4;
+    struct lmp_side *dl = mp_loop_realloc(S->loop, t->side,
         sizeof *dl + (size_t)cap * sizeof dl->d[0]);
     if (!dl) return luaL_error(L, "not enough memory");
-    if (!t->dl) dl->n = dl->nexpired = 0;
+    if (!t->side) {
+      dl->wait_co = NULL;
+      dl->n = dl->nexpired = 0;
+    }
     dl->cap = cap;
-    t->dl = dl;
+    t->side = dl;
   }
   struct mp_op *op = mp_op_new(S->loop, deadline_cb, t);
   if (!op) return luaL_error(L, "not enough memory");
@@ -64,7 +67,7 @@ static int l_deadline_push(lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   *id = ++S->lastwait;
-  t->dl->d[t->dl->n++] = (struct lmp_deadline){op, L, *id, 1};
+  t->side->d[t->side->n++] = (struct lmp_deadline){op, L, *id, 1};
   return 1;
 }
 
@@ -76,7 +79,7 @@ static int remove_deadline(lua_State *L) {
   lua_getiuservalue(L, 1, 1);
   struct lmp_task *t = lua_touserdata(L, -1);
   lua_pop(L, 1); /* the guard keeps it */
-  struct lmp_deadlines *dl = t ? t->dl : NULL;
+  struct lmp_side *dl = t ? t->side : NULL;
   int i = dl ? dl->n - 1 : -1;
   while (i >= 0 && dl->d[i].id != *id) i--;
   *id = 0;

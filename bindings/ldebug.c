@@ -63,7 +63,7 @@ static int l_stats(lua_State *L) {
   setint(L, "pool_jobs", (lua_Integer)st.pool_jobs);
   setint(L, "pool_threads", st.pool_threads);
   setint(L, "tasks", S->ntasks);
-  setint(L, "anchors", count_ref_table(L, S->anchors, 0));
+  setint(L, "anchors", count_ref_table(L, S->anchors, 1));
   setint(L, "waiters", count_ref_table(L, S->waiters, 1));
   setint(L, "registry", count_live(L, LUA_REGISTRYINDEX));
   int threads = mp_os_thread_count();

@@ -124,6 +124,12 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   S->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   S->waiters = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L); /* done[task] = co: weak keys */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  S->done = luaL_ref(L, LUA_REGISTRYINDEX);
 
   lua_newtable(L); /* the core table */
   int core = lua_gettop(L);

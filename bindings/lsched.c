@@ -120,7 +120,6 @@ static void fail(struct lmp_task *t) {
     lua_insert(co, 1); /* the task, the newer error */
     lua_pop(L, 1);
   }
-  t->nres = 1;
   finish(t);
 }
 
@@ -132,7 +131,6 @@ static void resume_task(struct lmp_state *S, struct lmp_task *t) {
       lua_settop(co, 1); /* the task itself (lmp_spawn) */
       lua_pushliteral(co, "cancelled");
       t->failed = 1;
-      t->nres = 1;
       finish(t);
       return;
     }
@@ -156,8 +154,7 @@ static void resume_task(struct lmp_state *S, struct lmp_task *t) {
     lua_pushliteral(co, "attempt to yield from outside a coroutine");
     st = LUA_ERRRUN;
   }
-  if (st == LUA_OK) {
-    t->nres = nres - 1; /* lua counts the whole stack: not the task */
+  if (st == LUA_OK) { /* co's stack: the task, the results */
     finish(t);
   } else {
     fail(t);
@@ -185,16 +182,17 @@ struct lmp_task *lmp_spawn(lua_State *L, struct lmp_state *S, int fidx,
   lua_State *co = lua_newthread(L);
   t->co = co;
   /* The task stays at index 1 of co's stack, below the body and later
-   * its results or error: that is how lmp_is_task_co knows co (no table
-   * entry per task). */
+   * its results or error: co keeps the task alive, and lmp_is_task_co
+   * finds it there once co has ended. */
   luaL_checkstack(co, nargs + 2, "too many arguments to spawn");
   lua_pushvalue(L, -2);
   lua_xmove(L, co, 1);
-  lua_setiuservalue(L, -2, 1);
   for (int i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
   lua_xmove(L, co, nargs + 1);
   t->status = LMP_NEW;
+  lua_pushvalue(L, -2);
   lmp_anchor(L, t);
+  lua_pop(L, 2); /* the task's copy, co */
   S->ntasks++;
   lmp_ready_push(t);
   return t;

@@ -19,18 +19,17 @@ static int l_spawn(lua_State *L) {
 static int push_outcome(lua_State *L, struct lmp_task *t) {
   struct lmp_state *S = t->S;
   lua_State *co = t->co;
+  int nres = lua_gettop(co) - 1; /* above the task itself (lmp_spawn) */
   if (!t->joined) {
     t->joined = 1;
     if (t->reported) S->unhandled--; /* handled after all */
   }
-  luaL_checkstack(L, t->nres + 1, "too many results");
-  luaL_checkstack(co, t->nres, "too many results");
+  luaL_checkstack(L, nres + 1, "too many results");
+  luaL_checkstack(co, nres, "too many results");
   lua_pushboolean(L, !t->failed);
-  /* on top of co's stack, above the task itself (lmp_spawn) */
-  int base = lua_gettop(co) - t->nres;
-  for (int i = 1; i <= t->nres; i++) lua_pushvalue(co, base + i);
-  lua_xmove(co, L, t->nres);
-  return t->nres + 1;
+  for (int i = 2; i <= nres + 1; i++) lua_pushvalue(co, i);
+  lua_xmove(co, L, nres);
+  return nres + 1;
 }
 
 /* Pushes waiters[t] for the task t at 1 (made if missing), above the
@@ -59,7 +58,7 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
   lmp_push_task(L, lmp_self(S));
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
   lua_settop(L, 1);
-  return lmp_park(L, join_k, 0, "join");
+  return lmp_park(L, join_k, "join");
 }
 
 /* core.join_watch(t): the caller is woken (lmp_wake) when t ends, as a

@@ -130,7 +130,8 @@ end
 --------------------------------------------------------------------------
 -- mp.channel([capacity]): ch:send(v), ch:recv(), ch:close().
 --
--- Waiters are records { task = t, value = v, done = bool } in FIFO queues;
+-- Waiters are records { task = t, value = v, done = bool } in FIFO queues
+-- (a sender's is done when its value is HANDED: one field fewer);
 -- a hand-over takes the record out of its queue, fills it and wakes its
 -- task. A woken waiter returns what it was handed even if it is cancelled
 -- or times out before it runs (core.park lets a wake win; the interruption
@@ -184,6 +185,7 @@ local function pass_on(ch, rec)
 end
 
 local running, cwait = coroutine.running, core.wait
+local HANDED = {} -- a sender's value once a receiver took it
 
 -- What a waiter's coroutine abandoned or closed while it waits runs
 -- (core.wait keeps it and its arguments in its frame: nothing is
@@ -207,7 +209,7 @@ local function wait(ch, name, rec)
     if err ~= nil then
       -- Done: the coroutine was resumed by another task after the
       -- hand-over ("operation abandoned"); it still owns what it got.
-      if not rec.done then
+      if not (rec.done or rec.value == HANDED) then
         remove(ch[name], rec)
         error(err, 0)
       end
@@ -216,9 +218,9 @@ local function wait(ch, name, rec)
       q = ch[name]
       if not rec.closed then q[#q + 1] = rec end
     end
-  until rec.done or rec.closed
+  until rec.done or rec.value == HANDED or rec.closed
   if name == "senders" then
-    if rec.done then return true end
+    if rec.value == HANDED then return true end
     return nil, "channel closed", "closed"
   end
   if rec.done then return rec.value end
@@ -258,8 +260,9 @@ function Channel:send(v)
     self.buf[self.tail] = v
     return true
   end
-  return wait(self, "senders", { task = core.self(), co = running(),
-                                 value = v })
+  local me, co = core.self() -- co: only if not the task's own
+  return wait(self, "senders", co and { task = me, co = co, value = v }
+                                  or { task = me, value = v })
 end
 
 -- A receive that does not wait: true and what recv returns, or false.
@@ -272,16 +275,17 @@ local function try_recv(self)
     if s then -- room again: the oldest waiting sender gets in
       self.tail = self.tail + 1
       self.buf[self.tail] = s.value
-      s.done = true
+      s.value = HANDED
       core.wake(s.task)
     end
     return true, v
   end
   local s = take(self, "senders")
   if s then -- rendezvous
-    s.done = true
+    local v = s.value
+    s.value = HANDED
     core.wake(s.task)
-    return true, s.value
+    return true, v
   end
   if self.closed then return true, nil, "closed" end
   return false
@@ -293,7 +297,9 @@ function Channel:recv()
     local ok, v, closed = try_recv(self)
     if ok then return v, closed end
   end
-  return wait(self, "receivers", { task = core.self(), co = running() })
+  local me, co = core.self() -- co: only if not the task's own
+  return wait(self, "receivers", co and { task = me, co = co }
+                                    or { task = me })
 end
 
 function Channel:close()

@@ -3,7 +3,8 @@
 -- returns a constructor that init.lua calls with the core table and the
 -- module.
 --
--- Waiters are records { task, co, done } in FIFO queues, as a channel's.
+-- Waiters are records { task, co, done } in FIFO queues, as a channel's
+-- (a semaphore's: { task, st }, see acquire).
 -- A release hands the permit straight to the first waiter that will
 -- return (no barging: FIFO), and a hand-over wins over a cancel or a
 -- timeout that arrives before the waiter runs (core.park), so the waiter
@@ -30,7 +31,7 @@ return function(core, M)
     while q[1] do
       local rec = table.remove(q, 1)
       if waiting(rec.task, rec.co) then return rec end
-      rec.skipped = true
+      rec.st = "skipped"
     end
   end
 
@@ -58,7 +59,7 @@ return function(core, M)
   local function give_back(s)
     local rec = take(s.waiters)
     if rec then
-      rec.done = true
+      rec.st = "done"
       grant(s, rec.task)
       wake(rec.task)
     else
@@ -84,8 +85,8 @@ return function(core, M)
   -- handed to it.
   local function leave(s, rec)
     remove(s.waiters, rec)
-    if rec.done then
-      rec.done = false
+    if rec.st == "done" then
+      rec.st = false
       drop_holder(s, rec.task)
       give_back(s)
     end
@@ -95,15 +96,17 @@ return function(core, M)
   -- Waits for a permit; returns true holding one, or raises holding none.
   -- Called in tail position (a parked waiter holds fewer frames).
   local function acquire(s)
-    local me = self_task()
+    local me, co = self_task() -- co: only if not the task's own
     if s.count > 0 and not s.waiters[1] then
       grant(s, me) -- first: out of memory there changes nothing
       s.count = s.count - 1
       return true
     end
     -- Every field and entry the hand-over sets exists before the waiter
-    -- is queued: setting them allocates nothing.
-    local rec = { task = me, co = running(), done = false, skipped = false }
+    -- is queued: setting them allocates nothing. st: false while queued,
+    -- "done" once handed the permit, "skipped" when take passed it over.
+    local rec = co and { task = me, co = co, st = false }
+                    or { task = me, st = false }
     s.holders[me] = s.holders[me] or 0
     local q = s.waiters
     q[#q + 1] = rec
@@ -114,11 +117,11 @@ return function(core, M)
         leave(s, rec)
         error(err, 0)
       end
-      if rec.skipped then -- back in line
-        rec.skipped = false
+      if rec.st == "skipped" then -- back in line
+        rec.st = false
         s.waiters[#s.waiters + 1] = rec
       end
-    until rec.done
+    until rec.st == "done"
     return true
   end
 

@@ -96,6 +96,123 @@ describe("mp.spawn and task:join", function()
   end)
 end)
 
+-- A live task is anchored by its coroutine (anchors[co] = task; the
+-- coroutine's stack holds the task); a finished one keeps its coroutine,
+-- which holds its results, through a table with weak keys.
+describe("task lifetime", function()
+  local function full_gc()
+    collectgarbage()
+    collectgarbage()
+  end
+
+  it("a finished task keeps its coroutine and results through collections",
+     function()
+    local seen = setmetatable({}, { __mode = "v" })
+    local res = {}
+    local t = mp.spawn(function()
+      seen.co = coroutine.running()
+      return res, "x"
+    end)
+    mp.sleep(0.001)
+    assert.is_true(t:done())
+    res = nil
+    full_gc()
+    assert.is_not_nil(seen.co) -- kept by the task
+    local ok, r, x = t:join()
+    assert.is_true(ok)
+    assert.are.equal("table", type(r))
+    assert.are.equal("x", x)
+  end)
+
+  it("a finished task nobody holds goes, with its coroutine", function()
+    local seen = setmetatable({}, { __mode = "v" })
+    local base = mp.debug.stats().anchors
+    seen.t = mp.spawn(function() seen.co = coroutine.running() return 1 end)
+    assert.are.equal(base + 1, mp.debug.stats().anchors)
+    mp.sleep(0.001)
+    assert.is_true(seen.t:done())
+    assert.are.equal(base, mp.debug.stats().anchors)
+    full_gc()
+    assert.is_nil(seen.t)
+    assert.is_nil(seen.co)
+  end)
+
+  it("a parked task nobody holds stays, and runs on", function()
+    local seen = setmetatable({}, { __mode = "v" })
+    local ch = mp.channel()
+    local got = {}
+    seen.t = mp.spawn(function()
+      seen.co = coroutine.running()
+      got[1] = ch:recv()
+    end)
+    mp.sleep(0.001)
+    full_gc()
+    assert.is_not_nil(seen.t)
+    assert.is_not_nil(seen.co)
+    ch:send("v")
+    mp.sleep(0.001)
+    assert.are.equal("v", got[1])
+  end)
+
+  it("a finished target dropped while its joiner waits still answers it",
+     function()
+    local target = mp.spawn(function() mp.sleep(0.005) return 7, {} end)
+    local joiner = mp.spawn(function(tg) return tg:join() end, target)
+    target = nil -- held by the joiner's stack only
+    while not joiner:done() do
+      full_gc()
+      mp.sleep(0.001)
+    end
+    full_gc()
+    local ok, tok, v, tbl = joiner:join()
+    assert.is_true(ok)
+    assert.is_true(tok)
+    assert.are.equal(7, v)
+    assert.are.equal("table", type(tbl))
+  end)
+
+  it("a failed task keeps its error object through collections", function()
+    local err = {}
+    local t = mp.spawn(function() mp.sleep(0.002) error(err) end)
+    local j = mp.spawn(function() return t:join() end) -- not reported
+    while not t:done() do
+      full_gc()
+      mp.sleep(0.001)
+    end
+    full_gc()
+    local ok, e = t:join()
+    assert.is_false(ok)
+    assert.are.equal(err, e)
+    assert.are.same({ true, false, err }, { j:join() })
+  end)
+
+  it("a done task referenced only by a weak-keyed table goes", function()
+    local byTask = setmetatable({}, { __mode = "k" })
+    local t = mp.spawn(function() return "r" end)
+    mp.sleep(0.001)
+    byTask[t] = "info"
+    assert.are.same({ true, "r" }, { t:join() })
+    t = nil
+    full_gc()
+    assert.is_nil(next(byTask))
+  end)
+
+  it("coroutine.close on suspended coroutines beside parked tasks",
+     function()
+    local ch = mp.channel()
+    local ts = {}
+    for i = 1, 50 do ts[i] = mp.spawn(function() return ch:recv() end) end
+    mp.sleep(0.001)
+    for _ = 1, 20 do
+      local c = coroutine.create(function() coroutine.yield() end)
+      coroutine.resume(c)
+      assert.is_true(coroutine.close(c))
+    end
+    ch:close()
+    for i = 1, 50 do assert.is_true((ts[i]:join())) end
+  end)
+end)
+
 describe("task:cancel", function()
   it("cancels a sleeping task; its join reports cancelled", function()
     H.run(function()
