@@ -8,9 +8,12 @@ local fails = 0
 local function check(name, ok)
   if not ok then fails = fails + 1 print("not ok - " .. name) end
 end
+-- lua's own refusals ("non-suspended" as for its main thread; "dead" if
+-- the task's coroutine ever keeps nothing on its stack)
 local function refused(co)
   local ok, err = coroutine.resume(co)
-  return ok == false and err == "cannot resume non-suspended coroutine"
+  return ok == false and (err == "cannot resume non-suspended coroutine"
+                          or err == "cannot resume dead coroutine")
 end
 
 local co0, co5, cof
