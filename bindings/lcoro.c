@@ -81,6 +81,18 @@ static int co_close(lua_State *L) {
   return 2;
 }
 
+/* core.co_unresumable(co): whether coroutine.resume must refuse co as
+ * lua refuses its main thread: a task's coroutine not started or ended.
+ * Lua would take the task at its index 1 and the results above for a
+ * body to call, and the error that left would let close reset what join
+ * returns. Suspended, it fails where it waits ("operation abandoned"). */
+static int co_unresumable(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  lua_pushboolean(L, co && lua_status(co) == LUA_OK &&
+                         lmp_is_task_co(L, lmp_state(L), 1));
+  return 1;
+}
+
 /* core.co_close(via, parked): coroutine.close over init.lua's tables. */
 static int make_close(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -96,6 +108,7 @@ void lmp_open_coro(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg funcs[] = {
     {"co_yield", co_yield}, {"co_running", co_running},
     {"co_isyieldable", co_isyieldable}, {"co_close", make_close},
+    {"co_unresumable", co_unresumable},
     {NULL, NULL}};
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, funcs, 1);

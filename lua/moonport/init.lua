@@ -498,8 +498,13 @@ local function pass(co, ok, ...)
   return ok, ...
 end
 
+local unresumable = core.co_unresumable
+
 if not rawget(coroutine, "moonport") then
   coroutine.resume = function(co, ...)
+    if unresumable(co) then -- a task's, not started or ended (lcoro.c)
+      return false, "cannot resume non-suspended coroutine"
+    end
     return pass(co, co_resume(co, ...))
   end
 
