@@ -18,12 +18,17 @@
  * it. The pending write lives there too: a method that must see it
  * written first flushes through lhandle and runs again (lfwrite.c is the
  * writer; this file only includes its header). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lfs.h"
 #include "lfwrite.h"
+
+/* Bytes of a regular file read from the page cache without an op before
+ * one read goes through the loop (rb_trynow). */
+#define LFILE_NOWAIT (1024 * 1024)
 
 /* The op's result, or MP_ECLOSED if the file was closed while the op was
  * in flight (the file at index 1). */
@@ -35,13 +40,18 @@ static int64_t lfile_result(lua_State *L, struct mp_op *op) {
 
 static struct lmp_rbuf *rb_check(lua_State *L) { return &lfile_check(L)->rb; }
 
-static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
-  struct lfile *f = lfile_check(L);
-  /* A small file read with a big count: ask for what the file holds, plus
-   * one byte so a short read proves the end (no extra op to see EOF). */
+/* A small file read with a big count: ask for what the file holds, plus
+ * one byte so a short read proves the end (no extra op to see EOF). */
+static size_t read_size(const struct lfile *f, size_t want) {
   if (f->size >= 0 && f->end <= f->size &&
       (uint64_t)(f->size - f->end) < want)
     want = (size_t)(f->size - f->end) + 1;
+  return want;
+}
+
+static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
+  struct lfile *f = lfile_check(L);
+  want = read_size(f, want);
   struct mp_op *op = lmp_handle_op(f->h, err);
   if (!op) return NULL;
   void *buf = lmp_rbuf_opbuf(&f->rb, op, want);
@@ -64,11 +74,42 @@ static int64_t rb_done(lua_State *L, struct mp_op *op) {
    * bytes belong elsewhere. */
   if (!f->stream && op->u.rw.off != f->end) return LMP_RBUF_RETRY;
   f->end += op->result;
+  if (f->nowait >= 0) f->nowait = LFILE_NOWAIT;
   /* A regular file reads short only at its end: take it as EOF for this
    * call (the next call tries again, so a growing file is still seen). */
   if (!f->stream && (size_t)op->result < op->u.rw.len) f->rb.eof = 1;
   else if (f->size >= 0 && f->end > f->size) f->size = -1; /* it grew */
   return op->result;
+}
+
+/* What the page cache holds of a regular file is read at once, with no
+ * op and no suspension (preadv2 RWF_NOWAIT: it never waits for the disk),
+ * at most LFILE_NOWAIT bytes in a row: then a read goes through the loop,
+ * so a task reading a big cached file still lets the others run. Errors
+ * and uncached bytes take the op's way (rb_start), which reports them. */
+static int64_t rb_trynow(struct lmp_rbuf *rb, size_t want) {
+  struct lfile *f = (struct lfile *)((char *)rb - offsetof(struct lfile, rb));
+  if (f->stream || f->nowait <= 0) return MP_EAGAIN;
+  want = read_size(f, want);
+  char *dst = lmp_rbuf_space(rb, want);
+  if (!dst) return MP_EAGAIN;
+  int64_t n = mp_os_pread_nowait(f->h->handle, dst, want, f->end);
+  if (n < 0) {
+    if (n == MP_EOPNOTSUPP) f->nowait = -1; /* /proc, FUSE, ...: never */
+    return MP_EAGAIN;
+  }
+  rb->len += (size_t)n;
+  f->end += n;
+  f->nowait -= n < 4096 ? 4096 : n; /* a syscall is a cost too */
+  /* Short: the end of the file, or where the cached bytes end, which is
+   * always a page boundary. Not at a boundary, or at the size fstat gave
+   * at open, it is the end (as rb_done: for this call); else the next
+   * fill asks again, and gets 0 at the end. */
+  if (n > 0 && (size_t)n < want && (f->end % 4096 || f->end == f->size))
+    rb->eof = 1;
+  else if (f->size >= 0 && f->end > f->size)
+    f->size = -1; /* it grew */
+  return n;
 }
 
 static int rb_fail(lua_State *L, int err) {
@@ -440,6 +481,8 @@ void lfile_adopt(lua_State *L, struct lfile *f, mp_handle_t fd, int fmode,
                              : fmode & F_WRITE))
     mp_os_set_nonblock(h->handle, 0);
   f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
+  f->nowait = f->stream ? -1 : LFILE_NOWAIT;
+  f->rb.trynow = rb_trynow;
 }
 
 /* Stack: path, mode, perm, fmode, the file object (created closed). */

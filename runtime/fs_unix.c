@@ -90,6 +90,22 @@ int64_t mp_os_pwrite(mp_handle_t h, const void *buf, size_t len,
   return r < 0 ? err_of(errno) : (int64_t)r;
 }
 
+int64_t mp_os_pread_nowait(mp_handle_t h, void *buf, size_t len,
+                           int64_t off) {
+#ifdef RWF_NOWAIT
+  struct iovec v = {buf, len};
+  ssize_t r;
+  do r = preadv2(h, &v, 1, (off_t)off, RWF_NOWAIT);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0) return (int64_t)r;
+  /* ENOSYS: a kernel before preadv2 (4.6); EINVAL: before RWF_NOWAIT */
+  return errno == ENOSYS || errno == EINVAL ? MP_EOPNOTSUPP : err_of(errno);
+#else
+  (void)h, (void)buf, (void)len, (void)off;
+  return MP_EOPNOTSUPP;
+#endif
+}
+
 int mp_os_set_nonblock(mp_handle_t h, int on) {
   /* FIONBIO: one syscall that touches O_NONBLOCK only (F_GETFL + F_SETFL
    * would be two, on every open) */
