@@ -29,12 +29,29 @@
 /* Bytes of a regular file read from the page cache without an op before
  * one read goes through the loop (rb_trynow). */
 #define LFILE_NOWAIT (1024 * 1024)
+/* Opens at once before one goes through the loop (fs_open). */
+#define LFILE_OPEN_RUN 16
 
 /* The op's result, or MP_ECLOSED if the file was closed while the op was
  * in flight (the file at index 1). */
 static int64_t lfile_result(lua_State *L, struct mp_op *op) {
   return lfile_isopen(lfile_to(L)) ? op->result : MP_ECLOSED;
 }
+
+/* What a state does without waiting (upvalue 2 of fs.open, and in the
+ * registry for lfile_adopt). The epoll backend opens on the pool, a
+ * thread hand-off each way: a path the kernel resolves from its caches
+ * alone is opened at once instead (as io_uring opens inline), at most
+ * LFILE_OPEN_RUN in a row: then one goes through the loop, so a task
+ * opening many files still lets the others run. fs._nowait(false) turns
+ * both this and rb_trynow off (for tests that need a file's read or open
+ * to suspend). */
+struct lfile_cfg {
+  int run;    /* opens at once since the last through the loop; < 0: never */
+  int nowait; /* rb_trynow for files opened from now on */
+  int epoll;  /* the backend opens on the pool */
+};
+static const char lfile_cfg_key = 0;
 
 /* --- reading: the lbuf vtable ------------------------------------------ */
 
@@ -481,7 +498,10 @@ void lfile_adopt(lua_State *L, struct lfile *f, mp_handle_t fd, int fmode,
                              : fmode & F_WRITE))
     mp_os_set_nonblock(h->handle, 0);
   f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
-  f->nowait = f->stream ? -1 : LFILE_NOWAIT;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lfile_cfg_key);
+  struct lfile_cfg *c = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  f->nowait = f->stream || !c || !c->nowait ? -1 : LFILE_NOWAIT;
   f->rb.trynow = rb_trynow;
 }
 
@@ -522,7 +542,19 @@ static int fs_open(lua_State *L) {
   /* The object first, closed (as liolib's newprefile): if this raises
    * (out of memory) nothing is held yet, and once the open completes
    * nothing can raise before the descriptor has its owner. */
-  lfile_push(L, path, len);
+  struct lfile *f = lfile_push(L, path, len);
+  struct lfile_cfg *o = lua_touserdata(L, lua_upvalueindex(2));
+  if (o->run >= 0 && o->run < LFILE_OPEN_RUN) {
+    mp_handle_t fd;
+    err = mp_os_open_cached(path, flags | MP_O_NONBLOCK, &fd);
+    if (err == 0) {
+      o->run++;
+      lfile_adopt(L, f, fd, fmode, 0);
+      return 1;
+    }
+    if (err == MP_EOPNOTSUPP) o->run = -1;
+  }
+  if (o->run > 0) o->run = 0;
   struct mp_op *op = mp_op_new(S->loop, open_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
   /* MP_O_NONBLOCK: opening a FIFO or a device never waits for the other end
@@ -626,6 +658,15 @@ static int fs_readfile(lua_State *L) {
   return lmp_await(L, op, readfile_k, "readfile");
 }
 
+/* fs._nowait(on): for tests (see struct lfile_cfg); files opened
+ * afterwards. */
+static int fs_nowait(lua_State *L) {
+  struct lfile_cfg *c = lua_touserdata(L, lua_upvalueindex(1));
+  c->nowait = lua_toboolean(L, 1);
+  c->run = c->nowait && c->epoll ? 0 : -1;
+  return 0;
+}
+
 static const luaL_Reg file_methods[] = {
   {"read", file_read},     {"lines", file_lines}, {"write", lfile_write},
   {"pread", file_pread},   {"pwrite", lfile_pwrite}, {"seek", file_seek},
@@ -641,7 +682,7 @@ static const luaL_Reg file_meta[] = {
 };
 
 static const luaL_Reg fs_funcs[] = {
-  {"open", fs_open}, {"readfile", fs_readfile}, {NULL, NULL},
+  {"readfile", fs_readfile}, {NULL, NULL},
 };
 
 const char lfile_mt_key = 0;
@@ -652,5 +693,17 @@ void lmp_open_file(lua_State *L, struct lmp_state *S) {
   luaL_getsubtable(L, -1, "fs");
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, fs_funcs, 1);
+  lua_pushlightuserdata(L, S);
+  struct lfile_cfg *c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->epoll = !strcmp(mp_loop_backend(S->loop), "epoll");
+  c->run = c->epoll ? 0 : -1;
+  c->nowait = 1;
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lfile_cfg_key);
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, fs_nowait, 1);
+  lua_setfield(L, -4, "_nowait");
+  lua_pushcclosure(L, fs_open, 2);
+  lua_setfield(L, -2, "open");
   lua_pop(L, 1);
 }

@@ -22,6 +22,10 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
+#ifdef __linux__
+#include <linux/openat2.h>
+#endif
 
 #include "mp_internal.h"
 #include "mp_os.h"
@@ -118,6 +122,45 @@ mp_handle_t mp_os_stdhandle(int which) { return which; }
 
 /* --- ops ------------------------------------------------------------------ */
 
+/* MP_O_* flags as open(2)'s. */
+static int open_flags(int f) {
+  int o = (f & 3) == MP_O_WRONLY ? O_WRONLY
+        : (f & 3) == MP_O_RDWR ? O_RDWR : O_RDONLY;
+  if (f & MP_O_CREAT) o |= O_CREAT;
+  if (f & MP_O_TRUNC) o |= O_TRUNC;
+  if (f & MP_O_APPEND) o |= O_APPEND;
+  if (f & MP_O_EXCL) o |= O_EXCL;
+  if (f & MP_O_NOFOLLOW) o |= O_NOFOLLOW;
+  if (f & MP_O_DIRECTORY) o |= O_DIRECTORY;
+  if (f & MP_O_NONBLOCK) o |= O_NONBLOCK;
+  return o | O_CLOEXEC;
+}
+
+int mp_os_open_cached(const char *path, int flags, mp_handle_t *out) {
+#if defined(SYS_openat2) && defined(RESOLVE_CACHED)
+  /* RESOLVE_CACHED: the lookup is done from the dentry cache only, or
+   * EAGAIN; io_uring opens inline the same way (and punts creating or
+   * truncating opens, which never qualify) */
+  struct open_how how = {.flags = (uint64_t)open_flags(flags),
+                         .resolve = RESOLVE_CACHED};
+  if (flags & (MP_O_CREAT | MP_O_TRUNC)) return MP_EAGAIN;
+  long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+  if (fd >= 0) {
+    *out = (mp_handle_t)fd;
+    return 0;
+  }
+  /* before 5.12 (no RESOLVE_CACHED: EINVAL), 5.6 (no openat2), or a
+   * seccomp filter that refuses it */
+  if (errno == ENOSYS || errno == EINVAL || errno == E2BIG ||
+      errno == EPERM)
+    return MP_EOPNOTSUPP;
+  return MP_EAGAIN; /* the pool opens it, and reports real failures */
+#else
+  (void)path, (void)flags, (void)out;
+  return MP_EOPNOTSUPP;
+#endif
+}
+
 void mp__fs_translate(struct mp_op *op) {
   int f = op->u.fs.flags, o;
   if (op->kind == MP_OP_STAT) {
@@ -126,17 +169,7 @@ void mp__fs_translate(struct mp_op *op) {
     op->u.fs.flags = o;
     return;
   }
-  /* MP_OP_OPEN */
-  o = (f & 3) == MP_O_WRONLY ? O_WRONLY : (f & 3) == MP_O_RDWR ? O_RDWR
-                                                               : O_RDONLY;
-  if (f & MP_O_CREAT) o |= O_CREAT;
-  if (f & MP_O_TRUNC) o |= O_TRUNC;
-  if (f & MP_O_APPEND) o |= O_APPEND;
-  if (f & MP_O_EXCL) o |= O_EXCL;
-  if (f & MP_O_NOFOLLOW) o |= O_NOFOLLOW;
-  if (f & MP_O_DIRECTORY) o |= O_DIRECTORY;
-  if (f & MP_O_NONBLOCK) o |= O_NONBLOCK;
-  op->u.fs.flags = o | O_CLOEXEC;
+  op->u.fs.flags = open_flags(f); /* MP_OP_OPEN */
 }
 
 int mp__fs_dirfd(const struct mp_op *op) {

@@ -284,6 +284,11 @@ int64_t mp_os_pread_nowait(mp_handle_t h, void *buf, size_t len,
   return MP_EOPNOTSUPP;
 }
 
+int mp_os_open_cached(const char *path, int flags, mp_handle_t *out) {
+  (void)path, (void)flags, (void)out;
+  return MP_EOPNOTSUPP;
+}
+
 int mp_os_set_nonblock(mp_handle_t h, int on) {
   u_long v = (u_long)on;
   /* files and pipes: overlapped IO never blocks the loop */

@@ -295,6 +295,71 @@ describe("mp.fs reads from the page cache (no op, no suspension)", function()
     end)
   end)
 
+  it("on epoll a cached path opens without the pool", function()
+    if mp.backend() ~= "epoll" then return end
+    put(path("opened"), "o\n")
+    H.run(function()
+      local f, err
+      local ok, e = pcall(table.sort, { 2, 1 }, function(a, b)
+        if not f then f, err = fs.open(path("opened")) end
+        return a < b
+      end)
+      assert.is_true(ok, e)
+      assert(f, err)
+      assert.are.equal("o", f:read("l"))
+      f:close()
+      -- creating and truncating opens, and failures, still take the pool
+      ok = pcall(table.sort, { 2, 1 }, function(a, b)
+        fs.open(path("opened"), "w")
+        return a < b
+      end)
+      assert.is_false(ok)
+      local _, msg, code = fs.open(path("missing"))
+      assert.are.equal("ENOENT", code)
+      assert.truthy(msg:find("missing", 1, true))
+    end)
+  end)
+
+  it("a task opening many files lets other tasks run", function()
+    put(path("many"), "m")
+    H.run(function()
+      local running, ticks = true, 0
+      local t = mp.spawn(function()
+        while running do
+          ticks = ticks + 1
+          mp.sleep(0)
+        end
+      end)
+      mp.sleep(0)
+      local before = ticks
+      for _ = 1, 100 do
+        local f = assert(fs.open(path("many")))
+        assert.are.equal("m", f:read("a"))
+        f:close()
+      end
+      running = false
+      t:join()
+      -- at most 16 opens in a row without suspending
+      assert.is_true(ticks - before >= 5, ticks - before)
+    end)
+  end)
+
+  it("fs._nowait(false) makes every read and open an op", function()
+    put(path("ops"), "p\n")
+    H.run(function()
+      fs._nowait(false)
+      local f = assert(fs.open(path("ops")))
+      local ok = pcall(table.sort, { 2, 1 }, function(a, b)
+        f:read("l")
+        return a < b
+      end)
+      fs._nowait(true)
+      assert.is_false(ok)
+      assert.are.equal("p", f:read("l"))
+      f:close()
+    end)
+  end)
+
   it("a FIFO stays a stream: a line written in two parts is one line", function()
     if H.windows then return end
     local p = path("fifo-parts")
