@@ -649,6 +649,21 @@ static int fs_readfile(lua_State *L) {
   luaL_argcheck(L, strlen(path) == lua_rawlen(L, 1), 1,
                 "path contains a NUL byte");
   lua_settop(L, 1);
+  /* epoll: a path the caches resolve is opened at once and read as
+   * fs.open's file (its cached bytes at once too), not on the pool */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lfile_cfg_key);
+  struct lfile_cfg *c = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (c && c->run >= 0 && c->run < LFILE_OPEN_RUN) {
+    mp_handle_t fd;
+    int err = mp_os_open_cached(path, MP_O_RDONLY | MP_O_NONBLOCK, &fd);
+    if (err == 0) {
+      c->run++;
+      return readfile_stream(L, fd);
+    }
+    if (err == MP_EOPNOTSUPP) c->run = -1;
+  }
+  if (c && c->run > 0) c->run = 0;
   struct mp_op *op = mp_op_new(S->loop, readfile_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
   if (mp_op_prep_readfile(op, path) < 0) {

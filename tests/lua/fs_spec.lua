@@ -317,6 +317,18 @@ describe("mp.fs reads from the page cache (no op, no suspension)", function()
       local _, msg, code = fs.open(path("missing"))
       assert.are.equal("ENOENT", code)
       assert.truthy(msg:find("missing", 1, true))
+      -- readfile too
+      local data
+      ok, e = pcall(table.sort, { 2, 1 }, function(a, b)
+        data = data or fs.readfile(path("opened"))
+        return a < b
+      end)
+      assert.is_true(ok, e)
+      assert.are.equal("o\n", data)
+      _, msg, code = fs.readfile(path("missing"))
+      assert.are.equal("ENOENT", code)
+      assert.truthy(msg:find("missing", 1, true))
+      assert.are.equal("EISDIR", select(3, fs.readfile(dir)))
     end)
   end)
 
