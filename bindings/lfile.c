@@ -651,10 +651,8 @@ static int fs_readfile(lua_State *L) {
   lua_settop(L, 1);
   /* epoll: a path the caches resolve is opened at once and read as
    * fs.open's file (its cached bytes at once too), not on the pool */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &lfile_cfg_key);
-  struct lfile_cfg *c = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  if (c && c->run >= 0 && c->run < LFILE_OPEN_RUN) {
+  struct lfile_cfg *c = lua_touserdata(L, lua_upvalueindex(2));
+  if (c->run >= 0 && c->run < LFILE_OPEN_RUN) {
     mp_handle_t fd;
     int err = mp_os_open_cached(path, MP_O_RDONLY | MP_O_NONBLOCK, &fd);
     if (err == 0) {
@@ -663,7 +661,7 @@ static int fs_readfile(lua_State *L) {
     }
     if (err == MP_EOPNOTSUPP) c->run = -1;
   }
-  if (c && c->run > 0) c->run = 0;
+  if (c->run > 0) c->run = 0;
   struct mp_op *op = mp_op_new(S->loop, readfile_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
   if (mp_op_prep_readfile(op, path) < 0) {
@@ -696,18 +694,12 @@ static const luaL_Reg file_meta[] = {
   {NULL, NULL},
 };
 
-static const luaL_Reg fs_funcs[] = {
-  {"readfile", fs_readfile}, {NULL, NULL},
-};
-
 const char lfile_mt_key = 0;
 
 void lmp_open_file(lua_State *L, struct lmp_state *S) {
   lmp_new_class(L, S, LMP_FILE, file_meta, file_methods);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &lfile_mt_key);
   luaL_getsubtable(L, -1, "fs");
-  lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, fs_funcs, 1);
   lua_pushlightuserdata(L, S);
   struct lfile_cfg *c = lua_newuserdatauv(L, sizeof *c, 0);
   c->epoll = !strcmp(mp_loop_backend(S->loop), "epoll");
@@ -718,6 +710,10 @@ void lmp_open_file(lua_State *L, struct lmp_state *S) {
   lua_pushvalue(L, -1);
   lua_pushcclosure(L, fs_nowait, 1);
   lua_setfield(L, -4, "_nowait");
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, fs_readfile, 2);
+  lua_setfield(L, -4, "readfile");
   lua_pushcclosure(L, fs_open, 2);
   lua_setfield(L, -2, "open");
   lua_pop(L, 1);
