@@ -38,14 +38,15 @@ static int64_t lfile_result(lua_State *L, struct mp_op *op) {
   return lfile_isopen(lfile_to(L)) ? op->result : MP_ECLOSED;
 }
 
-/* What a state does without waiting (upvalue 2 of fs.open, and in the
- * registry for lfile_adopt). The epoll backend opens on the pool, a
- * thread hand-off each way: a path the kernel resolves from its caches
- * alone is opened at once instead (as io_uring opens inline), at most
- * LFILE_OPEN_RUN in a row: then one goes through the loop, so a task
- * opening many files still lets the others run. fs._nowait(false) turns
- * both this and rb_trynow off (for tests that need a file's read or open
- * to suspend). */
+/* What a state does without waiting (upvalue 2 of fs.open and
+ * fs.readfile, and in the registry for lfile_adopt). The epoll backend
+ * opens and reads on the pool, a thread hand-off each way: a path the
+ * kernel resolves from its caches alone is opened at once instead (as
+ * io_uring opens inline), at most LFILE_OPEN_RUN in a row: then one goes
+ * through the loop, so a task opening many files still lets the others
+ * run; cached bytes are read at once too (rb_trynow). fs._nowait(false)
+ * turns both off (for tests that need a file's read or open to
+ * suspend). */
 struct lfile_cfg {
   int run;    /* opens at once since the last through the loop; < 0: never */
   int nowait; /* rb_trynow for files opened from now on */
@@ -99,11 +100,13 @@ static int64_t rb_done(lua_State *L, struct mp_op *op) {
   return op->result;
 }
 
-/* What the page cache holds of a regular file is read at once, with no
- * op and no suspension (preadv2 RWF_NOWAIT: it never waits for the disk),
- * at most LFILE_NOWAIT bytes in a row: then a read goes through the loop,
- * so a task reading a big cached file still lets the others run. Errors
- * and uncached bytes take the op's way (rb_start), which reports them. */
+/* On epoll, where a read op is a pool job, what the page cache holds of
+ * a regular file is read at once, with no op and no suspension (preadv2
+ * RWF_NOWAIT: it never waits for the disk), at most LFILE_NOWAIT bytes in
+ * a row: then a read goes through the loop, so a task reading a big
+ * cached file still lets the others run. Errors and uncached bytes take
+ * the op's way (rb_start), which reports them. io_uring keeps its READs:
+ * a syscall per read measured no faster than the ring's batch. */
 static int64_t rb_trynow(struct lmp_rbuf *rb, size_t want) {
   struct lfile *f = (struct lfile *)((char *)rb - offsetof(struct lfile, rb));
   if (f->stream || f->nowait <= 0) return MP_EAGAIN;
@@ -498,11 +501,14 @@ void lfile_adopt(lua_State *L, struct lfile *f, mp_handle_t fd, int fmode,
                              : fmode & F_WRITE))
     mp_os_set_nonblock(h->handle, 0);
   f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &lfile_cfg_key);
-  struct lfile_cfg *c = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  f->nowait = f->stream || !c || !c->nowait ? -1 : LFILE_NOWAIT;
+  f->nowait = -1;
   f->rb.trynow = rb_trynow;
+  if (!f->stream && !strcmp(mp_loop_backend(S->loop), "epoll")) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lfile_cfg_key);
+    struct lfile_cfg *c = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (c && c->nowait) f->nowait = LFILE_NOWAIT;
+  }
 }
 
 /* Stack: path, mode, perm, fmode, the file object (created closed). */
