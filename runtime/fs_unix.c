@@ -23,8 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
-#ifdef __linux__
+#if defined(__linux__) && defined(__has_include)
+#if __has_include(<linux/openat2.h>) /* kernel headers from 5.6 on */
 #include <linux/openat2.h>
+#endif
 #endif
 
 #include "mp_internal.h"
