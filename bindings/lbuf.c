@@ -127,6 +127,10 @@ static int reserve(struct lmp_rbuf *rb, size_t n) {
   return 0;
 }
 
+char *lmp_rbuf_space(struct lmp_rbuf *rb, size_t n) {
+  return reserve(rb, n) ? NULL : rb->p + rb->len;
+}
+
 /* Formats. */
 enum { F_COUNT, F_ALL, F_LINE, F_LINEKEEP, F_NUM };
 
@@ -534,6 +538,12 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt,
           (size_t)count >= LMP_RBUF_CHUNK)
         sz = (size_t)count > LMP_RBUF_AHEAD ? (size_t)count : LMP_RBUF_AHEAD;
       if (sz > LMP_RBUF_MAXREAD) sz = LMP_RBUF_MAXREAD;
+    }
+    if (rb->trynow) { /* bytes there for the taking: no op, no wait */
+      int64_t n = rb->trynow(rb, sz);
+      if (n == 0) rb->eof = 1;
+      if (n >= 0) continue;
+      if (n != MP_EAGAIN) return finish_err(L, vt, rb, (int)n);
     }
     struct mp_op *op = vt->start(L, sz, &err);
     if (!op) return finish_err(L, vt, rb, err);

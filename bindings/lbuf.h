@@ -92,6 +92,12 @@ struct lmp_rbuf {
   int eof;        /* the last fill of this call hit EOF */
   struct mp_op *pending; /* the read op in flight, or NULL */
   struct opbuf *spare;   /* scratch memory kept between fills */
+  /* Optional, set by the owner (NULL: every fill is an op). Before an
+   * op is started, reads up to want bytes now if that needs no wait,
+   * appending them with lmp_rbuf_space: the count (> 0), 0 at EOF, or
+   * MP_EAGAIN (then the op is started); may set eof, as vt->done does
+   * for a short read. */
+  int64_t (*trynow)(struct lmp_rbuf *rb, size_t want);
 };
 
 /* Flags for lmp_rbuf_read. */
@@ -136,6 +142,9 @@ void lmp_rbuf_reset(struct lmp_rbuf *rb);
 static inline size_t lmp_rbuf_avail(const struct lmp_rbuf *rb) {
   return rb->len - rb->off;
 }
+/* Room for n more bytes at the end of the data (the caller writes them
+ * there and adds them to rb->len); NULL when out of memory. */
+char *lmp_rbuf_space(struct lmp_rbuf *rb, size_t n);
 /* Unlinks and cancels the read in flight (close, __gc). */
 void lmp_rbuf_detach(struct lmp_rbuf *rb);
 

@@ -18,6 +18,7 @@
  * it. The pending write lives there too: a method that must see it
  * written first flushes through lhandle and runs again (lfwrite.c is the
  * writer; this file only includes its header). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,23 +26,50 @@
 #include "lfs.h"
 #include "lfwrite.h"
 
+/* Bytes of a regular file read from the page cache without an op before
+ * one read goes through the loop (rb_trynow). */
+#define LFILE_NOWAIT (1024 * 1024)
+/* Opens at once before one goes through the loop (fs_open). */
+#define LFILE_OPEN_RUN 16
+
 /* The op's result, or MP_ECLOSED if the file was closed while the op was
  * in flight (the file at index 1). */
 static int64_t lfile_result(lua_State *L, struct mp_op *op) {
   return lfile_isopen(lfile_to(L)) ? op->result : MP_ECLOSED;
 }
 
+/* What a state does without waiting (upvalue 2 of fs.open and
+ * fs.readfile, and in the registry for lfile_adopt). The epoll backend
+ * opens and reads on the pool, a thread hand-off each way: a path the
+ * kernel resolves from its caches alone is opened at once instead (as
+ * io_uring opens inline), at most LFILE_OPEN_RUN in a row: then one goes
+ * through the loop, so a task opening many files still lets the others
+ * run; cached bytes are read at once too (rb_trynow). fs._nowait(false)
+ * turns both off (for tests that need a file's read or open to
+ * suspend). */
+struct lfile_cfg {
+  int run;    /* opens at once since the last through the loop; < 0: never */
+  int nowait; /* rb_trynow for files opened from now on */
+  int epoll;  /* the backend opens on the pool */
+};
+static const char lfile_cfg_key = 0;
+
 /* --- reading: the lbuf vtable ------------------------------------------ */
 
 static struct lmp_rbuf *rb_check(lua_State *L) { return &lfile_check(L)->rb; }
 
-static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
-  struct lfile *f = lfile_check(L);
-  /* A small file read with a big count: ask for what the file holds, plus
-   * one byte so a short read proves the end (no extra op to see EOF). */
+/* A small file read with a big count: ask for what the file holds, plus
+ * one byte so a short read proves the end (no extra op to see EOF). */
+static size_t read_size(const struct lfile *f, size_t want) {
   if (f->size >= 0 && f->end <= f->size &&
       (uint64_t)(f->size - f->end) < want)
     want = (size_t)(f->size - f->end) + 1;
+  return want;
+}
+
+static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
+  struct lfile *f = lfile_check(L);
+  want = read_size(f, want);
   struct mp_op *op = lmp_handle_op(f->h, err);
   if (!op) return NULL;
   void *buf = lmp_rbuf_opbuf(&f->rb, op, want);
@@ -64,11 +92,44 @@ static int64_t rb_done(lua_State *L, struct mp_op *op) {
    * bytes belong elsewhere. */
   if (!f->stream && op->u.rw.off != f->end) return LMP_RBUF_RETRY;
   f->end += op->result;
+  if (f->nowait >= 0) f->nowait = LFILE_NOWAIT;
   /* A regular file reads short only at its end: take it as EOF for this
    * call (the next call tries again, so a growing file is still seen). */
   if (!f->stream && (size_t)op->result < op->u.rw.len) f->rb.eof = 1;
   else if (f->size >= 0 && f->end > f->size) f->size = -1; /* it grew */
   return op->result;
+}
+
+/* On epoll, where a read op is a pool job, what the page cache holds of
+ * a regular file is read at once, with no op and no suspension (preadv2
+ * RWF_NOWAIT: it never waits for the disk), at most LFILE_NOWAIT bytes in
+ * a row: then a read goes through the loop, so a task reading a big
+ * cached file still lets the others run. Errors and uncached bytes take
+ * the op's way (rb_start), which reports them. io_uring keeps its READs:
+ * a syscall per read measured no faster than the ring's batch. */
+static int64_t rb_trynow(struct lmp_rbuf *rb, size_t want) {
+  struct lfile *f = (struct lfile *)((char *)rb - offsetof(struct lfile, rb));
+  if (f->stream || f->nowait <= 0) return MP_EAGAIN;
+  want = read_size(f, want);
+  char *dst = lmp_rbuf_space(rb, want);
+  if (!dst) return MP_EAGAIN;
+  int64_t n = mp_os_pread_nowait(f->h->handle, dst, want, f->end);
+  if (n < 0) {
+    if (n == MP_EOPNOTSUPP) f->nowait = -1; /* /proc, FUSE, ...: never */
+    return MP_EAGAIN;
+  }
+  rb->len += (size_t)n;
+  f->end += n;
+  f->nowait -= n < 4096 ? 4096 : n; /* a syscall is a cost too */
+  /* Short: the end of the file, or where the cached bytes end, which is
+   * always a page boundary. Not at a boundary, or at the size fstat gave
+   * at open, it is the end (as rb_done: for this call); else the next
+   * fill asks again, and gets 0 at the end. */
+  if (n > 0 && (size_t)n < want && (f->end % 4096 || f->end == f->size))
+    rb->eof = 1;
+  else if (f->size >= 0 && f->end > f->size)
+    f->size = -1; /* it grew */
+  return n;
 }
 
 static int rb_fail(lua_State *L, int err) {
@@ -440,6 +501,14 @@ void lfile_adopt(lua_State *L, struct lfile *f, mp_handle_t fd, int fmode,
                              : fmode & F_WRITE))
     mp_os_set_nonblock(h->handle, 0);
   f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
+  f->nowait = -1;
+  f->rb.trynow = rb_trynow;
+  if (!f->stream && !strcmp(mp_loop_backend(S->loop), "epoll")) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lfile_cfg_key);
+    struct lfile_cfg *c = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (c && c->nowait) f->nowait = LFILE_NOWAIT;
+  }
 }
 
 /* Stack: path, mode, perm, fmode, the file object (created closed). */
@@ -479,7 +548,19 @@ static int fs_open(lua_State *L) {
   /* The object first, closed (as liolib's newprefile): if this raises
    * (out of memory) nothing is held yet, and once the open completes
    * nothing can raise before the descriptor has its owner. */
-  lfile_push(L, path, len);
+  struct lfile *f = lfile_push(L, path, len);
+  struct lfile_cfg *o = lua_touserdata(L, lua_upvalueindex(2));
+  if (o->run >= 0 && o->run < LFILE_OPEN_RUN) {
+    mp_handle_t fd;
+    err = mp_os_open_cached(path, flags | MP_O_NONBLOCK, &fd);
+    if (err == 0) {
+      o->run++;
+      lfile_adopt(L, f, fd, fmode, 0);
+      return 1;
+    }
+    if (err == MP_EOPNOTSUPP) o->run = -1;
+  }
+  if (o->run > 0) o->run = 0;
   struct mp_op *op = mp_op_new(S->loop, open_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
   /* MP_O_NONBLOCK: opening a FIFO or a device never waits for the other end
@@ -574,6 +655,19 @@ static int fs_readfile(lua_State *L) {
   luaL_argcheck(L, strlen(path) == lua_rawlen(L, 1), 1,
                 "path contains a NUL byte");
   lua_settop(L, 1);
+  /* epoll: a path the caches resolve is opened at once and read as
+   * fs.open's file (its cached bytes at once too), not on the pool */
+  struct lfile_cfg *c = lua_touserdata(L, lua_upvalueindex(2));
+  if (c->run >= 0 && c->run < LFILE_OPEN_RUN) {
+    mp_handle_t fd;
+    int err = mp_os_open_cached(path, MP_O_RDONLY | MP_O_NONBLOCK, &fd);
+    if (err == 0) {
+      c->run++;
+      return readfile_stream(L, fd);
+    }
+    if (err == MP_EOPNOTSUPP) c->run = -1;
+  }
+  if (c->run > 0) c->run = 0;
   struct mp_op *op = mp_op_new(S->loop, readfile_cb, NULL);
   if (!op) return luaL_error(L, "not enough memory");
   if (mp_op_prep_readfile(op, path) < 0) {
@@ -581,6 +675,15 @@ static int fs_readfile(lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   return lmp_await(L, op, readfile_k, "readfile");
+}
+
+/* fs._nowait(on): for tests (see struct lfile_cfg); files opened
+ * afterwards. */
+static int fs_nowait(lua_State *L) {
+  struct lfile_cfg *c = lua_touserdata(L, lua_upvalueindex(1));
+  c->nowait = lua_toboolean(L, 1);
+  c->run = c->nowait && c->epoll ? 0 : -1;
+  return 0;
 }
 
 static const luaL_Reg file_methods[] = {
@@ -597,10 +700,6 @@ static const luaL_Reg file_meta[] = {
   {NULL, NULL},
 };
 
-static const luaL_Reg fs_funcs[] = {
-  {"open", fs_open}, {"readfile", fs_readfile}, {NULL, NULL},
-};
-
 const char lfile_mt_key = 0;
 
 void lmp_open_file(lua_State *L, struct lmp_state *S) {
@@ -608,6 +707,20 @@ void lmp_open_file(lua_State *L, struct lmp_state *S) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &lfile_mt_key);
   luaL_getsubtable(L, -1, "fs");
   lua_pushlightuserdata(L, S);
-  luaL_setfuncs(L, fs_funcs, 1);
+  struct lfile_cfg *c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->epoll = !strcmp(mp_loop_backend(S->loop), "epoll");
+  c->run = c->epoll ? 0 : -1;
+  c->nowait = 1;
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lfile_cfg_key);
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, fs_nowait, 1);
+  lua_setfield(L, -4, "_nowait");
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, fs_readfile, 2);
+  lua_setfield(L, -4, "readfile");
+  lua_pushcclosure(L, fs_open, 2);
+  lua_setfield(L, -2, "open");
   lua_pop(L, 1);
 }

@@ -26,6 +26,8 @@ struct lfile {
                            that stream is flushed before each write */
   int64_t size;         /* size seen at open, -1 once stale: caps reads */
   int64_t end;          /* file offset of the end of the buffered bytes */
+  int64_t nowait;       /* bytes reads may take from the page cache before
+                           one goes through the loop; < 0: never (lfile.c) */
   struct lmp_rbuf rb;
   char path[];
 };

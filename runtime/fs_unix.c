@@ -22,6 +22,12 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
+#if defined(__linux__) && defined(__has_include)
+#if __has_include(<linux/openat2.h>) /* kernel headers from 5.6 on */
+#include <linux/openat2.h>
+#endif
+#endif
 
 #include "mp_internal.h"
 #include "mp_os.h"
@@ -90,6 +96,22 @@ int64_t mp_os_pwrite(mp_handle_t h, const void *buf, size_t len,
   return r < 0 ? err_of(errno) : (int64_t)r;
 }
 
+int64_t mp_os_pread_nowait(mp_handle_t h, void *buf, size_t len,
+                           int64_t off) {
+#ifdef RWF_NOWAIT
+  struct iovec v = {buf, len};
+  ssize_t r;
+  do r = preadv2(h, &v, 1, (off_t)off, RWF_NOWAIT);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0) return (int64_t)r;
+  /* ENOSYS: a kernel before preadv2 (4.6); EINVAL: before RWF_NOWAIT */
+  return errno == ENOSYS || errno == EINVAL ? MP_EOPNOTSUPP : err_of(errno);
+#else
+  (void)h, (void)buf, (void)len, (void)off;
+  return MP_EOPNOTSUPP;
+#endif
+}
+
 int mp_os_set_nonblock(mp_handle_t h, int on) {
   /* FIONBIO: one syscall that touches O_NONBLOCK only (F_GETFL + F_SETFL
    * would be two, on every open) */
@@ -102,6 +124,45 @@ mp_handle_t mp_os_stdhandle(int which) { return which; }
 
 /* --- ops ------------------------------------------------------------------ */
 
+/* MP_O_* flags as open(2)'s. */
+static int open_flags(int f) {
+  int o = (f & 3) == MP_O_WRONLY ? O_WRONLY
+        : (f & 3) == MP_O_RDWR ? O_RDWR : O_RDONLY;
+  if (f & MP_O_CREAT) o |= O_CREAT;
+  if (f & MP_O_TRUNC) o |= O_TRUNC;
+  if (f & MP_O_APPEND) o |= O_APPEND;
+  if (f & MP_O_EXCL) o |= O_EXCL;
+  if (f & MP_O_NOFOLLOW) o |= O_NOFOLLOW;
+  if (f & MP_O_DIRECTORY) o |= O_DIRECTORY;
+  if (f & MP_O_NONBLOCK) o |= O_NONBLOCK;
+  return o | O_CLOEXEC;
+}
+
+int mp_os_open_cached(const char *path, int flags, mp_handle_t *out) {
+#if defined(SYS_openat2) && defined(RESOLVE_CACHED)
+  /* RESOLVE_CACHED: the lookup is done from the dentry cache only, or
+   * EAGAIN; io_uring opens inline the same way (and punts creating or
+   * truncating opens, which never qualify) */
+  struct open_how how = {.flags = (uint64_t)open_flags(flags),
+                         .resolve = RESOLVE_CACHED};
+  if (flags & (MP_O_CREAT | MP_O_TRUNC)) return MP_EAGAIN;
+  long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+  if (fd >= 0) {
+    *out = (mp_handle_t)fd;
+    return 0;
+  }
+  /* before 5.12 (no RESOLVE_CACHED: EINVAL), 5.6 (no openat2), or a
+   * seccomp filter that refuses it */
+  if (errno == ENOSYS || errno == EINVAL || errno == E2BIG ||
+      errno == EPERM)
+    return MP_EOPNOTSUPP;
+  return MP_EAGAIN; /* the pool opens it, and reports real failures */
+#else
+  (void)path, (void)flags, (void)out;
+  return MP_EOPNOTSUPP;
+#endif
+}
+
 void mp__fs_translate(struct mp_op *op) {
   int f = op->u.fs.flags, o;
   if (op->kind == MP_OP_STAT) {
@@ -110,17 +171,7 @@ void mp__fs_translate(struct mp_op *op) {
     op->u.fs.flags = o;
     return;
   }
-  /* MP_OP_OPEN */
-  o = (f & 3) == MP_O_WRONLY ? O_WRONLY : (f & 3) == MP_O_RDWR ? O_RDWR
-                                                               : O_RDONLY;
-  if (f & MP_O_CREAT) o |= O_CREAT;
-  if (f & MP_O_TRUNC) o |= O_TRUNC;
-  if (f & MP_O_APPEND) o |= O_APPEND;
-  if (f & MP_O_EXCL) o |= O_EXCL;
-  if (f & MP_O_NOFOLLOW) o |= O_NOFOLLOW;
-  if (f & MP_O_DIRECTORY) o |= O_DIRECTORY;
-  if (f & MP_O_NONBLOCK) o |= O_NONBLOCK;
-  op->u.fs.flags = o | O_CLOEXEC;
+  op->u.fs.flags = open_flags(f); /* MP_OP_OPEN */
 }
 
 int mp__fs_dirfd(const struct mp_op *op) {

@@ -276,6 +276,19 @@ int64_t mp_os_pwrite(mp_handle_t h, const void *buf, size_t len,
   return sync_io(h, 1, (void *)buf, len, off, NULL);
 }
 
+/* Windows has no read that refuses to wait for the disk: reads go
+ * through the port (IOCP) or the pool. */
+int64_t mp_os_pread_nowait(mp_handle_t h, void *buf, size_t len,
+                           int64_t off) {
+  (void)h, (void)buf, (void)len, (void)off;
+  return MP_EOPNOTSUPP;
+}
+
+int mp_os_open_cached(const char *path, int flags, mp_handle_t *out) {
+  (void)path, (void)flags, (void)out;
+  return MP_EOPNOTSUPP;
+}
+
 int mp_os_set_nonblock(mp_handle_t h, int on) {
   u_long v = (u_long)on;
   /* files and pipes: overlapped IO never blocks the loop */

@@ -31,6 +31,19 @@ int64_t mp_os_seek(mp_handle_t h, int64_t off, int whence);
  * returns the count written (retries EINTR). For __gc flushes only. */
 int64_t mp_os_pwrite(mp_handle_t h, const void *buf, size_t len,
                      int64_t off);
+/* Reads up to len bytes of the regular file h at off only if that needs
+ * no wait for the disk (the page cache has them): the count read (0 at
+ * the end of the file; short where the cached bytes end), MP_EAGAIN
+ * when it would wait, MP_EOPNOTSUPP where the file or the system cannot
+ * tell (then never again for h), or another MP_E* code. */
+int64_t mp_os_pread_nowait(mp_handle_t h, void *buf, size_t len,
+                           int64_t off);
+/* Opens path (MP_O_* flags; nothing created or truncated) into *out now
+ * if every step of its lookup is cached (no disk IO: Linux's openat2
+ * RESOLVE_CACHED); MP_EAGAIN otherwise, whatever the reason (an
+ * MP_OP_OPEN then opens it and reports real failures), MP_EOPNOTSUPP
+ * where the system cannot (then never again). */
+int mp_os_open_cached(const char *path, int flags, mp_handle_t *out);
 /* Makes h non-blocking (on 1) or blocking (0), keeping its other flags. */
 int mp_os_set_nonblock(mp_handle_t h, int on);
 /* 1 if h is a terminal, else 0. */

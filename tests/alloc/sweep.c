@@ -132,6 +132,11 @@ static const struct sweep_case cases[] = {
   {"fs_read_formats", FILES,
    "local f = mp.fs.open(DIR .. '/r')\n"
    "if f then f:read('l') f:read('n') f:read(3) f:read('a') f:close() end"},
+  /* the same through ops (the default reads the page cache at once) */
+  {"fs_read_formats_ops", FILES,
+   "mp.fs._nowait(false)\n"
+   "local f = mp.fs.open(DIR .. '/r') mp.fs._nowait(true)\n"
+   "if f then f:read('l') f:read('n') f:read(3) f:read('a') f:close() end"},
   {"fs_lines", FILES,
    "local f = mp.fs.open(DIR .. '/r')\n"
    "if f then for l in f:lines('L') do end f:close() end"},

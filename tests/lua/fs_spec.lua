@@ -145,6 +145,274 @@ describe("mp.fs EOF edge cases", function()
   end)
 end)
 
+describe("mp.fs on epoll: reads from the page cache, cached opens", function()
+  it("on epoll a cached file's read needs no suspension", function()
+    -- (io_uring reads through the ring, Windows through the port)
+    if mp.backend() ~= "epoll" then return end
+    put(path("cached"), "abc\ndef\n")
+    H.run(function()
+      local f = assert(fs.open(path("cached")))
+      local got
+      -- a comparator cannot yield: a read that suspended would raise
+      local ok, err = pcall(table.sort, { 2, 1 }, function(a, b)
+        got = got or f:read("l")
+        return a < b
+      end)
+      assert.is_true(ok, err)
+      assert.are.equal("abc", got)
+      assert.are.equal("def\n", f:read("a"))
+      f:close()
+    end)
+  end)
+
+  it("every format right after open", function()
+    put(path("fmts"), "  42.5 next\nline two\nrest")
+    H.run(function()
+      for _, case in ipairs {
+        { { "n" }, "42.5#1" }, { { "l" }, '"  42.5 next"#1' },
+        { { "L" }, '"  42.5 next\\\n"#1' }, { { 4 }, '"  42"#1' },
+        { { "a" }, '"  42.5 next\\\nline two\\\nrest"#1' },
+        { { "n", "l", "l", "l" }, '42.5," next","line two","rest"#4' },
+      } do
+        local f = assert(fs.open(path("fmts")))
+        assert.are.equal(case[2], show(f:read(table.unpack(case[1]))))
+        f:close()
+      end
+    end)
+  end)
+
+  it("sees a file grown after open, also at a page boundary", function()
+    H.run(function()
+      for _, size in ipairs { 5, 4096, 8192 } do
+        local data = ("x"):rep(size)
+        put(path("grown"), data)
+        local f = assert(fs.open(path("grown")))
+        local g = assert(io.open(path("grown"), "ab"))
+        g:write("tail")
+        g:close()
+        assert.are.equal(size + 4, #f:read(65536))
+        assert.is_nil(f:read(1))
+        f:close()
+        f = assert(fs.open(path("grown")))
+        g = assert(io.open(path("grown"), "ab"))
+        g:write("more\n")
+        g:close()
+        assert.are.equal(data .. "tailmore\n", f:read("a"))
+        f:close()
+      end
+    end)
+  end)
+
+  it("sees a file shrunk after open", function()
+    H.run(function()
+      for _, fmt in ipairs { "a", 65536, "l" } do
+        put(path("shrunk"), ("y"):rep(8192))
+        local f = assert(fs.open(path("shrunk")))
+        put(path("shrunk"), "short")
+        assert.are.equal("short", f:read(fmt))
+        assert.is_nil(f:read(1))
+        f:close()
+      end
+    end)
+  end)
+
+  it("page-aligned sizes end where the file ends", function()
+    H.run(function()
+      for _, size in ipairs { 4096, 8192, 65536, 65536 + 4096 } do
+        local data = {}
+        for i = 1, size // 8 do data[i] = ("%7d\n"):format(i) end
+        data = table.concat(data)
+        put(path("aligned"), data)
+        local f = assert(fs.open(path("aligned")))
+        local parts = {}
+        repeat
+          local d = f:read(65536)
+          parts[#parts + 1] = d
+        until not d
+        assert.are.equal(data, table.concat(parts))
+        assert.are.equal("", f:read("a"))
+        f:close()
+        f = assert(fs.open(path("aligned")))
+        local n = 0
+        for line in f:lines() do
+          n = n + 1
+          assert.are.equal(("%7d"):format(n), line)
+        end
+        assert.are.equal(size // 8, n)
+        f:close()
+      end
+    end)
+  end)
+
+  it("seek then read", function()
+    local data = {}
+    for i = 1, 2000 do data[i] = ("%4d|"):format(i) end
+    data = table.concat(data) -- 10000 bytes
+    put(path("seek"), data)
+    H.run(function()
+      local f = assert(fs.open(path("seek")))
+      assert.are.equal(data:sub(1, 10), f:read(10))
+      assert.are.equal(4090, f:seek("set", 4090))
+      assert.are.equal(data:sub(4091, 4100), f:read(10))
+      assert.are.equal(4100, f:seek())
+      assert.are.equal(9997, f:seek("end", -3))
+      assert.are.equal(data:sub(-3), f:read("a"))
+      assert.is_nil(f:read(1))
+      assert.are.equal(0, f:seek("set"))
+      assert.are.equal(data, f:read("a"))
+      f:close()
+    end)
+  end)
+
+  it("a big cached file is read whole and lets other tasks run", function()
+    local chunk = {}
+    for i = 1, 4096 do chunk[i] = ("%7d\n"):format(i) end
+    chunk = table.concat(chunk) -- 32 KiB
+    local data = chunk:rep(96) -- 3 MiB
+    put(path("big"), data)
+    H.run(function()
+      local running, ticks = true, 0
+      local t = mp.spawn(function()
+        while running do
+          ticks = ticks + 1
+          mp.sleep(0)
+        end
+      end)
+      mp.sleep(0) -- t is waiting in its sleep
+      local before = ticks
+      local f = assert(fs.open(path("big")))
+      local parts = {}
+      repeat
+        local d = f:read(65536)
+        parts[#parts + 1] = d
+      until not d
+      f:close()
+      running = false
+      t:join()
+      assert.are.equal(#data, #table.concat(parts))
+      assert.is_true(data == table.concat(parts))
+      -- a read goes through the loop at least every MiB
+      assert.is_true(ticks - before >= 2, ticks - before)
+    end)
+  end)
+
+  it("on epoll a cached path opens without the pool", function()
+    if mp.backend() ~= "epoll" then return end
+    put(path("opened"), "o\n")
+    H.run(function()
+      local f, err
+      local ok, e = pcall(table.sort, { 2, 1 }, function(a, b)
+        if not f then f, err = fs.open(path("opened")) end
+        return a < b
+      end)
+      assert.is_true(ok, e)
+      assert(f, err)
+      assert.are.equal("o", f:read("l"))
+      f:close()
+      -- creating and truncating opens, and failures, still take the pool
+      ok = pcall(table.sort, { 2, 1 }, function(a, b)
+        fs.open(path("opened"), "w")
+        return a < b
+      end)
+      assert.is_false(ok)
+      local _, msg, code = fs.open(path("missing"))
+      assert.are.equal("ENOENT", code)
+      assert.truthy(msg:find("missing", 1, true))
+      -- readfile too
+      local data
+      ok, e = pcall(table.sort, { 2, 1 }, function(a, b)
+        data = data or fs.readfile(path("opened"))
+        return a < b
+      end)
+      assert.is_true(ok, e)
+      assert.are.equal("o\n", data)
+      _, msg, code = fs.readfile(path("missing"))
+      assert.are.equal("ENOENT", code)
+      assert.truthy(msg:find("missing", 1, true))
+      assert.are.equal("EISDIR", select(3, fs.readfile(dir)))
+    end)
+  end)
+
+  it("a task opening many files lets other tasks run", function()
+    put(path("many"), "m")
+    H.run(function()
+      local running, ticks = true, 0
+      local t = mp.spawn(function()
+        while running do
+          ticks = ticks + 1
+          mp.sleep(0)
+        end
+      end)
+      mp.sleep(0)
+      local before = ticks
+      for _ = 1, 100 do
+        local f = assert(fs.open(path("many")))
+        assert.are.equal("m", f:read("a"))
+        f:close()
+      end
+      running = false
+      t:join()
+      -- at most 16 opens in a row without suspending
+      assert.is_true(ticks - before >= 5, ticks - before)
+    end)
+  end)
+
+  it("fs._nowait(false) makes every read and open an op", function()
+    put(path("ops"), "p\n")
+    H.run(function()
+      fs._nowait(false)
+      local f = assert(fs.open(path("ops")))
+      local ok = pcall(table.sort, { 2, 1 }, function(a, b)
+        f:read("l")
+        return a < b
+      end)
+      fs._nowait(true)
+      assert.is_false(ok)
+      assert.are.equal("p", f:read("l"))
+      f:close()
+    end)
+  end)
+
+  it("a FIFO stays a stream: a line written in two parts is one line", function()
+    if H.windows then return end
+    local p = path("fifo-parts")
+    assert(os.execute("mkfifo '" .. p .. "'"))
+    H.run(function()
+      local r = assert(fs.open(p))
+      local w = assert(fs.open(p, "w"))
+      local t = mp.spawn(function()
+        w:write("par")
+        mp.sleep(0.02)
+        w:write("t\nnext")
+        w:close()
+      end)
+      assert.are.equal("part", r:read("l"))
+      assert.are.equal("next", r:read("a"))
+      assert.are.equal(select(3, r:seek("set", 0)), "ESPIPE")
+      r:close()
+      t:join()
+    end)
+    os.remove(p)
+  end)
+
+  it("/dev/null and /proc files read as before", function()
+    if H.windows then return end
+    H.run(function()
+      local f = assert(fs.open("/dev/null"))
+      assert.are.equal("", f:read("a"))
+      assert.is_nil(f:read("l"))
+      assert.are.equal("ESPIPE", select(3, f:seek("set", 0)))
+      f:close()
+      -- /proc claims size 0 and cannot read without waiting: the op path
+      f = assert(fs.open("/proc/self/status"))
+      local s = f:read("a")
+      assert.truthy(s:find("^Name:"))
+      assert.truthy(s:find("\nPid:"))
+      f:close()
+    end)
+  end)
+end)
+
 describe("mp.fs modes", function()
   it("w truncates, a appends, r+ keeps, w+ and a+ read back", function()
     H.run(function()

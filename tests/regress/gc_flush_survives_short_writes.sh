@@ -14,6 +14,7 @@ trap 'rm -rf "$dir"' EXIT
 bash "$MP_SOURCE_DIR/tests/fault/run.sh" 7 1 0 "$MOONPORT" - "$dir" <<'LUA'
 local mp = require "moonport"
 local dir = ...
+mp.fs._nowait(false) -- reads are READ ops (not from the page cache)
 local body = ("0123456789"):rep(6000)
 for i = 1, 20 do
   local f = assert(mp.fs.open(dir .. "/f" .. i, "w"))
