@@ -589,17 +589,9 @@ int lmp_rbuf_line(lua_State *L, struct lmp_rbuf *rb) {
   return take_line(L, rb, kind == 2);
 }
 
-int lmp_rbuf_read_line(lua_State *L, struct lmp_rbuf *rb) {
-  int top = lua_gettop(L), keep = 0;
-  if (rb->pending || rb->off == rb->len || top > 2) return 0;
-  if (top == 2) {
-    if (lua_type(L, 2) != LUA_TSTRING) return 0;
-    const char *s = lua_tostring(L, 2);
-    if (*s == '*') s++;
-    if (*s != 'l' && *s != 'L') return 0;
-    keep = *s == 'L';
-  }
-  return take_line(L, rb, keep);
+int lmp_rbuf_read_line(lua_State *L, struct lmp_rbuf *rb, int kind) {
+  if (rb->pending || rb->off == rb->len) return 0;
+  return take_line(L, rb, kind == 2);
 }
 
 int lmp_rbuf_read(lua_State *L, const struct lmp_rbuf_vt *vt, int flags) {
@@ -615,8 +607,7 @@ static void layout(lua_State *L, const struct lmp_rbuf_vt *vt, int flags) {
   lua_insert(L, 3);
 }
 
-/* The format at 2..top: 1 one "l" (or none), 2 one "L", else 0. */
-static int one_line_format(lua_State *L) {
+int lmp_rbuf_line_kind(lua_State *L) {
   int top = lua_gettop(L);
   if (top == 1) return 1;
   if (top != 2 || lua_type(L, 2) != LUA_TSTRING) return 0;
@@ -634,7 +625,7 @@ static int line_k(lua_State *L, struct mp_op *op) {
   struct opbuf *h = op->owned;
   const struct lmp_rbuf_vt *vt = h->vt;
   struct lmp_rbuf *live = h->rb, *rb;
-  int flags = h->flags, keep = one_line_format(L) == 2;
+  int flags = h->flags, keep = (flags & LMP_RBUF_KEEPNL) != 0;
   if (live) { /* not busy any more */
     live->pending = NULL;
     h->rb = NULL;
@@ -657,8 +648,7 @@ static int line_k(lua_State *L, struct mp_op *op) {
 
 int lmp_rbuf_read_on(lua_State *L, const struct lmp_rbuf_vt *vt,
                      struct lmp_rbuf *rb, int flags) {
-  if ((flags & LMP_RBUF_WAITLINE) && !rb->pending && rb->off == rb->len &&
-      one_line_format(L)) {
+  if ((flags & LMP_RBUF_WAITLINE) && !rb->pending && rb->off == rb->len) {
     /* Nothing buffered: the engine would ask for a chunk right away. */
     int err;
     struct mp_op *op = vt->start(L, LMP_RBUF_CHUNK, &err);

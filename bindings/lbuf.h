@@ -105,11 +105,14 @@ enum {
   LMP_RBUF_STREAM = 1, /* EOF before any byte of a format: nil, msg, "EOF"
                           (files: plain nil, as liolib) */
   LMP_RBUF_RAISE = 2,  /* errors raise (for lines iterators) */
-  /* lmp_rbuf_read_on, one "l"/"L" (or no format) and nothing buffered:
-   * the fill starts at once and its continuation takes the line, without
-   * the format engine (a keep-alive server waiting for its next request);
-   * only for a vt whose start does not look past the object (index 1) */
-  LMP_RBUF_WAITLINE = 4
+  /* lmp_rbuf_read_on, the caller found one "l" (or no format;
+   * lmp_rbuf_line_kind 1), with LMP_RBUF_KEEPNL one "L" (kind 2): when
+   * nothing is buffered the fill starts at once and its continuation
+   * takes the line, without the format engine (a keep-alive server
+   * waiting for its next request); only for a vt whose start does not
+   * look past the object (index 1) */
+  LMP_RBUF_WAITLINE = 4,
+  LMP_RBUF_KEEPNL = 8
 };
 
 struct lmp_rbuf_vt {
@@ -168,9 +171,13 @@ int lmp_rbuf_lines(lua_State *L, lua_CFunction iter);
  * flight on rb and a whole line is buffered, pushes the line, consumed,
  * and returns 1; else 0 (go through lmp_rbuf_read). */
 int lmp_rbuf_line(lua_State *L, struct lmp_rbuf *rb);
-/* The same for a read method's formats (2..top): one "l" or "L", or
- * none. The caller has checked the object (at 1) and that it may read. */
-int lmp_rbuf_read_line(lua_State *L, struct lmp_rbuf *rb);
+/* A read method's formats (2..top): 1 one "l" (or none), 2 one "L",
+ * else 0. */
+int lmp_rbuf_line_kind(lua_State *L);
+/* The same fast path for a read method whose formats are of kind (1 or
+ * 2, from lmp_rbuf_line_kind). The caller has checked the object (at 1)
+ * and that it may read. */
+int lmp_rbuf_read_line(lua_State *L, struct lmp_rbuf *rb, int kind);
 
 /* The engine. Object at 1, formats at 2..top ("l" when none). Returns the
  * number of results, through lmp_await continuations. */

@@ -168,10 +168,12 @@ static int stream_read(lua_State *L) {
   if (s->tls && !ltls_ready(s))
     return ltls_handshake_then(L, s, stream_read, "read", 0);
   /* a whole line buffered (a request's headers): no format engine */
-  if (lmp_rbuf_read_line(L, &s->rb)) return 1;
+  int kind = lmp_rbuf_line_kind(L);
+  if (kind && lmp_rbuf_read_line(L, &s->rb, kind)) return 1;
   s->rddl = lsock_deadline(s);
-  return lmp_rbuf_read_on(L, &stream_vt, &s->rb,
-                          LMP_RBUF_STREAM | LMP_RBUF_WAITLINE);
+  return lmp_rbuf_read_on(L, &stream_vt, &s->rb, LMP_RBUF_STREAM |
+                          (kind ? LMP_RBUF_WAITLINE : 0) |
+                          (kind == 2 ? LMP_RBUF_KEEPNL : 0));
 }
 
 /* stream:lines(...): an iterator over read(...) (default "l"), as
