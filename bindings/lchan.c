@@ -21,7 +21,9 @@ static int l_park(lua_State *L) {
  * when woken): a waiter takes its record back without a pcall. */
 static int l_wait(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  return lmp_wait(L, "park");
+  /* the name errors give (a constant of the caller's: it outlives the
+   * settop that drops it) */
+  return lmp_wait(L, luaL_optstring(L, 4, "park"));
 }
 
 static int l_wake(lua_State *L) {

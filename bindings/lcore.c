@@ -613,6 +613,14 @@ int lmp_yield(lua_State *L, const char *fname) {
   return suspend(L, t, nothing_k, 0);
 }
 
+/* An interruption as lmp_wait returns it: the value, then true (raised
+ * as it is, where a message gets its caller's position). */
+static int wait_interrupt(lua_State *L, struct lmp_task *t) {
+  push_interrupt(L, t);
+  lua_pushboolean(L, 1);
+  return 2;
+}
+
 /* lmp_wait's continuation: park_k, but what park_k raises is returned. */
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   struct lmp_state *S = lmp_state(L);
@@ -626,14 +634,14 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   t->wait = 0;
   t->cleanup = LUA_NOREF;
   if (t->woken) t->woken = 0;
-  else if (interrupted(t)) return push_interrupt(L, t);
+  else if (interrupted(t)) return wait_interrupt(L, t);
   return 0;
 }
 
 int lmp_wait(lua_State *L, const char *fname) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
-  if (interrupted_at(L, t)) return push_interrupt(L, t);
+  if (interrupted_at(L, t)) return wait_interrupt(L, t);
   if (t->woken) {
     t->woken = 0;
     return 0;
@@ -645,7 +653,7 @@ int lmp_wait(lua_State *L, const char *fname) {
         return 1;
       }
     }
-    if (!t->woken) return push_interrupt(L, t);
+    if (!t->woken) return wait_interrupt(L, t);
     t->woken = 0;
     return 0;
   }

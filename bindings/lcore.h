@@ -264,8 +264,10 @@ int lmp_park_cleanup(lua_State *L, lua_KFunction k, const char *fname,
 void lmp_wake(struct lmp_task *t);
 /* As lmp_park_cleanup, but what it would raise (an interruption,
  * "operation abandoned", cannot suspend, the main program's deadlock) is
- * returned instead: 0 results when woken, 1 (the error) otherwise, so a
- * waiter takes itself out of its queue without a pcall. The cleanup run
+ * returned instead: 0 results when woken; an interruption and true (to
+ * be raised as it is); a message naming fname (to be raised with the
+ * position of the caller's caller), so a waiter takes itself out of its
+ * queue without a pcall. The cleanup run
  * if its coroutine is abandoned or closed is the function at stack index
  * 1, called with the values at 2 and 3: nothing is allocated to park
  * (the stack is cut to those three). */

@@ -201,17 +201,19 @@ local leave = {
 -- Queues rec in ch[name] and waits for a hand-over or the close; returns
 -- what recv or send returns. Called in tail position, so a parked waiter
 -- holds no frame between its caller's and core.wait's.
+local FNAME = { senders = "send", receivers = "recv" }
 local function wait(ch, name, rec)
   local q = ch[name]
   q[#q + 1] = rec
   repeat
-    local err = cwait(leave[name], ch, rec)
+    local err, raw = cwait(leave[name], ch, rec, FNAME[name])
     if err ~= nil then
       -- Done: the coroutine was resumed by another task after the
       -- hand-over ("operation abandoned"); it still owns what it got.
       if not (rec.done or rec.value == HANDED) then
         remove(ch[name], rec)
-        error(err, 0)
+        -- a message blames recv's or send's caller (they tail-call wait)
+        error(err, not raw and 2 or 0)
       end
     elseif rec.skipped then -- back in line, unless the channel closed
       rec.skipped, rec.closed = nil, ch.closed

@@ -95,7 +95,9 @@ return function(core, M)
 
   -- Waits for a permit; returns true holding one, or raises holding none.
   -- Called in tail position (a parked waiter holds fewer frames).
-  local function acquire(s)
+  -- fname and level: what its errors name and blame (the caller of the
+  -- method, tail calls skipped).
+  local function acquire(s, fname, level)
     local me, co = self_task() -- co: only if not the task's own
     if s.count > 0 and not s.waiters[1] then
       grant(s, me) -- first: out of memory there changes nothing
@@ -112,10 +114,10 @@ return function(core, M)
     q[#q + 1] = rec
     repeat
       -- leave(s, rec) runs if the coroutine is abandoned or closed
-      local err = cwait(leave, s, rec)
+      local err, raw = cwait(leave, s, rec, fname)
       if err ~= nil then
         leave(s, rec)
-        error(err, 0)
+        error(err, not raw and (level or 2) or 0)
       end
       if rec.st == "skipped" then -- back in line
         rec.st = false
@@ -133,7 +135,7 @@ return function(core, M)
 
   function Semaphore:acquire()
     if getmetatable(self) ~= Semaphore then check_sem(self, "acquire") end
-    return acquire(self)
+    return acquire(self, "acquire")
   end
 
   -- Any task may release (the permit is taken from the caller's count,
@@ -208,7 +210,7 @@ return function(core, M)
       error("lock: the lock is already held by this task (locks are not "
             .. "reentrant)", 3)
     end
-    return acquire(l)
+    return acquire(l, "with", 3)
   end
 
   function Lock:lock()
@@ -218,7 +220,7 @@ return function(core, M)
       error("lock: the lock is already held by this task (locks are not "
             .. "reentrant)", 2)
     end
-    return acquire(self) -- a tail call: one call frame less while parked
+    return acquire(self, "lock") -- a tail call: one frame less parked
   end
 
   function Lock:unlock()

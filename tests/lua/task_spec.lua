@@ -846,6 +846,35 @@ describe("the coroutine library inside tasks", function()
     end)
   end)
 
+  it("a wait that cannot suspend names its function and the caller's line", function()
+    H.run(function()
+      local l, s, held, go = mp.lock(), mp.semaphore(0), mp.lock(), mp.channel()
+      local holder = mp.spawn(function() held:lock() go:recv() held:unlock() end)
+      mp.sleep(0)
+      local cases = {
+        recv = function() mp.channel():recv() end,
+        send = function() mp.channel(0):send(1) end,
+        lock = function() held:lock() end,
+        acquire = function() s:acquire() end,
+        with = function() held:with(print) end,
+      }
+      for name, f in pairs(cases) do
+        local ok, err = pcall(table.sort, { 2, 1 }, function() f() return true end)
+        assert.is_false(ok)
+        -- the line of the call in cases, not a line of moonport's own
+        assert.matches("^[^:]*task_spec%.lua:%d+: " .. name .. ": cannot suspend here", err)
+      end
+      go:send(true)
+      assert.is_true(holder:join())
+      assert.is_true(l:with(function() return true end))
+      -- an interruption is still raised as it is
+      local t = mp.spawn(function() mp.channel():recv() end)
+      mp.sleep(0)
+      t:cancel()
+      assert.same({ false, "cancelled" }, { t:join() })
+    end)
+  end)
+
   it("a coroutine abandoned while suspended raises when resumed later", function()
     H.run(function()
       local path = H.tmpname()
