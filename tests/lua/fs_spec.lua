@@ -12,6 +12,25 @@ local function path(name) return dir .. "/" .. name end
 
 -- Writes with io (the reference), so mp.fs reads are checked against data
 -- written by a different implementation.
+-- Starts a task that counts the loop's turns (it sleeps 0 in a loop);
+-- returns a function that stops it and returns the turns counted since.
+local function count_turns()
+  local running, ticks = true, 0
+  local t = mp.spawn(function()
+    while running do
+      ticks = ticks + 1
+      mp.sleep(0)
+    end
+  end)
+  mp.sleep(0) -- t is waiting in its sleep
+  local before = ticks
+  return function()
+    running = false
+    t:join()
+    return ticks - before
+  end
+end
+
 local function put(p, data)
   local f = assert(io.open(p, "wb"))
   f:write(data)
@@ -271,15 +290,7 @@ describe("mp.fs on epoll: reads from the page cache, cached opens", function()
     local data = chunk:rep(96) -- 3 MiB
     put(path("big"), data)
     H.run(function()
-      local running, ticks = true, 0
-      local t = mp.spawn(function()
-        while running do
-          ticks = ticks + 1
-          mp.sleep(0)
-        end
-      end)
-      mp.sleep(0) -- t is waiting in its sleep
-      local before = ticks
+      local turns = count_turns()
       local f = assert(fs.open(path("big")))
       local parts = {}
       repeat
@@ -287,12 +298,11 @@ describe("mp.fs on epoll: reads from the page cache, cached opens", function()
         parts[#parts + 1] = d
       until not d
       f:close()
-      running = false
-      t:join()
+      local n = turns()
       assert.are.equal(#data, #table.concat(parts))
       assert.is_true(data == table.concat(parts))
       -- a read goes through the loop at least every MiB
-      assert.is_true(ticks - before >= 2, ticks - before)
+      assert.is_true(n >= 2, n)
     end)
   end)
 
@@ -336,24 +346,15 @@ describe("mp.fs on epoll: reads from the page cache, cached opens", function()
   it("a task opening many files lets other tasks run", function()
     put(path("many"), "m")
     H.run(function()
-      local running, ticks = true, 0
-      local t = mp.spawn(function()
-        while running do
-          ticks = ticks + 1
-          mp.sleep(0)
-        end
-      end)
-      mp.sleep(0)
-      local before = ticks
+      local turns = count_turns()
       for _ = 1, 100 do
         local f = assert(fs.open(path("many")))
         assert.are.equal("m", f:read("a"))
         f:close()
       end
-      running = false
-      t:join()
+      local n = turns()
       -- at most 16 opens in a row without suspending
-      assert.is_true(ticks - before >= 5, ticks - before)
+      assert.is_true(n >= 5, n)
     end)
   end)
 
