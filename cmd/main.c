@@ -62,6 +62,8 @@ static _Thread_local volatile sig_atomic_t sigint_hooked; /* it stopped
                                                              running Lua */
 static _Thread_local int sig_cancelled; /* a task was cancelled because of
                                            Ctrl-C */
+static _Thread_local volatile unsigned sigint_read; /* the line read when
+                                                     Ctrl-C came (mterm) */
 static _Thread_local int in_repl; /* the REPL keeps the handler after
                                      Ctrl-C */
 static _Thread_local int main_runs_lua; /* the main state runs Lua (-l),
@@ -167,6 +169,9 @@ static void on_sigint(int sig) {
   }
 #endif
   if (!in_repl) set_sigint(SIG_DFL); /* a second Ctrl-C ends the process */
+#ifdef MP_WITH_READLINE
+  sigint_read = mterm_read_id();
+#endif
   got_sigint = 1;
   lua_State *co = *running;
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
@@ -532,8 +537,16 @@ static int dorepl(lua_State *L) {
     if (lua_getfield(L, repl, "entry") == LUA_TNIL) sig_cancelled = 0;
     lua_pop(L, 1);
     /* A Ctrl-C that stopped Lua code running (a spinning task) is spent:
-     * passed on as well, it would drop the next line the user types. */
-    if (got_sigint && sigint_hooked) got_sigint = sigint_hooked = 0;
+     * passed on as well, it would cancel the entry or drop the next line
+     * the user types. The line being typed when it came (it stopped a
+     * background task) is dropped, as the user who pressed it expects,
+     * if it still is: else that text stays before what comes next. */
+    if (got_sigint && sigint_hooked) {
+      got_sigint = sigint_hooked = 0;
+#ifdef MP_WITH_READLINE
+      mterm_drop_line(sigint_read);
+#endif
+    }
     if (got_sigint) {
       got_sigint = 0;
       lua_getfield(L, repl, "interrupt");

@@ -45,6 +45,8 @@ static struct {
   size_t word_at;   /* completion generator position */
   atomic_int quit;  /* the state is closing: end the read, print nothing */
   atomic_int reading; /* a line is being read (for the exit handler) */
+  atomic_uint read_id; /* which read (never 0), 0 between reads */
+  unsigned reads;
   int saved_ok;
   struct termios saved; /* the terminal as readline found it */
 } term = {.ctl = -1, .pipe = {-1, -1}, .out = -1, .err = -1};
@@ -159,8 +161,11 @@ static void on_line(char *line) {
 static void read_tty(struct lmp_line *j) {
   uint64_t n;
   atomic_store(&term.reading, 1);
+  if (++term.reads == 0) term.reads = 1;
+  atomic_store(&term.read_id, term.reads);
   while (read(term.ctl, &n, sizeof n) > 0) {} /* an old Ctrl-C */
   if (atomic_load(&term.quit)) { /* closing: no line (after the drain) */
+    atomic_store(&term.read_id, 0);
     atomic_store(&term.reading, 0);
     return;
   }
@@ -200,6 +205,7 @@ static void read_tty(struct lmp_line *j) {
     if (term.err >= 0) dup2(term.err, 2);
     drain(&eol);
   }
+  atomic_store(&term.read_id, 0);
   atomic_store(&term.reading, 0);
 }
 
@@ -222,6 +228,14 @@ static void term_add_history(const char *line) {
 static void term_interrupt(void) {
   uint64_t one = 1;
   if (term.ctl >= 0 && write(term.ctl, &one, sizeof one) < 0) {}
+}
+
+unsigned mterm_read_id(void) { return atomic_load(&term.read_id); }
+
+void mterm_drop_line(unsigned id) {
+  /* (a read that ends between the check and the write leaves the wake-up
+   * to the next one, which drains it as an old Ctrl-C) */
+  if (id && atomic_load(&term.read_id) == id) term_interrupt();
 }
 
 /* The state is closing (os.exit in a task, say) while a line may be read

@@ -126,12 +126,8 @@ for delay in (1, 3, 9):
     typed = s.read_until(r"pending", 5)
     first = typed and "from the background" not in s.out[typed_at:]
     ok = s.read_until(r"from the background\r\n> pending", delay + 10, m)
-    s.send("\x03")
-    s.wait_prompt()
-    # A Ctrl-C that lands while the background task still runs Lua code
-    # (descheduled just after its print, on a loaded machine) stops that
-    # task instead, as it would stop a spinning one, and the line stays:
-    # a second one, with no Lua code running, surely drops it.
+    # (a Ctrl-C that lands while the task still runs Lua code, just after
+    # its print on a loaded machine, stops it and drops the line too)
     s.send("\x03")
     s.wait_prompt()
     if first:
@@ -148,6 +144,20 @@ s.send("\x03")
 ok = s.read_until(r"interrupted![\s\S]*> $", 10)
 ok = ok and s.entry("print('still here')") and "still here\r\n" in s.out[m:]
 check("Ctrl-C stops a background task spinning in Lua code", ok, s.out[m:])
+
+# the same with a line half typed (the prompt came before the task began
+# spinning): the task stops and the line is dropped, as Ctrl-C at the
+# prompt drops it, not kept before the next entry
+m = s.mark()
+s.entry("mp.spawn(function() mp.sleep(0.3) while true do end end)")
+time.sleep(0.8)
+s.send("half")
+typed = s.read_until(r"half", 5)
+s.send("\x03")
+ok = s.read_until(r"interrupted![\s\S]*> $", 10)
+ok = ok and s.entry("print('dropped')") and "dropped\r\n" in s.out[m:]
+check("Ctrl-C stopping a background task drops the line being typed",
+      typed and ok and "halfprint" not in s.out[m:], s.out[m:])
 
 # a runaway entry
 m = s.mark()
