@@ -1,9 +1,10 @@
 /* uring_probe.c: configure-time check that this kernel lets us use
  * io_uring (it may be refused by seccomp, disabled by sysctl, or too old),
  * so the io_uring test variants are only registered where they can run.
- * A refusal (ENOSYS, EPERM, EACCES) is final; anything else (ENOMEM,
+ * Exit 1: refused (ENOSYS, EPERM, EACCES), final; anything else (ENOMEM,
  * EAGAIN: rings of tests running meanwhile) is retried for two seconds,
- * so a busy machine does not drop every io_uring variant. */
+ * then exit 2, and the variants are kept (tests/CMakeLists.txt): a busy
+ * machine must not drop every io_uring variant. */
 #include <errno.h>
 #include <liburing.h>
 #include <time.h>
