@@ -44,9 +44,9 @@ static struct {
   int done;
   size_t word_at;   /* completion generator position */
   atomic_int quit;  /* the state is closing: end the read, print nothing */
-  atomic_int reading; /* a line is being read (for the exit handler) */
-  atomic_uint read_id; /* which read (never 0), 0 between reads */
-  unsigned reads;
+  atomic_uint read_id; /* the line being read (never 0), 0 between reads
+                          (for the exit handler and mterm_drop_line) */
+  unsigned reads;      /* reads begun: the next read_id */
   int saved_ok;
   struct termios saved; /* the terminal as readline found it */
 } term = {.ctl = -1, .pipe = {-1, -1}, .out = -1, .err = -1};
@@ -74,7 +74,7 @@ static char **complete(const char *text, int start, int end) {
  * terminal back as readline found it, which it cannot do from its thread
  * (rl_catch_signals is off: the host owns the signals). */
 static void term_atexit(void) {
-  if (!atomic_load(&term.reading)) return;
+  if (!atomic_load(&term.read_id)) return;
   if (term.out >= 0) dup2(term.out, 1);
   if (term.err >= 0) dup2(term.err, 2);
   if (term.saved_ok) tcsetattr(0, TCSANOW, &term.saved);
@@ -160,13 +160,11 @@ static void on_line(char *line) {
 
 static void read_tty(struct lmp_line *j) {
   uint64_t n;
-  atomic_store(&term.reading, 1);
   if (++term.reads == 0) term.reads = 1;
   atomic_store(&term.read_id, term.reads);
   while (read(term.ctl, &n, sizeof n) > 0) {} /* an old Ctrl-C */
   if (atomic_load(&term.quit)) { /* closing: no line (after the drain) */
     atomic_store(&term.read_id, 0);
-    atomic_store(&term.reading, 0);
     return;
   }
   int capture = term.pipe[0] >= 0;
@@ -206,7 +204,6 @@ static void read_tty(struct lmp_line *j) {
     drain(&eol);
   }
   atomic_store(&term.read_id, 0);
-  atomic_store(&term.reading, 0);
 }
 
 static void term_read(struct lmp_line *j) {
