@@ -125,10 +125,16 @@ static int run_child(int i) {
            tests[i].name);
   STARTUPINFOW si = {.cb = sizeof si};
   PROCESS_INFORMATION pi;
-  if (!CreateProcessW(self, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si,
-                      &pi)) {
+  /* Under wine a child's start fails now and then with
+   * ERROR_INTERNAL_ERROR (its loader died before running anything), so
+   * no test ran: start it again, a few times. */
+  for (int tries = 1;; tries++) {
+    if (CreateProcessW(self, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si,
+                       &pi))
+      break;
     fprintf(stderr, "  CreateProcess: error %lu\n", GetLastError());
-    return 1;
+    if (tries == 3) return 1;
+    Sleep(100 * tries);
   }
   CloseHandle(pi.hThread);
   DWORD code = 1;
