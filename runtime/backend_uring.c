@@ -31,7 +31,8 @@
  * MP_ECANCELED). Faults are made before the kernel sees the op, so no byte
  * is lost or duplicated by the injection itself. MP_FAULT_BUSY=N: the
  * first N SQEs asked for inside a reap reap first, as when the SQ is full
- * and the kernel refuses it (EBUSY with a CQ backlog). */
+ * and the kernel refuses it (EBUSY with a CQ backlog). MP_FAULT_ENTER=E:
+ * the next io_uring_enter reports errno E whatever it did. */
 struct faults {
   uint64_t rng;          /* xorshift64 state; 0: faults off */
   uint32_t rate;         /* per 2^32 */
@@ -39,6 +40,8 @@ struct faults {
   struct mp__queue q;    /* faulted ops, completed by the next reap */
   int busy;              /* MP_FAULT_BUSY: get_sqe calls made while
                             reaping still to reap first */
+  int enter;             /* MP_FAULT_ENTER: the errno the next
+                            io_uring_enter reports instead (0: none) */
   const char *stats;     /* MP_FAULT_STATS: appended to at close */
   uint64_t seed, nrolls, nfaults;
 };
@@ -94,10 +97,28 @@ static void rf_cqe(struct mp_loop *loop, struct mp_op *op, unsigned step,
 
 /* A SINGLE_ISSUER ring answers EEXIST to any other thread: a loop belongs
  * to the thread that created it. Carrying on would spin or lose IO. */
-static void check_thread(int r) {
-  if (r != -EEXIST) return;
-  fprintf(stderr, "moonport: an io_uring loop must be run by the thread "
-                  "that created it\n");
+/* What io_uring_enter answered. EINTR, EAGAIN (no kernel memory for a
+ * request: try again later), EBUSY (a CQ backlog: reap) and ETIME pass;
+ * anything else means ops whose completions will never come (EBADR: the
+ * kernel dropped some) or a ring that cannot be used at all. Their
+ * records are the kernel's until then, so the loop can neither finish
+ * nor free them: say so and stop, rather than spin or hang silently. */
+static int check_enter(struct uring_state *s, int r) {
+  if (s->fault.enter) { /* (test: the kernel's answer replaced) */
+    r = -s->fault.enter;
+    s->fault.enter = 0;
+  }
+  if (r >= 0 || r == -EINTR || r == -EAGAIN || r == -EBUSY || r == -ETIME)
+    return r;
+  if (r == -EEXIST)
+    fprintf(stderr, "moonport: an io_uring loop must be run by the thread "
+                    "that created it\n");
+  else if (r == -EBADR)
+    fprintf(stderr, "moonport: io_uring dropped completions (the kernel "
+                    "ran out of memory): in-flight ops are lost\n");
+  else
+    fprintf(stderr, "moonport: io_uring_enter: %s: the ring cannot be "
+                    "used\n", strerror(-r));
   abort();
 }
 
@@ -106,8 +127,7 @@ static void check_thread(int r) {
  * a reap (a completion that submits again): reap() is reentrant. */
 static void submit_full(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
-  int r = io_uring_submit(&s->ring);
-  check_thread(r);
+  int r = check_enter(s, io_uring_submit(&s->ring));
   if (r < 0 && r != -EINTR) reap(loop);
 }
 
@@ -168,8 +188,10 @@ static void faults_init(struct faults *f) {
   const char *seed = getenv("MP_FAULT_SEED"), *rate = getenv("MP_FAULT_RATE");
   const char *hard = getenv("MP_FAULT_HARD");
   const char *busy = getenv("MP_FAULT_BUSY");
+  const char *enter = getenv("MP_FAULT_ENTER");
   double r = rate ? atof(rate) : 0;
   f->busy = busy ? atoi(busy) : 0;
+  f->enter = enter ? atoi(enter) : 0;
   if (!seed || !*seed || r <= 0) return;
   f->seed = strtoull(seed, NULL, 0);
   f->rng = f->seed * 0x9e3779b97f4a7c15ull | 1;
@@ -790,19 +812,19 @@ static void ur_wait(struct mp_loop *loop, int64_t timeout_ns) {
    * it. A turn that does not sleep leaves the eventfd alone (one read
    * less per turn); ur_arm resets it before the host sleeps. */
   if (timeout_ns != 0) mp__wakefd_drain(s->wakefd);
-  check_thread(io_uring_submit_and_get_events(&s->ring));
+  check_enter(s, io_uring_submit_and_get_events(&s->ring));
   if (timeout_ns != 0 && !io_uring_cq_ready(&s->ring) &&
       !io_uring_cq_has_overflow(&s->ring) &&
       !atomic_load(&loop->wake_pending)) {
     mp__wakefd_wait(s->wakefd, timeout_ns);
-    check_thread(io_uring_submit_and_get_events(&s->ring));
+    check_enter(s, io_uring_submit_and_get_events(&s->ring));
   }
   reap(loop);
 }
 
 static void ur_flush(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
-  if (io_uring_sq_ready(&s->ring)) check_thread(io_uring_submit(&s->ring));
+  if (io_uring_sq_ready(&s->ring)) check_enter(s, io_uring_submit(&s->ring));
 }
 
 /* Resets the eventfd, then looks, as before a sleep in ur_wait; what the
@@ -810,7 +832,7 @@ static void ur_flush(struct mp_loop *loop) {
 static void ur_arm(struct mp_loop *loop) {
   struct uring_state *s = loop->bdata;
   mp__wakefd_drain(s->wakefd);
-  check_thread(io_uring_submit_and_get_events(&s->ring));
+  check_enter(s, io_uring_submit_and_get_events(&s->ring));
   reap(loop);
   ur_flush(loop); /* retries reap queued (EAGAIN polls, EINTR resubmits) */
   if (loop->done.head || atomic_load(&loop->wake_pending))

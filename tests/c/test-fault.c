@@ -1,6 +1,7 @@
 /* test-fault.c: transient results (EAGAIN from a non-blocking pipe on
  * io_uring) are retried by the core, and the debug buffer checks catch a
  * released buffer that is still under the kernel. */
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -199,5 +200,55 @@ TEST_IMPL(reap_inside_reap) {
   ASSERT_EQ(rmdir(dir), 0);
   free(data);
   CLOSE_LOOP(loop);
+  return 0;
+}
+
+/* An io_uring_enter that fails for good (a ring made unusable; EBADR:
+ * completions dropped) leaves ops whose completions never come: the loop
+ * must stop the process with a message, not spin on the refused submit
+ * or sleep for ever. Injected (MP_FAULT_ENTER) in a child, which must
+ * die of SIGABRT within its alarm and say why on stderr. */
+static void enter_cb(struct mp_op *op) { (void)op; }
+
+static int enter_fails(int err, const char *says) {
+  int errp[2];
+  ASSERT_EQ(pipe(errp), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(errp[1], 2);
+    alarm(10); /* a spin or a hang ends as SIGALRM */
+    char e[16];
+    snprintf(e, sizeof e, "%d", err);
+    setenv("MP_FAULT_ENTER", e, 1);
+    struct mp_loop *loop = test_loop();
+    struct mp_op *op = mp_op_new(loop, enter_cb, NULL);
+    mp_op_prep_timer(op, 1000000); /* 1 ms: the loop has to wait */
+    mp_op_submit(op);
+    mp_loop_run(loop, MP_RUN_DEFAULT);
+    _exit(0);
+  }
+  close(errp[1]);
+  char buf[512];
+  ssize_t n, got = 0;
+  while ((n = read(errp[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+    got += n;
+  buf[got] = 0;
+  close(errp[0]);
+  int status;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT(WIFSIGNALED(status));
+  ASSERT_EQ(WTERMSIG(status), SIGABRT);
+  ASSERT(strstr(buf, says) != NULL);
+  return 0;
+}
+
+TEST_IMPL(uring_enter_fails) {
+  struct mp_loop *probe = test_loop();
+  int uring = strcmp(mp_loop_backend(probe), "io_uring") == 0;
+  CLOSE_LOOP(probe);
+  if (!uring) return TEST_SKIP;
+  ASSERT_EQ(enter_fails(EBADF, "io_uring_enter: Bad file descriptor"), 0);
+  ASSERT_EQ(enter_fails(EBADR, "dropped completions"), 0);
   return 0;
 }

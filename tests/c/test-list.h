@@ -15,6 +15,7 @@
   X(credentials_drop) X(nonblocking_pipe_waits)                           \
   X(debug_buffers_catch_release_under_kernel) X(host_step_submits_retries) \
   X(reap_inside_reap)                                                       \
+  X(uring_enter_fails)                                                      \
   X(err_errno_round_trip) X(err_linux_errnos_keep_text)                      \
   X(err_eai_mapping) X(op_handle_field)                                     \
   X(op_own_destructor) X(op_own_in_work) X(fs_open_flags)                  \
