@@ -97,8 +97,9 @@ static void rf_cqe(struct mp_loop *loop, struct mp_op *op, unsigned step,
 
 /* A SINGLE_ISSUER ring answers EEXIST to any other thread: a loop belongs
  * to the thread that created it. Carrying on would spin or lose IO. */
-/* What io_uring_enter answered. EINTR, EAGAIN (no kernel memory for a
- * request: try again later), EBUSY (a CQ backlog: reap) and ETIME pass;
+/* What io_uring_enter answered. EINTR, EAGAIN and ENOMEM (no kernel
+ * memory for a request: try again later), EBUSY (a CQ backlog: reap) and
+ * ETIME pass;
  * anything else means ops whose completions will never come (EBADR: the
  * kernel dropped some) or a ring that cannot be used at all. Their
  * records are the kernel's until then, so the loop can neither finish
@@ -108,7 +109,8 @@ static int check_enter(struct uring_state *s, int r) {
     r = -s->fault.enter;
     s->fault.enter = 0;
   }
-  if (r >= 0 || r == -EINTR || r == -EAGAIN || r == -EBUSY || r == -ETIME)
+  if (r >= 0 || r == -EINTR || r == -EAGAIN || r == -ENOMEM ||
+      r == -EBUSY || r == -ETIME)
     return r;
   if (r == -EEXIST)
     fprintf(stderr, "moonport: an io_uring loop must be run by the thread "
