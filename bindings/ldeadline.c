@@ -25,8 +25,8 @@ static void deadline_cb(struct mp_op *op) {
   if (i == dl->n || !dl->d[i].live) return;
   dl->nexpired++;
   if (t->op && mp_op_inflight(t->op)) lmp_interrupt_op(t->op);
-  else if (t->status == LMP_PARKED) lmp_ready_push(t);
-  else if (t->is_main) mp_loop_stop(t->S->loop);
+  else if (t->status == LMP_PARKED) lmp_ready_push(lmp_op_state(op), t);
+  else if (t->is_main) mp_loop_stop(mp_op_loop(op));
 }
 
 /* core.deadline_push(seconds) returns the deadline's guard: a userdata
@@ -42,7 +42,7 @@ static int l_deadline_push(lua_State *L) {
   lua_KContext *id = lua_newuserdatauv(L, sizeof *id, 2);
   *id = 0;
   luaL_setmetatable(L, LMP_DEADLINE);
-  lmp_push_task(L, t);
+  lmp_push_task(L, S, t);
   lua_setiuservalue(L, -2, 1);
   lua_pushthread(L);
   lua_setiuservalue(L, -2, 2);

@@ -16,8 +16,8 @@ static int l_spawn(lua_State *L) {
 }
 
 /* Copies a finished task's outcome: true, results... or false, err. */
-static int push_outcome(lua_State *L, struct lmp_task *t) {
-  struct lmp_state *S = t->S;
+static int push_outcome(lua_State *L, struct lmp_state *S,
+                        struct lmp_task *t) {
   lua_State *co = t->co;
   int nres = lua_gettop(co) - 1; /* above the task itself (lmp_spawn) */
   if (!t->joined) {
@@ -51,11 +51,11 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
   struct lmp_task *t = check_task(L, 1);
   (void)ctx;
   (void)status;
-  if (t->status == LMP_DONE) return push_outcome(L, t);
+  if (t->status == LMP_DONE) return push_outcome(L, S, t);
   /* waiters[t] = { ..., self } */
   push_joiners(L, S);
   t->has_joiners = 1; /* before the append, which may run out of memory */
-  lmp_push_task(L, lmp_self(S));
+  lmp_push_task(L, S, lmp_self(S));
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
   lua_settop(L, 1);
   return lmp_park(L, join_k, "join");
@@ -72,7 +72,7 @@ static int l_join_watch(lua_State *L) {
   lua_settop(L, 1);
   push_joiners(L, S);
   t->has_joiners = 1;
-  lmp_push_task(L, lmp_self(S));
+  lmp_push_task(L, S, lmp_self(S));
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
   return 0;
 }
@@ -118,7 +118,7 @@ static int task_join(lua_State *L) {
 }
 
 static int task_cancel(lua_State *L) {
-  lmp_task_cancel(check_task(L, 1));
+  lmp_task_cancel(lmp_state(L), check_task(L, 1));
   return 0;
 }
 
@@ -138,7 +138,7 @@ static int task_tostring(lua_State *L) {
 
 static int l_current(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
-  if (S->current) lmp_push_task(L, S->current);
+  if (S->current) lmp_push_task(L, S, S->current);
   else lua_pushnil(L);
   return 1;
 }
@@ -175,7 +175,7 @@ static int l_run(lua_State *L) {
     return lua_error(L);
   }
   if (!t) return 0;
-  int n = push_outcome(L, t);
+  int n = push_outcome(L, S, t);
   if (t->failed) return lua_error(L);
   return n - 1;
 }
