@@ -63,7 +63,20 @@ struct lmp_state *lmp_getstate(lua_State *L) {
   return S;
 }
 
+/* t leaves the joiner list it is on (lmp_park_join): its links are
+ * the ready queue's and the op's words again. */
+static void join_unlink(struct lmp_task *t) {
+  *t->jprev = t->next;
+  if (t->next) t->next->jprev = t->jprev;
+  t->next = NULL;
+  t->op = NULL;
+  t->joining = 0;
+}
+
+/* A joiner readied for anything but its target's end (a cancel, a
+ * deadline, its coroutine let go) leaves the list first. */
 void lmp_ready_push(struct lmp_state *S, struct lmp_task *t) {
+  if (t->joining) join_unlink(t);
   if (t->status != LMP_NEW) t->status = LMP_READY;
   t->next = NULL;
   if (S->ready_tail) S->ready_tail->next = t; else S->ready_head = t;
@@ -200,6 +213,7 @@ static void sleeper_remove(struct lmp_state *S, struct lmp_task *t);
  * (its coroutine was abandoned, resumed elsewhere, or the task ended). */
 void lmp_forget_wait(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
   (void)L;
+  if (t->joining) join_unlink(t);
   if (t->sleeping) sleeper_remove(S, t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
@@ -209,16 +223,21 @@ void lmp_forget_wait(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
   t->cleanup = 0;
 }
 
+/* t's side block, made if missing; NULL: out of memory. */
+static struct lmp_side *side_of(struct lmp_state *S, struct lmp_task *t) {
+  if (t->side) return t->side;
+  struct lmp_side *x = mp_loop_realloc(S->loop, NULL, sizeof *x);
+  if (!x) return NULL;
+  memset(x, 0, sizeof *x);
+  t->side = x;
+  return x;
+}
+
 /* Whether a suspension of t from L cannot be recorded: L is a coroutine
  * inside the task and t has no side record, nor memory for one. To be
  * asked before anything is done that the suspension would undo. */
 static int no_side(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
-  if (L == t->co || t->side) return 0;
-  struct lmp_side *x = mp_loop_realloc(S->loop, NULL, sizeof *x);
-  if (!x) return 1;
-  memset(x, 0, sizeof *x);
-  t->side = x;
-  return 0;
+  return L != t->co && !side_of(S, t);
 }
 
 /* Starts a suspension: a task running Lua code has none pending, unless
@@ -273,6 +292,7 @@ static struct lmp_task *check_wait(lua_State *L, lua_KContext ctx) {
     luaL_error(L, ABANDONED);
   }
   t->wait = 0;
+  if (t->joining) join_unlink(t); /* resumed by a foreign resume */
   return t;
 }
 
@@ -352,6 +372,20 @@ static int park_k(lua_State *L, int status, lua_KContext ctx) {
   return k(L, LUA_YIELD, 0);
 }
 
+/* lmp_park_join's continuation: the end of the target (at stack index 1)
+ * wins over an interruption as a wake does, also when the interruption
+ * readied the joiner (taking it off the list) before the end came. */
+static int join_park_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_task *t = check_wait(L, ctx);
+  const struct lmp_task *target = lua_touserdata(L, 1);
+  lua_KFunction k = t->pk;
+  (void)status;
+  t->pk = NULL;
+  if (t->woken || target->status == LMP_DONE) t->woken = 0;
+  else if (interrupted(t)) return raise_interrupt(L, t);
+  return k(L, LUA_YIELD, 0);
+}
+
 /* Yields with the continuation yk (k: what park_k then runs); status is
  * what the task is until something readies it. With cleanup, the stack
  * holds the function and its two values (lmp_park_cleanup, lmp_wait):
@@ -367,7 +401,8 @@ static int suspend(lua_State *L, struct lmp_state *S, struct lmp_task *t,
 }
 
 static int park(lua_State *L, lua_KFunction k, const char *fname,
-                int cleanup) {
+                int cleanup, int join) {
+  struct lmp_task *target = join ? lua_touserdata(L, 1) : NULL;
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
   if (interrupted_at(L, t)) return raise_interrupt(L, t);
@@ -384,18 +419,60 @@ static int park(lua_State *L, lua_KFunction k, const char *fname,
     return k(L, LUA_OK, 0);
   }
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
-  if (no_side(L, S, t)) return luaL_error(L, NOMEM);
-  t->status = LMP_PARKED;
+  if (no_side(L, S, t) || (target && !side_of(S, target)))
+    return luaL_error(L, NOMEM);
   if (cleanup) lua_settop(L, 3);
-  return suspend(L, S, t, k, cleanup, park_k);
+  if (!target) {
+    t->status = LMP_PARKED;
+    return suspend(L, S, t, k, cleanup, park_k);
+  }
+  lua_KContext id = new_wait(L, S, t); /* it may unlink a stale join */
+  /* Queued while running (a sleep(0) whose yield a foreign resume
+   * swallowed): next is about to be the list's. */
+  if (t->status == LMP_READY) lmp_ready_remove(S, t);
+  t->status = LMP_PARKED;
+  struct lmp_task **head = &target->side->joiners;
+  t->next = *head;
+  if (t->next) t->next->jprev = &t->next;
+  t->jprev = head;
+  *head = t;
+  t->joining = 1;
+  t->pk = k;
+  lua_pushlightuserdata(L, LMP_SENTINEL);
+  return lua_yieldk(L, 1, id, join_park_k);
 }
 
 int lmp_park(lua_State *L, lua_KFunction k, const char *fname) {
-  return park(L, k, fname, 0);
+  return park(L, k, fname, 0, 0);
 }
 
 int lmp_park_cleanup(lua_State *L, lua_KFunction k, const char *fname) {
-  return park(L, k, fname, 1);
+  return park(L, k, fname, 1, 0);
+}
+
+int lmp_park_join(lua_State *L, lua_KFunction k, const char *fname) {
+  return park(L, k, fname, 0, 1);
+}
+
+/* The list is newest first: reversed, then woken in turn. */
+void lmp_wake_joiners(struct lmp_state *S, struct lmp_task *target) {
+  struct lmp_task *j = target->side ? target->side->joiners : NULL;
+  struct lmp_task *order = NULL;
+  if (!j) return;
+  target->side->joiners = NULL;
+  while (j) {
+    struct lmp_task *after = j->next;
+    j->op = NULL;
+    j->joining = 0;
+    j->next = order;
+    order = j;
+    j = after;
+  }
+  while ((j = order)) {
+    order = j->next;
+    j->next = NULL;
+    lmp_wake(S, j);
+  }
 }
 
 /* A running task is never queued: its status may still say PARKED if a
@@ -696,6 +773,7 @@ static void run_cleanup(lua_State *L, lua_State *co, int cleanup,
 }
 
 void lmp_task_release_ops(struct lmp_state *S, struct lmp_task *t) {
+  if (t->joining) join_unlink(t);
   if (t->sleeping) sleeper_remove(S, t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
@@ -800,6 +878,15 @@ static void retry_unanchor(struct lmp_state *S) {
 static int task_gc(lua_State *L) {
   struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
   lmp_task_release_ops(lmp_state(L), t);
+  /* Joiners left (lua_close finalizes in any order): they let go of the
+   * list, which goes with the side block. */
+  for (struct lmp_task *j = t->side ? t->side->joiners : NULL, *after; j;
+       j = after) {
+    after = j->next;
+    j->next = NULL;
+    j->op = NULL;
+    j->joining = 0;
+  }
   free(t->side);
   t->side = NULL;
   return 0;

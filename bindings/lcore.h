@@ -50,11 +50,14 @@ struct lmp_deadline {
 };
 
 /* What few tasks need, kept out of the task record: allocated by the
- * first mp.timeout deadline or the first suspension that came from a
- * coroutine inside the task. */
+ * first mp.timeout deadline, the first suspension that came from a
+ * coroutine inside the task, or the first task that joins it. */
 struct lmp_side {
   lua_State *wait_co;    /* the coroutine that suspended (when the task's
                             wait is pending), if not the task's own */
+  struct lmp_task *joiners; /* tasks parked in join on this one, newest
+                               first (lmp_park_join); a realloc of the
+                               block moves the first one's jprev */
   int n, cap;            /* mp.timeout deadlines */
   int nexpired;          /* fired deadlines that apply (live) */
   struct lmp_deadline d[]; /* oldest first */
@@ -66,13 +69,17 @@ struct lmp_side {
 struct lmp_task {
   lua_State *co;         /* the coroutine (kept by S->anchors, then
                             S->done: lmp_anchor) */
-  struct mp_op *op;      /* the op it waits on, until its continuation */
+  union {
+    struct mp_op *op;    /* the op it waits on, until its continuation */
+    struct lmp_task **jprev; /* joining: what points to it in its
+                                target's list (next: the one after) */
+  };
   union {                /* one suspension at a time: */
     lmp_done k;          /* waiting on op: what gets op then */
     lua_KFunction pk;    /* parked: what runs when it wakes */
     size_t slot;         /* sleeping: its entry in S->sleepers */
   };
-  struct lmp_task *next; /* ready queue */
+  struct lmp_task *next; /* ready queue, or the joiner list */
   struct lmp_side *side; /* NULL until needed */
   /* Id of the pending suspension, 0 if none: unique among the pending
    * ones, it wraps after 2^32 suspensions of the state (see new_wait). */
@@ -82,6 +89,9 @@ struct lmp_task {
   unsigned woken : 1;    /* lmp_wake arrived, not yet consumed by a park */
   unsigned failed : 1, joined : 1, reported : 1, watched : 1, is_main : 1;
   unsigned has_joiners : 1; /* S->waiters holds an entry for it */
+  unsigned joining : 1;  /* on a target's joiner list (jprev, next) */
+  unsigned joined_by : 1; /* a task parked in join on it, until it ends
+                             (its failure is then not reported) */
   unsigned sleeping : 1; /* in mp.sleep: an entry in S->sleepers */
   unsigned cleanup : 1;  /* parked: the function lmp_wait or
                             lmp_park_cleanup left in its frame runs if
@@ -272,6 +282,18 @@ void lmp_task_op_cb(struct mp_op *op);
  * nothing is allocated to park. */
 int lmp_park(lua_State *L, lua_KFunction k, const char *fname);
 int lmp_park_cleanup(lua_State *L, lua_KFunction k, const char *fname);
+/* As lmp_park, for a task (not the main context) that waits for the
+ * task at stack index 1 (kept there) to end: it parks on that target's
+ * joiner list, which costs no memory per joiner (the record's ready-queue
+ * link and op word chain it while it is parked); lmp_wake_joiners wakes
+ * them in the order they came. The target's end wins over an
+ * interruption, as a wake does. */
+int lmp_park_join(lua_State *L, lua_KFunction k, const char *fname);
+void lmp_wake_joiners(struct lmp_state *S, struct lmp_task *target);
+/* The side block moved (realloc): its first joiner points at it. */
+static inline void lmp_side_moved(struct lmp_side *x) {
+  if (x->joiners) x->joiners->jprev = &x->joiners;
+}
 void lmp_wake(struct lmp_state *S, struct lmp_task *t);
 /* As lmp_park_cleanup, but what it would raise (an interruption,
  * "operation abandoned", cannot suspend, the main program's deadlock) is

@@ -7,9 +7,12 @@
 
 #include "lsched.h"
 
-/* Wakes every task joining t; the waiters table maps t -> { joiners }. */
+/* Wakes every task joining t: those on its joiner list, then what the
+ * waiters table maps t to: { the main context, mp.select watchers }. */
 static void wake_joiners(lua_State *L, struct lmp_state *S,
                          struct lmp_task *t) {
+  lmp_wake_joiners(S, t);
+  t->joined_by = 0;
   if (!t->has_joiners) return;
   t->has_joiners = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiters);
@@ -95,7 +98,7 @@ static void fail(struct lmp_state *S, struct lmp_task *t) {
   lua_State *L = S->L, *co = t->co;
   int st;
   t->failed = 1;
-  if (!t->watched && !t->has_joiners) report(S, t);
+  if (!t->watched && !t->has_joiners && !t->joined_by) report(S, t);
   /* Lua does not unwind a failed coroutine: closing it runs its pending
    * to-be-closed variables. It leaves the error (or a newer one raised by
    * a __close handler) at index 1; a yield-shaped failure leaves nothing,
@@ -278,7 +281,7 @@ int lmp_push_deadlock(lua_State *L, struct lmp_state *S) {
 static int l_unjoined(lua_State *L) {
   struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
   if (t->status == LMP_DONE && t->failed && !t->joined && !t->reported &&
-      !t->watched && !t->has_joiners)
+      !t->watched && !t->has_joiners && !t->joined_by)
     report(lmp_state(L), t);
   return 0;
 }

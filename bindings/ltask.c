@@ -52,7 +52,12 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   (void)status;
   if (t->status == LMP_DONE) return push_outcome(L, S, t);
-  /* waiters[t] = { ..., self } */
+  if (!lmp_self(S)->is_main) { /* on t's joiner list: no memory */
+    t->joined_by = 1;
+    return lmp_park_join(L, join_k, "join");
+  }
+  /* The main context does not yield (a finalizer may nest another
+   * join): waiters[t] = { ..., main } */
   push_joiners(L, S);
   t->has_joiners = 1; /* before the append, which may run out of memory */
   lmp_push_task(L, S, lmp_self(S));
