@@ -875,8 +875,9 @@ static void retry_unanchor(struct lmp_state *S) {
   lua_settop(L, top);
 }
 
+/* Only a task has this __gc (its metatable is protected): no check. */
 static int task_gc(lua_State *L) {
-  struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
+  struct lmp_task *t = lua_touserdata(L, 1);
   lmp_task_release_ops(lmp_state(L), t);
   /* Joiners left (lua_close finalizes in any order): they let go of the
    * list, which goes with the side block. */

@@ -46,9 +46,10 @@ static void push_joiners(lua_State *L, struct lmp_state *S) {
   }
 }
 
+/* task_join checked the task at 1. */
 static int join_k(lua_State *L, int status, lua_KContext ctx) {
   struct lmp_state *S = lmp_state(L);
-  struct lmp_task *t = check_task(L, 1);
+  struct lmp_task *t = lua_touserdata(L, 1);
   (void)ctx;
   (void)status;
   if (t->status == LMP_DONE) return push_outcome(L, S, t);
