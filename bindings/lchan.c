@@ -12,8 +12,9 @@ static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
  * abandoned (see l_abandon), so a channel can take its waiter back. */
 static int l_park(lua_State *L) {
   lua_settop(L, 1);
-  if (!lua_isnil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
-  return lmp_park_cleanup(L, nothing_k, "park", lua_isnil(L, 1) ? 0 : 1);
+  if (lua_isnil(L, 1)) return lmp_park(L, nothing_k, "park");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  return lmp_park_cleanup(L, nothing_k, "park");
 }
 
 /* core.wait(leave, a, b): parks as core.park(function() leave(a, b) end)
@@ -27,7 +28,7 @@ static int l_wait(lua_State *L) {
 }
 
 static int l_wake(lua_State *L) {
-  lmp_wake(luaL_checkudata(L, 1, LMP_TASK));
+  lmp_wake(lmp_state(L), luaL_checkudata(L, 1, LMP_TASK));
   return 0;
 }
 
@@ -41,7 +42,7 @@ static int l_waiting(lua_State *L) {
   struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
   lua_State *co = lua_isnoneornil(L, 2) ? t->co : lua_tothread(L, 2);
   lua_pushboolean(L, t->is_main || (t->wait && lmp_wait_co(t) == co &&
-                                    t != t->S->current));
+                                    t != lmp_state(L)->current));
   return 1;
 }
 
@@ -50,7 +51,7 @@ static int l_waiting(lua_State *L) {
  * then: a smaller table). */
 static int l_self(lua_State *L) {
   struct lmp_task *t = lmp_self(lmp_state(L));
-  lmp_push_task(L, t);
+  lmp_push_task(L, lmp_state(L), t);
   if (t->is_main || L == t->co) return 1;
   lua_pushthread(L);
   return 2;

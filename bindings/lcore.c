@@ -63,8 +63,20 @@ struct lmp_state *lmp_getstate(lua_State *L) {
   return S;
 }
 
-void lmp_ready_push(struct lmp_task *t) {
-  struct lmp_state *S = t->S;
+/* t leaves the joiner list it is on (lmp_park_join): its links are
+ * the ready queue's and the op's words again. */
+static void join_unlink(struct lmp_task *t) {
+  *t->jprev = t->next;
+  if (t->next) t->next->jprev = t->jprev;
+  t->next = NULL;
+  t->op = NULL;
+  t->joining = 0;
+}
+
+/* A joiner readied for anything but its target's end (a cancel, a
+ * deadline, its coroutine let go) leaves the list first. */
+void lmp_ready_push(struct lmp_state *S, struct lmp_task *t) {
+  if (t->joining) join_unlink(t);
   if (t->status != LMP_NEW) t->status = LMP_READY;
   t->next = NULL;
   if (S->ready_tail) S->ready_tail->next = t; else S->ready_head = t;
@@ -72,8 +84,7 @@ void lmp_ready_push(struct lmp_task *t) {
   mp_loop_stop(S->loop); /* a waiting turn returns to run it */
 }
 
-void lmp_ready_remove(struct lmp_task *t) {
-  struct lmp_state *S = t->S;
+void lmp_ready_remove(struct lmp_state *S, struct lmp_task *t) {
   struct lmp_task **p = &S->ready_head, *prev = NULL;
   while (*p && *p != t) prev = *p, p = &(*p)->next;
   if (!*p) return;
@@ -95,8 +106,8 @@ static void push_thread(lua_State *L, lua_State *co) {
 
 /* A live task is found by its coroutine in the anchor table (the main
  * context, which has none, by its address). */
-void lmp_push_task(lua_State *L, struct lmp_task *t) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
+void lmp_push_task(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
   if (t->is_main) {
     lua_rawgetp(L, -1, t);
   } else {
@@ -156,8 +167,9 @@ void lmp_task_op_cb(struct mp_op *op) {
     mp_op_release(op); /* orphaned: its task or coroutine is gone */
     return;
   }
-  if (t->is_main) mp_loop_stop(t->S->loop);
-  else if (t->status == LMP_WAITING && t->op == op) lmp_ready_push(t);
+  if (t->is_main) mp_loop_stop(mp_op_loop(op));
+  else if (t->status == LMP_WAITING && t->op == op)
+    lmp_ready_push(lmp_op_state(op), t);
 }
 
 #define CANNOT_SUSPEND "%s: cannot suspend here (inside a C call such as " \
@@ -195,41 +207,53 @@ void lmp_drop_op(struct mp_op *op) {
   }
 }
 
-static void sleeper_remove(struct lmp_task *t);
+static void sleeper_remove(struct lmp_state *S, struct lmp_task *t);
 
 /* Ends the task's pending suspension without running its continuation
  * (its coroutine was abandoned, resumed elsewhere, or the task ended). */
-void lmp_forget_wait(lua_State *L, struct lmp_task *t) {
-  if (t->sleeping) sleeper_remove(t);
+void lmp_forget_wait(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
+  (void)L;
+  if (t->joining) join_unlink(t);
+  if (t->sleeping) sleeper_remove(S, t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->k = NULL;
   t->pk = NULL;
   t->wait = 0;
-  if (t->cleanup != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->cleanup); /* none if negative */
-    t->cleanup = LUA_NOREF;
-  }
+  t->cleanup = 0;
+}
+
+/* t's side block, made if missing; NULL: out of memory. */
+static struct lmp_side *side_of(struct lmp_state *S, struct lmp_task *t) {
+  if (t->side) return t->side;
+  struct lmp_side *x = mp_loop_realloc(S->loop, NULL, sizeof *x);
+  if (!x) return NULL;
+  memset(x, 0, sizeof *x);
+  t->side = x;
+  return x;
 }
 
 /* Whether a suspension of t from L cannot be recorded: L is a coroutine
  * inside the task and t has no side record, nor memory for one. To be
  * asked before anything is done that the suspension would undo. */
-static int no_side(lua_State *L, struct lmp_task *t) {
-  if (L == t->co || t->side) return 0;
-  struct lmp_side *x = mp_loop_realloc(t->S->loop, NULL, sizeof *x);
-  if (!x) return 1;
-  memset(x, 0, sizeof *x);
-  t->side = x;
-  return 0;
+static int no_side(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
+  return L != t->co && !side_of(S, t);
 }
 
 /* Starts a suspension: a task running Lua code has none pending, unless
  * a coroutine that suspended it was resumed by someone else; that one is
- * stale. Returns its id. (no_side was asked.) */
-static lua_KContext new_wait(lua_State *L, struct lmp_task *t) {
-  if (t->wait) lmp_forget_wait(L, t);
-  t->wait = ++t->S->lastwait;
+ * stale. Returns its id. (no_side was asked.)
+ * Ids are 32 bits (the record stays small) and wrap, skipping 0. Every
+ * check by id also names the coroutine (check_wait, release_owner,
+ * run_cleanup), so a stale id could only be taken for a pending one if
+ * the same coroutine had suspended exactly 2^32 suspensions of the state
+ * earlier and was resumed in between by a resume that bypasses the
+ * coroutine wrappers. */
+static lua_KContext new_wait(lua_State *L, struct lmp_state *S,
+                             struct lmp_task *t) {
+  if (t->wait) lmp_forget_wait(L, S, t);
+  t->wait = (uint32_t)++S->lastwait;
+  if (!t->wait) t->wait = (uint32_t)++S->lastwait;
   if (t->side) t->side->wait_co = L == t->co ? NULL : L;
   return t->wait;
 }
@@ -247,14 +271,14 @@ static void release_owner(lua_State *L, struct lmp_state *S,
   lua_pushnil(L);
   while (!owner && lua_next(L, -2)) {
     struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
-    if (t && t->wait == ctx) owner = t;
+    if (t && t->wait == (uint32_t)ctx && lmp_wait_co(t) == L) owner = t;
     lua_pop(L, 1);
   }
   lua_pop(L, owner ? 2 : 1);
   if (!owner) return;
-  lmp_forget_wait(L, owner);
+  lmp_forget_wait(L, S, owner);
   if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
-    lmp_ready_push(owner);
+    lmp_ready_push(S, owner);
 }
 
 /* The first thing every continuation does: is this the suspension the
@@ -263,11 +287,12 @@ static void release_owner(lua_State *L, struct lmp_state *S,
 static struct lmp_task *check_wait(lua_State *L, lua_KContext ctx) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
-  if (!ctx || t->wait != ctx) {
+  if (!ctx || t->wait != (uint32_t)ctx || lmp_wait_co(t) != L) {
     if (ctx) release_owner(L, S, ctx);
     luaL_error(L, ABANDONED);
   }
   t->wait = 0;
+  if (t->joining) join_unlink(t); /* resumed by a foreign resume */
   return t;
 }
 
@@ -297,7 +322,7 @@ int lmp_await(lua_State *L, struct mp_op *op, lmp_done k,
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
   if (interrupted_at(L, t) || (!t->is_main && !lua_isyieldable(L)) ||
-      (!t->is_main && no_side(L, t))) {
+      (!t->is_main && no_side(L, S, t))) {
     lmp_op_discard(op); /* its callback frees what it owns */
     if (interrupted(t)) return raise_interrupt(L, t);
     if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
@@ -319,7 +344,7 @@ int lmp_await(lua_State *L, struct mp_op *op, lmp_done k,
     t->op = outer;
     return op_done(L, t, op, k);
   }
-  lua_KContext id = new_wait(L, t);
+  lua_KContext id = new_wait(L, S, t);
   int r = mp_op_submit(op);
   if (r < 0) {
     t->wait = 0;
@@ -341,32 +366,43 @@ static int park_k(lua_State *L, int status, lua_KContext ctx) {
   lua_KFunction k = t->pk;
   (void)status;
   t->pk = NULL;
-  if (t->cleanup != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->cleanup);
-    t->cleanup = LUA_NOREF;
-  }
+  t->cleanup = 0;
   if (t->woken) t->woken = 0;
   else if (interrupted(t)) return raise_interrupt(L, t);
   return k(L, LUA_YIELD, 0);
 }
 
-/* Yields with the park continuation; status is what the task is until
- * something readies it. */
-static int suspend(lua_State *L, struct lmp_task *t, lua_KFunction k,
-                   int cleanup) {
-  lua_KContext id = new_wait(L, t);
-  t->pk = k;
-  if (cleanup) {
-    lua_pushvalue(L, cleanup);
-    t->cleanup = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
-  lua_pushlightuserdata(L, LMP_SENTINEL);
-  return lua_yieldk(L, 1, id, park_k);
+/* lmp_park_join's continuation: the end of the target (at stack index 1)
+ * wins over an interruption as a wake does, also when the interruption
+ * readied the joiner (taking it off the list) before the end came. */
+static int join_park_k(lua_State *L, int status, lua_KContext ctx) {
+  struct lmp_task *t = check_wait(L, ctx);
+  const struct lmp_task *target = lua_touserdata(L, 1);
+  lua_KFunction k = t->pk;
+  (void)status;
+  t->pk = NULL;
+  if (t->woken || target->status == LMP_DONE) t->woken = 0;
+  else if (interrupted(t)) return raise_interrupt(L, t);
+  return k(L, LUA_YIELD, 0);
 }
 
-/* cleanup: stack index of a function l_abandon calls, or 0. */
-int lmp_park_cleanup(lua_State *L, lua_KFunction k, const char *fname,
-                     int cleanup) {
+/* Yields with the continuation yk (k: what park_k then runs); status is
+ * what the task is until something readies it. With cleanup, the stack
+ * holds the function and its two values (lmp_park_cleanup, lmp_wait):
+ * the id above them says whose frame it is (run_cleanup). */
+static int suspend(lua_State *L, struct lmp_state *S, struct lmp_task *t,
+                   lua_KFunction k, int cleanup, lua_KFunction yk) {
+  lua_KContext id = new_wait(L, S, t);
+  t->pk = k;
+  t->cleanup = cleanup;
+  if (cleanup) lua_pushlightuserdata(L, (void *)id);
+  lua_pushlightuserdata(L, LMP_SENTINEL);
+  return lua_yieldk(L, 1, id, yk);
+}
+
+static int park(lua_State *L, lua_KFunction k, const char *fname,
+                int cleanup, int join) {
+  struct lmp_task *target = join ? lua_touserdata(L, 1) : NULL;
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
   if (interrupted_at(L, t)) return raise_interrupt(L, t);
@@ -383,23 +419,70 @@ int lmp_park_cleanup(lua_State *L, lua_KFunction k, const char *fname,
     return k(L, LUA_OK, 0);
   }
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
-  if (no_side(L, t)) return luaL_error(L, NOMEM);
+  if (no_side(L, S, t) || (target && !side_of(S, target)))
+    return luaL_error(L, NOMEM);
+  if (cleanup) lua_settop(L, 3);
+  if (!target) {
+    t->status = LMP_PARKED;
+    return suspend(L, S, t, k, cleanup, park_k);
+  }
+  lua_KContext id = new_wait(L, S, t); /* it may unlink a stale join */
+  /* Queued while running (a sleep(0) whose yield a foreign resume
+   * swallowed): next is about to be the list's. */
+  if (t->status == LMP_READY) lmp_ready_remove(S, t);
   t->status = LMP_PARKED;
-  return suspend(L, t, k, cleanup);
+  struct lmp_task **head = &target->side->joiners;
+  t->next = *head;
+  if (t->next) t->next->jprev = &t->next;
+  t->jprev = head;
+  *head = t;
+  t->joining = 1;
+  t->pk = k;
+  lua_pushlightuserdata(L, LMP_SENTINEL);
+  return lua_yieldk(L, 1, id, join_park_k);
 }
 
 int lmp_park(lua_State *L, lua_KFunction k, const char *fname) {
-  return lmp_park_cleanup(L, k, fname, 0);
+  return park(L, k, fname, 0, 0);
+}
+
+int lmp_park_cleanup(lua_State *L, lua_KFunction k, const char *fname) {
+  return park(L, k, fname, 1, 0);
+}
+
+int lmp_park_join(lua_State *L, lua_KFunction k, const char *fname) {
+  return park(L, k, fname, 0, 1);
+}
+
+/* The list is newest first: reversed, then woken in turn. */
+void lmp_wake_joiners(struct lmp_state *S, struct lmp_task *target) {
+  struct lmp_task *j = target->side ? target->side->joiners : NULL;
+  struct lmp_task *order = NULL;
+  if (!j) return;
+  target->side->joiners = NULL;
+  while (j) {
+    struct lmp_task *after = j->next;
+    j->op = NULL;
+    j->joining = 0;
+    j->next = order;
+    order = j;
+    j = after;
+  }
+  while ((j = order)) {
+    order = j->next;
+    j->next = NULL;
+    lmp_wake(S, j);
+  }
 }
 
 /* A running task is never queued: its status may still say PARKED if a
  * resume that bypasses the coroutine wrappers swallowed its suspension. */
-void lmp_wake(struct lmp_task *t) {
+void lmp_wake(struct lmp_state *S, struct lmp_task *t) {
   if (t->status == LMP_DONE) return;
   t->woken = 1;
-  if (t->status == LMP_PARKED && !t->sleeping && t != t->S->current)
-    lmp_ready_push(t);
-  else if (t->is_main) mp_loop_stop(t->S->loop);
+  if (t->status == LMP_PARKED && !t->sleeping && t != S->current)
+    lmp_ready_push(S, t);
+  else if (t->is_main) mp_loop_stop(S->loop);
 }
 
 static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
@@ -416,7 +499,9 @@ static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
  * fires for nothing. */
 static int sleeper_before(const struct lmp_sleeper *a,
                           const struct lmp_sleeper *b) {
-  return a->due < b->due || (a->due == b->due && a->t->wait < b->t->wait);
+  /* ids wrap: the one started first is behind by less than 2^31 */
+  return a->due < b->due ||
+         (a->due == b->due && (int32_t)(a->t->wait - b->t->wait) < 0);
 }
 
 static void sleeper_place(struct lmp_state *S, size_t i,
@@ -462,8 +547,7 @@ static void sleep_disarm(struct lmp_state *S) {
 
 /* The last sleeper gone, so is the timer: an op in flight for nothing
  * would hide a deadlock (and keep a drained state waiting). */
-static void sleeper_remove(struct lmp_task *t) {
-  struct lmp_state *S = t->S;
+static void sleeper_remove(struct lmp_state *S, struct lmp_task *t) {
   size_t i = t->slot;
   t->sleeping = 0;
   if (i == NOT_QUEUED) return;
@@ -531,9 +615,9 @@ static void sleep_cb(struct mp_op *op) {
   while (S->nsleepers && S->sleepers[0].due <= now) {
     struct lmp_task *t = S->sleepers[0].t;
     int parked = t->status == LMP_PARKED;
-    sleeper_remove(t);
+    sleeper_remove(S, t);
     if (parked) {
-      lmp_ready_push(t);
+      lmp_ready_push(S, t);
     } else { /* a cancel or deadline readied it first: that wins, as it
               * would have cancelled an op (sleep_k) */
       t->sleeping = 1;
@@ -550,7 +634,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   struct lmp_task *t = check_wait(L, ctx);
   (void)status;
   if (!t->sleeping) return 0; /* due */
-  sleeper_remove(t);
+  sleeper_remove(lmp_state(L), t);
   if (interrupted(t)) return raise_interrupt(L, t);
   return 0;
 }
@@ -573,7 +657,7 @@ int lmp_sleep(lua_State *L, int64_t ns, const char *fname) {
   }
   if (interrupted_at(L, t)) return raise_interrupt(L, t);
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
-  if (no_side(L, t)) return luaL_error(L, NOMEM);
+  if (no_side(L, S, t)) return luaL_error(L, NOMEM);
   if (S->nsleepers == S->capsleepers) {
     size_t cap = S->capsleepers ? S->capsleepers * 2 : 64;
     struct lmp_sleeper *h =
@@ -582,13 +666,13 @@ int lmp_sleep(lua_State *L, int64_t ns, const char *fname) {
     S->sleepers = h;
     S->capsleepers = cap;
   }
-  lua_KContext id = new_wait(L, t);
+  lua_KContext id = new_wait(L, S, t);
   S->sleepers[S->nsleepers] =
       (struct lmp_sleeper){mp_loop_now(S->loop) + ns, t};
   t->sleeping = 1;
   sleeper_up(S, S->nsleepers++);
   if (sleep_arm(S) < 0) {
-    sleeper_remove(t);
+    sleeper_remove(S, t);
     t->wait = 0;
     return luaL_error(L, "not enough memory");
   }
@@ -608,9 +692,9 @@ int lmp_yield(lua_State *L, const char *fname) {
     return 0;
   }
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
-  if (no_side(L, t)) return luaL_error(L, NOMEM);
-  lmp_ready_push(t);
-  return suspend(L, t, nothing_k, 0);
+  if (no_side(L, S, t)) return luaL_error(L, NOMEM);
+  lmp_ready_push(S, t);
+  return suspend(L, S, t, nothing_k, 0, park_k);
 }
 
 /* An interruption as lmp_wait returns it: the value, then true (raised
@@ -626,13 +710,14 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
   (void)status;
-  if (!ctx || t->wait != ctx) {
+  if (!ctx || t->wait != (uint32_t)ctx || lmp_wait_co(t) != L) {
     if (ctx) release_owner(L, S, ctx);
     lua_pushliteral(L, ABANDONED);
     return 1;
   }
   t->wait = 0;
-  t->cleanup = LUA_NOREF;
+  t->pk = NULL;
+  t->cleanup = 0;
   if (t->woken) t->woken = 0;
   else if (interrupted(t)) return wait_interrupt(L, t);
   return 0;
@@ -661,44 +746,35 @@ int lmp_wait(lua_State *L, const char *fname) {
     lua_pushfstring(L, CANNOT_SUSPEND, fname);
     return 1;
   }
-  if (no_side(L, t)) {
+  if (no_side(L, S, t)) {
     lua_pushliteral(L, NOMEM);
     return 1;
   }
   lua_settop(L, 3);
   t->status = LMP_PARKED;
-  lua_KContext id = new_wait(L, t);
-  t->cleanup = LMP_CLEANUP_FRAME;
-  lua_pushlightuserdata(L, (void *)id); /* whose frame: run_cleanup */
-  lua_pushlightuserdata(L, LMP_SENTINEL);
-  return lua_yieldk(L, 1, id, wait_k);
+  return suspend(L, S, t, NULL, 1, wait_k);
 }
 
 /* Runs the cleanup of suspension id that t just let go of, which came
- * from co (a live thread: the caller holds it): a function registered by
- * ref, or (LMP_CLEANUP_FRAME) the one lmp_wait left in its frame on co's
- * stack, with the two values after it, if co is still suspended there
- * (a park a foreign resume swallowed leaves a wait whose coroutine may
- * have run on, or been collected and its address reused). */
+ * from co (a live thread: the caller holds it): the function lmp_wait or
+ * lmp_park_cleanup left in its frame on co's stack, with the two values
+ * after it, if co is still suspended there (a park a foreign resume
+ * swallowed leaves a wait whose coroutine may have run on, or been
+ * collected and its address reused). */
 static void run_cleanup(lua_State *L, lua_State *co, int cleanup,
                         lua_KContext id) {
-  if (cleanup == LMP_CLEANUP_FRAME) {
-    if (!co || lua_status(co) != LUA_YIELD || lua_gettop(co) < 4 ||
-        lua_touserdata(co, 4) != (void *)id)
-      return;
-    lua_checkstack(co, 3); /* within lmp_wait's frame: cannot fail */
-    for (int i = 1; i <= 3; i++) lua_pushvalue(co, i);
-    lua_xmove(co, L, 3);
-    lua_call(L, 2, 0);
-  } else if (cleanup != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, cleanup);
-    luaL_unref(L, LUA_REGISTRYINDEX, cleanup);
-    lua_call(L, 0, 0);
-  }
+  if (!cleanup || !co || lua_status(co) != LUA_YIELD ||
+      lua_gettop(co) < 4 || lua_touserdata(co, 4) != (void *)id)
+    return;
+  lua_checkstack(co, 3); /* within the parked frame: cannot fail */
+  for (int i = 1; i <= 3; i++) lua_pushvalue(co, i);
+  lua_xmove(co, L, 3);
+  lua_call(L, 2, 0);
 }
 
-void lmp_task_release_ops(struct lmp_task *t) {
-  if (t->sleeping) sleeper_remove(t);
+void lmp_task_release_ops(struct lmp_state *S, struct lmp_task *t) {
+  if (t->joining) join_unlink(t);
+  if (t->sleeping) sleeper_remove(S, t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->wait = 0;
@@ -730,17 +806,16 @@ int lmp_step(struct lmp_state *S, int may_wait) {
 
 struct lmp_task *lmp_new_task(lua_State *L, struct lmp_state *S) {
   struct lmp_task *t = lua_newuserdatauv(L, sizeof *t, 0);
+  (void)S;
   memset(t, 0, sizeof *t);
-  t->S = S;
-  t->cleanup = LUA_NOREF;
   luaL_setmetatable(L, LMP_TASK);
   return t;
 }
 
 /* anchors[co] = task: both live while the task does (co's stack holds
  * the task at index 1: lmp_spawn). */
-void lmp_anchor(lua_State *L, struct lmp_task *t) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
+void lmp_anchor(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
   if (t->is_main) lua_pushlightuserdata(L, t);
   else push_thread(L, t->co);
   lua_pushvalue(L, -3);
@@ -751,31 +826,34 @@ void lmp_anchor(lua_State *L, struct lmp_task *t) {
 /* done[task] = co (weak keys), so co, which keeps the results or error
  * for join, lives as long as the task, and no longer keeps it alive. */
 static int move_done(lua_State *L) {
-  struct lmp_task *t = lua_touserdata(L, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->done);
-  lmp_push_task(L, t);
+  struct lmp_state *S = lua_touserdata(L, 1);
+  struct lmp_task *t = lua_touserdata(L, 2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->done);
+  lmp_push_task(L, S, t);
   push_thread(L, t->co);
   lua_rawset(L, -3);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->S->anchors);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
   push_thread(L, t->co);
   lua_pushnil(L);
   lua_rawset(L, -3);
   return 0;
 }
 
-static int try_unanchor(lua_State *L, struct lmp_task *t) {
-  if (!lua_checkstack(L, 2)) return 0;
+static int try_unanchor(lua_State *L, struct lmp_state *S,
+                        struct lmp_task *t) {
+  if (!lua_checkstack(L, 3)) return 0;
   lua_pushcfunction(L, move_done);
+  lua_pushlightuserdata(L, S);
   lua_pushlightuserdata(L, t);
-  if (lua_pcall(L, 1, 0, 0) == LUA_OK) return 1;
+  if (lua_pcall(L, 2, 0, 0) == LUA_OK) return 1;
   lua_pop(L, 1);
   return 0;
 }
 
 /* The task has ended. Out of memory leaves it anchored (its results
  * safe) until lmp_step retries. */
-void lmp_unanchor(lua_State *L, struct lmp_task *t) {
-  if (!try_unanchor(L, t)) t->S->undone++;
+void lmp_unanchor(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
+  if (!try_unanchor(L, S, t)) S->undone++;
 }
 
 /* Unanchors the ended tasks out of memory left anchored. */
@@ -790,16 +868,26 @@ static void retry_unanchor(struct lmp_state *S) {
     lua_pop(L, 1);
     /* clearing the entry lua_next is at is allowed */
     if (t && t->status == LMP_DONE && !t->is_main) {
-      if (!try_unanchor(L, t)) break;
+      if (!try_unanchor(L, S, t)) break;
       S->undone--;
     }
   }
   lua_settop(L, top);
 }
 
+/* Only a task has this __gc (its metatable is protected): no check. */
 static int task_gc(lua_State *L) {
-  struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
-  lmp_task_release_ops(t);
+  struct lmp_task *t = lua_touserdata(L, 1);
+  lmp_task_release_ops(lmp_state(L), t);
+  /* Joiners left (lua_close finalizes in any order): they let go of the
+   * list, which goes with the side block. */
+  for (struct lmp_task *j = t->side ? t->side->joiners : NULL, *after; j;
+       j = after) {
+    after = j->next;
+    j->next = NULL;
+    j->op = NULL;
+    j->joining = 0;
+  }
   free(t->side);
   t->side = NULL;
   return 0;
@@ -811,7 +899,8 @@ static int task_gc(lua_State *L) {
  * a park's cleanup run), so nothing waits on it; resuming that coroutine
  * later raises "operation abandoned". */
 static int l_abandon(lua_State *L) {
-  struct lmp_task *t = lmp_self(lmp_state(L));
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
   int cleanup = t->cleanup;
   lua_KContext id = t->wait;
   /* the end of the chain that suspended: t->wait_co, unless that wait
@@ -819,9 +908,8 @@ static int l_abandon(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   if (co != lmp_wait_co(t)) co = NULL;
   if (t->is_main || !t->wait) return 0;
-  t->cleanup = LUA_NOREF;
-  if (t->status == LMP_READY) lmp_ready_remove(t); /* sleep(0) */
-  lmp_forget_wait(L, t);
+  if (t->status == LMP_READY) lmp_ready_remove(S, t); /* sleep(0) */
+  lmp_forget_wait(L, S, t);
   t->status = LMP_RUNNING;
   run_cleanup(L, co, cleanup, id);
   return 0;
@@ -867,12 +955,11 @@ void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co) {
   if (!owner) return;
   int cleanup = owner->cleanup;
   lua_KContext id = owner->wait;
-  owner->cleanup = LUA_NOREF;
-  lmp_forget_wait(L, owner);
+  lmp_forget_wait(L, S, owner);
   if (owner != S->current) {
     owner->woken = 0; /* a wake for co: its cleanup passes a value on */
     if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
-      lmp_ready_push(owner);
+      lmp_ready_push(S, owner);
   }
   run_cleanup(L, co, cleanup, id);
 }
@@ -917,7 +1004,7 @@ void lmp_open_core(lua_State *L, struct lmp_state *S) {
   struct lmp_task *m = lmp_new_task(L, S);
   m->is_main = 1;
   m->status = LMP_RUNNING;
-  lmp_anchor(L, m);
+  lmp_anchor(L, S, m);
   lua_pop(L, 1);
   S->main = m;
 }

@@ -50,38 +50,52 @@ struct lmp_deadline {
 };
 
 /* What few tasks need, kept out of the task record: allocated by the
- * first mp.timeout deadline or the first suspension that came from a
- * coroutine inside the task. */
+ * first mp.timeout deadline, the first suspension that came from a
+ * coroutine inside the task, or the first task that joins it. */
 struct lmp_side {
   lua_State *wait_co;    /* the coroutine that suspended (when the task's
                             wait is pending), if not the task's own */
+  struct lmp_task *joiners; /* tasks parked in join on this one, newest
+                               first (lmp_park_join); a realloc of the
+                               block moves the first one's jprev */
   int n, cap;            /* mp.timeout deadlines */
   int nexpired;          /* fired deadlines that apply (live) */
   struct lmp_deadline d[]; /* oldest first */
 };
 
-/* Every parked task has one, so it is kept small (bench/parked.sh). */
+/* Every parked task has one, so it is kept small (bench/parked.sh): 48
+ * bytes. Its state is reached through the caller (a core function's
+ * upvalue) or the loop (lmp_op_state), not through the record. */
 struct lmp_task {
-  struct lmp_state *S;
   lua_State *co;         /* the coroutine (kept by S->anchors, then
                             S->done: lmp_anchor) */
-  struct mp_op *op;      /* the op it waits on, until its continuation */
+  union {
+    struct mp_op *op;    /* the op it waits on, until its continuation */
+    struct lmp_task **jprev; /* joining: what points to it in its
+                                target's list (next: the one after) */
+  };
   union {                /* one suspension at a time: */
     lmp_done k;          /* waiting on op: what gets op then */
     lua_KFunction pk;    /* parked: what runs when it wakes */
     size_t slot;         /* sleeping: its entry in S->sleepers */
   };
-  lua_KContext wait;     /* id of the pending suspension, 0 if none */
-  struct lmp_task *next; /* ready queue */
+  struct lmp_task *next; /* ready queue, or the joiner list */
   struct lmp_side *side; /* NULL until needed */
-  int cleanup;           /* parked: ref of the function run if abandoned,
-                            or LMP_CLEANUP_FRAME */
+  /* Id of the pending suspension, 0 if none: unique among the pending
+   * ones, it wraps after 2^32 suspensions of the state (see new_wait). */
+  uint32_t wait;
   unsigned status : 3;
   unsigned cancel : 1;   /* cancel() requested, not yet raised */
   unsigned woken : 1;    /* lmp_wake arrived, not yet consumed by a park */
   unsigned failed : 1, joined : 1, reported : 1, watched : 1, is_main : 1;
   unsigned has_joiners : 1; /* S->waiters holds an entry for it */
+  unsigned joining : 1;  /* on a target's joiner list (jprev, next) */
+  unsigned joined_by : 1; /* a task parked in join on it, until it ends
+                             (its failure is then not reported) */
   unsigned sleeping : 1; /* in mp.sleep: an entry in S->sleepers */
+  unsigned cleanup : 1;  /* parked: the function lmp_wait or
+                            lmp_park_cleanup left in its frame runs if
+                            the coroutine is abandoned */
 };
 /* Once DONE, co's stack holds the task, then its results or error. */
 
@@ -134,7 +148,7 @@ struct lmp_state {
   int done;                 /* registry ref: task -> co once DONE (weak
                                keys) */
   int undone;               /* DONE tasks still anchored (out of memory) */
-  lua_KContext lastwait;    /* suspension ids, unique in this state */
+  uint64_t lastwait;        /* suspension and deadline ids */
   int waiters;              /* registry ref: target task -> joiners */
   /* mp.sleep's timers (lcore.c): the sleeping tasks, and one loop timer
    * armed for the earliest (sleep_op, due at sleep_due) */
@@ -170,6 +184,11 @@ struct lmp_state *lmp_getstate(lua_State *L); /* from the registry */
 
 /* The task running now: a real task, or S->main outside any task. */
 struct lmp_task *lmp_self(struct lmp_state *S);
+/* The state an op of its was made for (moonport_open keeps S as its
+ * loop's data): what op callbacks reach it by. */
+static inline struct lmp_state *lmp_op_state(const struct mp_op *op) {
+  return mp_loop_data(mp_op_loop(op));
+}
 
 /* ---- The error path ----
  *
@@ -204,11 +223,12 @@ struct lmp_task *lmp_new_task(lua_State *L, struct lmp_state *S);
  * first; none for the main context): neither is collected while the task
  * is alive. lmp_unanchor lets the task go when it ends; from then on the
  * task keeps co alive. lmp_push_task pushes an anchored task. */
-void lmp_anchor(lua_State *L, struct lmp_task *t);
-void lmp_unanchor(lua_State *L, struct lmp_task *t);
-void lmp_push_task(lua_State *L, struct lmp_task *t);
-void lmp_ready_push(struct lmp_task *t); /* to the ready queue */
-void lmp_ready_remove(struct lmp_task *t);
+void lmp_anchor(lua_State *L, struct lmp_state *S, struct lmp_task *t);
+void lmp_unanchor(lua_State *L, struct lmp_state *S, struct lmp_task *t);
+void lmp_push_task(lua_State *L, struct lmp_state *S, struct lmp_task *t);
+/* to the ready queue */
+void lmp_ready_push(struct lmp_state *S, struct lmp_task *t);
+void lmp_ready_remove(struct lmp_state *S, struct lmp_task *t);
 
 /* Runs the ready tasks (through S->run_ready) and a loop turn, waiting
  * for a completion if may_wait and nothing is ready; 0: nothing can run
@@ -255,24 +275,33 @@ void lmp_task_op_cb(struct mp_op *op);
  * already arrived), then returns k(L, LUA_YIELD or LUA_OK, 0). Raises
  * "cancelled" or the timeout error, unless a wake arrived first: then the
  * interruption applies to the next suspension, so what a waker handed over
- * (a channel value) is never lost. lmp_park_cleanup: cleanup is the stack
- * index of a function run if the parked coroutine is abandoned (so a
- * channel can take its waiter back), or 0. */
+ * (a channel value) is never lost. lmp_park_cleanup: if the parked
+ * coroutine is abandoned or closed, the function at stack index 1 runs
+ * with the values at 2 and 3 (so a channel can take its waiter back): they
+ * stay in the caller's frame (the stack is cut to those three), so
+ * nothing is allocated to park. */
 int lmp_park(lua_State *L, lua_KFunction k, const char *fname);
-int lmp_park_cleanup(lua_State *L, lua_KFunction k, const char *fname,
-                     int cleanup);
-void lmp_wake(struct lmp_task *t);
+int lmp_park_cleanup(lua_State *L, lua_KFunction k, const char *fname);
+/* As lmp_park, for a task (not the main context) that waits for the
+ * task at stack index 1 (kept there) to end: it parks on that target's
+ * joiner list, which costs no memory per joiner (the record's ready-queue
+ * link and op word chain it while it is parked); lmp_wake_joiners wakes
+ * them in the order they came. The target's end wins over an
+ * interruption, as a wake does. */
+int lmp_park_join(lua_State *L, lua_KFunction k, const char *fname);
+void lmp_wake_joiners(struct lmp_state *S, struct lmp_task *target);
+/* The side block moved (realloc): its first joiner points at it. */
+static inline void lmp_side_moved(struct lmp_side *x) {
+  if (x->joiners) x->joiners->jprev = &x->joiners;
+}
+void lmp_wake(struct lmp_state *S, struct lmp_task *t);
 /* As lmp_park_cleanup, but what it would raise (an interruption,
  * "operation abandoned", cannot suspend, the main program's deadlock) is
  * returned instead: 0 results when woken; an interruption and true (to
  * be raised as it is); a message naming fname (to be raised with the
  * position of the caller's caller), so a waiter takes itself out of its
- * queue without a pcall. The cleanup run
- * if its coroutine is abandoned or closed is the function at stack index
- * 1, called with the values at 2 and 3: nothing is allocated to park
- * (the stack is cut to those three). */
+ * queue without a pcall. */
 int lmp_wait(lua_State *L, const char *fname);
-#define LMP_CLEANUP_FRAME (-3) /* task->cleanup: lmp_wait's */
 /* Suspends the task for ns nanoseconds (> 0) from now, then returns
  * nothing; raises "cancelled" or the timeout error when interrupted. A
  * sleeping task costs an entry in its state's heap of sleepers (no op:
@@ -281,10 +310,10 @@ int lmp_sleep(lua_State *L, int64_t ns, const char *fname);
 /* sleep(0): lets the other ready tasks run, then returns nothing. */
 int lmp_yield(lua_State *L, const char *fname);
 /* Ends t's pending suspension without running its continuation. */
-void lmp_forget_wait(lua_State *L, struct lmp_task *t);
+void lmp_forget_wait(lua_State *L, struct lmp_state *S, struct lmp_task *t);
 /* Gives back the op and deadlines a task holds (it ended, or was
  * collected). */
-void lmp_task_release_ops(struct lmp_task *t);
+void lmp_task_release_ops(struct lmp_state *S, struct lmp_task *t);
 /* Whether the thread at idx is a task's own coroutine. */
 int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx);
 /* co is being closed: the task whose suspension came from it lets go. */

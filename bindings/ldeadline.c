@@ -24,9 +24,10 @@ static void deadline_cb(struct mp_op *op) {
   while (i < dl->n && dl->d[i].op != op) i++;
   if (i == dl->n || !dl->d[i].live) return;
   dl->nexpired++;
-  if (t->op && mp_op_inflight(t->op)) lmp_interrupt_op(t->op);
-  else if (t->status == LMP_PARKED) lmp_ready_push(t);
-  else if (t->is_main) mp_loop_stop(t->S->loop);
+  if (!t->joining && t->op && mp_op_inflight(t->op))
+    lmp_interrupt_op(t->op);
+  else if (t->status == LMP_PARKED) lmp_ready_push(lmp_op_state(op), t);
+  else if (t->is_main) mp_loop_stop(mp_op_loop(op));
 }
 
 /* core.deadline_push(seconds) returns the deadline's guard: a userdata
@@ -42,7 +43,7 @@ static int l_deadline_push(lua_State *L) {
   lua_KContext *id = lua_newuserdatauv(L, sizeof *id, 2);
   *id = 0;
   luaL_setmetatable(L, LMP_DEADLINE);
-  lmp_push_task(L, t);
+  lmp_push_task(L, S, t);
   lua_setiuservalue(L, -2, 1);
   lua_pushthread(L);
   lua_setiuservalue(L, -2, 2);
@@ -53,10 +54,12 @@ static int l_deadline_push(lua_State *L) {
     if (!dl) return luaL_error(L, "not enough memory");
     if (!t->side) {
       dl->wait_co = NULL;
+      dl->joiners = NULL;
       dl->n = dl->nexpired = 0;
     }
     dl->cap = cap;
     t->side = dl;
+    lmp_side_moved(dl);
   }
   struct mp_op *op = mp_op_new(S->loop, deadline_cb, t);
   if (!op) return luaL_error(L, "not enough memory");

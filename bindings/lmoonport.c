@@ -48,6 +48,7 @@ static int state_gc(lua_State *L) {
   struct mp_loop_stats st;
   mp_loop_stats(S->loop, &st);
   int r = S->own_loop ? mp_loop_close(S->loop) : 0;
+  if (!S->own_loop) mp_loop_set_data(S->loop, NULL); /* the host's again */
   S->loop = NULL;
   lmp_leakcheck_end(S, st.ops_live, r);
   return 0;
@@ -107,6 +108,9 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
+  if (loop && mp_loop_data(loop))
+    return luaL_error(L, "moonport_open: the loop's data pointer is in "
+                         "use (moonport keeps its state there)");
   if (!loop) {
     int r = mp_loop_new(&loop, NULL);
     if (r < 0)
@@ -115,6 +119,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
     S->own_loop = 1;
   }
   S->loop = loop;
+  mp_loop_set_data(loop, S); /* op callbacks find S there (lcore.h) */
   lmp_leakcheck_start(S);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   S->L = lua_tothread(L, -1);

@@ -7,40 +7,42 @@
 
 #include "lsched.h"
 
-/* Wakes every task joining t; the waiters table maps t -> { joiners }. */
-static void wake_joiners(lua_State *L, struct lmp_task *t) {
-  struct lmp_state *S = t->S;
+/* Wakes every task joining t: those on its joiner list, then what the
+ * waiters table maps t to: { the main context, mp.select watchers }. */
+static void wake_joiners(lua_State *L, struct lmp_state *S,
+                         struct lmp_task *t) {
+  lmp_wake_joiners(S, t);
+  t->joined_by = 0;
   if (!t->has_joiners) return;
   t->has_joiners = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiters);
-  lmp_push_task(L, t);
+  lmp_push_task(L, S, t);
   if (lua_rawget(L, -2) == LUA_TTABLE) {
     lua_Integer n = luaL_len(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
-      lmp_wake(luaL_checkudata(L, -1, LMP_TASK));
+      lmp_wake(S, luaL_checkudata(L, -1, LMP_TASK));
       lua_pop(L, 1);
     }
-    lmp_push_task(L, t);
+    lmp_push_task(L, S, t);
     lua_pushnil(L);
     lua_rawset(L, -4);
   }
   lua_pop(L, 2);
 }
 
-static void finish(struct lmp_task *t) {
-  struct lmp_state *S = t->S;
+static void finish(struct lmp_state *S, struct lmp_task *t) {
   lua_State *L = S->L;
-  lmp_forget_wait(L, t);
+  lmp_forget_wait(L, S, t);
   /* Readied by sleep(0) just before a yield that never reached the
    * scheduler (it failed in a coroutine wrapper): once unanchored, a
    * queued task would be freed under the queue. */
-  if (t->status == LMP_READY) lmp_ready_remove(t);
-  lmp_task_release_ops(t);
+  if (t->status == LMP_READY) lmp_ready_remove(S, t);
+  lmp_task_release_ops(S, t);
   t->status = LMP_DONE;
   S->ntasks--;
-  wake_joiners(L, t);
-  lmp_unanchor(L, t);
+  wake_joiners(L, S, t);
+  lmp_unanchor(L, S, t);
 }
 
 static int traceback(lua_State *L) {
@@ -59,8 +61,7 @@ static int describe(lua_State *L) {
 /* Prints a failure nobody is waiting for, at once, with its traceback.
  * The error stays as it is on co's stack, for a later join; a __tostring
  * that raises is reported, never propagated. */
-static void report(struct lmp_task *t) {
-  struct lmp_state *S = t->S;
+static void report(struct lmp_state *S, struct lmp_task *t) {
   lua_State *L = S->L, *co = t->co;
   int top = lua_gettop(L), type = lua_type(co, -1);
   if (type == LUA_TSTRING && strcmp(lua_tostring(co, -1), "cancelled") == 0)
@@ -93,18 +94,18 @@ static void report(struct lmp_task *t) {
   S->unhandled++;
 }
 
-static void fail(struct lmp_task *t) {
-  lua_State *L = t->S->L, *co = t->co;
+static void fail(struct lmp_state *S, struct lmp_task *t) {
+  lua_State *L = S->L, *co = t->co;
   int st;
   t->failed = 1;
-  if (!t->watched && !t->has_joiners) report(t);
+  if (!t->watched && !t->has_joiners && !t->joined_by) report(S, t);
   /* Lua does not unwind a failed coroutine: closing it runs its pending
    * to-be-closed variables. It leaves the error (or a newer one raised by
    * a __close handler) at index 1; a yield-shaped failure leaves nothing,
    * so keep a copy. */
   lua_pushvalue(co, -1);
   lua_xmove(co, L, 1);
-  lmp_push_task(L, t); /* back at co's index 1 (lmp_spawn) */
+  lmp_push_task(L, S, t); /* back at co's index 1 (lmp_spawn) */
 #if LUA_VERSION_RELEASE_NUM >= 50406
   st = lua_closethread(co, L);
 #else
@@ -120,7 +121,7 @@ static void fail(struct lmp_task *t) {
     lua_insert(co, 1); /* the task, the newer error */
     lua_pop(L, 1);
   }
-  finish(t);
+  finish(S, t);
 }
 
 static void resume_task(struct lmp_state *S, struct lmp_task *t) {
@@ -131,7 +132,7 @@ static void resume_task(struct lmp_state *S, struct lmp_task *t) {
       lua_settop(co, 1); /* the task itself (lmp_spawn) */
       lua_pushliteral(co, "cancelled");
       t->failed = 1;
-      finish(t);
+      finish(S, t);
       return;
     }
     nargs = lua_gettop(co) - 2; /* below the body: the task */
@@ -155,9 +156,9 @@ static void resume_task(struct lmp_state *S, struct lmp_task *t) {
     st = LUA_ERRRUN;
   }
   if (st == LUA_OK) { /* co's stack: the task, the results */
-    finish(t);
+    finish(S, t);
   } else {
-    fail(t);
+    fail(S, t);
   }
 }
 
@@ -191,18 +192,18 @@ struct lmp_task *lmp_spawn(lua_State *L, struct lmp_state *S, int fidx,
   lua_xmove(L, co, nargs + 1);
   t->status = LMP_NEW;
   lua_pushvalue(L, -2);
-  lmp_anchor(L, t);
+  lmp_anchor(L, S, t);
   lua_pop(L, 2); /* the task's copy, co */
   S->ntasks++;
-  lmp_ready_push(t);
+  lmp_ready_push(S, t);
   return t;
 }
 
-void lmp_task_cancel(struct lmp_task *t) {
+void lmp_task_cancel(struct lmp_state *S, struct lmp_task *t) {
   if (t->status == LMP_DONE || t->is_main) return;
   t->cancel = 1;
   if (t->status == LMP_WAITING && t->op) lmp_interrupt_op(t->op);
-  else if (t->status == LMP_PARKED && t != t->S->current) lmp_ready_push(t);
+  else if (t->status == LMP_PARKED && t != S->current) lmp_ready_push(S, t);
 }
 
 /* Cancels every live task (after a deadlock, so the state stays usable;
@@ -213,7 +214,7 @@ void lmp_cancel_all(struct lmp_state *S) {
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
-    if (t) lmp_task_cancel(t);
+    if (t) lmp_task_cancel(S, t);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -280,8 +281,8 @@ int lmp_push_deadlock(lua_State *L, struct lmp_state *S) {
 static int l_unjoined(lua_State *L) {
   struct lmp_task *t = luaL_checkudata(L, 1, LMP_TASK);
   if (t->status == LMP_DONE && t->failed && !t->joined && !t->reported &&
-      !t->watched && !t->has_joiners)
-    report(t);
+      !t->watched && !t->has_joiners && !t->joined_by)
+    report(lmp_state(L), t);
   return 0;
 }
 
@@ -298,6 +299,7 @@ void lmp_open_sched(lua_State *L, struct lmp_state *S) {
   S->run_ready = run_ready;
   lua_pushcfunction(L, l_on_deadlock);
   lua_setfield(L, -2, "on_deadlock");
-  lua_pushcfunction(L, l_unjoined);
+  lua_pushlightuserdata(L, S);
+  lua_pushcclosure(L, l_unjoined, 1);
   lua_setfield(L, -2, "unjoined");
 }

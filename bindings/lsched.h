@@ -11,7 +11,8 @@
  * left in place) and pushes the task. */
 struct lmp_task *lmp_spawn(lua_State *L, struct lmp_state *S, int fidx,
                            int nargs);
-void lmp_task_cancel(struct lmp_task *t); /* task:cancel() */
+/* task:cancel() */
+void lmp_task_cancel(struct lmp_state *S, struct lmp_task *t);
 void lmp_cancel_all(struct lmp_state *S); /* every live task */
 /* Runs until every task has ended: 0, or -1 on a deadlock (the stuck
  * tasks cancelled and run to their end); lmp_push_deadlock says so. */

@@ -16,8 +16,8 @@ static int l_spawn(lua_State *L) {
 }
 
 /* Copies a finished task's outcome: true, results... or false, err. */
-static int push_outcome(lua_State *L, struct lmp_task *t) {
-  struct lmp_state *S = t->S;
+static int push_outcome(lua_State *L, struct lmp_state *S,
+                        struct lmp_task *t) {
   lua_State *co = t->co;
   int nres = lua_gettop(co) - 1; /* above the task itself (lmp_spawn) */
   if (!t->joined) {
@@ -46,16 +46,22 @@ static void push_joiners(lua_State *L, struct lmp_state *S) {
   }
 }
 
+/* task_join checked the task at 1. */
 static int join_k(lua_State *L, int status, lua_KContext ctx) {
   struct lmp_state *S = lmp_state(L);
-  struct lmp_task *t = check_task(L, 1);
+  struct lmp_task *t = lua_touserdata(L, 1);
   (void)ctx;
   (void)status;
-  if (t->status == LMP_DONE) return push_outcome(L, t);
-  /* waiters[t] = { ..., self } */
+  if (t->status == LMP_DONE) return push_outcome(L, S, t);
+  if (!lmp_self(S)->is_main) { /* on t's joiner list: no memory */
+    t->joined_by = 1;
+    return lmp_park_join(L, join_k, "join");
+  }
+  /* The main context does not yield (a finalizer may nest another
+   * join): waiters[t] = { ..., main } */
   push_joiners(L, S);
   t->has_joiners = 1; /* before the append, which may run out of memory */
-  lmp_push_task(L, lmp_self(S));
+  lmp_push_task(L, S, lmp_self(S));
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
   lua_settop(L, 1);
   return lmp_park(L, join_k, "join");
@@ -72,7 +78,7 @@ static int l_join_watch(lua_State *L) {
   lua_settop(L, 1);
   push_joiners(L, S);
   t->has_joiners = 1;
-  lmp_push_task(L, lmp_self(S));
+  lmp_push_task(L, S, lmp_self(S));
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
   return 0;
 }
@@ -118,7 +124,7 @@ static int task_join(lua_State *L) {
 }
 
 static int task_cancel(lua_State *L) {
-  lmp_task_cancel(check_task(L, 1));
+  lmp_task_cancel(lmp_state(L), check_task(L, 1));
   return 0;
 }
 
@@ -138,7 +144,7 @@ static int task_tostring(lua_State *L) {
 
 static int l_current(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
-  if (S->current) lmp_push_task(L, S->current);
+  if (S->current) lmp_push_task(L, S, S->current);
   else lua_pushnil(L);
   return 1;
 }
@@ -175,7 +181,7 @@ static int l_run(lua_State *L) {
     return lua_error(L);
   }
   if (!t) return 0;
-  int n = push_outcome(L, t);
+  int n = push_outcome(L, S, t);
   if (t->failed) return lua_error(L);
   return n - 1;
 }

@@ -210,6 +210,8 @@ void mp_loop_stop(struct mp_loop *loop) { loop->stop = 1; }
 int64_t mp_loop_now(struct mp_loop *loop) { return loop->now; }
 void mp_loop_update_time(struct mp_loop *loop) { loop->now = mp__hrtime(); }
 size_t mp_loop_inflight(struct mp_loop *loop) { return loop->ninflight; }
+void mp_loop_set_data(struct mp_loop *loop, void *data) { loop->data = data; }
+void *mp_loop_data(struct mp_loop *loop) { return loop->data; }
 const char *mp_loop_backend(struct mp_loop *loop) {
   return loop->backend->name;
 }

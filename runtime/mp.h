@@ -234,6 +234,12 @@ void mp_loop_stop(struct mp_loop *loop);   /* run returns after this turn */
 int64_t mp_loop_now(struct mp_loop *loop); /* monotonic ns, cached per turn */
 void mp_loop_update_time(struct mp_loop *loop);
 size_t mp_loop_inflight(struct mp_loop *loop);
+/* One pointer for whoever the loop serves, as uv_loop_t's data (NULL at
+ * first; the loop never touches it): op callbacks find their context
+ * through mp_loop_data(mp_op_loop(op)). moonport_open keeps its state
+ * there, so a loop handed to it is not the host's to use. */
+void mp_loop_set_data(struct mp_loop *loop, void *data);
+void *mp_loop_data(struct mp_loop *loop);
 const char *mp_loop_backend(struct mp_loop *loop);
 /* Why io_uring was not used, or NULL if it is in use / was not tried. */
 const char *mp_loop_fallback_reason(struct mp_loop *loop);
@@ -299,6 +305,8 @@ int mp_op_protected(const struct mp_op *op);
 /* Requests cancellation of an in-flight op; a no-op otherwise. */
 void mp_op_cancel(struct mp_op *op);
 int mp_op_inflight(const struct mp_op *op);
+/* The loop op was made for (mp_op_new) or posted to (mp_loop_post). */
+struct mp_loop *mp_op_loop(const struct mp_op *op);
 
 void mp_op_prep_nop(struct mp_op *op);
 void mp_op_prep_timer(struct mp_op *op, int64_t timeout_ns);

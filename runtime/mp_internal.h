@@ -98,6 +98,7 @@ struct mp_loop {
 
   mp_alloc_fail_fn alloc_fail; /* tests: allocation-failure injection */
   void *alloc_ud;
+  void *data; /* the user's: mp_loop_set_data */
 };
 
 /* loop.c */

@@ -233,6 +233,8 @@ int mp_op_inflight(const struct mp_op *op) {
   return op->state == MP__INFLIGHT || op->state == MP__DONE;
 }
 
+struct mp_loop *mp_op_loop(const struct mp_op *op) { return op->loop; }
+
 /* Called by backends, timers and the pool: the op leaves the in-flight list
  * and waits for dispatch. It still counts in ninflight until its callback
  * has run, so the loop stays alive for it. */

@@ -35,6 +35,10 @@ struct msg {
  * host between steps: no Lua runs inside a core callback. */
 static struct msg *inbox;
 
+static int open_on(lua_State *L) {
+  return moonport_open(L, lua_touserdata(L, 1));
+}
+
 static void on_post(struct mp_op *op) {
   struct msg *m = (struct msg *)op;
   mp_op_release(op);
@@ -107,6 +111,16 @@ int main(void) {
   lua_setfield(L, -2, "moonport");
   lua_pop(L, 1);
   CHECK("moonport uses the host's loop", moonport_loop(L) == loop);
+  {
+    /* moonport keeps its state in the loop's data pointer (mp.h) */
+    lua_State *L2 = luaL_newstate();
+    lua_pushcfunction(L2, open_on);
+    lua_pushlightuserdata(L2, loop);
+    CHECK("a loop that serves a state is refused to another",
+          lua_pcall(L2, 1, 1, 0) != LUA_OK &&
+          strstr(lua_tostring(L2, -1), "data pointer") != NULL);
+    lua_close(L2);
+  }
   moonport_ref(L); /* this host feeds its tasks from posts */
   run(L, script);
 
@@ -182,6 +196,8 @@ int main(void) {
   CHECK("deadlock reported", moonport_run(L, MP_RUN_DEFAULT) == -1 &&
                               strstr(lua_tostring(L, -1), "deadlock") != NULL);
   moonport_closestate(L);
+  CHECK("closing the state gives the loop's data pointer back",
+        mp_loop_data(loop) == NULL);
   CHECK("the host's loop closes clean", mp_loop_close(loop) == 0);
 
   /* mp.stdout's bytes left in C's buffer (stdout is a pipe under ctest:

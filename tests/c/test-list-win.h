@@ -2,6 +2,7 @@
  * others need pipes, fork, signals or /proc (docs/windows.md). */
 #define TEST_LIST_WIN(X)                                                    \
   X(loop_empty_run) X(loop_close_busy) X(nop_completes_next_turn)           \
+  X(loop_user_data)                                                         \
   X(timer_order) X(timer_cancel) X(timer_zero_and_huge) X(timer_many)       \
   X(timer_wait_uses_deadline)                                               \
   X(post_cross_thread) X(post_wakes_waiting_loop)                           \

@@ -1,6 +1,7 @@
 /* test-list.h: every C test. */
 #define TEST_LIST(X)                                                        \
   X(loop_empty_run) X(loop_backend_choice) X(loop_close_busy)               \
+  X(loop_user_data)                                                         \
   X(nop_completes_next_turn) X(op_release_in_flight_aborts)                 \
   X(timer_order) X(timer_cancel) X(timer_zero_and_huge) X(timer_many)       \
   X(timer_wait_uses_deadline)                                               \

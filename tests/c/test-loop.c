@@ -47,6 +47,31 @@ TEST_IMPL(loop_backend_choice) {
   return 0;
 }
 
+/* The user's pointer: NULL at first, kept, and reached from an op's
+ * callback through mp_op_loop (what moonport's tasks use). */
+static void data_cb(struct mp_op *op) {
+  *(int *)mp_loop_data(mp_op_loop(op)) += 1;
+  mp_op_release(op);
+}
+
+TEST_IMPL(loop_user_data) {
+  struct mp_loop *loop = test_loop();
+  int seen = 0;
+  ASSERT(mp_loop_data(loop) == NULL);
+  mp_loop_set_data(loop, &seen);
+  ASSERT(mp_loop_data(loop) == &seen);
+  struct mp_op *op = mp_op_new(loop, data_cb, NULL);
+  ASSERT(mp_op_loop(op) == loop);
+  mp_op_prep_nop(op);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(seen, 1);
+  mp_loop_set_data(loop, NULL);
+  ASSERT(mp_loop_data(loop) == NULL);
+  CLOSE_LOOP(loop);
+  return 0;
+}
+
 TEST_IMPL(loop_close_busy) {
   struct mp_loop *loop = test_loop();
   struct mp_op *op = mp_op_new(loop, count_cb, NULL);

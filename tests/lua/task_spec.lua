@@ -96,6 +96,210 @@ describe("mp.spawn and task:join", function()
   end)
 end)
 
+-- A task parked in join is on its target's joiner list, linked through
+-- its own record (lcore.c lmp_park_join): no memory per joiner. Joiners
+-- leave it from anywhere in the list (head, middle, tail) when they are
+-- cancelled, time out, or their coroutine is abandoned or closed.
+describe("joiner lists", function()
+  -- n tasks join target; each logs its index when woken and returns
+  -- what join returned
+  local function joiners(target, n, log)
+    local ts = {}
+    for i = 1, n do
+      ts[i] = mp.spawn(function()
+        local r = table.pack(target:join())
+        log[#log + 1] = i
+        return table.unpack(r, 1, r.n)
+      end)
+    end
+    mp.sleep(0) -- all parked, in order
+    return ts
+  end
+
+  it("wakes many joiners of one target in the order they joined", function()
+    H.run(function()
+      local ch, log = mp.channel(), {}
+      local target = mp.spawn(function() return ch:recv() end)
+      local ts = joiners(target, 200, log)
+      ch:send("v")
+      for i = 1, 200 do
+        assert.are.same({ true, true, "v" }, { ts[i]:join() })
+      end
+      for i = 1, 200 do assert.are.equal(i, log[i]) end
+    end)
+  end)
+
+  it("a joiner cancelled or timed out anywhere in the list leaves it",
+     function()
+    H.run(function()
+      local ch, log = mp.channel(), {}
+      local target = mp.spawn(function() return ch:recv() end)
+      local ts = joiners(target, 10, log)
+      -- a joiner under an mp.timeout, last in the list
+      local timed = mp.spawn(function()
+        return mp.timeout(0.001, target.join, target)
+      end)
+      -- the list is newest first: 10 is its head, 1 its tail
+      ts[10]:cancel()
+      ts[5]:cancel()
+      ts[1]:cancel()
+      assert.are.same({ true, false, "timeout" }, { timed:join() })
+      for _, i in ipairs { 1, 5, 10 } do
+        assert.are.same({ false, "cancelled" }, { ts[i]:join() })
+      end
+      ch:send("v")
+      for _, i in ipairs { 2, 3, 4, 6, 7, 8, 9 } do
+        assert.are.same({ true, true, "v" }, { ts[i]:join() })
+      end
+      assert.are.same({ 2, 3, 4, 6, 7, 8, 9 }, log)
+    end)
+  end)
+
+  it("a joiner cancelled after its target ended, before it ran, gets the outcome", function()
+    H.run(function()
+      local ch = mp.channel()
+      local target = mp.spawn(function() return ch:recv() end)
+      local j = mp.spawn(function()
+        local ok, v = target:join()
+        return ok, v, pcall(mp.sleep, 1)
+      end)
+      local k = mp.spawn(function()
+        local ok, v = target:join()
+        return ok, v, pcall(mp.sleep, 1)
+      end)
+      mp.sleep(0) -- both parked
+      ch:send("v") -- the target is readied
+      k:cancel() -- k is readied (off the list), behind the target
+      mp.sleep(0) -- the target ends (j is woken), then k runs
+      j:cancel()
+      assert.are.same({ true, true, "v", false, "cancelled" }, { j:join() })
+      assert.are.same({ true, true, "v", false, "cancelled" }, { k:join() })
+    end)
+  end)
+
+  it("a joiner whose coroutine is closed or abandoned leaves the list",
+     function()
+    H.run(function()
+      local ch, log = mp.channel(), {}
+      local target = mp.spawn(function() return ch:recv() end)
+      local first = joiners(target, 3, log)
+      -- joins from a coroutine of its own, closed from outside
+      local co = coroutine.create(function() return target:join() end)
+      local closed = mp.spawn(function() return coroutine.resume(co) end)
+      -- joins from a coroutine resumed in a table.sort comparator: it
+      -- cannot suspend its task, so it is abandoned at once
+      local aco = coroutine.create(function() return target:join() end)
+      local abandoned = mp.spawn(function()
+        local ok = pcall(table.sort, { 1, 2 }, function(a, b)
+          coroutine.resume(aco)
+          return a < b
+        end)
+        return ok, coroutine.status(aco)
+      end)
+      local last = joiners(target, 3, log)
+      assert.are.same({ true, false, "suspended" }, { abandoned:join() })
+      assert.is_true(coroutine.close(co))
+      local r = table.pack(closed:join())
+      assert.is_true(r[1]) -- it went on, finding co dead
+      ch:send("v")
+      for i = 1, 3 do
+        assert.are.same({ true, true, "v" }, { first[i]:join() })
+        assert.are.same({ true, true, "v" }, { last[i]:join() })
+      end
+      assert.are.same({ 1, 2, 3, 1, 2, 3 }, log)
+      -- resumed later, the abandoned join says so
+      local ok, err = coroutine.resume(aco)
+      assert.is_false(ok)
+      assert.matches("operation abandoned", err)
+    end)
+  end)
+
+  it("a failed target's error reaches every joiner", function()
+    H.run(function()
+      local ch, log = mp.channel(), {}
+      local target = mp.spawn(function() ch:recv() error("boom", 0) end)
+      local ts = joiners(target, 5, log)
+      ch:send(1)
+      for i = 1, 5 do
+        assert.are.same({ true, false, "boom" }, { ts[i]:join() })
+      end
+      assert.are.same({ 1, 2, 3, 4, 5 }, log)
+    end)
+  end)
+
+  it("a task joins one target, then another", function()
+    H.run(function()
+      local a_ch, b_ch, log = mp.channel(), mp.channel(), {}
+      local a = mp.spawn(function() return a_ch:recv() end)
+      local b = mp.spawn(function() return b_ch:recv() end)
+      local both = mp.spawn(function()
+        local _, x = a:join()
+        local _, y = b:join()
+        return x, y
+      end)
+      local on_a = joiners(a, 2, log)
+      local on_b = joiners(b, 2, log)
+      a_ch:send("x")
+      assert.are.same({ true, true, "x" }, { on_a[1]:join() })
+      mp.sleep(0) -- both is now on b's list, behind on_b
+      b_ch:send("y")
+      assert.are.same({ true, "x", "y" }, { both:join() })
+      assert.are.same({ true, true, "y" }, { on_b[2]:join() })
+      assert.are.same({ 1, 2, 1, 2 }, log)
+    end)
+  end)
+
+  it("the target's mp.timeout moving its side block keeps the list whole",
+     function()
+    H.run(function()
+      local ch, ch2, log = mp.channel(), mp.channel(), {}
+      -- the target's first deadline comes after its first joiner made
+      -- the block; six nested ones grow it twice
+      local function nest(n)
+        if n == 0 then return ch2:recv() end
+        return select(2, mp.timeout(10, nest, n - 1))
+      end
+      local target = mp.spawn(function() ch:recv() return nest(6) end)
+      local ts = joiners(target, 4, log)
+      ch:send(1)
+      mp.sleep(0) -- the target is in its sixth mp.timeout
+      ts[4]:cancel() -- the head of the list: it points into the block
+      ts[1]:cancel()
+      assert.are.same({ false, "cancelled" }, { ts[4]:join() })
+      local late = mp.spawn(function() return target:join() end)
+      mp.sleep(0)
+      ch2:send("v")
+      assert.are.same({ true, true, "v" }, { ts[2]:join() })
+      assert.are.same({ true, true, "v" }, { ts[3]:join() })
+      assert.are.same({ true, true, "v" }, { late:join() })
+      assert.are.same({ false, "cancelled" }, { ts[1]:join() })
+    end)
+  end)
+
+  it("the main program joins beside tasks", function()
+    local ch, log = mp.channel(), {}
+    local target = mp.spawn(function() return ch:recv() end)
+    local ts
+    mp.spawn(function()
+      ts = joiners(target, 3, log)
+      ch:send("v")
+    end)
+    assert.are.same({ true, "v" }, { target:join() })
+    for i = 1, 3 do assert.are.same({ true, true, "v" }, { ts[i]:join() }) end
+  end)
+
+  it("a deadlock cancels every joiner on the list", function()
+    local log = {}
+    local ok, err = pcall(mp.run, function()
+      local target = mp.spawn(function() mp.channel():recv() end)
+      joiners(target, 5, log)
+      target:join()
+    end)
+    assert.is_false(ok)
+    assert.matches("deadlock", err)
+  end)
+end)
+
 -- A live task is anchored by its coroutine (anchors[co] = task; the
 -- coroutine's stack holds the task); a finished one keeps its coroutine,
 -- which holds its results, through a table with weak keys.
