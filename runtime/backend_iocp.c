@@ -687,7 +687,7 @@ static int iocp_submit(struct mp_loop *loop, struct mp_op *op) {
   }
 }
 
-/* A READ or WRITE blocked on a pool thread (fs_win.c's sync_io, whose
+/* A READ or WRITE blocked on a pool thread (fsio_win.c's mp__sync_io, whose
  * call_enter is the other half): the request first, which a call not
  * yet made sees; then, while the thread is in the call (ov.ev 1), the
  * interruption, holding it there (ov.ev 3) so that the call aborted is

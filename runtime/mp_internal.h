@@ -168,6 +168,14 @@ enum { MP__KEY_SHARE = 3 };
 int mp__share_submit(struct mp_op *op, void *port);
 void mp__share_cancel(struct mp_loop *loop, struct mp_op *op);
 void mp__share_done(struct mp_loop *loop, struct mp_op *op);
+
+/* fsio_win.c: one blocking ReadFile or WriteFile of h at off (-1: the
+ * position), interruptible by op's cancel (op NULL: none); READFILE and
+ * WRITEFILE (fs_win.c) use it. fs_win.c: a FILETIME as seconds and ns
+ * since 1970. */
+int64_t mp__sync_io(HANDLE h, int write, void *buf, size_t size,
+                    int64_t off, struct mp_op *op);
+void mp__time_of(const FILETIME *ft, int64_t *sec, int32_t *nsec);
 #endif
 
 /* threadpool.c */
@@ -196,9 +204,9 @@ void mp__fs_blocking(struct mp_op *op);
 
 /* fs_unix.c, issue 14: the longest path READLINK and REALPATH return
  * (with its NUL), the suffix mkdtemp fills in, the system's temporary
- * directory (TMPDIR, else /tmp), the bodies of CHMOD..COPYFILE, and one
- * non-blocking SENDFILE attempt (the count, or MP_EAGAIN: wait for the
- * socket to be writable). */
+ * directory (TMPDIR, else /tmp), the bodies of CHMOD..COPYFILE; and
+ * fsio_unix.c's one non-blocking SENDFILE attempt (the count, or
+ * MP_EAGAIN: wait for the socket to be writable). */
 enum { MP__PATH_MAX = 4096 };
 #define MP__TEMPLATE "XXXXXX"
 const char *mp__fs_tmpdir(void);

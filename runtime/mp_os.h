@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-/* ---- Files and paths (H2 files: runtime/fs_unix.c) ---- */
+/* ---- Files and paths (H2 files: runtime/fsio_unix.c, fs_unix.c) ---- */
 
 /* Closes h (EINTR counts as closed: the descriptor is gone on Linux). */
 int mp_os_close(mp_handle_t h);
@@ -101,7 +101,7 @@ int mp_os_thread_count(void);
 /* Sleeps the calling thread for ms milliseconds. */
 void mp_os_sleep_ms(int ms);
 
-/* ---- More files (issue 14, H6 fsx: runtime/fs_unix.c) ---- */
+/* ---- More files (issue 14, H6 fsx: runtime/fsio_unix.c) ---- */
 
 /* How h was opened: MP_O_RDONLY, MP_O_WRONLY or MP_O_RDWR, plus
  * MP_O_APPEND; MP_EBADF for a handle that is not open. */

@@ -1,6 +1,6 @@
 /* http.c: libFuzzer target for mp.http's request path: the parser
  * (bindings/lhttp.c over libhttp-parser) and the server's policy around it
- * (lua/moonport/http.lua).
+ * (lua/moonport/http_server.lua).
  *
  * 1. The parser: the input is parsed as a stream of requests twice, once
  *    whole and once cut into pieces (sizes from the input), as a socket
