@@ -95,15 +95,13 @@ static void rf_cancel(struct mp_loop *loop, struct mp_op *op, int first);
 static void rf_cqe(struct mp_loop *loop, struct mp_op *op, unsigned step,
                    int res);
 
-/* A SINGLE_ISSUER ring answers EEXIST to any other thread: a loop belongs
- * to the thread that created it. Carrying on would spin or lose IO. */
 /* What io_uring_enter answered. EINTR, EAGAIN and ENOMEM (no kernel
  * memory for a request: try again later), EBUSY (a CQ backlog: reap) and
- * ETIME pass;
- * anything else means ops whose completions will never come (EBADR: the
- * kernel dropped some) or a ring that cannot be used at all. Their
- * records are the kernel's until then, so the loop can neither finish
- * nor free them: say so and stop, rather than spin or hang silently. */
+ * ETIME pass. Anything else means ops whose completions will never come
+ * (EBADR: the kernel dropped some; EEXIST: a SINGLE_ISSUER ring refusing
+ * a thread other than its creator) or a ring that cannot be used at all.
+ * Their records are the kernel's until then, so the loop can neither
+ * finish nor free them: say so and stop, rather than spin or hang. */
 static int check_enter(struct uring_state *s, int r) {
   if (s->fault.enter) { /* (test: the kernel's answer replaced) */
     r = -s->fault.enter;
