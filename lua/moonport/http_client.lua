@@ -142,6 +142,13 @@ return function(http, wire, M)
     return piece, msg, code
   end
 
+  -- (level 5: the caller of request, past request_head and exchange)
+  local function add_header(t, name, v)
+    v = tostring(v)
+    if bad_token(v) then error("bad header value in opts.headers", 5) end
+    t[#t + 1] = name .. ": " .. v .. "\r\n"
+  end
+
   local function request_head(method, u, headers, body)
     local t = { method, " ", u.target, " HTTP/1.1\r\n" }
     local has = {}
@@ -151,19 +158,9 @@ return function(http, wire, M)
           error("bad header name in opts.headers", 4)
         end
         if type(value) == "table" then
-          for _, v in ipairs(value) do
-            v = tostring(v)
-            if bad_token(v) then
-              error("bad header value in opts.headers", 4)
-            end
-            t[#t + 1] = name .. ": " .. v .. "\r\n"
-          end
+          for _, v in ipairs(value) do add_header(t, name, v) end
         else
-          value = tostring(value)
-          if bad_token(value) then
-            error("bad header value in opts.headers", 4)
-          end
-          t[#t + 1] = name .. ": " .. value .. "\r\n"
+          add_header(t, name, value)
         end
         has[name:lower()] = true
       end

@@ -677,6 +677,19 @@ describe("mp.http client", function()
     assert.has_error(function() http.request { url = "http://x/",
                                                method = "GE T" } end)
     assert.has_error(function() http.serve(LOCAL, 0, 42) end)
+    -- header names and values that would split the request, at the
+    -- caller's line, before any connection is made
+    local line = debug.getinfo(1, "l").currentline
+    for _, h in ipairs { { ["X\nY"] = "v" }, { X = "a\nb" },
+                         { X = { "ok", "c\r\nd" } }, { X = { 1, "\r" } } } do
+      local ok, err = pcall(function()
+        local r = http.request { url = "http://127.0.0.1:1/", headers = h }
+        return r
+      end)
+      assert.is_false(ok)
+      assert.matches(":" .. line + 4 .. ": bad header %a+ in opts.headers$",
+                     err)
+    end
   end))
 
   it("sends a streamed body and reads a streamed response", test(function()
