@@ -535,6 +535,16 @@ int lmp_park_wq(lua_State *L, struct lmp_wq *q, lua_KFunction k,
   return lua_yieldk(L, 1, id, k);
 }
 
+int lmp_wq_refusal(lua_State *L, const char *fname) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (t->is_main) return 0;
+  if (!lua_isyieldable(L)) lua_pushfstring(L, CANNOT_SUSPEND, fname);
+  else if (no_side(L, S, t)) lua_pushliteral(L, NOMEM);
+  else return 0;
+  return 1;
+}
+
 void lmp_wq_wake(struct lmp_state *S, struct lmp_task *t, int handed) {
   lmp_wq_remove(t);
   if (handed) t->handed = 1;

@@ -7,7 +7,7 @@
  *   1. lcore.h        state, tasks, await/park/wake, lmp_fail
  *   2. lbuf.h         the read buffer (and the handle object)
  *   3. objects        lfile.h, lsock.h, lfs.h, lwork.h, lcoro.h,
- *                     ldeadline.h, ldebug.h, lrepl.h, lchan.h
+ *                     ldeadline.h, ldebug.h, lrepl.h, lchan.h, lsem.h
  *                     (none includes another but lbuf.h/lcore.h)
  *   4. lsched.h       the scheduler; ltask.h the task methods; lhost.c
  *   5. lmoonport.c    opens everything
@@ -324,6 +324,10 @@ void lmp_wake(struct lmp_state *S, struct lmp_task *t);
  * its own record, and unlinked in O(1) from wherever it is. */
 int lmp_park_wq(lua_State *L, struct lmp_wq *q, lua_KFunction k,
                 const char *fname);
+/* What lmp_park_wq would raise for the running task before it parks,
+ * but for an interruption (cannot suspend here, out of memory), pushed
+ * (1), or 0: for a caller that raises it at another level. */
+int lmp_wq_refusal(lua_State *L, const char *fname);
 /* Takes t off its queue (the first, or one that will not return what it
  * is handed: lmp_wq_stale). */
 void lmp_wq_remove(struct lmp_task *t);
