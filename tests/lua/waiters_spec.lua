@@ -37,11 +37,16 @@ describe("waiter queues", function()
       for _, i in ipairs { 1, 5, 10 } do
         assert.are.same({ false, "cancelled" }, { ts[i]:join() })
       end
+      -- one more behind them all, queued after the tail left
+      local late = mp.spawn(function() return ch:recv() end)
+      mp.sleep(0)
       for _, i in ipairs(KEEP) do assert.is_true(ch:send(i * 10)) end
       for _, i in ipairs(KEEP) do
         assert.are.same({ true, i * 10 }, { ts[i]:join() })
       end
       assert.are.same(KEEP, log)
+      assert.is_true(ch:send("late"))
+      assert.are.same({ true, "late" }, { late:join() })
       -- nobody is left: a send now waits
       assert.are.same({ false, "timeout" }, { mp.timeout(0.005, ch.send, ch, 0) })
     end)
@@ -81,7 +86,11 @@ describe("waiter queues", function()
         ts[5]:cancel()
         ts[10]:cancel()
         assert.are.same({ true, false, "timeout" }, { timed:join() })
+        -- one more behind them all, queued after the tail left
+        local late = mp.spawn(function() take(l) give(l) return "late" end)
+        mp.sleep(0)
         give(l)
+        assert.are.same({ true, "late" }, { late:join() })
         for _, i in ipairs(KEEP) do assert.are.same({ true, true }, { ts[i]:join() }) end
         for _, i in ipairs { 1, 5, 10 } do
           assert.are.same({ false, "cancelled" }, { ts[i]:join() })
