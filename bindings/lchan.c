@@ -70,7 +70,7 @@ static lua_Integer task_ticket(const struct lmp_task *t) {
 
 /* Whether the record on top still waits: not a select arm whose group
  * another channel claimed, and its task suspended where it queued it
- * (see lchan.c's l_waiting). One that does not is marked skipped (its
+ * (as l_waiting below). One that does not is marked skipped (its
  * coroutine, if resumed, gets back in line). */
 static int record_waits(lua_State *L, struct lmp_state *S) {
   if (lua_getfield(L, -1, "group") == LUA_TTABLE) {
@@ -518,16 +518,6 @@ static int l_park(lua_State *L) {
   return lmp_park_cleanup(L, nothing_k, "park");
 }
 
-/* core.wait(leave, a, b): parks as core.park(function() leave(a, b) end)
- * would, allocating nothing, and returns the error park would raise (nil
- * when woken): a waiter takes its record back without a pcall. */
-static int l_wait(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  /* the name errors give (a constant of the caller's: it outlives the
-   * settop that drops it) */
-  return lmp_wait(L, luaL_optstring(L, 4, "park"));
-}
-
 static int l_wake(lua_State *L) {
   lmp_wake(lmp_state(L), luaL_checkudata(L, 1, LMP_TASK));
   return 0;
@@ -570,7 +560,7 @@ static int chan_gc(lua_State *L) {
 
 void lmp_open_chan(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg funcs[] = {
-    {"park", l_park}, {"wait", l_wait}, {"wake", l_wake},
+    {"park", l_park}, {"wake", l_wake},
     {"waiting", l_waiting}, {"self", l_self}, {"channel", l_channel},
     {"chan_try_recv", l_try_recv}, {"chan_enqueue", l_enqueue},
     {"chan_dequeue", l_dequeue}, {"chan_closed", l_closed},
