@@ -349,7 +349,9 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   struct chan *c = lua_touserdata(L, 2);
   (void)status;
   int r = lmp_wq_resumed(L, ctx);
-  if (r == LMP_WQ_HANDED) {
+  /* resumed by another task after the hand-over: it still owns what it
+   * got */
+  if (r == LMP_WQ_HANDED || r == LMP_WQ_FOREIGN) {
       lua_pushvalue(L, 3);
       return 1;
   }
@@ -364,7 +366,9 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   struct chan *c = lua_touserdata(L, 2);
   (void)status;
   int r = lmp_wq_resumed(L, ctx);
-  if (r == LMP_WQ_HANDED) {
+  /* resumed by another task after the hand-over: it still owns what it
+   * got */
+  if (r == LMP_WQ_HANDED || r == LMP_WQ_FOREIGN) {
       lua_pushboolean(L, 1);
       return 1;
   }

@@ -552,13 +552,17 @@ void lmp_wq_wake(struct lmp_state *S, struct lmp_task *t, int handed) {
   lmp_ready_push(S, t);
 }
 
+int lmp_abandoned(lua_State *L) {
+  return luaL_error(L, ABANDONED);
+}
+
 int lmp_wq_resumed(lua_State *L, lua_KContext ctx) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_task *t = lmp_self(S);
   if (!ctx || t->wait != (uint32_t)ctx || lmp_wait_co(t) != L) {
-    /* resumed by another task: what was handed over is still its */
-    if (ctx && release_owner(L, S, ctx)) return LMP_WQ_HANDED;
-    return luaL_error(L, ABANDONED);
+    /* resumed by another task: what was handed over is the resumer's */
+    if (ctx && release_owner(L, S, ctx)) return LMP_WQ_FOREIGN;
+    return lmp_abandoned(L);
   }
   t->wait = 0;
   unlink_wait(t); /* resumed by a foreign resume */

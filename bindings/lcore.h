@@ -342,13 +342,16 @@ static inline int lmp_wq_stale(struct lmp_state *S,
  * it. */
 void lmp_wq_wake(struct lmp_state *S, struct lmp_task *t, int handed);
 /* What k of lmp_park_wq calls first: raises "operation abandoned" if the
- * suspension is not the running task's own (unless its task had been
- * handed something: LMP_WQ_HANDED, which the resumer returns); else
- * LMP_WQ_HANDED or LMP_WQ_CLOSED, or raises a pending interruption,
- * or LMP_WQ_AGAIN (woken for nothing: taken off as stale, its task
- * running on, then resumed through the wrappers: it gets back in line). */
-enum { LMP_WQ_AGAIN, LMP_WQ_HANDED, LMP_WQ_CLOSED };
+ * suspension is not the running task's own, unless its task had been
+ * handed something: LMP_WQ_FOREIGN (its task let go of it; what was
+ * handed is the resumer's to keep or pass on: lmp_abandoned raises the
+ * message then); else LMP_WQ_HANDED or LMP_WQ_CLOSED, or raises a
+ * pending interruption, or LMP_WQ_AGAIN (woken for nothing: taken off as
+ * stale, its task running on, then resumed through the wrappers: it gets
+ * back in line). */
+enum { LMP_WQ_AGAIN, LMP_WQ_HANDED, LMP_WQ_CLOSED, LMP_WQ_FOREIGN };
 int lmp_wq_resumed(lua_State *L, lua_KContext ctx);
+int lmp_abandoned(lua_State *L);
 /* As lmp_park_cleanup, but what it would raise (an interruption,
  * "operation abandoned", cannot suspend, the main program's deadlock) is
  * returned instead: 0 results when woken; an interruption and true (to

@@ -14,8 +14,9 @@
  * counts in `pending` until it runs and enters holders (allocating
  * nothing in the release; out of memory there passes the permit on and
  * raises); one whose coroutine is abandoned or closed first passes it on
- * (sem_leave, its frame's cleanup). A waiter that leaves any other way
- * (cancel, timeout) is taken off in O(1), holding nothing. */
+ * (sem_leave, its frame's cleanup), as does one resumed by another task
+ * ("operation abandoned"). A waiter that leaves any other way (cancel,
+ * timeout) is taken off in O(1), holding nothing. */
 #include "lsem.h"
 
 #define LMP_SEM "moonport.semaphore"
@@ -229,7 +230,18 @@ static int acquire(lua_State *L, struct lmp_state *S, struct sem *s,
 static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
   struct sem *s = lua_touserdata(L, 2);
   (void)status;
-  if (lmp_wq_resumed(L, ctx) != LMP_WQ_HANDED) {
+  int r = lmp_wq_resumed(L, ctx);
+  if (r == LMP_WQ_FOREIGN) {
+    /* resumed by another task after the hand-over: "operation
+     * abandoned", the permit passed on (it never ends up held by a task
+     * that did not wait for it) */
+    s->pending--;
+    lua_pushvalue(L, 2);
+    lua_replace(L, 1);
+    give_back(L, lmp_state(L), s);
+    return lmp_abandoned(L);
+  }
+  if (r != LMP_WQ_HANDED) {
     /* taken off as stale, resumed through the wrappers: back in line */
     lua_settop(L, 3);
     lua_pushinteger(L, ++s->ticket);

@@ -246,6 +246,41 @@ describe("waiter queues", function()
     end)
   end)
 
+  it("a waiter resumed by another task: a receiver returns what it was handed, else it raises", function()
+    H.run(function()
+      for _, handed in ipairs { true, false } do
+        local ch, l = mp.channel(), mp.lock()
+        l:lock()
+        local rco = coroutine.create(function() return ch:recv() end)
+        local lco = coroutine.create(function() return l:lock() end)
+        local owner = mp.spawn(function()
+          return coroutine.resume(rco), coroutine.resume(lco)
+        end)
+        mp.sleep(0) -- rco parked in owner's recv; lco not yet
+        if handed then ch:send("v") end
+        local ok, v = coroutine.resume(rco) -- from this task
+        if handed then
+          assert.are.same({ true, "v" }, { ok, v })
+        else
+          assert.is_false(ok)
+          assert.matches("operation abandoned", v)
+        end
+        mp.sleep(0) -- owner goes on to lco, which parks in lock
+        if handed then l:unlock() end
+        ok, v = coroutine.resume(lco)
+        -- a lock raises either way, passing on a permit handed to it
+        assert.is_false(ok)
+        assert.matches("operation abandoned", v)
+        if not handed then l:unlock() end
+        owner:join()
+        assert.is_false(l:locked()) -- nothing left held or queued
+        local t = mp.spawn(function() return ch:recv() end)
+        ch:send("next")
+        assert.are.same({ true, "next" }, { t:join() })
+      end
+    end)
+  end)
+
   it("the main program waits in line with the tasks", function()
     local ch = mp.channel()
     local r1 = mp.spawn(function() return ch:recv() end)
