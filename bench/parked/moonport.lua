@@ -4,9 +4,9 @@
 -- Runs under the moonport command and under lua5.4 with the module.
 -- KIND: coroutine (a bare Lua coroutine resumed once into a yield: the
 -- reference), sleep, recv, send (a full channel), lock, acquire (a
--- semaphore), join, read (a
--- stream read on a TCP connection over loopback; its connections are
--- made before the baseline, so only the parked read is counted).
+-- semaphore), join, read (a stream read on a TCP connection over
+-- loopback; its connections are made before the baseline, so only the
+-- parked read is counted).
 local mp = require "moonport"
 local kind, n = arg[1], tonumber(arg[2] or 100000)
 
