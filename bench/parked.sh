@@ -40,7 +40,7 @@ for host in "the command" "lua5.4 + require"; do
   printf "%-22s %7s %7s %7s %7s\n" "bytes per item" Lua RSS "Lua x" "RSS x"
   read -r bl br <<<"$(median "${run[@]}" coroutine "$N")"
   row "bare coroutine" "$bl" "$br" "$bl" "$br"
-  for kind in sleep recv send lock join read; do
+  for kind in sleep recv send lock acquire join read; do
     n=$N; [ "$kind" = read ] && n=$NREAD
     read -r l r <<<"$(median "${run[@]}" "$kind" "$n")"
     [ -n "${l:-}" ] || { echo "$kind: failed"; continue; }

@@ -73,10 +73,28 @@ static void join_unlink(struct lmp_task *t) {
   t->joining = 0;
 }
 
-/* A joiner readied for anything but its target's end (a cancel, a
- * deadline, its coroutine let go) leaves the list first. */
-void lmp_ready_push(struct lmp_state *S, struct lmp_task *t) {
+void lmp_wq_remove(struct lmp_task *t) {
+  struct lmp_wq *q = t->wq;
+  *t->jprev = t->next;
+  if (t->next) t->next->jprev = t->jprev;
+  else q->tailp = t->jprev;
+  t->next = NULL;
+  t->op = NULL;
+  t->wq = NULL;
+  t->queued = 0;
+}
+
+/* Off the joiner list or queue it is on. */
+static void unlink_wait(struct lmp_task *t) {
   if (t->joining) join_unlink(t);
+  if (t->queued) lmp_wq_remove(t);
+}
+
+/* A joiner or a queued waiter readied for anything but its target's end
+ * or a hand-over (a cancel, a deadline, its coroutine let go) leaves the
+ * list first. */
+void lmp_ready_push(struct lmp_state *S, struct lmp_task *t) {
+  unlink_wait(t);
   if (t->status != LMP_NEW) t->status = LMP_READY;
   t->next = NULL;
   if (S->ready_tail) S->ready_tail->next = t; else S->ready_head = t;
@@ -213,7 +231,8 @@ static void sleeper_remove(struct lmp_state *S, struct lmp_task *t);
  * (its coroutine was abandoned, resumed elsewhere, or the task ended). */
 void lmp_forget_wait(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
   (void)L;
-  if (t->joining) join_unlink(t);
+  unlink_wait(t);
+  t->handed = t->qclosed = 0;
   if (t->sleeping) sleeper_remove(S, t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
@@ -263,9 +282,9 @@ static lua_KContext new_wait(lua_State *L, struct lmp_state *S,
 /* A coroutine suspended by task `owner` was resumed by another: owner
  * stops waiting for it (its op orphaned) and goes on, finding the
  * coroutine dead or suspended elsewhere. A linear search, on an error
- * path only. */
-static void release_owner(lua_State *L, struct lmp_state *S,
-                          lua_KContext ctx) {
+ * path only. Whether owner had been handed something (lmp_wq_wake). */
+static int release_owner(lua_State *L, struct lmp_state *S,
+                         lua_KContext ctx) {
   struct lmp_task *owner = NULL;
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
   lua_pushnil(L);
@@ -275,10 +294,12 @@ static void release_owner(lua_State *L, struct lmp_state *S,
     lua_pop(L, 1);
   }
   lua_pop(L, owner ? 2 : 1);
-  if (!owner) return;
+  if (!owner) return 0;
+  int handed = owner->handed;
   lmp_forget_wait(L, S, owner);
   if (owner->status == LMP_WAITING || owner->status == LMP_PARKED)
     lmp_ready_push(S, owner);
+  return handed;
 }
 
 /* The first thing every continuation does: is this the suspension the
@@ -292,7 +313,7 @@ static struct lmp_task *check_wait(lua_State *L, lua_KContext ctx) {
     luaL_error(L, ABANDONED);
   }
   t->wait = 0;
-  if (t->joining) join_unlink(t); /* resumed by a foreign resume */
+  unlink_wait(t); /* resumed by a foreign resume */
   return t;
 }
 
@@ -488,6 +509,74 @@ void lmp_wake(struct lmp_state *S, struct lmp_task *t) {
 static int nothing_k(lua_State *L, int status, lua_KContext ctx) {
   (void)L, (void)status, (void)ctx;
   return 0;
+}
+
+int lmp_park_wq(lua_State *L, struct lmp_wq *q, lua_KFunction k,
+                const char *fname) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (interrupted_at(L, t)) return raise_interrupt(L, t);
+  if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
+  if (no_side(L, S, t)) return luaL_error(L, NOMEM);
+  lua_settop(L, 3);
+  lua_KContext id = new_wait(L, S, t); /* it may unlink a stale wait */
+  /* queued while running (see park): next is about to be the queue's */
+  if (t->status == LMP_READY) lmp_ready_remove(S, t);
+  t->status = LMP_PARKED;
+  t->next = NULL;
+  t->jprev = q->tailp;
+  *q->tailp = t;
+  q->tailp = &t->next;
+  t->wq = q;
+  t->queued = 1;
+  t->handed = t->qclosed = 0;
+  lua_pushlightuserdata(L, (void *)id); /* whose frame (run_cleanup) */
+  lua_pushlightuserdata(L, LMP_SENTINEL);
+  return lua_yieldk(L, 1, id, k);
+}
+
+int lmp_wq_refusal(lua_State *L, const char *fname) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (t->is_main) return 0;
+  if (!lua_isyieldable(L)) lua_pushfstring(L, CANNOT_SUSPEND, fname);
+  else if (no_side(L, S, t)) lua_pushliteral(L, NOMEM);
+  else return 0;
+  return 1;
+}
+
+void lmp_wq_wake(struct lmp_state *S, struct lmp_task *t, int handed) {
+  lmp_wq_remove(t);
+  if (handed) t->handed = 1;
+  else t->qclosed = 1;
+  lmp_ready_push(S, t);
+}
+
+int lmp_abandoned(lua_State *L) {
+  return luaL_error(L, ABANDONED);
+}
+
+int lmp_wq_resumed(lua_State *L, lua_KContext ctx) {
+  struct lmp_state *S = lmp_state(L);
+  struct lmp_task *t = lmp_self(S);
+  if (!ctx || t->wait != (uint32_t)ctx || lmp_wait_co(t) != L) {
+    /* resumed by another task: what was handed over is the resumer's */
+    if (ctx && release_owner(L, S, ctx)) return LMP_WQ_FOREIGN;
+    return lmp_abandoned(L);
+  }
+  t->wait = 0;
+  unlink_wait(t); /* resumed by a foreign resume */
+  t->cleanup = 0;
+  if (t->handed) {
+    t->handed = 0;
+    return LMP_WQ_HANDED;
+  }
+  if (t->qclosed) {
+    t->qclosed = 0;
+    return LMP_WQ_CLOSED;
+  }
+  if (interrupted(t)) return raise_interrupt(L, t);
+  return LMP_WQ_AGAIN;
 }
 
 /* ---- mp.sleep ----
@@ -773,7 +862,7 @@ static void run_cleanup(lua_State *L, lua_State *co, int cleanup,
 }
 
 void lmp_task_release_ops(struct lmp_state *S, struct lmp_task *t) {
-  if (t->joining) join_unlink(t);
+  unlink_wait(t);
   if (t->sleeping) sleeper_remove(S, t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;

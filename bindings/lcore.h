@@ -7,7 +7,7 @@
  *   1. lcore.h        state, tasks, await/park/wake, lmp_fail
  *   2. lbuf.h         the read buffer (and the handle object)
  *   3. objects        lfile.h, lsock.h, lfs.h, lwork.h, lcoro.h,
- *                     ldeadline.h, ldebug.h, lrepl.h, lchan.h
+ *                     ldeadline.h, ldebug.h, lrepl.h, lchan.h, lsem.h
  *                     (none includes another but lbuf.h/lcore.h)
  *   4. lsched.h       the scheduler; ltask.h the task methods; lhost.c
  *   5. lmoonport.c    opens everything
@@ -63,6 +63,19 @@ struct lmp_side {
   struct lmp_deadline d[]; /* oldest first */
 };
 
+/* A FIFO of tasks parked on an object (a channel's receivers or
+ * senders, a lock's waiters), linked through their own records (jprev,
+ * next: free while a task is parked), so a waiter costs no memory: see
+ * lmp_park_wq. Its address must not change while it holds tasks. */
+struct lmp_wq {
+  struct lmp_task *head;
+  struct lmp_task **tailp; /* &head when empty, else &last->next */
+};
+static inline void lmp_wq_init(struct lmp_wq *q) {
+  q->head = NULL;
+  q->tailp = &q->head;
+}
+
 /* Every parked task has one, so it is kept small (bench/parked.sh): 48
  * bytes. Its state is reached through the caller (a core function's
  * upvalue) or the loop (lmp_op_state), not through the record. */
@@ -71,13 +84,14 @@ struct lmp_task {
                             S->done: lmp_anchor) */
   union {
     struct mp_op *op;    /* the op it waits on, until its continuation */
-    struct lmp_task **jprev; /* joining: what points to it in its
-                                target's list (next: the one after) */
+    struct lmp_task **jprev; /* joining or queued: what points to it
+                                in its list (next: the one after) */
   };
   union {                /* one suspension at a time: */
     lmp_done k;          /* waiting on op: what gets op then */
     lua_KFunction pk;    /* parked: what runs when it wakes */
     size_t slot;         /* sleeping: its entry in S->sleepers */
+    struct lmp_wq *wq;   /* queued: the queue it is on */
   };
   struct lmp_task *next; /* ready queue, or the joiner list */
   struct lmp_side *side; /* NULL until needed */
@@ -96,6 +110,9 @@ struct lmp_task {
   unsigned cleanup : 1;  /* parked: the function lmp_wait or
                             lmp_park_cleanup left in its frame runs if
                             the coroutine is abandoned */
+  unsigned queued : 1;   /* on an lmp_wq (jprev, next, wq) */
+  unsigned handed : 1;   /* taken off its lmp_wq by a hand-over */
+  unsigned qclosed : 1;  /* taken off its lmp_wq by the object's close */
 };
 /* Once DONE, co's stack holds the task, then its results or error. */
 
@@ -295,6 +312,46 @@ static inline void lmp_side_moved(struct lmp_side *x) {
   if (x->joiners) x->joiners->jprev = &x->joiners;
 }
 void lmp_wake(struct lmp_state *S, struct lmp_task *t);
+/* Parks the running task (not the main context) at the tail of q until
+ * lmp_wq_wake (or an interruption, or its coroutine let go) takes it
+ * off; then runs k, which calls lmp_wq_resumed first. The
+ * caller's frame is cut to 3 values, which stay there while it is
+ * parked (the object's own: a value to hand over, the place where one
+ * is handed); if the task sets t->cleanup (a hand-over that must be
+ * passed on if the coroutine is abandoned or closed), the function at 1
+ * runs with 2 and 3, as lmp_park_cleanup's. Raises as lmp_park does
+ * before it parks. A parked waiter costs no memory: it is linked through
+ * its own record, and unlinked in O(1) from wherever it is. */
+int lmp_park_wq(lua_State *L, struct lmp_wq *q, lua_KFunction k,
+                const char *fname);
+/* What lmp_park_wq would raise for the running task before it parks,
+ * but for an interruption (cannot suspend here, out of memory), pushed
+ * (1), or 0: for a caller that raises it at another level. */
+int lmp_wq_refusal(lua_State *L, const char *fname);
+/* Takes t off its queue (the first, or one that will not return what it
+ * is handed: lmp_wq_stale). */
+void lmp_wq_remove(struct lmp_task *t);
+/* Whether queued t is not suspended there any more: its task runs on
+ * after a resume that bypasses the coroutine wrappers swallowed the park
+ * (its wait coroutine may be gone: read nothing of it then). */
+static inline int lmp_wq_stale(struct lmp_state *S,
+                               const struct lmp_task *t) {
+  return t == S->current;
+}
+/* Takes queued t off for a hand-over (handed) or the close and readies
+ * it. */
+void lmp_wq_wake(struct lmp_state *S, struct lmp_task *t, int handed);
+/* What k of lmp_park_wq calls first: raises "operation abandoned" if the
+ * suspension is not the running task's own, unless its task had been
+ * handed something: LMP_WQ_FOREIGN (its task let go of it; what was
+ * handed is the resumer's to keep or pass on: lmp_abandoned raises the
+ * message then); else LMP_WQ_HANDED or LMP_WQ_CLOSED, or raises a
+ * pending interruption, or LMP_WQ_AGAIN (woken for nothing: taken off as
+ * stale, its task running on, then resumed through the wrappers: it gets
+ * back in line). */
+enum { LMP_WQ_AGAIN, LMP_WQ_HANDED, LMP_WQ_CLOSED, LMP_WQ_FOREIGN };
+int lmp_wq_resumed(lua_State *L, lua_KContext ctx);
+int lmp_abandoned(lua_State *L);
 /* As lmp_park_cleanup, but what it would raise (an interruption,
  * "operation abandoned", cannot suspend, the main program's deadlock) is
  * returned instead: 0 results when woken; an interruption and true (to

@@ -24,7 +24,7 @@ static void deadline_cb(struct mp_op *op) {
   while (i < dl->n && dl->d[i].op != op) i++;
   if (i == dl->n || !dl->d[i].live) return;
   dl->nexpired++;
-  if (!t->joining && t->op && mp_op_inflight(t->op))
+  if (!t->joining && !t->queued && t->op && mp_op_inflight(t->op))
     lmp_interrupt_op(t->op);
   else if (t->status == LMP_PARKED) lmp_ready_push(lmp_op_state(op), t);
   else if (t->is_main) mp_loop_stop(mp_op_loop(op));

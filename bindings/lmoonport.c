@@ -14,6 +14,7 @@
 #include "lfsx.h"
 #include "lhttp.h"
 #include "lrepl.h"
+#include "lsem.h"
 #include "lsock.h"
 #include "ltask.h"
 #include "ltls.h"
@@ -142,6 +143,7 @@ int moonport_open(lua_State *L, struct mp_loop *loop) {
   lmp_open_sched(L, S);
   lmp_open_task(L, S);
   lmp_open_chan(L, S);
+  lmp_open_sem(L, S);
   lmp_open_deadline(L, S);
   lmp_open_work(L, S);
   lmp_open_worker(L, S);

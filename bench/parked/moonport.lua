@@ -3,9 +3,10 @@
 -- VmRSS deltas, after full collections, every item held in a table).
 -- Runs under the moonport command and under lua5.4 with the module.
 -- KIND: coroutine (a bare Lua coroutine resumed once into a yield: the
--- reference), sleep, recv, send (a full channel), lock, join, read (a
--- stream read on a TCP connection over loopback; its connections are
--- made before the baseline, so only the parked read is counted).
+-- reference), sleep, recv, send (a full channel), lock, acquire (a
+-- semaphore), join, read (a stream read on a TCP connection over
+-- loopback; its connections are made before the baseline, so only the
+-- parked read is counted).
 local mp = require "moonport"
 local kind, n = arg[1], tonumber(arg[2] or 100000)
 
@@ -40,12 +41,20 @@ elseif kind == "recv" then
 elseif kind == "send" then
   local ch = mp.channel(0) -- no room: every sender waits for a receiver
   setup.ch = ch
-  make = function(i) keep[i] = mp.spawn(function() ch:send(i) end) end
+  -- the value is the task's argument (on its stack, as a bare
+  -- coroutine's would be), so the closure is shaped as recv's: capturing
+  -- i instead would add its upvalue (48 bytes) to every item
+  make = function(i) keep[i] = mp.spawn(function(v) ch:send(v) end, i) end
 elseif kind == "lock" then
   local l = mp.lock()
   l:lock() -- held by the main program until the end
   setup.l = l
   make = function(i) keep[i] = mp.spawn(function() l:lock() end) end
+elseif kind == "acquire" then
+  local s = mp.semaphore(1)
+  s:acquire() -- held by the main program until the end
+  setup.s = s
+  make = function(i) keep[i] = mp.spawn(function() s:acquire() end) end
 elseif kind == "join" then
   local target = mp.spawn(function() mp.sleep(3600) end)
   setup.target = target

@@ -128,202 +128,15 @@ function M.scope(fn)
 end
 
 --------------------------------------------------------------------------
--- mp.channel([capacity]): ch:send(v), ch:recv(), ch:close().
---
--- Waiters are records { task = t, value = v, done = bool } in FIFO queues
--- (a sender's is done when its value is HANDED: one field fewer);
--- a hand-over takes the record out of its queue, fills it and wakes its
--- task. A woken waiter returns what it was handed even if it is cancelled
--- or times out before it runs (core.park lets a wake win; the interruption
--- applies to its next suspension), so a value sent with `true` has exactly
--- one owner. A waiter that leaves without a hand-over (cancel, timeout,
--- its coroutine abandoned) takes its record out of the queue first; one
--- whose coroutine is closed after a hand-over passes the value on. A
--- hand-over goes only to a waiter whose task still waits for it (take).
-local Channel = {}
-Channel.__index = Channel
-Channel.__name = "moonport.channel"
-
-local function remove(q, rec)
-  for i = 1, #q do
-    if q[i] == rec then table.remove(q, i) return end
-  end
-end
-
--- The first waiter in ch[name] that will return what it is handed. One
--- whose task ran on without it (a resume that bypasses the coroutine
--- wrappers swallowed its park: core.waiting) is taken out and marked, so
--- its coroutine, if ever resumed, gets back in line. An mp.select waiter
--- (rec.group: one record per channel it waits on) is taken at most once:
--- the first channel to take it claims the group, the others drop theirs.
-local function take(ch, name)
-  local q = ch[name]
-  while q[1] do
-    local rec = table.remove(q, 1)
-    local g = rec.group
-    if not (g and g.done) then
-      if core.waiting(rec.task, rec.co) then
-        if g then g.done = rec end
-        return rec
-      end
-      rec.skipped = true
-    end
-  end
-end
-
--- A receiver's coroutine closed with a value handed to it (lmp_release):
--- the next receiver gets the value, or the channel keeps it first in line.
-local function pass_on(ch, rec)
-  local r = take(ch, "receivers")
-  if r then
-    r.value, r.done = rec.value, true
-    core.wake(r.task)
-  else
-    ch.head = ch.head - 1
-    ch.buf[ch.head] = rec.value
-  end
-end
-
-local running, cwait = coroutine.running, core.wait
-local HANDED = {} -- a sender's value once a receiver took it
-
--- What a waiter's coroutine abandoned or closed while it waits runs
--- (core.wait keeps it and its arguments in its frame: nothing is
--- allocated per wait).
-local leave = {
-  receivers = function(ch, rec)
-    remove(ch.receivers, rec)
-    if rec.done then pass_on(ch, rec) end
-  end,
-  senders = function(ch, rec) remove(ch.senders, rec) end,
-}
-
--- Queues rec in ch[name] and waits for a hand-over or the close; returns
--- what recv or send returns. Called in tail position, so a parked waiter
--- holds no frame between its caller's and core.wait's.
-local FNAME = { senders = "send", receivers = "recv" }
-local function wait(ch, name, rec)
-  local q = ch[name]
-  q[#q + 1] = rec
-  repeat
-    local err, raw = cwait(leave[name], ch, rec, FNAME[name])
-    if err ~= nil then
-      -- Done: the coroutine was resumed by another task after the
-      -- hand-over ("operation abandoned"); it still owns what it got.
-      if not (rec.done or rec.value == HANDED) then
-        remove(ch[name], rec)
-        -- a message blames recv's or send's caller (they tail-call wait)
-        error(err, not raw and 2 or 0)
-      end
-    elseif rec.skipped then -- back in line, unless the channel closed
-      rec.skipped, rec.closed = nil, ch.closed
-      q = ch[name]
-      if not rec.closed then q[#q + 1] = rec end
-    end
-  until rec.done or rec.value == HANDED or rec.closed
-  if name == "senders" then
-    if rec.value == HANDED then return true end
-    return nil, "channel closed", "closed"
-  end
-  if rec.done then return rec.value end
-  return nil, "closed"
-end
-
-function M.channel(capacity)
-  capacity = capacity or 0
-  if math.type(capacity) ~= "integer" or capacity < 0 then
-    error("bad argument #1 to 'channel' (non-negative integer expected)", 2)
-  end
-  return setmetatable({ cap = capacity, buf = {}, head = 1, tail = 0,
-                        senders = {}, receivers = {}, closed = false },
-                      Channel)
-end
-
-local function check(ch, name)
-  if getmetatable(ch) ~= Channel then
-    error("bad argument #1 to '" .. name .. "' (channel expected)", 3)
-  end
-end
-
--- On the way to a park, send and recv call nothing more than one level
--- deep: Lua keeps a spare call frame (64 bytes) in a coroutine that went
--- deeper than where it is suspended.
-function Channel:send(v)
-  if getmetatable(self) ~= Channel then check(self, "send") end
-  if self.closed then return nil, "channel closed", "closed" end
-  local r = self.receivers[1] and take(self, "receivers")
-  if r then
-    r.value, r.done = v, true
-    core.wake(r.task)
-    return true
-  end
-  if self.tail - self.head + 1 < self.cap then
-    self.tail = self.tail + 1
-    self.buf[self.tail] = v
-    return true
-  end
-  local me, co = core.self() -- co: only if not the task's own
-  return wait(self, "senders", co and { task = me, co = co, value = v }
-                                  or { task = me, value = v })
-end
-
--- A receive that does not wait: true and what recv returns, or false.
-local function try_recv(self)
-  if self.tail >= self.head then
-    local v = self.buf[self.head]
-    self.buf[self.head] = nil
-    self.head = self.head + 1
-    local s = take(self, "senders")
-    if s then -- room again: the oldest waiting sender gets in
-      self.tail = self.tail + 1
-      self.buf[self.tail] = s.value
-      s.value = HANDED
-      core.wake(s.task)
-    end
-    return true, v
-  end
-  local s = take(self, "senders")
-  if s then -- rendezvous
-    local v = s.value
-    s.value = HANDED
-    core.wake(s.task)
-    return true, v
-  end
-  if self.closed then return true, nil, "closed" end
-  return false
-end
-
-function Channel:recv()
-  if getmetatable(self) ~= Channel then check(self, "recv") end
-  if self.tail >= self.head or self.senders[1] or self.closed then
-    local ok, v, closed = try_recv(self)
-    if ok then return v, closed end
-  end
-  local me, co = core.self() -- co: only if not the task's own
-  return wait(self, "receivers", co and { task = me, co = co }
-                                    or { task = me })
-end
-
-function Channel:close()
-  check(self, "close")
-  if self.closed then return end
-  self.closed = true
-  for _, q in ipairs { self.receivers, self.senders } do
-    for _, rec in ipairs(q) do
-      local g = rec.group
-      if not (g and g.done) then
-        if g then g.done = rec end
-        rec.closed = true
-        core.wake(rec.task)
-      end
-    end
-  end
-  self.receivers, self.senders = {}, {}
-end
-
-function Channel:__len()
-  return self.tail - self.head + 1
-end
+-- mp.channel([capacity]): ch:send(v), ch:recv(), ch:close(), #ch: in C
+-- (bindings/lchan.c), where a waiting task costs no more than its parked
+-- frame. mp.select's arms wait there as records (core.chan_enqueue).
+local Channel = core.Channel
+M.channel = core.channel
+local try_recv, pass_on = core.chan_try_recv, core.chan_pass_on
+local enqueue, dequeue, closed = core.chan_enqueue, core.chan_dequeue,
+                                 core.chan_closed
+local running = coroutine.running
 
 --------------------------------------------------------------------------
 -- mp.select(a, b, ...): i and what a:recv() (a channel) or a:join() (a
@@ -331,7 +144,7 @@ end
 --
 -- Ready now: the first in argument order wins and only it is consumed.
 -- Else the task waits on all at once: one record per channel, in a group
--- that the first hand-over (or close) claims (take skips the others, so
+-- that the first hand-over (or close) claims (lchan.c skips the others, so
 -- exactly one value is handed over), and a join watch per task. A claim
 -- wins over a cancel or timeout (core.park), so a value handed over is
 -- always returned; a select that leaves without a claim takes every
@@ -389,7 +202,7 @@ function M.select(...)
   local group, recs = {}, {}
   local me, co = core.self(), running()
   local function leave() -- every record and watch back
-    for _, rec in ipairs(recs) do remove(rec.ch.receivers, rec) end
+    for _, rec in ipairs(recs) do dequeue(rec.ch, rec) end
     for j = 1, n do
       local a = arms[j]
       if getmetatable(a) ~= Channel then core.join_unwatch(a, me) end
@@ -401,7 +214,7 @@ function M.select(...)
     leave()
     unjoined(arms, n)
     local rec = group.done
-    if rec and not rec.closed then pass_on(rec.ch, rec) end
+    if rec and not rec.closed then pass_on(rec.ch, rec.value) end
   end
   local ok, err = pcall(function() -- out of memory here: leave() too
     for j = 1, n do
@@ -409,9 +222,9 @@ function M.select(...)
       if getmetatable(a) == Channel then
         local rec = { task = me, co = co, group = group, ch = a, arm = j,
                       done = false, closed = false, skipped = false,
-                      value = false }
+                      value = false, ticket = 0 }
         recs[#recs + 1] = rec
-        a.receivers[#a.receivers + 1] = rec
+        enqueue(a, rec)
       else
         core.join_watch(a)
       end
@@ -422,12 +235,11 @@ function M.select(...)
       for _, rec in ipairs(recs) do
         if rec.skipped then -- back in line (see take), unless closed
           rec.skipped = false
-          if rec.ch.closed then
+          if closed(rec.ch) then
             group.done, rec.closed = rec, true
             return
           end
-          local q = rec.ch.receivers
-          q[#q + 1] = rec
+          enqueue(rec.ch, rec)
         end
       end
       for j = 1, n do

@@ -1,37 +1,20 @@
--- moonport.sync: mp.lock, mp.semaphore, mp.event and mp.ticker, built on
--- the park/wake primitive channels use (bindings/lchan.c). The chunk
--- returns a constructor that init.lua calls with the core table and the
--- module.
---
--- Waiters are records { task, co, done } in FIFO queues, as a channel's
--- (a semaphore's: { task, st }, see acquire).
--- A release hands the permit straight to the first waiter that will
--- return (no barging: FIFO), and a hand-over wins over a cancel or a
--- timeout that arrives before the waiter runs (core.park), so the waiter
--- returns holding it; a waiter that leaves any other way (cancel, timeout,
--- its coroutine abandoned or closed, "operation abandoned") takes its
--- record out of the queue, and passes on a permit handed to it, so it
--- never ends up holding anything.
+-- moonport.sync: mp.lock, mp.semaphore, mp.event and mp.ticker. Locks
+-- and semaphores are in C (bindings/lsem.c: a waiting task costs no more
+-- than its parked frame); `with` and the deadlock report are here. Events
+-- and tickers are built on the park/wake primitive (bindings/lchan.c). The
+-- chunk returns a constructor that init.lua calls with the core table and
+-- the module.
 return function(core, M)
   local park, wake, waiting, self_task = core.park, core.wake, core.waiting,
                                          core.self
-  local cwait = core.wait
   local running = coroutine.running
   local fmt = string.format
+  local sem_new, sem_take, sem_drop, sem_report = core.sem_new,
+    core.sem_take, core.sem_drop, core.sem_report
 
   local function remove(q, rec)
     for i = 1, #q do
       if q[i] == rec then table.remove(q, i) return end
-    end
-  end
-
-  -- The first waiter whose task will return what it is handed (see
-  -- init.lua's take: a park swallowed by a foreign resume is skipped).
-  local function take(q)
-    while q[1] do
-      local rec = table.remove(q, 1)
-      if waiting(rec.task, rec.co) then return rec end
-      rec.st = "skipped"
     end
   end
 
@@ -43,114 +26,10 @@ return function(core, M)
   end
 
   --------------------------------------------------------------------
-  -- The semaphore: count permits, holders[task] = permits it holds (0: a
-  -- waiter's reserved entry, so that granting it allocates nothing: out
-  -- of memory in a release must not lose the permit or strand the
-  -- waiter it was handed to).
-  local Semaphore = {}
-  Semaphore.__index = Semaphore
-  Semaphore.__name = "moonport.semaphore"
-
-  local function grant(s, task)
-    s.holders[task] = (s.holders[task] or 0) + 1
-  end
-
-  -- A permit comes back: to the first waiter, or to the count.
-  local function give_back(s)
-    local rec = take(s.waiters)
-    if rec then
-      rec.st = "done"
-      grant(s, rec.task)
-      wake(rec.task)
-    else
-      s.count = s.count + 1
-    end
-  end
-
-  local function drop_holder(s, task)
-    local n = s.holders[task]
-    if not n or n == 0 then return false end
-    s.holders[task] = n > 1 and n - 1 or nil
-    return true
-  end
-
-  local function a_holder(s)
-    for task, n in pairs(s.holders) do
-      if n > 0 then return task end
-    end
-  end
-
-  -- What a waiter lets go of when it leaves without the permit (an
-  -- error, its coroutine abandoned or closed): its record, and a permit
-  -- handed to it.
-  local function leave(s, rec)
-    remove(s.waiters, rec)
-    if rec.st == "done" then
-      rec.st = false
-      drop_holder(s, rec.task)
-      give_back(s)
-    end
-    if s.holders[rec.task] == 0 then s.holders[rec.task] = nil end
-  end
-
-  -- Waits for a permit; returns true holding one, or raises holding none.
-  -- Called in tail position (a parked waiter holds fewer frames).
-  -- fname and level: what its errors name and blame (the caller of the
-  -- method, tail calls skipped).
-  local function acquire(s, fname, level)
-    local me, co = self_task() -- co: only if not the task's own
-    if s.count > 0 and not s.waiters[1] then
-      grant(s, me) -- first: out of memory there changes nothing
-      s.count = s.count - 1
-      return true
-    end
-    -- Every field and entry the hand-over sets exists before the waiter
-    -- is queued: setting them allocates nothing. st: false while queued,
-    -- "done" once handed the permit, "skipped" when take passed it over.
-    local rec = co and { task = me, co = co, st = false }
-                    or { task = me, st = false }
-    s.holders[me] = s.holders[me] or 0
-    local q = s.waiters
-    q[#q + 1] = rec
-    repeat
-      -- leave(s, rec) runs if the coroutine is abandoned or closed
-      local err, raw = cwait(leave, s, rec, fname)
-      if err ~= nil then
-        leave(s, rec)
-        error(err, not raw and (level or 2) or 0)
-      end
-      if rec.st == "skipped" then -- back in line
-        rec.st = false
-        s.waiters[#s.waiters + 1] = rec
-      end
-    until rec.st == "done"
-    return true
-  end
-
-  local function check_sem(s, fname)
-    if getmetatable(s) ~= Semaphore then
-      argerr(1, fname, "semaphore expected, got " .. type(s))
-    end
-  end
-
-  function Semaphore:acquire()
-    if getmetatable(self) ~= Semaphore then check_sem(self, "acquire") end
-    return acquire(self, "acquire")
-  end
-
-  -- Any task may release (the permit is taken from the caller's count,
-  -- else from another holder's); more releases than acquires raise.
-  function Semaphore:release()
-    check_sem(self, "release")
-    if not drop_holder(self, self_task()) then
-      local other = a_holder(self)
-      if not other then
-        error("release: semaphore released more times than acquired", 2)
-      end
-      drop_holder(self, other)
-    end
-    give_back(self)
-  end
+  -- The semaphore (acquire, release, available: lsem.c) and the lock, a
+  -- semaphore of one that knows its owner; only the owner unlocks, and it
+  -- cannot lock again (not reentrant): lock, unlock, locked.
+  local Semaphore, Lock = core.Semaphore, core.Lock
 
   -- The guard of `with`, made before the acquire (so that making it
   -- cannot fail with the permit held): releases as the task that
@@ -158,27 +37,29 @@ return function(core, M)
   -- coroutine closed).
   local Guard = {}
   Guard.__close = function(g)
-    local s = g.obj
-    if g.held and drop_holder(s, g.task) then give_back(s) end
+    if g.held then sem_drop(g.obj, g.task) end
   end
 
-  local function with(obj, take_it, fname, fn, ...)
+  local function with(obj, mt, what, fn, ...)
+    if getmetatable(obj) ~= mt then
+      argerr(1, "with", what .. " expected, got " .. type(obj))
+    end
     if type(fn) ~= "function" then
-      argerr(1, fname, "function expected, got " .. type(fn))
+      argerr(1, "with", "function expected, got " .. type(fn))
     end
     local g <close> = setmetatable({ obj = obj, task = self_task(),
                                      held = false }, Guard)
-    take_it(obj)
+    sem_take(obj)
     g.held = true
     return fn(...)
   end
 
-  function Semaphore:with(fn, ...)
-    check_sem(self, "with")
-    return with(self, acquire, "with", fn, ...)
+  Semaphore.__index.with = function(self, fn, ...)
+    return with(self, Semaphore, "semaphore", fn, ...)
   end
-
-  function Semaphore:available() return self.count end
+  Lock.__index.with = function(self, fn, ...)
+    return with(self, Lock, "lock", fn, ...)
+  end
 
   function M.semaphore(n)
     if math.type(n) ~= "integer" or n < 0 then
@@ -186,62 +67,13 @@ return function(core, M)
              .. (math.type(n) == "integer" and "negative"
                  or math.type(n) or type(n)))
     end
-    local s = setmetatable({ count = n, max = n, waiters = {}, holders = {}},
-                        Semaphore)
+    local s = sem_new(n, false)
     live[s] = true
     return s
   end
 
-  --------------------------------------------------------------------
-  -- The lock: a semaphore of one that knows its owner; only the owner
-  -- unlocks, and it cannot lock again (not reentrant).
-  local Lock = {}
-  Lock.__index = Lock
-  Lock.__name = "moonport.lock"
-
-  local function check_lock(l, fname)
-    if getmetatable(l) ~= Lock then
-      argerr(1, fname, "lock expected, got " .. type(l))
-    end
-  end
-
-  local function lock(l)
-    if (l.holders[self_task()] or 0) > 0 then
-      error("lock: the lock is already held by this task (locks are not "
-            .. "reentrant)", 3)
-    end
-    return acquire(l, "with", 3)
-  end
-
-  function Lock:lock()
-    -- (calls here stay one level deep: see Channel:send)
-    if getmetatable(self) ~= Lock then check_lock(self, "lock") end
-    if (self.holders[self_task()] or 0) > 0 then
-      error("lock: the lock is already held by this task (locks are not "
-            .. "reentrant)", 2)
-    end
-    return acquire(self, "lock") -- a tail call: one frame less parked
-  end
-
-  function Lock:unlock()
-    check_lock(self, "unlock")
-    if not drop_holder(self, self_task()) then
-      error(a_holder(self) and "unlock: the lock is held by another task"
-            or "unlock: the lock is not locked", 2)
-    end
-    give_back(self)
-  end
-
-  function Lock:locked() return self.count == 0 end
-
-  function Lock:with(fn, ...)
-    check_lock(self, "with")
-    return with(self, lock, "with", fn, ...)
-  end
-
   function M.lock()
-    local l = setmetatable({ count = 1, max = 1, waiters = {}, holders = {}},
-                        Lock)
+    local l = sem_new(1, true)
     live[l] = true
     return l
   end
@@ -251,17 +83,15 @@ return function(core, M)
   core.on_deadlock(function()
     local lines = {}
     for obj in pairs(live) do
+      local holders, waiters = sem_report(obj)
       local held = {}
-      for task, n in pairs(obj.holders) do
+      for task, n in pairs(holders) do
         if n > 0 then
           held[#held + 1] = tostring(task) .. (n > 1 and " (x" .. n .. ")"
                                                or "")
         end
       end
-      local waiters = {}
-      for _, rec in ipairs(obj.waiters) do
-        waiters[#waiters + 1] = tostring(rec.task)
-      end
+      for i, task in ipairs(waiters) do waiters[i] = tostring(task) end
       if #waiters > 0 then
         lines[#lines + 1] = fmt("  %s: held by %s; waited for by %s",
           tostring(obj), #held > 0 and table.concat(held, ", ") or "nobody",

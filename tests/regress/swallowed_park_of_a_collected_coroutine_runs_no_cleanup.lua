@@ -2,7 +2,7 @@
 -- (core.waiting's case; here lua's own resume, as a script that saved it
 -- before moonport wrapped it would have) leaves the task's wait pointing
 -- at that coroutine. Once the coroutine is collected, nothing may read
--- its stack: core.wait keeps its cleanup's arguments in the coroutine's
+-- its stack: a waiter keeps its cleanup's arguments in the coroutine's
 -- frame, and core.abandon (the sentinel yielded again inside a C call)
 -- ran that cleanup from the freed coroutine: a wrong error, or a crash.
 local mp = require "moonport"
