@@ -223,7 +223,9 @@ static int enter_fails(int err, const char *says) {
     setenv("MP_FAULT_ENTER", e, 1);
     struct mp_loop *loop = test_loop();
     struct mp_op *op = mp_op_new(loop, enter_cb, NULL);
-    mp_op_prep_timer(op, 1000000); /* 1 ms: the loop has to wait */
+    /* 3 s: the loop has to enter the kernel to wait (a timer already
+     * due when the loop starts, as 1 ms was under load, runs without) */
+    mp_op_prep_timer(op, 3000000000u);
     mp_op_submit(op);
     mp_loop_run(loop, MP_RUN_DEFAULT);
     _exit(0);
