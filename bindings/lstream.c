@@ -17,16 +17,15 @@ enum {
 
 /* ---- streams ---- */
 
-/* The stream methods carry the stream metatable as upvalue 2 (see
- * lmp_open_socket): every call checks its object, and comparing with it
- * is cheaper than luaL_testudata's registry lookup by name. Anything
- * else (other callers, errors) takes lsock_check. */
+/* Every stream method checks its object. A full userdata whose block is
+ * one of the state's live streams (S->streams, kept by lsock.c) is one:
+ * a hash and a probe, where luaL_testudata looks the metatable up in the
+ * registry by name and even a metatable compare takes six API calls.
+ * Anything else (other callers, errors) takes lsock_check. */
 static struct lsock *check_stream(lua_State *L, const char *fname) {
-  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    int same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(2));
-    lua_pop(L, 1);
+  if (lua_type(L, 1) == LUA_TUSERDATA) {
     struct lsock *s = lua_touserdata(L, 1);
-    if (same && !s->closed) return s;
+    if (lmp_ptrset_has(&lmp_state(L)->streams, s) && !s->closed) return s;
   }
   return lsock_check(L, 1, LSOCK_STREAM, fname);
 }
@@ -381,12 +380,6 @@ void lmp_open_socket(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg funcs[] = {
     {"net_connect", l_connect}, {"net_wrap", l_wrap}, {NULL, NULL}};
   lsock_new_type(L, S, LSOCK_STREAM_MT, stream);
-  luaL_getmetatable(L, LSOCK_STREAM_MT); /* again, with it (check_stream) */
-  lua_getfield(L, -1, "__index");
-  lua_pushlightuserdata(L, S);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, stream, 2);
-  lua_pop(L, 2);
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, funcs, 1);
 }
