@@ -22,6 +22,7 @@
 #   http_epoll  mp.http on epoll
 #   base        the raw responder on io_uring run by another moonport
 #               binary, BASE=path (e.g. main's build): before/after
+#   base_epoll  the same on epoll
 #
 #   bench/http_cpu.sh                 ROUNDS=10 SECS=2 (about 2 minutes)
 #   ROUNDS=30 PEERS="mp" bench/http_cpu.sh
@@ -63,9 +64,12 @@ declare -A cmd=(
   [http_epoll]="env MOONPORT_BACKEND=epoll $MP examples/http_hello.lua --serve"
   [base]="env MOONPORT_BACKEND=io_uring ${BASE:-none}
           bench/http/raw_hello.lua --serve"
+  [base_epoll]="env MOONPORT_BACKEND=epoll ${BASE:-none}
+                bench/http/raw_hello.lua --serve"
 )
 case " $PEERS " in
-  *" base "*) [ -x "${BASE:-}" ] || { echo "base: set BASE=binary"; exit 1; }
+  *" base "*|*" base_epoll "*)
+    [ -x "${BASE:-}" ] || { echo "base: set BASE=binary"; exit 1; }
 esac
 hz=$(getconf CLK_TCK)
 # utime + stime of the whole process (field 14, 15; the name may hold
@@ -188,7 +192,7 @@ if [ "${INSNS:-0}" = 1 ]; then
   for n in $PEERS; do
     p=$((BASEPORT + 50))
     bin=$MP
-    [ "$n" = base ] && bin=$BASE
+    case $n in base*) bin=$BASE ;; esac
     ${cmd[$n]/$bin/valgrind --tool=callgrind \
       --callgrind-out-file=$OUT/$n.cg $bin} "$p" >"$OUT/$n.vg" 2>&1 &
     vp=$!

@@ -129,6 +129,7 @@ static struct mp_op *rd_start(lua_State *L, size_t want, int *err) {
   *lmp_rbuf_optag(op) = (int64_t)(intptr_t)r;
   if (s->tls && ltls_readable(s)) mp_op_prep_nop(op); /* no IO needed */
   else lsock_prep_in(op, s, buf, want);
+  if (s->drained) mp_op_poll_first(op); /* (a RECV's hint only) */
   if (lsock_req_link(s, r) < 0) {
     mp_op_release(op);
     *err = MP_ENOMEM;
@@ -141,6 +142,8 @@ static int64_t rd_done(lua_State *L, struct mp_op *op) {
   struct lsock *s = lua_touserdata(L, 1);
   struct lsock_req *r = rd_req(op);
   lsock_req_finish(r);
+  if (op->kind == MP_OP_RECV)
+    s->drained = op->result > 0 && (size_t)op->result < r->len;
   if (r->closed || s->closed) return MP_ECLOSED;
   if (op->result == MP_ECANCELED && r->timed_out) return LMP_ETIMEOUT;
   if (s->tls && op->result >= 0)
