@@ -23,6 +23,8 @@
 #   base        the raw responder on io_uring run by another moonport
 #               binary, BASE=path (e.g. main's build): before/after
 #   base_epoll  the same on epoll
+#   c_ms        the C loop itself with URING_MULTISHOT=1 (one multishot
+#               receive per connection: what it saves in the kernel)
 #
 #   bench/http_cpu.sh                 ROUNDS=10 SECS=2 (about 2 minutes)
 #   ROUNDS=30 PEERS="mp" bench/http_cpu.sh
@@ -58,6 +60,7 @@ cc -O2 -o "$OUT/http_uring" bench/http_uring.c -luring ||
 names=(c $PEERS)
 declare -A cmd=(
   [c]="$OUT/http_uring"
+  [c_ms]="env URING_MULTISHOT=1 $OUT/http_uring"
   [mp]="env MOONPORT_BACKEND=io_uring $MP bench/http/raw_hello.lua --serve"
   [mp_epoll]="env MOONPORT_BACKEND=epoll $MP bench/http/raw_hello.lua --serve"
   [http]="env MOONPORT_BACKEND=io_uring $MP examples/http_hello.lua --serve"
