@@ -25,7 +25,8 @@ enum {
 static struct lsock *check_stream(lua_State *L, const char *fname) {
   if (lua_type(L, 1) == LUA_TUSERDATA) {
     struct lsock *s = lua_touserdata(L, 1);
-    if (lmp_ptrset_has(&lmp_state(L)->streams, s) && !s->closed) return s;
+    struct lmp_state *S = lmp_state(L); /* (every caller has it) */
+    if (S && lmp_ptrset_has(&S->streams, s) && !s->closed) return s;
   }
   return lsock_check(L, 1, LSOCK_STREAM, fname);
 }
