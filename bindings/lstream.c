@@ -60,6 +60,7 @@ static int recv_k(lua_State *L, struct mp_op *op) {
     s->eof = 1;
     return eof_fail(L, s, "recv");
   }
+  s->drained = (size_t)op->result < r->len; /* (see rd_done) */
   lua_pushlstring(L, r->data, (size_t)op->result);
   mp_op_release(op);
   return 1;
@@ -82,6 +83,7 @@ static int stream_recv(lua_State *L) {
   struct mp_op *op = lsock_op(L, s, n, lsock_deadline(s));
   lsock_req(op)->dir = LSOCK_RD;
   lsock_prep_in(op, s, lsock_req(op)->data, n);
+  if (s->drained) mp_op_poll_first(op); /* (a RECV's hint only) */
   return lsock_await(L, s, op, recv_k, "recv");
 }
 

@@ -1,11 +1,11 @@
 -- After a fill that emptied the socket (it got less than it asked for: a
 -- server that has read a request), stream:read's next receive waits for
 -- readiness before it tries (mp_op_poll_first: on epoll the EAGAIN recv
--- is a syscall saved). Every way such a wait can end must end as any
--- receive does: bytes already there when it starts, bytes that come
--- later, a timeout, a cancel, a close, EOF and a reset mid-line, and
--- the stream collected with the receive in flight. A wait that is never
--- armed hangs: each case has a deadline.
+-- is a syscall saved); recv(max) does the same. Every way such a wait
+-- can end must end as any receive does: bytes already there when it
+-- starts, bytes that come later, a timeout, a cancel, a close, EOF and a
+-- reset mid-line, and the stream collected with the receive in flight.
+-- A wait that is never armed hangs: each case has a deadline.
 local mp = require "moonport"
 
 local failed = 0
@@ -95,6 +95,30 @@ mp.run(function()
   check("reset mid-line", rc1 == "ECONNRESET" or rc2 == "ECONNRESET" or
         rc2 == "EOF", r1, rc1, r2, rc2)
   c:close()
+
+  -- recv(max) keeps the same hint: after one that emptied the socket,
+  -- bytes already there, bytes later, a timeout, a close
+  c, s = pair()
+  assert(s:write("r1"))
+  local rv = table.pack(mp.timeout(2, c.recv, c, 100))
+  check("recv drains", rv[1] and rv[2] == "r1", rv[2])
+  assert(s:write("r2"))
+  mp.sleep(0.02)
+  rv = table.pack(mp.timeout(2, c.recv, c, 100))
+  check("recv: bytes already there", rv[1] and rv[2] == "r2", rv[2])
+  mp.spawn(function() mp.sleep(0.02) s:write("r3") end)
+  rv = table.pack(mp.timeout(2, c.recv, c, 100))
+  check("recv: bytes that come later", rv[1] and rv[2] == "r3", rv[2])
+  c:settimeout(0.03)
+  local rt, _, rtc = c:recv(100)
+  check("recv: timeout", rt == nil and rtc == "timeout", rt, rtc)
+  c:settimeout(nil)
+  t = mp.spawn(function() return c:recv(100) end)
+  mp.sleep(0.02)
+  c:close()
+  local _, rcv, _, rcc = t:join()
+  check("recv: close", rcv == nil and rcc == "closed", rcv, rcc)
+  s:close()
 
   -- collected with the receive in flight: a coroutine left suspended in
   -- the read (resumed where the task cannot suspend: that raises, the
