@@ -22,6 +22,9 @@
 #   http_epoll  mp.http on epoll
 #   base        the raw responder on io_uring run by another moonport
 #               binary, BASE=path (e.g. main's build): before/after
+#   base_epoll  the same on epoll
+#   c_ms        the C loop itself with URING_MULTISHOT=1 (one multishot
+#               receive per connection: what it saves in the kernel)
 #
 #   bench/http_cpu.sh                 ROUNDS=10 SECS=2 (about 2 minutes)
 #   ROUNDS=30 PEERS="mp" bench/http_cpu.sh
@@ -57,15 +60,19 @@ cc -O2 -o "$OUT/http_uring" bench/http_uring.c -luring ||
 names=(c $PEERS)
 declare -A cmd=(
   [c]="$OUT/http_uring"
+  [c_ms]="env URING_MULTISHOT=1 $OUT/http_uring"
   [mp]="env MOONPORT_BACKEND=io_uring $MP bench/http/raw_hello.lua --serve"
   [mp_epoll]="env MOONPORT_BACKEND=epoll $MP bench/http/raw_hello.lua --serve"
   [http]="env MOONPORT_BACKEND=io_uring $MP examples/http_hello.lua --serve"
   [http_epoll]="env MOONPORT_BACKEND=epoll $MP examples/http_hello.lua --serve"
   [base]="env MOONPORT_BACKEND=io_uring ${BASE:-none}
           bench/http/raw_hello.lua --serve"
+  [base_epoll]="env MOONPORT_BACKEND=epoll ${BASE:-none}
+                bench/http/raw_hello.lua --serve"
 )
 case " $PEERS " in
-  *" base "*) [ -x "${BASE:-}" ] || { echo "base: set BASE=binary"; exit 1; }
+  *" base "*|*" base_epoll "*)
+    [ -x "${BASE:-}" ] || { echo "base: set BASE=binary"; exit 1; }
 esac
 hz=$(getconf CLK_TCK)
 # utime + stime of the whole process (field 14, 15; the name may hold
@@ -188,7 +195,7 @@ if [ "${INSNS:-0}" = 1 ]; then
   for n in $PEERS; do
     p=$((BASEPORT + 50))
     bin=$MP
-    [ "$n" = base ] && bin=$BASE
+    case $n in base*) bin=$BASE ;; esac
     ${cmd[$n]/$bin/valgrind --tool=callgrind \
       --callgrind-out-file=$OUT/$n.cg $bin} "$p" >"$OUT/$n.vg" 2>&1 &
     vp=$!

@@ -3,7 +3,13 @@
  *
  * One accept in flight; per connection one recv or one send in flight.
  * A request ends at "\r\n\r\n"; each complete request gets the same
- * keep-alive response. Build: cc -O2 http_uring.c -luring */
+ * keep-alive response. Build: cc -O2 http_uring.c -luring
+ *
+ * URING_MULTISHOT=1: one multishot receive per connection into a ring of
+ * provided buffers (IORING_RECV_MULTISHOT, Linux 6.0), armed at accept
+ * and again only when the kernel ends it, instead of a receive per
+ * request: what such a receive would save in the kernel
+ * (docs/performance.md, "Live-stream check, ... (httpcpu3)"). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <liburing.h>
@@ -22,20 +28,66 @@ enum { T_ACCEPT = 0, T_RECV = 1, T_SEND = 2, BUFSZ = 4096, MAXREP = 16 };
 
 struct conn {
   int fd;
+  int sending, dead;     /* multishot: a send in flight; the recv ended */
   size_t len;            /* bytes in buf */
   size_t out_off, out_len;
   char buf[BUFSZ];
 };
 
 static struct io_uring ring;
+static int multishot;
+static struct io_uring_buf_ring *br;
+static char *bufs;
+enum { NBUF = 1024, BSZ = 2048, BGID = 1 };
 static char reply[sizeof RESPONSE * MAXREP];
 
 static void *tag(void *p, int t) { return (void *)((uintptr_t)p | t); }
 
 static void submit_recv(struct conn *c) {
   struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-  io_uring_prep_recv(sqe, c->fd, c->buf + c->len, BUFSZ - c->len, 0);
+  if (multishot) {
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+  } else {
+    io_uring_prep_recv(sqe, c->fd, c->buf + c->len, BUFSZ - c->len, 0);
+  }
   io_uring_sqe_set_data(sqe, tag(c, T_RECV));
+}
+
+/* Multishot: the ring of provided buffers the receives pick from. */
+static void setup_buffers(void) {
+  struct io_uring_buf_reg reg = {0};
+  if (posix_memalign((void **)&br, 4096, NBUF * sizeof(struct io_uring_buf)) ||
+      !(bufs = malloc((size_t)NBUF * BSZ))) {
+    perror("malloc");
+    exit(1);
+  }
+  reg.ring_addr = (unsigned long)br;
+  reg.ring_entries = NBUF;
+  reg.bgid = BGID;
+  if (io_uring_register_buf_ring(&ring, &reg, 0)) {
+    fprintf(stderr, "io_uring_register_buf_ring failed\n");
+    exit(1);
+  }
+  io_uring_buf_ring_init(br);
+  for (int i = 0; i < NBUF; i++)
+    io_uring_buf_ring_add(br, bufs + (size_t)i * BSZ, BSZ, (unsigned short)i,
+                          io_uring_buf_ring_mask(NBUF), i);
+  io_uring_buf_ring_advance(br, NBUF);
+}
+
+/* Multishot: copies a completion's bytes into c->buf and gives its
+ * buffer back to the ring. */
+static int take_buffer(struct conn *c, struct io_uring_cqe *cqe) {
+  int bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+  size_t n = (size_t)cqe->res;
+  if (n > BUFSZ - c->len) n = BUFSZ - c->len;
+  memcpy(c->buf + c->len, bufs + (size_t)bid * BSZ, n);
+  io_uring_buf_ring_add(br, bufs + (size_t)bid * BSZ, BSZ, (unsigned short)bid,
+                        io_uring_buf_ring_mask(NBUF), 0);
+  io_uring_buf_ring_advance(br, 1);
+  return (int)n;
 }
 
 /* The send is linked to the next recv: one ring round trip per request.
@@ -46,6 +98,10 @@ static void submit_send(struct conn *c) {
   io_uring_prep_send(sqe, c->fd, reply + c->out_off, c->out_len - c->out_off,
                      MSG_NOSIGNAL);
   io_uring_sqe_set_data(sqe, tag(c, T_SEND));
+  if (multishot) {
+    c->sending = 1; /* the receive stays armed */
+    return;
+  }
   sqe->flags |= IOSQE_IO_LINK;
   submit_recv(c);
 }
@@ -57,6 +113,10 @@ static void submit_accept(int lfd) {
 }
 
 static void drop(struct conn *c) {
+  if (c->sending) { /* multishot: its send completes first */
+    c->dead = 1;
+    return;
+  }
   close(c->fd);
   free(c);
 }
@@ -97,6 +157,8 @@ int main(int argc, char **argv) {
       io_uring_queue_init(1024, &ring, IORING_SETUP_SINGLE_ISSUER |
                                            IORING_SETUP_DEFER_TASKRUN) < 0)
     io_uring_queue_init(1024, &ring, 0);
+  const char *ms = getenv("URING_MULTISHOT");
+  if ((multishot = ms && *ms == '1')) setup_buffers();
   submit_accept(lfd);
   for (;;) {
     struct io_uring_cqe *cqe;
@@ -116,14 +178,22 @@ int main(int argc, char **argv) {
         submit_accept(lfd);
       } else if (t == T_RECV) {
         if (res == -ECANCELED) continue; /* a short send re-arms it */
+        if (res == -ENOBUFS) { /* multishot: no buffer left, it ended */
+          submit_recv(c);
+          continue;
+        }
         if (res <= 0) {
           drop(c);
           continue;
         }
+        if (multishot) {
+          res = take_buffer(c, cqe);
+          if (!(cqe->flags & IORING_CQE_F_MORE)) submit_recv(c);
+        }
         c->len += (size_t)res;
         int k = requests(c);
         if (k == 0) {
-          submit_recv(c);
+          if (!multishot) submit_recv(c);
           continue;
         }
         if (k > MAXREP) k = MAXREP;
@@ -131,6 +201,13 @@ int main(int argc, char **argv) {
         c->out_len = (size_t)k * (sizeof RESPONSE - 1);
         submit_send(c);
       } else {
+        if (multishot) {
+          c->sending = 0;
+          if (c->dead || res < 0) { /* the receive has ended, or will */
+            if (c->dead) drop(c);
+            continue;
+          }
+        }
         /* On failure the linked recv fails too (or sees EOF): it drops. */
         if (res < 0) continue;
         c->out_off += (size_t)res;

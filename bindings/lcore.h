@@ -5,6 +5,7 @@
  * The layering (a file includes only headers of its own or lower layers;
  * `grep -n '#include "' bindings/l*.c` shows it):
  *   1. lcore.h        state, tasks, await/park/wake, lmp_fail
+ *                     (lptrset.h, below it: an address set)
  *   2. lbuf.h         the read buffer (and the handle object)
  *   3. objects        lfile.h, lsock.h, lfs.h, lwork.h, lcoro.h,
  *                     ldeadline.h, ldebug.h, lrepl.h, lchan.h, lsem.h
@@ -20,6 +21,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "lptrset.h"
 #include "moonport.h"
 
 /* Task states. */
@@ -184,6 +186,8 @@ struct lmp_state {
   void (*before_wait)(struct lmp_state *S);
   struct mp_op *drain_op;
   int drain_err;
+  /* The blocks of the live streams (lsock.c): their methods' check. */
+  struct lmp_ptrset streams;
 };
 
 /* What every suspension yields (the coroutine wrappers pass it up). */

@@ -51,6 +51,7 @@ static int state_gc(lua_State *L) {
   int r = S->own_loop ? mp_loop_close(S->loop) : 0;
   if (!S->own_loop) mp_loop_set_data(S->loop, NULL); /* the host's again */
   S->loop = NULL;
+  lmp_ptrset_free(&S->streams); /* the streams were finalized first */
   lmp_leakcheck_end(S, st.ops_live, r);
   return 0;
 }

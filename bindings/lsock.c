@@ -194,6 +194,8 @@ struct lsock *lsock_push(lua_State *L, struct lmp_state *S, int type,
   s->timeout = -1;
   lmp_rbuf_init(&s->rb);
   luaL_setmetatable(L, type_mts[type]);
+  /* out of memory: not in the set, its methods take the exact check */
+  if (type == LSOCK_STREAM) (void)lmp_ptrset_add(&S->streams, S->loop, s);
   return s;
 }
 
@@ -261,6 +263,9 @@ static int sock_close_meta(lua_State *L) { /* __close: closed is fine */
 int lsock_gc(lua_State *L) {
   struct lsock *s = any_sock(L, 1);
   if (!s->h) return 0;
+  /* before Lua may free the block (a later cycle): the address may then
+   * be another object's */
+  if (s->type == LSOCK_STREAM) lmp_ptrset_del(&s->S->streams, s);
   if (!s->closed) lsock_shut(s);
   /* Ops may outlive the userdata: their handle closes after the last. */
   for (struct lsock_req *r = s->reqs, *next; r; r = next) {

@@ -43,6 +43,11 @@ struct lsock {
   unsigned char pipe;      /* stream over a pipe (mp.net.wrap): read and
                               write ops rather than recv and send */
   unsigned char accepted;  /* stream from accept: TLS server role */
+  unsigned char drained;   /* stream: the last receive (read or recv) got
+                              less than it asked for, so it emptied the
+                              socket: the next one waits for readiness
+                              first (a server waiting for the next
+                              request; mp_op_poll_first) */
   int64_t timeout;         /* settimeout, ns; -1: none */
   int64_t backoff;         /* accept: current EMFILE back-off, ns */
   int64_t rddl;            /* read(): the deadline of the call running */

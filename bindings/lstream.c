@@ -17,16 +17,16 @@ enum {
 
 /* ---- streams ---- */
 
-/* The stream methods carry the stream metatable as upvalue 2 (see
- * lmp_open_socket): every call checks its object, and comparing with it
- * is cheaper than luaL_testudata's registry lookup by name. Anything
- * else (other callers, errors) takes lsock_check. */
+/* Every stream method checks its object. A full userdata whose block is
+ * one of the state's live streams (S->streams, kept by lsock.c) is one:
+ * a hash and a probe, where luaL_testudata looks the metatable up in the
+ * registry by name and even a metatable compare takes six API calls.
+ * Anything else (other callers, errors) takes lsock_check. */
 static struct lsock *check_stream(lua_State *L, const char *fname) {
-  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    int same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(2));
-    lua_pop(L, 1);
+  if (lua_type(L, 1) == LUA_TUSERDATA) {
     struct lsock *s = lua_touserdata(L, 1);
-    if (same && !s->closed) return s;
+    struct lmp_state *S = lmp_state(L); /* (every caller has it) */
+    if (S && lmp_ptrset_has(&S->streams, s) && !s->closed) return s;
   }
   return lsock_check(L, 1, LSOCK_STREAM, fname);
 }
@@ -60,6 +60,7 @@ static int recv_k(lua_State *L, struct mp_op *op) {
     s->eof = 1;
     return eof_fail(L, s, "recv");
   }
+  s->drained = (size_t)op->result < r->len; /* (see rd_done) */
   lua_pushlstring(L, r->data, (size_t)op->result);
   mp_op_release(op);
   return 1;
@@ -82,6 +83,7 @@ static int stream_recv(lua_State *L) {
   struct mp_op *op = lsock_op(L, s, n, lsock_deadline(s));
   lsock_req(op)->dir = LSOCK_RD;
   lsock_prep_in(op, s, lsock_req(op)->data, n);
+  if (s->drained) mp_op_poll_first(op); /* (a RECV's hint only) */
   return lsock_await(L, s, op, recv_k, "recv");
 }
 
@@ -130,6 +132,7 @@ static struct mp_op *rd_start(lua_State *L, size_t want, int *err) {
   *lmp_rbuf_optag(op) = (int64_t)(intptr_t)r;
   if (s->tls && ltls_readable(s)) mp_op_prep_nop(op); /* no IO needed */
   else lsock_prep_in(op, s, buf, want);
+  if (s->drained) mp_op_poll_first(op); /* (a RECV's hint only) */
   if (lsock_req_link(s, r) < 0) {
     mp_op_release(op);
     *err = MP_ENOMEM;
@@ -142,6 +145,8 @@ static int64_t rd_done(lua_State *L, struct mp_op *op) {
   struct lsock *s = lua_touserdata(L, 1);
   struct lsock_req *r = rd_req(op);
   lsock_req_finish(r);
+  if (op->kind == MP_OP_RECV)
+    s->drained = op->result > 0 && (size_t)op->result < r->len;
   if (r->closed || s->closed) return MP_ECLOSED;
   if (op->result == MP_ECANCELED && r->timed_out) return LMP_ETIMEOUT;
   if (s->tls && op->result >= 0)
@@ -381,12 +386,6 @@ void lmp_open_socket(lua_State *L, struct lmp_state *S) {
   static const luaL_Reg funcs[] = {
     {"net_connect", l_connect}, {"net_wrap", l_wrap}, {NULL, NULL}};
   lsock_new_type(L, S, LSOCK_STREAM_MT, stream);
-  luaL_getmetatable(L, LSOCK_STREAM_MT); /* again, with it (check_stream) */
-  lua_getfield(L, -1, "__index");
-  lua_pushlightuserdata(L, S);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, stream, 2);
-  lua_pop(L, 2);
   lua_pushlightuserdata(L, S);
   luaL_setfuncs(L, funcs, 1);
 }

@@ -213,8 +213,12 @@ static int ep_submit(struct mp_loop *loop, struct mp_op *op) {
   q = (op->kind == MP_OP_RECV || op->kind == MP_OP_ACCEPT ||
        op->kind == MP_OP_READ || op->kind == MP_OP_RECVFROM ||
        (op->kind == MP_OP_POLL && !op->msgflags)) ? &f->rq : &f->wq;
-  /* Sockets: try at once unless others are queued ahead (FIFO). */
-  if (!q->head && op->kind != MP_OP_READ && op->kind != MP_OP_WRITE) {
+  /* Sockets: try at once unless others are queued ahead (FIFO), or a
+   * receive expects nothing yet (mp_op_poll_first: the EAGAIN is a
+   * syscall saved; readiness is level-triggered, so bytes that are
+   * already there are reported by the next wait). */
+  if (!q->head && op->kind != MP_OP_READ && op->kind != MP_OP_WRITE &&
+      !(op->flags & MP__F_POLLFIRST)) {
     int wait = MP_EAGAIN; /* the result that means "wait for readiness" */
     if (op->kind == MP_OP_CONNECT) {
       /* EAGAIN from connect is a result (a Unix server's backlog is

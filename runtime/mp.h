@@ -316,6 +316,13 @@ void mp_op_prep_read(struct mp_op *op, mp_handle_t h, void *buf, size_t len,
 void mp_op_prep_write(struct mp_op *op, mp_handle_t h, const void *buf,
                       size_t len, int64_t off);
 void mp_op_prep_recv(struct mp_op *op, mp_handle_t h, void *buf, size_t len);
+/* A hint for a prepared RECV (the next prep clears it): the caller expects
+ * no data yet (its last receive on the socket emptied it: a server that
+ * just answered a request), so a backend that would try the receive at
+ * once only to hear EAGAIN (epoll: one syscall) waits for readiness first.
+ * Data already there is still received: the result is the same either
+ * way. io_uring and IOCP ignore it. */
+void mp_op_poll_first(struct mp_op *op);
 void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf,
                      size_t len);
 void mp_op_prep_accept(struct mp_op *op, mp_handle_t h);

@@ -21,8 +21,10 @@ enum {
   MP__F_BACKEND = 4,  /* handed to the backend (vs heap/pool/nop) */
   MP__F_PROTECT = 8,  /* mp_loop_drain waits for it instead of cancelling */
   MP__F_POLL = 16,    /* io_uring: waiting for readiness after EAGAIN */
-  MP__F_ASYNC = 32    /* io_uring: issued to io-wq (a positional READ of
+  MP__F_ASYNC = 32,   /* io_uring: issued to io-wq (a positional READ of
                          a non-blocking file answered EAGAIN) */
+  MP__F_POLLFIRST = 64 /* RECV: mp_op_poll_first (not on Windows, where
+                          backend_iocp.c's own flags use the bit) */
 };
 
 /* Debug buffer checks (MOONPORT_DEBUG_BUFFERS=1, always in MP_DEBUG

@@ -298,6 +298,18 @@ void mp_op_prep_write(struct mp_op *op, mp_handle_t h, const void *buf,
 
 void mp_op_prep_recv(struct mp_op *op, mp_handle_t h, void *buf, size_t len) {
   prep_rw(op, MP_OP_RECV, h, buf, len, -1);
+#ifndef _WIN32 /* (IOCP's private flags use the bit) */
+  op->flags &= (uint8_t)~MP__F_POLLFIRST;
+#endif
+}
+
+void mp_op_poll_first(struct mp_op *op) {
+#ifndef _WIN32
+  if (op->kind == MP_OP_RECV && op->state == MP__IDLE)
+    op->flags |= MP__F_POLLFIRST;
+#else
+  (void)op;
+#endif
 }
 
 void mp_op_prep_send(struct mp_op *op, mp_handle_t h, const void *buf,

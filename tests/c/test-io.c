@@ -432,3 +432,76 @@ TEST_IMPL(credentials_drop) {
   ASSERT_EQ(WEXITSTATUS(status), 0);
   return 0;
 }
+
+/* A receive hinted with mp_op_poll_first (read()'s next fill after one
+ * that emptied the socket: epoll waits for readiness instead of trying)
+ * gets bytes that are already there, waits for bytes that are not, ends
+ * at EOF, and cancels like any receive; a hint on another kind does
+ * nothing. */
+static struct mp_op *recv_op(struct mp_loop *loop, int fd, char *buf,
+                             size_t len) {
+  struct mp_op *op = mp_op_new(loop, res_cb, NULL);
+  mp_op_prep_recv(op, fd, buf, len);
+  mp_op_poll_first(op);
+  return op;
+}
+
+TEST_IMPL(recv_poll_first) {
+  struct mp_loop *loop = test_loop();
+  int sv[2];
+  char buf[16];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                       0, sv), 0);
+  /* bytes already there (readiness is level-triggered) */
+  ASSERT_EQ(write(sv[1], "abc", 3), 3);
+  nres = 0;
+  ASSERT_EQ(mp_op_submit(recv_op(loop, sv[0], buf, sizeof buf)), 0);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(nres, 1);
+  ASSERT_EQ(res[0], 3);
+  ASSERT_EQ(memcmp(buf, "abc", 3), 0);
+  /* nothing there yet: it waits, then gets what comes */
+  nres = 0;
+  ASSERT_EQ(mp_op_submit(recv_op(loop, sv[0], buf, sizeof buf)), 0);
+  mp_loop_run(loop, MP_RUN_NOWAIT);
+  ASSERT_EQ(nres, 0);
+  ASSERT_EQ(write(sv[1], "defg", 4), 4);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(nres, 1);
+  ASSERT_EQ(res[0], 4);
+  ASSERT_EQ(memcmp(buf, "defg", 4), 0);
+  /* cancelled while waiting: ECANCELED, and the socket still works */
+  nres = 0;
+  struct mp_op *op = recv_op(loop, sv[0], buf, sizeof buf);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  mp_loop_run(loop, MP_RUN_NOWAIT);
+  mp_op_cancel(op);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(nres, 1);
+  ASSERT_EQ(res[0], MP_ECANCELED);
+  ASSERT_EQ(write(sv[1], "h", 1), 1);
+  nres = 0;
+  ASSERT_EQ(mp_op_submit(recv_op(loop, sv[0], buf, sizeof buf)), 0);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(res[0], 1);
+  /* the hint is for receives only: a send goes at once */
+  nres = 0;
+  op = mp_op_new(loop, res_cb, NULL);
+  mp_op_prep_send(op, sv[1], "ij", 2);
+  mp_op_poll_first(op);
+  ASSERT_EQ(mp_op_submit(op), 0);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(res[0], 2);
+  ASSERT_EQ(read(sv[0], buf, sizeof buf), 2);
+  /* the peer closes while one waits: end of stream */
+  nres = 0;
+  ASSERT_EQ(mp_op_submit(recv_op(loop, sv[0], buf, sizeof buf)), 0);
+  mp_loop_run(loop, MP_RUN_NOWAIT);
+  close(sv[1]);
+  mp_loop_run(loop, MP_RUN_DEFAULT);
+  ASSERT_EQ(nres, 1);
+  ASSERT_EQ(res[0], 0);
+  close(sv[0]);
+  CLOSE_LOOP(loop);
+  return 0;
+}

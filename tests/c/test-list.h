@@ -30,4 +30,5 @@
   X(readfile_sizes) X(readfile_failures) X(readfile_proc)                   \
   X(readfile_fifo) X(readfile_cancel) X(readfile_slots) X(readfile_tty)  \
   X(readfile_pool_then_ring) X(readfile_cancel_same_turn)                \
-  X(readfile_again_after_handback)
+  X(readfile_again_after_handback) X(ptrset_against_array)               \
+  X(recv_poll_first)
