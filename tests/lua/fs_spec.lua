@@ -581,6 +581,64 @@ describe("mp.fs files opened for reading, whatever their type", function()
     end)
   end)
 
+  it("a terminal reads lines, counts across lines, and Ctrl-D as the end",
+     function()
+    -- a pty from python3's pty module, where there is one
+    if H.windows or os.execute("command -v python3 >/dev/null 2>&1") ~= true
+    then return end
+    local child = path("tty_child.lua")
+    put(child, [[
+      local mp = require "moonport"
+      mp.run(function()
+        local out = {}
+        local f = assert(mp.fs.open("/dev/tty"))
+        out[1] = f:read(1)            -- Ctrl-D before anything: the end
+        f:close()
+        f = assert(mp.fs.open("/dev/tty"))
+        out[2] = f:read("l")
+        out[3] = f:read(5)            -- across two lines typed apart
+        out[4] = f:read("l")          -- the rest of the second line
+        out[5] = f:read("l")          -- Ctrl-D: the end
+        out[6] = select(3, f:seek("cur"))
+        f:close()
+        for i = 1, 6 do
+          out[i] = out[i] and "<" .. out[i]:gsub("\n", "|") .. ">" or "nil"
+        end
+        io.stderr:write("RESULT ", table.concat(out, " "), "\n")
+      end)
+    ]])
+    local runner = path("tty_run.py")
+    put(runner, [=[
+import os, pty, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("lua5.4", ["lua5.4", sys.argv[1]])
+signal.signal(signal.SIGALRM, lambda *a: os.kill(pid, 9))  # never hang
+signal.alarm(20)
+for s in [b"\x04", b"hello\n", b"ab\n", b"cd\n", b"\x04"]:
+    time.sleep(0.2)
+    os.write(fd, s)
+out = b""
+while True:
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode("latin-1"))
+]=])
+    local p = io.popen("LUA_CPATH='" .. package.cpath .. "' LUA_PATH='" ..
+                       package.path .. "' python3 '" .. runner .. "' '" ..
+                       child .. "' 2>&1")
+    local out = p:read("a")
+    p:close()
+    assert.are.equal("nil <hello> <ab|cd> <> nil <ESPIPE>",
+                     out:match("RESULT ([^\r\n]*)"), out)
+  end)
+
   it("/proc files read whole, in any pieces, as io reads them", function()
     if H.windows then return end
     H.run(function()
