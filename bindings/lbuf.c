@@ -525,7 +525,6 @@ static int engine(lua_State *L, const struct lmp_rbuf_vt *vt,
     }
     /* P_NEED: read more. Sizes: at least a chunk, the missing part of a
      * count, or as much as is buffered ("a" doubles), at most MAXREAD. */
-    rb->need = kind == F_COUNT ? want : kind == F_ALL ? SIZE_MAX : 0;
     size_t sz = want > LMP_RBUF_CHUNK ? want : LMP_RBUF_CHUNK;
     if (sz > LMP_RBUF_MAXREAD) sz = LMP_RBUF_MAXREAD;
     {
@@ -652,7 +651,6 @@ int lmp_rbuf_read_on(lua_State *L, const struct lmp_rbuf_vt *vt,
   if ((flags & LMP_RBUF_WAITLINE) && !rb->pending && rb->off == rb->len) {
     /* Nothing buffered: the engine would ask for a chunk right away. */
     int err;
-    rb->need = 0;
     struct mp_op *op = vt->start(L, LMP_RBUF_CHUNK, &err);
     if (op) {
       struct opbuf *h = op->owned;

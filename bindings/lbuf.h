@@ -90,8 +90,6 @@ struct lmp_rbuf {
   size_t scanned; /* bytes after tpos known to hold no '\n' */
   size_t maxline;
   int eof;        /* the last fill of this call hit EOF */
-  size_t need;    /* bytes the next fill must bring before the call can
-                     return without EOF (SIZE_MAX: "a"; 0: any) */
   struct mp_op *pending; /* the read op in flight, or NULL */
   struct opbuf *spare;   /* scratch memory kept between fills */
   /* Optional, set by the owner (NULL: every fill is an op). Before an

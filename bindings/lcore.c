@@ -198,11 +198,6 @@ void lmp_interrupt_op(struct mp_op *op) {
   if (!mp_op_protected(op)) mp_op_cancel(op);
 }
 
-int lmp_op_interrupted(const struct mp_op *op) {
-  const struct lmp_task *t = op->data;
-  return !t || interrupted((struct lmp_task *)t);
-}
-
 void lmp_drop_op(struct mp_op *op) {
   if (mp_op_inflight(op)) {
     op->data = NULL;

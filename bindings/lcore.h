@@ -262,11 +262,6 @@ void lmp_drop_op(struct mp_op *op);
  * regular file's, bounded), which the task then waits for before raising
  * the interruption, so they reach the file. */
 void lmp_interrupt_op(struct mp_op *op);
-/* Whether the task waiting on op is gone or interrupted (cancelled, or a
- * deadline expired): an op callback that would submit op again to finish
- * a transfer in C hands it to the task instead (a cancel that came while
- * op was completed, not in flight, found nothing to cancel). */
-int lmp_op_interrupted(const struct mp_op *op);
 /* The callback lmp_await installs when op->cb is NULL: readies the task,
  * or releases an orphaned op (data NULL). Op types that own more than
  * op->owned install their own callback that frees it and chains here.

@@ -31,9 +31,6 @@
 #define LFILE_NOWAIT (1024 * 1024)
 /* Opens at once before one goes through the loop (fs_open). */
 #define LFILE_OPEN_RUN 16
-/* The first read of an untyped file (size unknown) asks at most this:
- * a small file costs a small buffer, a big one a first op of 16 KiB. */
-#define LFILE_PROBE (16 * 1024)
 
 /* The op's result, or MP_ECLOSED if the file was closed while the op was
  * in flight (the file at index 1). */
@@ -57,10 +54,6 @@ struct lfile_cfg {
 };
 static const char lfile_cfg_key = 0;
 
-static int lfile_type(struct lfile *f);
-static void lfile_adopt_as(lua_State *L, struct lfile *f, mp_handle_t fd,
-                           int fmode, int adopted, int untyped);
-
 /* --- reading: the lbuf vtable ------------------------------------------ */
 
 static struct lmp_rbuf *rb_check(lua_State *L) { return &lfile_check(L)->rb; }
@@ -74,43 +67,9 @@ static size_t read_size(const struct lfile *f, size_t want) {
   return want;
 }
 
-/* The callback of an untyped file's read (lfile_adopt): a short read
- * that does not bring what the call needs is continued here, into the
- * rest of the same buffer, without resuming the task, until the buffer
- * is full, the need is met, or a read of 0 (the end, for every type of
- * file; the tag then says -1). So a small file costs one suspension and
- * one more READ (batched with the others), not an fstat syscall at open.
- * Not continued once the task is interrupted or gone, or the file closed:
- * the task takes what came. op->u.rw is given back as started. */
-static void untyped_cb(struct mp_op *op) {
-  int64_t *need = lmp_rbuf_optag(op), r = op->result;
-  char *data = lmp_rbuf_opdata(op), *at = op->u.rw.buf;
-  struct lmp_handle *h = op->ref;
-  int end = r == 0;
-  if (r > 0 && (size_t)r < op->u.rw.len &&
-      (uint64_t)(at - data) + (uint64_t)r < (uint64_t)*need && h &&
-      !lmp_handle_closed(h) && !lmp_op_interrupted(op)) {
-    mp_op_prep_read(op, op->handle, at + r, op->u.rw.len - (size_t)r,
-                    op->u.rw.off + r);
-    if (mp_op_submit(op) == 0) return;
-    r = 0; /* not submitted (out of memory): the task takes what came */
-    end = 0;
-  }
-  size_t got = (size_t)((char *)op->u.rw.buf - data);
-  if (got > 0) { /* the bytes that came are the result; an error waits */
-    if (end) *need = -1;
-    op->result = (int64_t)got + (r > 0 ? r : 0);
-    op->u.rw.len += got;
-    op->u.rw.off -= (int64_t)got;
-    op->u.rw.buf = data;
-  }
-  lmp_handle_op_cb(op);
-}
-
 static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
   struct lfile *f = lfile_check(L);
   want = read_size(f, want);
-  if (f->untyped && f->end == 0 && want > LFILE_PROBE) want = LFILE_PROBE;
   struct mp_op *op = lmp_handle_op(f->h, err);
   if (!op) return NULL;
   void *buf = lmp_rbuf_opbuf(&f->rb, op, want);
@@ -121,11 +80,6 @@ static struct mp_op *rb_start(lua_State *L, size_t want, int *err) {
     return NULL;
   }
   mp_op_prep_read(op, f->h->handle, buf, want, f->stream ? -1 : f->end);
-  if (f->untyped) {
-    op->cb = untyped_cb;
-    *lmp_rbuf_optag(op) =
-        f->rb.need > INT64_MAX ? INT64_MAX : (int64_t)f->rb.need;
-  }
   return op;
 }
 
@@ -137,16 +91,6 @@ static int64_t rb_done(lua_State *L, struct mp_op *op) {
   /* A seek or write while the read was in flight moved the buffer: these
    * bytes belong elsewhere. */
   if (!f->stream && op->u.rw.off != f->end) return LMP_RBUF_RETRY;
-  if (f->untyped) {
-    /* 0 before any byte: an empty file, or a FIFO no writer has opened
-     * yet, which reads 0 while non-blocking: learn which; a FIFO, made
-     * blocking, reads again and waits for its writer, as at open */
-    if (op->result == 0 && f->end == 0 && lfile_type(f) == MP_FT_FIFO)
-      return LMP_RBUF_RETRY;
-    if (op->result > 0 && *lmp_rbuf_optag(op) == -1) f->rb.eof = 1;
-    f->end += op->result;
-    return op->result;
-  }
   f->end += op->result;
   if (f->nowait >= 0) f->nowait = LFILE_NOWAIT;
   /* A regular file reads short only at its end: take it as EOF for this
@@ -289,7 +233,7 @@ static int file_pread(lua_State *L) {
   luaL_argcheck(L, n >= 0, 2, "non-negative count expected");
   luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
   lua_settop(L, 3);
-  if (lfile_stream(f)) return lfile_fail(L, f, MP_ESPIPE);
+  if (f->stream) return lfile_fail(L, f, MP_ESPIPE);
   if (n == 0) {
     lua_pushliteral(L, "");
     return 1;
@@ -323,7 +267,7 @@ static int file_seek(lua_State *L) {
   int op = luaL_checkoption(L, 2, "cur", names);
   lua_Integer off = luaL_optinteger(L, 3, 0);
   int64_t base = 0;
-  if (lfile_stream(f)) return lfile_fail(L, f, MP_ESPIPE);
+  if (f->stream) return lfile_fail(L, f, MP_ESPIPE);
   if (op == 1) {
     base = lfile_pos(f);
     if (off == 0) { /* a query: keep the buffer */
@@ -520,48 +464,8 @@ static void open_cb(struct mp_op *op) {
   lmp_task_op_cb(op);
 }
 
-/* The type of the open file: fstat, as adopt does at open; for an
- * untyped file, what adopt would have decided is decided now. */
-static int lfile_type(struct lfile *f) {
-  struct mp_stat st;
-  int ok = mp_os_fstat(f->h->handle, &st) == 0;
-  if (f->untyped) {
-    f->untyped = 0;
-    f->stream = ok && st.type != MP_FT_FILE && st.type != MP_FT_BLOCK &&
-                st.type != MP_FT_DIR;
-    f->h->bounded_writes = !f->stream;
-    if (f->stream) {
-      /* blocking, as io_uring wants streams (only io_uring leaves files
-       * untyped); a device with offsets continues where the positional
-       * reads got to (a pipe has no position: ESPIPE, ignored) */
-      mp_os_set_nonblock(f->h->handle, 0);
-      mp_os_seek(f->h->handle, f->end, MP_SEEK_SET);
-    }
-  }
-  return ok ? st.type : MP_FT_UNKNOWN;
-}
-
-void lfile_learn(struct lfile *f) {
-  if (lfile_isopen(f)) lfile_type(f);
-  else f->untyped = 0;
-}
-
 void lfile_adopt(lua_State *L, struct lfile *f, mp_handle_t fd, int fmode,
                  int adopted) {
-  lfile_adopt_as(L, f, fd, fmode, adopted, 0);
-}
-
-/* untyped: a file fs.open opened only for reading on io_uring, left
- * without an fstat (a syscall per open, ~10% of a small file's cost):
- * read as a regular file (a pipe or terminal ignores the offset), but
- * a short read does not end the call (untyped_cb reads on until what
- * the call needs, or a read of 0, as fread does for any file); what
- * must know the type (seek, pread, pwrite, sendfile, a first read of
- * 0) learns it then (lfile_type). Its descriptor stays non-blocking
- * meanwhile: io_uring polls a non-blocking pipe after EAGAIN
- * (backend_uring.c), and only a FIFO without a writer reads 0. */
-static void lfile_adopt_as(lua_State *L, struct lfile *f, mp_handle_t fd,
-                           int fmode, int adopted, int untyped) {
   struct lmp_state *S = lmp_state(L);
   struct lmp_handle *h = lmp_handle_new(S->loop, fd);
   if (!h) {
@@ -572,13 +476,6 @@ static void lfile_adopt_as(lua_State *L, struct lfile *f, mp_handle_t fd,
   f->h = h;
   f->mode = fmode;
   f->end = 0;
-  f->nowait = -1;
-  f->rb.trynow = rb_trynow;
-  if (untyped) {
-    f->untyped = 1;
-    f->size = -1;
-    return;
-  }
   /* pipes and devices have no offsets: read and write at the kernel's
    * position (fstat of an open handle does no disk IO) */
   struct mp_stat st;
@@ -604,6 +501,8 @@ static void lfile_adopt_as(lua_State *L, struct lfile *f, mp_handle_t fd,
                              : fmode & F_WRITE))
     mp_os_set_nonblock(h->handle, 0);
   f->size = ok && st.type == MP_FT_FILE ? st.size : -1;
+  f->nowait = -1;
+  f->rb.trynow = rb_trynow;
   if (!f->stream && !strcmp(mp_loop_backend(S->loop), "epoll")) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &lfile_cfg_key);
     struct lfile_cfg *c = lua_touserdata(L, -1);
@@ -619,10 +518,7 @@ static int open_k(lua_State *L, struct mp_op *op) {
   struct lfile *f = lua_touserdata(L, 5);
   mp_op_release(op);
   if (r < 0) return lmp_fail(L, (int)r, path);
-  int fmode = (int)lua_tointeger(L, 4);
-  lfile_adopt_as(L, f, (mp_handle_t)r, fmode, 0,
-                 fmode == F_READ &&
-                     !strcmp(mp_loop_backend(lmp_state(L)->loop), "io_uring"));
+  lfile_adopt(L, f, (mp_handle_t)r, (int)lua_tointeger(L, 4), 0);
   lua_settop(L, 5);
   return 1;
 }

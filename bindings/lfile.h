@@ -22,8 +22,6 @@ struct lfile {
   struct lmp_handle *h; /* NULL until opened; closed: h->closing */
   int mode;
   int stream;           /* a pipe, FIFO or character device: no offsets */
-  int untyped;          /* the type is not known yet (lfile_learn): read
-                           as a file, but a short read proves nothing */
   int std;              /* mp.stdout 1, mp.stderr 2: C stdio's buffer of
                            that stream is flushed before each write */
   int64_t size;         /* size seen at open, -1 once stale: caps reads */
@@ -59,17 +57,6 @@ static inline struct lfile *lfile_check(lua_State *L) {
   struct lfile *f = lfile_to(L);
   if (!lfile_isopen(f)) luaL_error(L, "attempt to use a closed file");
   return f;
-}
-
-/* Learns the type of an untyped file (fstat), as lfile_adopt would have
- * at open. */
-void lfile_learn(struct lfile *f);
-
-/* Whether f is a stream (a pipe, FIFO or device): its type learnt first
- * where it matters (seek, pread, pwrite, sendfile). */
-static inline int lfile_stream(struct lfile *f) {
-  if (f->untyped) lfile_learn(f);
-  return f->stream;
 }
 
 /* The logical position: what the user has consumed or written. */

@@ -384,7 +384,7 @@ static int stream_sendfile(lua_State *L) {
                 "non-negative length expected");
   lua_settop(L, 2);
   if (!(f->mode & F_READ)) return lfile_fail(L, f, MP_EBADF);
-  if (lfile_stream(f)) return lfile_fail(L, f, MP_ESPIPE);
+  if (f->stream) return lfile_fail(L, f, MP_ESPIPE);
   lua_pushinteger(L, off);
   lua_pushinteger(L, len);
   lua_pushboolean(L, at_pos);

@@ -324,7 +324,7 @@ int lfile_pwrite(lua_State *L) {
   lua_Integer off = luaL_checkinteger(L, 3);
   luaL_argcheck(L, off >= 0, 3, "non-negative offset expected");
   lua_settop(L, 2);
-  if (lfile_stream(f)) return lfile_fail(L, f, MP_ESPIPE);
+  if (f->stream) return lfile_fail(L, f, MP_ESPIPE);
   if (!(f->mode & F_WRITE) && lua_rawlen(L, 2) > 0)
     return lfile_fail(L, f, MP_EBADF);
   return start_write(L, f, 2, off, pwrite_done, 0);

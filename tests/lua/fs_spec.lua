@@ -414,10 +414,10 @@ describe("mp.fs on epoll: reads from the page cache, cached opens", function()
   end)
 end)
 
--- Files opened only for reading: on io_uring fs.open learns no type at
--- open (no fstat); a short read then ends nothing until a read of 0, and
--- what must know the type (seek, pread, a first read of 0) learns it.
--- The same behaviour on every backend.
+-- Files opened only for reading, of every type: what a read, seek or
+-- pread gives must not depend on how the file's type is learnt (at open
+-- by fstat today; performance.md, "Small files", smallfiles3, tried
+-- learning it later and measured these against that). Every backend.
 describe("mp.fs files opened for reading, whatever their type", function()
   local function fifo(name)
     local p = path(name)
