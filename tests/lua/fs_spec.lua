@@ -414,6 +414,251 @@ describe("mp.fs on epoll: reads from the page cache, cached opens", function()
   end)
 end)
 
+-- Files opened only for reading, of every type: what a read, seek or
+-- pread gives must not depend on how the file's type is learnt (at open
+-- by fstat today; performance.md, "Small files", smallfiles3, tried
+-- learning it later and measured these against that). Every backend.
+describe("mp.fs files opened for reading, whatever their type", function()
+  local function fifo(name)
+    local p = path(name)
+    assert(os.execute("mkfifo '" .. p .. "'"))
+    return p
+  end
+
+  it("a FIFO read(n) waits for n bytes written in pieces, then the end",
+     function()
+    if H.windows then return end
+    local p = fifo("fifo-pieces")
+    H.run(function()
+      local r = assert(fs.open(p)) -- no writer yet: the read must wait
+      local t = mp.spawn(function()
+        mp.sleep(0.02)
+        local w = assert(fs.open(p, "w"))
+        for _, s in ipairs({"ab", "cd", "ef"}) do
+          w:write(s)
+          mp.sleep(0.02)
+        end
+        w:close()
+      end)
+      assert.are.equal("abcde", r:read(5))
+      assert.are.equal("f", r:read(5))
+      assert.is_nil(r:read(5))
+      r:close()
+      assert(t:join())
+    end)
+    os.remove(p)
+  end)
+
+  it("a FIFO read(n) with its writer there reads on through short reads",
+     function()
+    if H.windows then return end
+    local p = fifo("fifo-pieces2")
+    H.run(function()
+      local r = assert(fs.open(p))
+      local w = assert(fs.open(p, "w"))
+      local t = mp.spawn(function()
+        for _, s in ipairs({"ab", "cd", "ef"}) do
+          w:write(s)
+          mp.sleep(0.02)
+        end
+        w:close()
+      end)
+      assert.are.equal("abcde", r:read(5))
+      assert.are.equal("f", r:read(5))
+      assert.is_nil(r:read(5))
+      r:close()
+      assert(t:join())
+    end)
+    os.remove(p)
+  end)
+
+  it("a FIFO with data read first still has no offsets", function()
+    if H.windows then return end
+    local p = fifo("fifo-typed")
+    H.run(function()
+      local r = assert(fs.open(p))
+      local w = assert(fs.open(p, "w"))
+      w:write("line\nrest")
+      -- a whole line returns at once: the writer is still there
+      assert.are.same({true, "line"},
+                      {mp.timeout(2, function() return r:read("l") end)})
+      local pos, _, code = r:seek("cur")
+      assert.are.same({nil, "ESPIPE"}, {pos, code})
+      assert.are.equal("ESPIPE", select(3, r:pread(1, 0)))
+      w:close()
+      assert.are.equal("rest", r:read("a"))
+      r:close()
+    end)
+    os.remove(p)
+  end)
+
+  it("a read cut short by a timeout loses none of a FIFO's bytes", function()
+    if H.windows then return end
+    local p = fifo("fifo-cut")
+    H.run(function()
+      local r = assert(fs.open(p))
+      local w = assert(fs.open(p, "w"))
+      w:write("abc")
+      assert.is_false(mp.timeout(0.05, function() return r:read(10) end))
+      w:write("defghij")
+      assert.are.same({true, "abcdefghij"},
+                      {mp.timeout(2, function() return r:read(10) end)})
+      w:close()
+      r:close()
+    end)
+    os.remove(p)
+  end)
+
+  it("an empty file reads the end, then what was appended", function()
+    put(path("empty"), "")
+    H.run(function()
+      local f = assert(fs.open(path("empty"), "rb"))
+      local ok, a, b, c = mp.timeout(2, function()
+        return f:read(1), f:read("a"), f:read("l")
+      end)
+      assert.are.same({true, nil, "", nil}, {ok, a, b, c})
+      local io_f = assert(io.open(path("empty"), "ab"))
+      io_f:write("later")
+      io_f:close()
+      assert.are.equal("later", f:read("a"))
+      assert.is_nil(f:read(1))
+      f:close()
+    end)
+  end)
+
+  it("a file of exactly n bytes, and files around the first read's size",
+     function()
+    H.run(function()
+      for _, n in ipairs({1, 4096, 16383, 16384, 16385, 40000, 300000}) do
+        local data = string.rep("0123456789abcdef", n // 16 + 1):sub(1, n)
+        put(path("exact"), data)
+        local f = assert(fs.open(path("exact")))
+        assert.are.equal(data, f:read(n), n)
+        assert.is_nil(f:read(1), n)
+        assert.is_nil(f:read(65536), n)
+        f:close()
+        f = assert(fs.open(path("exact")))
+        assert.are.equal(data, f:read(65536) .. (f:read("a") or ""), n)
+        f:close()
+        f = assert(fs.open(path("exact")))
+        assert.are.equal(data, f:read("a"), n)
+        assert.are.equal(n, f:seek("cur"), n)
+        f:close()
+      end
+    end)
+  end)
+
+  it("a file grown or shrunk after a read reads what it holds then",
+     function()
+    put(path("grow"), string.rep("a", 100))
+    H.run(function()
+      local f = assert(fs.open(path("grow")))
+      assert.are.equal(string.rep("a", 100), f:read(1000))
+      local io_f = assert(io.open(path("grow"), "ab"))
+      io_f:write(string.rep("b", 50))
+      io_f:close()
+      assert.are.equal(string.rep("b", 50), f:read(1000))
+      assert.is_nil(f:read(1000))
+      put(path("grow"), "short") -- truncated below the position
+      assert.is_nil(f:read(1))
+      assert.are.equal(0, f:seek("set"))
+      assert.are.equal("short", f:read("a"))
+      f:close()
+    end)
+  end)
+
+  it("a directory opens, and reads fail with EISDIR, as io", function()
+    H.run(function()
+      local f = assert(fs.open(dir))
+      assert.are.same({nil, dir .. ": Is a directory", "EISDIR"},
+                      {f:read(1)})
+      assert.are.same({nil, dir .. ": Is a directory", "EISDIR"},
+                      {f:read("a")})
+      assert.is_true(f:close())
+      local io_f = assert(io.open(dir))
+      assert.are.equal("Is a directory", select(2, io_f:read(1)))
+      io_f:close()
+    end)
+  end)
+
+  it("a terminal reads lines, counts across lines, and Ctrl-D as the end",
+     function()
+    -- a pty from python3's pty module, where there is one
+    if H.windows or os.execute("command -v python3 >/dev/null 2>&1") ~= true
+    then return end
+    local child = path("tty_child.lua")
+    put(child, [[
+      local mp = require "moonport"
+      mp.run(function()
+        local out = {}
+        local f = assert(mp.fs.open("/dev/tty"))
+        out[1] = f:read(1)            -- Ctrl-D before anything: the end
+        f:close()
+        f = assert(mp.fs.open("/dev/tty"))
+        out[2] = f:read("l")
+        out[3] = f:read(5)            -- across two lines typed apart
+        out[4] = f:read("l")          -- the rest of the second line
+        out[5] = f:read("l")          -- Ctrl-D: the end
+        out[6] = select(3, f:seek("cur"))
+        f:close()
+        for i = 1, 6 do
+          out[i] = out[i] and "<" .. out[i]:gsub("\n", "|") .. ">" or "nil"
+        end
+        io.stderr:write("RESULT ", table.concat(out, " "), "\n")
+      end)
+    ]])
+    local runner = path("tty_run.py")
+    put(runner, [=[
+import os, pty, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("lua5.4", ["lua5.4", sys.argv[1]])
+signal.signal(signal.SIGALRM, lambda *a: os.kill(pid, 9))  # never hang
+signal.alarm(20)
+for s in [b"\x04", b"hello\n", b"ab\n", b"cd\n", b"\x04"]:
+    time.sleep(0.2)
+    os.write(fd, s)
+out = b""
+while True:
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode("latin-1"))
+]=])
+    local p = io.popen("LUA_CPATH='" .. package.cpath .. "' LUA_PATH='" ..
+                       package.path .. "' python3 '" .. runner .. "' '" ..
+                       child .. "' 2>&1")
+    local out = p:read("a")
+    p:close()
+    assert.are.equal("nil <hello> <ab|cd> <> nil <ESPIPE>",
+                     out:match("RESULT ([^\r\n]*)"), out)
+  end)
+
+  it("/proc files read whole, in any pieces, as io reads them", function()
+    if H.windows then return end
+    H.run(function()
+      for _, p in ipairs({"/proc/version", "/proc/self/cmdline"}) do
+        local io_f = assert(io.open(p, "rb"))
+        local want = io_f:read("a")
+        io_f:close()
+        local f = assert(fs.open(p, "rb"))
+        assert.are.equal(want, f:read("a"), p)
+        f:close()
+        f = assert(fs.open(p, "rb"))
+        local parts = {}
+        for s in function() return f:read(7) end do parts[#parts + 1] = s end
+        assert.are.equal(want, table.concat(parts), p)
+        f:close()
+      end
+    end)
+  end)
+end)
+
 describe("mp.fs modes", function()
   it("w truncates, a appends, r+ keeps, w+ and a+ read back", function()
     H.run(function()
