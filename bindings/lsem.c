@@ -25,6 +25,7 @@
 struct sem {
   lua_Integer count;
   lua_Integer pending; /* handed to parked tasks that have not run */
+  lua_Integer revoked; /* of those, taken back by another's release */
   lua_Integer ticket;  /* the newest waiter's */
   struct lmp_wq q;
   int lock;
@@ -53,7 +54,7 @@ static int l_new(lua_State *L) {
   int lock = lua_toboolean(L, 2);
   struct sem *s = lua_newuserdatauv(L, sizeof *s, 2);
   s->count = n;
-  s->pending = 0;
+  s->pending = s->revoked = 0;
   s->ticket = 0;
   s->lock = lock;
   lmp_wq_init(&s->q);
@@ -146,13 +147,22 @@ static void give_back(lua_State *L, struct lmp_state *S, struct sem *s) {
   s->count++;
 }
 
+/* A parked task handed a permit runs or leaves: whether the permit is
+ * still its own (a release by a task holding none may take it back
+ * before it runs, as from any holder: l_release). */
+static int still_handed(struct sem *s) {
+  s->pending--;
+  if (!s->revoked) return 1;
+  s->revoked--;
+  return 0;
+}
+
 /* A parked task handed a permit whose coroutine is abandoned or closed
  * before it ran (its frame's cleanup, run with the semaphore): it passes
  * the permit on. */
 static int sem_leave(lua_State *L) {
   struct sem *s = either(L);
-  s->pending--;
-  give_back(L, lmp_getstate(L), s);
+  if (still_handed(s)) give_back(L, lmp_getstate(L), s);
   return 0;
 }
 
@@ -235,10 +245,11 @@ static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
     /* resumed by another task after the hand-over: "operation
      * abandoned", the permit passed on (it never ends up held by a task
      * that did not wait for it) */
-    s->pending--;
-    lua_pushvalue(L, 2);
-    lua_replace(L, 1);
-    give_back(L, lmp_state(L), s);
+    if (still_handed(s)) {
+      lua_pushvalue(L, 2);
+      lua_replace(L, 1);
+      give_back(L, lmp_state(L), s);
+    }
     return lmp_abandoned(L);
   }
   if (r != LMP_WQ_HANDED) {
@@ -248,7 +259,10 @@ static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
     lua_replace(L, 1);
     return lmp_park_wq(L, &s->q, acquire_k, s->lock ? "lock" : "acquire");
   }
-  s->pending--;
+  if (!still_handed(s)) { /* released meanwhile: it returns holding none */
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   lua_pushcfunction(L, add_self);
   lua_pushvalue(L, 2);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) { /* out of memory: passed on */
@@ -340,17 +354,19 @@ static int a_holder(lua_State *L) {
 }
 
 /* Any task may release (the permit is taken from the caller's count,
- * else from another holder's); more releases than acquires raise. */
+ * else from another holder's, else from one handed to a waiter that has
+ * not run yet); more releases than acquires raise. */
 static int l_release(lua_State *L) {
   struct lmp_state *S = lmp_state(L);
   struct sem *s = check(L, 0, "release");
   lua_settop(L, 1);
   push_self(L, S);
   if (!drop_holder(L, 2)) {
-    if (!a_holder(L))
+    if (a_holder(L)) drop_holder(L, 3);
+    else if (s->revoked < s->pending) s->revoked++;
+    else
       return luaL_error(L, "release: semaphore released more times than "
                            "acquired");
-    drop_holder(L, 3);
   }
   give_back(L, S, s);
   return 0;

@@ -135,6 +135,46 @@ describe("waiter queues", function()
     end)
   end)
 
+  it("a release by a task holding none takes a permit handed to a waiter that has not run yet, as from any holder", function()
+    H.run(function()
+      -- what happens to the waiter's coroutine before it runs: nothing,
+      -- closed, or resumed by another task
+      for _, fate in ipairs { "runs", "closed", "resumed" } do
+        local s = mp.semaphore(1)
+        s:acquire() -- this task takes the only permit
+        local co = coroutine.create(function() return s:acquire() end)
+        local w = mp.spawn(function()
+          if fate == "runs" then return s:acquire() end
+          return coroutine.resume(co)
+        end)
+        mp.sleep(0) -- w's wait parked
+        s:release() -- handed to w's wait, which has not run
+        -- this task holds none now: this release takes w's (two
+        -- acquired, two released), it does not raise
+        s:release()
+        assert.are.equal(1, s:available())
+        if fate == "closed" then coroutine.close(co) end
+        if fate == "resumed" then
+          local ok, err = coroutine.resume(co)
+          assert.is_false(ok)
+          assert.matches("abandoned", err)
+        end
+        local r = { w:join() }
+        if fate == "runs" then
+          assert.are.same({ true, true }, r) -- returned, holding none
+          local ok, err = pcall(s.release, s) -- so a third release raises
+          assert.is_false(ok)
+          assert.matches("released more times than acquired", err)
+        end
+        -- the taken permit is not given back twice
+        assert.are.equal(1, s:available())
+        assert.is_true(s:acquire())
+        assert.are.equal(0, s:available())
+        s:release()
+      end
+    end)
+  end)
+
   it("a value handed to a receiver whose coroutine is closed goes to the next", function()
     H.run(function()
       local ch = mp.channel()
