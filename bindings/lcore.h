@@ -4,10 +4,11 @@
  *
  * The layering (a file includes only headers of its own or lower layers;
  * `grep -n '#include "' bindings/l*.c` shows it):
- *   1. lcore.h        tasks, await/park/wake, lmp_fail; below it,
- *                     lqueue.h (the ready queue, mp.sleep's heap: no
- *                     Lua), under that lstate.h (the state and task
- *                     records: types only) and lptrset.h (an address set)
+ *   1. lcore.h        await/park/wake, lmp_fail; below it, lanchor.h
+ *                     (task records anchored, lmp_step) and lqueue.h
+ *                     (the ready queue, mp.sleep's heap: no Lua), under
+ *                     those lstate.h (the state and task records: types
+ *                     only) and lptrset.h (an address set)
  *   2. lbuf.h         the read buffer (and the handle object)
  *   3. objects        lfile.h, lsock.h, lfs.h, lwork.h, lcoro.h,
  *                     ldeadline.h, ldebug.h, lrepl.h, lchan.h, lsem.h
@@ -23,6 +24,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "lanchor.h"
 #include "lqueue.h"
 #include "lstate.h"
 #include "moonport.h"
@@ -31,7 +33,6 @@
 extern const char lmp_sentinel;
 #define LMP_SENTINEL ((void *)&lmp_sentinel)
 
-#define LMP_TASK "moonport.task"
 #define LMP_STATE "moonport.state"    /* the state userdata's metatable */
 #define LMP_STATE_KEY "moonport.S"   /* registry: the state userdata */
 
@@ -73,22 +74,7 @@ enum {
 void lmp_new_class(lua_State *L, struct lmp_state *S, const char *name,
                    const luaL_Reg *meta, const luaL_Reg *methods);
 
-/* ---- Tasks (the ready queue: lqueue.h) ---- */
-
-/* Pushes a new task record (status 0, no coroutine yet). */
-struct lmp_task *lmp_new_task(lua_State *L, struct lmp_state *S);
-/* Anchors the task at the top of the stack, with its coroutine t->co (set
- * first; none for the main context): neither is collected while the task
- * is alive. lmp_unanchor lets the task go when it ends; from then on the
- * task keeps co alive. lmp_push_task pushes an anchored task. */
-void lmp_anchor(lua_State *L, struct lmp_state *S, struct lmp_task *t);
-void lmp_unanchor(lua_State *L, struct lmp_state *S, struct lmp_task *t);
-void lmp_push_task(lua_State *L, struct lmp_state *S, struct lmp_task *t);
-
-/* Runs the ready tasks (through S->run_ready) and a loop turn, waiting
- * for a completion if may_wait and nothing is ready; 0: nothing can run
- * (no task ready, no op in flight, no post waiting). */
-int lmp_step(struct lmp_state *S, int may_wait);
+/* ---- Tasks (the records: lanchor.h; the ready queue: lqueue.h) ---- */
 
 /* ---- The await primitive ---- */
 
@@ -206,8 +192,6 @@ void lmp_forget_wait(lua_State *L, struct lmp_state *S, struct lmp_task *t);
 /* Gives back the op and deadlines a task holds (it ended, or was
  * collected). */
 void lmp_task_release_ops(struct lmp_state *S, struct lmp_task *t);
-/* Whether the thread at idx is a task's own coroutine. */
-int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx);
 /* co is being closed: the task whose suspension came from it lets go. */
 void lmp_release(lua_State *L, struct lmp_state *S, lua_State *co);
 

@@ -104,6 +104,7 @@ struct lmp_task {
   unsigned qclosed : 1;  /* taken off its lmp_wq by the object's close */
 };
 /* Once DONE, co's stack holds the task, then its results or error. */
+#define LMP_TASK "moonport.task" /* its metatable (lmp_open_core) */
 
 /* The coroutine a pending suspension (t->wait) came from. */
 static inline lua_State *lmp_wait_co(const struct lmp_task *t) {
