@@ -1,7 +1,9 @@
 /* lcore.c: the await primitive every binding suspends with (lcore.h):
- * the task record, the ready queue, await/park/wake and the continuation
- * that checks a suspension is still its task's own; plus the one error
- * path and class registration.
+ * the task record, await/park/wake and the continuation that checks a
+ * suspension is still its task's own; plus the one error path and class
+ * registration. The queues (the ready queue, mp.sleep's heap) are
+ * lqueue.c's; making and anchoring task records, and lmp_step,
+ * lanchor.c's.
  *
  * A task suspends by yielding a private sentinel; anything waiting on a
  * completion records the op in task->op, and the one continuation given to
@@ -61,78 +63,6 @@ struct lmp_state *lmp_getstate(lua_State *L) {
   struct lmp_state *S = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return S;
-}
-
-/* t leaves the joiner list it is on (lmp_park_join): its links are
- * the ready queue's and the op's words again. */
-static void join_unlink(struct lmp_task *t) {
-  *t->jprev = t->next;
-  if (t->next) t->next->jprev = t->jprev;
-  t->next = NULL;
-  t->op = NULL;
-  t->joining = 0;
-}
-
-void lmp_wq_remove(struct lmp_task *t) {
-  struct lmp_wq *q = t->wq;
-  *t->jprev = t->next;
-  if (t->next) t->next->jprev = t->jprev;
-  else q->tailp = t->jprev;
-  t->next = NULL;
-  t->op = NULL;
-  t->wq = NULL;
-  t->queued = 0;
-}
-
-/* Off the joiner list or queue it is on. */
-static void unlink_wait(struct lmp_task *t) {
-  if (t->joining) join_unlink(t);
-  if (t->queued) lmp_wq_remove(t);
-}
-
-/* A joiner or a queued waiter readied for anything but its target's end
- * or a hand-over (a cancel, a deadline, its coroutine let go) leaves the
- * list first. */
-void lmp_ready_push(struct lmp_state *S, struct lmp_task *t) {
-  unlink_wait(t);
-  if (t->status != LMP_NEW) t->status = LMP_READY;
-  t->next = NULL;
-  if (S->ready_tail) S->ready_tail->next = t; else S->ready_head = t;
-  S->ready_tail = t;
-  mp_loop_stop(S->loop); /* a waiting turn returns to run it */
-}
-
-void lmp_ready_remove(struct lmp_state *S, struct lmp_task *t) {
-  struct lmp_task **p = &S->ready_head, *prev = NULL;
-  while (*p && *p != t) prev = *p, p = &(*p)->next;
-  if (!*p) return;
-  *p = t->next;
-  if (S->ready_tail == t) S->ready_tail = prev;
-  t->next = NULL;
-}
-
-/* Pushes co (a live thread of L's state, in any status) onto L. */
-static void push_thread(lua_State *L, lua_State *co) {
-  if (co == L) {
-    lua_pushthread(L);
-    return;
-  }
-  if (!lua_checkstack(co, 1)) luaL_error(L, "not enough memory");
-  lua_pushthread(co);
-  lua_xmove(co, L, 1);
-}
-
-/* A live task is found by its coroutine in the anchor table (the main
- * context, which has none, by its address). */
-void lmp_push_task(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
-  if (t->is_main) {
-    lua_rawgetp(L, -1, t);
-  } else {
-    push_thread(L, t->co);
-    lua_rawget(L, -2);
-  }
-  lua_remove(L, -2);
 }
 
 /* Pushes the pending interruption: a cancel (once) or an expired
@@ -225,15 +155,13 @@ void lmp_drop_op(struct mp_op *op) {
   }
 }
 
-static void sleeper_remove(struct lmp_state *S, struct lmp_task *t);
-
 /* Ends the task's pending suspension without running its continuation
  * (its coroutine was abandoned, resumed elsewhere, or the task ended). */
 void lmp_forget_wait(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
   (void)L;
-  unlink_wait(t);
+  lmp_unlink_wait(t);
   t->handed = t->qclosed = 0;
-  if (t->sleeping) sleeper_remove(S, t);
+  if (t->sleeping) lmp_sleeper_remove(S, t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->k = NULL;
@@ -313,7 +241,7 @@ static struct lmp_task *check_wait(lua_State *L, lua_KContext ctx) {
     luaL_error(L, ABANDONED);
   }
   t->wait = 0;
-  unlink_wait(t); /* resumed by a foreign resume */
+  lmp_unlink_wait(t); /* resumed by a foreign resume */
   return t;
 }
 
@@ -565,7 +493,7 @@ int lmp_wq_resumed(lua_State *L, lua_KContext ctx) {
     return lmp_abandoned(L);
   }
   t->wait = 0;
-  unlink_wait(t); /* resumed by a foreign resume */
+  lmp_unlink_wait(t); /* resumed by a foreign resume */
   t->cleanup = 0;
   if (t->handed) {
     t->handed = 0;
@@ -579,151 +507,11 @@ int lmp_wq_resumed(lua_State *L, lua_KContext ctx) {
   return LMP_WQ_AGAIN;
 }
 
-/* ---- mp.sleep ----
- * The sleeping tasks are a min-heap in the state; one loop timer is
- * armed for the earliest. When it fires, every task due by then is
- * readied, in order, and the timer is armed for the next. A sleep that
- * ends otherwise (cancel, timeout, its coroutine abandoned, the task
- * collected) takes its entry out; a timer armed for an entry gone just
- * fires for nothing. */
-static int sleeper_before(const struct lmp_sleeper *a,
-                          const struct lmp_sleeper *b) {
-  /* ids wrap: the one started first is behind by less than 2^31 */
-  return a->due < b->due ||
-         (a->due == b->due && (int32_t)(a->t->wait - b->t->wait) < 0);
-}
-
-static void sleeper_place(struct lmp_state *S, size_t i,
-                          struct lmp_sleeper s) {
-  S->sleepers[i] = s;
-  s.t->slot = i;
-}
-
-static void sleeper_up(struct lmp_state *S, size_t i) {
-  struct lmp_sleeper s = S->sleepers[i];
-  while (i > 0 && sleeper_before(&s, &S->sleepers[(i - 1) / 2])) {
-    sleeper_place(S, i, S->sleepers[(i - 1) / 2]);
-    i = (i - 1) / 2;
-  }
-  sleeper_place(S, i, s);
-}
-
-static void sleeper_down(struct lmp_state *S, size_t i) {
-  struct lmp_sleeper s = S->sleepers[i];
-  for (;;) {
-    size_t c = 2 * i + 1;
-    if (c >= S->nsleepers) break;
-    if (c + 1 < S->nsleepers &&
-        sleeper_before(&S->sleepers[c + 1], &S->sleepers[c]))
-      c++;
-    if (!sleeper_before(&S->sleepers[c], &s)) break;
-    sleeper_place(S, i, S->sleepers[c]);
-    i = c;
-  }
-  sleeper_place(S, i, s);
-}
-
-static void sleep_cb(struct mp_op *op);
-
-/* Gives the armed timer up: released by sleep_cb when it completes. */
-static void sleep_disarm(struct lmp_state *S) {
-  S->sleep_op->data = NULL;
-  mp_op_cancel(S->sleep_op);
-  S->sleep_op = NULL;
-}
-
-#define NOT_QUEUED ((size_t)-1) /* sleeping, its entry gone (sleep_cb) */
-
-/* The last sleeper gone, so is the timer: an op in flight for nothing
- * would hide a deadlock (and keep a drained state waiting). */
-static void sleeper_remove(struct lmp_state *S, struct lmp_task *t) {
-  size_t i = t->slot;
-  t->sleeping = 0;
-  if (i == NOT_QUEUED) return;
-  struct lmp_sleeper last = S->sleepers[--S->nsleepers];
-  if (!S->nsleepers && S->sleep_op) sleep_disarm(S);
-  if (i != S->nsleepers) {
-    sleeper_place(S, i, last);
-    sleeper_down(S, i);
-    sleeper_up(S, last.t->slot);
-  }
-  /* a burst of sleepers gone: give the memory back (a failed shrink
-   * keeps the larger heap) */
-  if (S->capsleepers > 64 && S->nsleepers < S->capsleepers / 4) {
-    struct lmp_sleeper *h = mp_loop_realloc(
-        S->loop, S->sleepers, S->capsleepers / 2 * sizeof *h);
-    if (h) {
-      S->sleepers = h;
-      S->capsleepers /= 2;
-    }
-  }
-}
-
-/* Submits op (idle) as the timer for the earliest sleeper. */
-static int sleep_submit(struct lmp_state *S, struct mp_op *op) {
-  int64_t due = S->sleepers[0].due, now = mp_loop_now(S->loop);
-  mp_op_prep_timer(op, due > now ? due - now : 0);
-  int r = mp_op_submit(op);
-  if (r < 0) return r;
-  S->sleep_op = op;
-  S->sleep_due = due;
-  return 0;
-}
-
-/* Arms the timer for the earliest sleeper, unless one fires by then; an
- * armed one due later is given up (orphaned) only once its successor is
- * in flight: out of memory leaves the other sleepers their timer. 0, or
- * an MP_E* code. */
-static int sleep_arm(struct lmp_state *S) {
-  if (!S->nsleepers) return 0;
-  if (S->sleep_op && S->sleep_due <= S->sleepers[0].due) return 0;
-  struct mp_op *old = S->sleep_op;
-  struct mp_op *op = mp_op_new(S->loop, sleep_cb, S);
-  if (!op) return MP_ENOMEM;
-  int r = sleep_submit(S, op);
-  if (r < 0) {
-    mp_op_release(op);
-    return r;
-  }
-  if (old) {
-    old->data = NULL;
-    mp_op_cancel(old);
-  }
-  return 0;
-}
-
-static void sleep_cb(struct mp_op *op) {
-  struct lmp_state *S = op->data;
-  if (!S || S->closing) { /* given up for an earlier one, or closing */
-    if (S) S->sleep_op = NULL;
-    mp_op_release(op);
-    return;
-  }
-  S->sleep_op = NULL;
-  int64_t now = mp_loop_now(S->loop);
-  while (S->nsleepers && S->sleepers[0].due <= now) {
-    struct lmp_task *t = S->sleepers[0].t;
-    int parked = t->status == LMP_PARKED;
-    sleeper_remove(S, t);
-    if (parked) {
-      lmp_ready_push(S, t);
-    } else { /* a cancel or deadline readied it first: that wins, as it
-              * would have cancelled an op (sleep_k) */
-      t->sleeping = 1;
-      t->slot = NOT_QUEUED;
-    }
-  }
-  /* The same record again for the next: nothing to allocate (its heap
-   * slot is the one it just left). */
-  if (!S->nsleepers || sleep_submit(S, op) < 0) mp_op_release(op);
-  if (S->nsleepers && !S->sleep_op) sleep_arm(S);
-}
-
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   struct lmp_task *t = check_wait(L, ctx);
   (void)status;
   if (!t->sleeping) return 0; /* due */
-  sleeper_remove(lmp_state(L), t);
+  lmp_sleeper_remove(lmp_state(L), t);
   if (interrupted(t)) return raise_interrupt(L, t);
   return 0;
 }
@@ -747,21 +535,9 @@ int lmp_sleep(lua_State *L, int64_t ns, const char *fname) {
   if (interrupted_at(L, t)) return raise_interrupt(L, t);
   if (!lua_isyieldable(L)) return cannot_suspend(L, fname);
   if (no_side(L, S, t)) return luaL_error(L, NOMEM);
-  if (S->nsleepers == S->capsleepers) {
-    size_t cap = S->capsleepers ? S->capsleepers * 2 : 64;
-    struct lmp_sleeper *h =
-        mp_loop_realloc(S->loop, S->sleepers, cap * sizeof *h);
-    if (!h) return luaL_error(L, "not enough memory");
-    S->sleepers = h;
-    S->capsleepers = cap;
-  }
+  if (lmp_sleep_reserve(S) < 0) return luaL_error(L, "not enough memory");
   lua_KContext id = new_wait(L, S, t);
-  S->sleepers[S->nsleepers] =
-      (struct lmp_sleeper){mp_loop_now(S->loop) + ns, t};
-  t->sleeping = 1;
-  sleeper_up(S, S->nsleepers++);
-  if (sleep_arm(S) < 0) {
-    sleeper_remove(S, t);
+  if (lmp_sleep_insert(S, t, mp_loop_now(S->loop) + ns) < 0) {
     t->wait = 0;
     return luaL_error(L, "not enough memory");
   }
@@ -862,106 +638,14 @@ static void run_cleanup(lua_State *L, lua_State *co, int cleanup,
 }
 
 void lmp_task_release_ops(struct lmp_state *S, struct lmp_task *t) {
-  unlink_wait(t);
-  if (t->sleeping) sleeper_remove(S, t);
+  lmp_unlink_wait(t);
+  if (t->sleeping) lmp_sleeper_remove(S, t);
   if (t->op) lmp_drop_op(t->op);
   t->op = NULL;
   t->wait = 0;
   if (!t->side) return;
   for (int i = 0; i < t->side->n; i++) lmp_drop_op(t->side->d[i].op);
   t->side->n = t->side->nexpired = 0;
-}
-
-static void retry_unanchor(struct lmp_state *S);
-
-int lmp_step(struct lmp_state *S, int may_wait) {
-  if (S->undone) retry_unanchor(S);
-  if (S->ready_head) {
-    S->run_ready(S);
-    mp_loop_run(S->loop, MP_RUN_NOWAIT);
-    return 1;
-  }
-  if (S->before_wait) S->before_wait(S); /* nothing runs until a turn */
-  if (mp_loop_inflight(S->loop) == 0) {
-    /* Posts from other threads count only once the loop has taken them:
-     * take them (their callbacks may ready a task or start an op) before
-     * answering that nothing can run, or they would never arrive. */
-    mp_loop_run(S->loop, MP_RUN_NOWAIT);
-    return S->ready_head || mp_loop_inflight(S->loop) > 0;
-  }
-  mp_loop_run(S->loop, may_wait ? MP_RUN_ONCE : MP_RUN_NOWAIT);
-  return 1;
-}
-
-struct lmp_task *lmp_new_task(lua_State *L, struct lmp_state *S) {
-  struct lmp_task *t = lua_newuserdatauv(L, sizeof *t, 0);
-  (void)S;
-  memset(t, 0, sizeof *t);
-  luaL_setmetatable(L, LMP_TASK);
-  return t;
-}
-
-/* anchors[co] = task: both live while the task does (co's stack holds
- * the task at index 1: lmp_spawn). */
-void lmp_anchor(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
-  if (t->is_main) lua_pushlightuserdata(L, t);
-  else push_thread(L, t->co);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-}
-
-/* done[task] = co (weak keys), so co, which keeps the results or error
- * for join, lives as long as the task, and no longer keeps it alive. */
-static int move_done(lua_State *L) {
-  struct lmp_state *S = lua_touserdata(L, 1);
-  struct lmp_task *t = lua_touserdata(L, 2);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->done);
-  lmp_push_task(L, S, t);
-  push_thread(L, t->co);
-  lua_rawset(L, -3);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
-  push_thread(L, t->co);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  return 0;
-}
-
-static int try_unanchor(lua_State *L, struct lmp_state *S,
-                        struct lmp_task *t) {
-  if (!lua_checkstack(L, 3)) return 0;
-  lua_pushcfunction(L, move_done);
-  lua_pushlightuserdata(L, S);
-  lua_pushlightuserdata(L, t);
-  if (lua_pcall(L, 2, 0, 0) == LUA_OK) return 1;
-  lua_pop(L, 1);
-  return 0;
-}
-
-/* The task has ended. Out of memory leaves it anchored (its results
- * safe) until lmp_step retries. */
-void lmp_unanchor(lua_State *L, struct lmp_state *S, struct lmp_task *t) {
-  if (!try_unanchor(L, S, t)) S->undone++;
-}
-
-/* Unanchors the ended tasks out of memory left anchored. */
-static void retry_unanchor(struct lmp_state *S) {
-  lua_State *L = S->L;
-  if (!lua_checkstack(L, 4)) return;
-  int top = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
-  lua_pushnil(L);
-  while (S->undone && lua_next(L, -2)) {
-    struct lmp_task *t = luaL_testudata(L, -1, LMP_TASK);
-    lua_pop(L, 1);
-    /* clearing the entry lua_next is at is allowed */
-    if (t && t->status == LMP_DONE && !t->is_main) {
-      if (!try_unanchor(L, S, t)) break;
-      S->undone--;
-    }
-  }
-  lua_settop(L, top);
 }
 
 /* Only a task has this __gc (its metatable is protected): no check. */
@@ -1002,29 +686,6 @@ static int l_abandon(lua_State *L) {
   t->status = LMP_RUNNING;
   run_cleanup(L, co, cleanup, id);
   return 0;
-}
-
-/* Whether the thread at idx, neither running nor normal, is a task's own
- * coroutine (lcoro.c). Not started or ended, its stack is at its base,
- * where lmp_spawn put the task at index 1 (a plain coroutine may hold a
- * task there too: t->co tells). Suspended (parked or waiting) or failed
- * (its error being reported, before fail closes it), it is a key of the
- * anchor table. */
-int lmp_is_task_co(lua_State *L, struct lmp_state *S, int idx) {
-  lua_State *co = lua_tothread(L, idx);
-  struct lmp_task *t;
-  idx = lua_absindex(L, idx);
-  if (lua_status(co) == LUA_OK) {
-    if (lua_gettop(co) < 1 || !lua_checkstack(co, 2)) /* luaL_testudata */
-      return 0;
-    t = luaL_testudata(co, 1, LMP_TASK);
-    return t && t->co == co;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->anchors);
-  lua_pushvalue(L, idx);
-  int r = lua_rawget(L, -2) != LUA_TNIL;
-  lua_pop(L, 2);
-  return r;
 }
 
 /* Before coroutine.close closes co (lcoro.c): if co is where a task's

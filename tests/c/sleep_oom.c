@@ -1,7 +1,7 @@
 /* sleep_oom.c: out of memory arming mp.sleep's timer for an earlier
  * sleeper (a new block of op records refused) must leave the later
  * sleepers their timer: one left without is never woken (the scheduler
- * cancels it as deadlocked). lcore.c sleep_arm / sleep_cb. */
+ * cancels it as deadlocked). lqueue.c sleep_arm / sleep_cb. */
 #include <stdio.h>
 #include <string.h>
 #include <lauxlib.h>

@@ -1,5 +1,5 @@
 -- A sleeping task has no op: the sleepers' timer readies it when due
--- (lcore.c, mp.sleep). When its mp.timeout deadline (or a cancel) had
+-- (lqueue.c, mp.sleep). When its mp.timeout deadline (or a cancel) had
 -- readied it already in the same loop turn, the timer queued it a second
 -- time: the ready queue looped on it, and the task was resumed again
 -- after it ended ("cannot resume dead coroutine", or a freed task).

@@ -1,4 +1,4 @@
--- Sleeping tasks share one loop timer (lcore.c, mp.sleep). A sleep that
+-- Sleeping tasks share one loop timer (lqueue.c, mp.sleep). A sleep that
 -- ends before it is due (its task cancelled, an mp.timeout, its coroutine
 -- abandoned, the task collected) takes its entry out; when no sleeper is
 -- left, the timer must go too: one left armed for nothing is an op in
