@@ -505,13 +505,15 @@ describe("mp.ticker", function()
 
   it("is phase-locked: tick k comes at start + k*period, whatever the work", function()
     H.run(function()
-      -- 25 ms between calls (the consumer's own work) per 50 ms tick: each
-      -- tick still comes when due, so next() waits the rest and returns
-      -- just after it (lateness: the loop's latency). A ticker that waited
-      -- a period from each call would deliver ticks 25 ms late (or return
-      -- at once, 0 late, the next time): a median of ~12-25 ms. The
-      -- median is robust to a loaded machine's stalls.
-      local P, N = 0.05, 20
+      -- 100 ms between calls (the consumer's own work) per 200 ms tick:
+      -- each tick still comes when due, so next() waits the rest and
+      -- returns just after it (lateness: the loop's latency). A ticker
+      -- that waited a period from each call would deliver ticks 100 ms
+      -- late (or return at once, 0 late, the next time): a median of
+      -- ~50-100 ms. The median is robust to a loaded machine's stalls,
+      -- and the period long against its latency (16 ms seen under ASan
+      -- at load 6 with a 50 ms period).
+      local P, N = 0.2, 10
       local start = mp.now()
       local tk = mp.ticker(P)
       local count, late = 0, {}

@@ -30,6 +30,7 @@ package.path = arg[2] .. "/?.lua;" .. package.path
 local lib, fs = require "lib", require("moonport").fs
 for v = tonumber(arg[3]), math.huge do
   assert(fs.writefile(arg[1], lib.content(v)))
+  if v == tonumber(arg[3]) then io.open(arg[2] .. "/started", "w"):close() end
 end
 LUA
 # check: the target is a whole version; then one writefile, after which no
@@ -55,13 +56,20 @@ t="$dir/target"
 LUA_PATH="$dir/?.lua;;" timeout 20 "$MP" -e \
   "assert(require('moonport').fs.writefile('$t', require('lib').content(0)))"
 
-# 4 s of kills; up to 15 s while none has left a temporary yet (a loaded
-# machine may start the writers too slowly for the early kills)
+# 4 s of kills; up to 15 s while none has left a temporary yet. Each kill
+# comes 10-99 ms after the writer's first writefile (a writer under ASan
+# on a loaded machine took longer than that to start: 31 kills, all
+# before it wrote anything)
 end=$(( $(date +%s) + 4 )) hard=$(( $(date +%s) + 15 )) rounds=0 stale=0
 while [ "$(date +%s)" -lt $end ] ||
       { [ $stale -eq 0 ] && [ "$(date +%s)" -lt $hard ]; }; do
   rounds=$((rounds + 1))
+  rm -f "$dir/started"
   "$MP" "$dir/writer.lua" "$t" "$dir" $((rounds * 1000)) & w=$!
+  for _ in $(seq 1000); do # at most 10 s
+    [ -e "$dir/started" ] || ! kill -0 $w 2>/dev/null && break
+    sleep 0.01
+  done
   sleep "0.0$(( RANDOM % 9 + 1 ))$(( RANDOM % 10 ))"
   kill -KILL $w 2>/dev/null
   wait $w 2>/dev/null
