@@ -352,8 +352,8 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   /* resumed by another task after the hand-over: it still owns what it
    * got */
   if (r == LMP_WQ_HANDED || r == LMP_WQ_FOREIGN) {
-      lua_pushvalue(L, 3);
-      return 1;
+    lua_pushvalue(L, 3);
+    return 1;
   }
   if (r == LMP_WQ_AGAIN && !c->closed)
     return again(L, c, &c->recvq, recv_k, "recv");
@@ -366,11 +366,10 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   struct chan *c = lua_touserdata(L, 2);
   (void)status;
   int r = lmp_wq_resumed(L, ctx);
-  /* resumed by another task after the hand-over: it still owns what it
-   * got */
+  /* resumed by another task after the hand-over: its value was taken */
   if (r == LMP_WQ_HANDED || r == LMP_WQ_FOREIGN) {
-      lua_pushboolean(L, 1);
-      return 1;
+    lua_pushboolean(L, 1);
+    return 1;
   }
   if (r == LMP_WQ_AGAIN && !c->closed)
     return again(L, c, &c->sendq, send_k, "send");
