@@ -568,6 +568,8 @@ describe("mp.fs files opened for reading, whatever their type", function()
   end)
 
   it("a directory opens, and reads fail with EISDIR, as io", function()
+    -- (Windows opens no directory as a file: io.open fails there too)
+    if H.windows then return end
     H.run(function()
       local f = assert(fs.open(dir))
       assert.are.same({nil, dir .. ": Is a directory", "EISDIR"},

@@ -8,7 +8,7 @@
 -- describe / it / pending / setup (lazy_setup) / teardown (lazy_teardown)
 -- / before_each / after_each / finally, the luassert assertions the specs
 -- use (equal, same, is_true, is_false, is_nil, truthy, has_error,
--- matches, is_string, is_number, with are/is/has and not), and
+-- matches, is_string, is_number, is_function, with are/is/has and not), and
 -- busted.subscribe for the test start/end events (helper.lua's leak
 -- check). The result is printed like TAP, one line per test; the process
 -- exits 0 only when no test failed or errored.
@@ -91,6 +91,10 @@ function checks.is_number(v)
   return type(v) == "number", "Expected a number, got " .. fmt(v)
 end
 
+function checks.is_function(v)
+  return type(v) == "function", "Expected a function, got " .. fmt(v)
+end
+
 function checks.matches(pattern, actual, init, plain)
   if type(init) == "string" then init = nil end -- a failure message
   if type(plain) == "string" then plain = nil end
@@ -136,7 +140,7 @@ local aliases = {
   equals = "equal", ["true"] = "is_true", ["false"] = "is_false",
   ["nil"] = "is_nil", is_truthy = "truthy", ["error"] = "has_error",
   errors = "has_error", match = "matches", string = "is_string",
-  number = "is_number",
+  number = "is_number", ["function"] = "is_function",
 }
 -- Modifiers, and whether they negate.
 local modifiers = { are = false, is = false, has = false, does = false,
