@@ -102,6 +102,17 @@ static int raise_at(lua_State *L, int level, const char *msg) {
   return lua_error(L);
 }
 
+/* Removes q[i] from the array at q (as table.remove). */
+static void remove_at(lua_State *L, int q, lua_Integer i) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, q);
+  for (; i < n; i++) {
+    lua_rawgeti(L, q, i + 1);
+    lua_rawseti(L, q, i);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, q, n);
+}
+
 /* A permit comes back (the semaphore at 1): to the first waiter that
  * will return it, or to the count. Allocates nothing. */
 static void give_back(lua_State *L, struct lmp_state *S, struct sem *s) {
@@ -130,12 +141,7 @@ static void give_back(lua_State *L, struct lmp_state *S, struct sem *s) {
     /* a record (the main program's, which always waits): done, and its
      * holders entry, made before it queued, counts the permit */
     lua_settop(L, q + 1);
-    for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, q); i < n; i++) {
-      lua_rawgeti(L, q, i + 1);
-      lua_rawseti(L, q, i);
-    }
-    lua_pushnil(L);
-    lua_rawseti(L, q, (lua_Integer)lua_rawlen(L, q));
+    remove_at(L, q, 1);
     lua_pushliteral(L, "done");
     lua_setfield(L, q + 1, "st");
     lua_getfield(L, q + 1, "task");
@@ -183,14 +189,10 @@ static void unqueue(lua_State *L, int r) {
     lua_rawgeti(L, q, i);
     int same = lua_rawequal(L, -1, r);
     lua_pop(L, 1);
-    if (!same) continue;
-    for (; i < n; i++) {
-      lua_rawgeti(L, q, i + 1);
-      lua_rawseti(L, q, i);
+    if (same) {
+      remove_at(L, q, i);
+      break;
     }
-    lua_pushnil(L);
-    lua_rawseti(L, q, n);
-    break;
   }
   lua_settop(L, q - 1);
 }
